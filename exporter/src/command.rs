@@ -1,0 +1,243 @@
+//! Running an external command found on `PATH`, with a timeout and a cap on its output.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+/// Most bytes read from one command's stdout; more is an error, not an unbounded buffer.
+pub const MAX_OUTPUT: usize = 16 << 20;
+
+/// Why a command gave no usable output.
+#[derive(Debug, Error)]
+pub enum CommandError {
+    /// The program is not on `PATH`.
+    #[error("`{program}` was not found on PATH")]
+    NotFound {
+        /// Program name.
+        program: String,
+    },
+    /// The program could not be started.
+    #[error("could not start `{program}`: {source}")]
+    Spawn {
+        /// Program name.
+        program: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// Reading its output failed.
+    #[error("reading the output of `{program}` failed: {source}")]
+    Read {
+        /// Program name.
+        program: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// It ran longer than the timeout and was killed.
+    #[error("`{program}` did not finish within {timeout:?} and was killed")]
+    Timeout {
+        /// Program name.
+        program: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// It printed more than [`MAX_OUTPUT`] bytes.
+    #[error("`{program}` printed more than {MAX_OUTPUT} bytes and was killed")]
+    TooLarge {
+        /// Program name.
+        program: String,
+    },
+    /// It exited unsuccessfully.
+    #[error("`{program}` exited with {status}: {stderr}")]
+    Exit {
+        /// Program name.
+        program: String,
+        /// Exit status.
+        status: std::process::ExitStatus,
+        /// The end of its stderr.
+        stderr: String,
+    },
+}
+
+impl CommandError {
+    /// True when the program does not exist on this machine.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, CommandError::NotFound { .. })
+    }
+}
+
+/// Maps a spawn error to [`CommandError`].
+pub fn spawn_error(program: &str, source: std::io::Error) -> CommandError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        CommandError::NotFound {
+            program: program.to_string(),
+        }
+    } else {
+        CommandError::Spawn {
+            program: program.to_string(),
+            source,
+        }
+    }
+}
+
+/// Keeps the last `max` bytes of `s`, on a char boundary, trimmed.
+pub fn tail(s: &str, max: usize) -> String {
+    let s = s.trim();
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &s[start..])
+}
+
+/// Output of a command that ran to completion.
+#[derive(Debug)]
+pub struct Output {
+    /// Standard output, lossily decoded.
+    pub stdout: String,
+    /// Whether it exited successfully.
+    pub success: bool,
+    /// Its exit status, for messages.
+    pub status: std::process::ExitStatus,
+    /// The end of its standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// The stdout of a successful run, or [`CommandError::Exit`].
+    pub fn into_success(self, program: &str) -> Result<String, CommandError> {
+        if self.success {
+            Ok(self.stdout)
+        } else {
+            Err(CommandError::Exit {
+                program: program.to_string(),
+                status: self.status,
+                stderr: self.stderr,
+            })
+        }
+    }
+}
+
+/// Runs `program args…` (found on `PATH`) and returns its output whatever its exit status.
+///
+/// The child is killed when `timeout` passes or it prints more than [`MAX_OUTPUT`] bytes.
+pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Output, CommandError> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| spawn_error(program, e))?;
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let work = async {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let read_out = async {
+            (&mut stdout)
+                .take(MAX_OUTPUT as u64 + 1)
+                .read_to_end(&mut out)
+                .await
+                .map(|_| ())
+        };
+        let read_err = async {
+            (&mut stderr)
+                .take(64 << 10)
+                .read_to_end(&mut err)
+                .await
+                .map(|_| ())
+        };
+        let (a, b) = tokio::join!(read_out, read_err);
+        a.and(b).map_err(|source| CommandError::Read {
+            program: program.to_string(),
+            source,
+        })?;
+        if out.len() > MAX_OUTPUT {
+            return Err(CommandError::TooLarge {
+                program: program.to_string(),
+            });
+        }
+        let status = child.wait().await.map_err(|source| CommandError::Read {
+            program: program.to_string(),
+            source,
+        })?;
+        Ok(Output {
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            success: status.success(),
+            status,
+            stderr: tail(&String::from_utf8_lossy(&err), 512),
+        })
+    };
+    // On timeout or error the child is dropped, and `kill_on_drop` kills it.
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(CommandError::Timeout {
+            program: program.to_string(),
+            timeout,
+        }),
+    }
+}
+
+/// Runs a command and returns its stdout if it exited successfully.
+pub async fn run_ok(
+    program: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<String, CommandError> {
+    run(program, args, timeout).await?.into_success(program)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn missing_program_is_not_found() {
+        let e = run("cellwatch-no-such-program", &[], Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(e.is_not_found(), "{e}");
+        assert!(e.to_string().contains("cellwatch-no-such-program"));
+    }
+
+    #[tokio::test]
+    async fn exit_status_and_stderr_are_reported() {
+        let e = run_ok(
+            "sh",
+            &["-c", "echo boom >&2; exit 3"],
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("boom") && msg.contains('3'), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn a_hanging_command_times_out() {
+        let e = run("sleep", &["30"], Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CommandError::Timeout { .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn endless_output_is_cut_off() {
+        let e = run("yes", &[], Duration::from_secs(20)).await.unwrap_err();
+        assert!(matches!(e, CommandError::TooLarge { .. }), "{e}");
+    }
+
+    #[test]
+    fn tail_keeps_the_end_on_a_char_boundary() {
+        assert_eq!(tail("  short \n", 10), "short");
+        let t = tail("ééééé", 3);
+        assert!(t.ends_with('é') && t.starts_with('…'), "{t}");
+    }
+}

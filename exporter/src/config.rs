@@ -1,0 +1,355 @@
+//! Command-line configuration: the raw flags (whose doc comments are the `--help` text) and the
+//! resolved configuration the exporter runs with.
+
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches, ValueEnum};
+use thiserror::Error;
+
+use crate::collector::{self, Settings};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 1s, 2m)"))
+}
+
+/// Flags, as given.
+#[derive(Debug, Clone, Args)]
+#[deny(missing_docs)]
+pub struct RawArgs {
+    /// Address to listen on: HOST:PORT, or :PORT for every interface. The default port 9817 is
+    /// cellwatch-exporter's own.
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = ":9817"
+    )]
+    pub listen_address: String,
+
+    /// Path under which the metrics are served.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
+    pub telemetry_path: String,
+
+    /// How often collectors sample fast sources (powermetrics -i, macmon -i, vm_stat, netstat).
+    #[arg(long = "interval", value_name = "DURATION", default_value = "1s", value_parser = duration)]
+    pub interval: Duration,
+
+    /// How often the thunderbolt collector polls slow sources (system_profiler, hardware ports,
+    /// ibv_devinfo, rdma_ctl).
+    #[arg(long = "collector.thunderbolt.slow-interval", value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub slow_interval: Duration,
+
+    /// Longest one run of a command may take before it is killed.
+    #[arg(long = "command.timeout", value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub command_timeout: Duration,
+
+    /// powermetrics samplers to run.
+    #[arg(
+        long = "collector.powermetrics.samplers",
+        value_name = "LIST",
+        default_value = "cpu_power,gpu_power,ane_power,thermal"
+    )]
+    pub powermetrics_samplers: String,
+
+    /// Run powermetrics as `sudo -n powermetrics …` (needs the sudoers rule in
+    /// exporter/packaging/), for an exporter that does not run as root.
+    #[arg(long = "collector.powermetrics.sudo")]
+    pub powermetrics_sudo: bool,
+
+    /// Name of the cell this node belongs to (the `cell` label of cellwatch_node_info).
+    #[arg(long = "cell", value_name = "NAME", default_value = "default")]
+    pub cell: String,
+
+    /// Name of this node (the `node` label of cellwatch_node_info); default: the host name.
+    #[arg(long = "node", value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// Switch off every collector that is on by default; switch on the ones wanted with
+    /// --collector.NAME.
+    #[arg(long = "collector.disable-defaults")]
+    pub disable_defaults: bool,
+
+    /// Log level: error, warn, info, debug, trace (or a tracing filter directive).
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long = "log.format", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, Error, PartialEq)]
+pub enum ConfigError {
+    /// A flag's value is out of range.
+    #[error("--{flag}: {message}")]
+    Invalid {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The configuration the exporter runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind (`:PORT` already expanded).
+    pub listen_address: String,
+    /// Metrics path.
+    pub telemetry_path: String,
+    /// Enabled collectors, in registry order.
+    pub collectors: Vec<&'static str>,
+    /// Collector settings.
+    pub settings: Settings,
+    /// Cell name.
+    pub cell: String,
+    /// Node name, if given (else the host name is probed).
+    pub node: Option<String>,
+    /// Log level directive.
+    pub log_level: String,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+fn enable_id(name: &str) -> String {
+    format!("collector.{name}")
+}
+
+fn disable_id(name: &str) -> String {
+    format!("no-collector.{name}")
+}
+
+/// The full command, with one `--collector.NAME` / `--no-collector.NAME` pair per collector.
+pub fn command() -> Command {
+    let mut cmd = RawArgs::augment_args(
+        Command::new("cellwatch-exporter")
+            .version(env!("CARGO_PKG_VERSION"))
+            .about("Prometheus exporter for the nodes of an LLM inference cell: power, unified memory, Thunderbolt 5 / RDMA links.")
+            .after_help(
+                "Collectors find their commands on PATH. Every collector runs on any OS when switched on; \
+                 the defaults depend on the OS (macOS: powermetrics, vmstat, thunderbolt).",
+            )
+            .max_term_width(100),
+    );
+    for c in collector::ALL {
+        let default = if c.default_on_macos {
+            "on by default on macOS"
+        } else {
+            "off by default"
+        };
+        cmd = cmd
+            .arg(
+                Arg::new(enable_id(c.name))
+                    .long(enable_id(c.name))
+                    .action(ArgAction::SetTrue)
+                    .overrides_with(disable_id(c.name))
+                    .help(format!(
+                        "Enable the {} collector ({default}): {}",
+                        c.name, c.help
+                    ))
+                    .help_heading("Collectors"),
+            )
+            .arg(
+                Arg::new(disable_id(c.name))
+                    .long(disable_id(c.name))
+                    .action(ArgAction::SetTrue)
+                    .overrides_with(enable_id(c.name))
+                    .help(format!("Disable the {} collector", c.name))
+                    .help_heading("Collectors"),
+            );
+    }
+    cmd
+}
+
+/// Resolves parsed flags into a [`Config`]; `default_enabled` says which collectors are on by
+/// default on this OS.
+pub fn resolve(
+    matches: &ArgMatches,
+    default_enabled: impl Fn(&collector::Info) -> bool,
+) -> Result<Config, ConfigError> {
+    let raw = RawArgs::from_arg_matches(matches).map_err(|e| ConfigError::Invalid {
+        flag: "args",
+        message: e.to_string(),
+    })?;
+    let collectors = collector::ALL
+        .iter()
+        .filter(|c| {
+            if matches.get_flag(&enable_id(c.name)) {
+                true
+            } else if matches.get_flag(&disable_id(c.name)) {
+                false
+            } else {
+                !raw.disable_defaults && default_enabled(c)
+            }
+        })
+        .map(|c| c.name)
+        .collect();
+    let in_range = |flag: &'static str, d: Duration, min: Duration, max: Duration| {
+        if d < min || d > max {
+            Err(ConfigError::Invalid {
+                flag,
+                message: format!("{d:?} is outside {min:?}..={max:?}"),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    in_range(
+        "interval",
+        raw.interval,
+        Duration::from_millis(50),
+        Duration::from_secs(3600),
+    )?;
+    in_range(
+        "collector.thunderbolt.slow-interval",
+        raw.slow_interval,
+        raw.interval.max(Duration::from_secs(1)),
+        Duration::from_secs(86400),
+    )?;
+    in_range(
+        "command.timeout",
+        raw.command_timeout,
+        Duration::from_millis(100),
+        Duration::from_secs(600),
+    )?;
+    if !raw.telemetry_path.starts_with('/') || raw.telemetry_path.len() < 2 {
+        return Err(ConfigError::Invalid {
+            flag: "web.telemetry-path",
+            message: format!(
+                "{:?} must start with / and not be / alone",
+                raw.telemetry_path
+            ),
+        });
+    }
+    let samplers = raw.powermetrics_samplers.trim();
+    if samplers.is_empty() || samplers.contains(char::is_whitespace) {
+        return Err(ConfigError::Invalid {
+            flag: "collector.powermetrics.samplers",
+            message: "a comma-separated list without spaces".into(),
+        });
+    }
+    let listen_address = match raw.listen_address.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => raw.listen_address.clone(),
+    };
+    if !listen_address
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+    {
+        return Err(ConfigError::Invalid {
+            flag: "web.listen-address",
+            message: format!("{:?} is not HOST:PORT or :PORT", raw.listen_address),
+        });
+    }
+    Ok(Config {
+        listen_address,
+        telemetry_path: raw.telemetry_path,
+        collectors,
+        settings: Settings {
+            interval: raw.interval,
+            slow_interval: raw.slow_interval,
+            command_timeout: raw.command_timeout,
+            powermetrics_samplers: samplers.to_string(),
+            powermetrics_sudo: raw.powermetrics_sudo,
+        },
+        cell: raw.cell,
+        node: raw.node.filter(|n| !n.is_empty()),
+        log_level: raw.log_level,
+        log_format: raw.log_format,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], macos: bool) -> Result<Config, ConfigError> {
+        let m = command()
+            .try_get_matches_from(std::iter::once("cellwatch-exporter").chain(args.iter().copied()))
+            .unwrap();
+        resolve(&m, |c| {
+            if macos {
+                c.default_on_macos
+            } else {
+                c.default_on_linux
+            }
+        })
+    }
+
+    #[test]
+    fn defaults_depend_on_the_os() {
+        assert_eq!(
+            parse(&[], true).unwrap().collectors,
+            ["powermetrics", "vmstat", "thunderbolt"]
+        );
+        assert!(parse(&[], false).unwrap().collectors.is_empty());
+        let c = parse(&[], true).unwrap();
+        assert_eq!(c.listen_address, "0.0.0.0:9817");
+        assert_eq!(c.settings.interval, Duration::from_secs(1));
+        assert_eq!(c.settings.slow_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn switches_last_one_wins() {
+        let c = parse(
+            &[
+                "--collector.disable-defaults",
+                "--collector.vmstat",
+                "--collector.macmon",
+            ],
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.collectors, ["macmon", "vmstat"]);
+        let c = parse(&["--no-collector.powermetrics"], true).unwrap();
+        assert_eq!(c.collectors, ["vmstat", "thunderbolt"]);
+        let c = parse(&["--no-collector.vmstat", "--collector.vmstat"], false).unwrap();
+        assert_eq!(c.collectors, ["vmstat"]);
+        let c = parse(&["--collector.vmstat", "--no-collector.vmstat"], true).unwrap();
+        assert_eq!(c.collectors, ["powermetrics", "thunderbolt"]);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let e = parse(&["--interval", "1ms"], true).unwrap_err();
+        assert!(e.to_string().starts_with("--interval:"), "{e}");
+        let e = parse(&["--web.listen-address", "nowhere"], true).unwrap_err();
+        assert!(e.to_string().contains("--web.listen-address"), "{e}");
+        let e = parse(&["--web.telemetry-path", "metrics"], true).unwrap_err();
+        assert!(e.to_string().contains("--web.telemetry-path"), "{e}");
+        let e = parse(
+            &[
+                "--interval",
+                "10s",
+                "--collector.thunderbolt.slow-interval",
+                "5s",
+            ],
+            true,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("slow-interval"), "{e}");
+        assert!(
+            command()
+                .try_get_matches_from(["x", "--interval", "soon"])
+                .is_err()
+        );
+        assert!(
+            command()
+                .try_get_matches_from(["x", "--collector.nope"])
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,84 @@
+//! Counters that never go backwards.
+
+/// Turns a raw counter that may reset (an interface that was reset, a driver reloaded) into one
+/// that only goes up: after a reset the raw value is added on top of what was already counted,
+/// as Prometheus' `increase()` would.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Monotonic {
+    last_raw: Option<f64>,
+    offset: f64,
+}
+
+impl Monotonic {
+    /// Takes the next raw reading and returns the exported value.
+    pub fn observe(&mut self, raw: f64) -> f64 {
+        if let Some(last) = self.last_raw {
+            if raw < last {
+                self.offset += last;
+            }
+        }
+        self.last_raw = Some(raw);
+        self.offset + raw
+    }
+
+    /// The exported value now, if any reading was taken.
+    pub fn value(&self) -> Option<f64> {
+        self.last_raw.map(|r| self.offset + r)
+    }
+}
+
+/// A total of per-window increments (energy in joules, for instance); negative or non-finite
+/// increments are dropped.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Accumulator {
+    total: f64,
+}
+
+impl Accumulator {
+    /// Adds one window's increment and returns the new total.
+    pub fn add(&mut self, increment: f64) -> f64 {
+        if increment.is_finite() && increment > 0.0 {
+            self.total += increment;
+        }
+        self.total
+    }
+
+    /// The total so far.
+    pub fn total(&self) -> f64 {
+        self.total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_keeps_counting_up() {
+        let mut c = Monotonic::default();
+        assert_eq!(c.value(), None);
+        assert_eq!(c.observe(100.0), 100.0);
+        assert_eq!(c.observe(150.0), 150.0);
+        assert_eq!(c.observe(10.0), 160.0); // reset: 150 counted before, 10 since
+        assert_eq!(c.observe(30.0), 180.0);
+        assert_eq!(c.observe(0.0), 180.0); // another reset
+        assert_eq!(c.value(), Some(180.0));
+    }
+
+    #[test]
+    fn equal_reading_is_not_a_reset() {
+        let mut c = Monotonic::default();
+        c.observe(5.0);
+        assert_eq!(c.observe(5.0), 5.0);
+    }
+
+    #[test]
+    fn accumulator_ignores_bad_increments() {
+        let mut a = Accumulator::default();
+        a.add(1.5);
+        a.add(-3.0);
+        a.add(f64::NAN);
+        a.add(f64::INFINITY);
+        assert_eq!(a.add(0.5), 2.0);
+    }
+}

@@ -1,0 +1,335 @@
+//! The latest snapshot of every collector, and its text exposition.
+//!
+//! Collectors sample in the background and publish into their [`Slot`]; a scrape only encodes
+//! what is there (and reuses the encoded text while nothing changed), so it never waits for a
+//! command.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use cellwatch_metrics::{self as m, Kind, MetricDef};
+use prometheus::proto::{self, MetricFamily, MetricType};
+use prometheus::{Encoder, TextEncoder};
+
+/// One sample of a family: label values in the order of `def.labels`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The family.
+    pub def: &'static MetricDef,
+    /// Label values, one per `def.labels`.
+    pub labels: Vec<String>,
+    /// The value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// A sample with the given label values.
+    pub fn new(def: &'static MetricDef, labels: &[&str], value: f64) -> Self {
+        debug_assert_eq!(
+            def.labels.len(),
+            labels.len(),
+            "label count of {}",
+            def.name
+        );
+        Sample {
+            def,
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+            value,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    samples: Vec<Sample>,
+    up: bool,
+    duration: f64,
+    errors: u64,
+    restarts: Option<u64>,
+}
+
+/// A collector's place in the store.
+#[derive(Debug)]
+pub struct Slot {
+    name: &'static str,
+    state: Mutex<SlotState>,
+    generation: Arc<AtomicU64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Slot {
+    /// The collector's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SlotState)) {
+        f(&mut lock(&self.state));
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Publishes a sample; `up` false means it is partial (some source failed; count that
+    /// with [`Slot::error`]). Non-finite values are dropped: no NaN is ever exported.
+    pub fn publish(&self, mut samples: Vec<Sample>, duration: Duration, up: bool) {
+        samples.retain(|s| s.value.is_finite());
+        self.update(|st| {
+            st.samples = samples;
+            st.duration = duration.as_secs_f64();
+            st.up = up;
+        });
+    }
+
+    /// Records a failed sample: no series until the next success.
+    pub fn fail(&self, duration: Duration) {
+        self.update(|st| {
+            st.samples.clear();
+            st.duration = duration.as_secs_f64();
+            st.up = false;
+            st.errors += 1;
+        });
+    }
+
+    /// Marks the source as down (a child process gap) without counting an error.
+    pub fn down(&self) {
+        self.update(|st| {
+            st.samples.clear();
+            st.up = false;
+        });
+    }
+
+    /// Counts an error without changing the published samples.
+    pub fn error(&self) {
+        self.update(|st| st.errors += 1);
+    }
+
+    /// Declares that this collector runs a child process, so it reports restarts.
+    pub fn supervised(&self) {
+        self.update(|st| {
+            st.restarts.get_or_insert(0);
+        });
+    }
+
+    /// Counts a restart of the collector's child process.
+    pub fn restarted(&self) {
+        self.update(|st| *st.restarts.get_or_insert(0) += 1);
+    }
+
+    /// Whether the last sample succeeded.
+    pub fn is_up(&self) -> bool {
+        lock(&self.state).up
+    }
+}
+
+/// Every collector's slot, plus the exporter's own series.
+#[derive(Debug)]
+pub struct Store {
+    slots: Mutex<Vec<Arc<Slot>>>,
+    info: Mutex<Vec<Sample>>,
+    generation: Arc<AtomicU64>,
+    cache: Mutex<(u64, Arc<String>)>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            slots: Mutex::new(Vec::new()),
+            info: Mutex::new(Vec::new()),
+            generation: Arc::new(AtomicU64::new(1)),
+            cache: Mutex::new((0, Arc::new(String::new()))),
+        }
+    }
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Store::default())
+    }
+
+    /// Adds a collector.
+    pub fn slot(&self, name: &'static str) -> Arc<Slot> {
+        let slot = Arc::new(Slot {
+            name,
+            state: Mutex::default(),
+            generation: self.generation.clone(),
+        });
+        lock(&self.slots).push(slot.clone());
+        self.generation.fetch_add(1, Ordering::Release);
+        slot
+    }
+
+    /// Replaces the exporter's own info series (build and node info).
+    pub fn set_info(&self, samples: Vec<Sample>) {
+        *lock(&self.info) = samples;
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Every sample, the collectors' and the per-collector meta series.
+    pub fn samples(&self) -> Vec<Sample> {
+        let mut all = lock(&self.info).clone();
+        for slot in lock(&self.slots).iter() {
+            let st = lock(&slot.state);
+            let c = [slot.name];
+            all.push(Sample::new(
+                &m::COLLECTOR_UP,
+                &c,
+                if st.up { 1.0 } else { 0.0 },
+            ));
+            all.push(Sample::new(&m::COLLECTOR_DURATION, &c, st.duration));
+            all.push(Sample::new(&m::COLLECTOR_ERRORS, &c, st.errors as f64));
+            if let Some(r) = st.restarts {
+                all.push(Sample::new(&m::COLLECTOR_RESTARTS, &c, r as f64));
+            }
+            all.extend(st.samples.iter().cloned());
+        }
+        all
+    }
+
+    /// The text exposition of the current snapshot; encoded again only when something changed.
+    pub fn render(&self) -> Arc<String> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut cache = lock(&self.cache);
+        if cache.0 != generation {
+            *cache = (generation, Arc::new(encode(&self.samples())));
+        }
+        cache.1.clone()
+    }
+}
+
+/// Encodes samples in the Prometheus text format: families sorted by name, samples by labels.
+pub fn encode(samples: &[Sample]) -> String {
+    let mut families: BTreeMap<&'static str, (&'static MetricDef, Vec<&Sample>)> = BTreeMap::new();
+    for s in samples {
+        families
+            .entry(s.def.name)
+            .or_insert_with(|| (s.def, Vec::new()))
+            .1
+            .push(s);
+    }
+    let mut out = Vec::with_capacity(families.len());
+    for (_, (def, mut samples)) in families {
+        samples.sort_by(|a, b| a.labels.cmp(&b.labels));
+        samples.dedup_by(|a, b| a.labels == b.labels);
+        let mut family = MetricFamily::default();
+        family.set_name(def.name.to_string());
+        family.set_help(def.help.to_string());
+        family.set_field_type(match def.kind {
+            Kind::Counter => MetricType::COUNTER,
+            Kind::Gauge => MetricType::GAUGE,
+        });
+        let metrics = samples
+            .into_iter()
+            .map(|s| {
+                let mut metric = proto::Metric::default();
+                metric.set_label(
+                    def.labels
+                        .iter()
+                        .zip(&s.labels)
+                        .map(|(n, v)| {
+                            let mut l = proto::LabelPair::default();
+                            l.set_name(n.to_string());
+                            l.set_value(v.clone());
+                            l
+                        })
+                        .collect(),
+                );
+                match def.kind {
+                    Kind::Counter => {
+                        let mut c = proto::Counter::default();
+                        c.set_value(s.value);
+                        metric.set_counter(c);
+                    }
+                    Kind::Gauge => {
+                        let mut g = proto::Gauge::default();
+                        g.set_value(s.value);
+                        metric.set_gauge(g);
+                    }
+                }
+                metric
+            })
+            .collect();
+        family.set_metric(metrics);
+        out.push(family);
+    }
+    let mut buf = Vec::new();
+    // Encoding into a Vec only fails on inconsistent families, which `encode` never builds.
+    if let Err(e) = TextEncoder::new().encode(&out, &mut buf) {
+        tracing::error!(error = %e, "encoding the metrics snapshot failed");
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_are_grouped_sorted_and_typed() {
+        let text = encode(&[
+            Sample::new(&m::POWER_WATTS, &["gpu"], 2.5),
+            Sample::new(&m::COLLECTOR_UP, &["vmstat"], 1.0),
+            Sample::new(&m::POWER_WATTS, &["cpu"], 1.5),
+        ]);
+        let cpu = text
+            .find("cellwatch_power_watts{component=\"cpu\"} 1.5")
+            .unwrap();
+        let gpu = text
+            .find("cellwatch_power_watts{component=\"gpu\"} 2.5")
+            .unwrap();
+        assert!(cpu < gpu);
+        assert_eq!(
+            text.matches("# TYPE cellwatch_power_watts gauge").count(),
+            1
+        );
+        assert!(text.find("cellwatch_collector_up").unwrap() < cpu);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let text = encode(&[Sample::new(&m::CPU_CLUSTER_FREQUENCY, &["a\"b\\c\nd"], 1.0)]);
+        assert!(text.contains(r#"cluster="a\"b\\c\nd""#), "{text}");
+    }
+
+    #[test]
+    fn meta_series_follow_the_slot_and_the_cache_refreshes() {
+        let store = Store::new();
+        let slot = store.slot("vmstat");
+        let first = store.render();
+        assert!(first.contains("cellwatch_collector_up{collector=\"vmstat\"} 0"));
+        assert!(!first.contains("cellwatch_collector_restarts_total"));
+        assert!(
+            Arc::ptr_eq(&first, &store.render()),
+            "unchanged snapshot is re-encoded"
+        );
+
+        slot.publish(
+            vec![
+                Sample::new(&m::MEMORY_TOTAL, &[], 8.0),
+                Sample::new(&m::GPU_ACTIVE, &[], f64::NAN),
+            ],
+            Duration::from_millis(5),
+            true,
+        );
+        let second = store.render();
+        assert!(second.contains("cellwatch_collector_up{collector=\"vmstat\"} 1"));
+        assert!(second.contains("cellwatch_memory_total_bytes 8"));
+        assert!(
+            !second.contains("NaN") && !second.contains("gpu_active"),
+            "{second}"
+        );
+
+        slot.fail(Duration::ZERO);
+        slot.supervised();
+        slot.restarted();
+        let third = store.render();
+        assert!(third.contains("cellwatch_collector_errors_total{collector=\"vmstat\"} 1"));
+        assert!(third.contains("cellwatch_collector_restarts_total{collector=\"vmstat\"} 1"));
+        assert!(!third.contains("cellwatch_memory_total_bytes"));
+    }
+}

@@ -1,0 +1,325 @@
+//! The one source of truth for cellwatch metric names.
+//!
+//! Every series the exporter emits, and every name the SLO engine, the generated Prometheus rules
+//! and the dashboards refer to, is a [`MetricDef`] in this crate. The exporter can only emit a
+//! sample through a `&'static MetricDef`, so a name cannot drift between producer and consumers;
+//! the metrics reference (`docs/metrics.md`) is generated from [`ALL`] by [`reference_markdown`]
+//! and a test fails when the committed file differs.
+
+/// Prometheus metric type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A value that only goes up (name ends in `_total`).
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+}
+
+impl Kind {
+    /// The word used in `# TYPE` lines.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        }
+    }
+}
+
+/// A metric family: name, type, unit, labels, meaning and where the value comes from.
+#[derive(Debug)]
+pub struct MetricDef {
+    /// Full metric name, including the `cellwatch_` prefix and (for counters) `_total`.
+    pub name: &'static str,
+    /// Counter or gauge.
+    pub kind: Kind,
+    /// Base unit (`watts`, `joules`, `bytes`, `hertz`, `seconds`, `ratio`, `bytes_per_second`),
+    /// or empty for levels, booleans and info series.
+    pub unit: &'static str,
+    /// Label names, in the order collectors pass values.
+    pub labels: &'static [&'static str],
+    /// The `# HELP` text.
+    pub help: &'static str,
+    /// The collector that emits the family (`exporter` for the exporter's own series).
+    pub collector: &'static str,
+    /// Where the value comes from, for the metrics reference.
+    pub source: &'static str,
+}
+
+impl PartialEq for MetricDef {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for MetricDef {}
+
+macro_rules! metrics {
+    ($( $(#[$m:meta])* $id:ident = $name:literal, $kind:ident, $unit:literal, [$($l:literal),*], $collector:literal,
+        $help:literal, $source:literal; )*) => {
+        $( $(#[$m])* pub static $id: MetricDef = MetricDef {
+            name: $name, kind: Kind::$kind, unit: $unit, labels: &[$($l),*], help: $help,
+            collector: $collector, source: $source,
+        }; )*
+        /// Every metric family, in reference order.
+        pub static ALL: &[&MetricDef] = &[$(&$id),*];
+    };
+}
+
+metrics! {
+    // --- the exporter itself -------------------------------------------------------------------
+    /// Build information.
+    BUILD_INFO = "cellwatch_exporter_build_info", Gauge, "", ["version"], "exporter",
+        "Build information of cellwatch-exporter; the value is always 1.",
+        "the binary";
+    /// Node identity; joins with every other series on the node's target labels.
+    NODE_INFO = "cellwatch_node_info", Gauge, "", ["cell", "node", "hw_model", "os_version"], "exporter",
+        "Identity of this node (value 1): --cell, --node, hardware model and OS version.",
+        "`--cell`, `--node` (default: host name); `sysctl -n hw.model` and `sw_vers -productVersion` on macOS, DMI product name and kernel release on Linux";
+    /// Whether the collector's last sample succeeded.
+    COLLECTOR_UP = "cellwatch_collector_up", Gauge, "", ["collector"], "exporter",
+        "1 if the collector's last sample succeeded, 0 if it failed or its source is down.",
+        "the collector runner";
+    /// How long the collector's last sample took.
+    COLLECTOR_DURATION = "cellwatch_collector_duration_seconds", Gauge, "seconds", ["collector"], "exporter",
+        "Time the collector's last sample took (commands plus parsing; for streaming sources, parsing of the last document).",
+        "the collector runner";
+    /// Failed samples.
+    COLLECTOR_ERRORS = "cellwatch_collector_errors_total", Counter, "", ["collector"], "exporter",
+        "Samples that failed: command not found, exit status, timeout, unparsable output.",
+        "the collector runner";
+    /// Restarts of a collector's long-running child process.
+    COLLECTOR_RESTARTS = "cellwatch_collector_restarts_total", Counter, "", ["collector"], "exporter",
+        "Restarts of the collector's long-running child process (exit, hang or garbage output).",
+        "the watchdog";
+
+    // --- power (powermetrics, macmon) ----------------------------------------------------------
+    /// Average power of one SoC component over the last sample window.
+    POWER_WATTS = "cellwatch_power_watts", Gauge, "watts", ["component"], "powermetrics",
+        "Average power of one component over the last sample window (component: cpu, gpu, ane from powermetrics; dram from macmon).",
+        "powermetrics plist `processor.{cpu,gpu,ane}_power` (mW; derived from `*_energy`/`elapsed_ns` when the power key is missing or a zero `cpu_power` is reported beside a drawing GPU/ANE); macmon `ram_power` (W)";
+    /// Energy of one component since the exporter started.
+    ENERGY_JOULES = "cellwatch_energy_joules_total", Counter, "joules", ["component"], "powermetrics",
+        "Energy used by one component since the exporter started.",
+        "sum of powermetrics `processor.{cpu,gpu,ane}_energy` (mJ per window); macmon `ram_power` × window";
+    /// Whole-node power, by source.
+    NODE_POWER_WATTS = "cellwatch_node_power_watts", Gauge, "watts", ["source"], "powermetrics",
+        "Average power of the whole node over the last sample window (source=soc: CPU+GPU+ANE from powermetrics; source=smc: whole system from macmon).",
+        "powermetrics: sum of the component powers; macmon: `sys_power` (SMC PSTR, W)";
+    /// Whole-node energy, by source.
+    NODE_ENERGY_JOULES = "cellwatch_node_energy_joules_total", Counter, "joules", ["source"], "powermetrics",
+        "Energy used by the whole node since the exporter started (source=soc or smc, as for cellwatch_node_power_watts).",
+        "powermetrics: sum of the component energies; macmon: `sys_power` × window";
+    /// GPU active frequency.
+    GPU_FREQUENCY = "cellwatch_gpu_frequency_hertz", Gauge, "hertz", [], "powermetrics",
+        "GPU active frequency over the last sample window.",
+        "powermetrics plist `gpu.freq_hz` (MHz despite its name)";
+    /// GPU busy share.
+    GPU_ACTIVE = "cellwatch_gpu_active_ratio", Gauge, "ratio", [], "powermetrics",
+        "Share of the last sample window the GPU was active (0-1).",
+        "1 - powermetrics `gpu.idle_ratio` - `gpu.down_ratio` (when present)";
+    /// CPU cluster active frequency.
+    CPU_CLUSTER_FREQUENCY = "cellwatch_cpu_cluster_frequency_hertz", Gauge, "hertz", ["cluster"], "powermetrics",
+        "Active frequency of one CPU cluster over the last sample window (cluster names as the chip reports them).",
+        "powermetrics plist `processor.clusters[].freq_hz` (Hz)";
+    /// Thermal pressure.
+    THERMAL_PRESSURE = "cellwatch_thermal_pressure_level", Gauge, "", [], "powermetrics",
+        "Thermal pressure: 0 nominal, 1 moderate, 2 heavy, 3 critical (trapping and sleeping count as critical).",
+        "powermetrics plist `thermal_pressure` (thermal sampler)";
+
+    // --- unified memory (vmstat) ---------------------------------------------------------------
+    /// Physical memory.
+    MEMORY_TOTAL = "cellwatch_memory_total_bytes", Gauge, "bytes", [], "vmstat",
+        "Physical memory installed.",
+        "`sysctl hw.memsize`";
+    /// Memory used as Activity Monitor shows it.
+    MEMORY_USED = "cellwatch_memory_used_bytes", Gauge, "bytes", [], "vmstat",
+        "Memory used: app + wired + compressed, as Activity Monitor's \"Memory Used\".",
+        "`vm_stat` pages × page size";
+    /// Memory by state.
+    MEMORY_BYTES = "cellwatch_memory_bytes", Gauge, "bytes", ["state"], "vmstat",
+        "Memory by state: app (anonymous - purgeable), wired, compressed (occupied by compressor), cached (file-backed + purgeable), free.",
+        "`vm_stat` pages × page size";
+    /// Swap in use.
+    MEMORY_SWAP_USED = "cellwatch_memory_swap_used_bytes", Gauge, "bytes", [], "vmstat",
+        "Swap space in use.",
+        "`sysctl vm.swapusage` (MiB)";
+    /// Memory pressure.
+    MEMORY_PRESSURE = "cellwatch_memory_pressure_level", Gauge, "", [], "vmstat",
+        "Memory pressure: 0 normal, 1 warning, 2 critical.",
+        "`sysctl kern.memorystatus_vm_pressure_level` (1, 2, 4)";
+    /// GPU wired memory limit.
+    GPU_WIRED_LIMIT = "cellwatch_gpu_wired_limit_bytes", Gauge, "bytes", [], "vmstat",
+        "GPU wired memory limit set with iogpu.wired_limit_mb; 0 means the macOS default policy, not zero bytes.",
+        "`sysctl iogpu.wired_limit_mb` (MiB)";
+
+    // --- Thunderbolt 5 / RDMA links (thunderbolt) ----------------------------------------------
+    /// Bytes received on a Thunderbolt link.
+    LINK_RECEIVED_BYTES = "cellwatch_link_received_bytes_total", Counter, "bytes", ["link"], "thunderbolt",
+        "Bytes received on a Thunderbolt network interface (never goes backwards across interface resets).",
+        "`netstat -ib` `<Link#N>` row, Ibytes (64-bit)";
+    /// Bytes transmitted on a Thunderbolt link.
+    LINK_TRANSMITTED_BYTES = "cellwatch_link_transmitted_bytes_total", Counter, "bytes", ["link"], "thunderbolt",
+        "Bytes transmitted on a Thunderbolt network interface (never goes backwards across interface resets).",
+        "`netstat -ib` `<Link#N>` row, Obytes (64-bit)";
+    /// Packets received on a Thunderbolt link.
+    LINK_RECEIVED_PACKETS = "cellwatch_link_received_packets_total", Counter, "", ["link"], "thunderbolt",
+        "Packets received on a Thunderbolt network interface.",
+        "`netstat -ib` `<Link#N>` row, Ipkts";
+    /// Packets transmitted on a Thunderbolt link.
+    LINK_TRANSMITTED_PACKETS = "cellwatch_link_transmitted_packets_total", Counter, "", ["link"], "thunderbolt",
+        "Packets transmitted on a Thunderbolt network interface.",
+        "`netstat -ib` `<Link#N>` row, Opkts";
+    /// Interface errors.
+    LINK_ERRORS = "cellwatch_link_errors_total", Counter, "", ["link", "direction"], "thunderbolt",
+        "Interface errors on a Thunderbolt network interface (direction: received, transmitted).",
+        "`netstat -ib` `<Link#N>` row, Ierrs and Oerrs";
+    /// Negotiated link speed.
+    LINK_SPEED = "cellwatch_link_speed_bytes_per_second", Gauge, "bytes_per_second", ["link"], "thunderbolt",
+        "Negotiated Thunderbolt link speed (only while a device is connected).",
+        "`system_profiler SPThunderboltDataType -json` `current_speed_key` (\"80 Gb/s\" = 1e10 B/s)";
+    /// Whether a device is connected on the link's receptacle.
+    LINK_UP = "cellwatch_link_up", Gauge, "", ["link"], "thunderbolt",
+        "1 if a device is connected on the link's Thunderbolt receptacle, else 0.",
+        "`system_profiler SPThunderboltDataType -json` `receptacle_status_key`";
+    /// Link identity.
+    LINK_INFO = "cellwatch_link_info", Gauge, "", ["link", "rdma_device", "peer"], "thunderbolt",
+        "Thunderbolt link identity (value 1): interface, its RDMA device (empty when none) and the connected peer (empty when none).",
+        "`networksetup -listallhardwareports`, `system_profiler SPThunderboltDataType -json`, `ibv_devinfo`";
+    /// RDMA port state.
+    RDMA_PORT_ACTIVE = "cellwatch_rdma_port_active", Gauge, "", ["device"], "thunderbolt",
+        "1 if the RDMA device has a port in state PORT_ACTIVE, else 0.",
+        "`ibv_devinfo`";
+    /// Whether RDMA is enabled.
+    RDMA_ENABLED = "cellwatch_rdma_enabled", Gauge, "", [], "thunderbolt",
+        "1 if RDMA over Thunderbolt is enabled (rdma_ctl status), else 0.",
+        "`rdma_ctl status`";
+}
+
+/// Looks a family up by its name.
+pub fn by_name(name: &str) -> Option<&'static MetricDef> {
+    ALL.iter().copied().find(|m| m.name == name)
+}
+
+/// The metrics reference (`docs/metrics.md`), generated from [`ALL`].
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Metrics reference\n\n\
+         Generated from `metrics/src/lib.rs` by `cellwatch_metrics::reference_markdown()`; a test fails \
+         when this file drifts. Regenerate with `UPDATE_GOLDEN=1 cargo test -p cellwatch-metrics`.\n\n\
+         Series carry no `cell` or `node` labels: Prometheus target labels add them \
+         (see `cellwatch_node_info`).\n",
+    );
+    let mut collector = "";
+    for m in ALL {
+        if m.collector != collector {
+            collector = m.collector;
+            out.push_str(&format!("\n## `{collector}`\n\n"));
+            out.push_str(
+                "| metric | type | unit | labels | meaning | source |\n|---|---|---|---|---|---|\n",
+            );
+        }
+        let labels = if m.labels.is_empty() {
+            "—".to_string()
+        } else {
+            m.labels
+                .iter()
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let unit = if m.unit.is_empty() { "—" } else { m.unit };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            m.name,
+            m.kind.as_str(),
+            unit,
+            labels,
+            m.help.replace('|', "\\|"),
+            m.source.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_follow_prometheus_conventions() {
+        let mut seen = HashSet::new();
+        for m in ALL {
+            assert!(seen.insert(m.name), "duplicate metric name {}", m.name);
+            assert!(
+                m.name.starts_with("cellwatch_"),
+                "{} lacks the cellwatch_ prefix",
+                m.name
+            );
+            assert!(
+                m.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{} is not snake_case",
+                m.name
+            );
+            assert_eq!(
+                m.kind == Kind::Counter,
+                m.name.ends_with("_total"),
+                "{}: counters and only counters end in _total",
+                m.name
+            );
+            let stem = m.name.trim_end_matches("_total");
+            if !m.unit.is_empty() {
+                assert!(
+                    stem.ends_with(m.unit),
+                    "{} does not end in its unit {}",
+                    m.name,
+                    m.unit
+                );
+            }
+            assert!(
+                !m.help.is_empty() && !m.source.is_empty(),
+                "{} lacks help or source",
+                m.name
+            );
+            for l in m.labels {
+                assert!(
+                    !["cell", "node"].contains(l) || m.name == NODE_INFO.name,
+                    "{}: {l} is a target label",
+                    m.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn by_name_finds_every_family_and_nothing_else() {
+        for m in ALL {
+            assert!(std::ptr::eq(by_name(m.name).unwrap(), *m));
+        }
+        assert!(by_name("cellwatch_nope").is_none());
+    }
+
+    #[test]
+    fn reference_doc_matches_the_definitions() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/metrics.md");
+        let want = reference_markdown();
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run UPDATE_GOLDEN=1 cargo test -p cellwatch-metrics)",
+                path.display()
+            )
+        });
+        assert!(
+            have == want,
+            "docs/metrics.md drifted from metrics/src/lib.rs; run UPDATE_GOLDEN=1 cargo test -p cellwatch-metrics"
+        );
+        for m in ALL {
+            assert!(have.contains(&format!("`{}`", m.name)));
+        }
+    }
+}
