@@ -137,37 +137,28 @@ pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Outp
         .map_err(|e| spawn_error(program, e))?;
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
+    // stderr is drained on its own task, so a child that fills the stderr pipe never blocks.
+    let stderr_task = tokio::spawn(async move {
+        let mut err = Vec::new();
+        let _ = (&mut stderr).take(64 << 10).read_to_end(&mut err).await;
+        let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
+        err
+    });
     let work = async {
         let mut out = Vec::new();
-        let mut err = Vec::new();
-        let read_out = async {
-            (&mut stdout)
-                .take(MAX_OUTPUT as u64 + 1)
-                .read_to_end(&mut out)
-                .await
-                .map(|_| ())
-        };
-        let read_err = async {
-            (&mut stderr)
-                .take(64 << 10)
-                .read_to_end(&mut err)
-                .await
-                .map(|_| ())
-        };
-        let (a, b) = tokio::join!(read_out, read_err);
-        a.and(b).map_err(|source| CommandError::Read {
-            program: program.to_string(),
-            source,
-        })?;
+        (&mut stdout)
+            .take(MAX_OUTPUT as u64 + 1)
+            .read_to_end(&mut out)
+            .await
+            .map_err(|source| CommandError::Read { program: program.to_string(), source })?;
         if out.len() > MAX_OUTPUT {
-            return Err(CommandError::TooLarge {
-                program: program.to_string(),
-            });
+            return Err(CommandError::TooLarge { program: program.to_string() });
         }
-        let status = child.wait().await.map_err(|source| CommandError::Read {
-            program: program.to_string(),
-            source,
-        })?;
+        let status = child
+            .wait()
+            .await
+            .map_err(|source| CommandError::Read { program: program.to_string(), source })?;
+        let err = tokio::time::timeout(Duration::from_secs(1), stderr_task).await.ok().and_then(Result::ok).unwrap_or_default();
         Ok(Output {
             stdout: String::from_utf8_lossy(&out).into_owned(),
             success: status.success(),

@@ -1,1 +1,209 @@
+//! Helpers for the end-to-end tests: start the real `cellwatch-exporter` binary with stand-in
+//! commands first on `PATH`, scrape it, and steer the stand-ins through files in a state
+//! directory (see `exporter/testdata/standins/_standin.sh`).
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// A binary of the workspace, built by `cargo test --workspace` next to the test executables
+/// (or named by `CELLWATCH_<NAME>_BIN`).
+pub fn binary(name: &str) -> PathBuf {
+    let var = format!("CELLWATCH_{}_BIN", name.trim_start_matches("cellwatch-").to_uppercase().replace('-', "_"));
+    if let Some(p) = std::env::var_os(&var) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let p = dir.join(name);
+    assert!(p.is_file(), "{} is missing: run `cargo test --workspace` (which builds it) or set {var}", p.display());
+    p
+}
+
+/// The stand-in macOS commands.
+pub fn standins() -> PathBuf {
+    workspace().join("exporter/testdata/standins")
+}
+
+/// A running exporter; terminated (SIGTERM, then SIGKILL) on drop.
+pub struct Exporter {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    log: Arc<Mutex<String>>,
+    /// The stand-ins' state directory.
+    pub state: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+impl Exporter {
+    /// Prepares a state directory (so stand-ins can be steered before start), then starts the
+    /// exporter with `args` plus a loopback listen address.
+    pub fn start_with(state: tempfile::TempDir, args: &[&str]) -> Exporter {
+        let path = format!("{}:{}", standins().display(), std::env::var("PATH").unwrap_or_default());
+        let mut child = Command::new(binary("cellwatch-exporter"))
+            .args(args)
+            .args(["--web.listen-address", "127.0.0.1:0", "--node", "test-node", "--cell", "test-cell"])
+            .env("PATH", path)
+            .env("CELLWATCH_STATE", state.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start cellwatch-exporter");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            let stderr = child.stderr.take().expect("stderr");
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(addr) = line.split("address=").nth(1) {
+                        let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the exporter did not start listening; log:\n{}", log.lock().unwrap());
+            }
+        };
+        Exporter { child, base: format!("http://{addr}"), log, state, client: reqwest::Client::new() }
+    }
+
+    /// Starts with a fresh state directory.
+    pub fn start(args: &[&str]) -> Exporter {
+        Exporter::start_with(tempfile::tempdir().expect("tempdir"), args)
+    }
+
+    /// Writes a steering file for the stand-ins.
+    pub fn steer(&self, file: &str, content: &str) {
+        std::fs::write(self.state.path().join(file), content).expect("write steering file");
+    }
+
+    /// Removes a steering file.
+    pub fn unsteer(&self, file: &str) {
+        let _ = std::fs::remove_file(self.state.path().join(file));
+    }
+
+    /// Reads a file the stand-ins wrote (empty when absent).
+    pub fn state_file(&self, file: &str) -> String {
+        std::fs::read_to_string(self.state.path().join(file)).unwrap_or_default()
+    }
+
+    /// Everything the exporter logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// GET a path; panics on a transport error or a non-200 answer.
+    pub async fn get(&self, path: &str) -> String {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\nlog:\n{}", self.log()));
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.text().await.expect("body")
+    }
+
+    /// One scrape of `/metrics`.
+    pub async fn metrics(&self) -> Metrics {
+        Metrics(self.get("/metrics").await)
+    }
+
+    /// Scrapes until `ok` holds (every scrape must succeed), or panics after `within`.
+    pub async fn wait_for(&self, what: &str, within: Duration, ok: impl Fn(&Metrics) -> bool) -> Metrics {
+        let start = Instant::now();
+        loop {
+            let m = self.metrics().await;
+            if ok(&m) {
+                return m;
+            }
+            if start.elapsed() > within {
+                panic!("timed out after {within:?} waiting for {what}\nlast /metrics:\n{}\nlog:\n{}", m.0, self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One `/metrics` body.
+#[derive(Debug, Clone)]
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// The value of one series, written exactly as exposed (`name{a="b"}`).
+    pub fn value(&self, series: &str) -> Option<f64> {
+        self.0
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// `cellwatch_collector_<what>{collector="<c>"}`.
+    pub fn collector(&self, what: &str, c: &str) -> Option<f64> {
+        self.value(&format!("cellwatch_collector_{what}{{collector=\"{c}\"}}"))
+    }
+
+    /// Whether any line starts with `prefix`.
+    pub fn has(&self, prefix: &str) -> bool {
+        self.0.lines().any(|l| l.starts_with(prefix))
+    }
+}
+
+/// Runs `promtool check metrics` on a body and returns its findings (empty: clean).
+pub fn promtool_check_metrics(body: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("promtool: {e} (Debian package `prometheus`; the README's test command installs it)"));
+    child.stdin.take().expect("stdin").write_all(body.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    let mut findings = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() && findings.trim().is_empty() {
+        findings = format!("promtool exited with {}", out.status);
+    }
+    findings.trim().to_string()
+}

@@ -23,8 +23,13 @@ pub fn parse(line: &[u8]) -> Result<Line, ParseError> {
     if text.is_empty() {
         return Err(ParseError::Empty { what: WHAT });
     }
-    let l: Line = serde_json::from_str(text)
+    let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| ParseError::invalid(WHAT, format!("not a macmon JSON line: {e}")))?;
+    if !value.is_object() {
+        return Err(ParseError::invalid(WHAT, "a line is not a JSON object"));
+    }
+    let l: Line = serde_json::from_value(value)
+        .map_err(|e| ParseError::invalid(WHAT, format!("unexpected field type: {e}")))?;
     if l.sys_power.is_none() && l.ram_power.is_none() {
         return Err(ParseError::invalid(WHAT, "no sys_power or ram_power field"));
     }

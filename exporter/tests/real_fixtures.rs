@@ -1,0 +1,245 @@
+//! Every parser on the real captures in `../shared/fixtures/real/` (see its SOURCES.md files):
+//! full captures give the values they imply, excerpts give partial values or a clean error, and
+//! no input, whole, truncated or mangled, makes any parser panic.
+
+use std::path::{Path, PathBuf};
+
+use cellwatch_exporter::parse::powermetrics::Component;
+use cellwatch_exporter::parse::{ibv_devinfo, macmon, netstat, networksetup, powermetrics, rdma_ctl, sysctl, system_profiler, vm_stat};
+
+fn real() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/real");
+    assert!(p.is_dir(), "{} is missing: the real captures live in ../shared beside the checkout", p.display());
+    p
+}
+
+fn files(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(real().join(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n != "SOURCES.md"))
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no captures in {dir}");
+    v
+}
+
+fn name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn text(p: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+}
+
+/// Runs every parser on the input; only a panic can fail this.
+fn every_parser(bytes: &[u8]) {
+    let s = String::from_utf8_lossy(bytes);
+    if let Ok(p) = powermetrics::parse(bytes) {
+        for c in Component::ALL {
+            let _ = p.resolve(c);
+        }
+        let _ = (p.gpu_active_ratio(), p.thermal_level());
+    }
+    if let Ok(v) = vm_stat::parse(&s) {
+        let _ = v.memory().used();
+    }
+    if let Ok(m) = sysctl::parse(&s) {
+        for v in m.values() {
+            let _ = (sysctl::memsize(v), sysctl::swap_used_bytes(v), sysctl::pressure_level(v), sysctl::wired_limit_bytes(v));
+        }
+    }
+    let _ = netstat::parse(&s);
+    let _ = networksetup::parse(&s);
+    let _ = system_profiler::parse(&s);
+    let _ = ibv_devinfo::parse(&s);
+    let _ = rdma_ctl::parse(&s);
+    let _ = macmon::parse(bytes);
+}
+
+#[test]
+fn powermetrics_plists_parse_and_other_formats_are_clean_errors() {
+    let mut plists = 0;
+    for f in files("powermetrics") {
+        let n = name(&f);
+        let r = powermetrics::parse(&std::fs::read(&f).unwrap());
+        if n.ends_with(".xml") || n.ends_with(".plist") {
+            let s = r.unwrap_or_else(|e| panic!("{n}: {e}"));
+            plists += 1;
+            assert_eq!(s.hw_model.as_deref(), Some("MacBookPro17,1"), "{n}");
+            let names: Vec<&str> = s.clusters.iter().map(|(c, _)| c.as_str()).collect();
+            assert_eq!(names, ["E-Cluster", "P-Cluster"], "{n}");
+            assert!(s.clusters.iter().all(|(_, hz)| *hz > 1e8 && *hz < 5e9), "{n}: cluster freq_hz is Hz");
+            let gpu_hz = s.gpu_frequency_hz().unwrap();
+            assert!(gpu_hz > 1e8 && gpu_hz < 2e9, "{n}: gpu.freq_hz is MHz, got {gpu_hz} Hz");
+            assert_eq!(s.thermal_level(), Some(Ok(0)), "{n}");
+            // cpu_power (mW) = cpu_energy (mJ) / elapsed (s): both routes agree within rounding.
+            let cpu = s.resolve(Component::Cpu).unwrap();
+            let r = s.reading(Component::Cpu);
+            let from_energy = r.energy_mj.unwrap() / s.elapsed_s.unwrap() / 1e3;
+            assert!((cpu.watts.unwrap() - from_energy).abs() < 0.002, "{n}: {cpu:?} vs {from_energy}");
+            assert!(cpu.watts.unwrap() < 1.0, "{n}: an idle M1 draws milliwatts, got {cpu:?}");
+            assert_eq!(s.resolve(Component::Ane).unwrap().watts, Some(0.0));
+            assert!(s.gpu_active_ratio().unwrap() > 0.0);
+        } else {
+            let e = r.expect_err(&n).to_string();
+            assert!(e.contains("powermetrics plist"), "{n}: {e}");
+        }
+    }
+    assert!(plists >= 2, "expected the two pumas plists");
+}
+
+#[test]
+fn pumas_m1_values() {
+    let s = powermetrics::parse(&std::fs::read(real().join("powermetrics/pumas-powermetrics-output-m1.xml")).unwrap()).unwrap();
+    assert!(close(s.elapsed_s.unwrap(), 2.01917875));
+    let gpu = s.resolve(Component::Gpu).unwrap();
+    assert!(close(gpu.watts.unwrap(), 0.0153528), "{gpu:?}");
+    assert!(close(gpu.joules.unwrap(), 0.031), "processor.gpu_energy is mJ: {gpu:?}");
+    assert!(close(s.gpu_frequency_hz().unwrap(), 714.836e6));
+}
+
+#[test]
+fn memory_captures() {
+    for f in files("memory") {
+        let n = name(&f);
+        let t = text(&f);
+        if n.contains("vm_stat") {
+            let v = vm_stat::parse(&t).unwrap_or_else(|e| panic!("{n}: {e}"));
+            assert_eq!(v.page_size, 16384);
+            let m = v.memory();
+            // Activity Monitor's figures for this 32 GB Mac mini (apple-telemetry.md §2.2).
+            assert_eq!(m.compressed, Some(153447 * 16384), "occupied, not stored");
+            assert_eq!(m.app, Some((1212532 - 21054) * 16384));
+            assert_eq!(m.wired, Some(127718 * 16384));
+            assert_eq!(m.cached, Some((438304 + 21054) * 16384));
+            let used_gib = m.used().unwrap() as f64 / (1u64 << 30) as f64;
+            assert!((used_gib - 22.47).abs() < 0.01, "{used_gib}");
+        } else if n.contains("sysctl") && !n.contains("_-n_") {
+            let m = sysctl::parse(&t).unwrap_or_else(|e| panic!("{n}: {e}"));
+            if let Some(v) = m.get("vm.swapusage") {
+                let used = sysctl::swap_used_bytes(v).unwrap();
+                assert!(used == 427_294_720 || used == 13_906_277_827, "{n}: {used}");
+            }
+            if let Some(v) = m.get("kern.memorystatus_vm_pressure_level") {
+                assert_eq!(sysctl::pressure_level(v), Ok(1), "{n}: level 2 is a warning");
+            }
+            if let Some(v) = m.get("iogpu.wired_limit_mb") {
+                assert_eq!(sysctl::wired_limit_bytes(v), Ok(0), "{n}: 0 is the default policy");
+            }
+            assert!(!m.is_empty());
+        } else if n.contains("_-n_") {
+            // `sysctl -n` prints a bare value: no name, so nothing for the collector (it runs without -n).
+            assert!(sysctl::parse(&t).is_err(), "{n}");
+            assert_eq!(sysctl::memsize(&t), Ok(8_589_934_592));
+        } else {
+            // memory_pressure, top, footprint: not formats the collector reads.
+            assert!(vm_stat::parse(&t).is_err(), "{n}");
+        }
+    }
+}
+
+#[test]
+fn thunderbolt_captures() {
+    let mut seen = std::collections::BTreeSet::new();
+    for f in files("thunderbolt") {
+        let n = name(&f);
+        let t = text(&f);
+        if n.contains("netstat") {
+            let v = netstat::parse(&t).unwrap_or_else(|e| panic!("{n}: {e}"));
+            assert_eq!(v.len(), 1, "{n}: one <Link#> row");
+            if n.contains("wide") {
+                assert_eq!((v[0].name.as_str(), v[0].ibytes, v[0].obytes), ("en0", 23_308_376_472, 26_102_435_913), "64-bit");
+            } else {
+                assert_eq!((v[0].name.as_str(), v[0].ibytes, v[0].ierrs), ("lo0", 169_411_755, Some(0)), "empty Address column");
+            }
+            seen.insert("netstat");
+        } else if n.contains("networksetup") {
+            let ports = networksetup::parse(&t).unwrap_or_else(|e| panic!("{n}: {e}"));
+            let tb: Vec<(u32, &str)> = ports.iter().filter_map(|p| Some((p.thunderbolt_receptacle()?, p.device.as_str()))).collect();
+            assert_eq!(tb, [(1, "en1"), (2, "en6"), (3, "en2")], "{n}: the bridge is not a link");
+            seen.insert("networksetup");
+        } else if n.contains("system_profiler") && n.ends_with(".json") {
+            let r = system_profiler::parse(&t).unwrap_or_else(|e| panic!("{n}: {e}"));
+            let connected: Vec<(u32, Option<f64>, Option<&str>)> =
+                r.iter().filter(|r| r.connected).map(|r| (r.id, r.speed_bytes_per_second, r.peer.as_deref())).collect();
+            assert_eq!(connected, [(3, Some(1e10), Some("SB-XTM5")), (2, Some(1e10), Some("MacBook Pro"))], "{n}");
+            assert!(r.iter().any(|r| r.id == 1 && !r.connected && r.speed_bytes_per_second.is_none()), "{n}: 'Up to 120 Gb/s' is no link");
+            seen.insert("system_profiler");
+        } else if n.contains("ibv_devinfo") {
+            let d = ibv_devinfo::parse(&t).unwrap_or_else(|e| panic!("{n}: {e}"));
+            assert_eq!(d.len(), 3, "{n}");
+            assert!(d.iter().all(|d| d.name.starts_with("rdma_en") && !d.active), "{n}: all PORT_DOWN");
+            seen.insert("ibv_devinfo");
+        } else {
+            // ibv_devices, ifconfig, hostfiles, mactop's JSON, system_profiler's text form:
+            // not formats the collector reads; each parser refuses them cleanly.
+            assert!(system_profiler::parse(&t).is_err(), "{n}");
+            assert!(netstat::parse(&t).is_err() || netstat::parse(&t) == Ok(vec![]), "{n}");
+        }
+    }
+    assert_eq!(seen.len(), 4, "{seen:?}");
+}
+
+fn all_real_inputs() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(real()).unwrap() {
+        let dir = dir.unwrap().path();
+        if dir.is_dir() {
+            for f in std::fs::read_dir(&dir).unwrap() {
+                let f = f.unwrap().path();
+                out.push((name(&f), std::fs::read(&f).unwrap()));
+            }
+        }
+    }
+    let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/macos");
+    for f in std::fs::read_dir(ours).unwrap() {
+        let f = f.unwrap().path();
+        out.push((name(&f), std::fs::read(&f).unwrap()));
+    }
+    assert!(out.len() > 20);
+    out
+}
+
+#[test]
+fn no_parser_panics_on_any_capture_whole_or_truncated() {
+    for (_, bytes) in all_real_inputs() {
+        let step = (bytes.len() / 97).max(1);
+        for cut in (0..=bytes.len()).step_by(step) {
+            every_parser(&bytes[..cut]);
+            every_parser(&bytes[cut..]);
+        }
+        every_parser(&bytes);
+    }
+}
+
+#[test]
+fn no_parser_panics_on_mangled_input() {
+    // A small deterministic xorshift generator: flipped bytes, NULs, digits and separators
+    // sprinkled over every capture.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let alphabet = b"\0\n\t :.-<>/\"'0123456789eE+Mx\xff\xc3";
+    for (_, bytes) in all_real_inputs() {
+        for _ in 0..20 {
+            let mut b = bytes.clone();
+            for _ in 0..(1 + next() % 8) {
+                if b.is_empty() {
+                    break;
+                }
+                let i = (next() % b.len() as u64) as usize;
+                b[i] = alphabet[(next() % alphabet.len() as u64) as usize];
+            }
+            every_parser(&b);
+        }
+    }
+}
