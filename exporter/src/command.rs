@@ -150,15 +150,24 @@ pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Outp
             .take(MAX_OUTPUT as u64 + 1)
             .read_to_end(&mut out)
             .await
-            .map_err(|source| CommandError::Read { program: program.to_string(), source })?;
+            .map_err(|source| CommandError::Read {
+                program: program.to_string(),
+                source,
+            })?;
         if out.len() > MAX_OUTPUT {
-            return Err(CommandError::TooLarge { program: program.to_string() });
+            return Err(CommandError::TooLarge {
+                program: program.to_string(),
+            });
         }
-        let status = child
-            .wait()
+        let status = child.wait().await.map_err(|source| CommandError::Read {
+            program: program.to_string(),
+            source,
+        })?;
+        let err = tokio::time::timeout(Duration::from_secs(1), stderr_task)
             .await
-            .map_err(|source| CommandError::Read { program: program.to_string(), source })?;
-        let err = tokio::time::timeout(Duration::from_secs(1), stderr_task).await.ok().and_then(Result::ok).unwrap_or_default();
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
         Ok(Output {
             stdout: String::from_utf8_lossy(&out).into_owned(),
             success: status.success(),

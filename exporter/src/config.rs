@@ -25,8 +25,7 @@ fn duration(s: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Args)]
 #[deny(missing_docs)]
 pub struct RawArgs {
-    /// Address to listen on: HOST:PORT, or :PORT for every interface. The default port 9817 is
-    /// cellwatch-exporter's own.
+    /// Address to listen on: HOST:PORT, or :PORT for every interface.
     #[arg(
         long = "web.listen-address",
         value_name = "ADDR",
@@ -134,16 +133,19 @@ fn disable_id(name: &str) -> String {
 
 /// The full command, with one `--collector.NAME` / `--no-collector.NAME` pair per collector.
 pub fn command() -> Command {
-    let mut cmd = RawArgs::augment_args(
-        Command::new("cellwatch-exporter")
-            .version(env!("CARGO_PKG_VERSION"))
-            .about("Prometheus exporter for the nodes of an LLM inference cell: power, unified memory, Thunderbolt 5 / RDMA links.")
-            .after_help(
-                "Collectors find their commands on PATH. Every collector runs on any OS when switched on; \
-                 the defaults depend on the OS (macOS: powermetrics, vmstat, thunderbolt).",
-            )
-            .max_term_width(100),
-    );
+    // The struct's doc comment would become the about text: set ours after augmenting.
+    let mut cmd = RawArgs::augment_args(Command::new("cellwatch-exporter"))
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(
+            "Prometheus exporter for the nodes of an LLM inference cell: power, unified memory, \
+             Thunderbolt 5 / RDMA links.",
+        )
+        .long_about(None)
+        .after_help(
+            "Collectors find their commands on PATH. Every collector runs on any OS when switched \
+             on; the defaults depend on the OS (macOS: powermetrics, vmstat, thunderbolt).",
+        )
+        .max_term_width(100);
     for c in collector::ALL {
         let default = if c.default_on_macos {
             "on by default on macOS"

@@ -12,10 +12,10 @@ pub struct Monotonic {
 impl Monotonic {
     /// Takes the next raw reading and returns the exported value.
     pub fn observe(&mut self, raw: f64) -> f64 {
-        if let Some(last) = self.last_raw {
-            if raw < last {
-                self.offset += last;
-            }
+        if let Some(last) = self.last_raw
+            && raw < last
+        {
+            self.offset += last;
         }
         self.last_raw = Some(raw);
         self.offset + raw

@@ -20,10 +20,9 @@ struct AppState {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    let body = s.store.render();
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT))],
-        body.as_str().to_owned(),
+        s.store.render(),
     )
         .into_response()
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use cellwatch_metrics::{self as m, Kind, MetricDef};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
@@ -132,7 +133,7 @@ pub struct Store {
     slots: Mutex<Vec<Arc<Slot>>>,
     info: Mutex<Vec<Sample>>,
     generation: Arc<AtomicU64>,
-    cache: Mutex<(u64, Arc<String>)>,
+    cache: Mutex<(u64, Bytes)>,
 }
 
 impl Default for Store {
@@ -141,7 +142,7 @@ impl Default for Store {
             slots: Mutex::new(Vec::new()),
             info: Mutex::new(Vec::new()),
             generation: Arc::new(AtomicU64::new(1)),
-            cache: Mutex::new((0, Arc::new(String::new()))),
+            cache: Mutex::new((0, Bytes::new())),
         }
     }
 }
@@ -191,12 +192,13 @@ impl Store {
         all
     }
 
-    /// The text exposition of the current snapshot; encoded again only when something changed.
-    pub fn render(&self) -> Arc<String> {
+    /// The text exposition of the current snapshot; encoded again only when something changed
+    /// (the bytes are shared, not copied, by every scrape in between).
+    pub fn render(&self) -> Bytes {
         let generation = self.generation.load(Ordering::Acquire);
         let mut cache = lock(&self.cache);
         if cache.0 != generation {
-            *cache = (generation, Arc::new(encode(&self.samples())));
+            *cache = (generation, Bytes::from(encode(&self.samples())));
         }
         cache.1.clone()
     }
@@ -300,11 +302,12 @@ mod tests {
     fn meta_series_follow_the_slot_and_the_cache_refreshes() {
         let store = Store::new();
         let slot = store.slot("vmstat");
-        let first = store.render();
+        let first = String::from_utf8(store.render().to_vec()).unwrap();
         assert!(first.contains("cellwatch_collector_up{collector=\"vmstat\"} 0"));
         assert!(!first.contains("cellwatch_collector_restarts_total"));
-        assert!(
-            Arc::ptr_eq(&first, &store.render()),
+        assert_eq!(
+            store.render().as_ptr(),
+            store.render().as_ptr(),
             "unchanged snapshot is re-encoded"
         );
 
@@ -316,7 +319,7 @@ mod tests {
             Duration::from_millis(5),
             true,
         );
-        let second = store.render();
+        let second = String::from_utf8(store.render().to_vec()).unwrap();
         assert!(second.contains("cellwatch_collector_up{collector=\"vmstat\"} 1"));
         assert!(second.contains("cellwatch_memory_total_bytes 8"));
         assert!(
@@ -327,7 +330,7 @@ mod tests {
         slot.fail(Duration::ZERO);
         slot.supervised();
         slot.restarted();
-        let third = store.render();
+        let third = String::from_utf8(store.render().to_vec()).unwrap();
         assert!(third.contains("cellwatch_collector_errors_total{collector=\"vmstat\"} 1"));
         assert!(third.contains("cellwatch_collector_restarts_total{collector=\"vmstat\"} 1"));
         assert!(!third.contains("cellwatch_memory_total_bytes"));

@@ -152,16 +152,25 @@ async fn run_once<H: Handler>(spec: &ChildSpec, handler: &mut H, slot: &Slot) ->
     tracing::debug!(program = %spec.program, pid, "started child");
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
-    let stderr_task = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let _ = (&mut stderr_pipe)
-            .take(64 << 10)
-            .read_to_end(&mut buf)
-            .await;
-        // Drain the rest so the child never blocks on a full pipe.
-        let _ = tokio::io::copy(&mut stderr_pipe, &mut tokio::io::sink()).await;
-        String::from_utf8_lossy(&buf).into_owned()
-    });
+    // stderr is read on its own task into a shared buffer (the first 64 KiB; the rest is
+    // drained so the child never blocks on a full pipe).
+    let stderr_buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stderr_task = {
+        let buf = stderr_buf.clone();
+        tokio::spawn(async move {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match stderr_pipe.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
+                        let room = (64usize << 10).saturating_sub(b.len());
+                        b.extend_from_slice(&chunk[..n.min(room)]);
+                    }
+                }
+            }
+        })
+    };
 
     let sep = spec.framing.byte();
     let mut pending: Vec<u8> = Vec::with_capacity(64 << 10);
@@ -170,7 +179,18 @@ async fn run_once<H: Handler>(spec: &ChildSpec, handler: &mut H, slot: &Slot) ->
     let mut documents = 0;
     let mut deadline = Instant::now() + spec.hang_after();
     let end = 'read: loop {
-        let n = match tokio::time::timeout_at(deadline, stdout.read(&mut chunk)).await {
+        // Output first (`biased`): a child that printed and exited has its documents read
+        // before its exit is noticed; a child that died while a grandchild still holds its
+        // stdout open is noticed at once.
+        let read = tokio::select! {
+            biased;
+            r = tokio::time::timeout_at(deadline, stdout.read(&mut chunk)) => r,
+            status = child.wait() => {
+                let status = status.map_or_else(|e| format!("wait failed: {e}"), |s| s.to_string());
+                break 'read End::Exited(status);
+            }
+        };
+        let n = match read {
             Err(_) => {
                 kill(&mut child).await;
                 break 'read End::Hung(spec.hang_after());
@@ -228,10 +248,11 @@ async fn run_once<H: Handler>(spec: &ChildSpec, handler: &mut H, slot: &Slot) ->
             ));
         }
     };
-    let stderr = match tokio::time::timeout(Duration::from_secs(1), stderr_task).await {
-        Ok(Ok(s)) => s,
-        _ => String::new(),
-    };
+    // The child is gone; what it wrote to stderr is in the pipe. A grandchild may still hold
+    // the pipe open, so give the reader a moment rather than waiting for end of file.
+    let _ = tokio::time::timeout(Duration::from_millis(20), stderr_task).await;
+    let stderr =
+        String::from_utf8_lossy(&stderr_buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
     Run {
         end,
         stderr,

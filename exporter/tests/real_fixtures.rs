@@ -5,11 +5,18 @@
 use std::path::{Path, PathBuf};
 
 use cellwatch_exporter::parse::powermetrics::Component;
-use cellwatch_exporter::parse::{ibv_devinfo, macmon, netstat, networksetup, powermetrics, rdma_ctl, sysctl, system_profiler, vm_stat};
+use cellwatch_exporter::parse::{
+    ibv_devinfo, macmon, netstat, networksetup, powermetrics, rdma_ctl, sysctl, system_profiler,
+    vm_stat,
+};
 
 fn real() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/real");
-    assert!(p.is_dir(), "{} is missing: the real captures live in ../shared beside the checkout", p.display());
+    assert!(
+        p.is_dir(),
+        "{} is missing: the real captures live in ../shared beside the checkout",
+        p.display()
+    );
     p
 }
 
@@ -50,7 +57,12 @@ fn every_parser(bytes: &[u8]) {
     }
     if let Ok(m) = sysctl::parse(&s) {
         for v in m.values() {
-            let _ = (sysctl::memsize(v), sysctl::swap_used_bytes(v), sysctl::pressure_level(v), sysctl::wired_limit_bytes(v));
+            let _ = (
+                sysctl::memsize(v),
+                sysctl::swap_used_bytes(v),
+                sysctl::pressure_level(v),
+                sysctl::wired_limit_bytes(v),
+            );
         }
     }
     let _ = netstat::parse(&s);
@@ -73,16 +85,28 @@ fn powermetrics_plists_parse_and_other_formats_are_clean_errors() {
             assert_eq!(s.hw_model.as_deref(), Some("MacBookPro17,1"), "{n}");
             let names: Vec<&str> = s.clusters.iter().map(|(c, _)| c.as_str()).collect();
             assert_eq!(names, ["E-Cluster", "P-Cluster"], "{n}");
-            assert!(s.clusters.iter().all(|(_, hz)| *hz > 1e8 && *hz < 5e9), "{n}: cluster freq_hz is Hz");
+            assert!(
+                s.clusters.iter().all(|(_, hz)| *hz > 1e8 && *hz < 5e9),
+                "{n}: cluster freq_hz is Hz"
+            );
             let gpu_hz = s.gpu_frequency_hz().unwrap();
-            assert!(gpu_hz > 1e8 && gpu_hz < 2e9, "{n}: gpu.freq_hz is MHz, got {gpu_hz} Hz");
+            assert!(
+                gpu_hz > 1e8 && gpu_hz < 2e9,
+                "{n}: gpu.freq_hz is MHz, got {gpu_hz} Hz"
+            );
             assert_eq!(s.thermal_level(), Some(Ok(0)), "{n}");
             // cpu_power (mW) = cpu_energy (mJ) / elapsed (s): both routes agree within rounding.
             let cpu = s.resolve(Component::Cpu).unwrap();
             let r = s.reading(Component::Cpu);
             let from_energy = r.energy_mj.unwrap() / s.elapsed_s.unwrap() / 1e3;
-            assert!((cpu.watts.unwrap() - from_energy).abs() < 0.002, "{n}: {cpu:?} vs {from_energy}");
-            assert!(cpu.watts.unwrap() < 1.0, "{n}: an idle M1 draws milliwatts, got {cpu:?}");
+            assert!(
+                (cpu.watts.unwrap() - from_energy).abs() < 0.002,
+                "{n}: {cpu:?} vs {from_energy}"
+            );
+            assert!(
+                cpu.watts.unwrap() < 1.0,
+                "{n}: an idle M1 draws milliwatts, got {cpu:?}"
+            );
             assert_eq!(s.resolve(Component::Ane).unwrap().watts, Some(0.0));
             assert!(s.gpu_active_ratio().unwrap() > 0.0);
         } else {
@@ -95,11 +119,17 @@ fn powermetrics_plists_parse_and_other_formats_are_clean_errors() {
 
 #[test]
 fn pumas_m1_values() {
-    let s = powermetrics::parse(&std::fs::read(real().join("powermetrics/pumas-powermetrics-output-m1.xml")).unwrap()).unwrap();
+    let s = powermetrics::parse(
+        &std::fs::read(real().join("powermetrics/pumas-powermetrics-output-m1.xml")).unwrap(),
+    )
+    .unwrap();
     assert!(close(s.elapsed_s.unwrap(), 2.01917875));
     let gpu = s.resolve(Component::Gpu).unwrap();
     assert!(close(gpu.watts.unwrap(), 0.0153528), "{gpu:?}");
-    assert!(close(gpu.joules.unwrap(), 0.031), "processor.gpu_energy is mJ: {gpu:?}");
+    assert!(
+        close(gpu.joules.unwrap(), 0.031),
+        "processor.gpu_energy is mJ: {gpu:?}"
+    );
     assert!(close(s.gpu_frequency_hz().unwrap(), 714.836e6));
 }
 
@@ -126,10 +156,18 @@ fn memory_captures() {
                 assert!(used == 427_294_720 || used == 13_906_277_827, "{n}: {used}");
             }
             if let Some(v) = m.get("kern.memorystatus_vm_pressure_level") {
-                assert_eq!(sysctl::pressure_level(v), Ok(1), "{n}: level 2 is a warning");
+                assert_eq!(
+                    sysctl::pressure_level(v),
+                    Ok(1),
+                    "{n}: level 2 is a warning"
+                );
             }
             if let Some(v) = m.get("iogpu.wired_limit_mb") {
-                assert_eq!(sysctl::wired_limit_bytes(v), Ok(0), "{n}: 0 is the default policy");
+                assert_eq!(
+                    sysctl::wired_limit_bytes(v),
+                    Ok(0),
+                    "{n}: 0 is the default policy"
+                );
             }
             assert!(!m.is_empty());
         } else if n.contains("_-n_") {
@@ -153,33 +191,68 @@ fn thunderbolt_captures() {
             let v = netstat::parse(&t).unwrap_or_else(|e| panic!("{n}: {e}"));
             assert_eq!(v.len(), 1, "{n}: one <Link#> row");
             if n.contains("wide") {
-                assert_eq!((v[0].name.as_str(), v[0].ibytes, v[0].obytes), ("en0", 23_308_376_472, 26_102_435_913), "64-bit");
+                assert_eq!(
+                    (v[0].name.as_str(), v[0].ibytes, v[0].obytes),
+                    ("en0", 23_308_376_472, 26_102_435_913),
+                    "64-bit"
+                );
             } else {
-                assert_eq!((v[0].name.as_str(), v[0].ibytes, v[0].ierrs), ("lo0", 169_411_755, Some(0)), "empty Address column");
+                assert_eq!(
+                    (v[0].name.as_str(), v[0].ibytes, v[0].ierrs),
+                    ("lo0", 169_411_755, Some(0)),
+                    "empty Address column"
+                );
             }
             seen.insert("netstat");
         } else if n.contains("networksetup") {
             let ports = networksetup::parse(&t).unwrap_or_else(|e| panic!("{n}: {e}"));
-            let tb: Vec<(u32, &str)> = ports.iter().filter_map(|p| Some((p.thunderbolt_receptacle()?, p.device.as_str()))).collect();
-            assert_eq!(tb, [(1, "en1"), (2, "en6"), (3, "en2")], "{n}: the bridge is not a link");
+            let tb: Vec<(u32, &str)> = ports
+                .iter()
+                .filter_map(|p| Some((p.thunderbolt_receptacle()?, p.device.as_str())))
+                .collect();
+            assert_eq!(
+                tb,
+                [(1, "en1"), (2, "en6"), (3, "en2")],
+                "{n}: the bridge is not a link"
+            );
             seen.insert("networksetup");
         } else if n.contains("system_profiler") && n.ends_with(".json") {
             let r = system_profiler::parse(&t).unwrap_or_else(|e| panic!("{n}: {e}"));
-            let connected: Vec<(u32, Option<f64>, Option<&str>)> =
-                r.iter().filter(|r| r.connected).map(|r| (r.id, r.speed_bytes_per_second, r.peer.as_deref())).collect();
-            assert_eq!(connected, [(3, Some(1e10), Some("SB-XTM5")), (2, Some(1e10), Some("MacBook Pro"))], "{n}");
-            assert!(r.iter().any(|r| r.id == 1 && !r.connected && r.speed_bytes_per_second.is_none()), "{n}: 'Up to 120 Gb/s' is no link");
+            let connected: Vec<(u32, Option<f64>, Option<&str>)> = r
+                .iter()
+                .filter(|r| r.connected)
+                .map(|r| (r.id, r.speed_bytes_per_second, r.peer.as_deref()))
+                .collect();
+            assert_eq!(
+                connected,
+                [
+                    (3, Some(1e10), Some("SB-XTM5")),
+                    (2, Some(1e10), Some("MacBook Pro"))
+                ],
+                "{n}"
+            );
+            assert!(
+                r.iter()
+                    .any(|r| r.id == 1 && !r.connected && r.speed_bytes_per_second.is_none()),
+                "{n}: 'Up to 120 Gb/s' is no link"
+            );
             seen.insert("system_profiler");
         } else if n.contains("ibv_devinfo") {
             let d = ibv_devinfo::parse(&t).unwrap_or_else(|e| panic!("{n}: {e}"));
             assert_eq!(d.len(), 3, "{n}");
-            assert!(d.iter().all(|d| d.name.starts_with("rdma_en") && !d.active), "{n}: all PORT_DOWN");
+            assert!(
+                d.iter().all(|d| d.name.starts_with("rdma_en") && !d.active),
+                "{n}: all PORT_DOWN"
+            );
             seen.insert("ibv_devinfo");
         } else {
             // ibv_devices, ifconfig, hostfiles, mactop's JSON, system_profiler's text form:
             // not formats the collector reads; each parser refuses them cleanly.
             assert!(system_profiler::parse(&t).is_err(), "{n}");
-            assert!(netstat::parse(&t).is_err() || netstat::parse(&t) == Ok(vec![]), "{n}");
+            assert!(
+                netstat::parse(&t).is_err() || netstat::parse(&t) == Ok(vec![]),
+                "{n}"
+            );
         }
     }
     assert_eq!(seen.len(), 4, "{seen:?}");

@@ -10,20 +10,35 @@ use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// A binary of the workspace, built by `cargo test --workspace` next to the test executables
 /// (or named by `CELLWATCH_<NAME>_BIN`).
 pub fn binary(name: &str) -> PathBuf {
-    let var = format!("CELLWATCH_{}_BIN", name.trim_start_matches("cellwatch-").to_uppercase().replace('-', "_"));
+    let var = format!(
+        "CELLWATCH_{}_BIN",
+        name.trim_start_matches("cellwatch-")
+            .to_uppercase()
+            .replace('-', "_")
+    );
     if let Some(p) = std::env::var_os(&var) {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
     let p = dir.join(name);
-    assert!(p.is_file(), "{} is missing: run `cargo test --workspace` (which builds it) or set {var}", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo test --workspace` (which builds it) or set {var}",
+        p.display()
+    );
     p
 }
 
@@ -47,10 +62,21 @@ impl Exporter {
     /// Prepares a state directory (so stand-ins can be steered before start), then starts the
     /// exporter with `args` plus a loopback listen address.
     pub fn start_with(state: tempfile::TempDir, args: &[&str]) -> Exporter {
-        let path = format!("{}:{}", standins().display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            standins().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let mut child = Command::new(binary("cellwatch-exporter"))
             .args(args)
-            .args(["--web.listen-address", "127.0.0.1:0", "--node", "test-node", "--cell", "test-cell"])
+            .args([
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--node",
+                "test-node",
+                "--cell",
+                "test-cell",
+            ])
             .env("PATH", path)
             .env("CELLWATCH_STATE", state.path())
             .env_remove("RUST_LOG")
@@ -79,10 +105,19 @@ impl Exporter {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
-                panic!("the exporter did not start listening; log:\n{}", log.lock().unwrap());
+                panic!(
+                    "the exporter did not start listening; log:\n{}",
+                    log.lock().unwrap()
+                );
             }
         };
-        Exporter { child, base: format!("http://{addr}"), log, state, client: reqwest::Client::new() }
+        Exporter {
+            child,
+            base: format!("http://{addr}"),
+            log,
+            state,
+            client: reqwest::Client::new(),
+        }
     }
 
     /// Starts with a fresh state directory.
@@ -134,7 +169,12 @@ impl Exporter {
     }
 
     /// Scrapes until `ok` holds (every scrape must succeed), or panics after `within`.
-    pub async fn wait_for(&self, what: &str, within: Duration, ok: impl Fn(&Metrics) -> bool) -> Metrics {
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        within: Duration,
+        ok: impl Fn(&Metrics) -> bool,
+    ) -> Metrics {
         let start = Instant::now();
         loop {
             let m = self.metrics().await;
@@ -142,7 +182,11 @@ impl Exporter {
                 return m;
             }
             if start.elapsed() > within {
-                panic!("timed out after {within:?} waiting for {what}\nlast /metrics:\n{}\nlog:\n{}", m.0, self.log());
+                panic!(
+                    "timed out after {within:?} waiting for {what}\nlast /metrics:\n{}\nlog:\n{}",
+                    m.0,
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -151,7 +195,9 @@ impl Exporter {
 
 impl Drop for Exporter {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(5) {
             if !matches!(self.child.try_wait(), Ok(None)) {
@@ -198,10 +244,23 @@ pub fn promtool_check_metrics(body: &str) -> String {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("promtool: {e} (Debian package `prometheus`; the README's test command installs it)"));
-    child.stdin.take().expect("stdin").write_all(body.as_bytes()).expect("write");
+        .unwrap_or_else(|e| {
+            panic!(
+                "promtool: {e} (Debian package `prometheus`; the README's test command installs it)"
+            )
+        });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write");
     let out = child.wait_with_output().expect("promtool");
-    let mut findings = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let mut findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if !out.status.success() && findings.trim().is_empty() {
         findings = format!("promtool exited with {}", out.status);
     }

@@ -29,6 +29,9 @@ pub struct Settings {
     pub powermetrics_sudo: bool,
 }
 
+/// Starts a collector: its sampling loop, which runs until the process ends.
+pub type StartFn = fn(&Settings, Arc<Slot>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// A collector's static description.
 #[derive(Debug, Clone, Copy)]
 pub struct Info {
@@ -41,7 +44,7 @@ pub struct Info {
     /// One line for `--help`.
     pub help: &'static str,
     /// Starts the collector.
-    pub start: fn(&Settings, Arc<Slot>) -> Pin<Box<dyn Future<Output = ()> + Send>>,
+    pub start: StartFn,
 }
 
 impl Info {

@@ -72,16 +72,14 @@ impl PowerHandler {
         }
         match s.thermal_level() {
             Some(Ok(level)) => out.push(Sample::new(&m::THERMAL_PRESSURE, &[], f64::from(level))),
-            Some(Err(text)) => {
-                if self.warned.insert(text.to_string()) {
-                    tracing::warn!(
-                        collector = "powermetrics",
-                        value = text,
-                        "unknown thermal_pressure value; not exported"
-                    );
-                }
+            Some(Err(text)) if self.warned.insert(text.to_string()) => {
+                tracing::warn!(
+                    collector = "powermetrics",
+                    value = text,
+                    "unknown thermal_pressure value; not exported"
+                );
             }
-            None => {}
+            _ => {}
         }
         out
     }

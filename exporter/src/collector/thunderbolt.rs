@@ -167,6 +167,9 @@ fn lock(s: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 }
 
 /// Runs an optional command: `Ok(None)` when it does not exist here (logged once).
+// Not an `async fn`: the explicit `+ Send` lets `tokio::spawn` see through the opaque type
+// inside this module.
+#[allow(clippy::manual_async_fn)]
 fn optional<'a, T: Send + 'a>(
     program: &'static str,
     args: &'a [&'a str],
