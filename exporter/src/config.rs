@@ -145,7 +145,7 @@ pub fn command() -> Command {
             "Collectors find their commands on PATH. Every collector runs on any OS when switched \
              on; the defaults depend on the OS (macOS: powermetrics, vmstat, thunderbolt).",
         )
-        .max_term_width(100);
+        .term_width(100);
     for c in collector::ALL {
         let default = if c.default_on_macos {
             "on by default on macOS"

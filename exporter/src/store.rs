@@ -86,20 +86,12 @@ impl Slot {
         });
     }
 
-    /// Records a failed sample: no series until the next success.
-    pub fn fail(&self, duration: Duration) {
-        self.update(|st| {
-            st.samples.clear();
-            st.duration = duration.as_secs_f64();
-            st.up = false;
-            st.errors += 1;
-        });
-    }
-
-    /// Marks the source as down (a child process gap) without counting an error.
+    /// Marks the source as down (a gap while a child process is restarted) without counting
+    /// an error. Gauges go (they describe a present the source no longer reports); counters
+    /// stay at their totals, so `increase()` sees no gap.
     pub fn down(&self) {
         self.update(|st| {
-            st.samples.clear();
+            st.samples.retain(|s| s.def.kind == Kind::Counter);
             st.up = false;
         });
     }
@@ -327,12 +319,28 @@ mod tests {
             "{second}"
         );
 
-        slot.fail(Duration::ZERO);
+        slot.publish(
+            vec![
+                Sample::new(&m::MEMORY_TOTAL, &[], 8.0),
+                Sample::new(&m::ENERGY_JOULES, &["gpu"], 3.0),
+            ],
+            Duration::ZERO,
+            true,
+        );
+        slot.down();
+        slot.error();
         slot.supervised();
         slot.restarted();
         let third = String::from_utf8(store.render().to_vec()).unwrap();
         assert!(third.contains("cellwatch_collector_errors_total{collector=\"vmstat\"} 1"));
         assert!(third.contains("cellwatch_collector_restarts_total{collector=\"vmstat\"} 1"));
-        assert!(!third.contains("cellwatch_memory_total_bytes"));
+        assert!(
+            !third.contains("cellwatch_memory_total_bytes"),
+            "gauges go while down"
+        );
+        assert!(
+            third.contains("cellwatch_energy_joules_total{component=\"gpu\"} 3"),
+            "counters stay"
+        );
     }
 }

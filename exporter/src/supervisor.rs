@@ -337,4 +337,103 @@ mod tests {
             assert!(b.next_delay() < i * 2);
         }
     }
+
+    #[derive(Default)]
+    struct Collect(Vec<String>);
+
+    impl Handler for Collect {
+        fn document(&mut self, doc: &[u8]) -> Result<Vec<Sample>, ParseError> {
+            let text = String::from_utf8_lossy(doc).into_owned();
+            if text.contains("bad") {
+                return Err(ParseError::invalid("test document", "bad"));
+            }
+            self.0.push(text);
+            Ok(vec![])
+        }
+    }
+
+    fn sh(script: &str, max_document: usize) -> ChildSpec {
+        ChildSpec {
+            program: "sh".into(),
+            args: vec!["-c".into(), script.into()],
+            framing: Framing::Nul,
+            interval: Duration::from_secs(2),
+            max_document,
+        }
+    }
+
+    fn slot() -> Arc<Slot> {
+        crate::store::Store::new().slot("test")
+    }
+
+    #[tokio::test]
+    async fn documents_are_split_on_nul_and_an_exit_is_seen() {
+        let mut h = Collect::default();
+        let slot = slot();
+        let run = run_once(
+            &sh(
+                "printf 'one\\0'; printf 'tw'; printf 'o\\0\\0  \\0three'; exit 4",
+                1 << 20,
+            ),
+            &mut h,
+            &slot,
+        )
+        .await;
+        assert_eq!(
+            h.0,
+            ["one", "two"],
+            "empty documents are skipped, an unterminated one is not parsed"
+        );
+        assert_eq!(run.documents, 2);
+        assert!(
+            matches!(&run.end, End::Exited(s) if s.contains('4')),
+            "{:?}",
+            run.end
+        );
+        assert!(slot.is_up());
+    }
+
+    #[tokio::test]
+    async fn garbage_and_oversized_output_end_the_run() {
+        let mut h = Collect::default();
+        let run = run_once(
+            &sh("printf 'ok\\0bad\\0'; sleep 30", 1 << 20),
+            &mut h,
+            &slot(),
+        )
+        .await;
+        assert!(
+            matches!(&run.end, End::Garbage(e) if e.contains("bad")),
+            "{:?}",
+            run.end
+        );
+        let run = run_once(&sh("yes", 64 << 10), &mut Collect::default(), &slot()).await;
+        assert!(
+            matches!(&run.end, End::Garbage(e) if e.contains("separator")),
+            "{:?}",
+            run.end
+        );
+    }
+
+    #[tokio::test]
+    async fn stderr_is_kept_and_a_missing_program_is_a_spawn_error() {
+        let run = run_once(
+            &sh(
+                "echo 'must be invoked as the superuser' >&2; exit 1",
+                1 << 20,
+            ),
+            &mut Collect::default(),
+            &slot(),
+        )
+        .await;
+        assert!(run.stderr.contains("superuser"), "{:?}", run.stderr);
+        let mut spec = sh("", 1);
+        spec.program = "cellwatch-no-such-program".into();
+        let run = run_once(&spec, &mut Collect::default(), &slot()).await;
+        assert!(
+            matches!(&run.end, End::Spawn(e) if e.is_not_found()),
+            "{:?}",
+            run.end
+        );
+    }
 }

@@ -210,6 +210,28 @@ async fn hung_powermetrics_is_killed_and_restarted() {
 }
 
 #[tokio::test]
+async fn a_powermetrics_that_dies_is_restarted() {
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(state.path().join("powermetrics.mode"), "die-after-2").unwrap();
+    let e = Exporter::start_with(state, APPLE);
+    let m = e
+        .wait_for("restarts after exits", SOON, |m| {
+            m.collector("restarts_total", "powermetrics") >= Some(2.0)
+        })
+        .await;
+    assert!(m.collector("errors_total", "powermetrics") >= Some(2.0));
+    assert!(
+        e.log().contains("child exited (exit status: 3)"),
+        "{}",
+        e.log()
+    );
+    assert!(
+        m.has(r#"cellwatch_energy_joules_total{component="gpu"}"#),
+        "energy survives the restarts"
+    );
+}
+
+#[tokio::test]
 async fn a_silent_child_is_down_during_the_gap() {
     let state = tempfile::tempdir().unwrap();
     std::fs::write(state.path().join("powermetrics.mode"), "hang").unwrap();
@@ -273,6 +295,16 @@ async fn garbage_truncated_and_empty_output_never_panic() {
         })
         .await;
     }
+    e.steer("networksetup.out", "Hardware Port: Thunderbolt 1\n");
+    let before = e
+        .metrics()
+        .await
+        .collector("errors_total", "thunderbolt")
+        .unwrap();
+    e.wait_for("broken hardware ports counted", SOON, |m| {
+        m.collector("errors_total", "thunderbolt") > Some(before)
+    })
+    .await;
     e.steer("vm_stat.out", "");
     e.steer("sysctl.out", "hw.mem");
     let before = e
