@@ -2,73 +2,34 @@
 //! full snapshot (every collector's series, as on a Mac Studio with three Thunderbolt links).
 
 use std::path::Path;
-use std::time::Duration;
 
 use cellwatch_exporter::collector::powermetrics::PowerHandler;
-use cellwatch_exporter::collector::thunderbolt::{Counters, Topology};
-use cellwatch_exporter::collector::vmstat;
 use cellwatch_exporter::node::Identity;
-use cellwatch_exporter::parse::{
-    ibv_devinfo, netstat, networksetup, powermetrics, rdma_ctl, sysctl, system_profiler, vm_stat,
-};
-use cellwatch_exporter::store::{self, Sample, Store};
+use cellwatch_exporter::parse::{netstat, powermetrics, vm_stat};
+use cellwatch_exporter::replay;
+use cellwatch_exporter::store::{self, Sample};
 use cellwatch_exporter::supervisor::Handler;
 
 fn main() {
     divan::main();
 }
 
+fn dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/macos")
+}
+
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("testdata/macos")
-            .join(name),
-    )
-    .unwrap()
+    std::fs::read_to_string(dir().join(name)).unwrap()
 }
 
 fn full_snapshot() -> Vec<Sample> {
-    let store = Store::new();
-    store.set_info(
-        Identity {
-            cell: "a".into(),
-            node: "b".into(),
-            hw_model: "Mac15,14".into(),
-            os_version: "26.2".into(),
-        }
-        .samples(),
-    );
-    let slot = store.slot("powermetrics");
-    slot.supervised();
-    slot.publish(
-        PowerHandler::default()
-            .document(fixture("powermetrics-m3ultra.plist").as_bytes())
-            .unwrap(),
-        Duration::ZERO,
-        true,
-    );
-    let slot = store.slot("vmstat");
-    let vm = vm_stat::parse(&fixture("vm_stat.txt")).unwrap();
-    let ctl = sysctl::parse(&fixture("sysctl.txt")).unwrap();
-    slot.publish(
-        vmstat::samples(Some(&vm), Some(&ctl)).0,
-        Duration::ZERO,
-        true,
-    );
-    let slot = store.slot("thunderbolt");
-    let t = Topology {
-        links: Topology::links_from(&networksetup::parse(&fixture("networksetup.txt")).unwrap()),
-        receptacles: Some(system_profiler::parse(&fixture("system_profiler.json")).unwrap()),
-        rdma_devices: Some(ibv_devinfo::parse(&fixture("ibv_devinfo.txt")).unwrap()),
-        rdma_enabled: Some(rdma_ctl::parse(&fixture("rdma_ctl.txt")).unwrap()),
+    let id = Identity {
+        cell: "a".into(),
+        node: "b".into(),
+        hw_model: "Mac15,14".into(),
+        os_version: "26.2".into(),
     };
-    let mut s = t.samples();
-    s.extend(Counters::default().samples(
-        &t.links,
-        &netstat::parse(&fixture("netstat-ib.txt")).unwrap(),
-    ));
-    slot.publish(s, Duration::ZERO, true);
-    store.samples()
+    replay::snapshot(&dir(), &id).unwrap().samples()
 }
 
 #[divan::bench]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod counter;
 pub mod node;
 pub mod parse;
+pub mod replay;
 pub mod server;
 pub mod store;
 pub mod supervisor;

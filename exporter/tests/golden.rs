@@ -4,25 +4,9 @@
 //! reference must appear in it; `promtool check metrics` on it runs in the e2e tests.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use cellwatch_exporter::collector::macmon::MacmonHandler;
-use cellwatch_exporter::collector::powermetrics::PowerHandler;
-use cellwatch_exporter::collector::thunderbolt::{Counters, Topology};
-use cellwatch_exporter::collector::vmstat;
 use cellwatch_exporter::node::Identity;
-use cellwatch_exporter::parse::{
-    ibv_devinfo, netstat, networksetup, rdma_ctl, sysctl, system_profiler, vm_stat,
-};
-use cellwatch_exporter::store::Store;
-use cellwatch_exporter::supervisor::Handler;
-
-fn fixture(name: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/macos")
-        .join(name);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+use cellwatch_exporter::replay;
 
 fn golden_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/metrics.prom")
@@ -30,63 +14,17 @@ fn golden_path() -> PathBuf {
 
 /// The exposition for the fixture inputs, built as the running exporter builds it.
 fn render() -> String {
-    let store = Store::new();
-    store.set_info(
-        Identity {
-            cell: "studio-a".into(),
-            node: "studio-a-1".into(),
-            hw_model: "Mac15,14".into(),
-            os_version: "26.2".into(),
-        }
-        .samples(),
-    );
-
-    let slot = store.slot("powermetrics");
-    slot.supervised();
-    let mut power = PowerHandler::default();
-    power
-        .document(fixture("powermetrics-m3ultra.plist").as_bytes())
-        .unwrap();
-    slot.publish(
-        power
-            .document(fixture("powermetrics-m3ultra.plist").as_bytes())
-            .unwrap(),
-        Duration::ZERO,
-        true,
-    );
-
-    let slot = store.slot("macmon");
-    slot.supervised();
-    let mut macmon = MacmonHandler::new(Duration::from_secs(1));
-    slot.publish(
-        macmon
-            .document(br#"{"sys_power": 236.5, "ram_power": 11.25}"#)
-            .unwrap(),
-        Duration::ZERO,
-        true,
-    );
-
-    let slot = store.slot("vmstat");
-    let vm = vm_stat::parse(&fixture("vm_stat.txt")).unwrap();
-    let ctl = sysctl::parse(&fixture("sysctl.txt")).unwrap();
-    let (samples, problems) = vmstat::samples(Some(&vm), Some(&ctl));
-    assert!(problems.is_empty(), "{problems:?}");
-    slot.publish(samples, Duration::ZERO, true);
-
-    let slot = store.slot("thunderbolt");
-    let topology = Topology {
-        links: Topology::links_from(&networksetup::parse(&fixture("networksetup.txt")).unwrap()),
-        receptacles: Some(system_profiler::parse(&fixture("system_profiler.json")).unwrap()),
-        rdma_devices: Some(ibv_devinfo::parse(&fixture("ibv_devinfo.txt")).unwrap()),
-        rdma_enabled: Some(rdma_ctl::parse(&fixture("rdma_ctl.txt")).unwrap()),
+    let id = Identity {
+        cell: "studio-a".into(),
+        node: "studio-a-1".into(),
+        hw_model: "Mac15,14".into(),
+        os_version: "26.2".into(),
     };
-    let mut samples = topology.samples();
-    samples.extend(Counters::default().samples(
-        &topology.links,
-        &netstat::parse(&fixture("netstat-ib.txt")).unwrap(),
-    ));
-    slot.publish(samples, Duration::ZERO, true);
-
+    let store = replay::snapshot(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/macos"),
+        &id,
+    )
+    .unwrap();
     String::from_utf8(store.render().to_vec()).unwrap()
 }
 
