@@ -17,6 +17,67 @@ pub enum LogFormat {
     Json,
 }
 
+fn byte_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size such as 32MiB"))?;
+    let mult: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        u => {
+            return Err(format!(
+                "{s:?}: unknown unit {u:?} (B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Histogram bucket bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets(pub Vec<f64>);
+
+fn buckets(s: &str) -> Result<Buckets, String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|b| {
+            b.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("{b:?} is not a number of seconds"))
+        })
+        .collect::<Result<_, _>>()?;
+    if v.is_empty()
+        || v.iter().any(|b| !b.is_finite() || *b <= 0.0)
+        || v.windows(2).any(|w| w[0] >= w[1])
+    {
+        return Err(format!(
+            "{s:?}: bucket bounds must be positive and increasing"
+        ));
+    }
+    Ok(Buckets(v))
+}
+
+fn listen(s: &str) -> String {
+    match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_string(),
+    }
+}
+
+fn valid_listen(s: &str) -> bool {
+    s.rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 1s, 2m)"))
 }
@@ -79,6 +140,67 @@ pub struct RawArgs {
     /// --collector.NAME.
     #[arg(long = "collector.disable-defaults")]
     pub disable_defaults: bool,
+
+    /// OpenAI-compatible server to meter (http://HOST:PORT[/PREFIX]): EXO, mlx-lm, Ollama,
+    /// llama.cpp… Clients then talk to the proxy at --collector.inference.listen-address.
+    #[arg(
+        long = "collector.inference.upstream",
+        value_name = "URL",
+        help_heading = "Inference"
+    )]
+    pub inference_upstream: Option<String>,
+
+    /// Address the metering proxy listens on (HOST:PORT or :PORT).
+    #[arg(
+        long = "collector.inference.listen-address",
+        value_name = "ADDR",
+        default_value = ":9818",
+        help_heading = "Inference"
+    )]
+    pub inference_listen: String,
+
+    /// Largest request body the proxy reads on a metered route (it reads it to learn the model);
+    /// larger ones get 413.
+    #[arg(long = "collector.inference.max-body-size", value_name = "SIZE", default_value = "32MiB", value_parser = byte_size, help_heading = "Inference")]
+    pub inference_max_body: usize,
+
+    /// Longest wait for a connection to the upstream.
+    #[arg(long = "collector.inference.connect-timeout", value_name = "DURATION", default_value = "5s", value_parser = duration, help_heading = "Inference")]
+    pub inference_connect_timeout: Duration,
+
+    /// Longest wait for the upstream's response headers (a long prefill counts here); then 504.
+    #[arg(long = "collector.inference.response-timeout", value_name = "DURATION", default_value = "300s", value_parser = duration, help_heading = "Inference")]
+    pub inference_response_timeout: Duration,
+
+    /// Longest gap between two chunks of a response body before the proxy gives up on it.
+    #[arg(long = "collector.inference.idle-timeout", value_name = "DURATION", default_value = "120s", value_parser = duration, help_heading = "Inference")]
+    pub inference_idle_timeout: Duration,
+
+    /// Histogram bucket bounds in seconds, for request duration and time to first token.
+    #[arg(long = "collector.inference.buckets", value_name = "LIST", default_value = "0.05,0.1,0.25,0.5,1,2,2.5,5,10,15,20,30,45,60,90,120", value_parser = buckets, help_heading = "Inference")]
+    pub inference_buckets: Buckets,
+
+    /// Distinct `model` label values; later models are counted as `other`.
+    #[arg(
+        long = "collector.inference.max-models",
+        value_name = "N",
+        default_value = "20",
+        help_heading = "Inference"
+    )]
+    pub inference_max_models: usize,
+
+    /// A server with its own /metrics to normalize: KIND=URL[;model=NAME], KIND one of vllm,
+    /// llamacpp, sglang, tgi (model: the label for servers whose metrics name none). Repeatable.
+    #[arg(
+        long = "collector.inference.adapter",
+        value_name = "KIND=URL",
+        help_heading = "Inference"
+    )]
+    pub inference_adapters: Vec<crate::adapter::AdapterSpec>,
+
+    /// How often adapters scrape their servers.
+    #[arg(long = "collector.inference.adapter-interval", value_name = "DURATION", default_value = "5s", value_parser = duration, help_heading = "Inference")]
+    pub inference_adapter_interval: Duration,
 
     /// Log level: error, warn, info, debug, trace (or a tracing filter directive).
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
@@ -186,7 +308,7 @@ pub fn resolve(
         flag: "args",
         message: e.to_string(),
     })?;
-    let collectors = collector::ALL
+    let collectors: Vec<&'static str> = collector::ALL
         .iter()
         .filter(|c| {
             if matches.get_flag(&enable_id(c.name)) {
@@ -243,19 +365,82 @@ pub fn resolve(
             message: "a comma-separated list without spaces".into(),
         });
     }
-    let listen_address = match raw.listen_address.strip_prefix(':') {
-        Some(port) => format!("0.0.0.0:{port}"),
-        None => raw.listen_address.clone(),
-    };
-    if !listen_address
-        .rsplit_once(':')
-        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-    {
+    let listen_address = listen(&raw.listen_address);
+    if !valid_listen(&listen_address) {
         return Err(ConfigError::Invalid {
             flag: "web.listen-address",
             message: format!("{:?} is not HOST:PORT or :PORT", raw.listen_address),
         });
     }
+    let inference_on = collectors.contains(&"inference");
+    let proxy = match &raw.inference_upstream {
+        None => None,
+        Some(u) => {
+            let upstream: axum::http::Uri = u.parse().map_err(|e| ConfigError::Invalid {
+                flag: "collector.inference.upstream",
+                message: format!("{u:?}: {e}"),
+            })?;
+            if upstream.scheme_str() != Some("http")
+                || upstream.authority().is_none()
+                || upstream.query().is_some()
+            {
+                return Err(ConfigError::Invalid {
+                    flag: "collector.inference.upstream",
+                    message: format!(
+                        "{u:?}: an http://HOST:PORT[/PREFIX] URL is needed (put TLS in front of the proxy, not behind it)"
+                    ),
+                });
+            }
+            let proxy_listen = listen(&raw.inference_listen);
+            if !valid_listen(&proxy_listen) {
+                return Err(ConfigError::Invalid {
+                    flag: "collector.inference.listen-address",
+                    message: format!("{:?} is not HOST:PORT or :PORT", raw.inference_listen),
+                });
+            }
+            Some((
+                proxy_listen,
+                crate::proxy::ProxyConfig {
+                    upstream,
+                    max_body: raw.inference_max_body,
+                    connect_timeout: raw.inference_connect_timeout,
+                    header_timeout: raw.inference_response_timeout,
+                    idle_timeout: raw.inference_idle_timeout,
+                    buckets: raw.inference_buckets.0.clone(),
+                },
+            ))
+        }
+    };
+    if inference_on && proxy.is_none() && raw.inference_adapters.is_empty() {
+        return Err(ConfigError::Invalid {
+            flag: "collector.inference",
+            message: "needs --collector.inference.upstream URL (the metering proxy) or --collector.inference.adapter KIND=URL".into(),
+        });
+    }
+    if !inference_on && (proxy.is_some() || !raw.inference_adapters.is_empty()) {
+        return Err(ConfigError::Invalid {
+            flag: "collector.inference",
+            message: "--collector.inference.upstream/--collector.inference.adapter given, but the inference collector is off: add --collector.inference".into(),
+        });
+    }
+    if raw.inference_max_models == 0 {
+        return Err(ConfigError::Invalid {
+            flag: "collector.inference.max-models",
+            message: "must be at least 1".into(),
+        });
+    }
+    in_range(
+        "collector.inference.adapter-interval",
+        raw.inference_adapter_interval,
+        Duration::from_millis(100),
+        Duration::from_secs(3600),
+    )?;
+    let inference = crate::collector::inference::InferenceSettings {
+        proxy,
+        adapters: raw.inference_adapters.clone(),
+        adapter_interval: raw.inference_adapter_interval,
+        max_models: raw.inference_max_models,
+    };
     Ok(Config {
         listen_address,
         telemetry_path: raw.telemetry_path,
@@ -266,6 +451,7 @@ pub fn resolve(
             command_timeout: raw.command_timeout,
             powermetrics_samplers: samplers.to_string(),
             powermetrics_sudo: raw.powermetrics_sudo,
+            inference,
         },
         cell: raw.cell,
         node: raw.node.filter(|n| !n.is_empty()),

@@ -10,15 +10,27 @@ pub struct Monotonic {
 }
 
 impl Monotonic {
-    /// Takes the next raw reading and returns the exported value.
+    /// Takes the next raw reading and returns the exported value; a reading below the last is a
+    /// reset.
     pub fn observe(&mut self, raw: f64) -> f64 {
+        self.observe_reset(raw, false)
+    }
+
+    /// As [`Monotonic::observe`], with a reset also declared from outside (all the series of a
+    /// histogram reset together when its count goes down).
+    pub fn observe_reset(&mut self, raw: f64, reset: bool) -> f64 {
         if let Some(last) = self.last_raw
-            && raw < last
+            && (reset || raw < last)
         {
             self.offset += last;
         }
         self.last_raw = Some(raw);
         self.offset + raw
+    }
+
+    /// The last raw reading.
+    pub fn last_raw(&self) -> Option<f64> {
+        self.last_raw
     }
 
     /// The exported value now, if any reading was taken.

@@ -4,12 +4,14 @@
 //! `netstat`, `networksetup`, `system_profiler`, `ibv_devinfo`, `rdma_ctl`) and parse their
 //! output, so everything builds, runs and is tested on Linux with stand-in commands on `PATH`.
 
+pub mod adapter;
 pub mod collector;
 pub mod command;
 pub mod config;
 pub mod counter;
 pub mod node;
 pub mod parse;
+pub mod proxy;
 pub mod replay;
 pub mod server;
 pub mod store;

@@ -4,7 +4,8 @@
 //!
 //! The directory holds the files the stand-in commands print (`exporter/testdata/macos/`):
 //! `powermetrics-m3ultra.plist`, `vm_stat.txt`, `sysctl.txt`, `netstat-ib.txt`,
-//! `networksetup.txt`, `system_profiler.json`, `ibv_devinfo.txt`, `rdma_ctl.txt`.
+//! `networksetup.txt`, `system_profiler.json`, `ibv_devinfo.txt`, `rdma_ctl.txt`; and a vLLM
+//! `/metrics` page at `../inference/vllm.prom` for the inference series.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -117,6 +118,19 @@ pub fn snapshot(dir: &Path, identity: &Identity) -> Result<Arc<Store>, ReplayErr
         Counters::default().samples(&topology.links, &d.parse("netstat-ib.txt", netstat::parse)?),
     );
     slot.publish(samples, Duration::ZERO, true);
+
+    let slot = store.slot("inference");
+    let (path, page) = d.read("../inference/vllm.prom")?;
+    let models = crate::proxy::ModelLabels::new(20);
+    let readings =
+        crate::adapter::normalize(crate::adapter::Server::Vllm, &page, "unknown", &models)
+            .map_err(|source| ReplayError::Parse { path, source })?;
+    let families = crate::store::SharedFamilies::default();
+    families.set(crate::adapter::Monotonize::default().families(&readings));
+    if let Ok(registry) = families.registry() {
+        slot.register_live(registry);
+    }
+    slot.publish(Vec::new(), Duration::ZERO, true);
 
     Ok(store)
 }

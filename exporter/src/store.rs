@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use cellwatch_metrics::{self as m, Kind, MetricDef};
 use prometheus::proto::{self, MetricFamily, MetricType};
-use prometheus::{Encoder, TextEncoder};
+use prometheus::{Encoder, Registry, TextEncoder};
 
 /// One sample of a family: label values in the order of `def.labels`.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +57,7 @@ pub struct Slot {
     name: &'static str,
     state: Mutex<SlotState>,
     generation: Arc<AtomicU64>,
+    live: Arc<Mutex<Vec<Registry>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -113,19 +114,33 @@ impl Slot {
         self.update(|st| *st.restarts.get_or_insert(0) += 1);
     }
 
+    /// Adds a live registry (instrumentation updated as events happen), gathered at every scrape.
+    pub fn register_live(&self, registry: Registry) {
+        lock(&self.live).push(registry);
+    }
+
     /// Whether the last sample succeeded.
     pub fn is_up(&self) -> bool {
         lock(&self.state).up
     }
 }
 
-/// Every collector's slot, plus the exporter's own series.
+/// Every collector's slot, the exporter's own series, and live registries (instrumentation
+/// updated as events happen, such as the metering proxy's request histograms).
 #[derive(Debug)]
 pub struct Store {
     slots: Mutex<Vec<Arc<Slot>>>,
     info: Mutex<Vec<Sample>>,
+    live: Arc<Mutex<Vec<Registry>>>,
     generation: Arc<AtomicU64>,
-    cache: Mutex<(u64, Bytes)>,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    generation: u64,
+    families: Vec<MetricFamily>,
+    text: Bytes,
 }
 
 impl Default for Store {
@@ -133,8 +148,9 @@ impl Default for Store {
         Store {
             slots: Mutex::new(Vec::new()),
             info: Mutex::new(Vec::new()),
+            live: Arc::new(Mutex::new(Vec::new())),
             generation: Arc::new(AtomicU64::new(1)),
-            cache: Mutex::new((0, Bytes::new())),
+            cache: Mutex::new(Cache::default()),
         }
     }
 }
@@ -151,6 +167,7 @@ impl Store {
             name,
             state: Mutex::default(),
             generation: self.generation.clone(),
+            live: self.live.clone(),
         });
         lock(&self.slots).push(slot.clone());
         self.generation.fetch_add(1, Ordering::Release);
@@ -184,66 +201,101 @@ impl Store {
         all
     }
 
-    /// The text exposition of the current snapshot; encoded again only when something changed
-    /// (the bytes are shared, not copied, by every scrape in between).
+    /// The text exposition of the current snapshot. The collectors' part is encoded again only
+    /// when something changed (the bytes are shared, not copied, by every scrape in between);
+    /// live registries are gathered at every scrape and merged in.
     pub fn render(&self) -> Bytes {
+        let live: Vec<Registry> = lock(&self.live).clone();
         let generation = self.generation.load(Ordering::Acquire);
         let mut cache = lock(&self.cache);
-        if cache.0 != generation {
-            *cache = (generation, Bytes::from(encode(&self.samples())));
+        if cache.generation != generation {
+            let families = families(&self.samples());
+            let text = Bytes::from(encode_families(families.clone()));
+            *cache = Cache {
+                generation,
+                families,
+                text,
+            };
         }
-        cache.1.clone()
+        if live.is_empty() {
+            return cache.text.clone();
+        }
+        let mut all = cache.families.clone();
+        drop(cache);
+        for r in &live {
+            all.extend(r.gather());
+        }
+        Bytes::from(encode_families(all))
     }
 }
 
-/// Encodes samples in the Prometheus text format: families sorted by name, samples by labels.
-pub fn encode(samples: &[Sample]) -> String {
-    let mut families: BTreeMap<&'static str, (&'static MetricDef, Vec<&Sample>)> = BTreeMap::new();
+/// A prometheus collector that serves families set from outside (an adapter's last scrape, a
+/// replayed recording). It declares no descriptors: the names are checked where the families are
+/// built, and [`encode_families`] merges them with other sources.
+#[derive(Debug, Clone, Default)]
+pub struct SharedFamilies(Arc<Mutex<Vec<MetricFamily>>>);
+
+impl SharedFamilies {
+    /// Replaces the families.
+    pub fn set(&self, families: Vec<MetricFamily>) {
+        *lock(&self.0) = families;
+    }
+
+    /// A registry that gathers these families.
+    pub fn registry(&self) -> Result<Registry, prometheus::Error> {
+        let r = Registry::new();
+        r.register(Box::new(self.clone()))?;
+        Ok(r)
+    }
+}
+
+impl prometheus::core::Collector for SharedFamilies {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        Vec::new()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        lock(&self.0).clone()
+    }
+}
+
+/// Families from samples: grouped by name, samples sorted by labels; one sample per label set.
+pub fn families(samples: &[Sample]) -> Vec<MetricFamily> {
+    let mut by_name: BTreeMap<&'static str, (&'static MetricDef, Vec<&Sample>)> = BTreeMap::new();
     for s in samples {
-        families
+        by_name
             .entry(s.def.name)
             .or_insert_with(|| (s.def, Vec::new()))
             .1
             .push(s);
     }
-    let mut out = Vec::with_capacity(families.len());
-    for (_, (def, mut samples)) in families {
+    let mut out = Vec::with_capacity(by_name.len());
+    for (_, (def, mut samples)) in by_name {
+        let kind = match def.kind {
+            Kind::Counter => MetricType::COUNTER,
+            Kind::Gauge => MetricType::GAUGE,
+            // Histograms come from live registries, never from samples.
+            Kind::Histogram => continue,
+        };
         samples.sort_by(|a, b| a.labels.cmp(&b.labels));
         samples.dedup_by(|a, b| a.labels == b.labels);
         let mut family = MetricFamily::default();
         family.set_name(def.name.to_string());
         family.set_help(def.help.to_string());
-        family.set_field_type(match def.kind {
-            Kind::Counter => MetricType::COUNTER,
-            Kind::Gauge => MetricType::GAUGE,
-        });
+        family.set_field_type(kind);
         let metrics = samples
             .into_iter()
             .map(|s| {
                 let mut metric = proto::Metric::default();
-                metric.set_label(
-                    def.labels
-                        .iter()
-                        .zip(&s.labels)
-                        .map(|(n, v)| {
-                            let mut l = proto::LabelPair::default();
-                            l.set_name(n.to_string());
-                            l.set_value(v.clone());
-                            l
-                        })
-                        .collect(),
-                );
-                match def.kind {
-                    Kind::Counter => {
-                        let mut c = proto::Counter::default();
-                        c.set_value(s.value);
-                        metric.set_counter(c);
-                    }
-                    Kind::Gauge => {
-                        let mut g = proto::Gauge::default();
-                        g.set_value(s.value);
-                        metric.set_gauge(g);
-                    }
+                metric.set_label(label_pairs(def.labels, &s.labels));
+                if def.kind == Kind::Counter {
+                    let mut c = proto::Counter::default();
+                    c.set_value(s.value);
+                    metric.set_counter(c);
+                } else {
+                    let mut g = proto::Gauge::default();
+                    g.set_value(s.value);
+                    metric.set_gauge(g);
                 }
                 metric
             })
@@ -251,12 +303,78 @@ pub fn encode(samples: &[Sample]) -> String {
         family.set_metric(metrics);
         out.push(family);
     }
+    out
+}
+
+/// Label pairs sorted by name, as Prometheus clients write them.
+pub fn label_pairs(names: &[&str], values: &[String]) -> Vec<proto::LabelPair> {
+    let mut pairs: Vec<proto::LabelPair> = names
+        .iter()
+        .zip(values)
+        .map(|(n, v)| {
+            let mut l = proto::LabelPair::default();
+            l.set_name(n.to_string());
+            l.set_value(v.clone());
+            l
+        })
+        .collect();
+    pairs.sort_by(|a, b| a.name().cmp(b.name()));
+    pairs
+}
+
+fn label_key(m: &proto::Metric) -> Vec<(String, String)> {
+    let mut k: Vec<(String, String)> = m
+        .get_label()
+        .iter()
+        .map(|l| (l.name().to_string(), l.value().to_string()))
+        .collect();
+    k.sort();
+    k
+}
+
+/// Encodes families in the text format. Families of the same name (from different sources) are
+/// merged; a label set already present is dropped (first source wins), so the output is always
+/// valid.
+pub fn encode_families(families: Vec<MetricFamily>) -> String {
+    let mut by_name: BTreeMap<String, MetricFamily> = BTreeMap::new();
+    for mut f in families {
+        if f.get_metric().is_empty() {
+            continue;
+        }
+        match by_name.get_mut(f.name()) {
+            None => {
+                by_name.insert(f.name().to_string(), f);
+            }
+            Some(existing) if existing.get_field_type() == f.get_field_type() => {
+                let mut seen: std::collections::HashSet<Vec<(String, String)>> =
+                    existing.get_metric().iter().map(label_key).collect();
+                for metric in f.take_metric() {
+                    if seen.insert(label_key(&metric)) {
+                        existing.mut_metric().push(metric);
+                    }
+                }
+                existing.mut_metric().sort_by_cached_key(|m| {
+                    m.get_label()
+                        .iter()
+                        .map(|l| l.value().to_string())
+                        .collect::<Vec<_>>()
+                });
+            }
+            Some(_) => tracing::debug!(family = f.name(), "dropped a family of a conflicting type"),
+        }
+    }
+    let out: Vec<MetricFamily> = by_name.into_values().collect();
     let mut buf = Vec::new();
-    // Encoding into a Vec only fails on inconsistent families, which `encode` never builds.
+    // Encoding into a Vec only fails on inconsistent families, which are never built here.
     if let Err(e) = TextEncoder::new().encode(&out, &mut buf) {
         tracing::error!(error = %e, "encoding the metrics snapshot failed");
     }
     String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Encodes samples in the Prometheus text format: families sorted by name, samples by labels.
+pub fn encode(samples: &[Sample]) -> String {
+    encode_families(families(samples))
 }
 
 #[cfg(test)]

@@ -57,11 +57,7 @@ fn golden_metrics_match() {
 fn golden_values_are_the_ones_the_inputs_imply() {
     let text = render();
     let value = |series: &str| -> f64 {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-            .unwrap_or_else(|| panic!("no {series}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
+        cellwatch_metrics::exposition::value(&text, series).unwrap_or_else(|| panic!("no {series}"))
     };
     // powermetrics: 182,000 mW GPU over two 1 s windows; MHz and Hz; duplicate keys accepted.
     assert_eq!(value(r#"cellwatch_power_watts{component="gpu"}"#), 182.0);

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use cellwatch_exporter::adapter::{self, Server};
 use cellwatch_exporter::parse::powermetrics::Component;
 use cellwatch_exporter::parse::{
     ibv_devinfo, macmon, netstat, networksetup, powermetrics, rdma_ctl, sysctl, system_profiler,
@@ -71,6 +72,59 @@ fn every_parser(bytes: &[u8]) {
     let _ = ibv_devinfo::parse(&s);
     let _ = rdma_ctl::parse(&s);
     let _ = macmon::parse(bytes);
+    let models = cellwatch_exporter::proxy::ModelLabels::new(4);
+    for server in [Server::Vllm, Server::LlamaCpp, Server::Sglang, Server::Tgi] {
+        if let Ok(r) = adapter::normalize(server, &s, "m", &models) {
+            let _ = adapter::Monotonize::default().families(&r);
+        }
+    }
+    let mut meter = cellwatch_exporter::proxy::meter::Meter::new(
+        cellwatch_exporter::proxy::meter::Api::ChatCompletions,
+        cellwatch_exporter::proxy::meter::Format::Sse,
+    );
+    meter.feed(bytes, std::time::Duration::ZERO);
+    let _ = meter.finish();
+}
+
+#[test]
+fn inference_pages() {
+    let models = cellwatch_exporter::proxy::ModelLabels::new(4);
+    for f in files("inference") {
+        let n = name(&f);
+        let t = text(&f);
+        if n.contains("llamacpp") {
+            let r = adapter::normalize(Server::LlamaCpp, &t, "llama", &models)
+                .unwrap_or_else(|e| panic!("{n}: {e}"));
+            let text = cellwatch_exporter::store::encode_families(
+                adapter::Monotonize::default().families(&r),
+            );
+            let v = |s: &str| cellwatch_metrics::exposition::value(&text, s);
+            assert_eq!(
+                v(r#"cellwatch_inference_tokens_total{model="llama",kind="prompt"}"#),
+                Some(6886.0),
+                "{text}"
+            );
+            assert_eq!(
+                v(r#"cellwatch_inference_tokens_total{model="llama",kind="generated"}"#),
+                Some(3469.0),
+                "{text}"
+            );
+            assert!(
+                !text.contains("duration"),
+                "llama.cpp has no latency: nothing invented"
+            );
+        } else if n.contains("vllm") {
+            // The docs' excerpt holds only vllm:iteration_tokens_total, which has no normalized
+            // counterpart: nothing comes out, and nothing fails.
+            let r = adapter::normalize(Server::Vllm, &t, "m", &models)
+                .unwrap_or_else(|e| panic!("{n}: {e}"));
+            assert!(r.is_empty(), "{n}: {r:?}");
+            assert!(
+                adapter::normalize(Server::LlamaCpp, &t, "m", &models).is_err(),
+                "{n}: not a llama.cpp page"
+            );
+        }
+    }
 }
 
 #[test]

@@ -13,6 +13,8 @@ pub enum Kind {
     Counter,
     /// A value that goes up and down.
     Gauge,
+    /// Observations counted in buckets (`_bucket`, `_sum`, `_count` series).
+    Histogram,
 }
 
 impl Kind {
@@ -21,6 +23,7 @@ impl Kind {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         }
     }
 }
@@ -193,6 +196,28 @@ metrics! {
     RDMA_ENABLED = "cellwatch_rdma_enabled", Gauge, "", [], "thunderbolt",
         "1 if RDMA over Thunderbolt is enabled (rdma_ctl status), else 0.",
         "`rdma_ctl status`";
+
+    // --- inference (metering proxy and server adapters) ---------------------------------------
+    /// Request latency.
+    INFERENCE_REQUEST_DURATION = "cellwatch_inference_request_duration_seconds", Histogram, "seconds", ["model"], "inference",
+        "Time from receiving a request to the end of its response, for requests with outcome ok.",
+        "metering proxy (request received → last response byte); vLLM `vllm:e2e_request_latency_seconds`, SGLang `sglang:e2e_request_latency_seconds`, TGI `tgi_request_duration` (upstream buckets). llama.cpp: none";
+    /// Time to first token.
+    INFERENCE_TTFT = "cellwatch_inference_time_to_first_token_seconds", Histogram, "seconds", ["model"], "inference",
+        "Time from receiving a request to the first response chunk carrying generated content, for requests with outcome ok.",
+        "metering proxy (first SSE/NDJSON chunk with content; the first body byte of a non-streaming response); vLLM `vllm:time_to_first_token_seconds`, SGLang `sglang:time_to_first_token_seconds`. llama.cpp, TGI: none";
+    /// Tokens.
+    INFERENCE_TOKENS = "cellwatch_inference_tokens_total", Counter, "", ["model", "kind"], "inference",
+        "Tokens processed (kind: prompt, generated).",
+        "metering proxy: `usage` (prompt/completion or input/output tokens), Ollama `prompt_eval_count`/`eval_count`; a stream without usage counts one generated token per content chunk and no prompt tokens. vLLM/SGLang `*:prompt_tokens_total`, `*:generation_tokens_total`; llama.cpp `llamacpp:prompt_tokens_total`, `llamacpp:tokens_predicted_total`; TGI `tgi_request_input_length_sum`, `tgi_request_generated_tokens_sum`";
+    /// Requests by outcome.
+    INFERENCE_REQUESTS = "cellwatch_inference_requests_total", Counter, "", ["model", "outcome"], "inference",
+        "Finished requests (outcome: ok, client_error, server_error, upstream_unavailable, cancelled).",
+        "metering proxy (status and stream end); vLLM `vllm:request_success_total` (abort → cancelled); TGI `tgi_request_success`, `tgi_request_failure` (validation → client_error). llama.cpp, SGLang: none";
+    /// Requests in flight.
+    INFERENCE_IN_FLIGHT = "cellwatch_inference_requests_in_flight", Gauge, "", ["model"], "inference",
+        "Requests received and not yet finished.",
+        "metering proxy; vLLM `vllm:num_requests_running`, SGLang `sglang:num_running_reqs`, llama.cpp `llamacpp:requests_processing`, TGI `tgi_batch_current_size`";
 }
 
 /// Looks a family up by its name.
@@ -320,6 +345,68 @@ mod tests {
         );
         for m in ALL {
             assert!(have.contains(&format!("`{}`", m.name)));
+        }
+    }
+}
+
+/// Reading series out of text exposition (for tests and tools): label order does not matter.
+pub mod exposition {
+    fn split(series: &str) -> Option<(&str, Vec<(String, String)>)> {
+        let series = series.trim();
+        let Some(open) = series.find('{') else {
+            return Some((series, Vec::new()));
+        };
+        let name = &series[..open];
+        let body = series[open + 1..].strip_suffix('}')?;
+        let mut labels = Vec::new();
+        let mut chars = body.chars().peekable();
+        loop {
+            while chars.peek() == Some(&',') || chars.peek() == Some(&' ') {
+                chars.next();
+            }
+            let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+            if key.is_empty() {
+                break;
+            }
+            if chars.next() != Some('"') {
+                return None;
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next()? {
+                    '\\' => match chars.next()? {
+                        'n' => value.push('\n'),
+                        c => value.push(c),
+                    },
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+            labels.push((key.trim().to_string(), value));
+        }
+        labels.sort();
+        Some((name, labels))
+    }
+
+    /// The value of `series` (written `name{label="value",…}` in any label order) in `text`.
+    pub fn value(text: &str, series: &str) -> Option<f64> {
+        let want = split(series)?;
+        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+            let (s, v) = l.rsplit_once(' ')?;
+            (split(s)? == want).then(|| v.parse().ok()).flatten()
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn label_order_does_not_matter() {
+            let text = "# HELP x y\nm{b=\"2\",a=\"1\"} 3\nm{a=\"1\"} 4\nn 5\nq{a=\"x\\\"y,z\"} 6\n";
+            assert_eq!(super::value(text, r#"m{a="1",b="2"}"#), Some(3.0));
+            assert_eq!(super::value(text, r#"m{a="1"}"#), Some(4.0));
+            assert_eq!(super::value(text, "n"), Some(5.0));
+            assert_eq!(super::value(text, r#"q{a="x\"y,z"}"#), Some(6.0));
+            assert_eq!(super::value(text, "m"), None);
         }
     }
 }

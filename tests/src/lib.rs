@@ -2,6 +2,8 @@
 //! commands first on `PATH`, scrape it, and steer the stand-ins through files in a state
 //! directory (see `exporter/testdata/standins/_standin.sh`).
 
+pub mod upstream;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -92,7 +94,7 @@ impl Exporter {
             let stderr = child.stderr.take().expect("stderr");
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.split("address=").nth(1) {
+                    if let Some(addr) = line.split(" address=").nth(1) {
                         let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
                     }
                     let mut l = log.lock().unwrap();
@@ -138,6 +140,22 @@ impl Exporter {
     /// Reads a file the stand-ins wrote (empty when absent).
     pub fn state_file(&self, file: &str) -> String {
         std::fs::read_to_string(self.state.path().join(file)).unwrap_or_default()
+    }
+
+    /// The metering proxy's base URL, once it listens (from its log line).
+    pub async fn proxy_base(&self) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(addr) = self.log().split(" proxy_address=").nth(1) {
+                return format!("http://{}", addr.split_whitespace().next().unwrap_or(""));
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the proxy did not listen; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Everything the exporter logged so far.
@@ -215,13 +233,9 @@ impl Drop for Exporter {
 pub struct Metrics(pub String);
 
 impl Metrics {
-    /// The value of one series, written exactly as exposed (`name{a="b"}`).
+    /// The value of one series (`name{a="b"}`, labels in any order).
     pub fn value(&self, series: &str) -> Option<f64> {
-        self.0
-            .lines()
-            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
+        cellwatch_metrics::exposition::value(&self.0, series)
     }
 
     /// `cellwatch_collector_<what>{collector="<c>"}`.

@@ -2,6 +2,7 @@
 //! [`Slot`]; each can be switched on or off (`--collector.NAME` / `--no-collector.NAME`) and
 //! runs on any OS when switched on, finding its commands on `PATH`.
 
+pub mod inference;
 pub mod macmon;
 pub mod powermetrics;
 pub mod thunderbolt;
@@ -27,6 +28,8 @@ pub struct Settings {
     pub powermetrics_samplers: String,
     /// Run powermetrics through `sudo -n`.
     pub powermetrics_sudo: bool,
+    /// The inference collector's proxy and adapters.
+    pub inference: inference::InferenceSettings,
 }
 
 /// Starts a collector: its sampling loop, which runs until the process ends.
@@ -66,6 +69,7 @@ pub const ALL: &[Info] = &[
     macmon::INFO,
     vmstat::INFO,
     thunderbolt::INFO,
+    inference::INFO,
 ];
 
 /// Logs a recurring problem once (at warn), then at debug until it changes or clears.

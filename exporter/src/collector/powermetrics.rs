@@ -197,6 +197,7 @@ mod tests {
             command_timeout: Duration::from_secs(10),
             powermetrics_samplers: "cpu_power,gpu_power".into(),
             powermetrics_sudo: false,
+            inference: Default::default(),
         };
         let c = child_spec(&s);
         assert_eq!(

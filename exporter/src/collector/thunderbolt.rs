@@ -19,9 +19,13 @@ use crate::counter::Monotonic;
 use crate::parse::{ParseError, ibv_devinfo, netstat, networksetup, rdma_ctl, system_profiler};
 use crate::store::{Sample, Slot};
 
+/// The collector's name (the task code uses this, not `INFO`: a future that refers to the const
+/// that boxes it cannot be checked for `Send`).
+const NAME: &str = "thunderbolt";
+
 /// Registration.
 pub const INFO: Info = Info {
-    name: "thunderbolt",
+    name: NAME,
     default_on_macos: true,
     default_on_linux: false,
     help: "Thunderbolt 5 link counters, speed, peers and RDMA state (netstat, networksetup, system_profiler, ibv_devinfo, rdma_ctl)",
@@ -167,32 +171,23 @@ fn lock(s: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 }
 
 /// Runs an optional command: `Ok(None)` when it does not exist here (logged once).
-// Not an `async fn`: the explicit `+ Send` lets `tokio::spawn` see through the opaque type
-// inside this module.
-#[allow(clippy::manual_async_fn)]
-fn optional<'a, T: Send + 'a>(
+async fn optional<T>(
     program: &'static str,
-    args: &'a [&'a str],
-    settings: &'a Settings,
-    absent_logged: &'a mut bool,
+    args: &[&str],
+    settings: &Settings,
+    absent_logged: &mut bool,
     parse: fn(&str) -> Result<T, ParseError>,
-) -> impl Future<Output = Result<Option<T>, String>> + Send + 'a {
-    async move {
-        match run_ok(program, args, settings.command_timeout).await {
-            Ok(out) => parse(&out).map(Some).map_err(|e| e.to_string()),
-            Err(e @ CommandError::NotFound { .. }) => {
-                if !*absent_logged {
-                    tracing::info!(
-                        collector = INFO.name,
-                        program,
-                        "{e}; its series are omitted"
-                    );
-                    *absent_logged = true;
-                }
-                Ok(None)
+) -> Result<Option<T>, String> {
+    match run_ok(program, args, settings.command_timeout).await {
+        Ok(out) => parse(&out).map(Some).map_err(|e| e.to_string()),
+        Err(e @ CommandError::NotFound { .. }) => {
+            if !*absent_logged {
+                tracing::info!(collector = NAME, program, "{e}; its series are omitted");
+                *absent_logged = true;
             }
-            Err(e) => Err(e.to_string()),
+            Ok(None)
         }
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -253,7 +248,7 @@ async fn slow_loop(settings: Settings, shared: Arc<Mutex<Shared>>, slot: Arc<Slo
         if !errors.is_empty() {
             slot.error();
         }
-        problems.report(INFO.name, &errors);
+        problems.report(NAME, &errors);
     }
 }
 
@@ -289,7 +284,7 @@ async fn run(settings: Settings, slot: Arc<Slot>) {
             slot.error();
         }
         slot.publish(samples, started.elapsed(), errors.is_empty() && slow_ok);
-        problems.report(INFO.name, &errors);
+        problems.report(NAME, &errors);
     }
 }
 
@@ -363,22 +358,38 @@ mod tests {
             rdma_enabled: Some(true),
         };
         let text = crate::store::encode(&t.samples());
-        assert!(
-            text.contains(
-                r#"cellwatch_link_info{link="en2",rdma_device="rdma_en2",peer="studio-b"} 1"#
+        assert_eq!(
+            cellwatch_metrics::exposition::value(
+                &text,
+                r#"cellwatch_link_info{link="en2",rdma_device="rdma_en2",peer="studio-b"}"#
             ),
+            Some(1.0),
             "{text}"
         );
-        assert!(
-            text.contains(r#"cellwatch_link_info{link="en3",rdma_device="",peer=""} 1"#),
+        assert_eq!(
+            cellwatch_metrics::exposition::value(
+                &text,
+                r#"cellwatch_link_info{link="en3",rdma_device="",peer=""}"#
+            ),
+            Some(1.0),
             "{text}"
         );
-        assert!(
-            text.contains(r#"cellwatch_link_speed_bytes_per_second{link="en2"} 10000000000"#),
+        assert_eq!(
+            cellwatch_metrics::exposition::value(
+                &text,
+                r#"cellwatch_link_speed_bytes_per_second{link="en2"}"#
+            ),
+            Some(10000000000.0),
             "{text}"
         );
         assert!(!text.contains(r#"cellwatch_link_up{link="en3"}"#));
-        assert!(text.contains(r#"cellwatch_rdma_port_active{device="rdma_en2"} 1"#));
+        assert_eq!(
+            cellwatch_metrics::exposition::value(
+                &text,
+                r#"cellwatch_rdma_port_active{device="rdma_en2"}"#
+            ),
+            Some(1.0)
+        );
         assert!(text.contains("cellwatch_rdma_enabled 1"));
     }
 }

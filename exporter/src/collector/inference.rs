@@ -1,0 +1,161 @@
+//! `inference` collector (off by default): the metering proxy in front of one OpenAI-compatible
+//! server, and adapters that scrape servers with their own `/metrics` (vLLM, llama.cpp, SGLang,
+//! TGI). Both feed the `cellwatch_inference_*` series.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use prometheus::proto::MetricFamily;
+use tokio::time::Instant;
+
+use super::{Info, Problems, Settings, ticker};
+use crate::adapter::{AdapterSpec, Monotonize, normalize};
+use crate::proxy::{Meters, ModelLabels, Proxy, ProxyConfig};
+use crate::store::{SharedFamilies, Slot};
+
+/// The collector's name (the task code uses this, not `INFO`: a future that refers to the const
+/// that boxes it cannot be checked for `Send`).
+const NAME: &str = "inference";
+
+/// Registration.
+pub const INFO: Info = Info {
+    name: NAME,
+    default_on_macos: false,
+    default_on_linux: false,
+    help: "request latency, time to first token, tokens and outcomes: a metering proxy for OpenAI-compatible servers \
+           (EXO, mlx-lm, Ollama) and adapters for vLLM, llama.cpp, SGLang, TGI /metrics",
+    start: |settings, slot| Box::pin(run(settings.clone(), slot)),
+};
+
+/// What the inference collector runs.
+#[derive(Debug, Clone, Default)]
+pub struct InferenceSettings {
+    /// The proxy: listen address and configuration, when an upstream is given.
+    pub proxy: Option<(String, ProxyConfig)>,
+    /// Servers with their own `/metrics`.
+    pub adapters: Vec<AdapterSpec>,
+    /// How often adapters scrape.
+    pub adapter_interval: Duration,
+    /// Distinct model labels before the rest become `other`.
+    pub max_models: usize,
+}
+
+/// GETs a page.
+async fn fetch(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    url: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let uri: axum::http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let work = async {
+        let resp = client
+            .get(uri)
+            .await
+            .map_err(|e| match std::error::Error::source(&e) {
+                Some(s) => format!("{url}: {e}: {s}"),
+                None => format!("{url}: {e}"),
+            })?;
+        if !resp.status().is_success() {
+            return Err(format!("{url}: HTTP {}", resp.status()));
+        }
+        let body = Limited::new(resp.into_body(), 16 << 20)
+            .collect()
+            .await
+            .map_err(|e| format!("{url}: reading the page: {e}"))?
+            .to_bytes();
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| format!("{url}: no answer within {timeout:?}"))?
+}
+
+async fn run(settings: Settings, slot: Arc<Slot>) {
+    let s = settings.inference.clone();
+    let models = Arc::new(ModelLabels::new(s.max_models));
+    let mut proxy_ok = true;
+    if let Some((listen, config)) = s.proxy.clone() {
+        proxy_ok = false;
+        match Meters::new(&config.buckets) {
+            Err(e) => {
+                tracing::error!(collector = NAME, error = %e, "cannot create the proxy's metrics")
+            }
+            Ok(meters) => {
+                slot.register_live(meters.registry.clone());
+                match tokio::net::TcpListener::bind(&listen).await {
+                    Err(e) => {
+                        tracing::error!(collector = NAME, address = %listen, error = %e, "the metering proxy cannot listen")
+                    }
+                    Ok(listener) => {
+                        let address = listener
+                            .local_addr()
+                            .map_or(listen.clone(), |a| a.to_string());
+                        tracing::info!(collector = NAME, proxy_address = %address, upstream = %config.upstream, "metering proxy listening");
+                        let app = Proxy::new(config, meters, models.clone()).router();
+                        tokio::spawn(async move {
+                            if let Err(e) = axum::serve(listener, app).await {
+                                tracing::error!(collector = NAME, error = %e, "the metering proxy stopped");
+                            }
+                        });
+                        proxy_ok = true;
+                    }
+                }
+            }
+        }
+    }
+    if !proxy_ok {
+        slot.error();
+    }
+    if s.adapters.is_empty() {
+        slot.publish(Vec::new(), Duration::ZERO, proxy_ok);
+        return;
+    }
+    let families = SharedFamilies::default();
+    match families.registry() {
+        Ok(registry) => slot.register_live(registry),
+        Err(e) => {
+            tracing::error!(collector = NAME, error = %e, "cannot register the adapters");
+            return;
+        }
+    }
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let mut monotonize: Vec<Monotonize> =
+        s.adapters.iter().map(|_| Monotonize::default()).collect();
+    let mut last: Vec<Vec<MetricFamily>> = vec![Vec::new(); s.adapters.len()];
+    let mut tick = ticker(s.adapter_interval);
+    let mut problems = Problems::default();
+    loop {
+        tick.tick().await;
+        let started = Instant::now();
+        let mut errors = Vec::new();
+        for (i, spec) in s.adapters.iter().enumerate() {
+            let default_model = spec.model.as_deref().unwrap_or("unknown");
+            let page = fetch(&client, &spec.url, settings.command_timeout).await;
+            match page.and_then(|p| {
+                normalize(spec.server, &p, default_model, &models)
+                    .map_err(|e| format!("{}: {e}", spec.url))
+            }) {
+                Ok(readings) => last[i] = monotonize[i].families(&readings),
+                Err(e) => {
+                    // Counters keep their last values; gauges and histograms of a server that
+                    // does not answer are not repeated.
+                    last[i]
+                        .retain(|f| f.get_field_type() == prometheus::proto::MetricType::COUNTER);
+                    errors.push(format!("{} adapter: {e}", spec.server.name()));
+                }
+            }
+        }
+        families.set(last.iter().flatten().cloned().collect());
+        if !errors.is_empty() {
+            slot.error();
+        }
+        slot.publish(Vec::new(), started.elapsed(), proxy_ok && errors.is_empty());
+        problems.report(NAME, &errors);
+    }
+}

@@ -1,0 +1,509 @@
+//! Metering of one response as its bytes pass through: time to the first chunk that carries
+//! generated content, and token counts. Pure: bytes and elapsed times in, a [`Summary`] out.
+//!
+//! Formats: Server-Sent Events (OpenAI chat/completions/responses, Anthropic messages),
+//! newline-delimited JSON (Ollama `/api/chat`, `/api/generate`), and plain JSON (any
+//! non-streaming response). Token counts come from `usage` (`prompt_tokens`/`completion_tokens`
+//! or `input_tokens`/`output_tokens`) or Ollama's `prompt_eval_count`/`eval_count`. A stream that
+//! carries no usage counts one generated token per content chunk (what vLLM, llama.cpp, mlx-lm
+//! and EXO send) and no prompt tokens.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The API a metered route speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `/v1/chat/completions`.
+    ChatCompletions,
+    /// `/v1/completions`.
+    Completions,
+    /// `/v1/responses`.
+    Responses,
+    /// `/v1/messages` (Anthropic).
+    Messages,
+    /// Ollama `/api/chat`.
+    OllamaChat,
+    /// Ollama `/api/generate`.
+    OllamaGenerate,
+}
+
+impl Api {
+    /// The metered API of a request path (query excluded); `None` for every other path.
+    /// Ollama paths match with any prefix (EXO serves them under `/ollama`).
+    pub fn from_path(path: &str) -> Option<Api> {
+        Some(match path.trim_end_matches('/') {
+            "/v1/chat/completions" => Api::ChatCompletions,
+            "/v1/completions" => Api::Completions,
+            "/v1/responses" => Api::Responses,
+            "/v1/messages" => Api::Messages,
+            p if p.ends_with("/api/chat") => Api::OllamaChat,
+            p if p.ends_with("/api/generate") => Api::OllamaGenerate,
+            _ => return None,
+        })
+    }
+}
+
+/// What a request body says.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestInfo {
+    /// `model`, when present.
+    pub model: Option<String>,
+}
+
+/// Reads the model from a request body (JSON); anything else gives no model.
+pub fn request_info(body: &[u8]) -> RequestInfo {
+    let model = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("model").and_then(Value::as_str).map(str::to_string))
+        .filter(|m| !m.is_empty());
+    RequestInfo { model }
+}
+
+/// How the response body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `text/event-stream`.
+    Sse,
+    /// Newline-delimited JSON.
+    Ndjson,
+    /// One JSON document.
+    Json,
+}
+
+impl Format {
+    /// From the response's content type.
+    pub fn from_content_type(content_type: &str) -> Format {
+        let ct = content_type.to_ascii_lowercase();
+        if ct.starts_with("text/event-stream") {
+            Format::Sse
+        } else if ct.contains("ndjson") || ct.contains("jsonl") || ct.contains("json-seq") {
+            Format::Ndjson
+        } else {
+            Format::Json
+        }
+    }
+}
+
+/// The result for one response.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Summary {
+    /// Time to the first chunk with generated content.
+    pub ttft: Option<Duration>,
+    /// Prompt tokens, when known.
+    pub prompt_tokens: Option<u64>,
+    /// Generated tokens, when known (from usage, else content chunks of a stream).
+    pub generated_tokens: Option<u64>,
+}
+
+/// Most bytes of a non-streaming JSON response kept to read its usage; a longer one still
+/// passes through, uncounted.
+pub const MAX_JSON: usize = 8 << 20;
+
+/// Meters one response.
+#[derive(Debug)]
+pub struct Meter {
+    api: Api,
+    format: Format,
+    line: Vec<u8>,
+    json: Vec<u8>,
+    json_overflow: bool,
+    first_byte: Option<Duration>,
+    ttft: Option<Duration>,
+    prompt: Option<u64>,
+    generated: Option<u64>,
+    chunks: u64,
+}
+
+fn count(v: Option<&Value>) -> Option<u64> {
+    v.and_then(Value::as_u64)
+}
+
+fn non_empty(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        _ => false,
+    }
+}
+
+impl Meter {
+    /// A meter for a response of `api` framed as `format`.
+    pub fn new(api: Api, format: Format) -> Self {
+        Meter {
+            api,
+            format,
+            line: Vec::new(),
+            json: Vec::new(),
+            json_overflow: false,
+            first_byte: None,
+            ttft: None,
+            prompt: None,
+            generated: None,
+            chunks: 0,
+        }
+    }
+
+    /// Takes the next body chunk, received `elapsed` after the request arrived.
+    pub fn feed(&mut self, chunk: &[u8], elapsed: Duration) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.first_byte.get_or_insert(elapsed);
+        match self.format {
+            Format::Json => {
+                if self.json.len() + chunk.len() > MAX_JSON {
+                    self.json_overflow = true;
+                    self.json = Vec::new();
+                } else if !self.json_overflow {
+                    self.json.extend_from_slice(chunk);
+                }
+            }
+            Format::Sse | Format::Ndjson => {
+                let mut rest = chunk;
+                while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+                    self.line.extend_from_slice(&rest[..i]);
+                    let line = std::mem::take(&mut self.line);
+                    self.line_done(&line, elapsed);
+                    rest = &rest[i + 1..];
+                }
+                // A line longer than a JSON document may be is not metered.
+                if self.line.len() + rest.len() <= MAX_JSON {
+                    self.line.extend_from_slice(rest);
+                }
+            }
+        }
+    }
+
+    fn line_done(&mut self, line: &[u8], elapsed: Duration) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let payload = match self.format {
+            Format::Sse => match line.strip_prefix(b"data:") {
+                Some(p) => p.strip_prefix(b" ").unwrap_or(p),
+                None => return, // event:, id:, comments, blank separators
+            },
+            _ => line,
+        };
+        if payload.is_empty() || payload == b"[DONE]" {
+            return;
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(payload) else {
+            return;
+        };
+        if self.has_content(&v) {
+            self.chunks += 1;
+            self.ttft.get_or_insert(elapsed);
+        }
+        self.usage(&v);
+    }
+
+    fn has_content(&self, v: &Value) -> bool {
+        let choice_has = |key: &str| {
+            v.get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| {
+                    cs.iter().any(|c| match key {
+                        "delta" => c.get("delta").is_some_and(|d| {
+                            ["content", "reasoning_content", "reasoning", "tool_calls"]
+                                .iter()
+                                .any(|k| non_empty(d.get(*k)))
+                        }),
+                        k => non_empty(c.get(k)),
+                    })
+                })
+        };
+        match self.api {
+            Api::ChatCompletions => choice_has("delta") || choice_has("message"),
+            Api::Completions => choice_has("text"),
+            Api::Responses => {
+                let t = v.get("type").and_then(Value::as_str).unwrap_or("");
+                t.ends_with(".delta") && non_empty(v.get("delta"))
+            }
+            Api::Messages => {
+                v.get("type").and_then(Value::as_str) == Some("content_block_delta")
+                    && v.get("delta").is_some_and(|d| {
+                        ["text", "thinking", "partial_json"]
+                            .iter()
+                            .any(|k| non_empty(d.get(*k)))
+                    })
+            }
+            Api::OllamaChat => v
+                .get("message")
+                .is_some_and(|m| non_empty(m.get("content")) || non_empty(m.get("thinking"))),
+            Api::OllamaGenerate => non_empty(v.get("response")) || non_empty(v.get("thinking")),
+        }
+    }
+
+    fn usage(&mut self, v: &Value) {
+        // Ollama: counts on the final object.
+        if let Some(p) = count(v.get("prompt_eval_count")) {
+            self.prompt = Some(p);
+        }
+        if let Some(g) = count(v.get("eval_count")) {
+            self.generated = Some(g);
+        }
+        // OpenAI `usage`; Responses `response.usage`; Anthropic `message.usage` (message_start)
+        // and `usage` (message_delta, cumulative).
+        for usage in [
+            v.get("usage"),
+            v.get("response").and_then(|r| r.get("usage")),
+            v.get("message").and_then(|m| m.get("usage")),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(p) =
+                count(usage.get("prompt_tokens")).or_else(|| count(usage.get("input_tokens")))
+            {
+                self.prompt = Some(p);
+            }
+            if let Some(g) =
+                count(usage.get("completion_tokens")).or_else(|| count(usage.get("output_tokens")))
+            {
+                self.generated = Some(g);
+            }
+        }
+    }
+
+    /// The result, once the body has ended.
+    pub fn finish(mut self) -> Summary {
+        if self.format != Format::Json && !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            let at = self.first_byte.unwrap_or_default();
+            self.line_done(&line, at);
+        }
+        if self.format == Format::Json {
+            if let Ok(v) = serde_json::from_slice::<Value>(&self.json) {
+                self.usage(&v);
+                if self.has_content(&v) || self.generated.is_some_and(|g| g > 0) {
+                    self.ttft = self.first_byte;
+                }
+            }
+            return Summary {
+                ttft: self.ttft,
+                prompt_tokens: self.prompt,
+                generated_tokens: self.generated,
+            };
+        }
+        let generated = self.generated.or((self.chunks > 0).then_some(self.chunks));
+        Summary {
+            ttft: self.ttft,
+            prompt_tokens: self.prompt,
+            generated_tokens: generated,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn run(api: Api, format: Format, chunks: &[(&str, u64)]) -> Summary {
+        let mut m = Meter::new(api, format);
+        for (c, at) in chunks {
+            m.feed(c.as_bytes(), ms(*at));
+        }
+        m.finish()
+    }
+
+    #[test]
+    fn openai_sse_with_usage_split_across_chunks() {
+        let s = run(
+            Api::ChatCompletions,
+            Format::Sse,
+            &[
+                (
+                    "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n",
+                    10,
+                ),
+                (
+                    "data: {\"choices\":[{\"delta\":{\"content\":\"He\"}}]}\n",
+                    40,
+                ),
+                ("\ndata: {\"choices\":[{\"delta\":{\"cont", 50),
+                (
+                    "ent\":\"llo\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n",
+                    60,
+                ),
+            ],
+        );
+        assert_eq!(
+            s,
+            Summary {
+                ttft: Some(ms(40)),
+                prompt_tokens: Some(7),
+                generated_tokens: Some(2)
+            }
+        );
+    }
+
+    #[test]
+    fn stream_without_usage_counts_content_chunks() {
+        let s = run(
+            Api::Completions,
+            Format::Sse,
+            &[
+                ("data: {\"choices\":[{\"text\":\"\"}]}\r\n\r\n", 5),
+                (
+                    "data: {\"choices\":[{\"text\":\"a\"}]}\r\n\r\ndata: {\"choices\":[{\"text\":\"b\"}]}\r\n\r\n",
+                    9,
+                ),
+            ],
+        );
+        assert_eq!(
+            s,
+            Summary {
+                ttft: Some(ms(9)),
+                prompt_tokens: None,
+                generated_tokens: Some(2)
+            }
+        );
+    }
+
+    #[test]
+    fn anthropic_messages_and_responses_api() {
+        let s = run(
+            Api::Messages,
+            Format::Sse,
+            &[(
+                "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n\
+                 event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n\
+                 event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":15}}\n\n",
+                30,
+            )],
+        );
+        assert_eq!(
+            s,
+            Summary {
+                ttft: Some(ms(30)),
+                prompt_tokens: Some(25),
+                generated_tokens: Some(15)
+            }
+        );
+        let s = run(
+            Api::Responses,
+            Format::Sse,
+            &[
+                (
+                    "event: response.created\ndata: {\"type\":\"response.created\"}\n\n",
+                    1,
+                ),
+                (
+                    "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"x\"}\n\n",
+                    20,
+                ),
+                (
+                    "data: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":4}}}\n\n",
+                    30,
+                ),
+            ],
+        );
+        assert_eq!(
+            s,
+            Summary {
+                ttft: Some(ms(20)),
+                prompt_tokens: Some(3),
+                generated_tokens: Some(4)
+            }
+        );
+    }
+
+    #[test]
+    fn ollama_ndjson_and_last_line_without_newline() {
+        let s = run(
+            Api::OllamaChat,
+            Format::Ndjson,
+            &[
+                (
+                    "{\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":false}\n",
+                    3,
+                ),
+                ("{\"message\":{\"content\":\"Hi\"},\"done\":false}\n", 12),
+                (
+                    "{\"message\":{\"content\":\"\"},\"done\":true,\"prompt_eval_count\":26,\"eval_count\":290}",
+                    90,
+                ),
+            ],
+        );
+        assert_eq!(
+            s,
+            Summary {
+                ttft: Some(ms(12)),
+                prompt_tokens: Some(26),
+                generated_tokens: Some(290)
+            }
+        );
+    }
+
+    #[test]
+    fn non_streaming_json() {
+        let body = "{\"choices\":[{\"message\":{\"content\":\"Hello\"}}],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":12}}";
+        let s = run(
+            Api::ChatCompletions,
+            Format::Json,
+            &[(&body[..20], 100), (&body[20..], 101)],
+        );
+        assert_eq!(
+            s,
+            Summary {
+                ttft: Some(ms(100)),
+                prompt_tokens: Some(9),
+                generated_tokens: Some(12)
+            }
+        );
+        let s = run(
+            Api::OllamaGenerate,
+            Format::Json,
+            &[(
+                "{\"response\":\"x\",\"prompt_eval_count\":1,\"eval_count\":2}",
+                5,
+            )],
+        );
+        assert_eq!(s.generated_tokens, Some(2));
+        let s = run(
+            Api::ChatCompletions,
+            Format::Json,
+            &[("{\"error\":\"bad\"}", 5)],
+        );
+        assert_eq!(s, Summary::default());
+        let s = run(
+            Api::ChatCompletions,
+            Format::Json,
+            &[("not json at all", 5)],
+        );
+        assert_eq!(s, Summary::default());
+    }
+
+    #[test]
+    fn routes_formats_and_request_model() {
+        assert_eq!(
+            Api::from_path("/v1/chat/completions"),
+            Some(Api::ChatCompletions)
+        );
+        assert_eq!(Api::from_path("/ollama/api/chat"), Some(Api::OllamaChat));
+        assert_eq!(Api::from_path("/v1/models"), None);
+        assert_eq!(
+            Format::from_content_type("text/event-stream; charset=utf-8"),
+            Format::Sse
+        );
+        assert_eq!(
+            Format::from_content_type("application/x-ndjson"),
+            Format::Ndjson
+        );
+        assert_eq!(Format::from_content_type("application/json"), Format::Json);
+        assert_eq!(
+            request_info(br#"{"model":"llama","stream":true}"#)
+                .model
+                .as_deref(),
+            Some("llama")
+        );
+        assert_eq!(request_info(b"garbage").model, None);
+        assert_eq!(request_info(br#"{"model":""}"#).model, None);
+    }
+}

@@ -1,0 +1,577 @@
+//! The metering proxy: a reverse proxy in front of one OpenAI-compatible server (EXO, mlx-lm,
+//! Ollama, llama.cpp…) that passes every request and response through unchanged, streaming, and
+//! meters the inference routes.
+//!
+//! Request bodies of metered routes are read whole (up to `--collector.inference.max-body-size`)
+//! to learn the model; every other request body and every response body streams chunk by chunk,
+//! polled only as fast as the receiver takes it (backpressure). A client that disconnects drops
+//! the upstream response, which closes the upstream connection and so cancels the request.
+
+pub mod meter;
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use cellwatch_metrics as m;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use tokio::time::{Instant, Sleep};
+
+use meter::{Api, Format, Meter, Summary};
+
+/// Default histogram buckets (seconds): the usual SLO thresholds from 50 ms to 120 s.
+pub const DEFAULT_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0,
+];
+
+/// Proxy settings.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Upstream base URL (`http://host:port`).
+    pub upstream: Uri,
+    /// Largest request body of a metered route.
+    pub max_body: usize,
+    /// Longest wait for the upstream's connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for the upstream's response headers.
+    pub header_timeout: Duration,
+    /// Longest gap between two chunks of a response body.
+    pub idle_timeout: Duration,
+    /// Histogram buckets, seconds.
+    pub buckets: Vec<f64>,
+}
+
+/// Outcome label values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx/3xx and a complete body.
+    Ok,
+    /// 4xx.
+    ClientError,
+    /// 5xx, or the upstream body failed midway.
+    ServerError,
+    /// No response from the upstream (refused, unreachable, timed out).
+    UpstreamUnavailable,
+    /// The client went away first.
+    Cancelled,
+}
+
+impl Outcome {
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ClientError => "client_error",
+            Outcome::ServerError => "server_error",
+            Outcome::UpstreamUnavailable => "upstream_unavailable",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+
+    fn of_status(s: StatusCode) -> Outcome {
+        if s.is_server_error() {
+            Outcome::ServerError
+        } else if s.is_client_error() {
+            Outcome::ClientError
+        } else {
+            Outcome::Ok
+        }
+    }
+}
+
+/// The `model` label, bounded: the first `max` distinct models keep their name, later ones are
+/// `other`; a request without a model is `unknown`.
+#[derive(Debug)]
+pub struct ModelLabels {
+    max: usize,
+    seen: Mutex<HashSet<String>>,
+}
+
+impl ModelLabels {
+    /// At most `max` distinct names.
+    pub fn new(max: usize) -> Self {
+        ModelLabels {
+            max,
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The label for a request's model.
+    pub fn label(&self, model: Option<&str>) -> String {
+        let Some(model) = model else {
+            return "unknown".into();
+        };
+        let model: String = model.chars().take(128).collect();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(&model) {
+            return model;
+        }
+        if seen.len() < self.max {
+            seen.insert(model.clone());
+            model
+        } else {
+            "other".into()
+        }
+    }
+}
+
+/// The proxy's instruments, registered in their own registry.
+#[derive(Debug, Clone)]
+pub struct Meters {
+    /// The registry to gather.
+    pub registry: Registry,
+    duration: HistogramVec,
+    ttft: HistogramVec,
+    tokens: IntCounterVec,
+    requests: IntCounterVec,
+    in_flight: IntGaugeVec,
+}
+
+impl Meters {
+    /// Instruments with the given buckets.
+    pub fn new(buckets: &[f64]) -> Result<Self, prometheus::Error> {
+        let hist = |d: &m::MetricDef| {
+            HistogramVec::new(
+                HistogramOpts::new(d.name, d.help).buckets(buckets.to_vec()),
+                d.labels,
+            )
+        };
+        let counter = |d: &m::MetricDef| IntCounterVec::new(Opts::new(d.name, d.help), d.labels);
+        let meters = Meters {
+            registry: Registry::new(),
+            duration: hist(&m::INFERENCE_REQUEST_DURATION)?,
+            ttft: hist(&m::INFERENCE_TTFT)?,
+            tokens: counter(&m::INFERENCE_TOKENS)?,
+            requests: counter(&m::INFERENCE_REQUESTS)?,
+            in_flight: IntGaugeVec::new(
+                Opts::new(m::INFERENCE_IN_FLIGHT.name, m::INFERENCE_IN_FLIGHT.help),
+                m::INFERENCE_IN_FLIGHT.labels,
+            )?,
+        };
+        meters
+            .registry
+            .register(Box::new(meters.duration.clone()))?;
+        meters.registry.register(Box::new(meters.ttft.clone()))?;
+        meters.registry.register(Box::new(meters.tokens.clone()))?;
+        meters
+            .registry
+            .register(Box::new(meters.requests.clone()))?;
+        meters
+            .registry
+            .register(Box::new(meters.in_flight.clone()))?;
+        Ok(meters)
+    }
+}
+
+/// One metered request, from arrival to its end; records exactly once (at `finish`, or as
+/// cancelled when dropped unfinished).
+struct Record {
+    meters: Meters,
+    model: String,
+    started: Instant,
+    done: bool,
+}
+
+impl Record {
+    fn new(meters: Meters, model: String, started: Instant) -> Self {
+        meters.in_flight.with_label_values(&[&model]).inc();
+        Record {
+            meters,
+            model,
+            started,
+            done: false,
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome, summary: Summary) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let m = &self.meters;
+        let model = [self.model.as_str()];
+        m.in_flight.with_label_values(&model).dec();
+        m.requests
+            .with_label_values(&[&self.model, outcome.label()])
+            .inc();
+        if let Some(p) = summary.prompt_tokens {
+            m.tokens
+                .with_label_values(&[&self.model, "prompt"])
+                .inc_by(p);
+        }
+        if let Some(g) = summary.generated_tokens {
+            m.tokens
+                .with_label_values(&[&self.model, "generated"])
+                .inc_by(g);
+        }
+        if outcome == Outcome::Ok {
+            m.duration
+                .with_label_values(&model)
+                .observe(self.started.elapsed().as_secs_f64());
+            if let Some(t) = summary.ttft {
+                m.ttft.with_label_values(&model).observe(t.as_secs_f64());
+            }
+        }
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        self.finish(Outcome::Cancelled, Summary::default());
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A response body passed through chunk by chunk; metered when `meter` is set; an error when the
+/// upstream sends nothing for `idle`.
+struct PassBody {
+    inner: hyper::body::Incoming,
+    idle: Duration,
+    timer: Pin<Box<Sleep>>,
+    metering: Option<(Meter, Record, Outcome)>,
+}
+
+impl HttpBody for PassBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.timer.as_mut().reset(Instant::now() + this.idle);
+                if let (Some(data), Some((meter, record, _))) =
+                    (frame.data_ref(), this.metering.as_mut())
+                {
+                    meter.feed(data, record.started.elapsed());
+                }
+                // With a known length the server stops polling after the last byte: finish here.
+                if this.inner.is_end_stream()
+                    && let Some((meter, mut record, outcome)) = this.metering.take()
+                {
+                    record.finish(outcome, meter.finish());
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                if let Some((meter, mut record, _)) = this.metering.take() {
+                    record.finish(Outcome::ServerError, meter.finish());
+                }
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(None) => {
+                if let Some((meter, mut record, outcome)) = this.metering.take() {
+                    record.finish(outcome, meter.finish());
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    if let Some((meter, mut record, _)) = this.metering.take() {
+                        record.finish(Outcome::ServerError, meter.finish());
+                    }
+                    return Poll::Ready(Some(Err(format!(
+                        "upstream sent nothing for {:?}",
+                        this.idle
+                    )
+                    .into())));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+use std::future::Future;
+
+/// The proxy: configuration, upstream client and instruments.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    config: Arc<ProxyConfig>,
+    client: Client<HttpConnector, Body>,
+    meters: Meters,
+    models: Arc<ModelLabels>,
+}
+
+const HOP_BY_HOP: &[header::HeaderName] = &[
+    header::CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    for name in HOP_BY_HOP {
+        h.remove(name);
+    }
+    h.remove("keep-alive");
+}
+
+fn plain(status: StatusCode, msg: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        msg,
+    )
+        .into_response()
+}
+
+impl Proxy {
+    /// A proxy for `config`, metering into `meters`, with bounded `models` labels.
+    pub fn new(config: ProxyConfig, meters: Meters, models: Arc<ModelLabels>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Proxy {
+            config: Arc::new(config),
+            client,
+            meters,
+            models,
+        }
+    }
+
+    /// The axum router: everything is proxied.
+    pub fn router(self) -> axum::Router {
+        axum::Router::new().fallback(handle).with_state(self)
+    }
+
+    fn upstream_uri(&self, uri: &Uri) -> Result<Uri, axum::http::Error> {
+        let base = &self.config.upstream;
+        let prefix = base.path().trim_end_matches('/');
+        let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        Uri::builder()
+            .scheme(base.scheme_str().unwrap_or("http"))
+            .authority(base.authority().map_or("", |a| a.as_str()))
+            .path_and_query(format!("{prefix}{pq}"))
+            .build()
+    }
+}
+
+async fn handle(State(p): State<Proxy>, req: Request) -> Response {
+    let started = Instant::now();
+    let api = if req.method() == axum::http::Method::POST {
+        Api::from_path(req.uri().path())
+    } else {
+        None
+    };
+    let (mut parts, body) = req.into_parts();
+    let uri = match p.upstream_uri(&parts.uri) {
+        Ok(u) => u,
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!("cellwatch proxy: bad request URI: {e}\n"),
+            );
+        }
+    };
+    let (body, mut record) = match api {
+        None => (body, None),
+        Some(_) => match axum::body::to_bytes(body, p.config.max_body).await {
+            Ok(bytes) => {
+                let model = p.models.label(meter::request_info(&bytes).model.as_deref());
+                (
+                    Body::from(bytes),
+                    Some(Record::new(p.meters.clone(), model, started)),
+                )
+            }
+            Err(e) => {
+                let mut r = Record::new(p.meters.clone(), "unknown".into(), started);
+                r.finish(Outcome::ClientError, Summary::default());
+                return plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "cellwatch proxy: request body over {} bytes or unreadable: {e}\n",
+                        p.config.max_body
+                    ),
+                );
+            }
+        },
+    };
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some(host) = uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        parts.headers.insert(header::HOST, host);
+    }
+    parts.uri = uri;
+    let upstream_req = Request::from_parts(parts, body);
+    let unavailable = |status: StatusCode, msg: String, record: Option<Record>| {
+        if let Some(mut r) = record {
+            r.finish(Outcome::UpstreamUnavailable, Summary::default());
+        }
+        tracing::warn!(upstream = %p.config.upstream, error = %msg, "upstream unavailable");
+        plain(
+            status,
+            format!(
+                "cellwatch proxy: upstream {} unavailable: {msg}\n",
+                p.config.upstream
+            ),
+        )
+    };
+    let resp =
+        match tokio::time::timeout(p.config.header_timeout, p.client.request(upstream_req)).await {
+            Err(_) => {
+                return unavailable(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("no response within {:?}", p.config.header_timeout),
+                    record.take(),
+                );
+            }
+            Ok(Err(e)) => {
+                let msg = std::error::Error::source(&e)
+                    .map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
+                return unavailable(StatusCode::BAD_GATEWAY, msg, record.take());
+            }
+            Ok(Ok(r)) => r,
+        };
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let metering = match (api, record) {
+        (Some(api), Some(record)) => {
+            let ct = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            Some((
+                Meter::new(api, Format::from_content_type(ct)),
+                record,
+                Outcome::of_status(parts.status),
+            ))
+        }
+        _ => None,
+    };
+    let idle = p.config.idle_timeout;
+    let body = PassBody {
+        inner: body,
+        idle,
+        timer: Box::pin(tokio::time::sleep(idle)),
+        metering,
+    };
+    Response::from_parts(parts, Body::new(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_labels_are_bounded() {
+        let l = ModelLabels::new(2);
+        assert_eq!(l.label(Some("a")), "a");
+        assert_eq!(l.label(Some("b")), "b");
+        assert_eq!(l.label(Some("c")), "other");
+        assert_eq!(l.label(Some("a")), "a");
+        assert_eq!(l.label(None), "unknown");
+    }
+
+    #[test]
+    fn a_dropped_record_is_cancelled_and_counts_once() {
+        let meters = Meters::new(DEFAULT_BUCKETS).unwrap();
+        {
+            let mut r = Record::new(meters.clone(), "m".into(), Instant::now());
+            r.finish(
+                Outcome::Ok,
+                Summary {
+                    ttft: Some(Duration::from_millis(5)),
+                    prompt_tokens: Some(3),
+                    generated_tokens: Some(4),
+                },
+            );
+        }
+        drop(Record::new(meters.clone(), "m".into(), Instant::now()));
+        let text = crate::store::encode_families(meters.registry.gather());
+        assert_eq!(
+            cellwatch_metrics::exposition::value(
+                &text,
+                r#"cellwatch_inference_requests_total{model="m",outcome="ok"}"#
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            cellwatch_metrics::exposition::value(
+                &text,
+                r#"cellwatch_inference_requests_total{model="m",outcome="cancelled"}"#
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            cellwatch_metrics::exposition::value(
+                &text,
+                r#"cellwatch_inference_tokens_total{model="m",kind="generated"}"#
+            ),
+            Some(4.0),
+            "{text}"
+        );
+        assert_eq!(
+            cellwatch_metrics::exposition::value(
+                &text,
+                r#"cellwatch_inference_request_duration_seconds_count{model="m"}"#
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            cellwatch_metrics::exposition::value(
+                &text,
+                r#"cellwatch_inference_requests_in_flight{model="m"}"#
+            ),
+            Some(0.0),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn upstream_uri_keeps_path_and_query_under_the_base() {
+        let meters = Meters::new(DEFAULT_BUCKETS).unwrap();
+        let cfg = ProxyConfig {
+            upstream: "http://127.0.0.1:52415/base/".parse().unwrap(),
+            max_body: 1,
+            connect_timeout: Duration::from_secs(1),
+            header_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            buckets: DEFAULT_BUCKETS.to_vec(),
+        };
+        let p = Proxy::new(cfg, meters, Arc::new(ModelLabels::new(1)));
+        let u = p
+            .upstream_uri(&"/v1/chat/completions?x=1".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            u.to_string(),
+            "http://127.0.0.1:52415/base/v1/chat/completions?x=1"
+        );
+    }
+}

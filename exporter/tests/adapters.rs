@@ -1,0 +1,143 @@
+//! The adapters on our own full pages of each server (`testdata/inference/`).
+
+use std::path::Path;
+
+use cellwatch_exporter::adapter::{Monotonize, Server, normalize};
+use cellwatch_exporter::proxy::ModelLabels;
+use cellwatch_exporter::store::encode_families;
+use cellwatch_metrics::exposition::value;
+
+fn page(server: Server, file: &str, model: &str) -> String {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/inference")
+            .join(file),
+    )
+    .unwrap();
+    let readings = normalize(server, &text, model, &ModelLabels::new(8)).unwrap();
+    encode_families(Monotonize::default().families(&readings))
+}
+
+#[test]
+fn sglang() {
+    let t = page(Server::Sglang, "sglang.prom", "x");
+    let m = "Qwen/Qwen3-8B";
+    assert_eq!(
+        value(
+            &t,
+            &format!(r#"cellwatch_inference_tokens_total{{model="{m}",kind="generated"}}"#)
+        ),
+        Some(16000.0)
+    );
+    assert_eq!(
+        value(
+            &t,
+            &format!(
+                r#"cellwatch_inference_time_to_first_token_seconds_bucket{{model="{m}",le="1"}}"#
+            )
+        ),
+        Some(90.0)
+    );
+    assert_eq!(
+        value(
+            &t,
+            &format!(r#"cellwatch_inference_request_duration_seconds_sum{{model="{m}"}}"#)
+        ),
+        Some(250.0)
+    );
+    assert_eq!(
+        value(
+            &t,
+            &format!(r#"cellwatch_inference_requests_in_flight{{model="{m}"}}"#)
+        ),
+        Some(2.0)
+    );
+    assert!(
+        !t.contains("cellwatch_inference_requests_total"),
+        "SGLang exports no outcomes"
+    );
+}
+
+#[test]
+fn tgi() {
+    let t = page(Server::Tgi, "tgi.prom", "mistral-7b");
+    let m = "mistral-7b";
+    assert_eq!(
+        value(
+            &t,
+            &format!(r#"cellwatch_inference_tokens_total{{model="{m}",kind="prompt"}}"#)
+        ),
+        Some(7000.0)
+    );
+    assert_eq!(
+        value(
+            &t,
+            &format!(r#"cellwatch_inference_tokens_total{{model="{m}",kind="generated"}}"#)
+        ),
+        Some(11000.0)
+    );
+    assert_eq!(
+        value(
+            &t,
+            &format!(r#"cellwatch_inference_requests_total{{model="{m}",outcome="ok"}}"#)
+        ),
+        Some(55.0)
+    );
+    assert_eq!(
+        value(
+            &t,
+            &format!(r#"cellwatch_inference_requests_total{{model="{m}",outcome="client_error"}}"#)
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(
+            &t,
+            &format!(r#"cellwatch_inference_requests_total{{model="{m}",outcome="server_error"}}"#)
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &t,
+            &format!(r#"cellwatch_inference_request_duration_seconds_count{{model="{m}"}}"#)
+        ),
+        Some(55.0)
+    );
+    assert!(
+        !t.contains("time_to_first_token"),
+        "TGI exports no time to first token"
+    );
+}
+
+#[test]
+fn vllm_and_llamacpp() {
+    let t = page(Server::Vllm, "vllm.prom", "x");
+    let m = "meta-llama/Llama-3.1-8B-Instruct";
+    assert_eq!(
+        value(
+            &t,
+            &format!(r#"cellwatch_inference_requests_total{{model="{m}",outcome="ok"}}"#)
+        ),
+        Some(415.0)
+    );
+    assert_eq!(
+        value(
+            &t,
+            &format!(
+                r#"cellwatch_inference_request_duration_seconds_bucket{{model="{m}",le="2.5"}}"#
+            )
+        ),
+        Some(300.0)
+    );
+    assert!(!t.contains("kv_cache"), "only normalized series");
+    let t = page(Server::LlamaCpp, "llamacpp.prom", "llama-70b");
+    assert_eq!(
+        value(
+            &t,
+            r#"cellwatch_inference_tokens_total{model="llama-70b",kind="prompt"}"#
+        ),
+        Some(6886.0)
+    );
+    assert!(!t.contains("request_duration") && !t.contains("requests_total"));
+}

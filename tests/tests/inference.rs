@@ -1,0 +1,503 @@
+//! End to end: the metering proxy of the real `cellwatch-exporter` binary in front of a real
+//! in-test OpenAI-compatible upstream, and the adapters against real `/metrics` pages.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use cellwatch_e2e::upstream::{PROMPT_TOKENS, Upstream};
+use cellwatch_e2e::{Exporter, Metrics, promtool_check_metrics, workspace};
+use serde_json::json;
+
+const SOON: Duration = Duration::from_secs(20);
+
+fn proxy_args(upstream: &str) -> Vec<String> {
+    [
+        "--collector.disable-defaults",
+        "--collector.inference",
+        "--collector.inference.upstream",
+        upstream,
+        "--collector.inference.listen-address",
+        "127.0.0.1:0",
+        "--interval",
+        "200ms",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn start(args: &[String]) -> Exporter {
+    Exporter::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+struct Req {
+    path: &'static str,
+    body: serde_json::Value,
+    x_test: Option<&'static str>,
+}
+
+fn chat(model: &str, tokens: u64, stream: bool, usage: bool) -> Req {
+    let mut body = json!({"model": model, "messages": [{"role": "user", "content": format!("tokens:{tokens}")}], "stream": stream});
+    if usage {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    Req {
+        path: "/v1/chat/completions",
+        body,
+        x_test: None,
+    }
+}
+
+async fn send(client: &reqwest::Client, base: &str, r: &Req) -> (u16, Vec<u8>) {
+    let mut b = client
+        .post(format!("{base}{}", r.path))
+        .header("content-type", "application/json")
+        .body(r.body.to_string());
+    if let Some(x) = r.x_test {
+        b = b.header("x-test", x);
+    }
+    let resp = b.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.expect("body").to_vec())
+}
+
+fn v(m: &Metrics, series: &str) -> f64 {
+    m.value(series).unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn tokens_and_histogram_counts_match_the_upstream() {
+    let up = Upstream::start().await;
+    let e = start(&proxy_args(&up.base));
+    let proxy = e.proxy_base().await;
+    let client = reqwest::Client::new();
+    // Mixed: streaming with and without usage, non-streaming, completions, Ollama NDJSON.
+    let mut n = 0;
+    for i in 0..8u64 {
+        let reqs = [
+            chat("llama-70b", 3 + i, true, true),
+            chat("llama-70b", 2 + i, true, false),
+            chat("llama-70b", 1 + i, false, false),
+            Req {
+                path: "/v1/completions",
+                body: json!({"model": "llama-70b", "prompt": format!("tokens:{}", 4 + i), "stream": i % 2 == 0}),
+                x_test: None,
+            },
+            Req {
+                path: "/api/chat",
+                body: json!({"model": "llama-70b", "messages": [{"role": "user", "content": format!("tokens:{i}")}]}),
+                x_test: None,
+            },
+        ];
+        for r in &reqs {
+            let (status, _) = send(&client, &proxy, r).await;
+            assert_eq!(status, 200);
+            n += 1;
+        }
+    }
+    let sent = up.counters.completion_tokens.load(Ordering::Relaxed) as f64;
+    let m = e
+        .wait_for("every request counted", SOON, |m| {
+            v(
+                m,
+                r#"cellwatch_inference_requests_total{model="llama-70b",outcome="ok"}"#,
+            ) == n as f64
+        })
+        .await;
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_tokens_total{model="llama-70b",kind="generated"}"#
+        ),
+        sent,
+        "{}",
+        m.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_tokens_total{model="llama-70b",kind="prompt"}"#
+        ),
+        (PROMPT_TOKENS * (n - 12)) as f64,
+        "no prompt count from the 12 streams without usage (8 chat, 4 completions)"
+    );
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_request_duration_seconds_count{model="llama-70b"}"#
+        ),
+        n as f64
+    );
+    // The Ollama requests with tokens:0 carry no content, so no first token.
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_time_to_first_token_seconds_count{model="llama-70b"}"#
+        ),
+        (n - 1) as f64
+    );
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_requests_in_flight{model="llama-70b"}"#
+        ),
+        0.0
+    );
+    assert_eq!(m.collector("up", "inference"), Some(1.0));
+    assert_eq!(promtool_check_metrics(&m.0), "");
+}
+
+#[tokio::test]
+async fn responses_are_byte_identical_with_and_without_the_proxy() {
+    let up = Upstream::start().await;
+    let e = start(&proxy_args(&up.base));
+    let proxy = e.proxy_base().await;
+    let client = reqwest::Client::new();
+    for r in [
+        chat("m", 7, true, true),
+        chat("m", 7, true, false),
+        chat("m", 7, false, false),
+        Req {
+            path: "/api/chat",
+            body: json!({"model": "m", "messages": [{"role": "user", "content": "tokens:4"}]}),
+            x_test: None,
+        },
+        Req {
+            path: "/v1/chat/completions",
+            body: json!({"model": "m"}),
+            x_test: Some("error"),
+        },
+    ] {
+        let direct = send(&client, &up.base, &r).await;
+        let proxied = send(&client, &proxy, &r).await;
+        assert_eq!(direct, proxied, "{}", r.path);
+    }
+    // A route that is not metered passes through too.
+    let direct = client
+        .get(format!("{}/v1/models", up.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let proxied = client
+        .get(format!("{proxy}/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(direct, proxied);
+    let m = e.metrics().await;
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_requests_total{model="m",outcome="server_error"}"#
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_down_upstream_is_a_502_and_upstream_unavailable() {
+    // A port nothing listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    let e = start(&proxy_args(&dead));
+    let proxy = e.proxy_base().await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let (status, body) = send(&client, &proxy, &chat("m", 3, true, true)).await;
+    assert_eq!(status, 502);
+    assert!(String::from_utf8_lossy(&body).contains("unavailable"));
+    let m = e
+        .wait_for("the outcome", SOON, |m| {
+            m.has("cellwatch_inference_requests_total")
+        })
+        .await;
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_requests_total{model="m",outcome="upstream_unavailable"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_request_duration_seconds_count{model="m"}"#
+        ),
+        0.0,
+        "failed requests are not latency samples"
+    );
+}
+
+#[tokio::test]
+async fn slow_first_token_is_measured() {
+    let up = Upstream::start().await;
+    let e = start(&proxy_args(&up.base));
+    let proxy = e.proxy_base().await;
+    let client = reqwest::Client::new();
+    let mut r = chat("m", 3, true, true);
+    r.x_test = Some("slow-first-token:300");
+    assert_eq!(send(&client, &proxy, &r).await.0, 200);
+    let m = e
+        .wait_for("one TTFT sample", SOON, |m| {
+            v(
+                m,
+                r#"cellwatch_inference_time_to_first_token_seconds_count{model="m"}"#,
+            ) == 1.0
+        })
+        .await;
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_time_to_first_token_seconds_bucket{model="m",le="0.25"}"#
+        ),
+        0.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_time_to_first_token_seconds_bucket{model="m",le="0.5"}"#
+        ),
+        1.0
+    );
+    assert!(
+        v(
+            &m,
+            r#"cellwatch_inference_time_to_first_token_seconds_sum{model="m"}"#
+        ) >= 0.3
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_the_upstream_request() {
+    let up = Upstream::start().await;
+    let e = start(&proxy_args(&up.base));
+    let proxy = e.proxy_base().await;
+    let client = reqwest::Client::new();
+    let mut r = chat("m", 200, true, true);
+    r.x_test = Some("token-gap:20");
+    let mut resp = client
+        .post(format!("{proxy}/v1/chat/completions"))
+        .header("x-test", "token-gap:20")
+        .body(r.body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    drop(resp);
+    drop(client);
+    let m = e
+        .wait_for("cancelled", SOON, |m| {
+            v(
+                m,
+                r#"cellwatch_inference_requests_total{model="m",outcome="cancelled"}"#,
+            ) == 1.0
+        })
+        .await;
+    assert_eq!(
+        v(&m, r#"cellwatch_inference_requests_in_flight{model="m"}"#),
+        0.0
+    );
+    let start = std::time::Instant::now();
+    while up.counters.cancelled.load(Ordering::Relaxed) == 0 {
+        assert!(
+            start.elapsed() < SOON,
+            "the upstream stream was never cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn model_labels_are_bounded_and_bodies_limited() {
+    let up = Upstream::start().await;
+    let mut args = proxy_args(&up.base);
+    args.extend(
+        [
+            "--collector.inference.max-models",
+            "2",
+            "--collector.inference.max-body-size",
+            "1KiB",
+        ]
+        .map(String::from),
+    );
+    let e = start(&args);
+    let proxy = e.proxy_base().await;
+    let client = reqwest::Client::new();
+    for model in ["a", "b", "c", "d"] {
+        assert_eq!(
+            send(&client, &proxy, &chat(model, 1, false, false)).await.0,
+            200
+        );
+    }
+    let big = Req {
+        path: "/v1/chat/completions",
+        body: json!({"model": "a", "messages": [{"content": "x".repeat(4096)}]}),
+        x_test: None,
+    };
+    assert_eq!(send(&client, &proxy, &big).await.0, 413);
+    let m = e
+        .wait_for("all counted", SOON, |m| {
+            v(
+                m,
+                r#"cellwatch_inference_requests_total{model="other",outcome="ok"}"#,
+            ) == 2.0
+        })
+        .await;
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_requests_total{model="a",outcome="ok"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_requests_total{model="unknown",outcome="client_error"}"#
+        ),
+        1.0
+    );
+    assert!(!m.0.contains(r#"model="c""#));
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(workspace().join("exporter/testdata/inference").join(name)).unwrap()
+}
+
+#[tokio::test]
+async fn adapters_normalize_vllm_and_llamacpp_and_stay_monotonic() {
+    let up = Upstream::start().await;
+    up.set_page("vllm", &fixture("vllm.prom"));
+    up.set_page("llamacpp", &fixture("llamacpp.prom"));
+    let e = Exporter::start(&[
+        "--collector.disable-defaults",
+        "--collector.inference",
+        "--collector.inference.adapter",
+        &format!("vllm={}/metrics/vllm", up.base),
+        "--collector.inference.adapter",
+        &format!("llamacpp={}/metrics/llamacpp;model=llama-3.3-70b", up.base),
+        "--collector.inference.adapter-interval",
+        "200ms",
+    ]);
+    let m = e
+        .wait_for("adapted series", SOON, |m| {
+            m.collector("up", "inference") == Some(1.0) && m.has("cellwatch_inference_tokens_total")
+        })
+        .await;
+    let model = "meta-llama/Llama-3.1-8B-Instruct";
+    assert_eq!(
+        v(
+            &m,
+            &format!(r#"cellwatch_inference_tokens_total{{model="{model}",kind="prompt"}}"#)
+        ),
+        51234.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            &format!(r#"cellwatch_inference_tokens_total{{model="{model}",kind="generated"}}"#)
+        ),
+        98765.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            &format!(r#"cellwatch_inference_request_duration_seconds_count{{model="{model}"}}"#)
+        ),
+        420.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            &format!(
+                r#"cellwatch_inference_time_to_first_token_seconds_bucket{{model="{model}",le="0.5"}}"#
+            )
+        ),
+        400.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            &format!(r#"cellwatch_inference_requests_total{{model="{model}",outcome="ok"}}"#)
+        ),
+        415.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            &format!(
+                r#"cellwatch_inference_requests_total{{model="{model}",outcome="cancelled"}}"#
+            )
+        ),
+        5.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            &format!(r#"cellwatch_inference_requests_in_flight{{model="{model}"}}"#)
+        ),
+        3.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_tokens_total{model="llama-3.3-70b",kind="generated"}"#
+        ),
+        3469.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_requests_in_flight{model="llama-3.3-70b"}"#
+        ),
+        1.0
+    );
+    assert!(
+        !m.0.contains(
+            r#"cellwatch_inference_request_duration_seconds_count{model="llama-3.3-70b"}"#
+        ),
+        "llama.cpp has no latency histogram"
+    );
+    assert_eq!(promtool_check_metrics(&m.0), "");
+
+    // llama.cpp restarts: its counters start again from small values; ours keep counting up.
+    up.set_page(
+        "llamacpp",
+        &fixture("llamacpp.prom").replace(
+            "llamacpp:tokens_predicted_total 3469",
+            "llamacpp:tokens_predicted_total 31",
+        ),
+    );
+    e.wait_for("the restart absorbed", SOON, |m| {
+        v(
+            m,
+            r#"cellwatch_inference_tokens_total{model="llama-3.3-70b",kind="generated"}"#,
+        ) == 3500.0
+    })
+    .await;
+
+    // A server that stops answering: up 0, counters kept.
+    up.set_page("llamacpp", "<html>gone</html>");
+    let m = e
+        .wait_for("the failure counted", SOON, |m| {
+            m.collector("up", "inference") == Some(0.0)
+        })
+        .await;
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_tokens_total{model="llama-3.3-70b",kind="generated"}"#
+        ),
+        3500.0
+    );
+}
