@@ -64,3 +64,24 @@ fn parse_vm_stat(b: divan::Bencher<'_, '_>) {
     let text = fixture("vm_stat.txt");
     b.bench(|| vm_stat::parse(divan::black_box(&text)).unwrap());
 }
+
+#[divan::bench]
+fn meter_sse_stream_of_200_chunks(b: divan::Bencher<'_, '_>) {
+    use cellwatch_exporter::proxy::meter::{Api, Format, Meter};
+    let mut body = String::new();
+    for i in 0..200 {
+        body.push_str(&format!(
+            "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t{i} \"}}}}],\"usage\":null}}\n\n"
+        ));
+    }
+    body.push_str("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":200}}\n\ndata: [DONE]\n\n");
+    let chunks: Vec<&[u8]> = body.as_bytes().chunks(180).collect();
+    b.counter(divan::counter::BytesCount::new(body.len()))
+        .bench(|| {
+            let mut m = Meter::new(Api::ChatCompletions, Format::Sse);
+            for c in &chunks {
+                m.feed(c, std::time::Duration::ZERO);
+            }
+            m.finish()
+        });
+}

@@ -1,5 +1,6 @@
 //! The `cellwatch-exporter` binary.
 
+use axum::serve::ListenerExt;
 use std::process::ExitCode;
 
 use cellwatch_exporter::config::{self, LogFormat};
@@ -81,9 +82,14 @@ async fn run(cfg: config::Config) -> ExitCode {
         .unwrap_or_else(|_| cfg.listen_address.clone());
     tracing::info!(address = %address, collectors = ?cfg.collectors, interval = ?cfg.settings.interval, "listening");
     let app = server::router(store, &cfg.telemetry_path, &cfg.collectors);
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
+    if let Err(e) = axum::serve(
+        listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        }),
+        app,
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
     {
         tracing::error!(error = %e, "server failed");
         return ExitCode::FAILURE;

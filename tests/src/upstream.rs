@@ -5,6 +5,7 @@
 //! The request steers it: the first message's content `tokens:N` asks for N generated tokens
 //! (default 5); the `x-test` header asks for `slow-first-token:MS`, `token-gap:MS` or `error`.
 
+use axum::serve::ListenerExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,7 +65,13 @@ impl Upstream {
             pages: pages.clone(),
         });
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(
+                listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                }),
+                app,
+            )
+            .await;
         });
         Upstream {
             base,
@@ -107,7 +114,13 @@ pub async fn serve_forever(addr: &str) -> std::io::Result<()> {
         counters: Arc::new(Counters::default()),
         pages: Arc::new(Mutex::new(HashMap::new())),
     });
-    axum::serve(listener, app).await
+    axum::serve(
+        listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        }),
+        app,
+    )
+    .await
 }
 
 async fn page(State(s): State<AppState>, Path(name): Path<String>) -> Response {

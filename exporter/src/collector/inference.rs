@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::{Info, Problems, Settings, ticker};
 use crate::adapter::{AdapterSpec, Monotonize, normalize};
-use crate::proxy::{Meters, ModelLabels, Proxy, ProxyConfig};
+use crate::proxy::{Meters, ModelLabels, Proxy, ProxyConfig, serve_on_threads};
 use crate::store::{SharedFamilies, Slot};
 
 /// The collector's name (the task code uses this, not `INFO`: a future that refers to the const
@@ -87,21 +87,16 @@ async fn run(settings: Settings, slot: Arc<Slot>) {
             }
             Ok(meters) => {
                 slot.register_live(meters.registry.clone());
-                match tokio::net::TcpListener::bind(&listen).await {
+                let threads = std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .min(8);
+                let proxy = Proxy::new(config.clone(), meters, models.clone());
+                match serve_on_threads(&listen, threads, proxy) {
                     Err(e) => {
                         tracing::error!(collector = NAME, address = %listen, error = %e, "the metering proxy cannot listen")
                     }
-                    Ok(listener) => {
-                        let address = listener
-                            .local_addr()
-                            .map_or(listen.clone(), |a| a.to_string());
-                        tracing::info!(collector = NAME, proxy_address = %address, upstream = %config.upstream, "metering proxy listening");
-                        let app = Proxy::new(config, meters, models.clone()).router();
-                        tokio::spawn(async move {
-                            if let Err(e) = axum::serve(listener, app).await {
-                                tracing::error!(collector = NAME, error = %e, "the metering proxy stopped");
-                            }
-                        });
+                    Ok(address) => {
+                        tracing::info!(collector = NAME, proxy_address = %address, upstream = %config.upstream, threads, "metering proxy listening");
                         proxy_ok = true;
                     }
                 }

@@ -52,11 +52,18 @@ pub struct RequestInfo {
     pub model: Option<String>,
 }
 
-/// Reads the model from a request body (JSON); anything else gives no model.
+/// Reads the model from a request body (JSON); anything else gives no model. Only `model` is
+/// deserialized; the rest of the body (messages, images) is skipped.
 pub fn request_info(body: &[u8]) -> RequestInfo {
-    let model = serde_json::from_slice::<Value>(body)
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow, default)]
+        model: Option<std::borrow::Cow<'a, str>>,
+    }
+    let model = serde_json::from_slice::<Head<'_>>(body)
         .ok()
-        .and_then(|v| v.get("model").and_then(Value::as_str).map(str::to_string))
+        .and_then(|h| h.model)
+        .map(|m| m.into_owned())
         .filter(|m| !m.is_empty());
     RequestInfo { model }
 }
@@ -95,6 +102,165 @@ pub struct Summary {
     pub prompt_tokens: Option<u64>,
     /// Generated tokens, when known (from usage, else content chunks of a stream).
     pub generated_tokens: Option<u64>,
+}
+
+/// The parts of one streamed chunk (an SSE `data:` line or an NDJSON line) the meter reads, for
+/// every metered API; everything else is skipped without being built. Fields whose type differs
+/// between APIs stay generic.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Chunk {
+    choices: Vec<ChunkChoice>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// Responses: a string; Messages: an object.
+    delta: Option<Value>,
+    usage: Option<Usage>,
+    /// Responses: an object with `usage`; Ollama generate: the generated text.
+    response: Option<Value>,
+    /// Messages (message_start): an object with `usage`; Ollama chat: `content`, `thinking`.
+    message: Option<Value>,
+    thinking: Option<Value>,
+    prompt_eval_count: Option<u64>,
+    eval_count: Option<u64>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ChunkChoice {
+    delta: Option<ChunkDelta>,
+    text: Option<Value>,
+    message: Option<Value>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ChunkDelta {
+    content: Option<Value>,
+    reasoning_content: Option<Value>,
+    reasoning: Option<Value>,
+    tool_calls: Option<Value>,
+}
+
+impl Chunk {
+    fn has_content(&self, api: Api) -> bool {
+        match api {
+            Api::ChatCompletions => self.choices.iter().any(|c| {
+                c.delta.as_ref().is_some_and(|d| {
+                    [
+                        &d.content,
+                        &d.reasoning_content,
+                        &d.reasoning,
+                        &d.tool_calls,
+                    ]
+                    .iter()
+                    .any(|v| non_empty(v.as_ref()))
+                }) || non_empty(c.message.as_ref())
+            }),
+            Api::Completions => self.choices.iter().any(|c| non_empty(c.text.as_ref())),
+            Api::Responses => {
+                self.kind.as_deref().is_some_and(|t| t.ends_with(".delta"))
+                    && non_empty(self.delta.as_ref())
+            }
+            Api::Messages => {
+                self.kind.as_deref() == Some("content_block_delta")
+                    && self.delta.as_ref().is_some_and(|d| {
+                        ["text", "thinking", "partial_json"]
+                            .iter()
+                            .any(|k| non_empty(d.get(*k)))
+                    })
+            }
+            Api::OllamaChat => self
+                .message
+                .as_ref()
+                .is_some_and(|m| non_empty(m.get("content")) || non_empty(m.get("thinking"))),
+            Api::OllamaGenerate => {
+                non_empty(self.response.as_ref()) || non_empty(self.thinking.as_ref())
+            }
+        }
+    }
+
+    fn usage(&self, m: &mut Meter) {
+        // Ollama: counts on the final object.
+        m.prompt = self.prompt_eval_count.or(m.prompt);
+        m.generated = self.eval_count.or(m.generated);
+        // OpenAI `usage`, Anthropic message_delta `usage` (cumulative).
+        if let Some(u) = &self.usage {
+            m.prompt = u.prompt_tokens.or(m.prompt);
+            m.generated = u.completion_tokens.or(m.generated);
+        }
+        // Responses `response.usage`; Anthropic message_start `message.usage`.
+        for v in [&self.response, &self.message].into_iter().flatten() {
+            if let Some(u) = v.get("usage") {
+                if let Some(p) =
+                    count(u.get("prompt_tokens")).or_else(|| count(u.get("input_tokens")))
+                {
+                    m.prompt = Some(p);
+                }
+                if let Some(g) =
+                    count(u.get("completion_tokens")).or_else(|| count(u.get("output_tokens")))
+                {
+                    m.generated = Some(g);
+                }
+            }
+        }
+    }
+}
+
+/// The parts of a whole (non-streaming) JSON response the meter reads; everything else is
+/// skipped without being built.
+#[derive(Debug, serde::Deserialize)]
+struct Whole {
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    prompt_eval_count: Option<u64>,
+    #[serde(default)]
+    eval_count: Option<u64>,
+    #[serde(default)]
+    choices: Option<Vec<Value>>,
+    #[serde(default)]
+    content: Option<Value>,
+    #[serde(default)]
+    output: Option<Value>,
+    #[serde(default)]
+    message: Option<Value>,
+    #[serde(default)]
+    response: Option<Value>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Usage {
+    #[serde(default, alias = "input_tokens")]
+    prompt_tokens: Option<u64>,
+    #[serde(default, alias = "output_tokens")]
+    completion_tokens: Option<u64>,
+}
+
+impl Whole {
+    fn usage(&self, m: &mut Meter) {
+        if let Some(u) = &self.usage {
+            m.prompt = u.prompt_tokens.or(m.prompt);
+            m.generated = u.completion_tokens.or(m.generated);
+        }
+        m.prompt = self.prompt_eval_count.or(m.prompt);
+        m.generated = self.eval_count.or(m.generated);
+    }
+
+    fn has_content(&self, api: Api) -> bool {
+        match api {
+            Api::ChatCompletions | Api::Completions => {
+                self.choices.as_ref().is_some_and(|c| !c.is_empty())
+            }
+            Api::Responses => non_empty(self.output.as_ref()),
+            Api::Messages => non_empty(self.content.as_ref()),
+            Api::OllamaChat => self
+                .message
+                .as_ref()
+                .is_some_and(|m| non_empty(m.get("content"))),
+            Api::OllamaGenerate => non_empty(self.response.as_ref()),
+        }
+    }
 }
 
 /// Most bytes of a non-streaming JSON response kept to read its usage; a longer one still
@@ -189,82 +355,14 @@ impl Meter {
         if payload.is_empty() || payload == b"[DONE]" {
             return;
         }
-        let Ok(v) = serde_json::from_slice::<Value>(payload) else {
+        let Ok(c) = serde_json::from_slice::<Chunk>(payload) else {
             return;
         };
-        if self.has_content(&v) {
+        if c.has_content(self.api) {
             self.chunks += 1;
             self.ttft.get_or_insert(elapsed);
         }
-        self.usage(&v);
-    }
-
-    fn has_content(&self, v: &Value) -> bool {
-        let choice_has = |key: &str| {
-            v.get("choices")
-                .and_then(Value::as_array)
-                .is_some_and(|cs| {
-                    cs.iter().any(|c| match key {
-                        "delta" => c.get("delta").is_some_and(|d| {
-                            ["content", "reasoning_content", "reasoning", "tool_calls"]
-                                .iter()
-                                .any(|k| non_empty(d.get(*k)))
-                        }),
-                        k => non_empty(c.get(k)),
-                    })
-                })
-        };
-        match self.api {
-            Api::ChatCompletions => choice_has("delta") || choice_has("message"),
-            Api::Completions => choice_has("text"),
-            Api::Responses => {
-                let t = v.get("type").and_then(Value::as_str).unwrap_or("");
-                t.ends_with(".delta") && non_empty(v.get("delta"))
-            }
-            Api::Messages => {
-                v.get("type").and_then(Value::as_str) == Some("content_block_delta")
-                    && v.get("delta").is_some_and(|d| {
-                        ["text", "thinking", "partial_json"]
-                            .iter()
-                            .any(|k| non_empty(d.get(*k)))
-                    })
-            }
-            Api::OllamaChat => v
-                .get("message")
-                .is_some_and(|m| non_empty(m.get("content")) || non_empty(m.get("thinking"))),
-            Api::OllamaGenerate => non_empty(v.get("response")) || non_empty(v.get("thinking")),
-        }
-    }
-
-    fn usage(&mut self, v: &Value) {
-        // Ollama: counts on the final object.
-        if let Some(p) = count(v.get("prompt_eval_count")) {
-            self.prompt = Some(p);
-        }
-        if let Some(g) = count(v.get("eval_count")) {
-            self.generated = Some(g);
-        }
-        // OpenAI `usage`; Responses `response.usage`; Anthropic `message.usage` (message_start)
-        // and `usage` (message_delta, cumulative).
-        for usage in [
-            v.get("usage"),
-            v.get("response").and_then(|r| r.get("usage")),
-            v.get("message").and_then(|m| m.get("usage")),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if let Some(p) =
-                count(usage.get("prompt_tokens")).or_else(|| count(usage.get("input_tokens")))
-            {
-                self.prompt = Some(p);
-            }
-            if let Some(g) =
-                count(usage.get("completion_tokens")).or_else(|| count(usage.get("output_tokens")))
-            {
-                self.generated = Some(g);
-            }
-        }
+        c.usage(self);
     }
 
     /// The result, once the body has ended.
@@ -275,9 +373,9 @@ impl Meter {
             self.line_done(&line, at);
         }
         if self.format == Format::Json {
-            if let Ok(v) = serde_json::from_slice::<Value>(&self.json) {
-                self.usage(&v);
-                if self.has_content(&v) || self.generated.is_some_and(|g| g > 0) {
+            if let Ok(v) = serde_json::from_slice::<Whole>(&self.json) {
+                v.usage(&mut self);
+                if v.has_content(self.api) || self.generated.is_some_and(|g| g > 0) {
                     self.ttft = self.first_byte;
                 }
             }

@@ -135,6 +135,7 @@ pub struct Meters {
     tokens: IntCounterVec,
     requests: IntCounterVec,
     in_flight: IntGaugeVec,
+    by_model: Arc<Mutex<std::collections::HashMap<String, Arc<ModelMeters>>>>,
 }
 
 impl Meters {
@@ -153,6 +154,7 @@ impl Meters {
             ttft: hist(&m::INFERENCE_TTFT)?,
             tokens: counter(&m::INFERENCE_TOKENS)?,
             requests: counter(&m::INFERENCE_REQUESTS)?,
+            by_model: Arc::default(),
             in_flight: IntGaugeVec::new(
                 Opts::new(m::INFERENCE_IN_FLIGHT.name, m::INFERENCE_IN_FLIGHT.help),
                 m::INFERENCE_IN_FLIGHT.labels,
@@ -173,21 +175,59 @@ impl Meters {
     }
 }
 
+/// One model's instruments, looked up once per model rather than once per request.
+#[derive(Debug)]
+pub struct ModelMeters {
+    duration: prometheus::Histogram,
+    ttft: prometheus::Histogram,
+    prompt: prometheus::IntCounter,
+    generated: prometheus::IntCounter,
+    in_flight: prometheus::IntGauge,
+    outcomes: [prometheus::IntCounter; 5],
+}
+
+const OUTCOMES: [Outcome; 5] = [
+    Outcome::Ok,
+    Outcome::ClientError,
+    Outcome::ServerError,
+    Outcome::UpstreamUnavailable,
+    Outcome::Cancelled,
+];
+
+impl Meters {
+    fn model(&self, model: &str) -> Arc<ModelMeters> {
+        let mut cache = self.by_model.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = cache.get(model) {
+            return m.clone();
+        }
+        let l = [model];
+        let m = Arc::new(ModelMeters {
+            duration: self.duration.with_label_values(&l),
+            ttft: self.ttft.with_label_values(&l),
+            prompt: self.tokens.with_label_values(&[model, "prompt"]),
+            generated: self.tokens.with_label_values(&[model, "generated"]),
+            in_flight: self.in_flight.with_label_values(&l),
+            outcomes: OUTCOMES.map(|o| self.requests.with_label_values(&[model, o.label()])),
+        });
+        cache.insert(model.to_string(), m.clone());
+        m
+    }
+}
+
 /// One metered request, from arrival to its end; records exactly once (at `finish`, or as
 /// cancelled when dropped unfinished).
 struct Record {
-    meters: Meters,
-    model: String,
+    meters: Arc<ModelMeters>,
     started: Instant,
     done: bool,
 }
 
 impl Record {
-    fn new(meters: Meters, model: String, started: Instant) -> Self {
-        meters.in_flight.with_label_values(&[&model]).inc();
+    fn new(meters: &Meters, model: &str, started: Instant) -> Self {
+        let meters = meters.model(model);
+        meters.in_flight.inc();
         Record {
             meters,
-            model,
             started,
             done: false,
         }
@@ -198,27 +238,20 @@ impl Record {
             return;
         }
         let m = &self.meters;
-        let model = [self.model.as_str()];
-        m.in_flight.with_label_values(&model).dec();
-        m.requests
-            .with_label_values(&[&self.model, outcome.label()])
-            .inc();
+        m.in_flight.dec();
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            m.outcomes[i].inc();
+        }
         if let Some(p) = summary.prompt_tokens {
-            m.tokens
-                .with_label_values(&[&self.model, "prompt"])
-                .inc_by(p);
+            m.prompt.inc_by(p);
         }
         if let Some(g) = summary.generated_tokens {
-            m.tokens
-                .with_label_values(&[&self.model, "generated"])
-                .inc_by(g);
+            m.generated.inc_by(g);
         }
         if outcome == Outcome::Ok {
-            m.duration
-                .with_label_values(&model)
-                .observe(self.started.elapsed().as_secs_f64());
+            m.duration.observe(self.started.elapsed().as_secs_f64());
             if let Some(t) = summary.ttft {
-                m.ttft.with_label_values(&model).observe(t.as_secs_f64());
+                m.ttft.observe(t.as_secs_f64());
             }
         }
     }
@@ -237,7 +270,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 struct PassBody {
     inner: hyper::body::Incoming,
     idle: Duration,
-    timer: Pin<Box<Sleep>>,
+    /// Armed at the first wait for the upstream, moved forward only when it fires early (a
+    /// timer reset per chunk would cost more than the chunk).
+    timer: Option<Pin<Box<Sleep>>>,
+    last_frame: Instant,
     metering: Option<(Meter, Record, Outcome)>,
 }
 
@@ -252,7 +288,7 @@ impl HttpBody for PassBody {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                this.timer.as_mut().reset(Instant::now() + this.idle);
+                this.last_frame = Instant::now();
                 if let (Some(data), Some((meter, record, _))) =
                     (frame.data_ref(), this.metering.as_mut())
                 {
@@ -279,7 +315,14 @@ impl HttpBody for PassBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if this.timer.as_mut().poll(cx).is_ready() {
+                let deadline = this.last_frame + this.idle;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() < deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
                     if let Some((meter, mut record, _)) = this.metering.take() {
                         record.finish(Outcome::ServerError, meter.finish());
                     }
@@ -377,6 +420,73 @@ impl Proxy {
     }
 }
 
+/// Serves the proxy on `threads` threads, each with its own single-threaded runtime, listening
+/// socket (`SO_REUSEPORT`) and upstream connection pool, as nginx runs one event loop per
+/// worker: a request's tasks never wake another thread. Returns the bound address.
+pub fn serve_on_threads(
+    listen: &str,
+    threads: usize,
+    proxy: Proxy,
+) -> std::io::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let mut addr = listen.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{listen}: no address"),
+        )
+    })?;
+    for i in 0..threads.max(1) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let proxy = proxy.clone();
+        std::thread::Builder::new()
+            .name(format!("cellwatch-proxy-{i}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => return drop(tx.send(Err(e))),
+                };
+                runtime.block_on(async move {
+                    let bound = (|| {
+                        let socket = if addr.is_ipv4() {
+                            tokio::net::TcpSocket::new_v4()?
+                        } else {
+                            tokio::net::TcpSocket::new_v6()?
+                        };
+                        socket.set_reuseaddr(true)?;
+                        #[cfg(unix)]
+                        socket.set_reuseport(true)?;
+                        socket.bind(addr)?;
+                        socket.listen(1024)
+                    })();
+                    let listener = match bound {
+                        Ok(l) => l,
+                        Err(e) => return drop(tx.send(Err(e))),
+                    };
+                    let _ = tx.send(listener.local_addr());
+                    // A fresh client per thread: its connections live on this thread's runtime.
+                    let proxy = Proxy::new(
+                        (*proxy.config).clone(),
+                        proxy.meters.clone(),
+                        proxy.models.clone(),
+                    );
+                    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
+                    if let Err(e) = axum::serve(listener, proxy.router()).await {
+                        tracing::error!(error = %e, "a metering proxy thread stopped");
+                    }
+                });
+            })?;
+        addr = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("a proxy thread died while starting"))??;
+    }
+    Ok(addr)
+}
+
 async fn handle(State(p): State<Proxy>, req: Request) -> Response {
     let started = Instant::now();
     let api = if req.method() == axum::http::Method::POST {
@@ -401,11 +511,11 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
                 let model = p.models.label(meter::request_info(&bytes).model.as_deref());
                 (
                     Body::from(bytes),
-                    Some(Record::new(p.meters.clone(), model, started)),
+                    Some(Record::new(&p.meters, &model, started)),
                 )
             }
             Err(e) => {
-                let mut r = Record::new(p.meters.clone(), "unknown".into(), started);
+                let mut r = Record::new(&p.meters, "unknown", started);
                 r.finish(Outcome::ClientError, Summary::default());
                 return plain(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -476,7 +586,8 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
     let body = PassBody {
         inner: body,
         idle,
-        timer: Box::pin(tokio::time::sleep(idle)),
+        timer: None,
+        last_frame: Instant::now(),
         metering,
     };
     Response::from_parts(parts, Body::new(body))
@@ -500,7 +611,7 @@ mod tests {
     fn a_dropped_record_is_cancelled_and_counts_once() {
         let meters = Meters::new(DEFAULT_BUCKETS).unwrap();
         {
-            let mut r = Record::new(meters.clone(), "m".into(), Instant::now());
+            let mut r = Record::new(&meters, "m", Instant::now());
             r.finish(
                 Outcome::Ok,
                 Summary {
@@ -510,7 +621,7 @@ mod tests {
                 },
             );
         }
-        drop(Record::new(meters.clone(), "m".into(), Instant::now()));
+        drop(Record::new(&meters, "m", Instant::now()));
         let text = crate::store::encode_families(meters.registry.gather());
         assert_eq!(
             cellwatch_metrics::exposition::value(
