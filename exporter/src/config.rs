@@ -511,6 +511,66 @@ mod tests {
     }
 
     #[test]
+    fn default_buckets_are_the_shared_ones() {
+        let c = parse(&[], true).unwrap();
+        let m = command().try_get_matches_from(["x"]).unwrap();
+        let raw = RawArgs::from_arg_matches(&m).unwrap();
+        assert_eq!(
+            raw.inference_buckets.0,
+            cellwatch_metrics::DEFAULT_LATENCY_BUCKETS
+        );
+        assert!(c.settings.inference.proxy.is_none());
+    }
+
+    #[test]
+    fn inference_flags_need_the_collector_and_a_source() {
+        let e = parse(&["--collector.inference"], false).unwrap_err();
+        assert!(
+            e.to_string().contains("--collector.inference.upstream"),
+            "{e}"
+        );
+        let e = parse(
+            &["--collector.inference.upstream", "http://127.0.0.1:52415"],
+            false,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("add --collector.inference"), "{e}");
+        let e = parse(
+            &[
+                "--collector.inference",
+                "--collector.inference.upstream",
+                "https://x:1",
+            ],
+            false,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("http://"), "{e}");
+        let c = parse(
+            &[
+                "--collector.inference",
+                "--collector.inference.upstream",
+                "http://127.0.0.1:52415",
+                "--collector.inference.max-body-size",
+                "2MiB",
+            ],
+            false,
+        )
+        .unwrap();
+        let (listen, proxy) = c.settings.inference.proxy.unwrap();
+        assert_eq!((listen.as_str(), proxy.max_body), ("0.0.0.0:9818", 2 << 20));
+        assert!(
+            command()
+                .try_get_matches_from(["x", "--collector.inference.buckets", "1,0.5"])
+                .is_err()
+        );
+        assert!(
+            command()
+                .try_get_matches_from(["x", "--collector.inference.max-body-size", "2 parsecs"])
+                .is_err()
+        );
+    }
+
+    #[test]
     fn bad_values_name_the_flag() {
         let e = parse(&["--interval", "1ms"], true).unwrap_err();
         assert!(e.to_string().starts_with("--interval:"), "{e}");

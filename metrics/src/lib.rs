@@ -220,6 +220,13 @@ metrics! {
         "metering proxy; vLLM `vllm:num_requests_running`, SGLang `sglang:num_running_reqs`, llama.cpp `llamacpp:requests_processing`, TGI `tgi_batch_current_size`";
 }
 
+/// Default bucket bounds (seconds) of the inference duration and time-to-first-token histograms:
+/// the usual SLO thresholds from 50 ms to 120 s. A latency SLO's threshold must be one of the
+/// bounds in use, so the share of requests under it is exact.
+pub const DEFAULT_LATENCY_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0,
+];
+
 /// Looks a family up by its name.
 pub fn by_name(name: &str) -> Option<&'static MetricDef> {
     ALL.iter().copied().find(|m| m.name == name)

@@ -29,10 +29,8 @@ use tokio::time::{Instant, Sleep};
 
 use meter::{Api, Format, Meter, Summary};
 
-/// Default histogram buckets (seconds): the usual SLO thresholds from 50 ms to 120 s.
-pub const DEFAULT_BUCKETS: &[f64] = &[
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0,
-];
+/// Default histogram buckets (seconds), shared with the SLO engine.
+pub const DEFAULT_BUCKETS: &[f64] = m::DEFAULT_LATENCY_BUCKETS;
 
 /// Proxy settings.
 #[derive(Debug, Clone)]

@@ -1,0 +1,897 @@
+//! The engine's configuration: YAML, typed, unknown fields refused. Every error names the file,
+//! the line and the field, and says what to do.
+//!
+//! ```yaml
+//! cells:
+//!   - name: studio-a
+//!     nodes:
+//!       - { name: studio-a-1, url: "http://studio-a-1.local:9817/metrics" }
+//! slos:
+//!   - name: latency-2s
+//!     objective: 0.99
+//!     period: 30d
+//!     sli: { latency: { threshold: 2s } }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML for this schema (syntax, types, unknown fields).
+    #[error("{path}:{line}:{column}: {field}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The field, as a path (`slos[2].sli`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("{path}:{line}: {field}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (best effort: the line of the field or of its nearest parent).
+        line: usize,
+        /// The field.
+        field: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+fn default_scrape_interval() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn default_buckets() -> Vec<f64> {
+    cellwatch_metrics::DEFAULT_LATENCY_BUCKETS.to_vec()
+}
+
+/// The file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// The cells: groups of nodes that serve together and page together.
+    pub cells: Vec<RawCell>,
+    /// Where the engine reads its data. Default: `scrape` (no Prometheus needed).
+    #[serde(default, with = "yaml_serde::with::singleton_map")]
+    pub source: RawSource,
+    /// Bucket bounds (seconds) of the exporters' latency and TTFT histograms
+    /// (`--collector.inference.buckets`). Default: the exporter's default.
+    #[serde(default = "default_buckets")]
+    pub buckets: Vec<f64>,
+    /// The objectives.
+    #[serde(default)]
+    pub slos: Vec<RawSlo>,
+}
+
+/// One cell.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCell {
+    /// Cell name: the `cell` label everywhere.
+    pub name: String,
+    /// Its nodes.
+    pub nodes: Vec<RawNode>,
+}
+
+/// One node of a cell.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// Node name: the `node` label.
+    pub name: String,
+    /// The exporter's metrics URL, e.g. `http://studio-a-1.local:9817/metrics`.
+    pub url: String,
+    /// Extra target labels for generated Prometheus targets.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The data source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RawSource {
+    /// The engine scrapes every node's exporter itself.
+    Scrape {
+        /// How often (default 15s).
+        #[serde(default = "default_scrape_interval", with = "humantime_duration")]
+        interval: Duration,
+    },
+    /// PromQL over a Prometheus-compatible HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics).
+    Prometheus {
+        /// Base URL, e.g. `http://prometheus:9090`.
+        url: String,
+        /// How often to query (default 15s).
+        #[serde(default = "default_scrape_interval", with = "humantime_duration")]
+        interval: Duration,
+    },
+}
+
+impl Default for RawSource {
+    fn default() -> Self {
+        RawSource::Scrape {
+            interval: default_scrape_interval(),
+        }
+    }
+}
+
+mod humantime_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e} (examples: 30s, 5m, 30d)")))
+    }
+}
+
+/// One objective.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlo {
+    /// Name: the `slo` label.
+    pub name: String,
+    /// What it promises, for people.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The cells it applies to; omitted: every cell.
+    #[serde(default)]
+    pub cells: Option<Vec<String>>,
+    /// Target share of good events (or good slices), between 0 and 1: 0.99 = 99 %.
+    pub objective: f64,
+    /// `30d`-style rolling window (1h to 400d), or `calendar-month`.
+    pub period: String,
+    /// Time zone of a calendar period (IANA name, default UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// `occurrences` (good events / all events) or `timeslices` (good slices / judged slices).
+    /// Default: `occurrences`, but `timeslices` for `tokens_per_kwh`.
+    #[serde(default)]
+    pub budgeting: Option<String>,
+    /// Length of a time slice (timeslices budgeting; default 5m).
+    #[serde(default)]
+    pub slice: Option<String>,
+    /// Share of good events that makes a slice good (timeslices budgeting of an event ratio;
+    /// default: the objective).
+    #[serde(default)]
+    pub slice_target: Option<f64>,
+    /// Windows with fewer events (or judged slices) are too thin to judge: no burn alert fires
+    /// on them. Default 0.
+    #[serde(default)]
+    pub min_events: u64,
+    /// The indicator: one of `latency`, `ttft`, `availability`, `tokens_per_kwh`.
+    #[serde(with = "yaml_serde::with::singleton_map")]
+    pub sli: RawSli,
+}
+
+/// The indicator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RawSli {
+    /// Share of requests (outcome ok) finishing under `threshold`
+    /// (`cellwatch_inference_request_duration_seconds`).
+    Latency {
+        /// A bucket bound of the histogram, e.g. `2s`.
+        threshold: String,
+    },
+    /// Share of requests whose first token came under `threshold`
+    /// (`cellwatch_inference_time_to_first_token_seconds`).
+    Ttft {
+        /// A bucket bound of the histogram, e.g. `500ms`.
+        threshold: String,
+    },
+    /// Share of requests with a non-error outcome (ok or client_error; cancelled requests are
+    /// not counted) (`cellwatch_inference_requests_total`).
+    Availability {},
+    /// Share of slices in which the cell delivered at least `threshold` tokens per kWh
+    /// (generated tokens over the whole-node energy of every node of the cell). Slices with
+    /// fewer than `min_tokens` tokens are idle: neither good nor bad.
+    TokensPerKwh {
+        /// Tokens per kWh, e.g. 150000.
+        threshold: f64,
+        /// Fewest generated tokens for a slice to count (default 100).
+        #[serde(default = "default_min_tokens")]
+        min_tokens: u64,
+    },
+}
+
+fn default_min_tokens() -> u64 {
+    100
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Cells, in file order.
+    pub cells: Vec<Cell>,
+    /// Data source.
+    pub source: Source,
+    /// Histogram bucket bounds, seconds.
+    pub buckets: Vec<f64>,
+    /// Objectives, in file order.
+    pub slos: Vec<Slo>,
+}
+
+/// A cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// Name.
+    pub name: String,
+    /// Nodes.
+    pub nodes: Vec<Node>,
+}
+
+/// A node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Name.
+    pub name: String,
+    /// Metrics URL.
+    pub url: String,
+    /// Extra target labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The data source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// Scrape the exporters.
+    Scrape {
+        /// Interval.
+        interval: Duration,
+    },
+    /// Query Prometheus.
+    Prometheus {
+        /// Base URL.
+        url: String,
+        /// Interval.
+        interval: Duration,
+    },
+}
+
+/// The SLO period.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Period {
+    /// The last `Duration`.
+    Rolling(Duration),
+    /// The current calendar month in a time zone.
+    CalendarMonth(chrono_tz::Tz),
+}
+
+/// How the budget is counted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Budgeting {
+    /// Good events over all events.
+    Occurrences,
+    /// Good slices over judged slices.
+    Timeslices {
+        /// Slice length.
+        slice: Duration,
+        /// Share of good events that makes a slice good (event-ratio SLIs).
+        slice_target: f64,
+    },
+}
+
+/// The indicator, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sli {
+    /// Requests under a latency bound (seconds, a bucket bound).
+    Latency(f64),
+    /// First token under a bound (seconds, a bucket bound).
+    Ttft(f64),
+    /// Non-error outcomes.
+    Availability,
+    /// Tokens per kWh at least `threshold`, slices under `min_tokens` idle.
+    TokensPerKwh {
+        /// Tokens per kWh.
+        threshold: f64,
+        /// Fewest tokens for a slice to be judged.
+        min_tokens: u64,
+    },
+}
+
+/// A validated objective.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Cells it applies to (resolved: every cell when omitted).
+    pub cells: Vec<String>,
+    /// Objective, 0–1.
+    pub objective: f64,
+    /// Period.
+    pub period: Period,
+    /// Budgeting.
+    pub budgeting: Budgeting,
+    /// Minimum events (or judged slices) for a window to be judged.
+    pub min_events: u64,
+    /// Indicator.
+    pub sli: Sli,
+}
+
+/// Finds the line of a field path (`slos[2].sli.latency`) in block-style YAML: the line of the
+/// deepest part found.
+pub fn locate(text: &str, field: &str) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let content = |l: &str| {
+        let t = l.trim_start();
+        !t.is_empty() && !t.starts_with('#')
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for seg in field.split('.') {
+        match seg.split_once('[') {
+            Some((key, rest)) => {
+                if !key.is_empty() {
+                    parts.push(key.to_string());
+                }
+                for idx in rest.split('[') {
+                    parts.push(format!("[{}", idx.trim_end_matches(']')));
+                }
+            }
+            None => parts.push(seg.to_string()),
+        }
+    }
+    let (mut from, mut to, mut parent) = (0usize, lines.len(), -1i64);
+    let mut found = 0usize;
+    for part in parts {
+        if let Some(idx) = part.strip_prefix('[').and_then(|i| i.parse::<usize>().ok()) {
+            // The idx-th `- ` item directly under the parent.
+            let items: Vec<usize> = (from..to)
+                .filter(|&i| {
+                    content(lines[i])
+                        && lines[i].trim_start().starts_with('-')
+                        && indent(lines[i]) as i64 > parent
+                })
+                .collect();
+            let Some(min_indent) = items.iter().map(|&i| indent(lines[i])).min() else {
+                break;
+            };
+            let items: Vec<usize> = items
+                .into_iter()
+                .filter(|&i| indent(lines[i]) == min_indent)
+                .collect();
+            let Some(&at) = items.get(idx) else { break };
+            let end = items.get(idx + 1).copied().unwrap_or_else(|| {
+                (at + 1..to)
+                    .find(|&i| content(lines[i]) && indent(lines[i]) < min_indent)
+                    .unwrap_or(to)
+            });
+            found = at;
+            from = at;
+            to = end;
+            parent = min_indent as i64;
+        } else {
+            let key = format!("{part}:");
+            let hit = (from..to).find(|&i| {
+                let t = lines[i].trim_start().trim_start_matches("- ").trim_start();
+                content(lines[i])
+                    && (t.starts_with(&key)
+                        || t.starts_with(&format!("{{ {key}"))
+                        || t.contains(&format!(" {key}"))
+                        || t.contains(&format!("{{{key}")))
+            });
+            let Some(at) = hit else { break };
+            let own = indent(lines[at])
+                + if lines[at].trim_start().starts_with("- ") {
+                    2
+                } else {
+                    0
+                };
+            let end = (at + 1..to)
+                .find(|&i| content(lines[i]) && indent(lines[i]) <= own)
+                .unwrap_or(to);
+            found = at;
+            from = at;
+            to = end;
+            parent = own as i64;
+        }
+    }
+    found + 1
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates configuration text (`path` is for messages).
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let de = yaml_serde::Deserializer::from_str(text);
+    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let (line, column) = inner
+            .location()
+            .map_or((locate(text, &field), 1), |l| (l.line(), l.column()));
+        ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            field,
+            message: inner.to_string(),
+        }
+    })?;
+    validate(raw, text, path)
+}
+
+fn parse_duration(field: &str, s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{field} {s:?}: {e} (examples: 500ms, 2s, 5m, 30d)"))
+}
+
+fn label_safe(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && !s.chars().any(|c| c.is_control())
+}
+
+fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let err = |field: String, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line: locate(text, &field),
+        field,
+        message,
+    };
+    if raw.cells.is_empty() {
+        return Err(err("cells".into(), "at least one cell is needed".into()));
+    }
+    let mut cells = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, c) in raw.cells.iter().enumerate() {
+        let f = format!("cells[{i}]");
+        if !label_safe(&c.name) {
+            return Err(err(
+                format!("{f}.name"),
+                "a non-empty name without control characters, at most 128 bytes".into(),
+            ));
+        }
+        if !names.insert(c.name.clone()) {
+            return Err(err(
+                format!("{f}.name"),
+                format!("cell {:?} is defined twice", c.name),
+            ));
+        }
+        if c.nodes.is_empty() {
+            return Err(err(
+                format!("{f}.nodes"),
+                format!("cell {:?} has no nodes", c.name),
+            ));
+        }
+        let mut node_names = BTreeSet::new();
+        let mut nodes = Vec::new();
+        for (j, n) in c.nodes.iter().enumerate() {
+            let nf = format!("{f}.nodes[{j}]");
+            if !label_safe(&n.name) {
+                return Err(err(
+                    format!("{nf}.name"),
+                    "a non-empty name without control characters, at most 128 bytes".into(),
+                ));
+            }
+            if !node_names.insert(n.name.clone()) {
+                return Err(err(
+                    format!("{nf}.name"),
+                    format!("node {:?} appears twice in cell {:?}", n.name, c.name),
+                ));
+            }
+            let scheme_ok = n.url.starts_with("http://") || n.url.starts_with("https://");
+            if !scheme_ok || n.url.len() < 10 || n.url.contains(char::is_whitespace) {
+                return Err(err(
+                    format!("{nf}.url"),
+                    format!(
+                        "{:?} is not an http(s) URL such as http://{}:9817/metrics",
+                        n.url, n.name
+                    ),
+                ));
+            }
+            for k in n.labels.keys() {
+                let valid = k
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid || k.starts_with("__") || k == "cell" || k == "node" {
+                    return Err(err(
+                        format!("{nf}.labels"),
+                        format!("{k:?} is not a usable label name (cell and node are set for you)"),
+                    ));
+                }
+            }
+            nodes.push(Node {
+                name: n.name.clone(),
+                url: n.url.clone(),
+                labels: n.labels.clone(),
+            });
+        }
+        cells.push(Cell {
+            name: c.name.clone(),
+            nodes,
+        });
+    }
+    let source = match raw.source {
+        RawSource::Scrape { interval } => Source::Scrape { interval },
+        RawSource::Prometheus { url, interval } => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(err(
+                    "source.prometheus.url".into(),
+                    format!("{url:?} is not an http(s) URL such as http://prometheus:9090"),
+                ));
+            }
+            Source::Prometheus { url, interval }
+        }
+    };
+    for (s, d) in [(
+        "source",
+        match &source {
+            Source::Scrape { interval } | Source::Prometheus { interval, .. } => *interval,
+        },
+    )] {
+        if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+            return Err(err(s.into(), format!("interval {d:?} is outside 1s..=1h")));
+        }
+    }
+    if raw.buckets.is_empty()
+        || raw.buckets.windows(2).any(|w| w[0] >= w[1])
+        || raw.buckets.iter().any(|b| !b.is_finite() || *b <= 0.0)
+    {
+        return Err(err(
+            "buckets".into(),
+            "bucket bounds must be positive and increasing".into(),
+        ));
+    }
+    let mut slos = Vec::new();
+    let mut slo_names = BTreeSet::new();
+    for (i, s) in raw.slos.iter().enumerate() {
+        let f = format!("slos[{i}]");
+        if !label_safe(&s.name) {
+            return Err(err(
+                format!("{f}.name"),
+                "a non-empty name without control characters, at most 128 bytes".into(),
+            ));
+        }
+        if !slo_names.insert(s.name.clone()) {
+            return Err(err(
+                format!("{f}.name"),
+                format!("SLO {:?} is defined twice", s.name),
+            ));
+        }
+        if !(s.objective > 0.0 && s.objective < 1.0) {
+            return Err(err(
+                format!("{f}.objective"),
+                format!(
+                    "{} is not a ratio between 0 and 1 (write 0.99 for 99 %)",
+                    s.objective
+                ),
+            ));
+        }
+        let slo_cells = match &s.cells {
+            None => cells.iter().map(|c| c.name.clone()).collect(),
+            Some(list) if list.is_empty() => {
+                return Err(err(
+                    format!("{f}.cells"),
+                    "an empty list: omit it to mean every cell".into(),
+                ));
+            }
+            Some(list) => {
+                for c in list {
+                    if !names.contains(c) {
+                        return Err(err(
+                            format!("{f}.cells"),
+                            format!(
+                                "no cell named {c:?} (cells: {})",
+                                names.iter().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                    }
+                }
+                list.clone()
+            }
+        };
+        let period = if s.period.trim() == "calendar-month" {
+            let tz = s.timezone.as_deref().unwrap_or("UTC");
+            let tz: chrono_tz::Tz = tz.parse().map_err(|_| {
+                err(
+                    format!("{f}.timezone"),
+                    format!("{tz:?} is not an IANA time zone such as Europe/Berlin or UTC"),
+                )
+            })?;
+            Period::CalendarMonth(tz)
+        } else {
+            let d = parse_duration("period", &s.period)
+                .map_err(|m| err(format!("{f}.period"), format!("{m}; or calendar-month")))?;
+            if d < Duration::from_secs(3600) || d > Duration::from_secs(400 * 86400) {
+                return Err(err(
+                    format!("{f}.period"),
+                    format!("{} is outside 1h..=400d", s.period),
+                ));
+            }
+            if s.timezone.is_some() {
+                return Err(err(
+                    format!("{f}.timezone"),
+                    "a time zone applies to a calendar period only (period: calendar-month)".into(),
+                ));
+            }
+            Period::Rolling(d)
+        };
+        let sli = match &s.sli {
+            RawSli::Latency { threshold } | RawSli::Ttft { threshold } => {
+                let which = if matches!(s.sli, RawSli::Latency { .. }) {
+                    "latency"
+                } else {
+                    "ttft"
+                };
+                let t = parse_duration("threshold", threshold)
+                    .map_err(|m| err(format!("{f}.sli.{which}.threshold"), m))?
+                    .as_secs_f64();
+                if !raw.buckets.iter().any(|b| (b - t).abs() < 1e-9) {
+                    let near: Vec<String> = raw.buckets.iter().map(|b| format!("{b}")).collect();
+                    return Err(err(
+                        format!("{f}.sli.{which}.threshold"),
+                        format!(
+                            "{threshold} is not a bucket bound ({}s), so the share under it cannot be counted exactly: pick a bound, \
+                             or add {t} to the exporters' --collector.inference.buckets and to buckets: in this file",
+                            near.join(", ")
+                        ),
+                    ));
+                }
+                if which == "latency" {
+                    Sli::Latency(t)
+                } else {
+                    Sli::Ttft(t)
+                }
+            }
+            RawSli::Availability {} => Sli::Availability,
+            RawSli::TokensPerKwh {
+                threshold,
+                min_tokens,
+            } => {
+                if !(threshold.is_finite() && *threshold > 0.0) {
+                    return Err(err(
+                        format!("{f}.sli.tokens_per_kwh.threshold"),
+                        format!("{threshold} is not a positive number of tokens per kWh"),
+                    ));
+                }
+                Sli::TokensPerKwh {
+                    threshold: *threshold,
+                    min_tokens: *min_tokens,
+                }
+            }
+        };
+        let slice = s
+            .slice
+            .as_deref()
+            .map(|x| parse_duration("slice", x))
+            .transpose()
+            .map_err(|m| err(format!("{f}.slice"), m))?;
+        let budgeting = match (s.budgeting.as_deref(), &sli) {
+            (Some("occurrences"), Sli::TokensPerKwh { .. }) => {
+                return Err(err(
+                    format!("{f}.budgeting"),
+                    "tokens_per_kwh is judged per time slice: use timeslices (or omit budgeting)"
+                        .into(),
+                ));
+            }
+            (Some("occurrences"), _)
+            | (None, Sli::Latency(_) | Sli::Ttft(_) | Sli::Availability) => {
+                if slice.is_some() || s.slice_target.is_some() {
+                    return Err(err(
+                        format!("{f}.slice"),
+                        "slice and slice_target apply to budgeting: timeslices".into(),
+                    ));
+                }
+                Budgeting::Occurrences
+            }
+            (Some("timeslices"), _) | (None, Sli::TokensPerKwh { .. }) => {
+                let slice = slice.unwrap_or(Duration::from_secs(300));
+                if slice < Duration::from_secs(10) || slice > Duration::from_secs(86400) {
+                    return Err(err(
+                        format!("{f}.slice"),
+                        format!("{slice:?} is outside 10s..=1d"),
+                    ));
+                }
+                let slice_target = s.slice_target.unwrap_or(s.objective);
+                if !(slice_target > 0.0 && slice_target <= 1.0) {
+                    return Err(err(
+                        format!("{f}.slice_target"),
+                        format!("{slice_target} is not a ratio between 0 and 1"),
+                    ));
+                }
+                Budgeting::Timeslices {
+                    slice,
+                    slice_target,
+                }
+            }
+            (Some(other), _) => {
+                return Err(err(
+                    format!("{f}.budgeting"),
+                    format!("{other:?}: use occurrences or timeslices"),
+                ));
+            }
+        };
+        slos.push(Slo {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            cells: slo_cells,
+            objective: s.objective,
+            period,
+            budgeting,
+            min_events: s.min_events,
+            sli,
+        });
+    }
+    Ok(Config {
+        cells,
+        source,
+        buckets: raw.buckets,
+        slos,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+cells:
+  - name: studio-a
+    nodes:
+      - name: studio-a-1
+        url: http://studio-a-1.local:9817/metrics
+      - name: studio-a-2
+        url: http://studio-a-2.local:9817/metrics
+        labels: { rack: r1 }
+slos:
+  - name: latency-2s
+    objective: 0.99
+    period: 30d
+    sli:
+      latency:
+        threshold: 2s
+  - name: efficiency
+    cells: [studio-a]
+    objective: 0.95
+    period: calendar-month
+    timezone: Europe/Berlin
+    sli:
+      tokens_per_kwh:
+        threshold: 150000
+";
+
+    fn p(text: &str) -> Result<Config, ConfigError> {
+        parse(text, Path::new("cells.yaml"))
+    }
+
+    #[test]
+    fn a_good_config_resolves() {
+        let c = p(GOOD).unwrap();
+        assert_eq!(c.cells[0].nodes.len(), 2);
+        assert_eq!(
+            c.source,
+            Source::Scrape {
+                interval: Duration::from_secs(15)
+            }
+        );
+        assert_eq!(c.slos[0].sli, Sli::Latency(2.0));
+        assert_eq!(
+            c.slos[0].period,
+            Period::Rolling(Duration::from_secs(30 * 86400))
+        );
+        assert_eq!(c.slos[0].cells, ["studio-a"]);
+        assert_eq!(
+            c.slos[1].budgeting,
+            Budgeting::Timeslices {
+                slice: Duration::from_secs(300),
+                slice_target: 0.95
+            }
+        );
+        assert_eq!(
+            c.slos[1].period,
+            Period::CalendarMonth(chrono_tz::Europe::Berlin)
+        );
+    }
+
+    fn error(text: &str) -> String {
+        p(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let e = error(&GOOD.replace("threshold: 2s", "threshold: 1.5s"));
+        assert!(
+            e.starts_with(
+                "cells.yaml:15: slos[0].sli.latency.threshold: 1.5s is not a bucket bound"
+            ),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("objective: 0.95", "objective: 95"));
+        assert!(
+            e.starts_with("cells.yaml:18: slos[1].objective: 95 is not a ratio"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("    cells: [studio-a]", "    cells: [studio-b]"));
+        assert!(
+            e.starts_with("cells.yaml:17: slos[1].cells: no cell named \"studio-b\""),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("Europe/Berlin", "Mars/Olympus"));
+        assert!(e.starts_with("cells.yaml:20: slos[1].timezone:"), "{e}");
+        let e = error(&GOOD.replace("    period: 30d", "    period: 30 fortnights"));
+        assert!(e.starts_with("cells.yaml:12: slos[0].period:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_and_types_are_syntax_errors_with_positions() {
+        let e = error(&GOOD.replace("    objective: 0.99", "    objectiv: 0.99"));
+        assert!(
+            e.starts_with("cells.yaml:11:") && e.contains("unknown field `objectiv`"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("threshold: 150000", "threshold: lots"));
+        assert!(
+            e.starts_with("cells.yaml:23:") && e.contains("slos[1].sli.tokens_per_kwh.threshold"),
+            "{e}"
+        );
+        let e = error("cells: {}\n");
+        assert!(e.starts_with("cells.yaml:1:"), "{e}");
+        let e = error("not: [valid\n");
+        assert!(e.starts_with("cells.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn cross_field_rules() {
+        let e = error(&GOOD.replace(
+            "        threshold: 150000",
+            "        threshold: 150000\n    budgeting: occurrences",
+        ));
+        assert!(
+            e.contains("slos[1].budgeting") && e.contains("timeslices"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("    period: 30d", "    period: 30d\n    timezone: UTC"));
+        assert!(e.contains("slos[0].timezone"), "{e}");
+        let e = error(&GOOD.replace("studio-a-2\n", "studio-a-1\n"));
+        assert!(
+            e.contains("cells[0].nodes[1].name") && e.contains("twice"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("{ rack: r1 }", "{ cell: x }"));
+        assert!(e.contains("cells[0].nodes[1].labels"), "{e}");
+        let e = error(&GOOD.replace("http://studio-a-1.local:9817/metrics", "studio-a-1:9817"));
+        assert!(e.contains("cells[0].nodes[0].url"), "{e}");
+    }
+
+    #[test]
+    fn locate_follows_paths() {
+        assert_eq!(locate(GOOD, "slos[1].sli.tokens_per_kwh.threshold"), 23);
+        assert_eq!(locate(GOOD, "cells[0].nodes[1].labels"), 8);
+        assert_eq!(locate(GOOD, "slos[0]"), 10);
+        assert_eq!(locate(GOOD, "nope"), 1);
+    }
+}
