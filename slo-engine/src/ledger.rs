@@ -1,0 +1,194 @@
+//! The ledger: every slice the engine recorded, per cell and SLO, in SQL. SQLite by default (a
+//! file created on first start), PostgreSQL for HA deployments; the same migrations
+//! (`migrations/`) and queries run on both.
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+use thiserror::Error;
+
+use crate::math::SliceData;
+
+/// A ledger operation that failed.
+#[derive(Debug, Error)]
+pub enum LedgerError {
+    /// The database could not be opened.
+    #[error("opening the ledger at {url}: {source}")]
+    Open {
+        /// The URL, without its password.
+        url: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// The migrations failed.
+    #[error("migrating the ledger at {url}: {source}")]
+    Migrate {
+        /// The URL, without its password.
+        url: String,
+        /// Why.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A query failed.
+    #[error("ledger query ({what}): {source}")]
+    Query {
+        /// Which query.
+        what: &'static str,
+        /// Why.
+        source: sqlx::Error,
+    },
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The default ledger: a SQLite file in the working directory, created if missing.
+pub const DEFAULT_URL: &str = "sqlite://cellwatch-slo.db?mode=rwc";
+
+/// An open, migrated ledger.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pool: AnyPool,
+}
+
+impl Ledger {
+    /// Opens (creating a SQLite file if needed) and migrates.
+    pub async fn open(url: &str) -> Result<Ledger, LedgerError> {
+        install_default_drivers();
+        let url =
+            if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+                format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+            } else {
+                url.to_string()
+            };
+        // One connection for SQLite: writes serialize anyway, and an in-memory database is per
+        // connection.
+        let max = if url.starts_with("sqlite:") { 1 } else { 8 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(&url)
+            .await
+            .map_err(|source| LedgerError::Open {
+                url: redact(&url),
+                source,
+            })?;
+        sqlx::migrate!("../migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| LedgerError::Migrate {
+                url: redact(&url),
+                source,
+            })?;
+        Ok(Ledger { pool })
+    }
+
+    /// Adds a slice's counts to what the ledger holds for it (a slice may be recorded in parts).
+    pub async fn record(&self, cell: &str, slo: &str, s: &SliceData) -> Result<(), LedgerError> {
+        sqlx::query(
+            "INSERT INTO slices (cell, slo, start, good, total, tokens, joules, requests) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (cell, slo, start) DO UPDATE SET \
+               good = slices.good + excluded.good, total = slices.total + excluded.total, \
+               tokens = slices.tokens + excluded.tokens, joules = slices.joules + excluded.joules, \
+               requests = slices.requests + excluded.requests",
+        )
+        .bind(cell)
+        .bind(slo)
+        .bind(s.start)
+        .bind(s.good)
+        .bind(s.total)
+        .bind(s.tokens)
+        .bind(s.joules)
+        .bind(s.requests)
+        .execute(&self.pool)
+        .await
+        .map_err(|source| LedgerError::Query {
+            what: "record a slice",
+            source,
+        })?;
+        Ok(())
+    }
+
+    /// The slices of one cell and SLO that start in `[from, to)`, oldest first.
+    pub async fn slices(
+        &self,
+        cell: &str,
+        slo: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SliceData>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT start, good, total, tokens, joules, requests FROM slices \
+             WHERE cell = $1 AND slo = $2 AND start >= $3 AND start < $4 ORDER BY start",
+        )
+        .bind(cell)
+        .bind(slo)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|source| LedgerError::Query {
+            what: "read slices",
+            source,
+        })?;
+        rows.iter()
+            .map(|r| {
+                Ok(SliceData {
+                    start: r.try_get(0)?,
+                    good: r.try_get(1)?,
+                    total: r.try_get(2)?,
+                    tokens: r.try_get(3)?,
+                    joules: r.try_get(4)?,
+                    requests: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|source| LedgerError::Query {
+                what: "decode slices",
+                source,
+            })
+    }
+
+    /// Deletes slices that start before `before` (retention); returns how many.
+    pub async fn prune(&self, before: i64) -> Result<u64, LedgerError> {
+        let r = sqlx::query("DELETE FROM slices WHERE start < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(|source| LedgerError::Query {
+                what: "prune slices",
+                source,
+            })?;
+        Ok(r.rows_affected())
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://cw:secret@db:5432/cw"),
+            "postgres://cw:***@db:5432/cw"
+        );
+        assert_eq!(redact("postgres://cw@db/cw"), "postgres://cw@db/cw");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}
