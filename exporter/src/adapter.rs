@@ -169,18 +169,26 @@ pub fn normalize(
             format!("no {prefix}* metrics: is this a {} server?", server.name()),
         ));
     }
+    // Only samples that map to a normalized series take a model label (a bounded resource).
     let model_of = |s: &prometheus_parse::Sample| {
         models.label(Some(s.labels.get("model_name").unwrap_or(default_model)))
+    };
+    let series_key = |s: &prometheus_parse::Sample| {
+        let mut l: Vec<(&String, &String)> = s.labels.iter().collect();
+        l.sort();
+        l.into_iter()
+            .map(|(k, v)| format!("{k}={v}\u{1f}"))
+            .collect::<String>()
     };
     let scalar = |v: &Value| match v {
         Value::Counter(x) | Value::Gauge(x) | Value::Untyped(x) => Some(*x),
         _ => None,
     };
-    // Sums and counts of histograms arrive as separate samples.
+    // Sums and counts of histograms arrive as separate samples, with the same labels.
     let mut side: HashMap<(String, String), f64> = HashMap::new();
     for s in &scrape.samples {
         if let Some(v) = scalar(&s.value) {
-            side.insert((s.metric.clone(), model_of(s)), v);
+            side.insert((s.metric.clone(), series_key(s)), v);
         }
     }
     let mut out: Vec<Normalized> = Vec::new();
@@ -190,6 +198,30 @@ pub fn normalize(
             match (&mut n.reading, reading) {
                 (Reading::Counter(a), Reading::Counter(b))
                 | (Reading::Gauge(a), Reading::Gauge(b)) => *a += b,
+                // Several histograms (data-parallel engines, models folded into `other`): add
+                // the buckets both have, and sums and counts.
+                (
+                    Reading::Histogram {
+                        buckets,
+                        sum,
+                        count,
+                    },
+                    Reading::Histogram {
+                        buckets: b2,
+                        sum: s2,
+                        count: c2,
+                    },
+                ) => {
+                    buckets.retain_mut(|(le, c)| match b2.iter().find(|(l2, _)| l2 == le) {
+                        Some((_, c2)) => {
+                            *c += c2;
+                            true
+                        }
+                        None => false,
+                    });
+                    *sum += s2;
+                    *count += c2;
+                }
                 _ => {}
             }
         } else {
@@ -202,7 +234,6 @@ pub fn normalize(
     };
     for s in &scrape.samples {
         let name = s.metric.strip_prefix(prefix).unwrap_or("");
-        let model = model_of(s);
         let v = scalar(&s.value);
         match (server, name, &s.value) {
             (Server::Vllm | Server::Sglang, "prompt_tokens_total", _)
@@ -210,7 +241,7 @@ pub fn normalize(
                 if let Some(v) = v {
                     add(
                         &m::INFERENCE_TOKENS,
-                        vec![model, "prompt".into()],
+                        vec![model_of(s), "prompt".into()],
                         Reading::Counter(v),
                     );
                 }
@@ -220,7 +251,7 @@ pub fn normalize(
                 if let Some(v) = v {
                     add(
                         &m::INFERENCE_TOKENS,
-                        vec![model, "generated".into()],
+                        vec![model_of(s), "generated".into()],
                         Reading::Counter(v),
                     );
                 }
@@ -230,7 +261,11 @@ pub fn normalize(
             | (Server::LlamaCpp, "requests_processing", _)
             | (Server::Tgi, "batch_current_size", _) => {
                 if let Some(v) = v {
-                    add(&m::INFERENCE_IN_FLIGHT, vec![model], Reading::Gauge(v));
+                    add(
+                        &m::INFERENCE_IN_FLIGHT,
+                        vec![model_of(s)],
+                        Reading::Gauge(v),
+                    );
                 }
             }
             (Server::Vllm, "request_success_total", _) => {
@@ -242,7 +277,7 @@ pub fn normalize(
                 if let Some(v) = v {
                     add(
                         &m::INFERENCE_REQUESTS,
-                        vec![model, outcome.into()],
+                        vec![model_of(s), outcome.into()],
                         Reading::Counter(v),
                     );
                 }
@@ -251,7 +286,7 @@ pub fn normalize(
                 if let Some(v) = v {
                     add(
                         &m::INFERENCE_REQUESTS,
-                        vec![model, "ok".into()],
+                        vec![model_of(s), "ok".into()],
                         Reading::Counter(v),
                     );
                 }
@@ -265,7 +300,7 @@ pub fn normalize(
                 if let Some(v) = v {
                     add(
                         &m::INFERENCE_REQUESTS,
-                        vec![model, outcome.into()],
+                        vec![model_of(s), outcome.into()],
                         Reading::Counter(v),
                     );
                 }
@@ -274,7 +309,7 @@ pub fn normalize(
                 if let Some(v) = v {
                     add(
                         &m::INFERENCE_TOKENS,
-                        vec![model, "prompt".into()],
+                        vec![model_of(s), "prompt".into()],
                         Reading::Counter(v),
                     );
                 }
@@ -283,7 +318,7 @@ pub fn normalize(
                 if let Some(v) = v {
                     add(
                         &m::INFERENCE_TOKENS,
-                        vec![model, "generated".into()],
+                        vec![model_of(s), "generated".into()],
                         Reading::Counter(v),
                     );
                 }
@@ -300,17 +335,17 @@ pub fn normalize(
                     h.iter().map(|b| (b.less_than, b.count)).collect();
                 buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
                 let count = side
-                    .get(&(format!("{}_count", s.metric), model.clone()))
+                    .get(&(format!("{}_count", s.metric), series_key(s)))
                     .copied()
                     .or(buckets.last().map(|b| b.1))
                     .unwrap_or(0.0);
                 let sum = side
-                    .get(&(format!("{}_sum", s.metric), model.clone()))
+                    .get(&(format!("{}_sum", s.metric), series_key(s)))
                     .copied()
                     .unwrap_or(0.0);
                 add(
                     def,
-                    vec![model],
+                    vec![model_of(s)],
                     Reading::Histogram {
                         buckets,
                         sum,
@@ -495,6 +530,41 @@ mod tests {
             ),
             Some(13.0),
             "{after}"
+        );
+    }
+
+    #[test]
+    fn data_parallel_histograms_add_up_and_unmapped_series_take_no_model_slot() {
+        let models = ModelLabels::new(1);
+        let page = "# TYPE python_gc_objects_collected_total counter\npython_gc_objects_collected_total{generation=\"0\"} 5\n\
+            # TYPE vllm:e2e_request_latency_seconds histogram\n\
+            vllm:e2e_request_latency_seconds_bucket{engine=\"0\",le=\"1.0\",model_name=\"m\"} 3\n\
+            vllm:e2e_request_latency_seconds_bucket{engine=\"0\",le=\"+Inf\",model_name=\"m\"} 4\n\
+            vllm:e2e_request_latency_seconds_count{engine=\"0\",model_name=\"m\"} 4\n\
+            vllm:e2e_request_latency_seconds_sum{engine=\"0\",model_name=\"m\"} 2.5\n\
+            vllm:e2e_request_latency_seconds_bucket{engine=\"1\",le=\"1.0\",model_name=\"m\"} 5\n\
+            vllm:e2e_request_latency_seconds_bucket{engine=\"1\",le=\"+Inf\",model_name=\"m\"} 6\n\
+            vllm:e2e_request_latency_seconds_count{engine=\"1\",model_name=\"m\"} 6\n\
+            vllm:e2e_request_latency_seconds_sum{engine=\"1\",model_name=\"m\"} 1.5\n";
+        let text = crate::store::encode_families(
+            Monotonize::default()
+                .families(&normalize(Server::Vllm, page, "unknown", &models).unwrap()),
+        );
+        let v = |s: &str| cellwatch_metrics::exposition::value(&text, s);
+        assert_eq!(
+            v(r#"cellwatch_inference_request_duration_seconds_count{model="m"}"#),
+            Some(10.0),
+            "{text}"
+        );
+        assert_eq!(
+            v(r#"cellwatch_inference_request_duration_seconds_sum{model="m"}"#),
+            Some(4.0),
+            "{text}"
+        );
+        assert_eq!(
+            v(r#"cellwatch_inference_request_duration_seconds_bucket{model="m",le="1"}"#),
+            Some(8.0),
+            "{text}"
         );
     }
 

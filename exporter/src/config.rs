@@ -349,11 +349,15 @@ pub fn resolve(
         Duration::from_millis(100),
         Duration::from_secs(600),
     )?;
-    if !raw.telemetry_path.starts_with('/') || raw.telemetry_path.len() < 2 {
+    if !raw.telemetry_path.starts_with('/')
+        || raw.telemetry_path.len() < 2
+        || raw.telemetry_path == "/-/healthy"
+        || raw.telemetry_path.contains(['{', '}', ':', '*'])
+    {
         return Err(ConfigError::Invalid {
             flag: "web.telemetry-path",
             message: format!(
-                "{:?} must start with / and not be / alone",
+                "{:?} must start with /, not be / or /-/healthy, and hold none of {{ }} : *",
                 raw.telemetry_path
             ),
         });
@@ -576,8 +580,10 @@ mod tests {
         assert!(e.to_string().starts_with("--interval:"), "{e}");
         let e = parse(&["--web.listen-address", "nowhere"], true).unwrap_err();
         assert!(e.to_string().contains("--web.listen-address"), "{e}");
-        let e = parse(&["--web.telemetry-path", "metrics"], true).unwrap_err();
-        assert!(e.to_string().contains("--web.telemetry-path"), "{e}");
+        for bad in ["metrics", "/", "/-/healthy", "/{x}", "/:m"] {
+            let e = parse(&["--web.telemetry-path", bad], true).unwrap_err();
+            assert!(e.to_string().contains("--web.telemetry-path"), "{bad}: {e}");
+        }
         let e = parse(
             &[
                 "--interval",

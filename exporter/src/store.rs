@@ -4,7 +4,7 @@
 //! what is there (and reuses the encoded text while nothing changed), so it never waits for a
 //! command.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -322,7 +322,9 @@ pub fn label_pairs(names: &[&str], values: &[String]) -> Vec<proto::LabelPair> {
     pairs
 }
 
-fn label_key(m: &proto::Metric) -> Vec<(String, String)> {
+type LabelKey = Vec<(String, String)>;
+
+fn label_key(m: &proto::Metric) -> LabelKey {
     let mut k: Vec<(String, String)> = m
         .get_label()
         .iter()
@@ -333,37 +335,47 @@ fn label_key(m: &proto::Metric) -> Vec<(String, String)> {
 }
 
 /// Encodes families in the text format. Families of the same name (from different sources) are
-/// merged; a label set already present is dropped (first source wins), so the output is always
-/// valid.
+/// merged; a label set already present is dropped (first source wins, with one warning), so the
+/// output is always valid.
 pub fn encode_families(families: Vec<MetricFamily>) -> String {
-    let mut by_name: BTreeMap<String, MetricFamily> = BTreeMap::new();
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let mut by_name: BTreeMap<String, (MetricFamily, HashSet<LabelKey>)> = BTreeMap::new();
     for mut f in families {
-        if f.get_metric().is_empty() {
+        let metrics = f.take_metric();
+        if metrics.is_empty() {
             continue;
         }
-        match by_name.get_mut(f.name()) {
-            None => {
-                by_name.insert(f.name().to_string(), f);
+        let (existing, seen) = by_name
+            .entry(f.name().to_string())
+            .or_insert_with(|| (f.clone(), HashSet::new()));
+        if existing.get_field_type() != f.get_field_type() {
+            tracing::debug!(family = f.name(), "dropped a family of a conflicting type");
+            continue;
+        }
+        for metric in metrics {
+            if seen.insert(label_key(&metric)) {
+                existing.mut_metric().push(metric);
+            } else if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    family = f.name(),
+                    "two sources export the same series (the metering proxy and an adapter for one model, or two adapters \
+                     without ;model=); the first is kept"
+                );
             }
-            Some(existing) if existing.get_field_type() == f.get_field_type() => {
-                let mut seen: std::collections::HashSet<Vec<(String, String)>> =
-                    existing.get_metric().iter().map(label_key).collect();
-                for metric in f.take_metric() {
-                    if seen.insert(label_key(&metric)) {
-                        existing.mut_metric().push(metric);
-                    }
-                }
-                existing.mut_metric().sort_by_cached_key(|m| {
-                    m.get_label()
-                        .iter()
-                        .map(|l| l.value().to_string())
-                        .collect::<Vec<_>>()
-                });
-            }
-            Some(_) => tracing::debug!(family = f.name(), "dropped a family of a conflicting type"),
         }
     }
-    let out: Vec<MetricFamily> = by_name.into_values().collect();
+    let out: Vec<MetricFamily> = by_name
+        .into_values()
+        .map(|(mut f, _)| {
+            f.mut_metric().sort_by_cached_key(|m| {
+                m.get_label()
+                    .iter()
+                    .map(|l| l.value().to_string())
+                    .collect::<Vec<_>>()
+            });
+            f
+        })
+        .collect();
     let mut buf = Vec::new();
     // Encoding into a Vec only fails on inconsistent families, which are never built here.
     if let Err(e) = TextEncoder::new().encode(&out, &mut buf) {
@@ -400,6 +412,33 @@ mod tests {
             1
         );
         assert!(text.find("cellwatch_collector_up").unwrap() < cpu);
+    }
+
+    #[test]
+    fn duplicate_series_from_two_sources_are_dropped() {
+        let a = families(&[Sample::new(&m::POWER_WATTS, &["gpu"], 1.0)]);
+        let b = families(&[
+            Sample::new(&m::POWER_WATTS, &["gpu"], 2.0),
+            Sample::new(&m::POWER_WATTS, &["cpu"], 3.0),
+        ]);
+        let mut both = a.clone();
+        both.extend(b);
+        both.extend(a);
+        let text = encode_families(both);
+        assert_eq!(
+            text.matches("cellwatch_power_watts{component=\"gpu\"}")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("cellwatch_power_watts{component=\"gpu\"} 1"),
+            "the first source wins: {text}"
+        );
+        assert!(
+            text.contains("cellwatch_power_watts{component=\"cpu\"} 3"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -104,7 +104,8 @@ pub struct ChildSpec {
 }
 
 impl ChildSpec {
-    /// Time without a complete document after which the child counts as hung.
+    /// Time without a complete document after which the child counts as hung (the first
+    /// document gets at least 2 s).
     pub fn hang_after(&self) -> Duration {
         self.interval * 3
     }
@@ -125,7 +126,21 @@ struct Run {
     documents: u64,
 }
 
+/// Stops the child: SIGTERM first (a `sudo` in between passes it on; SIGKILL it cannot), then
+/// SIGKILL if it is still there after a second.
 async fn kill(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
+            return;
+        }
+    }
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
 }
@@ -177,7 +192,8 @@ async fn run_once<H: Handler>(spec: &ChildSpec, handler: &mut H, slot: &Slot) ->
     let mut chunk = vec![0u8; 64 << 10];
     let mut scanned = 0;
     let mut documents = 0;
-    let mut deadline = Instant::now() + spec.hang_after();
+    // The first document may take a little longer (start-up, sudo): at least 2 s.
+    let mut deadline = Instant::now() + spec.hang_after().max(Duration::from_secs(2));
     let end = 'read: loop {
         // Output first (`biased`): a child that printed and exited has its documents read
         // before its exit is noticed; a child that died while a grandchild still holds its

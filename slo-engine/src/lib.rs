@@ -8,3 +8,4 @@
 pub mod config;
 pub mod ledger;
 pub mod math;
+pub mod scrape;

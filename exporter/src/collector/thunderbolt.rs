@@ -212,6 +212,14 @@ async fn slow_loop(settings: Settings, shared: Arc<Mutex<Shared>>, slot: Arc<Slo
             },
             Err(e) => errors.push(e.to_string()),
         }
+        if !errors.is_empty() {
+            // Keep the links we knew: one failed poll must not make every link series vanish.
+            topo.links = lock(&shared)
+                .topology
+                .as_ref()
+                .map(|t| t.links.clone())
+                .unwrap_or_default();
+        }
         {
             // Counters can start before the slow sources below answer.
             let mut sh = lock(&shared);

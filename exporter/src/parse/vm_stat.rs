@@ -33,7 +33,11 @@ pub struct Memory {
 impl Memory {
     /// App + wired + compressed, as Activity Monitor's "Memory Used".
     pub fn used(&self) -> Option<u64> {
-        Some(self.app? + self.wired? + self.compressed?)
+        Some(
+            self.app?
+                .saturating_add(self.wired?)
+                .saturating_add(self.compressed?),
+        )
     }
 }
 
@@ -98,7 +102,7 @@ impl VmStat {
             cached: self
                 .bytes("File-backed pages")
                 .zip(purgeable)
-                .map(|(f, p)| f + p),
+                .map(|(f, p)| f.saturating_add(p)),
             free: self.bytes("Pages free"),
         }
     }

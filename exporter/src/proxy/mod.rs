@@ -273,6 +273,8 @@ struct PassBody {
     timer: Option<Pin<Box<Sleep>>>,
     last_frame: Instant,
     metering: Option<(Meter, Record, Outcome)>,
+    /// Upstream and path, for log lines.
+    what: Arc<str>,
 }
 
 impl HttpBody for PassBody {
@@ -301,6 +303,7 @@ impl HttpBody for PassBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
+                tracing::warn!(upstream = %this.what, error = %e, "the upstream response failed midway");
                 if let Some((meter, mut record, _)) = this.metering.take() {
                     record.finish(Outcome::ServerError, meter.finish());
                 }
@@ -321,6 +324,7 @@ impl HttpBody for PassBody {
                     timer.as_mut().reset(deadline);
                 }
                 if timer.as_mut().poll(cx).is_ready() {
+                    tracing::warn!(upstream = %this.what, idle = ?this.idle, "the upstream response stalled; cut off");
                     if let Some((meter, mut record, _)) = this.metering.take() {
                         record.finish(Outcome::ServerError, meter.finish());
                     }
@@ -365,11 +369,24 @@ const HOP_BY_HOP: &[header::HeaderName] = &[
     header::UPGRADE,
 ];
 
+/// Removes hop-by-hop headers: the fixed ones and every header the `Connection` header names
+/// (RFC 9110 §7.6.1).
 fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<String> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
+        .filter(|t| !t.is_empty())
+        .collect();
+    for name in named {
+        h.remove(name.as_str());
+    }
     for name in HOP_BY_HOP {
         h.remove(name);
     }
     h.remove("keep-alive");
+    h.remove("proxy-connection");
 }
 
 fn plain(status: StatusCode, msg: String) -> Response {
@@ -493,6 +510,7 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
         None
     };
     let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
     let uri = match p.upstream_uri(&parts.uri) {
         Ok(u) => u,
         Err(e) => {
@@ -514,13 +532,26 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
             }
             Err(e) => {
                 let mut r = Record::new(&p.meters, "unknown", started);
-                r.finish(Outcome::ClientError, Summary::default());
+                let too_large =
+                    std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+                        e.source()
+                    })
+                    .any(|e| e.is::<http_body_util::LengthLimitError>());
+                if too_large {
+                    r.finish(Outcome::ClientError, Summary::default());
+                    return plain(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "cellwatch proxy: request body over {} bytes (--collector.inference.max-body-size)\n",
+                            p.config.max_body
+                        ),
+                    );
+                }
+                // The client went away (or sent a broken body) before the request was complete.
+                r.finish(Outcome::Cancelled, Summary::default());
                 return plain(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "cellwatch proxy: request body over {} bytes or unreadable: {e}\n",
-                        p.config.max_body
-                    ),
+                    StatusCode::BAD_REQUEST,
+                    format!("cellwatch proxy: reading the request body failed: {e}\n"),
                 );
             }
         },
@@ -580,6 +611,14 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
         }
         _ => None,
     };
+    // An empty body (204, or Content-Length: 0) is never polled: finish it now.
+    let metering = match metering {
+        Some((meter, mut record, outcome)) if body.is_end_stream() => {
+            record.finish(outcome, meter.finish());
+            None
+        }
+        m => m,
+    };
     let idle = p.config.idle_timeout;
     let body = PassBody {
         inner: body,
@@ -587,6 +626,7 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
         timer: None,
         last_frame: Instant::now(),
         metering,
+        what: Arc::from(format!("{} {}", p.config.upstream, path)),
     };
     Response::from_parts(parts, Body::new(body))
 }
@@ -594,6 +634,21 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_named_by_connection_are_hop_by_hop() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Session"),
+        );
+        h.insert("x-session", HeaderValue::from_static("1"));
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key(header::AUTHORIZATION));
+    }
 
     #[test]
     fn model_labels_are_bounded() {

@@ -1,0 +1,328 @@
+//! The `scrape` source's pure part: an exporter page becomes raw counter readings; successive
+//! readings of a node become increases (a counter that went down was reset, as Prometheus'
+//! `increase()` reads it); increases of a cell's nodes become one slice per SLO.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cellwatch_metrics as m;
+use prometheus_parse::{Scrape, Value};
+
+use crate::config::{Sli, Slo};
+use crate::math::SliceData;
+
+/// One counter series: family and sorted label pairs.
+pub type Key = (String, Vec<(String, String)>);
+
+/// The counters of one page that the SLOs read.
+pub type Reading = BTreeMap<Key, f64>;
+
+const FAMILIES: [&str; 5] = [
+    "cellwatch_inference_request_duration_seconds",
+    "cellwatch_inference_time_to_first_token_seconds",
+    "cellwatch_inference_requests_total",
+    "cellwatch_inference_tokens_total",
+    "cellwatch_node_energy_joules_total",
+];
+
+fn le(x: f64) -> String {
+    if x.is_infinite() {
+        "+Inf".into()
+    } else {
+        format!("{x}")
+    }
+}
+
+/// Parses an exporter's `/metrics` page into the counters the SLOs read.
+pub fn read(page: &str) -> Result<Reading, String> {
+    let scrape = Scrape::parse(page.lines().map(|l| Ok(l.to_string())))
+        .map_err(|e| format!("not a metrics page: {e}"))?;
+    if scrape.samples.is_empty() {
+        return Err("no samples on the page".into());
+    }
+    let mut out = Reading::new();
+    for s in &scrape.samples {
+        let base = s
+            .metric
+            .trim_end_matches("_count")
+            .trim_end_matches("_bucket");
+        if !FAMILIES.contains(&base) {
+            continue;
+        }
+        let mut labels: Vec<(String, String)> = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        labels.sort();
+        match &s.value {
+            Value::Histogram(buckets) => {
+                for b in buckets {
+                    let mut l = labels.clone();
+                    l.push(("le".into(), le(b.less_than)));
+                    l.sort();
+                    out.insert((format!("{base}_bucket"), l), b.count);
+                }
+            }
+            Value::Counter(v) | Value::Untyped(v) | Value::Gauge(v) if v.is_finite() => {
+                out.insert((s.metric.clone(), labels), *v);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Follows each node's counters across readings.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    last: HashMap<String, (i64, Reading)>,
+}
+
+impl Tracker {
+    /// Takes a node's reading at `now` and returns the increases since its previous reading,
+    /// or `None` for a first reading, or one after a gap longer than `max_gap` seconds (the
+    /// node was down: its events in the gap are not attributed to the slice it came back in).
+    pub fn increases(
+        &mut self,
+        node: &str,
+        now: i64,
+        reading: Reading,
+        max_gap: i64,
+    ) -> Option<Reading> {
+        let prev = self.last.insert(node.to_string(), (now, reading));
+        let (then, old) = prev?;
+        if now - then > max_gap {
+            return None;
+        }
+        let new = &self.last[node].1;
+        let mut inc = Reading::new();
+        for (k, v) in new {
+            let d = match old.get(k) {
+                Some(o) if v >= o => v - o,
+                Some(_) => *v,    // reset
+                None => continue, // a new series: its first value is a baseline
+            };
+            inc.insert(k.clone(), d);
+        }
+        Some(inc)
+    }
+}
+
+fn sum(inc: &Reading, family: &str, pred: impl Fn(&[(String, String)]) -> bool) -> f64 {
+    inc.iter()
+        .filter(|((f, l), _)| f == family && pred(l))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+fn label<'a>(l: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    l.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// One node's contribution to a cell's totals in one interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Totals {
+    /// Generated tokens.
+    pub tokens: f64,
+    /// Joules (the node's whole-system source when it has one, else the SoC).
+    pub joules: f64,
+    /// Finished requests that were not cancelled.
+    pub requests: f64,
+}
+
+/// The cell-level totals of one node's increases.
+pub fn totals(inc: &Reading) -> Totals {
+    let energy = |source: &str| -> Option<f64> {
+        let k = inc.iter().find(|((f, l), _)| {
+            f == m::NODE_ENERGY_JOULES.name && label(l, "source") == Some(source)
+        });
+        k.map(|(_, v)| *v)
+    };
+    Totals {
+        tokens: sum(inc, m::INFERENCE_TOKENS.name, |l| {
+            label(l, "kind") == Some("generated")
+        }),
+        joules: energy("smc").or_else(|| energy("soc")).unwrap_or(0.0),
+        requests: sum(inc, m::INFERENCE_REQUESTS.name, |l| {
+            label(l, "outcome") != Some("cancelled")
+        }),
+    }
+}
+
+/// Good and total events of an event-ratio SLO in one node's increases.
+pub fn events(slo: &Slo, inc: &Reading) -> (f64, f64) {
+    let hist = |family: &str, t: f64| {
+        let bucket = format!("{family}_bucket");
+        let good = sum(inc, &bucket, |l| {
+            label(l, "le")
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|b| (b - t).abs() < 1e-9)
+        });
+        let total = sum(inc, &bucket, |l| label(l, "le") == Some("+Inf"));
+        (good, total)
+    };
+    match &slo.sli {
+        Sli::Latency(t) => hist(m::INFERENCE_REQUEST_DURATION.name, *t),
+        Sli::Ttft(t) => hist(m::INFERENCE_TTFT.name, *t),
+        Sli::Availability => {
+            fn outcome(l: &[(String, String)]) -> &str {
+                label(l, "outcome").unwrap_or("")
+            }
+            let good = sum(inc, m::INFERENCE_REQUESTS.name, |l| {
+                matches!(outcome(l), "ok" | "client_error")
+            });
+            let total = sum(inc, m::INFERENCE_REQUESTS.name, |l| {
+                outcome(l) != "cancelled"
+            });
+            (good, total)
+        }
+        Sli::TokensPerKwh { .. } => (0.0, 0.0),
+    }
+}
+
+/// The slice one interval of a cell adds for an SLO, from its nodes' increases.
+pub fn slice(slo: &Slo, start: i64, nodes: &[Reading]) -> SliceData {
+    let mut s = SliceData {
+        start,
+        ..Default::default()
+    };
+    for inc in nodes {
+        let (good, total) = events(slo, inc);
+        let t = totals(inc);
+        s.good += good;
+        s.total += total;
+        s.tokens += t.tokens;
+        s.joules += t.joules;
+        s.requests += t.requests;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Budgeting, Period};
+    use std::time::Duration;
+
+    fn page(fast: u64, all: u64, tokens: u64, joules: f64, ok: u64, err: u64) -> String {
+        format!(
+            "# TYPE cellwatch_inference_request_duration_seconds histogram\n\
+             cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"1\"}} {fast}\n\
+             cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"2\"}} {fast}\n\
+             cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"+Inf\"}} {all}\n\
+             cellwatch_inference_request_duration_seconds_sum{{model=\"m\"}} 1\n\
+             cellwatch_inference_request_duration_seconds_count{{model=\"m\"}} {all}\n\
+             # TYPE cellwatch_inference_tokens_total counter\n\
+             cellwatch_inference_tokens_total{{model=\"m\",kind=\"generated\"}} {tokens}\n\
+             cellwatch_inference_tokens_total{{model=\"m\",kind=\"prompt\"}} 5\n\
+             # TYPE cellwatch_inference_requests_total counter\n\
+             cellwatch_inference_requests_total{{model=\"m\",outcome=\"ok\"}} {ok}\n\
+             cellwatch_inference_requests_total{{model=\"m\",outcome=\"server_error\"}} {err}\n\
+             cellwatch_inference_requests_total{{model=\"m\",outcome=\"cancelled\"}} 7\n\
+             # TYPE cellwatch_node_energy_joules_total counter\n\
+             cellwatch_node_energy_joules_total{{source=\"soc\"}} 1\n\
+             cellwatch_node_energy_joules_total{{source=\"smc\"}} {joules}\n"
+        )
+    }
+
+    fn slo(sli: Sli) -> Slo {
+        Slo {
+            name: "s".into(),
+            description: None,
+            cells: vec![],
+            objective: 0.99,
+            period: Period::Rolling(Duration::from_secs(86400)),
+            budgeting: Budgeting::Occurrences,
+            min_events: 0,
+            sli,
+        }
+    }
+
+    #[test]
+    fn increases_with_resets_and_gaps() {
+        let mut t = Tracker::default();
+        assert_eq!(
+            t.increases(
+                "n1",
+                0,
+                read(&page(10, 12, 100, 1000.0, 11, 1)).unwrap(),
+                60
+            ),
+            None,
+            "a baseline"
+        );
+        let inc = t
+            .increases(
+                "n1",
+                15,
+                read(&page(15, 20, 150, 1360.0, 18, 2)).unwrap(),
+                60,
+            )
+            .unwrap();
+        assert_eq!(events(&slo(Sli::Latency(2.0)), &inc), (5.0, 8.0));
+        assert_eq!(events(&slo(Sli::Latency(1.0)), &inc), (5.0, 8.0));
+        assert_eq!(events(&slo(Sli::Availability), &inc), (7.0, 8.0));
+        assert_eq!(
+            totals(&inc),
+            Totals {
+                tokens: 50.0,
+                joules: 360.0,
+                requests: 8.0
+            }
+        );
+        // The exporter restarted: every counter is small again.
+        let inc = t
+            .increases("n1", 30, read(&page(1, 1, 3, 10.0, 1, 0)).unwrap(), 60)
+            .unwrap();
+        assert_eq!(
+            totals(&inc),
+            Totals {
+                tokens: 3.0,
+                joules: 10.0,
+                requests: 1.0
+            }
+        );
+        // Down for five minutes: the first reading after is a baseline, not an increase.
+        assert_eq!(
+            t.increases("n1", 330, read(&page(9, 9, 30, 90.0, 9, 0)).unwrap(), 60),
+            None
+        );
+    }
+
+    #[test]
+    fn a_cell_slice_sums_its_nodes() {
+        let mut t = Tracker::default();
+        let mut incs = Vec::new();
+        for (node, k) in [("a", 1u64), ("b", 2u64)] {
+            t.increases(node, 0, read(&page(0, 0, 0, 0.0, 0, 0)).unwrap(), 60);
+            incs.push(
+                t.increases(
+                    node,
+                    15,
+                    read(&page(9 * k, 10 * k, 100 * k, 3600.0 * k as f64, 10 * k, 0)).unwrap(),
+                    60,
+                )
+                .unwrap(),
+            );
+        }
+        let s = slice(&slo(Sli::Latency(2.0)), 60, &incs);
+        assert_eq!(
+            s,
+            SliceData {
+                start: 60,
+                good: 27.0,
+                total: 30.0,
+                tokens: 300.0,
+                joules: 10800.0,
+                requests: 30.0
+            }
+        );
+    }
+
+    #[test]
+    fn pages_that_are_not_metrics_are_errors() {
+        assert!(read("").is_err());
+        assert!(read("<html>").is_err());
+        assert_eq!(read("up 1\n").unwrap().len(), 0);
+    }
+}
