@@ -6,6 +6,7 @@
 //! these.
 
 pub mod config;
+pub mod engine;
 pub mod ledger;
 pub mod math;
 pub mod scrape;

@@ -16,6 +16,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the engine: scrape the cells' exporters, record slices in the ledger, evaluate every
+    /// SLO, and serve /metrics and the JSON API under /api/v1/.
+    Run {
+        /// The configuration file (YAML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The ledger: sqlite://FILE (created on first start) or postgres://USER@HOST/DB.
+        #[arg(long = "database-url", value_name = "URL", default_value = cellwatch_slo::ledger::DEFAULT_URL)]
+        database_url: String,
+        /// Address to listen on: HOST:PORT, or :PORT for every interface.
+        #[arg(
+            long = "web.listen-address",
+            value_name = "ADDR",
+            default_value = ":9820"
+        )]
+        listen_address: String,
+        /// Log level (error, warn, info, debug, trace).
+        #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
+        log_level: String,
+    },
     /// Validate a configuration file; errors name the file, line and field. Exits 1 when the
     /// file is not usable.
     Check {
@@ -27,6 +47,63 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Run {
+            config,
+            database_url,
+            listen_address,
+            log_level,
+        } => {
+            let filter = match tracing_subscriber::EnvFilter::try_new(&log_level) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("cellwatch-slo: --log.level {log_level:?}: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .init();
+            let cfg = match cellwatch_slo::config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("cellwatch-slo: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let listen = match listen_address.strip_prefix(':') {
+                Some(port) => format!("0.0.0.0:{port}"),
+                None => listen_address,
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cellwatch-slo: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(async move {
+                let ledger = match cellwatch_slo::ledger::Ledger::open(&database_url).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot open the ledger");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match cellwatch_slo::engine::run(cfg, ledger, &listen).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!(address = %listen, error = %e, "the engine stopped");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
         Command::Check { config } => match cellwatch_slo::config::load(&config) {
             Ok(c) => {
                 let nodes: usize = c.cells.iter().map(|c| c.nodes.len()).sum();

@@ -64,21 +64,28 @@ impl Exporter {
     /// Prepares a state directory (so stand-ins can be steered before start), then starts the
     /// exporter with `args` plus a loopback listen address.
     pub fn start_with(state: tempfile::TempDir, args: &[&str]) -> Exporter {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend([
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--node",
+            "test-node",
+            "--cell",
+            "test-cell",
+        ]);
+        Exporter::spawn("cellwatch-exporter", &all, state)
+    }
+
+    /// Starts any workspace binary that logs ` address=HOST:PORT` once it listens (the exporter,
+    /// the SLO engine) with stand-ins first on PATH and `CELLWATCH_STATE` set.
+    pub fn spawn(name: &str, args: &[&str], state: tempfile::TempDir) -> Exporter {
         let path = format!(
             "{}:{}",
             standins().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut child = Command::new(binary("cellwatch-exporter"))
+        let mut child = Command::new(binary(name))
             .args(args)
-            .args([
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--node",
-                "test-node",
-                "--cell",
-                "test-cell",
-            ])
             .env("PATH", path)
             .env("CELLWATCH_STATE", state.path())
             .env_remove("RUST_LOG")
@@ -86,7 +93,7 @@ impl Exporter {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start cellwatch-exporter");
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         {
@@ -108,7 +115,7 @@ impl Exporter {
             Err(_) => {
                 let _ = child.kill();
                 panic!(
-                    "the exporter did not start listening; log:\n{}",
+                    "{name} did not start listening; log:\n{}",
                     log.lock().unwrap()
                 );
             }

@@ -1,0 +1,402 @@
+//! `cellwatch-slo run`: the `scrape` source feeding the ledger, the evaluation of every SLO of
+//! every cell over every window, and the HTTP outputs (`/metrics`, `/api/v1/…`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use cellwatch_exporter::store::{Sample, encode};
+use cellwatch_metrics as m;
+use serde::Serialize;
+
+use crate::config::{Budgeting, Config, Source};
+use crate::ledger::{Ledger, LedgerError};
+use crate::math::{self, SliceData, WindowState};
+use crate::scrape::{self, Tracker};
+
+/// Resolution of occurrence slices and of the cell totals (seconds).
+pub const SLICE: i64 = 60;
+
+/// One window of one SLO, for the API.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WindowReport {
+    /// `5m` … `3d`, or `period`.
+    pub window: String,
+    /// `ok`, `no_data` or `too_thin`.
+    pub state: &'static str,
+    /// Good / total, when there is data.
+    pub sli: Option<f64>,
+    /// Burn rate, when judged.
+    pub burn_rate: Option<f64>,
+    /// Units (events or judged slices) in the window.
+    pub total: f64,
+}
+
+/// One SLO of one cell, for the API.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SloReport {
+    /// Cell.
+    pub cell: String,
+    /// SLO.
+    pub slo: String,
+    /// Objective.
+    pub objective: f64,
+    /// Budget left in the period (None without data).
+    pub budget_remaining: Option<f64>,
+    /// No data in the last 5 minutes.
+    pub data_missing: bool,
+    /// Windows, shortest first, then the period.
+    pub windows: Vec<WindowReport>,
+}
+
+/// A cell's efficiency and routing signal, for the API.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CellReport {
+    /// Cell.
+    pub cell: String,
+    /// Tokens per kWh by window.
+    pub tokens_per_kwh: BTreeMap<String, Option<f64>>,
+    /// kWh per 1,000 requests by window.
+    pub kwh_per_1k_requests: BTreeMap<String, Option<f64>>,
+    /// The smallest budget left over the cell's SLOs (None without data).
+    pub budget_headroom: Option<f64>,
+    /// No SLO of the cell burns at the page rate (14.4× over 1h) and the cell has data: a gateway
+    /// may route "fast-enough" calls here, preferring the highest tokens/kWh.
+    pub healthy: bool,
+}
+
+/// The last evaluation.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Evaluation time (Unix seconds).
+    pub at: i64,
+    /// Every SLO of every cell.
+    pub slos: Vec<SloReport>,
+    /// Every cell.
+    pub cells: Vec<CellReport>,
+}
+
+fn window_report(name: &str, state: WindowState) -> WindowReport {
+    match state {
+        WindowState::NoData => WindowReport {
+            window: name.into(),
+            state: "no_data",
+            sli: None,
+            burn_rate: None,
+            total: 0.0,
+        },
+        WindowState::TooThin { sli, total } => WindowReport {
+            window: name.into(),
+            state: "too_thin",
+            sli: Some(sli),
+            burn_rate: None,
+            total,
+        },
+        WindowState::Judged { sli, burn_rate } => WindowReport {
+            window: name.into(),
+            state: "ok",
+            sli: Some(sli),
+            burn_rate: Some(burn_rate),
+            total: 0.0,
+        },
+    }
+}
+
+/// Evaluates every SLO of every cell at `now` from the ledger.
+pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Report, LedgerError> {
+    let mut report = Report {
+        at: now,
+        ..Default::default()
+    };
+    for cell in &config.cells {
+        let mut headroom: Option<f64> = None;
+        let mut paging = false;
+        let mut any_data = false;
+        for slo in config.slos.iter().filter(|s| s.cells.contains(&cell.name)) {
+            let (start, _) = math::period_bounds(&slo.period, now);
+            let longest = WINDOWS_MAX.max(now - start);
+            let slices = ledger
+                .slices(&cell.name, &slo.name, now - longest, now + 1)
+                .await?;
+            // Timeslices are judged whole: the slice in progress is left out.
+            let to = match slo.budgeting {
+                Budgeting::Timeslices { slice, .. } => math::slice_start(now, slice),
+                Budgeting::Occurrences => now + 1,
+            };
+            let mut windows = Vec::new();
+            for (name, secs) in math::WINDOWS {
+                let t = math::tally(slo, &slices, now - secs as i64, to);
+                let mut w = window_report(name, math::window_state(slo, t));
+                w.total = t.total;
+                if name == "1h" && w.burn_rate.is_some_and(|b| b >= 14.4) {
+                    paging = true;
+                }
+                windows.push(w);
+            }
+            let t = math::tally(slo, &slices, start, to);
+            let mut w = window_report("period", math::window_state(slo, t));
+            w.total = t.total;
+            windows.push(w);
+            let recent = math::tally(slo, &slices, now - 300, now + 1);
+            let data_missing = recent.total <= 0.0
+                && !slices
+                    .iter()
+                    .any(|s| s.start >= now - 300 && (s.total > 0.0 || s.tokens > 0.0));
+            any_data |= !data_missing;
+            let budget = math::budget_remaining(slo, &slices, now);
+            if let Some(b) = budget {
+                headroom = Some(headroom.map_or(b, |h: f64| h.min(b)));
+            }
+            report.slos.push(SloReport {
+                cell: cell.name.clone(),
+                slo: slo.name.clone(),
+                objective: slo.objective,
+                budget_remaining: budget,
+                data_missing,
+                windows,
+            });
+        }
+        let totals = ledger
+            .slices(&cell.name, "", now - WINDOWS_MAX, now + 1)
+            .await?;
+        let mut tpk = BTreeMap::new();
+        let mut kpr = BTreeMap::new();
+        for (name, secs) in math::WINDOWS {
+            let (tokens, joules, requests) = totals
+                .iter()
+                .filter(|s| s.start >= now - secs as i64)
+                .fold((0.0, 0.0, 0.0), |(t, j, r), s| {
+                    (t + s.tokens, j + s.joules, r + s.requests)
+                });
+            tpk.insert(name.to_string(), math::tokens_per_kwh(tokens, joules));
+            kpr.insert(
+                name.to_string(),
+                math::kwh_per_1k_requests(joules, requests),
+            );
+        }
+        let recent_totals = totals.iter().any(|s| s.start >= now - 300);
+        report.cells.push(CellReport {
+            cell: cell.name.clone(),
+            tokens_per_kwh: tpk,
+            kwh_per_1k_requests: kpr,
+            budget_headroom: headroom,
+            healthy: (any_data || recent_totals) && !paging,
+        });
+    }
+    Ok(report)
+}
+
+/// The longest fixed window (3 days), seconds.
+const WINDOWS_MAX: i64 = 259_200;
+
+/// The report as metrics.
+pub fn samples(report: &Report) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for s in &report.slos {
+        let l = [s.cell.as_str(), s.slo.as_str()];
+        out.push(Sample::new(&m::SLO_OBJECTIVE, &l, s.objective));
+        out.push(Sample::new(
+            &m::SLO_DATA_MISSING,
+            &l,
+            if s.data_missing { 1.0 } else { 0.0 },
+        ));
+        if let Some(b) = s.budget_remaining {
+            out.push(Sample::new(&m::SLO_BUDGET_REMAINING, &l, b));
+        }
+        for w in &s.windows {
+            let lw = [s.cell.as_str(), s.slo.as_str(), w.window.as_str()];
+            if let Some(v) = w.sli {
+                out.push(Sample::new(&m::SLO_SLI, &lw, v));
+            }
+            if let Some(v) = w.burn_rate {
+                out.push(Sample::new(&m::SLO_BURN_RATE, &lw, v));
+            }
+        }
+    }
+    for c in &report.cells {
+        for (w, v) in &c.tokens_per_kwh {
+            if let Some(v) = v {
+                out.push(Sample::new(&m::CELL_TOKENS_PER_KWH, &[&c.cell, w], *v));
+            }
+        }
+        for (w, v) in &c.kwh_per_1k_requests {
+            if let Some(v) = v {
+                out.push(Sample::new(&m::CELL_KWH_PER_1K, &[&c.cell, w], *v));
+            }
+        }
+    }
+    out
+}
+
+/// One scrape of every node; increases recorded into the ledger as slices of `now`.
+pub async fn scrape_once(
+    config: &Config,
+    ledger: &Ledger,
+    client: &reqwest::Client,
+    tracker: &mut Tracker,
+    now: i64,
+    max_gap: i64,
+) -> Result<Vec<String>, LedgerError> {
+    let mut problems = Vec::new();
+    for cell in &config.cells {
+        let fetches = cell.nodes.iter().map(|n| async move {
+            let r = async {
+                let resp = client
+                    .get(&n.url)
+                    .send()
+                    .await
+                    .map_err(|e| format!("{}: {e}", n.url))?;
+                if !resp.status().is_success() {
+                    return Err(format!("{}: HTTP {}", n.url, resp.status()));
+                }
+                let text = resp.text().await.map_err(|e| format!("{}: {e}", n.url))?;
+                scrape::read(&text).map_err(|e| format!("{}: {e}", n.url))
+            }
+            .await;
+            (n.name.clone(), r)
+        });
+        let results = futures_util::future::join_all(fetches).await;
+        let mut incs = Vec::new();
+        for (node, r) in results {
+            match r {
+                Ok(reading) => {
+                    if let Some(inc) =
+                        tracker.increases(&format!("{}/{node}", cell.name), now, reading, max_gap)
+                    {
+                        incs.push(inc);
+                    }
+                }
+                Err(e) => problems.push(format!("cell {} node {node}: {e}", cell.name)),
+            }
+        }
+        if incs.is_empty() {
+            continue; // every node down (or first readings): no data, never good or bad events
+        }
+        for slo in config.slos.iter().filter(|s| s.cells.contains(&cell.name)) {
+            let len = match slo.budgeting {
+                Budgeting::Timeslices { slice, .. } => slice,
+                Budgeting::Occurrences => Duration::from_secs(SLICE as u64),
+            };
+            let s = scrape::slice(slo, math::slice_start(now, len), &incs);
+            ledger.record(&cell.name, &slo.name, &s).await?;
+        }
+        let mut t = SliceData {
+            start: math::slice_start(now, Duration::from_secs(SLICE as u64)),
+            ..Default::default()
+        };
+        for inc in &incs {
+            let x = scrape::totals(inc);
+            t.tokens += x.tokens;
+            t.joules += x.joules;
+            t.requests += x.requests;
+        }
+        ledger.record(&cell.name, "", &t).await?;
+    }
+    Ok(problems)
+}
+
+#[derive(Clone)]
+struct AppState {
+    last: Arc<Mutex<(Report, String)>>,
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let text = s.last.lock().unwrap_or_else(|e| e.into_inner()).1.clone();
+    (
+        [(
+            header::CONTENT_TYPE,
+            cellwatch_exporter::server::TEXT_FORMAT,
+        )],
+        text,
+    )
+}
+
+async fn api_slos(State(s): State<AppState>) -> impl IntoResponse {
+    let r = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+    axum::Json(serde_json::json!({ "at": r.at, "slos": r.slos }))
+}
+
+async fn api_cells(State(s): State<AppState>) -> impl IntoResponse {
+    let r = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+    axum::Json(serde_json::json!({ "at": r.at, "cells": r.cells }))
+}
+
+/// Runs the engine until the process ends.
+pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Result<()> {
+    let interval = match &config.source {
+        Source::Scrape { interval } => *interval,
+        Source::Prometheus { .. } => {
+            return Err(std::io::Error::other(
+                "source: prometheus is not implemented yet; use source: scrape",
+            ));
+        }
+    };
+    let state = AppState {
+        last: Arc::new(Mutex::new((Report::default(), String::new()))),
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(address = %listener.local_addr()?, cells = config.cells.len(), slos = config.slos.len(), "listening");
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/v1/slos", get(api_slos))
+        .route("/api/v1/cells", get(api_cells))
+        .route("/-/healthy", get(|| async { "Healthy\n" }))
+        .with_state(state.clone());
+    tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .timeout(interval.min(Duration::from_secs(10)))
+            .build()
+            .unwrap_or_default();
+        let mut tracker = Tracker::default();
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let max_gap = (interval.as_secs() as i64 * 3).max(30);
+        let retention = config
+            .slos
+            .iter()
+            .map(|s| math::period_length(&s.period, now()).as_secs() as i64)
+            .max()
+            .unwrap_or(0)
+            .max(WINDOWS_MAX)
+            + 86400;
+        let mut last_problems = String::new();
+        loop {
+            tick.tick().await;
+            let t = now();
+            match scrape_once(&config, &ledger, &client, &mut tracker, t, max_gap).await {
+                Ok(p) => {
+                    let joined = p.join("; ");
+                    if joined != last_problems {
+                        if !joined.is_empty() {
+                            tracing::warn!(problems = %joined, "some nodes did not answer");
+                        }
+                        last_problems = joined;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "recording slices failed"),
+            }
+            match evaluate(&config, &ledger, t).await {
+                Ok(r) => {
+                    let text = encode(&samples(&r));
+                    *state.last.lock().unwrap_or_else(|e| e.into_inner()) = (r, text);
+                }
+                Err(e) => tracing::error!(error = %e, "evaluation failed"),
+            }
+            if t % 3600 < interval.as_secs() as i64 {
+                let _ = ledger.prune(t - retention).await;
+            }
+        }
+    });
+    axum::serve(listener, app).await
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
