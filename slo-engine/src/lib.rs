@@ -9,4 +9,5 @@ pub mod config;
 pub mod engine;
 pub mod ledger;
 pub mod math;
+pub mod rules;
 pub mod scrape;

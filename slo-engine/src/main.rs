@@ -36,6 +36,19 @@ enum Command {
         #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
         log_level: String,
     },
+    /// Print Prometheus recording and alerting rules for the configured SLOs (Sloth-compatible
+    /// names, a `cell` label, multiwindow multi-burn-rate alerts).
+    Rules {
+        /// The configuration file (YAML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print Prometheus file_sd targets for every node, with `cell` and `node` labels.
+    Targets {
+        /// The configuration file (YAML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Validate a configuration file; errors name the file, line and field. Exits 1 when the
     /// file is not usable.
     Check {
@@ -43,6 +56,22 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+}
+
+fn print_generated(
+    path: &std::path::Path,
+    generate: fn(&cellwatch_slo::config::Config) -> String,
+) -> ExitCode {
+    match cellwatch_slo::config::load(path) {
+        Ok(c) => {
+            print!("{}", generate(&c));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cellwatch-slo: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -104,6 +133,8 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Rules { config } => print_generated(&config, cellwatch_slo::rules::rules),
+        Command::Targets { config } => print_generated(&config, cellwatch_slo::rules::targets),
         Command::Check { config } => match cellwatch_slo::config::load(&config) {
             Ok(c) => {
                 let nodes: usize = c.cells.iter().map(|c| c.nodes.len()).sum();

@@ -1,0 +1,373 @@
+//! Prometheus rules for the configured SLOs (`cellwatch-slo rules`), with Sloth-compatible
+//! names (`slo:sli_error:ratio_rate5m`, `slo:objective:ratio`, …, `sloth_*` labels) and a `cell`
+//! label on every SLI series, plus multiwindow multi-burn-rate alerts with the SRE Workbook
+//! defaults scaled to the period; and Prometheus file_sd targets (`cellwatch-slo targets`).
+//!
+//! Unlike Sloth's, the period SLI is an exact ratio of increases over the period, not an average
+//! of 5-minute ratios. A calendar-month period is approximated by 30 days in Prometheus.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::{Config, Period, Sli, Slo};
+use crate::math::WINDOWS;
+use cellwatch_metrics as m;
+
+/// The SRE Workbook's multiwindow, multi-burn-rate alerts: (severity, long window, short
+/// window, share of the budget spent over the long window) for the page and ticket pairs.
+pub const BURN_ALERTS: [(&str, u64, u64, f64); 4] = [
+    ("page", 3600, 300, 0.02),
+    ("page", 21600, 1800, 0.05),
+    ("ticket", 86400, 7200, 0.10),
+    ("ticket", 259200, 21600, 0.10),
+];
+
+/// The burn-rate factor of one alert window for a period: `share × period / window`
+/// (14.4, 6, 3 and 1 for 30 days).
+pub fn burn_factor(share: f64, window_secs: u64, period_secs: u64) -> f64 {
+    share * period_secs as f64 / window_secs as f64
+}
+
+/// A Prometheus duration for whole seconds (`5m`, `1h`, `30d`).
+pub fn prom_duration(secs: u64) -> String {
+    if secs.is_multiple_of(86400) {
+        format!("{}d", secs / 86400)
+    } else if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct RuleFile {
+    groups: Vec<Group>,
+}
+
+#[derive(Debug, Serialize)]
+struct Group {
+    name: String,
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, Serialize)]
+struct Rule {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<String>,
+    expr: String,
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    for_: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+}
+
+fn period_secs(p: &Period) -> u64 {
+    match p {
+        Period::Rolling(d) => d.as_secs(),
+        Period::CalendarMonth(_) => 30 * 86400,
+    }
+}
+
+fn cells_matcher(slo: &Slo) -> String {
+    let mut cells = slo.cells.clone();
+    cells.sort();
+    format!(
+        "cell=~\"{}\"",
+        cells
+            .iter()
+            .map(|c| regex_escape(c))
+            .collect::<Vec<_>>()
+            .join("|")
+    )
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push_str("\\\\");
+        }
+        if c == '"' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The error-ratio expression of an SLO over a window (`w` a Prometheus duration).
+fn error_ratio(slo: &Slo, w: &str) -> String {
+    let cells = cells_matcher(slo);
+    let hist = |family: &str, t: f64| {
+        format!(
+            "1 - (\n  sum by (cell) (increase({family}_bucket{{{cells},le=\"{t}\"}}[{w}]))\n  /\n  sum by (cell) (increase({family}_count{{{cells}}}[{w}]))\n)"
+        )
+    };
+    match &slo.sli {
+        Sli::Latency(t) => hist(m::INFERENCE_REQUEST_DURATION.name, *t),
+        Sli::Ttft(t) => hist(m::INFERENCE_TTFT.name, *t),
+        Sli::Availability => format!(
+            "sum by (cell) (increase({r}{{{cells},outcome=~\"server_error|upstream_unavailable\"}}[{w}]))\n/\nsum by (cell) (increase({r}{{{cells},outcome!=\"cancelled\"}}[{w}]))",
+            r = m::INFERENCE_REQUESTS.name
+        ),
+        Sli::TokensPerKwh {
+            threshold,
+            min_tokens,
+        } => {
+            // Good 5-minute slices over judged ones (idle slices, under min_tokens, dropped).
+            format!(
+                "1 - avg_over_time((\n  (cellwatch:cell_tokens_per_kwh:ratio_rate5m{{{cells}}} >= bool {threshold})\n  and on (cell)\n  (cellwatch:cell_generated_tokens:increase5m{{{cells}}} >= {min_tokens})\n)[{w}:5m])"
+            )
+        }
+    }
+}
+
+fn slo_labels(slo: &Slo) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("sloth_id".to_string(), format!("cellwatch-{}", slo.name)),
+        ("sloth_service".to_string(), "cellwatch".to_string()),
+        ("sloth_slo".to_string(), slo.name.clone()),
+    ])
+}
+
+fn selector(slo: &Slo) -> String {
+    format!(
+        "sloth_id=\"cellwatch-{0}\", sloth_service=\"cellwatch\", sloth_slo=\"{0}\"",
+        slo.name
+    )
+}
+
+fn record(name: &str, expr: String, labels: BTreeMap<String, String>) -> Rule {
+    Rule {
+        record: Some(name.into()),
+        alert: None,
+        expr,
+        for_: None,
+        labels,
+        annotations: BTreeMap::new(),
+    }
+}
+
+/// The rules for every SLO of `config`, as a Prometheus rule file.
+pub fn rules(config: &Config) -> String {
+    let mut groups = Vec::new();
+    // Cell efficiency, shared by the tokens/kWh SLOs and the dashboards.
+    let all_cells: Vec<String> = config.cells.iter().map(|c| c.name.clone()).collect();
+    let cells = format!(
+        "cell=~\"{}\"",
+        all_cells
+            .iter()
+            .map(|c| regex_escape(c))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    groups.push(Group {
+        name: "cellwatch-cell-efficiency".into(),
+        rules: vec![
+            record(
+                "cellwatch:cell_generated_tokens:increase5m",
+                format!("sum by (cell) (increase({}{{{cells},kind=\"generated\"}}[5m]))", m::INFERENCE_TOKENS.name),
+                BTreeMap::new(),
+            ),
+            record(
+                "cellwatch:cell_energy_joules:increase5m",
+                format!(
+                    "sum by (cell) (increase({e}{{{cells},source=\"smc\"}}[5m]))\nor\nsum by (cell) (increase({e}{{{cells},source=\"soc\"}}[5m]))",
+                    e = m::NODE_ENERGY_JOULES.name
+                ),
+                BTreeMap::new(),
+            ),
+            record(
+                "cellwatch:cell_tokens_per_kwh:ratio_rate5m",
+                "cellwatch:cell_generated_tokens:increase5m\n/ on (cell)\n(cellwatch:cell_energy_joules:increase5m / 3.6e6 > 0)".into(),
+                BTreeMap::new(),
+            ),
+        ],
+    });
+    for slo in &config.slos {
+        let period = period_secs(&slo.period);
+        let mut windows: Vec<(String, u64)> = WINDOWS
+            .iter()
+            .map(|(_, s)| (prom_duration(*s), *s))
+            .collect();
+        windows.push((prom_duration(period), period));
+        let mut sli = Vec::new();
+        for (w, _) in &windows {
+            let mut labels = slo_labels(slo);
+            labels.insert("sloth_window".into(), w.clone());
+            sli.push(record(
+                &format!("slo:sli_error:ratio_rate{w}"),
+                error_ratio(slo, w),
+                labels,
+            ));
+        }
+        groups.push(Group {
+            name: format!("cellwatch-slo-sli-recordings-{}", slo.name),
+            rules: sli,
+        });
+
+        let sel = selector(slo);
+        let pw = prom_duration(period);
+        let mut info = slo_labels(slo);
+        info.insert(
+            "sloth_objective".into(),
+            format!("{}", slo.objective * 100.0),
+        );
+        groups.push(Group {
+            name: format!("cellwatch-slo-meta-recordings-{}", slo.name),
+            rules: vec![
+                record("slo:objective:ratio", format!("vector({})", slo.objective), slo_labels(slo)),
+                record("slo:error_budget:ratio", format!("vector(1-{})", slo.objective), slo_labels(slo)),
+                record("slo:time_period:days", format!("vector({})", period / 86400), slo_labels(slo)),
+                record(
+                    "slo:current_burn_rate:ratio",
+                    format!("slo:sli_error:ratio_rate5m{{{sel}}}\n/ on(sloth_id, sloth_slo, sloth_service) group_left\nslo:error_budget:ratio{{{sel}}}"),
+                    slo_labels(slo),
+                ),
+                record(
+                    "slo:period_burn_rate:ratio",
+                    format!("slo:sli_error:ratio_rate{pw}{{{sel}}}\n/ on(sloth_id, sloth_slo, sloth_service) group_left\nslo:error_budget:ratio{{{sel}}}"),
+                    slo_labels(slo),
+                ),
+                record("slo:period_error_budget_remaining:ratio", format!("1 - slo:period_burn_rate:ratio{{{sel}}}"), slo_labels(slo)),
+                record("sloth_slo_info", "vector(1)".into(), info),
+            ],
+        });
+
+        let budget = 1.0 - slo.objective;
+        let guard = |w: &str| -> String {
+            if slo.min_events == 0 {
+                return String::new();
+            }
+            let events = match slo.sli {
+                Sli::Latency(_) => format!(
+                    "sum by (cell) (increase({}_count{{{}}}[{w}]))",
+                    m::INFERENCE_REQUEST_DURATION.name,
+                    cells_matcher(slo)
+                ),
+                Sli::Ttft(_) => format!(
+                    "sum by (cell) (increase({}_count{{{}}}[{w}]))",
+                    m::INFERENCE_TTFT.name,
+                    cells_matcher(slo)
+                ),
+                Sli::Availability => format!(
+                    "sum by (cell) (increase({}{{{}}}[{w}]))",
+                    m::INFERENCE_REQUESTS.name,
+                    cells_matcher(slo)
+                ),
+                Sli::TokensPerKwh { .. } => return String::new(),
+            };
+            format!("\n    and on (cell) ({events} >= {})", slo.min_events)
+        };
+        let mut alerts = Vec::new();
+        for severity in ["page", "ticket"] {
+            let parts: Vec<String> = BURN_ALERTS
+                .iter()
+                .filter(|(s, ..)| *s == severity)
+                .map(|(_, long, short, share)| {
+                    let f = burn_factor(*share, *long, period);
+                    let (lw, sw) = (prom_duration(*long), prom_duration(*short));
+                    format!(
+                        "(\n    max(slo:sli_error:ratio_rate{sw}{{{sel}}} > ({f} * {budget})) without (sloth_window)\n    and\n    max(slo:sli_error:ratio_rate{lw}{{{sel}}} > ({f} * {budget})) without (sloth_window){}\n)",
+                        guard(&lw)
+                    )
+                })
+                .collect();
+            let mut labels = BTreeMap::from([
+                ("severity".to_string(), severity.to_string()),
+                ("slo".to_string(), slo.name.clone()),
+            ]);
+            labels.insert("sloth_severity".into(), severity.into());
+            alerts.push(Rule {
+                record: None,
+                alert: Some(if severity == "page" { "CellSLOBurnRatePage".into() } else { "CellSLOBurnRateTicket".into() }),
+                expr: parts.join("\nor\n"),
+                for_: None,
+                labels,
+                annotations: BTreeMap::from([
+                    ("summary".to_string(), format!("Cell {{{{ $labels.cell }}}} burns the {} error budget too fast ({severity})", slo.name)),
+                    (
+                        "description".to_string(),
+                        format!("SLO {}: objective {} over {}. See cellwatch_slo_error_budget_remaining_ratio.", slo.name, slo.objective, pw),
+                    ),
+                ]),
+            });
+        }
+        groups.push(Group {
+            name: format!("cellwatch-slo-alerts-{}", slo.name),
+            rules: alerts,
+        });
+    }
+    let body = yaml_serde::to_string(&RuleFile { groups }).unwrap_or_default();
+    format!(
+        "# Generated by `cellwatch-slo rules`. DO NOT EDIT: change the SLO configuration and regenerate.\n{body}"
+    )
+}
+
+#[derive(Debug, Serialize)]
+struct Target {
+    targets: Vec<String>,
+    labels: BTreeMap<String, String>,
+}
+
+/// Prometheus file_sd targets for every node, with `cell` and `node` labels.
+pub fn targets(config: &Config) -> String {
+    let mut out = Vec::new();
+    for cell in &config.cells {
+        for node in &cell.nodes {
+            let (scheme, rest) = node
+                .url
+                .split_once("://")
+                .unwrap_or(("http", node.url.as_str()));
+            let (host, path) = rest
+                .split_once('/')
+                .map_or((rest, "/metrics".to_string()), |(h, p)| {
+                    (h, format!("/{p}"))
+                });
+            let mut labels = node.labels.clone();
+            labels.insert("cell".into(), cell.name.clone());
+            labels.insert("node".into(), node.name.clone());
+            labels.insert("__scheme__".into(), scheme.into());
+            labels.insert("__metrics_path__".into(), path);
+            out.push(Target {
+                targets: vec![host.to_string()],
+                labels,
+            });
+        }
+    }
+    let mut s = serde_json::to_string_pretty(&out).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factors_are_the_workbook_defaults_for_30_days() {
+        let p = 30 * 86400;
+        let f: Vec<f64> = BURN_ALERTS
+            .iter()
+            .map(|(_, l, _, s)| (burn_factor(*s, *l, p) * 1e9).round() / 1e9)
+            .collect();
+        assert_eq!(f, [14.4, 6.0, 3.0, 1.0]);
+        // A 7-day period scales them down.
+        assert!((burn_factor(0.02, 3600, 7 * 86400) - 3.36).abs() < 1e-9);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(prom_duration(300), "5m");
+        assert_eq!(prom_duration(7200), "2h");
+        assert_eq!(prom_duration(30 * 86400), "30d");
+        assert_eq!(prom_duration(90), "90s");
+    }
+}
