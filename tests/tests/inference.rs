@@ -501,3 +501,29 @@ async fn adapters_normalize_vllm_and_llamacpp_and_stay_monotonic() {
         3500.0
     );
 }
+
+#[tokio::test]
+async fn a_proxy_port_in_use_is_an_error_not_a_shared_port() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let e = Exporter::start(&[
+        "--collector.disable-defaults",
+        "--collector.inference",
+        "--collector.inference.upstream",
+        "http://127.0.0.1:9",
+        "--collector.inference.listen-address",
+        &addr,
+    ]);
+    let m = e
+        .wait_for("the failure reported", SOON, |m| {
+            m.collector("errors_total", "inference") >= Some(1.0)
+        })
+        .await;
+    assert_eq!(m.collector("up", "inference"), Some(0.0));
+    assert!(
+        e.log().contains("the metering proxy cannot listen"),
+        "{}",
+        e.log()
+    );
+    drop(busy);
+}

@@ -436,20 +436,19 @@ impl Proxy {
 }
 
 /// Serves the proxy on `threads` threads, each with its own single-threaded runtime, listening
-/// socket (`SO_REUSEPORT`) and upstream connection pool, as nginx runs one event loop per
-/// worker: a request's tasks never wake another thread. Returns the bound address.
+/// socket (`SO_REUSEPORT`, so the kernel spreads connections evenly) and upstream connection
+/// pool, as nginx runs one event loop per worker: a request's tasks never wake another thread.
+/// The address is first bound once without `SO_REUSEPORT`, so a port another process holds
+/// (another exporter included) is an error rather than silently shared. Returns the bound
+/// address.
 pub fn serve_on_threads(
     listen: &str,
     threads: usize,
     proxy: Proxy,
 ) -> std::io::Result<std::net::SocketAddr> {
-    use std::net::ToSocketAddrs;
-    let mut addr = listen.to_socket_addrs()?.next().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{listen}: no address"),
-        )
-    })?;
+    let probe = std::net::TcpListener::bind(listen)?;
+    let addr = probe.local_addr()?;
+    drop(probe);
     for i in 0..threads.max(1) {
         let (tx, rx) = std::sync::mpsc::channel();
         let proxy = proxy.clone();
@@ -480,7 +479,7 @@ pub fn serve_on_threads(
                         Ok(l) => l,
                         Err(e) => return drop(tx.send(Err(e))),
                     };
-                    let _ = tx.send(listener.local_addr());
+                    let _ = tx.send(Ok(()));
                     // A fresh client per thread: its connections live on this thread's runtime.
                     let proxy = Proxy::new(
                         (*proxy.config).clone(),
@@ -495,8 +494,7 @@ pub fn serve_on_threads(
                     }
                 });
             })?;
-        addr = rx
-            .recv()
+        rx.recv()
             .map_err(|_| std::io::Error::other("a proxy thread died while starting"))??;
     }
     Ok(addr)
