@@ -79,8 +79,7 @@ async fn wait_total(e: &Exporter, slo: &str, total: f64) -> (f64, Option<f64>, O
     }
 }
 
-fn start(dir: &tempfile::TempDir, cfg: &std::path::Path) -> Exporter {
-    let db = format!("sqlite://{}", dir.path().join("ledger.db").display());
+fn start(db: &str, cfg: &std::path::Path) -> Exporter {
     Exporter::spawn(
         "cellwatch-slo",
         &[
@@ -88,7 +87,7 @@ fn start(dir: &tempfile::TempDir, cfg: &std::path::Path) -> Exporter {
             "--config",
             cfg.to_str().unwrap(),
             "--database-url",
-            &db,
+            db,
             "--web.listen-address",
             "127.0.0.1:0",
         ],
@@ -97,14 +96,58 @@ fn start(dir: &tempfile::TempDir, cfg: &std::path::Path) -> Exporter {
 }
 
 #[tokio::test]
-async fn budgets_equal_the_hand_computation_through_node_loss_and_restart() {
+async fn on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(&format!(
+        "sqlite://{}",
+        dir.path().join("ledger.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn on_postgres() {
+    let Ok(admin) = std::env::var("CELLWATCH_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the engine on PostgreSQL too: set CELLWATCH_TEST_POSTGRES_URL (./scripts/test does)"
+        );
+        eprintln!(
+            "CELLWATCH_TEST_POSTGRES_URL is not set: the engine runs on SQLite only in this run"
+        );
+        return;
+    };
+    let db = format!("cw_engine_{}", std::process::id());
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {db}"),
+        format!("CREATE DATABASE {db}"),
+    ] {
+        let out = std::process::Command::new("psql")
+            .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", &sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(b, _)| b)
+        .to_string();
+    scenario(&format!("{base}/{db}")).await;
+}
+
+/// Budgets equal the hand computation through the loss of a node and a restart of the engine.
+async fn scenario(db: &str) {
     let up = Upstream::start().await;
     up.set_page("n1", &page(0, 0, 0, 0, 0, 0.0));
     up.set_page("n2", &page(0, 0, 0, 0, 0, 0.0));
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("cells.yaml");
     std::fs::write(&cfg, config(&up)).unwrap();
-    let e = start(&dir, &cfg);
+    let e = start(db, &cfg);
     // Let the engine take its baseline reading of both nodes.
     let startup = std::time::Instant::now();
     while api(&e).await["at"].as_i64().unwrap_or(0) == 0 {
@@ -159,7 +202,7 @@ async fn budgets_equal_the_hand_computation_through_node_loss_and_restart() {
 
     // A restart loses no slice history.
     drop(e);
-    let e = start(&dir, &cfg);
+    let e = start(db, &cfg);
     let (_, sli, _) = wait_total(&e, "latency-2s", 300.0).await;
     assert_eq!(sli, Some(270.0 / 300.0));
 }
