@@ -174,10 +174,12 @@ pub fn period_bounds(period: &Period, now: i64) -> (i64, i64) {
     match period {
         Period::Rolling(d) => (now - d.as_secs() as i64, now),
         Period::CalendarMonth(tz) => {
-            let local = tz
-                .timestamp_opt(now, 0)
-                .single()
-                .unwrap_or_else(|| tz.timestamp_opt(0, 0).unwrap());
+            // UTC to local time is never ambiguous.
+            let local = tz.from_utc_datetime(
+                &chrono::DateTime::from_timestamp(now, 0)
+                    .unwrap_or_default()
+                    .naive_utc(),
+            );
             let start = tz
                 .with_ymd_and_hms(local.year(), local.month(), 1, 0, 0, 0)
                 .earliest()
