@@ -243,6 +243,7 @@ pub async fn scrape_once(
     max_gap: i64,
 ) -> Result<Vec<String>, LedgerError> {
     let mut problems = Vec::new();
+    let mut rows: Vec<(String, String, SliceData)> = Vec::new();
     for cell in &config.cells {
         let fetches = cell.nodes.iter().map(|n| async move {
             let r = async {
@@ -283,7 +284,7 @@ pub async fn scrape_once(
                 Budgeting::Occurrences => Duration::from_secs(SLICE as u64),
             };
             let s = scrape::slice(slo, math::slice_start(now, len), &incs);
-            ledger.record(&cell.name, &slo.name, &s).await?;
+            rows.push((cell.name.clone(), slo.name.clone(), s));
         }
         let mut t = SliceData {
             start: math::slice_start(now, Duration::from_secs(SLICE as u64)),
@@ -295,8 +296,9 @@ pub async fn scrape_once(
             t.joules += x.joules;
             t.requests += x.requests;
         }
-        ledger.record(&cell.name, "", &t).await?;
+        rows.push((cell.name.clone(), String::new(), t));
     }
+    ledger.record_many(&rows).await?;
     Ok(problems)
 }
 

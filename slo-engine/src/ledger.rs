@@ -94,29 +94,43 @@ impl Ledger {
 
     /// Adds a slice's counts to what the ledger holds for it (a slice may be recorded in parts).
     pub async fn record(&self, cell: &str, slo: &str, s: &SliceData) -> Result<(), LedgerError> {
-        sqlx::query(
-            "INSERT INTO slices (cell, slo, start, good, total, tokens, joules, requests) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (cell, slo, start) DO UPDATE SET \
-               good = slices.good + excluded.good, total = slices.total + excluded.total, \
-               tokens = slices.tokens + excluded.tokens, joules = slices.joules + excluded.joules, \
-               requests = slices.requests + excluded.requests",
-        )
-        .bind(cell)
-        .bind(slo)
-        .bind(s.start)
-        .bind(s.good)
-        .bind(s.total)
-        .bind(s.tokens)
-        .bind(s.joules)
-        .bind(s.requests)
-        .execute(&self.pool)
-        .await
-        .map_err(|source| LedgerError::Query {
-            what: "record a slice",
+        self.record_many(&[(cell.to_string(), slo.to_string(), *s)])
+            .await
+    }
+
+    /// Records many slices in one transaction: all or none (one scrape of every cell is one
+    /// transaction, so a crash never leaves half a scrape behind).
+    pub async fn record_many(
+        &self,
+        rows: &[(String, String, SliceData)],
+    ) -> Result<(), LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "record slices",
             source,
-        })?;
-        Ok(())
+        };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        for (cell, slo, s) in rows {
+            sqlx::query(
+                "INSERT INTO slices (cell, slo, start, good, total, tokens, joules, requests) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (cell, slo, start) DO UPDATE SET \
+                   good = slices.good + excluded.good, total = slices.total + excluded.total, \
+                   tokens = slices.tokens + excluded.tokens, joules = slices.joules + excluded.joules, \
+                   requests = slices.requests + excluded.requests",
+            )
+            .bind(cell.as_str())
+            .bind(slo.as_str())
+            .bind(s.start)
+            .bind(s.good)
+            .bind(s.total)
+            .bind(s.tokens)
+            .bind(s.joules)
+            .bind(s.requests)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
     }
 
     /// The slices of one cell and SLO that start in `[from, to)`, oldest first.
