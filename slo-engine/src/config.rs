@@ -453,6 +453,17 @@ fn label_safe(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && !s.chars().any(|c| c.is_control())
 }
 
+/// Cell and SLO names end up inside PromQL strings, regexes and rule group names: letters,
+/// digits and `_ . : -` only.
+fn name_safe(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+}
+
+const NAME_RULE: &str = "a name of letters, digits and _ . : - (at most 128 characters)";
+
 fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigError> {
     let err = |field: String, message: String| ConfigError::Invalid {
         path: path.to_path_buf(),
@@ -467,10 +478,10 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
     let mut names = BTreeSet::new();
     for (i, c) in raw.cells.iter().enumerate() {
         let f = format!("cells[{i}]");
-        if !label_safe(&c.name) {
+        if !name_safe(&c.name) {
             return Err(err(
                 format!("{f}.name"),
-                "a non-empty name without control characters, at most 128 bytes".into(),
+                format!("{:?}: {NAME_RULE}", c.name),
             ));
         }
         if !names.insert(c.name.clone()) {
@@ -544,7 +555,11 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
                     format!("{url:?} is not an http(s) URL such as http://prometheus:9090"),
                 ));
             }
-            Source::Prometheus { url, interval }
+            let _ = (url, interval);
+            return Err(err(
+                "source.prometheus".into(),
+                "the prometheus source is not available yet in this version: use source: { scrape: {} }".into(),
+            ));
         }
     };
     for (s, d) in [(
@@ -570,10 +585,10 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
     let mut slo_names = BTreeSet::new();
     for (i, s) in raw.slos.iter().enumerate() {
         let f = format!("slos[{i}]");
-        if !label_safe(&s.name) {
+        if !name_safe(&s.name) {
             return Err(err(
                 format!("{f}.name"),
-                "a non-empty name without control characters, at most 128 bytes".into(),
+                format!("{:?}: {NAME_RULE}", s.name),
             ));
         }
         if !slo_names.insert(s.name.clone()) {
@@ -735,6 +750,34 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
                 ));
             }
         };
+        let period_len = match &period {
+            Period::Rolling(d) => *d,
+            Period::CalendarMonth(_) => Duration::from_secs(28 * 86400),
+        };
+        if let Budgeting::Timeslices { slice, .. } = budgeting
+            && slice.as_secs() * 2 > period_len.as_secs()
+        {
+            return Err(err(
+                format!("{f}.slice"),
+                format!("{slice:?} is more than half the period: a period needs many slices"),
+            ));
+        }
+        // The SRE Workbook's page alert (2 % of the budget in 1 h) must be able to fire: its
+        // error-ratio threshold has to stay below 100 %.
+        let page =
+            crate::rules::burn_factor(0.02, 3600, period_len.as_secs()) * (1.0 - s.objective);
+        if page >= 1.0 {
+            return Err(err(
+                format!("{f}.objective"),
+                format!(
+                    "with objective {} over {:?}, a page needs an error ratio of {:.0} % over 1 h, which cannot happen: \
+                     raise the objective or shorten the period",
+                    s.objective,
+                    period_len,
+                    page * 100.0
+                ),
+            ));
+        }
         slos.push(Slo {
             name: s.name.clone(),
             description: s.description.clone(),
@@ -885,6 +928,35 @@ slos:
         assert!(e.contains("cells[0].nodes[1].labels"), "{e}");
         let e = error(&GOOD.replace("http://studio-a-1.local:9817/metrics", "studio-a-1:9817"));
         assert!(e.contains("cells[0].nodes[0].url"), "{e}");
+    }
+
+    #[test]
+    fn names_slices_objectives_and_sources_that_cannot_work() {
+        let e = error(&GOOD.replace("- name: latency-2s", "- name: 'lat \"p99\"'"));
+        assert!(
+            e.contains("slos[0].name") && e.contains("letters, digits"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace(
+            "    period: 30d",
+            "    period: 1h\n    budgeting: timeslices\n    slice: 2h",
+        ));
+        assert!(
+            e.contains("slos[0].slice") && e.contains("half the period"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("objective: 0.99", "objective: 0.9"));
+        assert!(
+            e.contains("slos[0].objective") && e.contains("cannot happen"),
+            "{e}"
+        );
+        let e = error(&format!(
+            "{GOOD}source:\n  prometheus: {{ url: \"http://p:9090\" }}\n"
+        ));
+        assert!(
+            e.contains("source.prometheus") && e.contains("not available yet"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -123,17 +123,27 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
             let slices = ledger
                 .slices(&cell.name, &slo.name, now - longest, now + 1)
                 .await?;
-            // Timeslices are judged whole: the slice in progress is left out.
+            // Timeslices are judged whole: windows end at the start of the slice in progress
+            // and reach back from there.
             let to = match slo.budgeting {
                 Budgeting::Timeslices { slice, .. } => math::slice_start(now, slice),
                 Budgeting::Occurrences => now + 1,
             };
+            let page_factor = crate::rules::burn_factor(
+                0.02,
+                3600,
+                math::period_length(&slo.period, now).as_secs(),
+            );
             let mut windows = Vec::new();
             for (name, secs) in math::WINDOWS {
-                let t = math::tally(slo, &slices, now - secs as i64, to);
+                let from = match slo.budgeting {
+                    Budgeting::Timeslices { .. } => to - secs as i64,
+                    Budgeting::Occurrences => now - secs as i64,
+                };
+                let t = math::tally(slo, &slices, from, to);
                 let mut w = window_report(name, math::window_state(slo, t));
                 w.total = t.total;
-                if name == "1h" && w.burn_rate.is_some_and(|b| b >= 14.4) {
+                if name == "1h" && w.burn_rate.is_some_and(|b| b >= page_factor) {
                     paging = true;
                 }
                 windows.push(w);
@@ -142,11 +152,14 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
             let mut w = window_report("period", math::window_state(slo, t));
             w.total = t.total;
             windows.push(w);
-            let recent = math::tally(slo, &slices, now - 300, now + 1);
-            let data_missing = recent.total <= 0.0
-                && !slices
-                    .iter()
-                    .any(|s| s.start >= now - 300 && (s.total > 0.0 || s.tokens > 0.0));
+            // No data: nothing recorded in the last 5 minutes (or the last slice, if longer).
+            let recent_from = match slo.budgeting {
+                Budgeting::Timeslices { slice, .. } => now - (slice.as_secs() as i64 * 2).max(300),
+                Budgeting::Occurrences => now - 300,
+            };
+            let data_missing = !slices
+                .iter()
+                .any(|s| s.start >= recent_from && (s.total > 0.0 || s.tokens > 0.0));
             any_data |= !data_missing;
             let budget = math::budget_remaining(slo, &slices, now);
             if let Some(b) = budget {
@@ -358,10 +371,14 @@ pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Resul
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let max_gap = (interval.as_secs() as i64 * 3).max(30);
+        // One period plus a margin; a calendar month counts as its longest, 31 days.
         let retention = config
             .slos
             .iter()
-            .map(|s| math::period_length(&s.period, now()).as_secs() as i64)
+            .map(|s| match s.period {
+                crate::config::Period::Rolling(d) => d.as_secs() as i64,
+                crate::config::Period::CalendarMonth(_) => 31 * 86400,
+            })
             .max()
             .unwrap_or(0)
             .max(WINDOWS_MAX)

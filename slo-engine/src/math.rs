@@ -215,8 +215,13 @@ pub fn period_length(period: &Period, now: i64) -> Duration {
 pub fn budget_remaining(slo: &Slo, slices: &[SliceData], now: i64) -> Option<f64> {
     let (start, end) = period_bounds(&slo.period, now);
     let to = match slo.period {
-        Period::Rolling(_) => now,
-        Period::CalendarMonth(_) => now.min(end),
+        Period::Rolling(_) => now + 1,
+        Period::CalendarMonth(_) => (now + 1).min(end),
+    };
+    // A time slice is judged once it is complete.
+    let to = match slo.budgeting {
+        Budgeting::Timeslices { slice, .. } => to.min(slice_start(now, slice)),
+        Budgeting::Occurrences => to,
     };
     let t = tally(slo, slices, start, to);
     match slo.budgeting {
@@ -234,7 +239,7 @@ pub fn budget_remaining(slo: &Slo, slices: &[SliceData], now: i64) -> Option<f64
             let slices_in_period =
                 (period_length(&slo.period, now).as_secs() / slice.as_secs().max(1)) as f64;
             let allowed = (1.0 - slo.objective) * slices_in_period;
-            Some(1.0 - (t.total - t.good) / allowed)
+            (allowed > 0.0).then(|| 1.0 - (t.total - t.good) / allowed)
         }
     }
 }

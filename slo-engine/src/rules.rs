@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::{Config, Period, Sli, Slo};
+use crate::config::{Budgeting, Config, Period, Sli, Slo};
 use crate::math::WINDOWS;
 use cellwatch_metrics as m;
 
@@ -102,29 +102,90 @@ fn regex_escape(s: &str) -> String {
     out
 }
 
-/// The error-ratio expression of an SLO over a window (`w` a Prometheus duration).
-fn error_ratio(slo: &Slo, w: &str) -> String {
+/// The `le` matcher of a bucket bound: Prometheus 2 stores `le="2"`, Prometheus 3 `le="2.0"`.
+fn le_matcher(t: f64) -> String {
+    if t.fract() == 0.0 {
+        format!("le=~\"{t}|{t}\\\\.0\"")
+    } else {
+        format!("le=\"{t}\"")
+    }
+}
+
+/// Energy of each node from its best source (the SMC's whole-system reading, else the SoC's),
+/// summed per cell, over `w`.
+fn cell_energy(cells: &str, w: &str) -> String {
+    format!(
+        "sum by (cell) (\n  increase({e}{{{cells},source=\"smc\"}}[{w}])\n  or ignoring (source)\n  increase({e}{{{cells},source=\"soc\"}}[{w}])\n)",
+        e = m::NODE_ENERGY_JOULES.name
+    )
+}
+
+/// Good and total events of an event-ratio SLI over `w`, as PromQL.
+fn events(slo: &Slo, w: &str) -> Option<(String, String)> {
     let cells = cells_matcher(slo);
     let hist = |family: &str, t: f64| {
-        format!(
-            "1 - (\n  sum by (cell) (increase({family}_bucket{{{cells},le=\"{t}\"}}[{w}]))\n  /\n  sum by (cell) (increase({family}_count{{{cells}}}[{w}]))\n)"
+        (
+            format!(
+                "sum by (cell) (increase({family}_bucket{{{cells},{}}}[{w}]))",
+                le_matcher(t)
+            ),
+            format!("sum by (cell) (increase({family}_count{{{cells}}}[{w}]))"),
         )
     };
-    match &slo.sli {
+    let r = m::INFERENCE_REQUESTS.name;
+    Some(match &slo.sli {
         Sli::Latency(t) => hist(m::INFERENCE_REQUEST_DURATION.name, *t),
         Sli::Ttft(t) => hist(m::INFERENCE_TTFT.name, *t),
-        Sli::Availability => format!(
-            "sum by (cell) (increase({r}{{{cells},outcome=~\"server_error|upstream_unavailable\"}}[{w}]))\n/\nsum by (cell) (increase({r}{{{cells},outcome!=\"cancelled\"}}[{w}]))",
-            r = m::INFERENCE_REQUESTS.name
+        Sli::Availability => (
+            format!("sum by (cell) (increase({r}{{{cells},outcome=~\"ok|client_error\"}}[{w}]))"),
+            format!("sum by (cell) (increase({r}{{{cells},outcome!=\"cancelled\"}}[{w}]))"),
         ),
-        Sli::TokensPerKwh {
-            threshold,
-            min_tokens,
-        } => {
-            // Good 5-minute slices over judged ones (idle slices, under min_tokens, dropped).
+        Sli::TokensPerKwh { .. } => return None,
+    })
+}
+
+/// The error-ratio expression of an SLO over a window (`w` a Prometheus duration), matching
+/// the engine: occurrences are 1 − good/total; time slices are the share of judged slices that
+/// missed (idle slices dropped), judged on slices of the SLO's own length.
+fn error_ratio(slo: &Slo, w: &str) -> String {
+    let cells = cells_matcher(slo);
+    match (&slo.sli, slo.budgeting) {
+        (
+            Sli::TokensPerKwh {
+                threshold,
+                min_tokens,
+            },
+            b,
+        ) => {
+            let s = match b {
+                Budgeting::Timeslices { slice, .. } => prom_duration(slice.as_secs()),
+                Budgeting::Occurrences => "5m".to_string(),
+            };
+            let tokens = format!(
+                "sum by (cell) (increase({}{{{cells},kind=\"generated\"}}[{s}]))",
+                m::INFERENCE_TOKENS.name
+            );
             format!(
-                "1 - avg_over_time((\n  (cellwatch:cell_tokens_per_kwh:ratio_rate5m{{{cells}}} >= bool {threshold})\n  and on (cell)\n  (cellwatch:cell_generated_tokens:increase5m{{{cells}}} >= {min_tokens})\n)[{w}:5m])"
+                "1 - avg_over_time((\n  ({tokens} / on (cell) ({} / 3.6e6 > 0) >= bool {threshold})\n  and on (cell)\n  ({tokens} >= {min_tokens})\n)[{w}:{s}])",
+                cell_energy(&cells, &s)
             )
+        }
+        (
+            _,
+            Budgeting::Timeslices {
+                slice,
+                slice_target,
+            },
+        ) => {
+            let s = prom_duration(slice.as_secs());
+            let (good, total) = events(slo, &s).unwrap_or_default();
+            format!(
+                "1 - avg_over_time((\n  ({good} / {total} >= bool {slice_target})\n  and on (cell)\n  ({total} > 0)\n)[{w}:{s}])"
+            )
+        }
+        (_, Budgeting::Occurrences) => {
+            let (good, total) = events(slo, w).unwrap_or_default();
+            format!("1 - (\n  {good}\n  /\n  {total}\n)")
         }
     }
 }
@@ -178,10 +239,7 @@ pub fn rules(config: &Config) -> String {
             ),
             record(
                 "cellwatch:cell_energy_joules:increase5m",
-                format!(
-                    "sum by (cell) (increase({e}{{{cells},source=\"smc\"}}[5m]))\nor\nsum by (cell) (increase({e}{{{cells},source=\"soc\"}}[5m]))",
-                    e = m::NODE_ENERGY_JOULES.name
-                ),
+                cell_energy(&cells, "5m"),
                 BTreeMap::new(),
             ),
             record(
@@ -270,7 +328,7 @@ pub fn rules(config: &Config) -> String {
         for severity in ["page", "ticket"] {
             let parts: Vec<String> = BURN_ALERTS
                 .iter()
-                .filter(|(s, ..)| *s == severity)
+                .filter(|(s, long, ..)| *s == severity && *long <= period)
                 .map(|(_, long, short, share)| {
                     let f = burn_factor(*share, *long, period);
                     let (lw, sw) = (prom_duration(*long), prom_duration(*short));
@@ -285,6 +343,9 @@ pub fn rules(config: &Config) -> String {
                 ("slo".to_string(), slo.name.clone()),
             ]);
             labels.insert("sloth_severity".into(), severity.into());
+            if parts.is_empty() {
+                continue; // every window of this severity is longer than the period
+            }
             alerts.push(Rule {
                 record: None,
                 alert: Some(if severity == "page" { "CellSLOBurnRatePage".into() } else { "CellSLOBurnRateTicket".into() }),

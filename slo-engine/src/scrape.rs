@@ -56,7 +56,7 @@ pub fn read(page: &str) -> Result<Reading, String> {
         labels.sort();
         match &s.value {
             Value::Histogram(buckets) => {
-                for b in buckets {
+                for b in buckets.iter().filter(|b| b.count.is_finite()) {
                     let mut l = labels.clone();
                     l.push(("le".into(), le(b.less_than)));
                     l.sort();
@@ -95,12 +95,28 @@ impl Tracker {
             return None;
         }
         let new = &self.last[node].1;
+        // A histogram resets as a whole: if any of its series went down, all of them did.
+        let group = |(f, l): &Key| -> (String, Vec<(String, String)>) {
+            let base = f
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_count")
+                .trim_end_matches("_sum")
+                .to_string();
+            (base, l.iter().filter(|(k, _)| k != "le").cloned().collect())
+        };
+        let reset: std::collections::HashSet<(String, Vec<(String, String)>)> = new
+            .iter()
+            .filter(|(k, v)| old.get(*k).is_some_and(|o| *v < o))
+            .map(|(k, _)| group(k))
+            .collect();
         let mut inc = Reading::new();
         for (k, v) in new {
             let d = match old.get(k) {
-                Some(o) if v >= o => v - o,
-                Some(_) => *v,    // reset
-                None => continue, // a new series: its first value is a baseline
+                _ if reset.contains(&group(k)) => *v,
+                Some(o) => v - o,
+                // A series that appeared since the last reading (a model's first request, an
+                // exporter that restarted): everything it counts happened since then.
+                None => *v,
             };
             inc.insert(k.clone(), d);
         }
@@ -151,14 +167,34 @@ pub fn totals(inc: &Reading) -> Totals {
 
 /// Good and total events of an event-ratio SLO in one node's increases.
 pub fn events(slo: &Slo, inc: &Reading) -> (f64, f64) {
+    // Only histograms that have a bucket at the threshold count, good and total alike (an
+    // adapter's upstream may use other bounds).
     let hist = |family: &str, t: f64| {
         let bucket = format!("{family}_bucket");
-        let good = sum(inc, &bucket, |l| {
-            label(l, "le")
-                .and_then(|v| v.parse::<f64>().ok())
-                .is_some_and(|b| (b - t).abs() < 1e-9)
-        });
-        let total = sum(inc, &bucket, |l| label(l, "le") == Some("+Inf"));
+        let without_le = |l: &[(String, String)]| -> Vec<(String, String)> {
+            l.iter().filter(|(k, _)| k != "le").cloned().collect()
+        };
+        let mut good = 0.0;
+        let mut with_bound = std::collections::HashSet::new();
+        for ((f, l), v) in inc {
+            if *f == bucket
+                && label(l, "le")
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .is_some_and(|b| (b - t).abs() < 1e-9)
+            {
+                good += v;
+                with_bound.insert(without_le(l));
+            }
+        }
+        let total = inc
+            .iter()
+            .filter(|((f, l), _)| {
+                *f == bucket
+                    && label(l, "le") == Some("+Inf")
+                    && with_bound.contains(&without_le(l))
+            })
+            .map(|(_, v)| *v)
+            .sum();
         (good, total)
     };
     match &slo.sli {
@@ -282,6 +318,13 @@ mod tests {
                 requests: 1.0
             }
         );
+        // A model's first requests appear as new series: they count in full.
+        let mut p = page(1, 1, 3, 10.0, 1, 0);
+        p.push_str(
+            "cellwatch_inference_requests_total{model=\"new\",outcome=\"server_error\"} 4\n",
+        );
+        let inc = t.increases("n1", 45, read(&p).unwrap(), 60).unwrap();
+        assert_eq!(events(&slo(Sli::Availability), &inc), (0.0, 4.0));
         // Down for five minutes: the first reading after is a baseline, not an increase.
         assert_eq!(
             t.increases("n1", 330, read(&page(9, 9, 30, 90.0, 9, 0)).unwrap(), 60),
@@ -316,6 +359,31 @@ mod tests {
                 joules: 10800.0,
                 requests: 30.0
             }
+        );
+    }
+
+    #[test]
+    fn a_histogram_resets_as_a_whole_and_foreign_bounds_do_not_count() {
+        let h = |b2: u64, inf: u64, other_inf: u64| {
+            format!(
+                "# TYPE cellwatch_inference_request_duration_seconds histogram\n\
+                 cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"2\"}} {b2}\n\
+                 cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"+Inf\"}} {inf}\n\
+                 cellwatch_inference_request_duration_seconds_bucket{{model=\"v\",le=\"3\"}} 0\n\
+                 cellwatch_inference_request_duration_seconds_bucket{{model=\"v\",le=\"+Inf\"}} {other_inf}\n"
+            )
+        };
+        let mut t = Tracker::default();
+        t.increases("n", 0, read(&h(50, 100, 7)).unwrap(), 60);
+        // +Inf went down (a restart), le=2 did not: the whole histogram reset.
+        let inc = t
+            .increases("n", 15, read(&h(60, 90, 9)).unwrap(), 60)
+            .unwrap();
+        let (good, total) = events(&slo(Sli::Latency(2.0)), &inc);
+        assert_eq!(
+            (good, total),
+            (60.0, 90.0),
+            "good never exceeds total; model v has no 2 s bucket"
         );
     }
 
