@@ -107,61 +107,101 @@ fn window_report(name: &str, state: WindowState) -> WindowReport {
     }
 }
 
-/// Evaluates every SLO of every cell at `now` from the ledger.
+/// Evaluates every SLO of every cell at `now` from the ledger. Occurrence SLOs and the cells'
+/// totals are summed in the database, one query per SLO for every cell; time slices are read
+/// and judged here.
 pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Report, LedgerError> {
     let mut report = Report {
         at: now,
         ..Default::default()
     };
+    // Bounds: the fixed windows, then the period, then "recent" (the no-data test).
+    let mut occurrence_sums = BTreeMap::new();
+    for slo in config
+        .slos
+        .iter()
+        .filter(|s| s.budgeting == Budgeting::Occurrences)
+    {
+        let (start, _) = math::period_bounds(&slo.period, now);
+        let mut bounds: Vec<i64> = math::WINDOWS
+            .iter()
+            .map(|(_, secs)| now - *secs as i64)
+            .collect();
+        bounds.push(start);
+        bounds.push(now - 300);
+        occurrence_sums.insert(
+            slo.name.clone(),
+            ledger.window_sums(&slo.name, &bounds, now + 1).await?,
+        );
+    }
+    let mut total_bounds: Vec<i64> = math::WINDOWS
+        .iter()
+        .map(|(_, secs)| now - *secs as i64)
+        .collect();
+    total_bounds.push(now - 300);
+    let totals = ledger.window_sums("", &total_bounds, now + 1).await?;
+
     for cell in &config.cells {
         let mut headroom: Option<f64> = None;
         let mut paging = false;
         let mut any_data = false;
         for slo in config.slos.iter().filter(|s| s.cells.contains(&cell.name)) {
-            let (start, _) = math::period_bounds(&slo.period, now);
-            let longest = WINDOWS_MAX.max(now - start);
-            let slices = ledger
-                .slices(&cell.name, &slo.name, now - longest, now + 1)
-                .await?;
-            // Timeslices are judged whole: windows end at the start of the slice in progress
-            // and reach back from there.
-            let to = match slo.budgeting {
-                Budgeting::Timeslices { slice, .. } => math::slice_start(now, slice),
-                Budgeting::Occurrences => now + 1,
-            };
             let page_factor = crate::rules::burn_factor(
                 0.02,
                 3600,
                 math::period_length(&slo.period, now).as_secs(),
             );
-            let mut windows = Vec::new();
-            for (name, secs) in math::WINDOWS {
-                let from = match slo.budgeting {
-                    Budgeting::Timeslices { .. } => to - secs as i64,
-                    Budgeting::Occurrences => now - secs as i64,
+            let (tallies, period, data_missing): (Vec<math::Tally>, math::Tally, bool) =
+                match slo.budgeting {
+                    Budgeting::Occurrences => {
+                        let sums = occurrence_sums
+                            .get(&slo.name)
+                            .and_then(|m| m.get(&cell.name));
+                        let t = |i: usize| {
+                            sums.map_or(math::Tally::default(), |s| math::Tally {
+                                good: s[i].good,
+                                total: s[i].total,
+                            })
+                        };
+                        let n = math::WINDOWS.len();
+                        let recent =
+                            sums.is_some_and(|s| s[n + 1].total > 0.0 || s[n + 1].tokens > 0.0);
+                        ((0..n).map(t).collect(), t(n), !recent)
+                    }
+                    Budgeting::Timeslices { slice, .. } => {
+                        // Judged whole: windows end at the start of the slice in progress and reach
+                        // back from there.
+                        let (start, _) = math::period_bounds(&slo.period, now);
+                        let to = math::slice_start(now, slice);
+                        let longest = WINDOWS_MAX.max(now - start);
+                        let slices = ledger
+                            .slices(&cell.name, &slo.name, now - longest, now + 1)
+                            .await?;
+                        let tallies = math::WINDOWS
+                            .iter()
+                            .map(|(_, secs)| math::tally(slo, &slices, to - *secs as i64, to))
+                            .collect();
+                        let recent_from = now - (slice.as_secs() as i64 * 2).max(300);
+                        let missing = !slices
+                            .iter()
+                            .any(|s| s.start >= recent_from && (s.total > 0.0 || s.tokens > 0.0));
+                        (tallies, math::tally(slo, &slices, start, to), missing)
+                    }
                 };
-                let t = math::tally(slo, &slices, from, to);
-                let mut w = window_report(name, math::window_state(slo, t));
+            let mut windows = Vec::new();
+            for ((name, _), t) in math::WINDOWS.iter().zip(&tallies) {
+                let mut w = window_report(name, math::window_state(slo, *t));
                 w.total = t.total;
-                if name == "1h" && w.burn_rate.is_some_and(|b| b >= page_factor) {
+                if *name == "1h" && w.burn_rate.is_some_and(|b| b >= page_factor) {
                     paging = true;
                 }
                 windows.push(w);
             }
-            let t = math::tally(slo, &slices, start, to);
-            let mut w = window_report("period", math::window_state(slo, t));
-            w.total = t.total;
+            let mut w = window_report("period", math::window_state(slo, period));
+            w.total = period.total;
             windows.push(w);
-            // No data: nothing recorded in the last 5 minutes (or the last slice, if longer).
-            let recent_from = match slo.budgeting {
-                Budgeting::Timeslices { slice, .. } => now - (slice.as_secs() as i64 * 2).max(300),
-                Budgeting::Occurrences => now - 300,
-            };
-            let data_missing = !slices
-                .iter()
-                .any(|s| s.start >= recent_from && (s.total > 0.0 || s.tokens > 0.0));
             any_data |= !data_missing;
-            let budget = math::budget_remaining(slo, &slices, now);
+            let budget = math::budget_from_tally(slo, period, now);
             if let Some(b) = budget {
                 headroom = Some(headroom.map_or(b, |h: f64| h.min(b)));
             }
@@ -174,25 +214,21 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
                 windows,
             });
         }
-        let totals = ledger
-            .slices(&cell.name, "", now - WINDOWS_MAX, now + 1)
-            .await?;
+        let sums = totals.get(&cell.name);
         let mut tpk = BTreeMap::new();
         let mut kpr = BTreeMap::new();
-        for (name, secs) in math::WINDOWS {
-            let (tokens, joules, requests) = totals
-                .iter()
-                .filter(|s| s.start >= now - secs as i64)
-                .fold((0.0, 0.0, 0.0), |(t, j, r), s| {
-                    (t + s.tokens, j + s.joules, r + s.requests)
-                });
-            tpk.insert(name.to_string(), math::tokens_per_kwh(tokens, joules));
+        for (i, (name, _)) in math::WINDOWS.iter().enumerate() {
+            let s = sums.map(|s| s[i]).unwrap_or_default();
+            tpk.insert(name.to_string(), math::tokens_per_kwh(s.tokens, s.joules));
             kpr.insert(
                 name.to_string(),
-                math::kwh_per_1k_requests(joules, requests),
+                math::kwh_per_1k_requests(s.joules, s.requests),
             );
         }
-        let recent_totals = totals.iter().any(|s| s.start >= now - 300);
+        let recent_totals = sums.is_some_and(|s| {
+            let r = s[math::WINDOWS.len()];
+            r.tokens > 0.0 || r.requests > 0.0 || r.joules > 0.0
+        });
         report.cells.push(CellReport {
             cell: cell.name.clone(),
             tokens_per_kwh: tpk,

@@ -173,6 +173,69 @@ impl Ledger {
             })
     }
 
+    /// For one SLO (or `""`, the cells' totals), the sums of every column over the rows that
+    /// start at or after each of `bounds` (and before `to`), per cell: one query, summed in the
+    /// database. `result[cell][i]` holds the sums from `bounds[i]`.
+    pub async fn window_sums(
+        &self,
+        slo: &str,
+        bounds: &[i64],
+        to: i64,
+    ) -> Result<std::collections::HashMap<String, Vec<SliceData>>, LedgerError> {
+        let from = bounds.iter().copied().min().unwrap_or(to);
+        let mut cols = String::new();
+        for (i, _) in bounds.iter().enumerate() {
+            let p = i + 4;
+            for c in ["good", "total", "tokens", "joules", "requests"] {
+                cols.push_str(&format!(
+                    ", SUM(CASE WHEN start >= ${p} THEN {c} ELSE 0 END)"
+                ));
+            }
+        }
+        let sql = format!(
+            "SELECT cell{cols} FROM slices WHERE slo = $1 AND start >= $2 AND start < $3 GROUP BY cell"
+        );
+        let mut q = sqlx::query(&sql).bind(slo).bind(from).bind(to);
+        for b in bounds {
+            q = q.bind(*b);
+        }
+        let rows = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|source| LedgerError::Query {
+                what: "sum windows",
+                source,
+            })?;
+        let mut out = std::collections::HashMap::new();
+        for r in rows {
+            let decode = || -> Result<(String, Vec<SliceData>), sqlx::Error> {
+                let cell: String = r.try_get(0)?;
+                let mut sums = Vec::with_capacity(bounds.len());
+                for (i, b) in bounds.iter().enumerate() {
+                    let at = 1 + i * 5;
+                    let get = |k: usize| -> Result<f64, sqlx::Error> {
+                        Ok(r.try_get::<Option<f64>, _>(at + k)?.unwrap_or(0.0))
+                    };
+                    sums.push(SliceData {
+                        start: *b,
+                        good: get(0)?,
+                        total: get(1)?,
+                        tokens: get(2)?,
+                        joules: get(3)?,
+                        requests: get(4)?,
+                    });
+                }
+                Ok((cell, sums))
+            };
+            let (cell, sums) = decode().map_err(|source| LedgerError::Query {
+                what: "decode window sums",
+                source,
+            })?;
+            out.insert(cell, sums);
+        }
+        Ok(out)
+    }
+
     /// Deletes slices that start before `before` (retention); returns how many.
     pub async fn prune(&self, before: i64) -> Result<u64, LedgerError> {
         let r = sqlx::query("DELETE FROM slices WHERE start < $1")

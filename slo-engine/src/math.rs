@@ -223,25 +223,23 @@ pub fn budget_remaining(slo: &Slo, slices: &[SliceData], now: i64) -> Option<f64
         Budgeting::Timeslices { slice, .. } => to.min(slice_start(now, slice)),
         Budgeting::Occurrences => to,
     };
-    let t = tally(slo, slices, start, to);
-    match slo.budgeting {
-        Budgeting::Occurrences => {
-            if t.total <= 0.0 {
-                return None;
-            }
-            let allowed = (1.0 - slo.objective) * t.total;
-            Some(1.0 - (t.total - t.good) / allowed)
-        }
+    budget_from_tally(slo, tally(slo, slices, start, to), now)
+}
+
+/// The budget left, from the period's tally (see [`budget_remaining`]).
+pub fn budget_from_tally(slo: &Slo, t: Tally, now: i64) -> Option<f64> {
+    if t.total <= 0.0 {
+        return None;
+    }
+    let allowed = match slo.budgeting {
+        Budgeting::Occurrences => (1.0 - slo.objective) * t.total,
         Budgeting::Timeslices { slice, .. } => {
-            if t.total <= 0.0 {
-                return None;
-            }
             let slices_in_period =
                 (period_length(&slo.period, now).as_secs() / slice.as_secs().max(1)) as f64;
-            let allowed = (1.0 - slo.objective) * slices_in_period;
-            (allowed > 0.0).then(|| 1.0 - (t.total - t.good) / allowed)
+            (1.0 - slo.objective) * slices_in_period
         }
-    }
+    };
+    (allowed > 0.0).then(|| 1.0 - (t.total - t.good) / allowed)
 }
 
 /// Start of the slice containing `t`, for slices of `len` aligned to the Unix epoch.
