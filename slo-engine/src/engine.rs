@@ -116,6 +116,10 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
         ..Default::default()
     };
     // Bounds: the fixed windows, then the period, then "recent" (the no-data test).
+    // Occurrence SLOs: windows up to 6h from the minute rows; 1d, 3d and the period from the
+    // hourly rollup (aligned to the hour); and the last 5 minutes for the no-data test. The
+    // result is indexed like `math::WINDOWS`, then the period, then "recent".
+    let n = math::WINDOWS.len();
     let mut occurrence_sums = BTreeMap::new();
     for slo in config
         .slos
@@ -123,16 +127,39 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
         .filter(|s| s.budgeting == Budgeting::Occurrences)
     {
         let (start, _) = math::period_bounds(&slo.period, now);
-        let mut bounds: Vec<i64> = math::WINDOWS
+        let short: Vec<i64> = math::WINDOWS
             .iter()
-            .map(|(_, secs)| now - *secs as i64)
+            .filter(|(_, s)| *s <= 21600)
+            .map(|(_, s)| now - *s as i64)
+            .chain([now - 300])
             .collect();
-        bounds.push(start);
-        bounds.push(now - 300);
-        occurrence_sums.insert(
-            slo.name.clone(),
-            ledger.window_sums(&slo.name, &bounds, now + 1).await?,
-        );
+        let long: Vec<i64> = math::WINDOWS
+            .iter()
+            .filter(|(_, s)| *s > 21600)
+            .map(|(_, s)| now - *s as i64)
+            .chain([start])
+            .collect();
+        let minute = ledger.window_sums(&slo.name, &short, now + 1).await?;
+        let hourly = ledger.hourly_window_sums(&slo.name, &long, now + 1).await?;
+        let mut by_cell: std::collections::HashMap<String, Vec<math::SliceData>> =
+            std::collections::HashMap::new();
+        for cell in minute.keys().chain(hourly.keys()) {
+            let m = minute.get(cell);
+            let h = hourly.get(cell);
+            let zero = || vec![math::SliceData::default(); 16];
+            let (m, h) = (
+                m.cloned().unwrap_or_else(zero),
+                h.cloned().unwrap_or_else(zero),
+            );
+            let short_n = short.len() - 1;
+            // WINDOWS (short ones, then long ones), period, recent.
+            let mut v: Vec<math::SliceData> = m[..short_n].to_vec();
+            v.extend_from_slice(&h[..long.len() - 1]);
+            v.push(h[long.len() - 1]);
+            v.push(m[short_n]);
+            by_cell.insert(cell.clone(), v);
+        }
+        occurrence_sums.insert(slo.name.clone(), by_cell);
     }
     let mut total_bounds: Vec<i64> = math::WINDOWS
         .iter()
@@ -163,7 +190,6 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
                                 total: s[i].total,
                             })
                         };
-                        let n = math::WINDOWS.len();
                         let recent =
                             sums.is_some_and(|s| s[n + 1].total > 0.0 || s[n + 1].tokens > 0.0);
                         ((0..n).map(t).collect(), t(n), !recent)
@@ -443,7 +469,19 @@ pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Resul
                 Err(e) => tracing::error!(error = %e, "evaluation failed"),
             }
             if t % 3600 < interval.as_secs() as i64 {
-                let _ = ledger.prune(t - retention).await;
+                // Minute rows: 3 days and a margin for the fixed windows, the whole period for
+                // time-slice SLOs (judged from their rows); hourly rollups: the period.
+                for slo in &config.slos {
+                    let keep = match slo.budgeting {
+                        Budgeting::Timeslices { .. } => retention,
+                        Budgeting::Occurrences => WINDOWS_MAX + 86400,
+                    };
+                    let _ = ledger.prune_minutes(Some(&slo.name), t - keep).await;
+                }
+                let _ = ledger
+                    .prune_minutes(Some(""), t - (WINDOWS_MAX + 86400))
+                    .await;
+                let _ = ledger.prune_hourly(t - retention).await;
             }
         }
     });

@@ -110,25 +110,30 @@ impl Ledger {
         };
         let mut tx = self.pool.begin().await.map_err(err)?;
         for (cell, slo, s) in rows {
-            sqlx::query(
-                "INSERT INTO slices (cell, slo, start, good, total, tokens, joules, requests) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (cell, slo, start) DO UPDATE SET \
-                   good = slices.good + excluded.good, total = slices.total + excluded.total, \
-                   tokens = slices.tokens + excluded.tokens, joules = slices.joules + excluded.joules, \
-                   requests = slices.requests + excluded.requests",
-            )
-            .bind(cell.as_str())
-            .bind(slo.as_str())
-            .bind(s.start)
-            .bind(s.good)
-            .bind(s.total)
-            .bind(s.tokens)
-            .bind(s.joules)
-            .bind(s.requests)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+            for (table, start) in [
+                ("slices", s.start),
+                ("slices_hourly", s.start - s.start.rem_euclid(3600)),
+            ] {
+                sqlx::query(&format!(
+                    "INSERT INTO {table} (cell, slo, start, good, total, tokens, joules, requests) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (cell, slo, start) DO UPDATE SET \
+                       good = {table}.good + excluded.good, total = {table}.total + excluded.total, \
+                       tokens = {table}.tokens + excluded.tokens, joules = {table}.joules + excluded.joules, \
+                       requests = {table}.requests + excluded.requests"
+                ))
+                .bind(cell.as_str())
+                .bind(slo.as_str())
+                .bind(start)
+                .bind(s.good)
+                .bind(s.total)
+                .bind(s.tokens)
+                .bind(s.joules)
+                .bind(s.requests)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            }
         }
         tx.commit().await.map_err(err)
     }
@@ -182,6 +187,28 @@ impl Ledger {
         bounds: &[i64],
         to: i64,
     ) -> Result<std::collections::HashMap<String, Vec<SliceData>>, LedgerError> {
+        self.sums("slices", slo, bounds, to).await
+    }
+
+    /// As [`Ledger::window_sums`], from the hourly rollup: each bound is moved back to the start
+    /// of its hour, so a window may reach up to 59 minutes further back than asked.
+    pub async fn hourly_window_sums(
+        &self,
+        slo: &str,
+        bounds: &[i64],
+        to: i64,
+    ) -> Result<std::collections::HashMap<String, Vec<SliceData>>, LedgerError> {
+        let hours: Vec<i64> = bounds.iter().map(|b| b - b.rem_euclid(3600)).collect();
+        self.sums("slices_hourly", slo, &hours, to).await
+    }
+
+    async fn sums(
+        &self,
+        table: &str,
+        slo: &str,
+        bounds: &[i64],
+        to: i64,
+    ) -> Result<std::collections::HashMap<String, Vec<SliceData>>, LedgerError> {
         let from = bounds.iter().copied().min().unwrap_or(to);
         let mut cols = String::new();
         for (i, _) in bounds.iter().enumerate() {
@@ -193,7 +220,7 @@ impl Ledger {
             }
         }
         let sql = format!(
-            "SELECT cell{cols} FROM slices WHERE slo = $1 AND start >= $2 AND start < $3 GROUP BY cell"
+            "SELECT cell{cols} FROM {table} WHERE slo = $1 AND start >= $2 AND start < $3 GROUP BY cell"
         );
         let mut q = sqlx::query(&sql).bind(slo).bind(from).bind(to);
         for b in bounds {
@@ -236,16 +263,43 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Deletes slices that start before `before` (retention); returns how many.
+    /// Deletes minute slices and hourly rollups that start before `before` (retention);
+    /// returns how many minute slices went.
     pub async fn prune(&self, before: i64) -> Result<u64, LedgerError> {
-        let r = sqlx::query("DELETE FROM slices WHERE start < $1")
+        let n = self.prune_minutes(None, before).await?;
+        self.prune_hourly(before).await?;
+        Ok(n)
+    }
+
+    /// Deletes minute slices (of one SLO, or all) that start before `before`.
+    pub async fn prune_minutes(&self, slo: Option<&str>, before: i64) -> Result<u64, LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "prune slices",
+            source,
+        };
+        let r = match slo {
+            Some(slo) => sqlx::query("DELETE FROM slices WHERE slo = $1 AND start < $2")
+                .bind(slo)
+                .bind(before),
+            None => sqlx::query("DELETE FROM slices WHERE start < $1").bind(before),
+        }
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(r.rows_affected())
+    }
+
+    /// Deletes hourly rollups that start before `before`.
+    pub async fn prune_hourly(&self, before: i64) -> Result<u64, LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "prune hourly rollups",
+            source,
+        };
+        let r = sqlx::query("DELETE FROM slices_hourly WHERE start < $1")
             .bind(before)
             .execute(&self.pool)
             .await
-            .map_err(|source| LedgerError::Query {
-                what: "prune slices",
-                source,
-            })?;
+            .map_err(err)?;
         Ok(r.rows_affected())
     }
 

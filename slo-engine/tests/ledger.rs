@@ -167,3 +167,55 @@ async fn a_bad_url_is_a_clear_error_without_the_password() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn window_sums_in_the_database_match_the_rows() {
+    for b in backends("sums").await {
+        let l = Ledger::open(&b.url).await.unwrap();
+        // Two cells, 3 hours of minutes; cell b has twice a's traffic.
+        let mut rows = Vec::new();
+        for m in 0..180i64 {
+            rows.push(("a".to_string(), "lat".to_string(), slice(m * 60, 9.0, 10.0)));
+            rows.push((
+                "b".to_string(),
+                "lat".to_string(),
+                slice(m * 60, 18.0, 20.0),
+            ));
+        }
+        l.record_many(&rows).await.unwrap();
+        let now = 180 * 60;
+        let minute = l
+            .window_sums("lat", &[now - 3600, now - 300], now + 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            (minute["a"][0].good, minute["a"][0].total),
+            (540.0, 600.0),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            (minute["b"][1].good, minute["b"][1].total),
+            (90.0, 100.0),
+            "{}",
+            b.name
+        );
+        // The hourly rollup, bounds moved back to the hour: 2.5 hours ago → 3 full hours.
+        let hourly = l
+            .hourly_window_sums("lat", &[now - 9000], now + 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                hourly["a"][0].good,
+                hourly["a"][0].total,
+                hourly["a"][0].requests
+            ),
+            (1620.0, 1800.0, 1800.0),
+            "{}",
+            b.name
+        );
+        assert!(l.window_sums("nope", &[0], now).await.unwrap().is_empty());
+        l.close().await;
+    }
+}
