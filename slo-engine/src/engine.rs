@@ -161,12 +161,48 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
         }
         occurrence_sums.insert(slo.name.clone(), by_cell);
     }
-    let mut total_bounds: Vec<i64> = math::WINDOWS
+    // Time-slice SLOs: every cell's slices of the period in one query, judged here.
+    let mut slice_rows = BTreeMap::new();
+    for slo in config
+        .slos
         .iter()
-        .map(|(_, secs)| now - *secs as i64)
+        .filter(|s| s.budgeting != Budgeting::Occurrences)
+    {
+        let (start, _) = math::period_bounds(&slo.period, now);
+        let longest = WINDOWS_MAX.max(now - start);
+        slice_rows.insert(
+            slo.name.clone(),
+            ledger
+                .slices_by_cell(&slo.name, now - longest, now + 1)
+                .await?,
+        );
+    }
+    // The cells' totals: windows up to 6h from minute rows, 1d and 3d from the hourly rollup;
+    // indexed like `math::WINDOWS`, then "recent".
+    let short: Vec<i64> = math::WINDOWS
+        .iter()
+        .filter(|(_, s)| *s <= 21600)
+        .map(|(_, s)| now - *s as i64)
+        .chain([now - 300])
         .collect();
-    total_bounds.push(now - 300);
-    let totals = ledger.window_sums("", &total_bounds, now + 1).await?;
+    let long: Vec<i64> = math::WINDOWS
+        .iter()
+        .filter(|(_, s)| *s > 21600)
+        .map(|(_, s)| now - *s as i64)
+        .collect();
+    let minute = ledger.window_sums("", &short, now + 1).await?;
+    let hourly = ledger.hourly_window_sums("", &long, now + 1).await?;
+    let mut totals: std::collections::HashMap<String, Vec<math::SliceData>> =
+        std::collections::HashMap::new();
+    for cell in minute.keys().chain(hourly.keys()) {
+        let zero = || vec![math::SliceData::default(); 16];
+        let m = minute.get(cell).cloned().unwrap_or_else(zero);
+        let h = hourly.get(cell).cloned().unwrap_or_else(zero);
+        let mut v: Vec<math::SliceData> = m[..short.len() - 1].to_vec();
+        v.extend_from_slice(&h[..long.len()]);
+        v.push(m[short.len() - 1]);
+        totals.insert(cell.clone(), v);
+    }
 
     for cell in &config.cells {
         let mut headroom: Option<f64> = None;
@@ -199,19 +235,20 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
                         // back from there.
                         let (start, _) = math::period_bounds(&slo.period, now);
                         let to = math::slice_start(now, slice);
-                        let longest = WINDOWS_MAX.max(now - start);
-                        let slices = ledger
-                            .slices(&cell.name, &slo.name, now - longest, now + 1)
-                            .await?;
+                        let no_rows = Vec::new();
+                        let slices = slice_rows
+                            .get(&slo.name)
+                            .and_then(|m| m.get(&cell.name))
+                            .unwrap_or(&no_rows);
                         let tallies = math::WINDOWS
                             .iter()
-                            .map(|(_, secs)| math::tally(slo, &slices, to - *secs as i64, to))
+                            .map(|(_, secs)| math::tally(slo, slices, to - *secs as i64, to))
                             .collect();
                         let recent_from = now - (slice.as_secs() as i64 * 2).max(300);
                         let missing = !slices
                             .iter()
                             .any(|s| s.start >= recent_from && (s.total > 0.0 || s.tokens > 0.0));
-                        (tallies, math::tally(slo, &slices, start, to), missing)
+                        (tallies, math::tally(slo, slices, start, to), missing)
                     }
                 };
             let mut windows = Vec::new();

@@ -178,6 +178,51 @@ impl Ledger {
             })
     }
 
+    /// The slices of one SLO for every cell that start in `[from, to)`, oldest first, by cell.
+    pub async fn slices_by_cell(
+        &self,
+        slo: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<std::collections::HashMap<String, Vec<SliceData>>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT cell, start, good, total, tokens, joules, requests FROM slices \
+             WHERE slo = $1 AND start >= $2 AND start < $3 ORDER BY cell, start",
+        )
+        .bind(slo)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|source| LedgerError::Query {
+            what: "read slices",
+            source,
+        })?;
+        let mut out: std::collections::HashMap<String, Vec<SliceData>> =
+            std::collections::HashMap::new();
+        for r in &rows {
+            let decode = || -> Result<(String, SliceData), sqlx::Error> {
+                Ok((
+                    r.try_get(0)?,
+                    SliceData {
+                        start: r.try_get(1)?,
+                        good: r.try_get(2)?,
+                        total: r.try_get(3)?,
+                        tokens: r.try_get(4)?,
+                        joules: r.try_get(5)?,
+                        requests: r.try_get(6)?,
+                    },
+                ))
+            };
+            let (cell, s) = decode().map_err(|source| LedgerError::Query {
+                what: "decode slices",
+                source,
+            })?;
+            out.entry(cell).or_default().push(s);
+        }
+        Ok(out)
+    }
+
     /// For one SLO (or `""`, the cells' totals), the sums of every column over the rows that
     /// start at or after each of `bounds` (and before `to`), per cell: one query, summed in the
     /// database. `result[cell][i]` holds the sums from `bounds[i]`.
