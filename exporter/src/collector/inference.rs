@@ -87,9 +87,15 @@ async fn run(settings: Settings, slot: Arc<Slot>) {
             }
             Ok(meters) => {
                 slot.register_live(meters.registry.clone());
-                let threads = std::thread::available_parallelism()
-                    .map_or(1, |n| n.get())
-                    .min(8);
+                // Linux spreads connections over SO_REUSEPORT sockets; BSD kernels (macOS) give
+                // them all to one socket, so one event loop serves there.
+                let threads = if cfg!(target_os = "linux") {
+                    std::thread::available_parallelism()
+                        .map_or(1, |n| n.get())
+                        .min(8)
+                } else {
+                    1
+                };
                 let proxy = Proxy::new(config.clone(), meters, models.clone());
                 match serve_on_threads(&listen, threads, proxy) {
                     Err(e) => {
