@@ -115,10 +115,8 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
         at: now,
         ..Default::default()
     };
-    // Bounds: the fixed windows, then the period, then "recent" (the no-data test).
-    // Occurrence SLOs: windows up to 6h from the minute rows; 1d, 3d and the period from the
-    // hourly rollup (aligned to the hour); and the last 5 minutes for the no-data test. The
-    // result is indexed like `math::WINDOWS`, then the period, then "recent".
+    // Occurrence SLOs, summed in the database: indexed like `math::WINDOWS`, then the period,
+    // then "recent".
     let n = math::WINDOWS.len();
     let mut occurrence_sums = BTreeMap::new();
     for slo in config
@@ -127,39 +125,10 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
         .filter(|s| s.budgeting == Budgeting::Occurrences)
     {
         let (start, _) = math::period_bounds(&slo.period, now);
-        let short: Vec<i64> = math::WINDOWS
-            .iter()
-            .filter(|(_, s)| *s <= 21600)
-            .map(|(_, s)| now - *s as i64)
-            .chain([now - 300])
-            .collect();
-        let long: Vec<i64> = math::WINDOWS
-            .iter()
-            .filter(|(_, s)| *s > 21600)
-            .map(|(_, s)| now - *s as i64)
-            .chain([start])
-            .collect();
-        let minute = ledger.window_sums(&slo.name, &short, now + 1).await?;
-        let hourly = ledger.hourly_window_sums(&slo.name, &long, now + 1).await?;
-        let mut by_cell: std::collections::HashMap<String, Vec<math::SliceData>> =
-            std::collections::HashMap::new();
-        for cell in minute.keys().chain(hourly.keys()) {
-            let m = minute.get(cell);
-            let h = hourly.get(cell);
-            let zero = || vec![math::SliceData::default(); 16];
-            let (m, h) = (
-                m.cloned().unwrap_or_else(zero),
-                h.cloned().unwrap_or_else(zero),
-            );
-            let short_n = short.len() - 1;
-            // WINDOWS (short ones, then long ones), period, recent.
-            let mut v: Vec<math::SliceData> = m[..short_n].to_vec();
-            v.extend_from_slice(&h[..long.len() - 1]);
-            v.push(h[long.len() - 1]);
-            v.push(m[short_n]);
-            by_cell.insert(cell.clone(), v);
-        }
-        occurrence_sums.insert(slo.name.clone(), by_cell);
+        occurrence_sums.insert(
+            slo.name.clone(),
+            window_sums(ledger, &slo.name, now, Some(start)).await?,
+        );
     }
     // Time-slice SLOs: every cell's slices of the period in one query, judged here.
     let mut slice_rows = BTreeMap::new();
@@ -177,32 +146,8 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
                 .await?,
         );
     }
-    // The cells' totals: windows up to 6h from minute rows, 1d and 3d from the hourly rollup;
-    // indexed like `math::WINDOWS`, then "recent".
-    let short: Vec<i64> = math::WINDOWS
-        .iter()
-        .filter(|(_, s)| *s <= 21600)
-        .map(|(_, s)| now - *s as i64)
-        .chain([now - 300])
-        .collect();
-    let long: Vec<i64> = math::WINDOWS
-        .iter()
-        .filter(|(_, s)| *s > 21600)
-        .map(|(_, s)| now - *s as i64)
-        .collect();
-    let minute = ledger.window_sums("", &short, now + 1).await?;
-    let hourly = ledger.hourly_window_sums("", &long, now + 1).await?;
-    let mut totals: std::collections::HashMap<String, Vec<math::SliceData>> =
-        std::collections::HashMap::new();
-    for cell in minute.keys().chain(hourly.keys()) {
-        let zero = || vec![math::SliceData::default(); 16];
-        let m = minute.get(cell).cloned().unwrap_or_else(zero);
-        let h = hourly.get(cell).cloned().unwrap_or_else(zero);
-        let mut v: Vec<math::SliceData> = m[..short.len() - 1].to_vec();
-        v.extend_from_slice(&h[..long.len()]);
-        v.push(m[short.len() - 1]);
-        totals.insert(cell.clone(), v);
-    }
+    // The cells' totals, indexed like `math::WINDOWS`, then "recent".
+    let totals = window_sums(ledger, "", now, None).await?;
 
     for cell in &config.cells {
         let mut headroom: Option<f64> = None;
@@ -301,6 +246,48 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
         });
     }
     Ok(report)
+}
+
+/// Sums per cell of one SLO's rows (or `""`, the cells' totals) over every window of
+/// `math::WINDOWS`, then over the period from `period_start` when given, then over the last
+/// 5 minutes (the no-data test). Windows up to 6h come from the minute rows; 1d, 3d and the
+/// period from the hourly rollup, aligned to the hour.
+async fn window_sums(
+    ledger: &Ledger,
+    slo: &str,
+    now: i64,
+    period_start: Option<i64>,
+) -> Result<std::collections::HashMap<String, Vec<SliceData>>, LedgerError> {
+    let short: Vec<i64> = math::WINDOWS
+        .iter()
+        .filter(|(_, s)| *s <= 21600)
+        .map(|(_, s)| now - *s as i64)
+        .collect();
+    let long: Vec<i64> = math::WINDOWS
+        .iter()
+        .filter(|(_, s)| *s > 21600)
+        .map(|(_, s)| now - *s as i64)
+        .chain(period_start)
+        .collect();
+    let minute_bounds: Vec<i64> = short.iter().copied().chain([now - 300]).collect();
+    let minute = ledger.window_sums(slo, &minute_bounds, now + 1).await?;
+    let hourly = ledger.hourly_window_sums(slo, &long, now + 1).await?;
+    let mut out = std::collections::HashMap::new();
+    for cell in minute.keys().chain(hourly.keys()) {
+        let m = minute
+            .get(cell)
+            .cloned()
+            .unwrap_or_else(|| vec![SliceData::default(); minute_bounds.len()]);
+        let h = hourly
+            .get(cell)
+            .cloned()
+            .unwrap_or_else(|| vec![SliceData::default(); long.len()]);
+        let mut v: Vec<SliceData> = m[..short.len()].to_vec();
+        v.extend_from_slice(&h);
+        v.push(m[short.len()]);
+        out.insert(cell.clone(), v);
+    }
+    Ok(out)
 }
 
 /// The longest fixed window (3 days), seconds.

@@ -54,6 +54,18 @@ pub fn redact(url: &str) -> String {
 /// The default ledger: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_URL: &str = "sqlite://cellwatch-slo.db?mode=rwc";
 
+/// Reads a slice from columns `at..at + 6` (start, good, total, tokens, joules, requests).
+fn slice_at(r: &sqlx::any::AnyRow, at: usize) -> Result<SliceData, sqlx::Error> {
+    Ok(SliceData {
+        start: r.try_get(at)?,
+        good: r.try_get(at + 1)?,
+        total: r.try_get(at + 2)?,
+        tokens: r.try_get(at + 3)?,
+        joules: r.try_get(at + 4)?,
+        requests: r.try_get(at + 5)?,
+    })
+}
+
 /// An open, migrated ledger.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -161,16 +173,7 @@ impl Ledger {
             source,
         })?;
         rows.iter()
-            .map(|r| {
-                Ok(SliceData {
-                    start: r.try_get(0)?,
-                    good: r.try_get(1)?,
-                    total: r.try_get(2)?,
-                    tokens: r.try_get(3)?,
-                    joules: r.try_get(4)?,
-                    requests: r.try_get(5)?,
-                })
-            })
+            .map(|r| slice_at(r, 0))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(|source| LedgerError::Query {
                 what: "decode slices",
@@ -202,17 +205,7 @@ impl Ledger {
             std::collections::HashMap::new();
         for r in &rows {
             let decode = || -> Result<(String, SliceData), sqlx::Error> {
-                Ok((
-                    r.try_get(0)?,
-                    SliceData {
-                        start: r.try_get(1)?,
-                        good: r.try_get(2)?,
-                        total: r.try_get(3)?,
-                        tokens: r.try_get(4)?,
-                        joules: r.try_get(5)?,
-                        requests: r.try_get(6)?,
-                    },
-                ))
+                Ok((r.try_get(0)?, slice_at(r, 1)?))
             };
             let (cell, s) = decode().map_err(|source| LedgerError::Query {
                 what: "decode slices",
