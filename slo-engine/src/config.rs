@@ -119,13 +119,34 @@ pub enum RawSource {
         interval: Duration,
     },
     /// PromQL over a Prometheus-compatible HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics).
+    /// The exporters' series must carry `cell` and `node` labels (`cellwatch-slo targets`
+    /// writes file_sd targets that set them).
     Prometheus {
-        /// Base URL, e.g. `http://prometheus:9090`.
+        /// Base URL, e.g. `http://prometheus:9090` (the API is under `/api/v1/`).
         url: String,
         /// How often to query (default 15s).
         #[serde(default = "default_scrape_interval", with = "humantime_duration")]
         interval: Duration,
+        /// How far behind the present to read, so that every scrape has been ingested
+        /// (default 1m; at least the scrape interval plus the scrape timeout).
+        #[serde(default = "default_delay", with = "humantime_duration")]
+        delay: Duration,
+        /// Timeout of one query (default 30s).
+        #[serde(default = "default_query_timeout", with = "humantime_duration")]
+        timeout: Duration,
+        /// Extra HTTP headers for every query, e.g. `X-Scope-OrgID` for Mimir or
+        /// `Authorization`.
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
     },
+}
+
+fn default_delay() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_query_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 impl Default for RawSource {
@@ -265,10 +286,16 @@ pub enum Source {
     },
     /// Query Prometheus.
     Prometheus {
-        /// Base URL.
+        /// Base URL, without a trailing slash.
         url: String,
         /// Interval.
         interval: Duration,
+        /// How far behind the present to read.
+        delay: Duration,
+        /// Query timeout.
+        timeout: Duration,
+        /// Extra headers.
+        headers: BTreeMap<String, String>,
     },
 }
 
@@ -548,18 +575,50 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
     }
     let source = match raw.source {
         RawSource::Scrape { interval } => Source::Scrape { interval },
-        RawSource::Prometheus { url, interval } => {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
+        RawSource::Prometheus {
+            url,
+            interval,
+            delay,
+            timeout,
+            headers,
+        } => {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.contains(char::is_whitespace)
+            {
                 return Err(err(
                     "source.prometheus.url".into(),
                     format!("{url:?} is not an http(s) URL such as http://prometheus:9090"),
                 ));
             }
-            let _ = (url, interval);
-            return Err(err(
-                "source.prometheus".into(),
-                "the prometheus source is not available yet in this version: use source: { scrape: {} }".into(),
-            ));
+            if delay > Duration::from_secs(3600) {
+                return Err(err(
+                    "source.prometheus.delay".into(),
+                    format!("{delay:?} is more than 1h"),
+                ));
+            }
+            if timeout < Duration::from_secs(1) {
+                return Err(err(
+                    "source.prometheus.timeout".into(),
+                    format!("{timeout:?} is less than 1s"),
+                ));
+            }
+            for (k, v) in &headers {
+                if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
+                    || reqwest::header::HeaderValue::from_str(v).is_err()
+                {
+                    return Err(err(
+                        "source.prometheus.headers".into(),
+                        format!("{k:?} is not a valid HTTP header name and value"),
+                    ));
+                }
+            }
+            Source::Prometheus {
+                url: url.trim_end_matches('/').to_string(),
+                interval,
+                delay,
+                timeout,
+                headers,
+            }
         }
     };
     for (s, d) in [(
@@ -951,12 +1010,16 @@ slos:
             "{e}"
         );
         let e = error(&format!(
-            "{GOOD}source:\n  prometheus: {{ url: \"http://p:9090\" }}\n"
+            "{GOOD}source:\n  prometheus: {{ url: \"prometheus:9090\" }}\n"
         ));
         assert!(
-            e.contains("source.prometheus") && e.contains("not available yet"),
+            e.contains("source.prometheus.url") && e.contains("http://prometheus:9090"),
             "{e}"
         );
+        let e = error(&format!(
+            "{GOOD}source:\n  prometheus: {{ url: \"http://p:9090\", headers: {{ \"a b\": x }} }}\n"
+        ));
+        assert!(e.contains("source.prometheus.headers"), "{e}");
     }
 
     #[test]

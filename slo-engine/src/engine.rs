@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::config::{Budgeting, Config, Source};
 use crate::ledger::{Ledger, LedgerError};
 use crate::math::{self, SliceData, WindowState};
+use crate::promsource;
 use crate::scrape::{self, Tracker};
 
 /// Resolution of occurrence slices and of the cell totals (seconds).
@@ -374,31 +375,204 @@ pub async fn scrape_once(
                 Err(e) => problems.push(format!("cell {} node {node}: {e}", cell.name)),
             }
         }
-        if incs.is_empty() {
-            continue; // every node down (or first readings): no data, never good or bad events
-        }
-        for slo in config.slos.iter().filter(|s| s.cells.contains(&cell.name)) {
-            let len = match slo.budgeting {
-                Budgeting::Timeslices { slice, .. } => slice,
-                Budgeting::Occurrences => Duration::from_secs(SLICE as u64),
-            };
-            let s = scrape::slice(slo, math::slice_start(now, len), &incs);
-            rows.push((cell.name.clone(), slo.name.clone(), s));
-        }
-        let mut t = SliceData {
-            start: math::slice_start(now, Duration::from_secs(SLICE as u64)),
-            ..Default::default()
-        };
-        for inc in &incs {
-            let x = scrape::totals(inc);
-            t.tokens += x.tokens;
-            t.joules += x.joules;
-            t.requests += x.requests;
-        }
-        rows.push((cell.name.clone(), String::new(), t));
+        // Every node down (or first readings): no rows, so no data; never good or bad events.
+        rows.extend(cell_rows(config, &cell.name, now, &incs));
     }
     ledger.record_many(&rows).await?;
     Ok(problems)
+}
+
+/// The rows (per SLO, and the cell's totals under `""`) that increases of a cell's nodes at
+/// `at` add; none without increases.
+fn cell_rows(
+    config: &Config,
+    cell: &str,
+    at: i64,
+    incs: &[scrape::Reading],
+) -> Vec<(String, String, SliceData)> {
+    let mut rows = Vec::new();
+    if incs.is_empty() {
+        return rows;
+    }
+    for slo in config
+        .slos
+        .iter()
+        .filter(|s| s.cells.iter().any(|c| c == cell))
+    {
+        let len = match slo.budgeting {
+            Budgeting::Timeslices { slice, .. } => slice,
+            Budgeting::Occurrences => Duration::from_secs(SLICE as u64),
+        };
+        let s = scrape::slice(slo, math::slice_start(at, len), incs);
+        rows.push((cell.to_string(), slo.name.clone(), s));
+    }
+    let mut t = SliceData {
+        start: math::slice_start(at, Duration::from_secs(SLICE as u64)),
+        ..Default::default()
+    };
+    for inc in incs {
+        let x = scrape::totals(inc);
+        t.tokens += x.tokens;
+        t.joules += x.joules;
+        t.requests += x.requests;
+    }
+    rows.push((cell.to_string(), String::new(), t));
+    rows
+}
+
+/// The `prometheus` source's settings and state between queries.
+pub struct PromSource {
+    /// Base URL.
+    pub url: String,
+    /// Read up to this far behind the present.
+    pub delay: Duration,
+    /// Backfill at most this far back on a first start (one period and a margin).
+    pub backfill: Duration,
+    /// The ledger's cursor name for this source.
+    pub key: String,
+    client: reqwest::Client,
+    feed: promsource::Feed,
+    cursor: Option<i64>,
+}
+
+/// How far back before the cursor each query reaches, so that a fresh start finds every
+/// node's last reading before the cursor as its baseline (Prometheus' lookback, 5 minutes).
+const LOOKBACK_MS: i64 = 300_000;
+/// The longest stretch read in one query while backfilling.
+const CHUNK_MS: i64 = 1_800_000;
+
+/// A query against the Prometheus API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The HTTP request failed or the answer was not usable.
+    #[error("querying {url}: {message}")]
+    Query {
+        /// The API URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// Recording failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl PromSource {
+    /// Builds the source from the configuration's settings.
+    pub fn new(
+        url: &str,
+        delay: Duration,
+        timeout: Duration,
+        headers: &BTreeMap<String, String>,
+        backfill: Duration,
+    ) -> PromSource {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (k, v) in headers {
+            // Validated by `config`.
+            if let (Ok(k), Ok(v)) = (
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+                reqwest::header::HeaderValue::from_str(v),
+            ) {
+                map.insert(k, v);
+            }
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .default_headers(map)
+            .build()
+            .unwrap_or_default();
+        PromSource {
+            url: url.to_string(),
+            delay,
+            backfill,
+            key: format!("prometheus {url}"),
+            client,
+            feed: promsource::Feed::default(),
+            cursor: None,
+        }
+    }
+
+    async fn query(&self, expr: &str, at_ms: i64) -> Result<Vec<promsource::Series>, QueryError> {
+        let url = format!("{}/api/v1/query", self.url);
+        let fail = |message: String| QueryError::Query {
+            url: url.clone(),
+            message,
+        };
+        let time = format!("{}.{:03}", at_ms.div_euclid(1000), at_ms.rem_euclid(1000));
+        let resp = self
+            .client
+            .post(&url)
+            .form(&[("query", expr), ("time", time.as_str())])
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| fail(e.to_string()))?;
+        match promsource::parse_matrix(&body) {
+            Ok(m) => Ok(m),
+            Err(e) if status.is_success() => Err(fail(e)),
+            Err(e) => Err(fail(format!("HTTP {status}: {e}"))),
+        }
+    }
+
+    /// Reads everything from the cursor (or, on a first start, from `backfill` ago) up to
+    /// `now - delay`, in chunks, recording each chunk with the cursor in one transaction.
+    /// Returns the time (Unix seconds) the ledger is complete up to.
+    pub async fn pull(
+        &mut self,
+        config: &Config,
+        ledger: &Ledger,
+        now_ms: i64,
+    ) -> Result<i64, QueryError> {
+        let to = now_ms - self.delay.as_millis() as i64;
+        let mut cursor = match self.cursor {
+            Some(c) => c,
+            None => match ledger.cursor(&self.key).await? {
+                Some(c) => c,
+                None => to - self.backfill.as_millis() as i64,
+            },
+        };
+        let cells: Vec<&str> = config.cells.iter().map(|c| c.name.as_str()).collect();
+        while cursor < to {
+            let end = (cursor + CHUNK_MS).min(to);
+            let range = (end - cursor + LOOKBACK_MS + 999) / 1000;
+            let series = self
+                .query(&promsource::selector(&cells, range), end)
+                .await?;
+            let incs = self.feed.feed(promsource::readings(&series), cursor, end);
+            let mut sums: BTreeMap<(String, String, i64), SliceData> = BTreeMap::new();
+            for i in &incs {
+                if !config.cells.iter().any(|c| c.name == i.cell) {
+                    continue;
+                }
+                for (cell, slo, s) in cell_rows(config, &i.cell, i.at, std::slice::from_ref(&i.inc))
+                {
+                    let e = sums.entry((cell, slo, s.start)).or_insert(SliceData {
+                        start: s.start,
+                        ..Default::default()
+                    });
+                    e.good += s.good;
+                    e.total += s.total;
+                    e.tokens += s.tokens;
+                    e.joules += s.joules;
+                    e.requests += s.requests;
+                }
+            }
+            let rows: Vec<(String, String, SliceData)> = sums
+                .into_iter()
+                .map(|((cell, slo, _), s)| (cell, slo, s))
+                .collect();
+            if let Err(e) = ledger.record_upto(&rows, Some((&self.key, end))).await {
+                // Start again from the ledger's cursor next time: the feed has moved on.
+                self.feed = promsource::Feed::default();
+                self.cursor = None;
+                return Err(e.into());
+            }
+            cursor = end;
+            self.cursor = Some(cursor);
+        }
+        Ok(cursor.div_euclid(1000))
+    }
 }
 
 #[derive(Clone)]
@@ -427,15 +601,65 @@ async fn api_cells(State(s): State<AppState>) -> impl IntoResponse {
     axum::Json(serde_json::json!({ "at": r.at, "cells": r.cells }))
 }
 
+/// One period plus a margin (a calendar month counts as its longest, 31 days), and never less
+/// than the longest fixed window: how long the ledger keeps rows and how far a first start of
+/// the `prometheus` source backfills.
+pub fn retention(config: &Config) -> i64 {
+    config
+        .slos
+        .iter()
+        .map(|s| match s.period {
+            crate::config::Period::Rolling(d) => d.as_secs() as i64,
+            crate::config::Period::CalendarMonth(_) => 31 * 86400,
+        })
+        .max()
+        .unwrap_or(0)
+        .max(WINDOWS_MAX)
+        + 86400
+}
+
+enum Feeder {
+    Scrape {
+        client: reqwest::Client,
+        tracker: Tracker,
+        max_gap: i64,
+        last_problems: String,
+    },
+    Prometheus(Box<PromSource>),
+}
+
 /// Runs the engine until the process ends.
 pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Result<()> {
-    let interval = match &config.source {
-        Source::Scrape { interval } => *interval,
-        Source::Prometheus { .. } => {
-            return Err(std::io::Error::other(
-                "source: prometheus is not implemented yet; use source: scrape",
-            ));
-        }
+    let retention = retention(&config);
+    let (interval, mut feeder) = match &config.source {
+        Source::Scrape { interval } => (
+            *interval,
+            Feeder::Scrape {
+                client: reqwest::Client::builder()
+                    .timeout((*interval).min(Duration::from_secs(10)))
+                    .build()
+                    .unwrap_or_default(),
+                tracker: Tracker::default(),
+                max_gap: (interval.as_secs() as i64 * 3).max(30),
+                last_problems: String::new(),
+            },
+        ),
+        Source::Prometheus {
+            url,
+            interval,
+            delay,
+            timeout,
+            headers,
+        } => (
+            *interval,
+            Feeder::Prometheus(Box::new(PromSource::new(
+                url,
+                *delay,
+                *timeout,
+                headers,
+                Duration::from_secs(retention as u64),
+            ))),
+        ),
     };
     let state = AppState {
         last: Arc::new(Mutex::new((Report::default(), String::new()))),
@@ -449,42 +673,53 @@ pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Resul
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .with_state(state.clone());
     tokio::spawn(async move {
-        let client = reqwest::Client::builder()
-            .timeout(interval.min(Duration::from_secs(10)))
-            .build()
-            .unwrap_or_default();
-        let mut tracker = Tracker::default();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let max_gap = (interval.as_secs() as i64 * 3).max(30);
-        // One period plus a margin; a calendar month counts as its longest, 31 days.
-        let retention = config
-            .slos
-            .iter()
-            .map(|s| match s.period {
-                crate::config::Period::Rolling(d) => d.as_secs() as i64,
-                crate::config::Period::CalendarMonth(_) => 31 * 86400,
-            })
-            .max()
-            .unwrap_or(0)
-            .max(WINDOWS_MAX)
-            + 86400;
-        let mut last_problems = String::new();
+        let mut last_error = String::new();
         loop {
             tick.tick().await;
-            let t = now();
-            match scrape_once(&config, &ledger, &client, &mut tracker, t, max_gap).await {
-                Ok(p) => {
-                    let joined = p.join("; ");
-                    if joined != last_problems {
-                        if !joined.is_empty() {
-                            tracing::warn!(problems = %joined, "some nodes did not answer");
+            let now_ms = now_ms();
+            // The time the ledger is complete up to: evaluation windows end there.
+            let t = match &mut feeder {
+                Feeder::Scrape {
+                    client,
+                    tracker,
+                    max_gap,
+                    last_problems,
+                } => {
+                    let t = now_ms.div_euclid(1000);
+                    match scrape_once(&config, &ledger, client, tracker, t, *max_gap).await {
+                        Ok(p) => {
+                            let joined = p.join("; ");
+                            if joined != *last_problems {
+                                if !joined.is_empty() {
+                                    tracing::warn!(problems = %joined, "some nodes did not answer");
+                                }
+                                *last_problems = joined;
+                            }
                         }
-                        last_problems = joined;
+                        Err(e) => tracing::error!(error = %e, "recording slices failed"),
                     }
+                    t
                 }
-                Err(e) => tracing::error!(error = %e, "recording slices failed"),
-            }
+                Feeder::Prometheus(src) => match src.pull(&config, &ledger, now_ms).await {
+                    Ok(t) => {
+                        if !last_error.is_empty() {
+                            tracing::info!(url = %src.url, "Prometheus answers again");
+                            last_error.clear();
+                        }
+                        t
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        if msg != last_error {
+                            tracing::error!(error = %msg, "reading from Prometheus failed; retrying every interval");
+                            last_error = msg;
+                        }
+                        continue;
+                    }
+                },
+            };
             match evaluate(&config, &ledger, t).await {
                 Ok(r) => {
                     let text = encode(&samples(&r));
@@ -512,8 +747,8 @@ pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Resul
     axum::serve(listener, app).await
 }
 
-fn now() -> i64 {
+fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0, |d| d.as_millis() as i64)
 }

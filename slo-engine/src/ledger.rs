@@ -116,11 +116,32 @@ impl Ledger {
         &self,
         rows: &[(String, String, SliceData)],
     ) -> Result<(), LedgerError> {
+        self.record_upto(rows, None).await
+    }
+
+    /// Records slices and, in the same transaction, moves a source's cursor (`(source, upto)`,
+    /// see [`Ledger::cursor`]): a crash keeps both or neither.
+    pub async fn record_upto(
+        &self,
+        rows: &[(String, String, SliceData)],
+        cursor: Option<(&str, i64)>,
+    ) -> Result<(), LedgerError> {
         let err = |source| LedgerError::Query {
             what: "record slices",
             source,
         };
         let mut tx = self.pool.begin().await.map_err(err)?;
+        if let Some((source, upto)) = cursor {
+            sqlx::query(
+                "INSERT INTO source_cursors (source, upto) VALUES ($1, $2) \
+                 ON CONFLICT (source) DO UPDATE SET upto = excluded.upto",
+            )
+            .bind(source)
+            .bind(upto)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
         for (cell, slo, s) in rows {
             for (table, start) in [
                 ("slices", s.start),
@@ -148,6 +169,24 @@ impl Ledger {
             }
         }
         tx.commit().await.map_err(err)
+    }
+
+    /// How far a query source has recorded (Unix milliseconds), if it ever did.
+    pub async fn cursor(&self, source: &str) -> Result<Option<i64>, LedgerError> {
+        let row = sqlx::query("SELECT upto FROM source_cursors WHERE source = $1")
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|source| LedgerError::Query {
+                what: "read source cursor",
+                source,
+            })?;
+        row.map(|r| r.try_get::<i64, _>(0))
+            .transpose()
+            .map_err(|source| LedgerError::Query {
+                what: "decode source cursor",
+                source,
+            })
     }
 
     /// The slices of one cell and SLO that start in `[from, to)`, oldest first.

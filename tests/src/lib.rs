@@ -2,6 +2,7 @@
 //! commands first on `PATH`, scrape it, and steer the stand-ins through files in a state
 //! directory (see `exporter/testdata/standins/_standin.sh`).
 
+pub mod prometheus;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
@@ -286,4 +287,35 @@ pub fn promtool_check_metrics(body: &str) -> String {
         findings = format!("promtool exited with {}", out.status);
     }
     findings.trim().to_string()
+}
+
+/// A fresh, empty PostgreSQL database named `{prefix}_{pid}` on the server of
+/// `CELLWATCH_TEST_POSTGRES_URL` (which `./scripts/test` starts), and its URL. `None` when the
+/// variable is unset outside CI; under CI (`CI` set) a missing server fails the test.
+pub fn fresh_postgres_db(prefix: &str) -> Option<String> {
+    let Ok(admin) = std::env::var("CELLWATCH_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs every ledger test on PostgreSQL too: set CELLWATCH_TEST_POSTGRES_URL (./scripts/test does)"
+        );
+        eprintln!("CELLWATCH_TEST_POSTGRES_URL is not set: this run covers SQLite only");
+        return None;
+    };
+    let db = format!("{prefix}_{}", std::process::id());
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {db}"),
+        format!("CREATE DATABASE {db}"),
+    ] {
+        let out = Command::new("psql")
+            .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", &sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    Some(format!("{base}/{db}"))
 }

@@ -107,36 +107,9 @@ async fn on_sqlite() {
 
 #[tokio::test]
 async fn on_postgres() {
-    let Ok(admin) = std::env::var("CELLWATCH_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs the engine on PostgreSQL too: set CELLWATCH_TEST_POSTGRES_URL (./scripts/test does)"
-        );
-        eprintln!(
-            "CELLWATCH_TEST_POSTGRES_URL is not set: the engine runs on SQLite only in this run"
-        );
-        return;
-    };
-    let db = format!("cw_engine_{}", std::process::id());
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {db}"),
-        format!("CREATE DATABASE {db}"),
-    ] {
-        let out = std::process::Command::new("psql")
-            .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", &sql])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if let Some(db) = cellwatch_e2e::fresh_postgres_db("cw_engine") {
+        scenario(&db).await;
     }
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(b, _)| b)
-        .to_string();
-    scenario(&format!("{base}/{db}")).await;
 }
 
 /// Budgets equal the hand computation through the loss of a node and a restart of the engine.

@@ -1,0 +1,101 @@
+//! A real Prometheus server (Debian package `prometheus`) for end-to-end tests: a temporary
+//! data directory, a free loopback port, stopped on drop.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running Prometheus.
+pub struct Prometheus {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its configuration and data directory.
+    pub dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Prometheus {
+    /// Starts `prometheus` with `config` (YAML; `DIR` in it is replaced by the data directory,
+    /// for file_sd paths) and waits until it is ready.
+    pub async fn start(config: &str, files: &[(&str, &str)]) -> Prometheus {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).expect("write");
+        }
+        let cfg = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &cfg,
+            config.replace("DIR", &dir.path().display().to_string()),
+        )
+        .expect("write prometheus.yml");
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "prometheus: {e} (Debian package `prometheus`; the README's test command installs it)"
+                )
+            });
+        let p = Prometheus {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+        };
+        let client = reqwest::Client::new();
+        let start = Instant::now();
+        loop {
+            let ready = client
+                .get(format!("{}/-/ready", p.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return p;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "prometheus did not become ready; log:\n{}",
+                p.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Its log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// An instant query; the `data.result` array.
+    pub async fn query(&self, expr: &str) -> Vec<serde_json::Value> {
+        let r = reqwest::Client::new()
+            .get(format!("{}/api/v1/query", self.base))
+            .query(&[("query", expr)])
+            .send()
+            .await
+            .expect("query prometheus");
+        let v: serde_json::Value = r.json().await.expect("JSON");
+        assert_eq!(v["status"], "success", "{expr}: {v}");
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
