@@ -223,7 +223,7 @@ mod tests {
     /// (name, node, outcome, samples).
     type TestSeries<'a> = (&'a str, &'a str, &'a str, &'a [(f64, f64)]);
 
-    fn answer(series: &[TestSeries]) -> String {
+    fn answer(series: &[TestSeries<'_>]) -> String {
         let result: Vec<serde_json::Value> = series
             .iter()
             .map(|(name, node, outcome, samples)| {
