@@ -83,6 +83,10 @@ pub struct RawConfig {
     /// The objectives.
     #[serde(default)]
     pub slos: Vec<RawSlo>,
+    /// OpenSLO v1 files (paths relative to this file) whose `SLO` and `SLI` documents are
+    /// imported as more objectives (source: prometheus only).
+    #[serde(default)]
+    pub openslo: Vec<PathBuf>,
 }
 
 /// One cell.
@@ -237,6 +241,27 @@ pub enum RawSli {
         #[serde(default = "default_min_tokens")]
         min_tokens: u64,
     },
+    /// Any ratio of two PromQL queries (source: prometheus only; OpenSLO imports become these).
+    /// Results with a `cell` label count for that cell; without one, for the SLO's only cell.
+    Ratio {
+        /// Counts good events (give `good` or `bad`).
+        #[serde(default)]
+        good: Option<String>,
+        /// Counts bad events: good = total − bad.
+        #[serde(default)]
+        bad: Option<String>,
+        /// Counts every event.
+        total: String,
+        /// true (default): the queries return counters, whose increases are the events (resets
+        /// handled); false: each value is the number of events since the previous point (points are one
+        /// source interval apart, at most 1m).
+        #[serde(default = "default_true")]
+        counter: bool,
+    },
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_min_tokens() -> u64 {
@@ -338,6 +363,21 @@ pub enum Sli {
         /// Fewest tokens for a slice to be judged.
         min_tokens: u64,
     },
+    /// A ratio of PromQL queries.
+    Ratio(RatioQueries),
+}
+
+/// The queries of a [`Sli::Ratio`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatioQueries {
+    /// Good events, or `None` when counted as total − bad.
+    pub good: Option<String>,
+    /// Bad events, when given instead of good.
+    pub bad: Option<String>,
+    /// Every event.
+    pub total: String,
+    /// The queries return counters.
+    pub counter: bool,
 }
 
 /// A validated objective.
@@ -491,6 +531,20 @@ fn name_safe(s: &str) -> bool {
 
 const NAME_RULE: &str = "a name of letters, digits and _ . : - (at most 128 characters)";
 
+/// The OpenSLO field that holds what one of our SLO fields was made from.
+fn openslo_field(ours: &str) -> &'static str {
+    match ours.split('.').next().unwrap_or("") {
+        "name" => "metadata.name",
+        "cells" => "metadata.labels",
+        "objective" => "spec.objectives[0]",
+        "period" | "timezone" => "spec.timeWindow[0]",
+        "budgeting" => "spec.budgetingMethod",
+        "slice" => "spec.objectives[0].timeSliceWindow",
+        "slice_target" => "spec.objectives[0].timeSliceTarget",
+        _ => "spec",
+    }
+}
+
 fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigError> {
     let err = |field: String, message: String| ConfigError::Invalid {
         path: path.to_path_buf(),
@@ -642,8 +696,40 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
     }
     let mut slos = Vec::new();
     let mut slo_names = BTreeSet::new();
-    for (i, s) in raw.slos.iter().enumerate() {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let files: Vec<PathBuf> = raw.openslo.iter().map(|p| base.join(p)).collect();
+    let imported = crate::openslo::import(&files)?;
+    if let (Some((_, o)), Source::Scrape { .. }) = (imported.first(), &source) {
+        return Err(err(
+            "openslo".into(),
+            format!(
+                "{}: OpenSLO SLOs are PromQL queries, so they need source: prometheus",
+                o.path.display()
+            ),
+        ));
+    }
+    let all: Vec<(&RawSlo, Option<&crate::openslo::Origin>)> = raw
+        .slos
+        .iter()
+        .map(|s| (s, None))
+        .chain(imported.iter().map(|(s, o)| (s, Some(o))))
+        .collect();
+    let outer = err;
+    for (i, (s, origin)) in all.into_iter().enumerate() {
         let f = format!("slos[{i}]");
+        let err = |field: String, message: String| match origin {
+            None => outer(field, message),
+            Some(o) => {
+                let ours = field.strip_prefix(&f).unwrap_or("").trim_start_matches('.');
+                let theirs = openslo_field(ours);
+                ConfigError::Invalid {
+                    path: o.path.clone(),
+                    line: locate(&o.doc, theirs) + o.line - 1,
+                    field: theirs.to_string(),
+                    message: format!("SLO {:?} (imported from OpenSLO): {message}", s.name),
+                }
+            }
+        };
         if !name_safe(&s.name) {
             return Err(err(
                 format!("{f}.name"),
@@ -742,6 +828,35 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
                 }
             }
             RawSli::Availability {} => Sli::Availability,
+            RawSli::Ratio {
+                good,
+                bad,
+                total,
+                counter,
+            } => {
+                if matches!(source, Source::Scrape { .. }) {
+                    return Err(err(
+                        format!("{f}.sli.ratio"),
+                        "a ratio of PromQL queries needs source: prometheus".into(),
+                    ));
+                }
+                let blank = |q: &Option<String>| q.as_deref().is_some_and(|q| q.trim().is_empty());
+                if good.is_some() == bad.is_some() || blank(good) || blank(bad) {
+                    return Err(err(
+                        format!("{f}.sli.ratio"),
+                        "give exactly one of good and bad (a PromQL expression)".into(),
+                    ));
+                }
+                if total.trim().is_empty() {
+                    return Err(err(format!("{f}.sli.ratio.total"), "an empty query".into()));
+                }
+                Sli::Ratio(RatioQueries {
+                    good: good.clone(),
+                    bad: bad.clone(),
+                    total: total.clone(),
+                    counter: *counter,
+                })
+            }
             RawSli::TokensPerKwh {
                 threshold,
                 min_tokens,
@@ -773,7 +888,7 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
                 ));
             }
             (Some("occurrences"), _)
-            | (None, Sli::Latency(_) | Sli::Ttft(_) | Sli::Availability) => {
+            | (None, Sli::Latency(_) | Sli::Ttft(_) | Sli::Availability | Sli::Ratio(_)) => {
                 if slice.is_some() || s.slice_target.is_some() {
                     return Err(err(
                         format!("{f}.slice"),

@@ -14,7 +14,7 @@ use cellwatch_exporter::store::{Sample, encode};
 use cellwatch_metrics as m;
 use serde::Serialize;
 
-use crate::config::{Budgeting, Config, Source};
+use crate::config::{Budgeting, Config, Sli, Source};
 use crate::ledger::{Ledger, LedgerError};
 use crate::math::{self, SliceData, WindowState};
 use crate::promsource;
@@ -397,7 +397,7 @@ fn cell_rows(
     for slo in config
         .slos
         .iter()
-        .filter(|s| s.cells.iter().any(|c| c == cell))
+        .filter(|s| s.cells.iter().any(|c| c == cell) && !matches!(s.sli, Sli::Ratio(_)))
     {
         let len = match slo.budgeting {
             Budgeting::Timeslices { slice, .. } => slice,
@@ -432,6 +432,10 @@ pub struct PromSource {
     pub key: String,
     client: reqwest::Client,
     feed: promsource::Feed,
+    ratios: promsource::RatioFeed,
+    /// The step of PromQL ratio queries (ms): the interval, within 1s..=1m, points aligned to
+    /// it.
+    step: i64,
     cursor: Option<i64>,
 }
 
@@ -461,6 +465,7 @@ impl PromSource {
     /// Builds the source from the configuration's settings.
     pub fn new(
         url: &str,
+        interval: Duration,
         delay: Duration,
         timeout: Duration,
         headers: &BTreeMap<String, String>,
@@ -488,21 +493,50 @@ impl PromSource {
             key: format!("prometheus {url}"),
             client,
             feed: promsource::Feed::default(),
+            ratios: promsource::RatioFeed::default(),
+            step: interval.as_millis().clamp(1000, 60_000) as i64 / 1000 * 1000,
             cursor: None,
         }
     }
 
     async fn query(&self, expr: &str, at_ms: i64) -> Result<Vec<promsource::Series>, QueryError> {
-        let url = format!("{}/api/v1/query", self.url);
+        self.api("query", &[("query", expr), ("time", &secs(at_ms))])
+            .await
+    }
+
+    async fn query_range(
+        &self,
+        expr: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<promsource::Series>, QueryError> {
+        let step = format!("{}s", self.step / 1000);
+        self.api(
+            "query_range",
+            &[
+                ("query", expr),
+                ("start", &secs(from_ms)),
+                ("end", &secs(to_ms)),
+                ("step", &step),
+            ],
+        )
+        .await
+    }
+
+    async fn api(
+        &self,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Vec<promsource::Series>, QueryError> {
+        let url = format!("{}/api/v1/{endpoint}", self.url);
         let fail = |message: String| QueryError::Query {
             url: url.clone(),
             message,
         };
-        let time = format!("{}.{:03}", at_ms.div_euclid(1000), at_ms.rem_euclid(1000));
         let resp = self
             .client
             .post(&url)
-            .form(&[("query", expr), ("time", time.as_str())])
+            .form(form)
             .send()
             .await
             .map_err(|e| fail(e.to_string()))?;
@@ -536,9 +570,35 @@ impl PromSource {
         while cursor < to {
             let end = (cursor + CHUNK_MS).min(to);
             let range = (end - cursor + LOOKBACK_MS + 999) / 1000;
+            // Every query first: a failed one leaves the feeds where they were.
             let series = self
                 .query(&promsource::selector(&cells, range), end)
                 .await?;
+            // PromQL ratio SLIs: one point a step, the events of the step before it.
+            let (first, last) = (
+                cursor.div_euclid(self.step) * self.step,
+                end.div_euclid(self.step) * self.step,
+            );
+            let mut ratio_results = Vec::new();
+            for slo in config.slos.iter().filter(|_| last > cursor) {
+                let Sli::Ratio(q) = &slo.sli else { continue };
+                let queries = [
+                    (q.good.as_deref(), 1.0, 0.0),
+                    (q.bad.as_deref(), -1.0, 0.0),
+                    // good = total − bad when bad is given.
+                    (
+                        Some(q.total.as_str()),
+                        if q.bad.is_some() { 1.0 } else { 0.0 },
+                        1.0,
+                    ),
+                ];
+                for (expr, to_good, to_total) in queries {
+                    let Some(expr) = expr else { continue };
+                    let result = self.query_range(expr, first, last).await?;
+                    ratio_results.push((slo, q.counter, expr, result, to_good, to_total));
+                }
+            }
+
             let incs = self.feed.feed(promsource::readings(&series), cursor, end);
             let mut sums: BTreeMap<(String, String, i64), SliceData> = BTreeMap::new();
             for i in &incs {
@@ -558,6 +618,29 @@ impl PromSource {
                     e.requests += s.requests;
                 }
             }
+            for (slo, counter, expr, result, to_good, to_total) in ratio_results {
+                let len = match slo.budgeting {
+                    Budgeting::Timeslices { slice, .. } => slice,
+                    Budgeting::Occurrences => Duration::from_secs(SLICE as u64),
+                };
+                let name = format!("{}\u{0}{expr}", slo.name);
+                for e in self.ratios.feed(&name, &result, counter, first, cursor) {
+                    let cell = match (&e.cell, slo.cells.as_slice()) {
+                        (Some(c), cells) if cells.contains(c) => c.clone(),
+                        (None, [only]) => only.clone(),
+                        _ => continue,
+                    };
+                    let start = math::slice_start((e.at - 1).div_euclid(1000), len);
+                    let row = sums
+                        .entry((cell, slo.name.clone(), start))
+                        .or_insert(SliceData {
+                            start,
+                            ..Default::default()
+                        });
+                    row.good += to_good * e.events;
+                    row.total += to_total * e.events;
+                }
+            }
             let rows: Vec<(String, String, SliceData)> = sums
                 .into_iter()
                 .map(|((cell, slo, _), s)| (cell, slo, s))
@@ -565,6 +648,7 @@ impl PromSource {
             if let Err(e) = ledger.record_upto(&rows, Some((&self.key, end))).await {
                 // Start again from the ledger's cursor next time: the feed has moved on.
                 self.feed = promsource::Feed::default();
+                self.ratios = promsource::RatioFeed::default();
                 self.cursor = None;
                 return Err(e.into());
             }
@@ -654,6 +738,7 @@ pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Resul
             *interval,
             Feeder::Prometheus(Box::new(PromSource::new(
                 url,
+                *interval,
                 *delay,
                 *timeout,
                 headers,
@@ -745,6 +830,11 @@ pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Resul
         }
     });
     axum::serve(listener, app).await
+}
+
+/// Milliseconds as the API's decimal seconds.
+fn secs(ms: i64) -> String {
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
 }
 
 fn now_ms() -> i64 {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod ledger;
 pub mod math;
+pub mod openslo;
 pub mod promsource;
 pub mod rules;
 pub mod scrape;

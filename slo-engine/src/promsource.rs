@@ -216,6 +216,83 @@ impl Feed {
     }
 }
 
+/// Follows the results of PromQL ratio queries (see [`crate::config::RatioQueries`]) across
+/// queries: per series, the events each point adds.
+#[derive(Debug, Default)]
+pub struct RatioFeed {
+    last: HashMap<(String, BTreeMap<String, String>), (i64, f64)>,
+    /// Per query: the start of the first range it was fed for.
+    origin: HashMap<String, i64>,
+}
+
+/// Events one point of a ratio query adds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Events {
+    /// The series' `cell` label, if it has one.
+    pub cell: Option<String>,
+    /// The point's time (ms): the events happened in the step before it.
+    pub at: i64,
+    /// How many.
+    pub events: f64,
+}
+
+impl RatioFeed {
+    /// Feeds the points of one query's result over a range starting at `from` (ms; `query`
+    /// names it: the SLO and which query) and returns the events of points later than `after`
+    /// (ms). Counters: a point adds its increase over the series' previous point (a drop is a
+    /// reset: the new value). A series that appears after the query's first range began counts
+    /// in full (a model's first requests); one present from the start, or back after more than 5
+    /// minutes, is a baseline. Not counters: every point adds its value.
+    pub fn feed(
+        &mut self,
+        query: &str,
+        series: &[Series],
+        counter: bool,
+        from: i64,
+        after: i64,
+    ) -> Vec<Events> {
+        let origin = *self.origin.entry(query.to_string()).or_insert(from);
+        let mut out = Vec::new();
+        for s in series {
+            let key = (query.to_string(), s.labels.clone());
+            let cell = s.labels.get("cell").cloned();
+            for &(t, v) in &s.samples {
+                if !v.is_finite() {
+                    continue;
+                }
+                let prev = self.last.get(&key).copied();
+                if prev.is_some_and(|(pt, _)| t <= pt) {
+                    continue;
+                }
+                self.last.insert(key.clone(), (t, v));
+                let events = if counter {
+                    match prev {
+                        Some((pt, pv)) if t - pt <= 300_000 => {
+                            if v >= pv {
+                                v - pv
+                            } else {
+                                v
+                            }
+                        }
+                        None if t > origin => v,
+                        _ => continue,
+                    }
+                } else {
+                    v
+                };
+                if t > after {
+                    out.push(Events {
+                        cell: cell.clone(),
+                        at: t,
+                        events,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +380,58 @@ mod tests {
         assert!(incs.iter().all(|i| i.at > 115));
         // The same readings again add nothing.
         assert!(feed.feed(r, 0, 150_000).is_empty());
+    }
+
+    #[test]
+    fn ratio_points_become_events() {
+        let series = |cell: Option<&str>, points: &[(i64, f64)]| Series {
+            labels: cell
+                .map(|c| BTreeMap::from([("cell".to_string(), c.to_string())]))
+                .unwrap_or_default(),
+            samples: points.to_vec(),
+        };
+        let mut f = RatioFeed::default();
+        let r = vec![
+            series(
+                Some("a"),
+                &[(0, 10.0), (60_000, 15.0), (120_000, 3.0), (180_000, 4.0)],
+            ),
+            series(None, &[(60_000, 1.0), (120_000, 2.0)]),
+        ];
+        // The query's range starts at 0: series "a" is there (a baseline); the other appears
+        // at 60 s (its 1 counts, but was recorded before: only points after 60 s are returned).
+        let e = f.feed("s/total", &r, true, 0, 60_000);
+        assert_eq!(
+            e,
+            vec![
+                Events {
+                    cell: Some("a".into()),
+                    at: 120_000,
+                    events: 3.0
+                },
+                Events {
+                    cell: Some("a".into()),
+                    at: 180_000,
+                    events: 1.0
+                },
+                Events {
+                    cell: None,
+                    at: 120_000,
+                    events: 1.0
+                },
+            ]
+        );
+        // Fed again: nothing new.
+        assert!(f.feed("s/total", &r, true, 0, 0).is_empty());
+        // A series that appears later counts in full.
+        let late = vec![series(Some("b"), &[(240_000, 7.0)])];
+        assert_eq!(
+            f.feed("s/total", &late, true, 180_000, 180_000)[0].events,
+            7.0
+        );
+        // Not a counter: each value counts.
+        let e = RatioFeed::default().feed("g", &r[1..], false, 0, 0);
+        assert_eq!(e.iter().map(|e| e.events).sum::<f64>(), 3.0);
     }
 
     #[test]

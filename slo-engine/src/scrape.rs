@@ -212,7 +212,8 @@ pub fn events(slo: &Slo, inc: &Reading) -> (f64, f64) {
             });
             (good, total)
         }
-        Sli::TokensPerKwh { .. } => (0.0, 0.0),
+        // Not read from exporter pages: see `promsource`.
+        Sli::TokensPerKwh { .. } | Sli::Ratio(_) => (0.0, 0.0),
     }
 }
 

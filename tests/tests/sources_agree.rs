@@ -52,10 +52,35 @@ const SLOS: &str = r#"slos:
     sli: { availability: {} }
 "#;
 
+/// The latency SLO again, as an OpenSLO v1 document of PromQL queries (one series per node and
+/// model: no `sum`, so a node that goes away is not read as a counter reset).
+const OPENSLO: &str = r#"apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: latency-openslo
+  labels: { cell: studio-a }
+spec:
+  service: studio-a
+  budgetingMethod: Occurrences
+  timeWindow: [ { duration: 1d, isRolling: true } ]
+  indicator:
+    spec:
+      ratioMetric:
+        counter: true
+        good: { metricSource: { type: Prometheus, spec: { query: 'cellwatch_inference_request_duration_seconds_bucket{le="0.25"}' } } }
+        total: { metricSource: { type: Prometheus, spec: { query: cellwatch_inference_request_duration_seconds_count } } }
+  objectives: [ { target: 0.9 } ]
+"#;
+
 fn config(n1: &str, n2: &str, source: &str) -> String {
+    let openslo = if source.starts_with("prometheus") {
+        "openslo: [latency.openslo.yaml]\n"
+    } else {
+        ""
+    };
     format!(
         "cells:\n  - name: studio-a\n    nodes:\n      - {{ name: n1, url: \"{n1}/metrics\" }}\n      - {{ name: n2, url: \"{n2}/metrics\" }}\n\
-         source:\n  {source}\n{SLOS}"
+         source:\n  {source}\n{SLOS}{openslo}"
     )
 }
 
@@ -96,8 +121,8 @@ fn period(v: &Value, slo: &str) -> (f64, Option<f64>, Option<f64>) {
     )
 }
 
-/// Waits until the engine's period totals are `want` (latency, availability) and returns its
-/// SLO report.
+/// Waits until the engine's period totals are `want` (latency, availability; and for the
+/// prometheus source, the OpenSLO latency too) and returns its SLO report.
 async fn settled(
     e: &Exporter,
     what: &str,
@@ -107,7 +132,14 @@ async fn settled(
     let start = Instant::now();
     loop {
         let v: Value = serde_json::from_str(&e.get("/api/v1/slos").await).unwrap();
-        let got = (period(&v, "latency-250ms").0, period(&v, "availability").0);
+        let mut got = (period(&v, "latency-250ms").0, period(&v, "availability").0);
+        let has_openslo = v["slos"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s["slo"] == "latency-openslo"));
+        if has_openslo && period(&v, "latency-openslo").0 != want.0 {
+            // Not settled yet: show the OpenSLO copy's total (negated) in the message.
+            got.0 = -period(&v, "latency-openslo").0;
+        }
         if got == want {
             return v;
         }
@@ -142,12 +174,16 @@ async fn load(proxy: &str, fast: usize, slow: usize, errors: usize) {
     }
 }
 
-/// The same numbers, to the event, from both engines and the hand count.
+/// The same numbers, to the event, from both engines and the hand count (and, from the
+/// prometheus source, for the OpenSLO copy of the latency SLO).
 fn assert_same(scrape: &Value, prom: &Value, latency: (f64, f64), availability: (f64, f64)) {
     for (slo, (good, total)) in [("latency-250ms", latency), ("availability", availability)] {
         let s = period(scrape, slo);
         let p = period(prom, slo);
         assert_eq!(s, p, "{slo}: scrape source {s:?}, prometheus source {p:?}");
+        if slo == "latency-250ms" {
+            assert_eq!(period(prom, "latency-openslo"), p, "the OpenSLO copy");
+        }
         assert_eq!(s.0, total, "{slo}");
         assert_eq!(s.1, Some(good / total), "{slo}");
         let allowed = 0.1 * total;
@@ -243,6 +279,7 @@ async fn scenario(scrape_db: &str, prom_db: &str) {
 
     // The prometheus-source engine starts now: it backfills what happened before it.
     let prom_cfg = dir.path().join("prometheus.yaml");
+    std::fs::write(dir.path().join("latency.openslo.yaml"), OPENSLO).unwrap();
     std::fs::write(
         &prom_cfg,
         config(
