@@ -15,7 +15,7 @@ use cellwatch_metrics as m;
 use serde::Serialize;
 
 use crate::config::{Budgeting, Config, Sli, Source};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Judge, Ledger, LedgerError};
 use crate::math::{self, SliceData, WindowState};
 use crate::promsource;
 use crate::scrape::{self, Tracker};
@@ -108,47 +108,224 @@ fn window_report(name: &str, state: WindowState) -> WindowReport {
     }
 }
 
-/// Evaluates every SLO of every cell at `now` from the ledger. Occurrence SLOs and the cells'
-/// totals are summed in the database, one query per SLO for every cell; time slices are read
-/// and judged here.
+/// How a time-slice SLO's slices are judged, for the database.
+pub fn judge_of(slo: &crate::config::Slo) -> Option<Judge> {
+    match (&slo.sli, slo.budgeting) {
+        (_, Budgeting::Occurrences) => None,
+        (
+            Sli::TokensPerKwh {
+                threshold,
+                min_tokens,
+            },
+            _,
+        ) => Some(Judge::TokensPerKwh {
+            threshold: *threshold,
+            min_tokens: *min_tokens as f64,
+        }),
+        (_, Budgeting::Timeslices { slice_target, .. }) => Some(Judge::Ratio { slice_target }),
+    }
+}
+
+/// Sums of one SLO (or of the cells' totals) for one cell: every window of `math::WINDOWS`, the
+/// period, and the last few minutes (the no-data test). Each is `[good, total, tokens, joules,
+/// requests]`; for time slices, good and total count judged slices.
+#[derive(Debug, Clone, Default)]
+struct Sums {
+    windows: Vec<[f64; 5]>,
+    period: [f64; 5],
+    recent: [f64; 5],
+}
+
+fn add(a: &mut [f64; 5], b: &[f64; 5]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+/// The sum of the bands of `bands` (bounded by `bounds`) that lie in `[from, to)`.
+fn span(bounds: &[i64], bands: &[[f64; 5]], from: i64, to: i64) -> [f64; 5] {
+    let mut out = [0.0; 5];
+    for (i, b) in bands.iter().enumerate() {
+        if bounds[i] >= from && bounds[i + 1] <= to {
+            add(&mut out, b);
+        }
+    }
+    out
+}
+
+fn hour(t: i64) -> i64 {
+    t - t.rem_euclid(3600)
+}
+
+/// Sums per cell of one SLO's rows (`None`: the cells' totals) at `now`. Windows up to 6h are
+/// summed from the minute rows; 1d, 3d and the period from the hourly rollup, starting on the
+/// hour, and the whole days inside a long period from the daily rollup. Three queries, each
+/// one pass over the rows of this SLO for every cell.
+async fn slo_sums(
+    ledger: &Ledger,
+    slo: Option<&crate::config::Slo>,
+    now: i64,
+) -> Result<std::collections::HashMap<String, Sums>, LedgerError> {
+    use crate::ledger::Table;
+    let cols = |g: &str, t: &str| -> [String; 5] {
+        [
+            g.to_string(),
+            t.to_string(),
+            "tokens".into(),
+            "joules".into(),
+            "requests".into(),
+        ]
+    };
+    let plain = cols("good", "total");
+    // (name, end of the windows, minute columns, rollup columns, their parameters, period
+    // start, start of "recent").
+    let (name, to, minute_cols, rollup_cols, params, period, recent_from) = match slo {
+        None => ("", now + 1, plain.clone(), plain, vec![], None, now - 300),
+        Some(s) => {
+            let (start, _) = math::period_bounds(&s.period, now);
+            match (s.budgeting, judge_of(s)) {
+                (Budgeting::Timeslices { slice, .. }, Some(j)) => {
+                    let (g, t, params) = j.sql(1);
+                    (
+                        s.name.as_str(),
+                        math::slice_start(now, slice),
+                        cols(&g, &t),
+                        cols("judged_good", "judged_total"),
+                        params,
+                        Some(start),
+                        now - (slice.as_secs() as i64 * 2).max(300),
+                    )
+                }
+                _ => (
+                    s.name.as_str(),
+                    now + 1,
+                    plain.clone(),
+                    plain,
+                    vec![],
+                    Some(start),
+                    now - 300,
+                ),
+            }
+        }
+    };
+    let sorted = |mut v: Vec<i64>| {
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    // Minute rows: the short windows and "recent".
+    let short: Vec<(usize, i64)> = math::WINDOWS
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, w))| *w <= 21_600)
+        .map(|(i, (_, w))| (i, to - *w as i64))
+        .collect();
+    let minute_bounds = sorted(
+        short
+            .iter()
+            .map(|(_, b)| *b)
+            .chain([recent_from, to, now + 1])
+            .collect(),
+    );
+    let minute = ledger
+        .bands(
+            Table::Minutes,
+            name,
+            &minute_bounds,
+            None,
+            &minute_cols,
+            &params,
+        )
+        .await?;
+    // Rollups: 1d, 3d and the period. Whole days inside a long period come from the daily rows.
+    let long: Vec<(usize, i64)> = math::WINDOWS
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, w))| *w > 21_600)
+        .map(|(i, (_, w))| (i, hour(to - *w as i64)))
+        .collect();
+    let period_h = period.map(hour);
+    let earliest_window = long.iter().map(|(_, b)| *b).min().unwrap_or(now);
+    let days = period_h.and_then(|p| {
+        let d1 = (p + 86_399).div_euclid(86_400) * 86_400;
+        let d2 = earliest_window.div_euclid(86_400) * 86_400;
+        (d1 < d2).then_some((d1, d2))
+    });
+    let mut hourly_bounds: Vec<i64> = long.iter().map(|(_, b)| *b).collect();
+    hourly_bounds.extend(period_h);
+    if let Some((d1, d2)) = days {
+        hourly_bounds.extend([d1, d2]);
+    }
+    hourly_bounds.push(now + 1);
+    let hourly_bounds = sorted(hourly_bounds);
+    let hourly = ledger
+        .bands(Table::Hours, name, &hourly_bounds, days, &rollup_cols, &[])
+        .await?;
+    let daily = match days {
+        Some((d1, d2)) => {
+            ledger
+                .bands(Table::Days, name, &[d1, d2], None, &rollup_cols, &[])
+                .await?
+        }
+        None => Default::default(),
+    };
+
+    let mut out = std::collections::HashMap::new();
+    let cells: std::collections::BTreeSet<&String> = minute
+        .keys()
+        .chain(hourly.keys())
+        .chain(daily.keys())
+        .collect();
+    for cell in cells {
+        let none = Vec::new();
+        let m = minute.get(cell).unwrap_or(&none);
+        let h = hourly.get(cell).unwrap_or(&none);
+        let mut sums = Sums {
+            windows: vec![[0.0; 5]; math::WINDOWS.len()],
+            ..Default::default()
+        };
+        if !m.is_empty() {
+            for (i, from) in &short {
+                sums.windows[*i] = span(&minute_bounds, m, *from, to);
+            }
+            sums.recent = span(&minute_bounds, m, recent_from, now + 1);
+        }
+        if !h.is_empty() {
+            for (i, from) in &long {
+                sums.windows[*i] = span(&hourly_bounds, h, *from, now + 1);
+            }
+            if let Some(p) = period_h {
+                sums.period = span(&hourly_bounds, h, p, now + 1);
+            }
+        }
+        if let Some(d) = daily.get(cell) {
+            add(&mut sums.period, &d[0]);
+        }
+        out.insert(cell.clone(), sums);
+    }
+    Ok(out)
+}
+
+/// Evaluates every SLO of every cell at `now` from the ledger. First the time slices completed
+/// since the last evaluation are judged, once, into the rollups; then every SLO and the cells'
+/// totals are summed in the database, three queries each for every cell at once.
 pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Report, LedgerError> {
     let mut report = Report {
         at: now,
         ..Default::default()
     };
-    // Occurrence SLOs, summed in the database: indexed like `math::WINDOWS`, then the period,
-    // then "recent".
-    let n = math::WINDOWS.len();
-    let mut occurrence_sums = BTreeMap::new();
-    for slo in config
-        .slos
-        .iter()
-        .filter(|s| s.budgeting == Budgeting::Occurrences)
-    {
-        let (start, _) = math::period_bounds(&slo.period, now);
-        occurrence_sums.insert(
-            slo.name.clone(),
-            window_sums(ledger, &slo.name, now, Some(start)).await?,
-        );
-    }
-    // Time-slice SLOs: every cell's slices of the period in one query, judged here.
-    let mut slice_rows = BTreeMap::new();
-    for slo in config
-        .slos
-        .iter()
-        .filter(|s| s.budgeting != Budgeting::Occurrences)
-    {
-        let (start, _) = math::period_bounds(&slo.period, now);
-        let longest = WINDOWS_MAX.max(now - start);
-        slice_rows.insert(
-            slo.name.clone(),
+    let keep = retention(config);
+    let mut slo_sums_by_name = BTreeMap::new();
+    for slo in &config.slos {
+        if let (Budgeting::Timeslices { slice, .. }, Some(j)) = (slo.budgeting, judge_of(slo)) {
             ledger
-                .slices_by_cell(&slo.name, now - longest, now + 1)
-                .await?,
-        );
+                .judge(&slo.name, &j, now - keep, math::slice_start(now, slice))
+                .await?;
+        }
+        slo_sums_by_name.insert(slo.name.clone(), slo_sums(ledger, Some(slo), now).await?);
     }
-    // The cells' totals, indexed like `math::WINDOWS`, then "recent".
-    let totals = window_sums(ledger, "", now, None).await?;
+    let totals = slo_sums(ledger, None, now).await?;
+    let n = math::WINDOWS.len();
 
     for cell in &config.cells {
         let mut headroom: Option<f64> = None;
@@ -160,43 +337,21 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
                 3600,
                 math::period_length(&slo.period, now).as_secs(),
             );
-            let (tallies, period, data_missing): (Vec<math::Tally>, math::Tally, bool) =
-                match slo.budgeting {
-                    Budgeting::Occurrences => {
-                        let sums = occurrence_sums
-                            .get(&slo.name)
-                            .and_then(|m| m.get(&cell.name));
-                        let t = |i: usize| {
-                            sums.map_or(math::Tally::default(), |s| math::Tally {
-                                good: s[i].good,
-                                total: s[i].total,
-                            })
-                        };
-                        let recent =
-                            sums.is_some_and(|s| s[n + 1].total > 0.0 || s[n + 1].tokens > 0.0);
-                        ((0..n).map(t).collect(), t(n), !recent)
-                    }
-                    Budgeting::Timeslices { slice, .. } => {
-                        // Judged whole: windows end at the start of the slice in progress and reach
-                        // back from there.
-                        let (start, _) = math::period_bounds(&slo.period, now);
-                        let to = math::slice_start(now, slice);
-                        let no_rows = Vec::new();
-                        let slices = slice_rows
-                            .get(&slo.name)
-                            .and_then(|m| m.get(&cell.name))
-                            .unwrap_or(&no_rows);
-                        let tallies = math::WINDOWS
-                            .iter()
-                            .map(|(_, secs)| math::tally(slo, slices, to - *secs as i64, to))
-                            .collect();
-                        let recent_from = now - (slice.as_secs() as i64 * 2).max(300);
-                        let missing = !slices
-                            .iter()
-                            .any(|s| s.start >= recent_from && (s.total > 0.0 || s.tokens > 0.0));
-                        (tallies, math::tally(slo, slices, start, to), missing)
-                    }
-                };
+            let sums = slo_sums_by_name
+                .get(&slo.name)
+                .and_then(|m| m.get(&cell.name))
+                .cloned()
+                .unwrap_or_else(|| Sums {
+                    windows: vec![[0.0; 5]; n],
+                    ..Default::default()
+                });
+            let tally = |s: &[f64; 5]| math::Tally {
+                good: s[0],
+                total: s[1],
+            };
+            let tallies: Vec<math::Tally> = sums.windows.iter().map(tally).collect();
+            let period = tally(&sums.period);
+            let data_missing = !(sums.recent[1] > 0.0 || sums.recent[2] > 0.0);
             let mut windows = Vec::new();
             for ((name, _), t) in math::WINDOWS.iter().zip(&tallies) {
                 let mut w = window_report(name, math::window_state(slo, *t));
@@ -227,17 +382,11 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
         let mut tpk = BTreeMap::new();
         let mut kpr = BTreeMap::new();
         for (i, (name, _)) in math::WINDOWS.iter().enumerate() {
-            let s = sums.map(|s| s[i]).unwrap_or_default();
-            tpk.insert(name.to_string(), math::tokens_per_kwh(s.tokens, s.joules));
-            kpr.insert(
-                name.to_string(),
-                math::kwh_per_1k_requests(s.joules, s.requests),
-            );
+            let s = sums.map(|s| s.windows[i]).unwrap_or_default();
+            tpk.insert(name.to_string(), math::tokens_per_kwh(s[2], s[3]));
+            kpr.insert(name.to_string(), math::kwh_per_1k_requests(s[3], s[4]));
         }
-        let recent_totals = sums.is_some_and(|s| {
-            let r = s[math::WINDOWS.len()];
-            r.tokens > 0.0 || r.requests > 0.0 || r.joules > 0.0
-        });
+        let recent_totals = sums.is_some_and(|s| s.recent[2..].iter().any(|v| *v > 0.0));
         report.cells.push(CellReport {
             cell: cell.name.clone(),
             tokens_per_kwh: tpk,
@@ -249,50 +398,11 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
     Ok(report)
 }
 
-/// Sums per cell of one SLO's rows (or `""`, the cells' totals) over every window of
-/// `math::WINDOWS`, then over the period from `period_start` when given, then over the last
-/// 5 minutes (the no-data test). Windows up to 6h come from the minute rows; 1d, 3d and the
-/// period from the hourly rollup, aligned to the hour.
-async fn window_sums(
-    ledger: &Ledger,
-    slo: &str,
-    now: i64,
-    period_start: Option<i64>,
-) -> Result<std::collections::HashMap<String, Vec<SliceData>>, LedgerError> {
-    let short: Vec<i64> = math::WINDOWS
-        .iter()
-        .filter(|(_, s)| *s <= 21600)
-        .map(|(_, s)| now - *s as i64)
-        .collect();
-    let long: Vec<i64> = math::WINDOWS
-        .iter()
-        .filter(|(_, s)| *s > 21600)
-        .map(|(_, s)| now - *s as i64)
-        .chain(period_start)
-        .collect();
-    let minute_bounds: Vec<i64> = short.iter().copied().chain([now - 300]).collect();
-    let minute = ledger.window_sums(slo, &minute_bounds, now + 1).await?;
-    let hourly = ledger.hourly_window_sums(slo, &long, now + 1).await?;
-    let mut out = std::collections::HashMap::new();
-    for cell in minute.keys().chain(hourly.keys()) {
-        let m = minute
-            .get(cell)
-            .cloned()
-            .unwrap_or_else(|| vec![SliceData::default(); minute_bounds.len()]);
-        let h = hourly
-            .get(cell)
-            .cloned()
-            .unwrap_or_else(|| vec![SliceData::default(); long.len()]);
-        let mut v: Vec<SliceData> = m[..short.len()].to_vec();
-        v.extend_from_slice(&h);
-        v.push(m[short.len()]);
-        out.insert(cell.clone(), v);
-    }
-    Ok(out)
-}
-
 /// The longest fixed window (3 days), seconds.
 const WINDOWS_MAX: i64 = 259_200;
+
+/// How long minute rows of occurrence SLOs and cell totals are kept: windows up to 6h read them.
+const MINUTE_RETENTION: i64 = 86_400;
 
 /// The report as metrics.
 pub fn samples(report: &Report) -> Vec<Sample> {
@@ -813,18 +923,17 @@ pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Resul
                 Err(e) => tracing::error!(error = %e, "evaluation failed"),
             }
             if t % 3600 < interval.as_secs() as i64 {
-                // Minute rows: 3 days and a margin for the fixed windows, the whole period for
-                // time-slice SLOs (judged from their rows); hourly rollups: the period.
+                // Minute rows: a day for the short windows (longer ones come from the rollups),
+                // the whole period for time-slice SLOs (judged again from them when their
+                // threshold changes); rollups: the period.
                 for slo in &config.slos {
                     let keep = match slo.budgeting {
                         Budgeting::Timeslices { .. } => retention,
-                        Budgeting::Occurrences => WINDOWS_MAX + 86400,
+                        Budgeting::Occurrences => MINUTE_RETENTION,
                     };
                     let _ = ledger.prune_minutes(Some(&slo.name), t - keep).await;
                 }
-                let _ = ledger
-                    .prune_minutes(Some(""), t - (WINDOWS_MAX + 86400))
-                    .await;
+                let _ = ledger.prune_minutes(Some(""), t - MINUTE_RETENTION).await;
                 let _ = ledger.prune_hourly(t - retention).await;
             }
         }

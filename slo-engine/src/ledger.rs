@@ -66,6 +66,90 @@ fn slice_at(r: &sqlx::any::AnyRow, at: usize) -> Result<SliceData, sqlx::Error> 
     })
 }
 
+/// The tables of recorded slices, by resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// One row per minute (or per time slice).
+    Minutes,
+    /// The hourly rollup (and verdicts of time slices).
+    Hours,
+    /// The daily rollup (and verdicts of time slices).
+    Days,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Minutes => "slices",
+            Table::Hours => "slices_hourly",
+            Table::Days => "slices_daily",
+        }
+    }
+}
+
+/// How a time slice is judged, as SQL: the same comparisons as [`crate::math::judge`], on the
+/// same IEEE doubles, so the database and the pure math agree to the slice.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Judge {
+    /// Good when good / total reaches the slice target; idle without events.
+    Ratio {
+        /// Share of good events that makes a slice good.
+        slice_target: f64,
+    },
+    /// Good when tokens per kWh reach the threshold; idle under `min_tokens` tokens or without
+    /// an energy reading.
+    TokensPerKwh {
+        /// Tokens per kWh.
+        threshold: f64,
+        /// Fewest tokens.
+        min_tokens: f64,
+    },
+}
+
+impl Judge {
+    /// (good, judged) SQL expressions of a row's verdict (1 or 0), and the values of their
+    /// placeholders, numbered from `$first`.
+    pub fn sql(&self, first: usize) -> (String, String, Vec<f64>) {
+        let p = |i: usize| format!("${}", first + i);
+        match *self {
+            Judge::Ratio { slice_target } => (
+                format!(
+                    "CASE WHEN total > 0 AND good / total >= {} THEN 1 ELSE 0 END",
+                    p(0)
+                ),
+                "CASE WHEN total > 0 THEN 1 ELSE 0 END".into(),
+                vec![slice_target],
+            ),
+            Judge::TokensPerKwh {
+                threshold,
+                min_tokens,
+            } => {
+                let judged = format!("tokens >= {} AND tokens > 0 AND joules > 0", p(0));
+                (
+                    format!(
+                        "CASE WHEN {judged} AND tokens / (joules / {}) >= {} THEN 1 ELSE 0 END",
+                        p(1),
+                        p(2)
+                    ),
+                    format!("CASE WHEN {judged} THEN 1 ELSE 0 END"),
+                    vec![min_tokens, 3.6e6, threshold],
+                )
+            }
+        }
+    }
+
+    /// The parameters, as the judging cursor's name.
+    fn key(&self) -> String {
+        match self {
+            Judge::Ratio { slice_target } => format!("ratio {slice_target:?}"),
+            Judge::TokensPerKwh {
+                threshold,
+                min_tokens,
+            } => format!("tokens_per_kwh {threshold:?} {min_tokens:?}"),
+        }
+    }
+}
+
 /// An open, migrated ledger.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -146,6 +230,7 @@ impl Ledger {
             for (table, start) in [
                 ("slices", s.start),
                 ("slices_hourly", s.start - s.start.rem_euclid(3600)),
+                ("slices_daily", s.start - s.start.rem_euclid(86400)),
             ] {
                 sqlx::query(&format!(
                     "INSERT INTO {table} (cell, slo, start, good, total, tokens, joules, requests) \
@@ -255,89 +340,192 @@ impl Ledger {
         Ok(out)
     }
 
-    /// For one SLO (or `""`, the cells' totals), the sums of every column over the rows that
-    /// start at or after each of `bounds` (and before `to`), per cell: one query, summed in the
-    /// database. `result[cell][i]` holds the sums from `bounds[i]`.
-    pub async fn window_sums(
+    /// Sums per cell and band of one SLO's rows (or `""`, the cells' totals) in `table`: band
+    /// `i` holds the rows that start in `[bounds[i], bounds[i + 1])` (`bounds` ascending), less
+    /// those in `skip` (`[from, to)`, read from another table). `cols` are the five SQL
+    /// expressions summed (columns, or verdicts of [`Judge::sql`]) and `params` the values of
+    /// their placeholders, numbered from `$1`: the query's own placeholders follow them. One
+    /// query, one pass over the rows, summed in the database. `result[cell][band][col]`.
+    pub async fn bands(
         &self,
+        table: Table,
         slo: &str,
         bounds: &[i64],
-        to: i64,
-    ) -> Result<std::collections::HashMap<String, Vec<SliceData>>, LedgerError> {
-        self.sums("slices", slo, bounds, to).await
-    }
-
-    /// As [`Ledger::window_sums`], from the hourly rollup: each bound is moved back to the start
-    /// of its hour, so a window may reach up to 59 minutes further back than asked.
-    pub async fn hourly_window_sums(
-        &self,
-        slo: &str,
-        bounds: &[i64],
-        to: i64,
-    ) -> Result<std::collections::HashMap<String, Vec<SliceData>>, LedgerError> {
-        let hours: Vec<i64> = bounds.iter().map(|b| b - b.rem_euclid(3600)).collect();
-        self.sums("slices_hourly", slo, &hours, to).await
-    }
-
-    async fn sums(
-        &self,
-        table: &str,
-        slo: &str,
-        bounds: &[i64],
-        to: i64,
-    ) -> Result<std::collections::HashMap<String, Vec<SliceData>>, LedgerError> {
-        let from = bounds.iter().copied().min().unwrap_or(to);
-        let mut cols = String::new();
-        for (i, _) in bounds.iter().enumerate() {
-            let p = i + 4;
-            for c in ["good", "total", "tokens", "joules", "requests"] {
-                cols.push_str(&format!(
-                    ", SUM(CASE WHEN start >= ${p} THEN {c} ELSE 0 END)"
-                ));
-            }
+        skip: Option<(i64, i64)>,
+        cols: &[String; 5],
+        params: &[f64],
+    ) -> Result<std::collections::HashMap<String, Vec<[f64; 5]>>, LedgerError> {
+        let mut out = std::collections::HashMap::new();
+        if bounds.len() < 2 {
+            return Ok(out);
         }
+        let n = params.len();
+        let p = |i: usize| format!("${}", n + i);
+        // $n+1: slo; $n+2..: bounds; then skip.
+        let last = bounds.len() - 1;
+        let mut case = String::from("CASE");
+        for i in (0..last).rev() {
+            case.push_str(&format!(" WHEN start >= {} THEN {i}", p(2 + i)));
+        }
+        case.push_str(" END");
+        let skip_sql = match skip {
+            Some(_) => format!(
+                " AND NOT (start >= {} AND start < {})",
+                p(2 + bounds.len()),
+                p(3 + bounds.len())
+            ),
+            None => String::new(),
+        };
+        let sums: Vec<String> = (0..5)
+            .map(|i| format!("CAST(SUM(c{i}) AS DOUBLE PRECISION)"))
+            .collect();
+        let inner: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} AS c{i}"))
+            .collect();
         let sql = format!(
-            "SELECT cell{cols} FROM {table} WHERE slo = $1 AND start >= $2 AND start < $3 GROUP BY cell"
+            "SELECT cell, CAST(band AS BIGINT), {} FROM (SELECT cell, {case} AS band, {} FROM {} \
+             WHERE slo = {} AND start >= {} AND start < {}{skip_sql}) AS r GROUP BY cell, band",
+            sums.join(", "),
+            inner.join(", "),
+            table.name(),
+            p(1),
+            p(2),
+            p(2 + last),
         );
-        let mut q = sqlx::query(&sql).bind(slo).bind(from).bind(to);
+        let mut q = sqlx::query(&sql);
+        for v in params {
+            q = q.bind(*v);
+        }
+        q = q.bind(slo);
         for b in bounds {
             q = q.bind(*b);
+        }
+        if let Some((from, to)) = skip {
+            q = q.bind(from).bind(to);
         }
         let rows = q
             .fetch_all(&self.pool)
             .await
             .map_err(|source| LedgerError::Query {
-                what: "sum windows",
+                what: "sum bands",
                 source,
             })?;
-        let mut out = std::collections::HashMap::new();
         for r in rows {
-            let decode = || -> Result<(String, Vec<SliceData>), sqlx::Error> {
+            let decode = || -> Result<(String, usize, [f64; 5]), sqlx::Error> {
                 let cell: String = r.try_get(0)?;
-                let mut sums = Vec::with_capacity(bounds.len());
-                for (i, b) in bounds.iter().enumerate() {
-                    let at = 1 + i * 5;
-                    let get = |k: usize| -> Result<f64, sqlx::Error> {
-                        Ok(r.try_get::<Option<f64>, _>(at + k)?.unwrap_or(0.0))
-                    };
-                    sums.push(SliceData {
-                        start: *b,
-                        good: get(0)?,
-                        total: get(1)?,
-                        tokens: get(2)?,
-                        joules: get(3)?,
-                        requests: get(4)?,
-                    });
+                let band: i64 = r.try_get::<Option<i64>, _>(1)?.unwrap_or(-1);
+                let mut v = [0.0; 5];
+                for (i, x) in v.iter_mut().enumerate() {
+                    *x = r.try_get::<Option<f64>, _>(2 + i)?.unwrap_or(0.0);
                 }
-                Ok((cell, sums))
+                Ok((cell, band as usize, v))
             };
-            let (cell, sums) = decode().map_err(|source| LedgerError::Query {
-                what: "decode window sums",
+            let (cell, band, v) = decode().map_err(|source| LedgerError::Query {
+                what: "decode band sums",
                 source,
             })?;
-            out.insert(cell, sums);
+            if band < last {
+                out.entry(cell).or_insert_with(|| vec![[0.0; 5]; last])[band] = v;
+            }
         }
         Ok(out)
+    }
+
+    /// Judges the complete time slices of one SLO that start in `[cursor, to)` and adds their
+    /// verdicts to the hourly and daily rollups (`judged_good`, `judged_total`), moving the
+    /// SLO's judging cursor in the same transaction, so each slice is judged exactly once.
+    /// `key` names how it is judged (the SLO and its parameters): under a new key (a changed
+    /// threshold), the rollups' verdicts are cleared and every slice from `from` is judged
+    /// again. Returns how far slices are judged (Unix seconds).
+    pub async fn judge(
+        &self,
+        slo: &str,
+        judge: &Judge,
+        from: i64,
+        to: i64,
+    ) -> Result<i64, LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "judge time slices",
+            source,
+        };
+        let prefix = format!("judged {slo} ");
+        let key = format!("{prefix}{}", judge.key());
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let cursor: Option<i64> = sqlx::query("SELECT upto FROM source_cursors WHERE source = $1")
+            .bind(key.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()
+            .map_err(err)?;
+        let cursor = match cursor {
+            Some(ms) => ms.div_euclid(1000),
+            None => {
+                // First judging under these parameters: start over.
+                for table in ["slices_hourly", "slices_daily"] {
+                    sqlx::query(&format!(
+                        "UPDATE {table} SET judged_good = 0, judged_total = 0 WHERE slo = $1"
+                    ))
+                    .bind(slo)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                }
+                sqlx::query(
+                    "DELETE FROM source_cursors WHERE substr(source, 1, CAST($1 AS INTEGER)) = $2",
+                )
+                .bind(prefix.len() as i64)
+                .bind(prefix.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+                from
+            }
+        };
+        if to <= cursor {
+            tx.rollback().await.map_err(err)?;
+            return Ok(cursor);
+        }
+        let (good, total, params) = judge.sql(1);
+        let n = params.len();
+        for (table, unit) in [("slices_hourly", 3600), ("slices_daily", 86400)] {
+            let sql = format!(
+                "INSERT INTO {table} (cell, slo, start, judged_good, judged_total) \
+                 SELECT cell, slo, start - (start % {unit}), CAST(SUM({good}) AS DOUBLE PRECISION), CAST(SUM({total}) AS DOUBLE PRECISION) \
+                 FROM slices WHERE slo = ${} AND start >= ${} AND start < ${} \
+                 GROUP BY cell, slo, start - (start % {unit}) \
+                 ON CONFLICT (cell, slo, start) DO UPDATE SET \
+                   judged_good = {table}.judged_good + excluded.judged_good, \
+                   judged_total = {table}.judged_total + excluded.judged_total",
+                n + 1,
+                n + 2,
+                n + 3
+            );
+            let mut q = sqlx::query(&sql);
+            for v in &params {
+                q = q.bind(*v);
+            }
+            q.bind(slo)
+                .bind(cursor)
+                .bind(to)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        sqlx::query(
+            "INSERT INTO source_cursors (source, upto) VALUES ($1, $2) \
+             ON CONFLICT (source) DO UPDATE SET upto = excluded.upto",
+        )
+        .bind(key.as_str())
+        .bind(to * 1000)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(to)
     }
 
     /// Deletes minute slices and hourly rollups that start before `before` (retention);
@@ -366,14 +554,21 @@ impl Ledger {
         Ok(r.rows_affected())
     }
 
-    /// Deletes hourly rollups that start before `before`.
+    /// Deletes hourly and daily rollups that start before `before`; returns how many hourly
+    /// rows went.
     pub async fn prune_hourly(&self, before: i64) -> Result<u64, LedgerError> {
         let err = |source| LedgerError::Query {
-            what: "prune hourly rollups",
+            what: "prune rollups",
             source,
         };
         let r = sqlx::query("DELETE FROM slices_hourly WHERE start < $1")
             .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        // A day is dropped once all of it is older than `before`.
+        sqlx::query("DELETE FROM slices_daily WHERE start < $1")
+            .bind(before - 86400)
             .execute(&self.pool)
             .await
             .map_err(err)?;
