@@ -1,13 +1,16 @@
 -- Evaluation at scale (1,000 cells × 4 SLOs in well under a second):
--- * every query reads one SLO over a time range, so index (slo, start);
+-- * every query reads one SLO over time ranges: covering indexes on (slo, start, …) answer it
+--   from the index alone;
 -- * a daily rollup, so a 30-day period reads 30 rows per cell, plus the hours at its edges;
 -- * judged time slices: when a time slice is complete, its verdict (good, or judged at all) is
 --   added once to the hourly and daily rollups, so long windows of time-slice SLOs are sums too.
-CREATE INDEX IF NOT EXISTS slices_by_slo ON slices (slo, start);
-CREATE INDEX IF NOT EXISTS slices_hourly_by_slo ON slices_hourly (slo, start);
+CREATE INDEX IF NOT EXISTS slices_by_slo
+    ON slices (slo, start, cell, good, total, tokens, joules, requests);
 
 ALTER TABLE slices_hourly ADD COLUMN judged_good DOUBLE PRECISION NOT NULL DEFAULT 0;
 ALTER TABLE slices_hourly ADD COLUMN judged_total DOUBLE PRECISION NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS slices_hourly_by_slo
+    ON slices_hourly (slo, start, cell, good, total, tokens, joules, requests, judged_good, judged_total);
 
 CREATE TABLE IF NOT EXISTS slices_daily (
     cell         TEXT NOT NULL,
@@ -22,7 +25,8 @@ CREATE TABLE IF NOT EXISTS slices_daily (
     judged_total DOUBLE PRECISION NOT NULL DEFAULT 0,
     PRIMARY KEY (cell, slo, start)
 );
-CREATE INDEX IF NOT EXISTS slices_daily_by_slo ON slices_daily (slo, start);
+CREATE INDEX IF NOT EXISTS slices_daily_by_slo
+    ON slices_daily (slo, start, cell, good, total, tokens, joules, requests, judged_good, judged_total);
 
 -- Existing hourly rows, rolled up once (verdicts are judged again from the minute rows on the
 -- next start: no judging cursor exists yet).

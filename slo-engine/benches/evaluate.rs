@@ -1,77 +1,127 @@
 //! `cargo bench -p cellwatch-slo`: one evaluation of every SLO of every cell over every window,
-//! from a filled ledger (SQLite, and PostgreSQL when CELLWATCH_BENCH_POSTGRES_URL is set).
-//! Cells × 4 SLOs (latency, ttft, availability on minute slices; tokens/kWh on 5-minute
-//! slices), a 1-day period filled with one slice per minute.
+//! from a ledger filled as the engine leaves it in steady state (SQLite, and PostgreSQL when
+//! CELLWATCH_BENCH_POSTGRES_URL names an empty database).
+//!
+//! Cells × 4 SLOs with a 30-day period: latency, ttft and availability on minute rows (a day of
+//! them, as retention keeps), tokens/kWh on 5-minute slices (the whole period, judged), hourly
+//! and daily rollups for the period, and the cells' totals. Filled with bulk SQL (the same rows
+//! the engine writes), then evaluated once to judge the time slices, as a running engine has.
 
 use std::path::Path;
 
 use cellwatch_slo::config::{self, Config};
 use cellwatch_slo::engine::evaluate;
 use cellwatch_slo::ledger::Ledger;
-use cellwatch_slo::math::SliceData;
 
 fn main() {
     divan::main();
 }
 
-const DAY: i64 = 86400;
+const DAY: i64 = 86_400;
+/// The evaluation time: 31 days and a half hour after the epoch, so the period begins mid-hour.
+const NOW: i64 = 31 * DAY + 1800;
 
 fn config(cells: usize) -> Config {
     let mut yaml = String::from("cells:\n");
     for c in 0..cells {
-        yaml.push_str(&format!("  - name: cell-{c}\n    nodes:\n      - {{ name: n, url: \"http://n{c}:9817/metrics\" }}\n"));
+        yaml.push_str(&format!(
+            "  - {{ name: cell-{c}, nodes: [ {{ name: n, url: \"http://n{c}:9817/metrics\" }} ] }}\n"
+        ));
     }
     yaml.push_str(
         "slos:\n\
-         \x20 - { name: latency, objective: 0.99, period: 1d, sli: { latency: { threshold: 2s } } }\n\
-         \x20 - { name: ttft, objective: 0.95, period: 1d, sli: { ttft: { threshold: 500ms } } }\n\
-         \x20 - { name: availability, objective: 0.995, period: 1d, sli: { availability: {} } }\n\
-         \x20 - { name: efficiency, objective: 0.95, period: 1d, slice: 5m, sli: { tokens_per_kwh: { threshold: 150000 } } }\n",
+         \x20 - { name: latency, objective: 0.99, period: 30d, sli: { latency: { threshold: 2s } } }\n\
+         \x20 - { name: ttft, objective: 0.95, period: 30d, sli: { ttft: { threshold: 500ms } } }\n\
+         \x20 - { name: availability, objective: 0.995, period: 30d, sli: { availability: {} } }\n\
+         \x20 - { name: efficiency, objective: 0.95, period: 30d, slice: 5m, sli: { tokens_per_kwh: { threshold: 150000 } } }\n",
     );
     config::parse(&yaml, Path::new("bench.yaml")).unwrap()
 }
 
-async fn fill(ledger: &Ledger, cfg: &Config) {
-    for cell in &cfg.cells {
-        let mut rows = Vec::new();
-        for m in 0..(DAY / 60) {
-            let start = m * 60;
-            for slo in ["latency", "ttft", "availability"] {
-                rows.push((
-                    cell.name.clone(),
-                    slo.to_string(),
-                    SliceData {
-                        start,
-                        good: 99.0,
-                        total: 100.0,
-                        ..Default::default()
-                    },
-                ));
-            }
-            if m % 5 == 0 {
-                let s = SliceData {
-                    start,
-                    tokens: 10_000.0,
-                    joules: 2e5,
-                    requests: 500.0,
-                    ..Default::default()
-                };
-                rows.push((cell.name.clone(), "efficiency".into(), s));
-            }
-            rows.push((
-                cell.name.clone(),
-                String::new(),
-                SliceData {
-                    start,
-                    tokens: 2000.0,
-                    joules: 4e4,
-                    requests: 100.0,
-                    ..Default::default()
-                },
-            ));
-        }
-        ledger.record_many(&rows).await.unwrap();
+/// Bulk-inserts `per_cell` rows per cell into `table`, `step` seconds apart, ending before
+/// `end`.
+#[allow(clippy::too_many_arguments)]
+async fn fill_table(
+    pool: &sqlx::AnyPool,
+    table: &str,
+    cells: usize,
+    slo: &str,
+    end: i64,
+    step: i64,
+    per_cell: i64,
+    values: &str,
+) {
+    let sql = format!(
+        "INSERT INTO {table} (cell, slo, start, good, total, tokens, joules, requests) \
+         WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < {}), \
+         m(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM m WHERE i < {}) \
+         SELECT 'cell-' || CAST(c.i AS TEXT), '{slo}', {} + m.i * {step}, {values} FROM c CROSS JOIN m",
+        cells - 1,
+        per_cell - 1,
+        end - per_cell * step,
+    );
+    sqlx::query(&sql).execute(pool).await.unwrap();
+}
+
+async fn fill(url: &str, cells: usize) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let minute_end = NOW - NOW % 60 + 60;
+    let hour_end = NOW - NOW % 3600 + 3600;
+    let day_end = NOW - NOW % DAY + DAY;
+    for (slo, per_minute) in [
+        ("latency", "99, 100, 0, 0, 0"),
+        ("ttft", "97, 100, 0, 0, 0"),
+        ("availability", "100, 100, 0, 0, 0"),
+        ("", "0, 0, 2000, 40000, 100"),
+    ] {
+        fill_table(
+            &pool, "slices", cells, slo, minute_end, 60, 1440, per_minute,
+        )
+        .await;
+        let scale = |n: f64| {
+            per_minute
+                .split(", ")
+                .map(|v| format!("{}", v.parse::<f64>().unwrap() * n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        fill_table(
+            &pool,
+            "slices_hourly",
+            cells,
+            slo,
+            hour_end,
+            3600,
+            31 * 24,
+            &scale(60.0),
+        )
+        .await;
+        fill_table(
+            &pool,
+            "slices_daily",
+            cells,
+            slo,
+            day_end,
+            DAY,
+            32,
+            &scale(1440.0),
+        )
+        .await;
     }
+    let slice = "0, 0, 10000, 200000, 500";
+    fill_table(
+        &pool,
+        "slices",
+        cells,
+        "efficiency",
+        NOW - NOW % 300 + 300,
+        300,
+        31 * 288,
+        slice,
+    )
+    .await;
+    pool.close().await;
 }
 
 fn bench_on(b: divan::Bencher<'_, '_>, cells: usize, url: String) {
@@ -83,13 +133,17 @@ fn bench_on(b: divan::Bencher<'_, '_>, cells: usize, url: String) {
     let cfg = config(cells);
     let ledger = rt.block_on(async {
         let l = Ledger::open(&url).await.unwrap();
-        fill(&l, &cfg).await;
+        let started = std::time::Instant::now();
+        fill(&url, cells).await;
+        // The first evaluation judges a month of time slices, as a running engine already has.
+        evaluate(&cfg, &l, NOW - 60).await.unwrap();
+        eprintln!("filled {cells} cells in {:?}", started.elapsed());
         l
     });
-    b.bench_local(|| rt.block_on(evaluate(&cfg, &ledger, DAY)).unwrap());
+    b.bench_local(|| rt.block_on(evaluate(&cfg, &ledger, NOW)).unwrap());
 }
 
-#[divan::bench(args = [10, 100], sample_count = 3, sample_size = 1)]
+#[divan::bench(args = [100, 1000], sample_count = 5, sample_size = 1)]
 fn evaluate_sqlite(b: divan::Bencher<'_, '_>, cells: usize) {
     let dir = tempfile::tempdir().unwrap();
     bench_on(
@@ -99,11 +153,31 @@ fn evaluate_sqlite(b: divan::Bencher<'_, '_>, cells: usize) {
     );
 }
 
-#[divan::bench(args = [10, 100], sample_count = 3, sample_size = 1)]
+#[divan::bench(args = [100, 1000], sample_count = 5, sample_size = 1)]
 fn evaluate_postgres(b: divan::Bencher<'_, '_>, cells: usize) {
-    let Ok(url) = std::env::var("CELLWATCH_BENCH_POSTGRES_URL") else {
+    let Ok(base) = std::env::var("CELLWATCH_BENCH_POSTGRES_URL") else {
         eprintln!("CELLWATCH_BENCH_POSTGRES_URL is not set: PostgreSQL not measured");
         return;
     };
+    // A fresh database per run, next to the one named.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = format!("cw_bench_{cells}_{}", std::process::id());
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&base).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let url = format!(
+        "{}/{db}",
+        base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b)
+    );
     bench_on(b, cells, url);
 }

@@ -142,31 +142,53 @@ fn add(a: &mut [f64; 5], b: &[f64; 5]) {
     }
 }
 
-/// The sum of the bands of `bands` (bounded by `bounds`) that lie in `[from, to)`.
-fn span(bounds: &[i64], bands: &[[f64; 5]], from: i64, to: i64) -> [f64; 5] {
-    let mut out = [0.0; 5];
-    for (i, b) in bands.iter().enumerate() {
-        if bounds[i] >= from && bounds[i + 1] <= to {
-            add(&mut out, b);
-        }
+/// The tables of the ledger by resolution, and the alignment of their rows (seconds).
+const TIERS: [(crate::ledger::Table, i64); 3] = [
+    (crate::ledger::Table::Minutes, 60),
+    (crate::ledger::Table::Hours, 3600),
+    (crate::ledger::Table::Days, 86_400),
+];
+
+/// Splits `[from, to)` into pieces read from the coarsest table that covers them exactly:
+/// (tier, from, to). A 6-hour window is a few minute rows at each end and five hourly rows; a
+/// month is some hours at each end and whole days between.
+fn pieces(from: i64, to: i64, tier: usize, out: &mut Vec<(usize, i64, i64)>) {
+    if from >= to {
+        return;
     }
-    out
+    let Some(&(_, next)) = TIERS.get(tier + 1) else {
+        out.push((tier, from, to));
+        return;
+    };
+    let a = (from + next - 1).div_euclid(next) * next;
+    let b = to.div_euclid(next) * next;
+    if a >= b {
+        out.push((tier, from, to));
+        return;
+    }
+    if from < a {
+        out.push((tier, from, a));
+    }
+    pieces(a, b, tier + 1, out);
+    if b < to {
+        out.push((tier, b, to));
+    }
 }
 
 fn hour(t: i64) -> i64 {
     t - t.rem_euclid(3600)
 }
 
-/// Sums per cell of one SLO's rows (`None`: the cells' totals) at `now`. Windows up to 6h are
-/// summed from the minute rows; 1d, 3d and the period from the hourly rollup, starting on the
-/// hour, and the whole days inside a long period from the daily rollup. Three queries, each
-/// one pass over the rows of this SLO for every cell.
+/// Sums per cell of one SLO's rows (`None`: the cells' totals) at `now`. Windows up to 6h
+/// cover exactly the slices that start in their last `w` seconds; a day and longer, and the
+/// period, start on the hour. Each range is read from the coarsest table that covers it
+/// exactly (minute rows at the edges, hourly and daily rollups between): one query per table,
+/// one index range scan per stretch, summed in the database.
 async fn slo_sums(
     ledger: &Ledger,
     slo: Option<&crate::config::Slo>,
     now: i64,
 ) -> Result<std::collections::HashMap<String, Sums>, LedgerError> {
-    use crate::ledger::Table;
     let cols = |g: &str, t: &str| -> [String; 5] {
         [
             g.to_string(),
@@ -208,100 +230,75 @@ async fn slo_sums(
             }
         }
     };
-    let sorted = |mut v: Vec<i64>| {
-        v.sort_unstable();
-        v.dedup();
-        v
-    };
-    // Minute rows: the short windows and "recent".
-    let short: Vec<(usize, i64)> = math::WINDOWS
+    // Every range summed: the windows, the period, "recent" (minute rows only).
+    let mut ranges: Vec<(i64, i64)> = math::WINDOWS
         .iter()
-        .enumerate()
-        .filter(|(_, (_, w))| *w <= 21_600)
-        .map(|(i, (_, w))| (i, to - *w as i64))
+        .map(|(_, w)| {
+            let from = to - *w as i64;
+            (if *w > 21_600 { hour(from) } else { from }, to)
+        })
         .collect();
-    let minute_bounds = sorted(
-        short
+    ranges.push(period.map_or((to, to), |p| (hour(p), to)));
+    let split: Vec<Vec<(usize, i64, i64)>> = ranges
+        .iter()
+        .map(|(from, to)| {
+            let mut v = Vec::new();
+            pieces(*from, *to, 0, &mut v);
+            v
+        })
+        .chain([vec![(0, recent_from, now + 1)]])
+        .collect();
+    let mut per_tier = Vec::new();
+    for (tier, (table, _)) in TIERS.iter().enumerate() {
+        let mine: Vec<(i64, i64)> = split
             .iter()
-            .map(|(_, b)| *b)
-            .chain([recent_from, to, now + 1])
-            .collect(),
-    );
-    let minute = ledger
-        .bands(
-            Table::Minutes,
-            name,
-            &minute_bounds,
-            None,
-            &minute_cols,
-            &params,
-        )
-        .await?;
-    // Rollups: 1d, 3d and the period. Whole days inside a long period come from the daily rows.
-    let long: Vec<(usize, i64)> = math::WINDOWS
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, w))| *w > 21_600)
-        .map(|(i, (_, w))| (i, hour(to - *w as i64)))
-        .collect();
-    let period_h = period.map(hour);
-    let earliest_window = long.iter().map(|(_, b)| *b).min().unwrap_or(now);
-    let days = period_h.and_then(|p| {
-        let d1 = (p + 86_399).div_euclid(86_400) * 86_400;
-        let d2 = earliest_window.div_euclid(86_400) * 86_400;
-        (d1 < d2).then_some((d1, d2))
-    });
-    let mut hourly_bounds: Vec<i64> = long.iter().map(|(_, b)| *b).collect();
-    hourly_bounds.extend(period_h);
-    if let Some((d1, d2)) = days {
-        hourly_bounds.extend([d1, d2]);
-    }
-    hourly_bounds.push(now + 1);
-    let hourly_bounds = sorted(hourly_bounds);
-    let hourly = ledger
-        .bands(Table::Hours, name, &hourly_bounds, days, &rollup_cols, &[])
-        .await?;
-    let daily = match days {
-        Some((d1, d2)) => {
-            ledger
-                .bands(Table::Days, name, &[d1, d2], None, &rollup_cols, &[])
-                .await?
-        }
-        None => Default::default(),
-    };
-
-    let mut out = std::collections::HashMap::new();
-    let cells: std::collections::BTreeSet<&String> = minute
-        .keys()
-        .chain(hourly.keys())
-        .chain(daily.keys())
-        .collect();
-    for cell in cells {
-        let none = Vec::new();
-        let m = minute.get(cell).unwrap_or(&none);
-        let h = hourly.get(cell).unwrap_or(&none);
-        let mut sums = Sums {
-            windows: vec![[0.0; 5]; math::WINDOWS.len()],
-            ..Default::default()
+            .flatten()
+            .filter(|(t, ..)| *t == tier)
+            .map(|(_, a, b)| (*a, *b))
+            .collect();
+        let mut bounds: Vec<i64> = mine.iter().flat_map(|(a, b)| [*a, *b]).collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        let keep: Vec<bool> = bounds
+            .windows(2)
+            .map(|w| mine.iter().any(|(a, b)| *a <= w[0] && w[1] <= *b))
+            .collect();
+        let (c, p) = if tier == 0 {
+            (&minute_cols, params.as_slice())
+        } else {
+            (&rollup_cols, &[][..])
         };
-        if !m.is_empty() {
-            for (i, from) in &short {
-                sums.windows[*i] = span(&minute_bounds, m, *from, to);
+        let sums = ledger.bands(*table, name, &bounds, &keep, c, p).await?;
+        per_tier.push((bounds, sums));
+    }
+    let cells: std::collections::BTreeSet<&String> =
+        per_tier.iter().flat_map(|(_, s)| s.keys()).collect();
+    let mut out = std::collections::HashMap::new();
+    for cell in cells {
+        let sum_of = |pieces: &[(usize, i64, i64)]| {
+            let mut acc = [0.0; 5];
+            for (tier, from, to) in pieces {
+                let (bounds, sums) = &per_tier[*tier];
+                let Some(bands) = sums.get(cell) else {
+                    continue;
+                };
+                for (i, band) in bands.iter().enumerate() {
+                    if bounds[i] >= *from && bounds[i + 1] <= *to {
+                        add(&mut acc, band);
+                    }
+                }
             }
-            sums.recent = span(&minute_bounds, m, recent_from, now + 1);
-        }
-        if !h.is_empty() {
-            for (i, from) in &long {
-                sums.windows[*i] = span(&hourly_bounds, h, *from, now + 1);
-            }
-            if let Some(p) = period_h {
-                sums.period = span(&hourly_bounds, h, p, now + 1);
-            }
-        }
-        if let Some(d) = daily.get(cell) {
-            add(&mut sums.period, &d[0]);
-        }
-        out.insert(cell.clone(), sums);
+            acc
+        };
+        let n = math::WINDOWS.len();
+        out.insert(
+            cell.clone(),
+            Sums {
+                windows: split[..n].iter().map(|p| sum_of(p)).collect(),
+                period: sum_of(&split[n]),
+                recent: sum_of(&split[n + 1]),
+            },
+        );
     }
     Ok(out)
 }
@@ -315,16 +312,30 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
         ..Default::default()
     };
     let keep = retention(config);
-    let mut slo_sums_by_name = BTreeMap::new();
     for slo in &config.slos {
         if let (Budgeting::Timeslices { slice, .. }, Some(j)) = (slo.budgeting, judge_of(slo)) {
             ledger
                 .judge(&slo.name, &j, now - keep, math::slice_start(now, slice))
                 .await?;
         }
-        slo_sums_by_name.insert(slo.name.clone(), slo_sums(ledger, Some(slo), now).await?);
     }
-    let totals = slo_sums(ledger, None, now).await?;
+    // Every SLO and the totals at once: PostgreSQL answers them on several connections.
+    let mut all = futures_util::future::try_join_all(
+        config
+            .slos
+            .iter()
+            .map(Some)
+            .chain([None])
+            .map(|s| slo_sums(ledger, s, now)),
+    )
+    .await?;
+    let totals = all.pop().unwrap_or_default();
+    let slo_sums_by_name: BTreeMap<String, _> = config
+        .slos
+        .iter()
+        .map(|s| s.name.clone())
+        .zip(all)
+        .collect();
     let n = math::WINDOWS.len();
 
     for cell in &config.cells {

@@ -190,7 +190,7 @@ async fn band_sums_in_the_database_match_the_rows() {
                 Table::Minutes,
                 "lat",
                 &[now - 3600, now - 300, now + 1],
-                None,
+                &[true, true],
                 &cols,
                 &[],
             )
@@ -203,8 +203,8 @@ async fn band_sums_in_the_database_match_the_rows() {
             .bands(
                 Table::Hours,
                 "lat",
-                &[0, 7200, now + 1],
-                Some((3600, 7200)),
+                &[0, 3600, 7200, now + 1],
+                &[true, false, true],
                 &cols,
                 &[],
             )
@@ -216,9 +216,10 @@ async fn band_sums_in_the_database_match_the_rows() {
             "{}",
             b.name
         );
-        assert_eq!(hourly["a"][1][..2], [540.0, 600.0], "{}", b.name);
+        assert_eq!(hourly["a"][1], [0.0; 5], "{}", b.name);
+        assert_eq!(hourly["a"][2][..2], [540.0, 600.0], "{}", b.name);
         let daily = l
-            .bands(Table::Days, "lat", &[0, 86400], None, &cols, &[])
+            .bands(Table::Days, "lat", &[0, 86400], &[true], &cols, &[])
             .await
             .unwrap();
         assert_eq!(daily["b"][0][..2], [3240.0, 3600.0], "{}", b.name);
@@ -229,7 +230,7 @@ async fn band_sums_in_the_database_match_the_rows() {
                 Table::Minutes,
                 "lat",
                 &[0, now + 1],
-                None,
+                &[true],
                 &[g, t, "0".into(), "0".into(), "0".into()],
                 &params,
             )
@@ -237,7 +238,7 @@ async fn band_sums_in_the_database_match_the_rows() {
             .unwrap();
         assert_eq!(judged["a"][0][..2], [180.0, 180.0], "{}", b.name);
         assert!(
-            l.bands(Table::Minutes, "nope", &[0, now], None, &cols, &[])
+            l.bands(Table::Minutes, "nope", &[0, now], &[true], &cols, &[])
                 .await
                 .unwrap()
                 .is_empty()
