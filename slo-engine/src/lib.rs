@@ -5,6 +5,7 @@
 //! PostgreSQL), the two data sources ([`scrape`] and [`promsource`]), the evaluation and HTTP
 //! outputs ([`engine`]) and Prometheus rule generation ([`rules`]).
 
+pub mod alerting;
 pub mod config;
 pub mod engine;
 pub mod ledger;
