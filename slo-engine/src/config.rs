@@ -87,6 +87,134 @@ pub struct RawConfig {
     /// imported as more objectives (source: prometheus only).
     #[serde(default)]
     pub openslo: Vec<PathBuf>,
+    /// Alerting: grouping, timings, receivers and routes. Omitted: alerts are evaluated (and
+    /// shown in the API) but nobody is notified.
+    #[serde(default)]
+    pub alerting: RawAlerting,
+}
+
+fn d_secs<const N: u64>() -> Duration {
+    Duration::from_secs(N)
+}
+
+/// Alerting, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerting {
+    /// Wait before the first notification of a new incident, to gather its alerts (default 30s).
+    #[serde(default = "d_secs::<30>", with = "humantime_duration")]
+    pub group_wait: Duration,
+    /// Wait between notifications of an incident whose alerts changed (default 5m).
+    #[serde(default = "d_secs::<300>", with = "humantime_duration")]
+    pub group_interval: Duration,
+    /// Notify a still-firing incident again after this long (default 4h).
+    #[serde(default = "d_secs::<14400>", with = "humantime_duration")]
+    pub repeat_interval: Duration,
+    /// An SLO without data for this long raises a no-data ticket (default 10m).
+    #[serde(default = "d_secs::<600>", with = "humantime_duration")]
+    pub no_data_for: Duration,
+    /// A cell none of whose exporters answers for this long raises a cell-down page, which
+    /// inhibits the cell's other alerts (default 1m).
+    #[serde(default = "d_secs::<60>", with = "humantime_duration")]
+    pub cell_down_for: Duration,
+    /// The engine's own URL, for links to its status page in notifications.
+    #[serde(default)]
+    pub external_url: Option<String>,
+    /// A dashboard URL for notifications; `{cell}` is replaced by the cell.
+    #[serde(default)]
+    pub dashboard_url: Option<String>,
+    /// Where notifications go.
+    #[serde(default)]
+    pub receivers: Vec<RawReceiver>,
+    /// Which alerts go where: the first route whose matchers all hold (and later ones with
+    /// `continue: true`). Omitted: everything goes to the first receiver.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+impl Default for RawAlerting {
+    fn default() -> Self {
+        yaml_serde::from_str("{}").unwrap_or_else(|_| unreachable!("every field has a default"))
+    }
+}
+
+/// A receiver: any of its integrations.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawReceiver {
+    /// Name, used by routes.
+    pub name: String,
+    /// Mail over SMTP.
+    #[serde(default)]
+    pub email: Option<Email>,
+    /// An HTTP POST of Alertmanager's webhook payload (version 4).
+    #[serde(default)]
+    pub webhook: Option<Webhook>,
+}
+
+/// SMTP delivery.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Email {
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Sender.
+    pub from: String,
+    /// The SMTP server, `host:port`.
+    pub smarthost: String,
+    /// `starttls` (default), `implicit` (TLS from the first byte, usually port 465) or `none`.
+    #[serde(default = "default_tls")]
+    pub tls: String,
+    /// User name for SMTP AUTH.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// A file holding the password (read at each delivery).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// An environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+fn default_tls() -> String {
+    "starttls".into()
+}
+
+/// Webhook delivery.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// The URL to POST to.
+    pub url: String,
+}
+
+/// A route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// The receiver.
+    pub receiver: String,
+    /// Label equality matchers (`severity: page`, `cell: studio-a`).
+    #[serde(default)]
+    pub matchers: BTreeMap<String, String>,
+    /// Go on matching later routes.
+    #[serde(default, rename = "continue")]
+    pub continue_: bool,
+}
+
+/// Alerting, resolved.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Alerting {
+    /// Timings.
+    pub timing: crate::alerting::Timing,
+    /// The engine's URL.
+    pub external_url: Option<String>,
+    /// Dashboard URL template.
+    pub dashboard_url: Option<String>,
+    /// Receivers by name.
+    pub receivers: BTreeMap<String, RawReceiver>,
+    /// Routes.
+    pub routes: Vec<crate::alerting::Route>,
 }
 
 /// One cell.
@@ -279,6 +407,8 @@ pub struct Config {
     pub buckets: Vec<f64>,
     /// Objectives, in file order.
     pub slos: Vec<Slo>,
+    /// Alerting.
+    pub alerting: Alerting,
 }
 
 /// A cell.
@@ -963,11 +1093,139 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
             sli,
         });
     }
+    let alerting = validate_alerting(&raw.alerting, &outer)?;
     Ok(Config {
         cells,
         source,
         buckets: raw.buckets,
         slos,
+        alerting,
+    })
+}
+
+fn validate_alerting(
+    a: &RawAlerting,
+    err: &dyn Fn(String, String) -> ConfigError,
+) -> Result<Alerting, ConfigError> {
+    let secs = |d: Duration| d.as_secs() as i64;
+    if a.group_interval < Duration::from_secs(1) || a.repeat_interval < a.group_interval {
+        return Err(err(
+            "alerting.repeat_interval".into(),
+            "group_interval must be at least 1s and repeat_interval at least group_interval".into(),
+        ));
+    }
+    let mut receivers = BTreeMap::new();
+    for (i, r) in a.receivers.iter().enumerate() {
+        let f = format!("alerting.receivers[{i}]");
+        if !name_safe(&r.name) {
+            return Err(err(
+                format!("{f}.name"),
+                format!("{:?}: {NAME_RULE}", r.name),
+            ));
+        }
+        if r.email.is_none() && r.webhook.is_none() {
+            return Err(err(
+                f.clone(),
+                format!(
+                    "receiver {:?} has no integration: give email or webhook",
+                    r.name
+                ),
+            ));
+        }
+        if let Some(e) = &r.email {
+            let addr_ok = |x: &str| x.parse::<lettre::Address>().is_ok();
+            if e.to.is_empty() || !e.to.iter().all(|t| addr_ok(t)) {
+                return Err(err(
+                    format!("{f}.email.to"),
+                    "a list of mail addresses such as oncall@example.com".into(),
+                ));
+            }
+            if !addr_ok(&e.from) {
+                return Err(err(
+                    format!("{f}.email.from"),
+                    format!("{:?} is not a mail address", e.from),
+                ));
+            }
+            let port_ok = e
+                .smarthost
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !port_ok {
+                return Err(err(
+                    format!("{f}.email.smarthost"),
+                    format!(
+                        "{:?} is not host:port (e.g. smtp.example.com:587)",
+                        e.smarthost
+                    ),
+                ));
+            }
+            if !["starttls", "implicit", "none"].contains(&e.tls.as_str()) {
+                return Err(err(
+                    format!("{f}.email.tls"),
+                    format!("{:?}: use starttls, implicit or none", e.tls),
+                ));
+            }
+            if e.username.is_some() && (e.password_file.is_some() == e.password_env.is_some()) {
+                return Err(err(
+                    format!("{f}.email"),
+                    "with a username, give exactly one of password_file and password_env".into(),
+                ));
+            }
+        }
+        if let Some(w) = &r.webhook
+            && !(w.url.starts_with("http://") || w.url.starts_with("https://"))
+        {
+            return Err(err(
+                format!("{f}.webhook.url"),
+                format!("{:?} is not an http(s) URL", w.url),
+            ));
+        }
+        if receivers.insert(r.name.clone(), r.clone()).is_some() {
+            return Err(err(
+                format!("{f}.name"),
+                format!("receiver {:?} is defined twice", r.name),
+            ));
+        }
+    }
+    let mut routes = Vec::new();
+    for (i, r) in a.routes.iter().enumerate() {
+        if !receivers.contains_key(&r.receiver) {
+            return Err(err(
+                format!("alerting.routes[{i}].receiver"),
+                format!(
+                    "no receiver named {:?} (receivers: {})",
+                    r.receiver,
+                    receivers.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        routes.push(crate::alerting::Route {
+            receiver: r.receiver.clone(),
+            matchers: r.matchers.clone(),
+            continue_: r.continue_,
+        });
+    }
+    if routes.is_empty()
+        && let Some(first) = a.receivers.first()
+    {
+        routes.push(crate::alerting::Route {
+            receiver: first.name.clone(),
+            matchers: BTreeMap::new(),
+            continue_: false,
+        });
+    }
+    Ok(Alerting {
+        timing: crate::alerting::Timing {
+            group_wait: secs(a.group_wait),
+            group_interval: secs(a.group_interval),
+            repeat_interval: secs(a.repeat_interval),
+            no_data_for: secs(a.no_data_for),
+            cell_down_for: secs(a.cell_down_for),
+        },
+        external_url: a.external_url.clone(),
+        dashboard_url: a.dashboard_url.clone(),
+        receivers,
+        routes,
     })
 }
 
@@ -1036,6 +1294,39 @@ slos:
 
     fn error(text: &str) -> String {
         p(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn alerting_is_checked() {
+        let with = |a: &str| format!("{GOOD}alerting:\n{a}");
+        let ok = p(&with(
+            "  group_wait: 10s\n  receivers:\n    - name: oncall\n      email: { to: [a@b.c], from: x@y.z, smarthost: \"smtp:25\", tls: none }\n",
+        ))
+        .unwrap();
+        assert_eq!(ok.alerting.timing.group_wait, 10);
+        assert_eq!(
+            ok.alerting.routes.len(),
+            1,
+            "everything to the first receiver"
+        );
+        let e = error(&with(
+            "  receivers:\n    - name: oncall\n      email: { to: [a@b.c], from: x@y.z, smarthost: smtp }\n",
+        ));
+        assert!(
+            e.contains("alerting.receivers[0].email.smarthost") && e.contains("host:port"),
+            "{e}"
+        );
+        let e = error(&with(
+            "  receivers:\n    - name: oncall\n      webhook: { url: \"http://h/x\" }\n  routes:\n    - { receiver: pager }\n",
+        ));
+        assert!(
+            e.contains("alerting.routes[0].receiver") && e.contains("no receiver named \"pager\""),
+            "{e}"
+        );
+        let e = error(&with("  receivers:\n    - name: oncall\n"));
+        assert!(e.contains("no integration"), "{e}");
+        let e = error(&with("  group_wait: soon\n"));
+        assert!(e.contains("alerting.group_wait"), "{e}");
     }
 
     #[test]

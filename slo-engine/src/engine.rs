@@ -19,6 +19,7 @@ use crate::ledger::{Judge, Ledger, LedgerError};
 use crate::math::{self, SliceData, WindowState};
 use crate::promsource;
 use crate::scrape::{self, Tracker};
+use crate::{alerting, notify};
 
 /// Resolution of occurrence slices and of the cell totals (seconds).
 pub const SLICE: i64 = 60;
@@ -462,8 +463,9 @@ pub async fn scrape_once(
     tracker: &mut Tracker,
     now: i64,
     max_gap: i64,
-) -> Result<Vec<String>, LedgerError> {
+) -> Result<Scraped, LedgerError> {
     let mut problems = Vec::new();
+    let mut down = std::collections::BTreeSet::new();
     let mut rows: Vec<(String, String, SliceData)> = Vec::new();
     for cell in &config.cells {
         let fetches = cell.nodes.iter().map(|n| async move {
@@ -484,6 +486,9 @@ pub async fn scrape_once(
         });
         let results = futures_util::future::join_all(fetches).await;
         let mut incs = Vec::new();
+        if results.iter().all(|(_, r)| r.is_err()) {
+            down.insert(cell.name.clone());
+        }
         for (node, r) in results {
             match r {
                 Ok(reading) => {
@@ -500,7 +505,16 @@ pub async fn scrape_once(
         rows.extend(cell_rows(config, &cell.name, now, &incs));
     }
     ledger.record_many(&rows).await?;
-    Ok(problems)
+    Ok(Scraped { problems, down })
+}
+
+/// What one scrape of every node found wrong.
+#[derive(Debug, Default)]
+pub struct Scraped {
+    /// One line per node that did not answer.
+    pub problems: Vec<String>,
+    /// Cells none of whose nodes answered.
+    pub down: std::collections::BTreeSet<String>,
 }
 
 /// The rows (per SLO, and the cell's totals under `""`) that increases of a cell's nodes at
@@ -783,6 +797,26 @@ impl PromSource {
 #[derive(Clone)]
 struct AppState {
     last: Arc<Mutex<(Report, String)>>,
+    alerts: Arc<Mutex<alerting::State>>,
+}
+
+async fn api_alerts(State(s): State<AppState>) -> impl IntoResponse {
+    let a = s.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let alerts: Vec<serde_json::Value> = a
+        .alerts
+        .values()
+        .map(|x| {
+            serde_json::json!({
+                "labels": x.labels,
+                "annotations": x.annotations,
+                "fingerprint": x.fingerprint,
+                "state": if x.firing() { "firing" } else if x.resolved_at.is_some() { "resolved" } else { "pending" },
+                "active_since": x.active_since,
+                "fired_at": x.fired_at,
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "alerts": alerts }))
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
@@ -833,8 +867,83 @@ enum Feeder {
     Prometheus(Box<PromSource>),
 }
 
+/// Delivers due outbox rows until the process ends: woken when rows are queued, and every
+/// second for retries. A failed attempt is retried with capped exponential backoff; rows
+/// survive restarts in the ledger.
+async fn deliver_forever(
+    alerting: crate::config::Alerting,
+    ledger: Ledger,
+    wake: Arc<tokio::sync::Notify>,
+    clock: Clock,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    loop {
+        let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+        let now = clock.now_ms().div_euclid(1000);
+        let rows = match ledger.due(now, 100).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the outbox failed");
+                continue;
+            }
+        };
+        for row in rows {
+            let outcome = notify::deliver(&alerting, &client, &row).await;
+            let now = clock.now_ms().div_euclid(1000);
+            let recorded = match &outcome {
+                Ok(()) => {
+                    tracing::info!(key = %row.key, receiver = %row.receiver, integration = %row.integration, attempts = row.attempts + 1, "notification delivered");
+                    ledger.attempted(&row.key, now, Ok(())).await
+                }
+                Err(e) => {
+                    let retry = now + notify::retry_after(row.attempts);
+                    tracing::warn!(key = %row.key, receiver = %row.receiver, integration = %row.integration, attempts = row.attempts + 1, error = %e, "delivery failed; will retry");
+                    ledger.attempted(&row.key, now, Err((e, retry))).await
+                }
+            };
+            if let Err(e) = recorded {
+                tracing::error!(error = %e, key = %row.key, "recording a delivery failed");
+            }
+        }
+    }
+}
+
+/// The engine's clock: the system's, moved by the seconds in an offset file when one is given
+/// (for end-to-end tests that skip hours).
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    /// A file holding an offset in seconds.
+    pub offset_file: Option<std::path::PathBuf>,
+}
+
+impl Clock {
+    /// Now, Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        let offset = self
+            .offset_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        now_ms() + offset * 1000
+    }
+}
+
 /// Runs the engine until the process ends.
 pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Result<()> {
+    run_with(config, ledger, listen, Clock::default()).await
+}
+
+/// Runs the engine with a given clock.
+pub async fn run_with(
+    config: Config,
+    ledger: Ledger,
+    listen: &str,
+    clock: Clock,
+) -> std::io::Result<()> {
     let retention = retention(&config);
     let (interval, mut feeder) = match &config.source {
         Source::Scrape { interval } => (
@@ -869,6 +978,7 @@ pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Resul
     };
     let state = AppState {
         last: Arc::new(Mutex::new((Report::default(), String::new()))),
+        alerts: Arc::new(Mutex::new(alerting::State::default())),
     };
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, cells = config.cells.len(), slos = config.slos.len(), "listening");
@@ -876,15 +986,32 @@ pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Resul
         .route("/metrics", get(metrics))
         .route("/api/v1/slos", get(api_slos))
         .route("/api/v1/cells", get(api_cells))
+        .route("/api/v1/alerts", get(api_alerts))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .with_state(state.clone());
+    let mut alerts = match ledger.alert_state().await {
+        Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the saved alert state is unreadable; starting with none");
+            alerting::State::default()
+        }),
+        Ok(None) => alerting::State::default(),
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    };
+    let wake = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(deliver_forever(
+        config.alerting.clone(),
+        ledger.clone(),
+        wake.clone(),
+        clock.clone(),
+    ));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_error = String::new();
+        let mut down_cells = std::collections::BTreeSet::new();
         loop {
             tick.tick().await;
-            let now_ms = now_ms();
+            let now_ms = clock.now_ms();
             // The time the ledger is complete up to: evaluation windows end there.
             let t = match &mut feeder {
                 Feeder::Scrape {
@@ -896,7 +1023,8 @@ pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Resul
                     let t = now_ms.div_euclid(1000);
                     match scrape_once(&config, &ledger, client, tracker, t, *max_gap).await {
                         Ok(p) => {
-                            let joined = p.join("; ");
+                            down_cells = p.down;
+                            let joined = p.problems.join("; ");
                             if joined != *last_problems {
                                 if !joined.is_empty() {
                                     tracing::warn!(problems = %joined, "some nodes did not answer");
@@ -928,6 +1056,30 @@ pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Resul
             };
             match evaluate(&config, &ledger, t).await {
                 Ok(r) => {
+                    let a = &config.alerting;
+                    let wanted = alerting::wanted(&config, &r, &down_cells, &a.timing);
+                    let mut next = alerts.clone();
+                    next.step_alerts(&wanted, t);
+                    let notes = next.dispatch(&a.routes, &a.timing, &|_| false, t);
+                    let rows = notify::outbox_rows(a, &notes);
+                    let json = serde_json::to_string(&next).unwrap_or_default();
+                    // The state change and its notifications, in one transaction.
+                    match ledger.save_alerts(&json, t, &rows).await {
+                        Ok(()) => {
+                            for n in &notes {
+                                tracing::info!(cell = %n.cell, receiver = %n.receiver, status = %n.status, reason = %n.reason, alerts = n.alerts.len(), key = %n.key, "notification queued");
+                            }
+                            alerts = next;
+                            *state.alerts.lock().unwrap_or_else(|e| e.into_inner()) =
+                                alerts.clone();
+                            if !rows.is_empty() {
+                                wake.notify_one();
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "saving the alert state failed; evaluated again next interval")
+                        }
+                    }
                     let text = encode(&samples(&r));
                     *state.last.lock().unwrap_or_else(|e| e.into_inner()) = (r, text);
                 }

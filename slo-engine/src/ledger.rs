@@ -150,6 +150,23 @@ impl Judge {
     }
 }
 
+/// One notification for one integration of a receiver, queued for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// Idempotency key (the notification's key and the integration).
+    pub key: String,
+    /// Receiver name.
+    pub receiver: String,
+    /// `email`, `webhook`, `pagerduty`, `slack` or `alertmanager`.
+    pub integration: String,
+    /// The notification, JSON.
+    pub payload: String,
+    /// When it was queued (Unix seconds).
+    pub created_at: i64,
+    /// Attempts so far.
+    pub attempts: i64,
+}
+
 /// An open, migrated ledger.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -582,6 +599,124 @@ impl Ledger {
             .await
             .map_err(err)?;
         Ok(r.rows_affected())
+    }
+
+    /// The alerting state saved last (JSON), if any.
+    pub async fn alert_state(&self) -> Result<Option<String>, LedgerError> {
+        let row = sqlx::query("SELECT state FROM alert_state WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|source| LedgerError::Query {
+                what: "read alert state",
+                source,
+            })?;
+        row.map(|r| r.try_get::<String, _>(0))
+            .transpose()
+            .map_err(|source| LedgerError::Query {
+                what: "decode alert state",
+                source,
+            })
+    }
+
+    /// Saves the alerting state and queues its notifications, in one transaction: a crash keeps
+    /// both or neither. A row whose key is already queued is left alone (idempotent).
+    pub async fn save_alerts(
+        &self,
+        state: &str,
+        at: i64,
+        outbox: &[OutboxRow],
+    ) -> Result<(), LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "save alert state",
+            source,
+        };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        sqlx::query(
+            "INSERT INTO alert_state (id, state, at) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, at = excluded.at",
+        )
+        .bind(state)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        for r in outbox {
+            sqlx::query(
+                "INSERT INTO outbox (key, receiver, integration, payload, created_at, next_attempt) \
+                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(r.key.as_str())
+            .bind(r.receiver.as_str())
+            .bind(r.integration.as_str())
+            .bind(r.payload.as_str())
+            .bind(r.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    /// Undelivered outbox rows due at `now`, oldest first.
+    pub async fn due(&self, now: i64, limit: i64) -> Result<Vec<OutboxRow>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT key, receiver, integration, payload, created_at, attempts FROM outbox \
+             WHERE delivered_at IS NULL AND next_attempt <= $1 ORDER BY created_at, key LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|source| LedgerError::Query {
+            what: "read outbox",
+            source,
+        })?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    key: r.try_get(0)?,
+                    receiver: r.try_get(1)?,
+                    integration: r.try_get(2)?,
+                    payload: r.try_get(3)?,
+                    created_at: r.try_get(4)?,
+                    attempts: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|source| LedgerError::Query {
+                what: "decode outbox",
+                source,
+            })
+    }
+
+    /// Records a delivery attempt: delivered at `now`, or failed with `error` and due again at
+    /// `retry_at`.
+    pub async fn attempted(
+        &self,
+        key: &str,
+        now: i64,
+        outcome: Result<(), (&str, i64)>,
+    ) -> Result<(), LedgerError> {
+        let q = match outcome {
+            Ok(()) => sqlx::query(
+                "UPDATE outbox SET delivered_at = $2, attempts = attempts + 1, last_error = NULL WHERE key = $1",
+            )
+            .bind(key)
+            .bind(now),
+            Err((error, retry_at)) => sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt = $3 WHERE key = $1",
+            )
+            .bind(key)
+            .bind(error.chars().take(1000).collect::<String>())
+            .bind(retry_at),
+        };
+        q.execute(&self.pool)
+            .await
+            .map_err(|source| LedgerError::Query {
+                what: "record delivery",
+                source,
+            })?;
+        Ok(())
     }
 
     /// Closes the pool.

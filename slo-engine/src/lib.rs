@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod ledger;
 pub mod math;
+pub mod notify;
 pub mod openslo;
 pub mod promsource;
 pub mod rules;

@@ -35,6 +35,9 @@ enum Command {
         /// Log level (error, warn, info, debug, trace).
         #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
         log_level: String,
+        /// For tests: a file of seconds added to the clock, read at every tick.
+        #[arg(long = "testing.clock-offset-file", value_name = "FILE", hide = true)]
+        clock_offset_file: Option<PathBuf>,
     },
     /// Print Prometheus recording and alerting rules for the configured SLOs (Sloth-compatible
     /// names, a `cell` label, multiwindow multi-burn-rate alerts).
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
             database_url,
             listen_address,
             log_level,
+            clock_offset_file,
         } => {
             let filter = match tracing_subscriber::EnvFilter::try_new(&log_level) {
                 Ok(f) => f,
@@ -124,7 +128,10 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                match cellwatch_slo::engine::run(cfg, ledger, &listen).await {
+                let clock = cellwatch_slo::engine::Clock {
+                    offset_file: clock_offset_file,
+                };
+                match cellwatch_slo::engine::run_with(cfg, ledger, &listen, clock).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         tracing::error!(address = %listen, error = %e, "the engine stopped");

@@ -3,6 +3,7 @@
 //! directory (see `exporter/testdata/standins/_standin.sh`).
 
 pub mod prometheus;
+pub mod smtp;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
@@ -169,6 +170,11 @@ impl Exporter {
     /// Everything the exporter logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.

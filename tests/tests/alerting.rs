@@ -1,0 +1,224 @@
+//! End to end: the real `cellwatch-slo` scraping four nodes of a cell (pages served by the
+//! in-test server), a real SMTP server (aiosmtpd), SQLite and PostgreSQL ledgers. An incident
+//! on every node burning two SLOs gives exactly one page mail, then exactly one resolve,
+//! threaded to it; with the SMTP server down during the incident, every mail still arrives
+//! once; with the engine killed (SIGKILL) and restarted, nothing is lost or doubled.
+//!
+//! The engine's clock is moved forward through its testing offset file to end the incident:
+//! two hours later the 1h and 30m windows no longer see it.
+
+use std::time::{Duration, Instant};
+
+use cellwatch_e2e::Exporter;
+use cellwatch_e2e::smtp::{Smtp, header};
+use cellwatch_e2e::upstream::Upstream;
+use serde_json::Value;
+
+const SOON: Duration = Duration::from_secs(30);
+const NODES: [&str; 4] = ["n1", "n2", "n3", "n4"];
+
+fn page(fast: u64, all: u64, ok: u64, bad: u64) -> String {
+    format!(
+        "# TYPE cellwatch_inference_request_duration_seconds histogram\n\
+         cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"2\"}} {fast}\n\
+         cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"+Inf\"}} {all}\n\
+         cellwatch_inference_request_duration_seconds_sum{{model=\"m\"}} 1\n\
+         cellwatch_inference_request_duration_seconds_count{{model=\"m\"}} {all}\n\
+         # TYPE cellwatch_inference_requests_total counter\n\
+         cellwatch_inference_requests_total{{model=\"m\",outcome=\"ok\"}} {ok}\n\
+         cellwatch_inference_requests_total{{model=\"m\",outcome=\"server_error\"}} {bad}\n"
+    )
+}
+
+fn config(up: &Upstream, smtp_port: u16) -> String {
+    let nodes: String = NODES
+        .iter()
+        .map(|n| {
+            format!(
+                "      - {{ name: {n}, url: \"{}/metrics/{n}\" }}\n",
+                up.base
+            )
+        })
+        .collect();
+    format!(
+        "cells:\n  - name: studio-a\n    nodes:\n{nodes}\
+         source:\n  scrape: {{ interval: 1s }}\n\
+         slos:\n  - {{ name: latency-2s, objective: 0.99, period: 30d, sli: {{ latency: {{ threshold: 2s }} }} }}\n\
+         \x20 - {{ name: availability, objective: 0.99, period: 30d, sli: {{ availability: {{}} }} }}\n\
+         alerting:\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\n\
+         \x20 external_url: http://cellwatch.test:9820\n\
+         \x20 receivers:\n    - name: oncall\n      email: {{ to: [oncall@example.com], from: cellwatch@example.com, smarthost: \"127.0.0.1:{smtp_port}\", tls: none }}\n\
+         \x20 routes:\n    - {{ receiver: oncall, matchers: {{ severity: page }} }}\n"
+    )
+}
+
+fn start(db: &str, cfg: &std::path::Path, clock: &std::path::Path) -> Exporter {
+    Exporter::spawn(
+        "cellwatch-slo",
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--database-url",
+            db,
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--testing.clock-offset-file",
+            clock.to_str().unwrap(),
+        ],
+        tempfile::tempdir().unwrap(),
+    )
+}
+
+async fn wait_mails(smtp: &Smtp, n: usize, e: &Exporter) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let m = smtp.mails();
+        if m.len() >= n {
+            return m;
+        }
+        assert!(
+            start.elapsed() < SOON,
+            "{} mails, want {n}\n{}",
+            m.len(),
+            e.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn firing(e: &Exporter) -> usize {
+    let v: Value = serde_json::from_str(&e.get("/api/v1/alerts").await).unwrap();
+    v["alerts"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|x| x["state"] == "firing").count())
+}
+
+enum Trouble {
+    None,
+    SmtpDown,
+    Sigkill,
+}
+
+async fn scenario(db: &str, trouble: Trouble) {
+    let up = Upstream::start().await;
+    for n in NODES {
+        up.set_page(n, &page(0, 0, 0, 0));
+    }
+    let mut smtp = Smtp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cells.yaml");
+    let clock = dir.path().join("clock");
+    std::fs::write(&cfg, config(&up, smtp.port)).unwrap();
+    std::fs::write(&clock, "0").unwrap();
+    let mut e = start(db, &cfg, &clock);
+    let begun = Instant::now();
+    while serde_json::from_str::<Value>(&e.get("/api/v1/slos").await).unwrap()["at"]
+        .as_i64()
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(begun.elapsed() < SOON, "no evaluation\n{}", e.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    if matches!(trouble, Trouble::SmtpDown | Trouble::Sigkill) {
+        smtp.stop();
+    }
+
+    // The incident: on every node, half the requests slow and a third failing.
+    for n in NODES {
+        up.set_page(n, &page(50, 100, 70, 30));
+    }
+    let started = Instant::now();
+    while firing(&e).await < 2 {
+        assert!(started.elapsed() < SOON, "no page fired\n{}", e.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    match trouble {
+        Trouble::SmtpDown => {
+            // Ten minutes of SMTP outage, in virtual time: the engine retries with backoff.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            assert!(smtp.mails().is_empty());
+            std::fs::write(&clock, "600").unwrap();
+            smtp.resume();
+        }
+        Trouble::Sigkill => {
+            // The page is queued but cannot be delivered; the engine is killed. Restarted, it
+            // delivers the page once.
+            let tried = Instant::now();
+            while !e.log().contains("delivery failed") {
+                assert!(tried.elapsed() < SOON, "no delivery attempt\n{}", e.log());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &e.pid().to_string()])
+                .status();
+            assert!(smtp.mails().is_empty());
+            smtp.resume();
+            e = start(db, &cfg, &clock);
+        }
+        Trouble::None => {}
+    }
+    let mails = wait_mails(&smtp, 1, &e).await;
+    let subject = header(&mails[0], "Subject").unwrap_or_default();
+    assert!(
+        subject.starts_with("[FIRING:2] cell studio-a: availability, latency-2s (page)"),
+        "{subject}"
+    );
+    let page_id = header(&mails[0], "Message-ID").unwrap();
+    // Still burning for a few more evaluations and group intervals: no second page.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(smtp.mails().len(), 1, "{:#?}", smtp.mails());
+
+    // Two hours later the short windows are clean: one resolve, threaded to the page.
+    let offset: i64 = std::fs::read_to_string(&clock)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::fs::write(&clock, (offset + 7200).to_string()).unwrap();
+    let mails = wait_mails(&smtp, 2, &e).await;
+    let subject = header(&mails[1], "Subject").unwrap_or_default();
+    assert!(subject.starts_with("[RESOLVED] cell studio-a"), "{subject}");
+    assert_eq!(header(&mails[1], "In-Reply-To"), Some(page_id));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(smtp.mails().len(), 2, "{:#?}", smtp.mails());
+    assert!(mails[0].contains("budget left:"), "{}", mails[0]);
+}
+
+fn sqlite(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("ledger.db").display())
+}
+
+#[tokio::test]
+async fn one_page_then_one_resolve_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(&sqlite(&dir), Trouble::None).await;
+}
+
+#[tokio::test]
+async fn one_page_then_one_resolve_on_postgres() {
+    if let Some(db) = cellwatch_e2e::fresh_postgres_db("cw_alert_once") {
+        scenario(&db, Trouble::None).await;
+    }
+}
+
+#[tokio::test]
+async fn smtp_down_during_the_incident_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(&sqlite(&dir), Trouble::SmtpDown).await;
+}
+
+#[tokio::test]
+async fn sigkill_between_state_change_and_delivery_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(&sqlite(&dir), Trouble::Sigkill).await;
+}
+
+#[tokio::test]
+async fn sigkill_on_postgres() {
+    if let Some(db) = cellwatch_e2e::fresh_postgres_db("cw_alert_kill") {
+        scenario(&db, Trouble::Sigkill).await;
+    }
+}
