@@ -180,6 +180,16 @@ fn hour(t: i64) -> i64 {
     t - t.rem_euclid(3600)
 }
 
+/// Where the period's sums start: on the hour. A rolling period starts at the top of the hour
+/// in which it begins (up to 59 minutes more); a calendar month in a time zone whose offset is
+/// not whole hours starts at the next full hour, so the previous month never counts.
+fn period_hour(slo: Option<&crate::config::Slo>, p: i64) -> i64 {
+    match slo.map(|s| &s.period) {
+        Some(crate::config::Period::CalendarMonth(_)) if p.rem_euclid(3600) != 0 => hour(p) + 3600,
+        _ => hour(p),
+    }
+}
+
 /// Sums per cell of one SLO's rows (`None`: the cells' totals) at `now`. Windows up to 6h
 /// cover exactly the slices that start in their last `w` seconds; a day and longer, and the
 /// period, start on the hour. Each range is read from the coarsest table that covers it
@@ -239,7 +249,7 @@ async fn slo_sums(
             (if *w > 21_600 { hour(from) } else { from }, to)
         })
         .collect();
-    ranges.push(period.map_or((to, to), |p| (hour(p), to)));
+    ranges.push(period.map_or((to, to), |p| (period_hour(slo, p), to)));
     let split: Vec<Vec<(usize, i64, i64)>> = ranges
         .iter()
         .map(|(from, to)| {
@@ -316,7 +326,13 @@ pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Repo
     for slo in &config.slos {
         if let (Budgeting::Timeslices { slice, .. }, Some(j)) = (slo.budgeting, judge_of(slo)) {
             ledger
-                .judge(&slo.name, &j, now - keep, math::slice_start(now, slice))
+                .judge(
+                    &slo.name,
+                    &j,
+                    slice.as_secs() as i64,
+                    now - keep,
+                    math::slice_start(now, slice),
+                )
                 .await?;
         }
     }
@@ -572,6 +588,8 @@ pub struct PromSource {
     /// it.
     step: i64,
     cursor: Option<i64>,
+    /// The feeds hold no readings yet (a start, or after a failed write).
+    fresh: bool,
 }
 
 /// How far back before the cursor each query reaches, so that a fresh start finds every
@@ -631,6 +649,7 @@ impl PromSource {
             ratios: promsource::RatioFeed::default(),
             step: interval.as_millis().clamp(1000, 60_000) as i64 / 1000 * 1000,
             cursor: None,
+            fresh: true,
         }
     }
 
@@ -704,14 +723,18 @@ impl PromSource {
         let cells: Vec<&str> = config.cells.iter().map(|c| c.name.as_str()).collect();
         while cursor < to {
             let end = (cursor + CHUNK_MS).min(to);
-            let range = (end - cursor + LOOKBACK_MS + 999) / 1000;
+            // A fresh feed reaches back for every node's last reading before the cursor (its
+            // baseline); afterwards the feed holds them, and a second of overlap is enough.
+            let lookback = if self.fresh { LOOKBACK_MS } else { 1000 };
+            let range = (end - cursor + lookback + 999) / 1000;
             // Every query first: a failed one leaves the feeds where they were.
             let series = self
                 .query(&promsource::selector(&cells, range), end)
                 .await?;
             // PromQL ratio SLIs: one point a step, the events of the step before it.
             let (first, last) = (
-                cursor.div_euclid(self.step) * self.step,
+                (cursor - if self.fresh { LOOKBACK_MS } else { 0 }).div_euclid(self.step)
+                    * self.step,
                 end.div_euclid(self.step) * self.step,
             );
             let mut ratio_results = Vec::new();
@@ -735,9 +758,15 @@ impl PromSource {
             }
 
             let incs = self.feed.feed(promsource::readings(&series), cursor, end);
+            self.fresh = false;
             let mut sums: BTreeMap<(String, String, i64), SliceData> = BTreeMap::new();
             for i in &incs {
-                if !config.cells.iter().any(|c| c.name == i.cell) {
+                // Configured nodes only, as the scrape source reads them.
+                let known = config
+                    .cells
+                    .iter()
+                    .any(|c| c.name == i.cell && c.nodes.iter().any(|n| n.name == i.node));
+                if !known {
                     continue;
                 }
                 for (cell, slo, s) in cell_rows(config, &i.cell, i.at, std::slice::from_ref(&i.inc))
@@ -759,7 +788,7 @@ impl PromSource {
                     Budgeting::Occurrences => Duration::from_secs(SLICE as u64),
                 };
                 let name = format!("{}\u{0}{expr}", slo.name);
-                for e in self.ratios.feed(&name, &result, counter, first, cursor) {
+                for e in self.ratios.feed(&name, &result, counter, last, cursor) {
                     let cell = match (&e.cell, slo.cells.as_slice()) {
                         (Some(c), cells) if cells.contains(c) => c.clone(),
                         (None, [only]) => only.clone(),
@@ -785,6 +814,7 @@ impl PromSource {
                 self.feed = promsource::Feed::default();
                 self.ratios = promsource::RatioFeed::default();
                 self.cursor = None;
+                self.fresh = true;
                 return Err(e.into());
             }
             cursor = end;
@@ -1097,6 +1127,8 @@ pub async fn run_with(
                     let _ = ledger.prune_minutes(Some(&slo.name), t - keep).await;
                 }
                 let _ = ledger.prune_minutes(Some(""), t - MINUTE_RETENTION).await;
+                // And rows of SLOs no longer configured.
+                let _ = ledger.prune_minutes(None, t - retention).await;
                 let _ = ledger.prune_hourly(t - retention).await;
             }
         }
@@ -1113,4 +1145,53 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_split_into_minutes_hours_and_days() {
+        let mut v = Vec::new();
+        // 6h ending at 10:30:00 on day 3: 04:30–05:00 in minutes, 05:00–10:00 in hours, then
+        // 10:00–10:30 in minutes.
+        let day = 3 * 86_400;
+        pieces(day + 4 * 3600 + 1800, day + 10 * 3600 + 1800, 0, &mut v);
+        assert_eq!(
+            v,
+            [
+                (0, day + 4 * 3600 + 1800, day + 5 * 3600),
+                (1, day + 5 * 3600, day + 10 * 3600),
+                (0, day + 10 * 3600, day + 10 * 3600 + 1800),
+            ]
+        );
+        // 30 days from the top of an hour: hours to midnight, whole days, hours of today.
+        v.clear();
+        pieces(day + 3600 * 20, day + 30 * 86_400 + 3600 * 2, 0, &mut v);
+        assert_eq!(
+            v,
+            [
+                (1, day + 3600 * 20, day + 86_400),
+                (2, day + 86_400, day + 30 * 86_400),
+                (1, day + 30 * 86_400, day + 30 * 86_400 + 7200),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_calendar_month_never_counts_the_previous_one() {
+        let cfg = crate::config::parse(
+            "cells:\n  - { name: a, nodes: [ { name: n, url: \"http://n:9817/metrics\" } ] }\n\
+             slos:\n  - { name: m, objective: 0.99, period: calendar-month, timezone: Asia/Kolkata, sli: { availability: {} } }\n\
+             \x20 - { name: r, objective: 0.99, period: 30d, sli: { availability: {} } }\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        // 2026-03-01 00:00 in Kolkata is 2026-02-28 18:30 UTC.
+        let start = 1_772_303_400;
+        assert_eq!(start % 3600, 1800);
+        assert_eq!(period_hour(Some(&cfg.slos[0]), start), start + 1800);
+        assert_eq!(period_hour(Some(&cfg.slos[1]), start), start - 1800);
+    }
 }

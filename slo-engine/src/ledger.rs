@@ -462,13 +462,14 @@ impl Ledger {
     /// Judges the complete time slices of one SLO that start in `[cursor, to)` and adds their
     /// verdicts to the hourly and daily rollups (`judged_good`, `judged_total`), moving the
     /// SLO's judging cursor in the same transaction, so each slice is judged exactly once.
-    /// `key` names how it is judged (the SLO and its parameters): under a new key (a changed
-    /// threshold), the rollups' verdicts are cleared and every slice from `from` is judged
-    /// again. Returns how far slices are judged (Unix seconds).
+    /// The judging cursor is named by how slices are judged (the SLO, its parameters and the
+    /// slice length): under a new name (a changed threshold or slice), the rollups' verdicts are
+    /// cleared and every slice from `from` is judged again. Returns how far slices are judged (Unix seconds).
     pub async fn judge(
         &self,
         slo: &str,
         judge: &Judge,
+        slice_secs: i64,
         from: i64,
         to: i64,
     ) -> Result<i64, LedgerError> {
@@ -477,7 +478,7 @@ impl Ledger {
             source,
         };
         let prefix = format!("judged {slo} ");
-        let key = format!("{prefix}{}", judge.key());
+        let key = format!("{prefix}{} slice {slice_secs}", judge.key());
         let mut tx = self.pool.begin().await.map_err(err)?;
         let cursor: Option<i64> = sqlx::query("SELECT upto FROM source_cursors WHERE source = $1")
             .bind(key.as_str())

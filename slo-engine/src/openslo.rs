@@ -375,7 +375,15 @@ pub fn import(paths: &[PathBuf]) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
         let w = &spec.time_window[0];
         let (period, timezone) = if w.is_rolling {
             match w.duration.trim().strip_suffix('w').map(str::parse::<u64>) {
-                Some(Ok(weeks)) => (format!("{}d", weeks * 7), None),
+                Some(Ok(weeks)) => match weeks.checked_mul(7) {
+                    Some(days) => (format!("{days}d"), None),
+                    None => {
+                        return Err(invalid(
+                            "spec.timeWindow[0].duration",
+                            format!("{:?} is too long", w.duration),
+                        ));
+                    }
+                },
                 _ if w.duration.ends_with(['M', 'Q', 'Y']) => {
                     return Err(invalid(
                         "spec.timeWindow[0].duration",

@@ -114,11 +114,13 @@ pub fn parse_matrix(body: &str) -> Result<Vec<Series>, String> {
         .collect()
 }
 
-/// A node, as the target labels name it: (cell, node). A series without a `node` label is
-/// named by its `instance`.
-pub type NodeKey = (String, String);
+/// One scrape target of a node, as the target labels name it: (cell, node, `job/instance`). A
+/// series without a `node` label is named by its `instance`. A node scraped by several targets
+/// (the exporter, an adapter on another port) has one reading per target and scrape, each
+/// complete, so each is followed on its own.
+pub type NodeKey = (String, String, String);
 
-/// Groups the samples into one reading per node and timestamp (a scrape stores every sample
+/// Groups the samples into one reading per target and timestamp (a scrape stores every sample
 /// of a page at the same time), oldest first. Series without a `cell` label are skipped.
 pub fn readings(series: &[Series]) -> BTreeMap<NodeKey, BTreeMap<i64, Reading>> {
     let mut out: BTreeMap<NodeKey, BTreeMap<i64, Reading>> = BTreeMap::new();
@@ -137,7 +139,12 @@ pub fn readings(series: &[Series]) -> BTreeMap<NodeKey, BTreeMap<i64, Reading>> 
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let key: Key = (name.clone(), labels);
-        let by_time = out.entry((cell.clone(), node.clone())).or_default();
+        let target = format!(
+            "{}/{}",
+            s.labels.get("job").map_or("", String::as_str),
+            s.labels.get("instance").map_or("", String::as_str)
+        );
+        let by_time = out.entry((cell.clone(), node.clone(), target)).or_default();
         for (t, v) in &s.samples {
             if v.is_finite() {
                 by_time.entry(*t).or_default().insert(key.clone(), *v);
@@ -156,6 +163,10 @@ pub struct Feed {
     fed: HashMap<NodeKey, (i64, i64)>,
 }
 
+/// The gap that makes a reading a baseline while a node's scrape interval is not known yet
+/// (three 60-second scrapes), ms.
+const UNKNOWN_GAP_MS: i64 = 180_000;
+
 /// One node's increases at one reading.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Increase {
@@ -172,8 +183,9 @@ pub struct Increase {
 impl Feed {
     /// Feeds `readings` (all at or before `upto` ms). A reading at or before a node's last fed
     /// one is skipped; a reading at or before `after` only moves the baseline. A gap longer
-    /// than three scrape intervals (the node's shortest spacing, at least 10 s) makes the
-    /// next reading a baseline, as the `scrape` source does for a node that was down.
+    /// than three scrape intervals (the node's shortest spacing, at least 10 s; 3 minutes
+    /// while it is unknown) makes the next reading a baseline, as the `scrape` source does for
+    /// a node that was down.
     pub fn feed(
         &mut self,
         readings: BTreeMap<NodeKey, BTreeMap<i64, Reading>>,
@@ -190,13 +202,25 @@ impl Feed {
                 if t <= last {
                     continue;
                 }
+                let max_gap_ms = if spacing == 0 {
+                    UNKNOWN_GAP_MS
+                } else {
+                    (spacing * 3).max(10_000)
+                };
+                // A gap is not a scrape interval: only spacings within the allowed gap count.
                 let spacing = match t.checked_sub(last) {
-                    Some(d) if last != i64::MIN && (spacing == 0 || d < spacing) => d,
+                    Some(d)
+                        if last != i64::MIN && d <= max_gap_ms && (spacing == 0 || d < spacing) =>
+                    {
+                        d
+                    }
                     _ => spacing,
                 };
-                let max_gap = (spacing * 3).max(10_000) / 1000;
                 self.fed.insert(node.clone(), (t, spacing));
-                let name = format!("{}/{}", node.0, node.1);
+                let name = format!("{}/{}/{}", node.0, node.1, node.2);
+                // The tracker compares whole seconds: a gap of exactly the allowed length
+                // stays an increase.
+                let max_gap = max_gap_ms.div_euclid(1000);
                 let inc = self
                     .tracker
                     .increases(&name, t.div_euclid(1000), reading, max_gap);
@@ -221,7 +245,7 @@ impl Feed {
 #[derive(Debug, Default)]
 pub struct RatioFeed {
     last: HashMap<(String, BTreeMap<String, String>), (i64, f64)>,
-    /// Per query: the start of the first range it was fed for.
+    /// Per query: the end of the first range it was fed for.
     origin: HashMap<String, i64>,
 }
 
@@ -237,21 +261,22 @@ pub struct Events {
 }
 
 impl RatioFeed {
-    /// Feeds the points of one query's result over a range starting at `from` (ms; `query`
-    /// names it: the SLO and which query) and returns the events of points later than `after`
-    /// (ms). Counters: a point adds its increase over the series' previous point (a drop is a
-    /// reset: the new value). A series that appears after the query's first range began counts
-    /// in full (a model's first requests); one present from the start, or back after more than 5
-    /// minutes, is a baseline. Not counters: every point adds its value.
+    /// Feeds the points of one query's result over a range ending at `to` (ms; `query` names
+    /// it: the SLO and which query) and returns the events of points later than `after` (ms).
+    /// Counters: a point adds its increase over the series' previous point (a drop is a reset:
+    /// the new value). A series first seen after the query's first range (after a start or
+    /// restart) counts in full: a model's first requests. Every series of that first range, and
+    /// one back after more than 5 minutes, is a baseline: never counted twice. Not counters:
+    /// every point adds its value.
     pub fn feed(
         &mut self,
         query: &str,
         series: &[Series],
         counter: bool,
-        from: i64,
+        to: i64,
         after: i64,
     ) -> Vec<Events> {
-        let origin = *self.origin.entry(query.to_string()).or_insert(from);
+        let origin = *self.origin.entry(query.to_string()).or_insert(to);
         let mut out = Vec::new();
         for s in series {
             let key = (query.to_string(), s.labels.clone());
@@ -383,6 +408,56 @@ mod tests {
     }
 
     #[test]
+    fn a_node_scraped_by_two_targets_at_different_times_counts_once() {
+        let n = "cellwatch_inference_requests_total";
+        // Series "ok" from one target at 0, 15, 30 s; "server_error" from another (another
+        // port) at 5, 20, 35 s.
+        let mut body: serde_json::Value = serde_json::from_str(&answer(&[
+            (n, "n1", "ok", &[(0.0, 10.0), (15.0, 12.0), (30.0, 15.0)]),
+            (
+                n,
+                "n1",
+                "server_error",
+                &[(5.0, 100.0), (20.0, 101.0), (35.0, 101.0)],
+            ),
+        ]))
+        .unwrap();
+        body["data"]["result"][1]["metric"]["instance"] = "n1:9818".into();
+        let body = body.to_string();
+        let mut feed = Feed::default();
+        let incs = feed.feed(readings(&parse_matrix(&body).unwrap()), -1, 60_000);
+        let sum = |outcome: &str| -> f64 {
+            incs.iter()
+                .flat_map(|i| i.inc.iter())
+                .filter(|((_, l), _)| l.contains(&("outcome".into(), outcome.into())))
+                .map(|(_, v)| v)
+                .sum()
+        };
+        assert_eq!(sum("ok"), 5.0);
+        assert_eq!(
+            sum("server_error"),
+            1.0,
+            "its running total is never counted"
+        );
+    }
+
+    #[test]
+    fn a_gap_before_the_scrape_interval_is_known_is_a_gap() {
+        let n = "cellwatch_inference_requests_total";
+        // Down for five minutes between the first two readings, then every 15 s.
+        let body = answer(&[(
+            n,
+            "n1",
+            "ok",
+            &[(0.0, 1.0), (300.0, 40.0), (315.0, 41.0), (330.0, 43.0)],
+        )]);
+        let mut feed = Feed::default();
+        let incs = feed.feed(readings(&parse_matrix(&body).unwrap()), -1, 400_000);
+        let sum: f64 = incs.iter().flat_map(|i| i.inc.values()).sum();
+        assert_eq!(sum, 3.0, "the 39 of the outage are not counted");
+    }
+
+    #[test]
     fn ratio_points_become_events() {
         let series = |cell: Option<&str>, points: &[(i64, f64)]| Series {
             labels: cell
@@ -398,9 +473,8 @@ mod tests {
             ),
             series(None, &[(60_000, 1.0), (120_000, 2.0)]),
         ];
-        // The query's range starts at 0: series "a" is there (a baseline); the other appears
-        // at 60 s (its 1 counts, but was recorded before: only points after 60 s are returned).
-        let e = f.feed("s/total", &r, true, 0, 60_000);
+        // The first range (to 180 s): every series in it starts as a baseline.
+        let e = f.feed("s/total", &r, true, 180_000, 60_000);
         assert_eq!(
             e,
             vec![
@@ -422,15 +496,15 @@ mod tests {
             ]
         );
         // Fed again: nothing new.
-        assert!(f.feed("s/total", &r, true, 0, 0).is_empty());
+        assert!(f.feed("s/total", &r, true, 180_000, 0).is_empty());
         // A series that appears later counts in full.
         let late = vec![series(Some("b"), &[(240_000, 7.0)])];
         assert_eq!(
-            f.feed("s/total", &late, true, 180_000, 180_000)[0].events,
+            f.feed("s/total", &late, true, 240_000, 180_000)[0].events,
             7.0
         );
         // Not a counter: each value counts.
-        let e = RatioFeed::default().feed("g", &r[1..], false, 0, 0);
+        let e = RatioFeed::default().feed("g", &r[1..], false, 120_000, 0);
         assert_eq!(e.iter().map(|e| e.events).sum::<f64>(), 3.0);
     }
 
