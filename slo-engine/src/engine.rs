@@ -318,12 +318,23 @@ async fn slo_sums(
 /// since the last evaluation are judged, once, into the rollups; then every SLO and the cells'
 /// totals are summed in the database, three queries each for every cell at once.
 pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Report, LedgerError> {
+    evaluate_with(config, ledger, now, true).await
+}
+
+/// As [`evaluate`]; a standby engine (not the leader) passes `judge: false` and reads the
+/// verdicts the leader judged, writing nothing.
+pub async fn evaluate_with(
+    config: &Config,
+    ledger: &Ledger,
+    now: i64,
+    judge: bool,
+) -> Result<Report, LedgerError> {
     let mut report = Report {
         at: now,
         ..Default::default()
     };
     let keep = retention(config);
-    for slo in &config.slos {
+    for slo in config.slos.iter().filter(|_| judge) {
         if let (Budgeting::Timeslices { slice, .. }, Some(j)) = (slo.budgeting, judge_of(slo)) {
             ledger
                 .judge(
@@ -479,6 +490,7 @@ pub async fn scrape_once(
     tracker: &mut Tracker,
     now: i64,
     max_gap: i64,
+    record: bool,
 ) -> Result<Scraped, LedgerError> {
     let mut problems = Vec::new();
     let mut down = std::collections::BTreeSet::new();
@@ -520,7 +532,9 @@ pub async fn scrape_once(
         // Every node down (or first readings): no rows, so no data; never good or bad events.
         rows.extend(cell_rows(config, &cell.name, now, &incs));
     }
-    ledger.record_many(&rows).await?;
+    if record {
+        ledger.record_many(&rows).await?;
+    }
     Ok(Scraped { problems, down })
 }
 
@@ -701,6 +715,15 @@ impl PromSource {
             Err(e) if status.is_success() => Err(fail(e)),
             Err(e) => Err(fail(format!("HTTP {status}: {e}"))),
         }
+    }
+
+    /// Forgets what it read: when it leads again it starts from the ledger's cursor, which the
+    /// leader moved meanwhile.
+    pub fn stand_by(&mut self) {
+        self.feed = promsource::Feed::default();
+        self.ratios = promsource::RatioFeed::default();
+        self.cursor = None;
+        self.fresh = true;
     }
 
     /// Reads everything from the cursor (or, on a first start, from `backfill` ago) up to
@@ -905,6 +928,7 @@ async fn deliver_forever(
     ledger: Ledger,
     wake: Arc<tokio::sync::Notify>,
     clock: Clock,
+    is_leader: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -912,6 +936,9 @@ async fn deliver_forever(
         .unwrap_or_default();
     loop {
         let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+        if !is_leader.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
         let now = clock.now_ms().div_euclid(1000);
         let rows = match ledger.due(now, 100).await {
             Ok(r) => r,
@@ -937,6 +964,37 @@ async fn deliver_forever(
             if let Err(e) = recorded {
                 tracing::error!(error = %e, key = %row.key, "recording a delivery failed");
             }
+        }
+    }
+}
+
+/// Takes and renews the leader lease every quarter interval; the lease lasts 1.25 intervals, so
+/// a standby holds it within 1.5 intervals of the leader's death, and evaluates as the leader
+/// at its next tick.
+async fn hold_lease(
+    ledger: Ledger,
+    me: String,
+    interval: Duration,
+    clock: Clock,
+    is_leader: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let ttl = (interval.as_millis() as i64 * 5 / 4).max(100);
+    let mut tick = tokio::time::interval((interval / 4).max(Duration::from_millis(25)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let held = match ledger.lease("leader", &me, clock.now_ms(), ttl).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reach the ledger for the leader lease; standing by");
+                false
+            }
+        };
+        let had = is_leader.swap(held, std::sync::atomic::Ordering::Relaxed);
+        if held && !had {
+            tracing::info!(engine = %me, "took the leader lease");
+        } else if had && !held {
+            tracing::warn!(engine = %me, "lost the leader lease; standing by");
         }
     }
 }
@@ -1028,11 +1086,24 @@ pub async fn run_with(
         Err(e) => return Err(std::io::Error::other(e.to_string())),
     };
     let wake = Arc::new(tokio::sync::Notify::new());
+    let is_leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // This engine's name in the leader lease, and the lease's length: a standby takes over
+    // within two intervals of the leader's last renewal.
+    let me = format!("{}-{}", std::process::id(), now_ms() % 1_000_000);
+    let mut leader = false;
+    tokio::spawn(hold_lease(
+        ledger.clone(),
+        me.clone(),
+        interval,
+        clock.clone(),
+        is_leader.clone(),
+    ));
     tokio::spawn(deliver_forever(
         config.alerting.clone(),
         ledger.clone(),
         wake.clone(),
         clock.clone(),
+        is_leader.clone(),
     ));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
@@ -1042,6 +1113,22 @@ pub async fn run_with(
         loop {
             tick.tick().await;
             let now_ms = clock.now_ms();
+            let was_leader = leader;
+            leader = is_leader.load(std::sync::atomic::Ordering::Relaxed);
+            if leader && !was_leader {
+                tracing::info!(engine = %me, "leading: recording, judging, alerting and delivering");
+                // Carry on from what the last leader saved.
+                match ledger.alert_state().await {
+                    Ok(Some(json)) => match serde_json::from_str(&json) {
+                        Ok(a) => alerts = a,
+                        Err(e) => {
+                            tracing::error!(error = %e, "the saved alert state is unreadable; starting with none")
+                        }
+                    },
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "reading the alert state failed"),
+                }
+            }
             // The time the ledger is complete up to: evaluation windows end there.
             let t = match &mut feeder {
                 Feeder::Scrape {
@@ -1051,7 +1138,10 @@ pub async fn run_with(
                     last_problems,
                 } => {
                     let t = now_ms.div_euclid(1000);
-                    match scrape_once(&config, &ledger, client, tracker, t, *max_gap).await {
+                    // A standby scrapes too, so that its baselines are fresh when it takes
+                    // over, but records nothing.
+                    match scrape_once(&config, &ledger, client, tracker, t, *max_gap, leader).await
+                    {
                         Ok(p) => {
                             down_cells = p.down;
                             let joined = p.problems.join("; ");
@@ -1065,6 +1155,10 @@ pub async fn run_with(
                         Err(e) => tracing::error!(error = %e, "recording slices failed"),
                     }
                     t
+                }
+                Feeder::Prometheus(src) if !leader => {
+                    src.stand_by();
+                    (now_ms - src.delay.as_millis() as i64).div_euclid(1000)
                 }
                 Feeder::Prometheus(src) => match src.pull(&config, &ledger, now_ms).await {
                     Ok(t) => {
@@ -1084,7 +1178,11 @@ pub async fn run_with(
                     }
                 },
             };
-            match evaluate(&config, &ledger, t).await {
+            match evaluate_with(&config, &ledger, t, leader).await {
+                Ok(r) if !leader => {
+                    let text = encode(&samples(&r));
+                    *state.last.lock().unwrap_or_else(|e| e.into_inner()) = (r, text);
+                }
                 Ok(r) => {
                     let a = &config.alerting;
                     let wanted = alerting::wanted(&config, &r, &down_cells, &a.timing);
@@ -1115,7 +1213,7 @@ pub async fn run_with(
                 }
                 Err(e) => tracing::error!(error = %e, "evaluation failed"),
             }
-            if t % 3600 < interval.as_secs() as i64 {
+            if leader && t % 3600 < interval.as_secs() as i64 {
                 // Minute rows: a day for the short windows (longer ones come from the rollups),
                 // the whole period for time-slice SLOs (judged again from them when their
                 // threshold changes); rollups: the period.

@@ -171,6 +171,7 @@ pub struct OutboxRow {
 #[derive(Debug, Clone)]
 pub struct Ledger {
     pool: AnyPool,
+    postgres: bool,
 }
 
 impl Ledger {
@@ -202,7 +203,10 @@ impl Ledger {
                 url: redact(&url),
                 source,
             })?;
-        Ok(Ledger { pool })
+        Ok(Ledger {
+            pool,
+            postgres: url.starts_with("postgres"),
+        })
     }
 
     /// Adds a slice's counts to what the ledger holds for it (a slice may be recorded in parts).
@@ -658,20 +662,79 @@ impl Ledger {
         tx.commit().await.map_err(err)
     }
 
-    /// Undelivered outbox rows due at `now`, oldest first.
-    pub async fn due(&self, now: i64, limit: i64) -> Result<Vec<OutboxRow>, LedgerError> {
-        let rows = sqlx::query(
-            "SELECT key, receiver, integration, payload, created_at, attempts FROM outbox \
-             WHERE delivered_at IS NULL AND next_attempt <= $1 ORDER BY created_at, key LIMIT $2",
+    /// Takes or renews the lease `name` for `holder` until `now + ttl` (milliseconds); true
+    /// when `holder` holds it (it held it already, or the last holder's lease expired).
+    pub async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        ttl: i64,
+    ) -> Result<bool, LedgerError> {
+        let r = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE leases.holder = excluded.holder OR leases.expires_at < $4",
         )
+        .bind(name)
+        .bind(holder)
+        .bind(now + ttl)
         .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
+        .execute(&self.pool)
         .await
         .map_err(|source| LedgerError::Query {
-            what: "read outbox",
+            what: "take the lease",
             source,
         })?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Claims up to `limit` undelivered outbox rows due at `now` for `hold` seconds, oldest
+    /// first, and returns them: no other deliverer gets them while claimed. On PostgreSQL the
+    /// claim skips rows another transaction has locked (`FOR UPDATE SKIP LOCKED`).
+    pub async fn due(&self, now: i64, limit: i64) -> Result<Vec<OutboxRow>, LedgerError> {
+        const HOLD: i64 = 60;
+        let err = |source| LedgerError::Query {
+            what: "claim outbox rows",
+            source,
+        };
+        let pick = "SELECT key FROM outbox WHERE delivered_at IS NULL AND next_attempt <= $1 \
+                    AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY created_at, key LIMIT $2";
+        let lock = if self.postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let keys: Vec<String> = sqlx::query(&format!("{pick}{lock}"))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        let mut rows = Vec::new();
+        for key in &keys {
+            sqlx::query("UPDATE outbox SET claimed_until = $2 WHERE key = $1")
+                .bind(key.as_str())
+                .bind(now + HOLD)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            rows.extend(
+                sqlx::query(
+                    "SELECT key, receiver, integration, payload, created_at, attempts FROM outbox WHERE key = $1",
+                )
+                .bind(key.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?,
+            );
+        }
+        tx.commit().await.map_err(err)?;
         rows.iter()
             .map(|r| {
                 Ok(OutboxRow {
@@ -700,12 +763,12 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let q = match outcome {
             Ok(()) => sqlx::query(
-                "UPDATE outbox SET delivered_at = $2, attempts = attempts + 1, last_error = NULL WHERE key = $1",
+                "UPDATE outbox SET delivered_at = $2, attempts = attempts + 1, last_error = NULL, claimed_until = NULL WHERE key = $1",
             )
             .bind(key)
             .bind(now),
             Err((error, retry_at)) => sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt = $3 WHERE key = $1",
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt = $3, claimed_until = NULL WHERE key = $1",
             )
             .bind(key)
             .bind(error.chars().take(1000).collect::<String>())
