@@ -245,6 +245,129 @@ pub fn inhibited(target: &Labels, firing: &[&Labels]) -> bool {
     })
 }
 
+/// A label matcher, as Alertmanager's API v2 writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Matcher {
+    /// Label name.
+    pub name: String,
+    /// Value, or a regular expression matched against the whole value.
+    pub value: String,
+    /// `value` is a regular expression.
+    #[serde(default)]
+    pub is_regex: bool,
+    /// True: the label must match; false: it must not.
+    #[serde(default = "yes")]
+    pub is_equal: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Matcher {
+    /// Checks the matcher: a regular expression must compile.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty() {
+            return Err("a matcher needs a label name".into());
+        }
+        if self.is_regex {
+            regex::Regex::new(&format!("^(?:{})$", self.value))
+                .map_err(|e| format!("matcher {}: {e}", self.name))?;
+        }
+        Ok(())
+    }
+
+    /// Whether `labels` match (a missing label is the empty string, as in Alertmanager).
+    pub fn matches(&self, labels: &Labels) -> bool {
+        let v = labels.get(&self.name).map_or("", String::as_str);
+        let hit = if self.is_regex {
+            regex::Regex::new(&format!("^(?:{})$", self.value)).is_ok_and(|r| r.is_match(v))
+        } else {
+            v == self.value
+        };
+        hit == self.is_equal
+    }
+}
+
+/// A silence: alerts matching every matcher send nothing from `starts_at` to `ends_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    /// Its id.
+    pub id: String,
+    /// Matchers, all of which must hold.
+    pub matchers: Vec<Matcher>,
+    /// Start (Unix seconds).
+    pub starts_at: i64,
+    /// End (Unix seconds).
+    pub ends_at: i64,
+    /// Who made it.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+}
+
+impl Silence {
+    /// `pending`, `active` or `expired` at `now`.
+    pub fn state(&self, now: i64) -> &'static str {
+        if now < self.starts_at {
+            "pending"
+        } else if now < self.ends_at {
+            "active"
+        } else {
+            "expired"
+        }
+    }
+
+    /// Whether it mutes `labels` at `now`.
+    pub fn mutes(&self, labels: &Labels, now: i64) -> bool {
+        self.state(now) == "active" && self.matchers.iter().all(|m| m.matches(labels))
+    }
+}
+
+/// A maintenance window: a cron schedule of starts, each lasting `duration`, for some cells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Maintenance {
+    /// Name.
+    pub name: String,
+    /// The cells it covers.
+    pub cells: Vec<String>,
+    /// Starts (the `cron` crate's syntax, seconds first: `0 0 3 * * Sun`).
+    pub schedule: cron::Schedule,
+    /// Time zone of the schedule.
+    pub timezone: chrono_tz::Tz,
+    /// Length of each window (seconds).
+    pub duration: i64,
+    /// Its slices are left out of the budgets too (not only its notifications).
+    pub exclude_from_budget: bool,
+}
+
+impl Maintenance {
+    /// Whether `cell` is in a window at `at` (Unix seconds): a start in `(at − duration, at]`.
+    pub fn active(&self, cell: &str, at: i64) -> bool {
+        use chrono::TimeZone;
+        if !self.cells.iter().any(|c| c == cell) {
+            return false;
+        }
+        let Some(from) = self.timezone.timestamp_opt(at - self.duration, 0).single() else {
+            return false;
+        };
+        self.schedule
+            .after(&from)
+            .next()
+            .is_some_and(|start| start.timestamp() <= at)
+    }
+}
+
+/// Whether an alert sends nothing at `now`: a silence mutes it, or its cell is in a
+/// maintenance window.
+pub fn muted(silences: &[Silence], maintenance: &[Maintenance], labels: &Labels, now: i64) -> bool {
+    silences.iter().any(|s| s.mutes(labels, now))
+        || labels
+            .get("cell")
+            .is_some_and(|c| maintenance.iter().any(|m| m.active(c, now)))
+}
+
 /// One alert's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -755,6 +878,59 @@ slos:
                 .values()
                 .any(|a| a.firing() && a.labels["alertname"] == names::NO_DATA)
         );
+    }
+
+    #[test]
+    fn silences_and_maintenance_windows_mute() {
+        let l = labels(&[
+            ("alertname", names::BURN),
+            ("cell", "studio-a"),
+            ("severity", "page"),
+        ]);
+        let m = |name: &str, value: &str, is_regex: bool, is_equal: bool| Matcher {
+            name: name.into(),
+            value: value.into(),
+            is_regex,
+            is_equal,
+        };
+        let s = Silence {
+            id: "x".into(),
+            matchers: vec![
+                m("cell", "studio-.*", true, true),
+                m("severity", "ticket", false, false),
+            ],
+            starts_at: 100,
+            ends_at: 200,
+            created_by: "me".into(),
+            comment: "work".into(),
+        };
+        assert!(!s.mutes(&l, 99) && s.mutes(&l, 100) && s.mutes(&l, 199) && !s.mutes(&l, 200));
+        assert_eq!(
+            (s.state(50), s.state(150), s.state(250)),
+            ("pending", "active", "expired")
+        );
+        let mut other = l.clone();
+        other.insert("cell".into(), "gpu-pool".into());
+        assert!(!s.mutes(&other, 150));
+        assert!(m("x", "(", true, true).validate().is_err());
+        // Sundays 03:00 in Berlin for 2 hours.
+        let w = Maintenance {
+            name: "weekly".into(),
+            cells: vec!["studio-a".into()],
+            schedule: "0 0 3 * * Sun".parse().unwrap(),
+            timezone: chrono_tz::Europe::Berlin,
+            duration: 7200,
+            exclude_from_budget: false,
+        };
+        // 2026-03-01 was a Sunday; 03:00 CET is 02:00 UTC.
+        let start = 1_772_330_400;
+        assert!(!w.active("studio-a", start - 1));
+        assert!(w.active("studio-a", start));
+        assert!(w.active("studio-a", start + 7199));
+        assert!(!w.active("studio-a", start + 7200));
+        assert!(!w.active("gpu-pool", start + 60));
+        assert!(muted(&[], std::slice::from_ref(&w), &l, start + 60));
+        assert!(!muted(&[], &[w], &l, start + 7200));
     }
 
     #[test]

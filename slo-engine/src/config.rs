@@ -91,6 +91,35 @@ pub struct RawConfig {
     /// shown in the API) but nobody is notified.
     #[serde(default)]
     pub alerting: RawAlerting,
+    /// Maintenance windows per cell: a cron schedule of starts and a duration. A window mutes
+    /// the cell's notifications, and with `exclude_from_budget` keeps its slices out of the
+    /// budgets too.
+    #[serde(default)]
+    pub maintenance: Vec<RawMaintenance>,
+}
+
+/// A maintenance window, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMaintenance {
+    /// Name, for people.
+    pub name: String,
+    /// The cells it covers; omitted: every cell.
+    #[serde(default)]
+    pub cells: Option<Vec<String>>,
+    /// When windows start: a cron expression with seconds first (`0 0 3 * * Sun`: Sundays at
+    /// 03:00), as the `cron` crate reads it.
+    pub schedule: String,
+    /// Time zone of the schedule (IANA name, default UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// How long each window lasts, e.g. `2h`.
+    #[serde(with = "humantime_duration")]
+    pub duration: Duration,
+    /// Leave the window's slices out of every budget, not only its notifications (what
+    /// Nobl9 calls a budget adjustment). Default false.
+    #[serde(default)]
+    pub exclude_from_budget: bool,
 }
 
 fn d_secs<const N: u64>() -> Duration {
@@ -130,6 +159,12 @@ pub struct RawAlerting {
     /// `continue: true`). Omitted: everything goes to the first receiver.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// A file holding the bearer token that writes to the API (silences) need.
+    #[serde(default)]
+    pub api_token_file: Option<PathBuf>,
+    /// An environment variable holding that token. Without either, the API is read-only.
+    #[serde(default)]
+    pub api_token_env: Option<String>,
 }
 
 impl Default for RawAlerting {
@@ -215,6 +250,29 @@ pub struct Alerting {
     pub receivers: BTreeMap<String, RawReceiver>,
     /// Routes.
     pub routes: Vec<crate::alerting::Route>,
+    /// Where the API's bearer token is.
+    pub api_token: Option<TokenSource>,
+}
+
+/// Where a secret is read from (at each use, so it can be rotated).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenSource {
+    /// A file (trailing whitespace trimmed).
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+}
+
+impl TokenSource {
+    /// The secret, if it can be read and is not empty.
+    pub fn read(&self) -> Option<String> {
+        let v = match self {
+            TokenSource::File(p) => std::fs::read_to_string(p).ok()?,
+            TokenSource::Env(v) => std::env::var(v).ok()?,
+        };
+        let v = v.trim_end().to_string();
+        (!v.is_empty()).then_some(v)
+    }
 }
 
 /// One cell.
@@ -409,6 +467,8 @@ pub struct Config {
     pub slos: Vec<Slo>,
     /// Alerting.
     pub alerting: Alerting,
+    /// Maintenance windows.
+    pub maintenance: Vec<crate::alerting::Maintenance>,
 }
 
 /// A cell.
@@ -1094,12 +1154,56 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
         });
     }
     let alerting = validate_alerting(&raw.alerting, &outer)?;
+    let mut maintenance = Vec::new();
+    for (i, m) in raw.maintenance.iter().enumerate() {
+        let f = format!("maintenance[{i}]");
+        let schedule: cron::Schedule = m.schedule.parse().map_err(|e| {
+            outer(
+                format!("{f}.schedule"),
+                format!(
+                    "{:?}: {e} (six fields, seconds first: \"0 0 3 * * Sun\" is Sundays at 03:00)",
+                    m.schedule
+                ),
+            )
+        })?;
+        let tz = m.timezone.as_deref().unwrap_or("UTC");
+        let timezone: chrono_tz::Tz = tz.parse().map_err(|_| {
+            outer(
+                format!("{f}.timezone"),
+                format!("{tz:?} is not an IANA time zone such as Europe/Berlin or UTC"),
+            )
+        })?;
+        if m.duration < Duration::from_secs(60) {
+            return Err(outer(
+                format!("{f}.duration"),
+                "a window lasts at least 1m".into(),
+            ));
+        }
+        let covered = match &m.cells {
+            None => cells.iter().map(|c| c.name.clone()).collect(),
+            Some(list) => {
+                if let Some(c) = list.iter().find(|c| !names.contains(*c)) {
+                    return Err(outer(format!("{f}.cells"), format!("no cell named {c:?}")));
+                }
+                list.clone()
+            }
+        };
+        maintenance.push(crate::alerting::Maintenance {
+            name: m.name.clone(),
+            cells: covered,
+            schedule,
+            timezone,
+            duration: m.duration.as_secs() as i64,
+            exclude_from_budget: m.exclude_from_budget,
+        });
+    }
     Ok(Config {
         cells,
         source,
         buckets: raw.buckets,
         slos,
         alerting,
+        maintenance,
     })
 }
 
@@ -1226,6 +1330,17 @@ fn validate_alerting(
         dashboard_url: a.dashboard_url.clone(),
         receivers,
         routes,
+        api_token: match (&a.api_token_file, &a.api_token_env) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "alerting.api_token_file".into(),
+                    "give api_token_file or api_token_env, not both".into(),
+                ));
+            }
+            (Some(f), None) => Some(TokenSource::File(f.clone())),
+            (None, Some(v)) => Some(TokenSource::Env(v.clone())),
+            (None, None) => None,
+        },
     })
 }
 

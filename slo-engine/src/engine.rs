@@ -556,7 +556,12 @@ fn cell_rows(
     incs: &[scrape::Reading],
 ) -> Vec<(String, String, SliceData)> {
     let mut rows = Vec::new();
-    if incs.is_empty() {
+    // A maintenance window that excludes its slices from the budget: nothing is recorded.
+    let excluded = config
+        .maintenance
+        .iter()
+        .any(|m| m.exclude_from_budget && m.active(cell, at));
+    if incs.is_empty() || excluded {
         return rows;
     }
     for slo in config
@@ -817,6 +822,14 @@ impl PromSource {
                         (None, [only]) => only.clone(),
                         _ => continue,
                     };
+                    let at = (e.at - 1).div_euclid(1000);
+                    if config
+                        .maintenance
+                        .iter()
+                        .any(|m| m.exclude_from_budget && m.active(&cell, at))
+                    {
+                        continue;
+                    }
                     let start = math::slice_start((e.at - 1).div_euclid(1000), len);
                     let row = sums
                         .entry((cell, slo.name.clone(), start))
@@ -851,6 +864,177 @@ impl PromSource {
 struct AppState {
     last: Arc<Mutex<(Report, String)>>,
     alerts: Arc<Mutex<alerting::State>>,
+    ledger: Ledger,
+    clock: Clock,
+    token: Option<crate::config::TokenSource>,
+}
+
+type ApiError = (axum::http::StatusCode, axum::Json<serde_json::Value>);
+
+fn api_error(code: axum::http::StatusCode, message: impl Into<String>) -> ApiError {
+    (
+        code,
+        axum::Json(serde_json::json!({ "error": message.into() })),
+    )
+}
+
+/// Writes need `Authorization: Bearer <token>`, compared in constant time; without a configured
+/// token the API is read-only.
+fn authorize(s: &AppState, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    use axum::http::StatusCode;
+    let Some(want) = s.token.as_ref().and_then(|t| t.read()) else {
+        return Err(api_error(
+            StatusCode::FORBIDDEN,
+            "writes are disabled: set alerting.api_token_file or alerting.api_token_env",
+        ));
+    };
+    let got = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let same = got.len() == want.len()
+        && got
+            .bytes()
+            .zip(want.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(api_error(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is needed",
+        ))
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PostableSilence {
+    matchers: Vec<alerting::Matcher>,
+    #[serde(default)]
+    starts_at: Option<String>,
+    ends_at: String,
+    created_by: String,
+    comment: String,
+}
+
+fn parse_time(field: &str, v: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.timestamp())
+        .map_err(|e| {
+            api_error(
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("{field} {v:?}: {e} (RFC 3339, e.g. 2026-11-25T10:00:00Z)"),
+            )
+        })
+}
+
+fn silence_json(x: &alerting::Silence, now: i64) -> serde_json::Value {
+    let t = |s: i64| {
+        chrono::DateTime::from_timestamp(s, 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    serde_json::json!({
+        "id": x.id,
+        "matchers": x.matchers,
+        "startsAt": t(x.starts_at),
+        "endsAt": t(x.ends_at),
+        "createdBy": x.created_by,
+        "comment": x.comment,
+        "status": { "state": x.state(now) },
+    })
+}
+
+async fn list_silences(
+    State(s): State<AppState>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let now = s.clock.now_ms().div_euclid(1000);
+    let all = s
+        .ledger
+        .silences()
+        .await
+        .map_err(|e| api_error(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(axum::Json(serde_json::json!({
+        "silences": all.iter().map(|x| silence_json(x, now)).collect::<Vec<_>>()
+    })))
+}
+
+async fn post_silence(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    use axum::http::StatusCode;
+    authorize(&s, &headers)?;
+    let p: PostableSilence = serde_json::from_slice(&body)
+        .map_err(|e| api_error(StatusCode::BAD_REQUEST, format!("silence: {e}")))?;
+    let now = s.clock.now_ms().div_euclid(1000);
+    let starts_at = match &p.starts_at {
+        Some(v) => parse_time("startsAt", v)?,
+        None => now,
+    };
+    let ends_at = parse_time("endsAt", &p.ends_at)?;
+    if ends_at <= starts_at || ends_at <= now {
+        return Err(api_error(
+            StatusCode::BAD_REQUEST,
+            "endsAt must be later than startsAt and than now",
+        ));
+    }
+    if p.matchers.is_empty() || p.created_by.trim().is_empty() || p.comment.trim().is_empty() {
+        return Err(api_error(
+            StatusCode::BAD_REQUEST,
+            "a silence needs matchers, createdBy and comment",
+        ));
+    }
+    for m in &p.matchers {
+        m.validate()
+            .map_err(|e| api_error(StatusCode::BAD_REQUEST, e))?;
+    }
+    let id = notify::digest(&format!(
+        "{}|{}|{:?}",
+        s.clock.now_ms(),
+        std::process::id(),
+        p.matchers
+    ))[..16]
+        .to_string();
+    let silence = alerting::Silence {
+        id: id.clone(),
+        matchers: p.matchers,
+        starts_at,
+        ends_at,
+        created_by: p.created_by,
+        comment: p.comment,
+    };
+    s.ledger
+        .add_silence(&silence)
+        .await
+        .map_err(|e| api_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    tracing::info!(id = %id, created_by = %silence.created_by, "silence created");
+    Ok(axum::Json(serde_json::json!({ "silenceID": id })))
+}
+
+async fn expire_silence(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    use axum::http::StatusCode;
+    authorize(&s, &headers)?;
+    let now = s.clock.now_ms().div_euclid(1000);
+    match s.ledger.expire_silence(&id, now).await {
+        Ok(true) => {
+            tracing::info!(id = %id, "silence expired");
+            Ok(axum::Json(serde_json::json!({ "expired": id })))
+        }
+        Ok(false) => Err(api_error(
+            StatusCode::NOT_FOUND,
+            format!("no active or pending silence {id:?}"),
+        )),
+        Err(e) => Err(api_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+    }
 }
 
 async fn api_alerts(State(s): State<AppState>) -> impl IntoResponse {
@@ -1067,6 +1251,9 @@ pub async fn run_with(
     let state = AppState {
         last: Arc::new(Mutex::new((Report::default(), String::new()))),
         alerts: Arc::new(Mutex::new(alerting::State::default())),
+        ledger: ledger.clone(),
+        clock: clock.clone(),
+        token: config.alerting.api_token.clone(),
     };
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, cells = config.cells.len(), slos = config.slos.len(), "listening");
@@ -1075,6 +1262,11 @@ pub async fn run_with(
         .route("/api/v1/slos", get(api_slos))
         .route("/api/v1/cells", get(api_cells))
         .route("/api/v1/alerts", get(api_alerts))
+        .route("/api/v1/silences", get(list_silences).post(post_silence))
+        .route(
+            "/api/v1/silences/{id}",
+            axum::routing::delete(expire_silence),
+        )
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .with_state(state.clone());
     let mut alerts = match ledger.alert_state().await {
@@ -1188,7 +1380,14 @@ pub async fn run_with(
                     let wanted = alerting::wanted(&config, &r, &down_cells, &a.timing);
                     let mut next = alerts.clone();
                     next.step_alerts(&wanted, t);
-                    let notes = next.dispatch(&a.routes, &a.timing, &|_| false, t);
+                    let silences = ledger.silences().await.unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "reading silences failed");
+                        Vec::new()
+                    });
+                    let maintenance = &config.maintenance;
+                    let muted =
+                        |l: &alerting::Labels| alerting::muted(&silences, maintenance, l, t);
+                    let notes = next.dispatch(&a.routes, &a.timing, &muted, t);
                     let rows = notify::outbox_rows(a, &notes);
                     let json = serde_json::to_string(&next).unwrap_or_default();
                     // The state change and its notifications, in one transaction.

@@ -31,6 +31,11 @@ fn page(fast: u64, all: u64, ok: u64, bad: u64) -> String {
 }
 
 fn config(up: &Upstream, smtp_port: u16) -> String {
+    config_with(up, smtp_port, "", "")
+}
+
+/// The configuration with more `alerting:` keys and more top-level sections.
+fn config_with(up: &Upstream, smtp_port: u16, alerting: &str, top: &str) -> String {
     let nodes: String = NODES
         .iter()
         .map(|n| {
@@ -48,7 +53,7 @@ fn config(up: &Upstream, smtp_port: u16) -> String {
          alerting:\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\n\
          \x20 external_url: http://cellwatch.test:9820\n\
          \x20 receivers:\n    - name: oncall\n      email: {{ to: [oncall@example.com], from: cellwatch@example.com, smarthost: \"127.0.0.1:{smtp_port}\", tls: none }}\n\
-         \x20 routes:\n    - {{ receiver: oncall, matchers: {{ severity: page }} }}\n"
+         \x20 routes:\n    - {{ receiver: oncall, matchers: {{ severity: page }} }}\n{alerting}{top}"
     )
 }
 
@@ -291,4 +296,149 @@ async fn two_replicas_on_postgres_page_once_and_fail_over() {
         .unwrap()["total"]
         .as_f64();
     assert_eq!(total, Some(400.0), "{v}");
+}
+
+/// Starts the engine on SQLite with extra configuration and waits for its first evaluation.
+async fn started(
+    up: &Upstream,
+    smtp: &Smtp,
+    alerting: &str,
+    top: &str,
+) -> (Exporter, tempfile::TempDir) {
+    for n in NODES {
+        up.set_page(n, &page(0, 0, 0, 0));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cells.yaml");
+    let clock = dir.path().join("clock");
+    std::fs::write(&cfg, config_with(up, smtp.port, alerting, top)).unwrap();
+    std::fs::write(&clock, "0").unwrap();
+    let db = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let e = start(&db, &cfg, &clock);
+    let begun = Instant::now();
+    while serde_json::from_str::<Value>(&e.get("/api/v1/slos").await).unwrap()["at"]
+        .as_i64()
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(begun.elapsed() < SOON, "no evaluation\n{}", e.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    (e, dir)
+}
+
+async fn incident(up: &Upstream, e: &Exporter) {
+    for n in NODES {
+        up.set_page(n, &page(50, 100, 70, 30));
+    }
+    let started = Instant::now();
+    while firing(e).await < 2 {
+        assert!(started.elapsed() < SOON, "no page fired\n{}", e.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_silence_suppresses_the_page_until_it_expires() {
+    let up = Upstream::start().await;
+    let smtp = Smtp::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let token = secrets.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let (e, _dir) = started(
+        &up,
+        &smtp,
+        &format!("  api_token_file: {}\n", token.display()),
+        "",
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({
+        "matchers": [{"name": "cell", "value": "studio-a", "isRegex": false, "isEqual": true}],
+        "endsAt": "2099-01-01T00:00:00Z",
+        "createdBy": "test",
+        "comment": "planned work",
+    });
+    let post = |auth: Option<&'static str>| {
+        let mut r = client
+            .post(format!("{}/api/v1/silences", e.base))
+            .json(&body);
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        r.send()
+    };
+    assert_eq!(post(None).await.unwrap().status(), 401);
+    assert_eq!(post(Some("Bearer wrong")).await.unwrap().status(), 401);
+    let ok = post(Some("Bearer s3cret")).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let id = ok.json::<Value>().await.unwrap()["silenceID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let list: Value = serde_json::from_str(&e.get("/api/v1/silences").await).unwrap();
+    assert_eq!(list["silences"][0]["status"]["state"], "active", "{list}");
+    assert!(!e.log().contains("s3cret"), "the token is never logged");
+
+    incident(&up, &e).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(smtp.mails().is_empty(), "{:#?}", smtp.mails());
+
+    // Expired: the page goes out.
+    let r = client
+        .delete(format!("{}/api/v1/silences/{id}", e.base))
+        .header("Authorization", "Bearer s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mails = wait_mails(&smtp, 1, &e).await;
+    assert!(
+        header(&mails[0], "Subject")
+            .unwrap_or_default()
+            .starts_with("[FIRING:2]")
+    );
+}
+
+#[tokio::test]
+async fn a_maintenance_window_mutes_and_with_exclusion_leaves_the_budget_alone() {
+    let up = Upstream::start().await;
+    let smtp = Smtp::start();
+    // A window starting every minute and lasting two hours: always on.
+    let (e, _dir) = started(
+        &up,
+        &smtp,
+        "",
+        "maintenance:\n  - { name: upgrade, cells: [studio-a], schedule: \"0 * * * * *\", duration: 2h, exclude_from_budget: true }\n",
+    )
+    .await;
+    for n in NODES {
+        up.set_page(n, &page(50, 100, 70, 30));
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(smtp.mails().is_empty(), "{:#?}", smtp.mails());
+    let v: Value = serde_json::from_str(&e.get("/api/v1/slos").await).unwrap();
+    for s in v["slos"].as_array().unwrap() {
+        let period = s["windows"].as_array().unwrap().last().unwrap();
+        assert_eq!(period["total"], 0.0, "{s}");
+        assert!(s["budget_remaining"].is_null(), "{s}");
+    }
+}
+
+#[tokio::test]
+async fn a_maintenance_window_without_exclusion_mutes_but_counts() {
+    let up = Upstream::start().await;
+    let smtp = Smtp::start();
+    let (e, _dir) = started(
+        &up,
+        &smtp,
+        "",
+        "maintenance:\n  - { name: upgrade, cells: [studio-a], schedule: \"0 * * * * *\", duration: 2h }\n",
+    )
+    .await;
+    // The alerts fire (the budget burns) but nobody is paged.
+    incident(&up, &e).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(smtp.mails().is_empty(), "{:#?}", smtp.mails());
 }
