@@ -185,6 +185,54 @@ pub struct RawReceiver {
     /// An HTTP POST of Alertmanager's webhook payload (version 4).
     #[serde(default)]
     pub webhook: Option<Webhook>,
+    /// PagerDuty Events API v2: trigger and resolve, deduplicated per incident.
+    #[serde(default)]
+    pub pagerduty: Option<PagerDuty>,
+    /// A Slack incoming webhook.
+    #[serde(default)]
+    pub slack: Option<Slack>,
+    /// Forward the alerts to an Alertmanager (`POST /api/v2/alerts`), for teams that route there.
+    #[serde(default)]
+    pub alertmanager: Option<AlertmanagerTarget>,
+}
+
+/// PagerDuty delivery.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDuty {
+    /// A file holding the integration's routing key (read at each delivery).
+    #[serde(default)]
+    pub routing_key_file: Option<PathBuf>,
+    /// An environment variable holding it.
+    #[serde(default)]
+    pub routing_key_env: Option<String>,
+    /// The Events API v2 endpoint.
+    #[serde(default = "default_pagerduty_url")]
+    pub url: String,
+}
+
+fn default_pagerduty_url() -> String {
+    "https://events.pagerduty.com/v2/enqueue".into()
+}
+
+/// Slack delivery.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Slack {
+    /// A file holding the incoming-webhook URL (it is a secret; read at each delivery).
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    /// The URL itself.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// Alertmanager forwarding.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerTarget {
+    /// The Alertmanager's base URL, e.g. `http://alertmanager:9093`.
+    pub url: String,
 }
 
 /// SMTP delivery.
@@ -1227,12 +1275,55 @@ fn validate_alerting(
                 format!("{:?}: {NAME_RULE}", r.name),
             ));
         }
-        if r.email.is_none() && r.webhook.is_none() {
+        if r.email.is_none()
+            && r.webhook.is_none()
+            && r.pagerduty.is_none()
+            && r.slack.is_none()
+            && r.alertmanager.is_none()
+        {
             return Err(err(
                 f.clone(),
                 format!(
-                    "receiver {:?} has no integration: give email or webhook",
+                    "receiver {:?} has no integration: give email, webhook, pagerduty, slack or alertmanager",
                     r.name
+                ),
+            ));
+        }
+        let http = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+        if let Some(p) = &r.pagerduty {
+            if p.routing_key_file.is_some() == p.routing_key_env.is_some() {
+                return Err(err(
+                    format!("{f}.pagerduty"),
+                    "give exactly one of routing_key_file and routing_key_env".into(),
+                ));
+            }
+            if !http(&p.url) {
+                return Err(err(
+                    format!("{f}.pagerduty.url"),
+                    format!("{:?} is not an http(s) URL", p.url),
+                ));
+            }
+        }
+        if let Some(sl) = &r.slack {
+            match (&sl.url_file, &sl.url) {
+                (Some(_), None) => {}
+                (None, Some(u)) if http(u) => {}
+                _ => {
+                    return Err(err(
+                        format!("{f}.slack"),
+                        "give exactly one of url_file and url (an http(s) URL)".into(),
+                    ));
+                }
+            }
+        }
+        if let Some(a) = &r.alertmanager
+            && !http(&a.url)
+        {
+            return Err(err(
+                format!("{f}.alertmanager.url"),
+                format!(
+                    "{:?} is not an http(s) URL such as http://alertmanager:9093",
+                    a.url
                 ),
             ));
         }

@@ -42,7 +42,118 @@ fn integrations(r: &RawReceiver) -> Vec<&'static str> {
     if r.webhook.is_some() {
         v.push("webhook");
     }
+    if r.pagerduty.is_some() {
+        v.push("pagerduty");
+    }
+    if r.slack.is_some() {
+        v.push("slack");
+    }
+    if r.alertmanager.is_some() {
+        v.push("alertmanager");
+    }
     v
+}
+
+/// PagerDuty Events API v2: one event per notification; the incident's key (SHA-256) is the
+/// `dedup_key`, so a resolve closes the incident its page opened.
+pub fn pagerduty_event(alerting: &Alerting, n: &Notification, routing_key: &str) -> Value {
+    let (subject, text, _) = mail_text(alerting, n);
+    let page = n
+        .alerts
+        .iter()
+        .any(|a| a.labels.get("severity").is_some_and(|s| s == "page"));
+    let mut links = Vec::new();
+    if let Some(d) = &alerting.dashboard_url {
+        links.push(json!({"href": d.replace("{cell}", &n.cell), "text": "Dashboard"}));
+    }
+    if let Some(e) = &alerting.external_url {
+        links.push(json!({"href": format!("{e}/"), "text": "Status page"}));
+    }
+    json!({
+        "routing_key": routing_key,
+        "event_action": if n.status == "resolved" { "resolve" } else { "trigger" },
+        "dedup_key": digest(&n.incident),
+        "payload": {
+            "summary": subject.chars().take(1024).collect::<String>(),
+            "source": "cellwatch",
+            "severity": if page { "critical" } else { "warning" },
+            "timestamp": rfc3339(n.at),
+            "component": n.cell,
+            "group": n.cell,
+            "class": n.alerts.first().and_then(|a| a.labels.get("alertname")).cloned().unwrap_or_default(),
+            "custom_details": { "details": text, "alerts": n.alerts.iter().map(|a| &a.labels).collect::<Vec<_>>() },
+        },
+        "links": links,
+    })
+}
+
+/// A Slack incoming-webhook message.
+pub fn slack_message(alerting: &Alerting, n: &Notification) -> Value {
+    let (subject, text, _) = mail_text(alerting, n);
+    json!({ "text": format!("*{subject}*\n{}", text.split_once("\n\n").map_or("", |x| x.1)) })
+}
+
+/// Alertmanager's `POST /api/v2/alerts` body. Firing alerts carry an `endsAt` past the next
+/// repeat (we send again at least that often); resolved ones end when they resolved.
+pub fn alertmanager_alerts(alerting: &Alerting, n: &Notification) -> Value {
+    let t = &alerting.timing;
+    let until = n.at + t.repeat_interval + 2 * t.group_interval;
+    Value::Array(
+        n.alerts
+            .iter()
+            .map(|a| {
+                json!({
+                    "labels": a.labels,
+                    "annotations": a.annotations,
+                    "startsAt": rfc3339(a.starts_at),
+                    "endsAt": rfc3339(a.ends_at.unwrap_or(until)),
+                    "generatorURL": alerting.external_url.clone().unwrap_or_default(),
+                })
+            })
+            .collect(),
+    )
+}
+
+async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> Result<(), String> {
+    let resp = client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| format!("POST {}: {e}", redact_url(url)))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("POST {}: HTTP {}", redact_url(url), resp.status()))
+    }
+}
+
+/// A URL for messages: only its scheme and host (webhook paths hold secrets).
+fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split('/').next().unwrap_or("");
+            format!("{scheme}://{host}/…")
+        }
+        None => "(url)".into(),
+    }
+}
+
+fn read_secret(
+    file: &Option<std::path::PathBuf>,
+    env: &Option<String>,
+    what: &str,
+) -> Result<String, String> {
+    let v = match (file, env) {
+        (Some(f), _) => {
+            std::fs::read_to_string(f).map_err(|e| format!("{what} file {}: {e}", f.display()))?
+        }
+        (None, Some(v)) => {
+            std::env::var(v).map_err(|_| format!("{what} variable {v} is not set"))?
+        }
+        (None, None) => return Err(format!("no {what}")),
+    };
+    Ok(v.trim().to_string())
 }
 
 /// Seconds before the next attempt after `attempts` failures: 1, 2, 4 … capped at 5 minutes.
@@ -265,25 +376,37 @@ pub async fn deliver(
         .receivers
         .get(&row.receiver)
         .ok_or_else(|| format!("receiver {:?} is no longer configured", row.receiver))?;
-    match (row.integration.as_str(), &r.email, &r.webhook) {
-        ("email", Some(e), _) => send_mail(e, alerting, &n).await,
-        ("webhook", _, Some(w)) => {
-            let resp = client
-                .post(&w.url)
-                .json(&webhook_payload(alerting, &n))
-                .send()
-                .await
-                .map_err(|e| format!("POST {}: {e}", w.url))?;
-            if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(format!("POST {}: HTTP {}", w.url, resp.status()))
-            }
+    let gone = || {
+        format!(
+            "receiver {:?} has no {} integration any more",
+            row.receiver, row.integration
+        )
+    };
+    match row.integration.as_str() {
+        "email" => send_mail(r.email.as_ref().ok_or_else(gone)?, alerting, &n).await,
+        "webhook" => {
+            let w = r.webhook.as_ref().ok_or_else(gone)?;
+            post_json(client, &w.url, &webhook_payload(alerting, &n)).await
         }
-        (other, ..) => Err(format!(
-            "receiver {:?} has no {other} integration any more",
-            row.receiver
-        )),
+        "pagerduty" => {
+            let p = r.pagerduty.as_ref().ok_or_else(gone)?;
+            let key = read_secret(&p.routing_key_file, &p.routing_key_env, "routing key")?;
+            post_json(client, &p.url, &pagerduty_event(alerting, &n, &key)).await
+        }
+        "slack" => {
+            let sl = r.slack.as_ref().ok_or_else(gone)?;
+            let url = match &sl.url {
+                Some(u) => u.clone(),
+                None => read_secret(&sl.url_file, &None, "Slack URL")?,
+            };
+            post_json(client, &url, &slack_message(alerting, &n)).await
+        }
+        "alertmanager" => {
+            let a = r.alertmanager.as_ref().ok_or_else(gone)?;
+            let url = format!("{}/api/v2/alerts", a.url.trim_end_matches('/'));
+            post_json(client, &url, &alertmanager_alerts(alerting, &n)).await
+        }
+        _ => Err(gone()),
     }
 }
 
@@ -377,6 +500,33 @@ mod tests {
         assert_eq!(subject, "[RESOLVED] cell studio-a: availability, latency");
         assert_ne!(message_id("k/1"), message_id("k/2"));
         assert_eq!(message_id("k/1"), message_id("k/1"));
+    }
+
+    #[test]
+    fn pagerduty_slack_and_alertmanager_bodies() {
+        let a = Alerting::default();
+        let page = pagerduty_event(&a, &note("firing", "k/1", "k/1"), "R");
+        let resolve = pagerduty_event(&a, &note("resolved", "k/2", "k/1"), "R");
+        assert_eq!(page["event_action"], "trigger");
+        assert_eq!(resolve["event_action"], "resolve");
+        assert_eq!(page["dedup_key"], resolve["dedup_key"], "one incident");
+        assert_eq!(page["payload"]["severity"], "critical");
+        assert_eq!(page["payload"]["component"], "studio-a");
+        let slack = slack_message(&a, &note("firing", "k/1", "k/1"));
+        assert!(
+            slack["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("*[FIRING:2] cell studio-a"),
+            "{slack}"
+        );
+        let am = alertmanager_alerts(&a, &note("resolved", "k/2", "k/1"));
+        assert_eq!(am[0]["labels"]["cell"], "studio-a");
+        assert_eq!(am[0]["endsAt"], "2023-11-14T22:13:20Z");
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T/B/secret"),
+            "https://hooks.slack.com/…"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! commands first on `PATH`, scrape it, and steer the stand-ins through files in a state
 //! directory (see `exporter/testdata/standins/_standin.sh`).
 
+pub mod alertmanager;
 pub mod prometheus;
 pub mod smtp;
 pub mod upstream;

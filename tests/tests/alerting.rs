@@ -442,3 +442,138 @@ async fn a_maintenance_window_without_exclusion_mutes_but_counts() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(smtp.mails().is_empty(), "{:#?}", smtp.mails());
 }
+
+/// An in-test HTTP receiver that records every JSON body POSTed to it, by path (the webhook,
+/// PagerDuty and Slack endpoints).
+#[derive(Clone, Default)]
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>);
+
+impl Recorder {
+    async fn start() -> (Recorder, String) {
+        let r = Recorder::default();
+        let rec = r.clone();
+        let app =
+            axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+                let rec = rec.clone();
+                async move {
+                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    rec.0.lock().unwrap().push((uri.path().to_string(), v));
+                    "ok"
+                }
+            });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await });
+        (r, base)
+    }
+
+    fn at(&self, path: &str) -> Vec<Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn webhook_pagerduty_slack_and_a_real_alertmanager_get_the_incident() {
+    let up = Upstream::start().await;
+    let smtp = Smtp::start();
+    let am = cellwatch_e2e::alertmanager::Alertmanager::start().await;
+    let (rec, base) = Recorder::start().await;
+    let secrets = tempfile::tempdir().unwrap();
+    let key = secrets.path().join("pd-key");
+    std::fs::write(&key, "R0UT1NG\n").unwrap();
+    let receivers = format!(
+        "    - name: everywhere\n      webhook: {{ url: \"{base}/webhook\" }}\n\
+         \x20     pagerduty: {{ routing_key_file: {}, url: \"{base}/pagerduty\" }}\n\
+         \x20     slack: {{ url: \"{base}/slack\" }}\n\
+         \x20     alertmanager: {{ url: \"{}\" }}\n",
+        key.display(),
+        am.base
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cells.yaml");
+    let clock = dir.path().join("clock");
+    // The default config's receivers and routes, with one more receiver that every page also
+    // goes to.
+    let text = config(&up, smtp.port)
+        .replace(
+            "  routes:\n",
+            &format!("{receivers}  routes:\n    - {{ receiver: everywhere, matchers: {{ severity: page }}, continue: true }}\n"),
+        );
+    std::fs::write(&cfg, &text).unwrap();
+    std::fs::write(&clock, "0").unwrap();
+    for n in NODES {
+        up.set_page(n, &page(0, 0, 0, 0));
+    }
+    let db = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let e = start(&db, &cfg, &clock);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    incident(&up, &e).await;
+
+    // Each integration gets the page once.
+    let begun = Instant::now();
+    while rec.at("/webhook").is_empty()
+        || rec.at("/pagerduty").is_empty()
+        || rec.at("/slack").is_empty()
+        || am.alerts().await.len() < 2
+    {
+        assert!(
+            begun.elapsed() < SOON,
+            "not everywhere yet: {:?}\n{}\n{}",
+            rec.0.lock().unwrap(),
+            e.log(),
+            am.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hook = &rec.at("/webhook")[0];
+    assert_eq!(hook["version"], "4");
+    assert_eq!(hook["status"], "firing");
+    assert_eq!(hook["groupLabels"]["cell"], "studio-a");
+    let pd = &rec.at("/pagerduty")[0];
+    assert_eq!(pd["routing_key"], "R0UT1NG");
+    assert_eq!(pd["event_action"], "trigger");
+    assert!(
+        rec.at("/slack")[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("studio-a")
+    );
+    // The Alertmanager shows our alerts with our labels.
+    let shown = am.alerts().await;
+    for a in &shown {
+        assert_eq!(a["labels"]["cell"], "studio-a", "{a}");
+        assert_eq!(a["labels"]["alertname"], "CellwatchErrorBudgetBurn", "{a}");
+        assert_eq!(a["labels"]["severity"], "page", "{a}");
+        assert_eq!(a["status"]["state"], "active", "{a}");
+    }
+    let slos: std::collections::BTreeSet<&str> = shown
+        .iter()
+        .map(|a| a["labels"]["slo"].as_str().unwrap())
+        .collect();
+    assert_eq!(slos, ["availability", "latency-2s"].into_iter().collect());
+
+    // Over: one resolve each, PagerDuty's on the page's dedup_key.
+    std::fs::write(&clock, "7200").unwrap();
+    let begun = Instant::now();
+    while rec.at("/pagerduty").len() < 2 || rec.at("/webhook").len() < 2 {
+        assert!(begun.elapsed() < SOON, "no resolve\n{}", e.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pd = rec.at("/pagerduty");
+    assert_eq!(pd.len(), 2);
+    assert_eq!(pd[1]["event_action"], "resolve");
+    assert_eq!(pd[1]["dedup_key"], pd[0]["dedup_key"]);
+    assert_eq!(rec.at("/webhook")[1]["status"], "resolved");
+    assert_eq!(rec.at("/slack").len(), 2);
+    assert!(
+        !e.log().contains("R0UT1NG"),
+        "the routing key is never logged"
+    );
+}
