@@ -314,6 +314,75 @@ async fn slo_sums(
     Ok(out)
 }
 
+/// Sums per cell of one SLO's rows (`None`: the cells' totals) over `[from, to)`, each piece
+/// from the coarsest table that covers it (see [`evaluate`]): `[good, total, tokens, joules,
+/// requests]`, good and total counting judged slices for a time-slice SLO.
+pub async fn range_sums(
+    ledger: &Ledger,
+    slo: Option<&crate::config::Slo>,
+    from: i64,
+    to: i64,
+) -> Result<std::collections::HashMap<String, [f64; 5]>, LedgerError> {
+    let cols = |g: &str, t: &str| -> [String; 5] {
+        [
+            g.to_string(),
+            t.to_string(),
+            "tokens".into(),
+            "joules".into(),
+            "requests".into(),
+        ]
+    };
+    let (name, minute_cols, rollup_cols, params) = match slo {
+        Some(s) => match judge_of(s) {
+            Some(j) => {
+                let (g, t, p) = j.sql(1);
+                (
+                    s.name.as_str(),
+                    cols(&g, &t),
+                    cols("judged_good", "judged_total"),
+                    p,
+                )
+            }
+            None => (
+                s.name.as_str(),
+                cols("good", "total"),
+                cols("good", "total"),
+                vec![],
+            ),
+        },
+        None => ("", cols("good", "total"), cols("good", "total"), vec![]),
+    };
+    let mut split = Vec::new();
+    pieces(from, to, 0, &mut split);
+    let mut out: std::collections::HashMap<String, [f64; 5]> = std::collections::HashMap::new();
+    for (tier, (table, _)) in TIERS.iter().enumerate() {
+        let mine: Vec<(i64, i64)> = split
+            .iter()
+            .filter(|(t, ..)| *t == tier)
+            .map(|(_, a, b)| (*a, *b))
+            .collect();
+        let mut bounds: Vec<i64> = mine.iter().flat_map(|(a, b)| [*a, *b]).collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        let keep: Vec<bool> = bounds
+            .windows(2)
+            .map(|w| mine.iter().any(|(a, b)| *a <= w[0] && w[1] <= *b))
+            .collect();
+        let (c, p) = if tier == 0 {
+            (&minute_cols, params.as_slice())
+        } else {
+            (&rollup_cols, &[][..])
+        };
+        for (cell, bands) in ledger.bands(*table, name, &bounds, &keep, c, p).await? {
+            let acc = out.entry(cell).or_insert([0.0; 5]);
+            for b in &bands {
+                add(acc, b);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Evaluates every SLO of every cell at `now` from the ledger. First the time slices completed
 /// since the last evaluation are judged, once, into the rollups; then every SLO and the cells'
 /// totals are summed in the database, three queries each for every cell at once.

@@ -13,5 +13,6 @@ pub mod math;
 pub mod notify;
 pub mod openslo;
 pub mod promsource;
+pub mod report;
 pub mod rules;
 pub mod scrape;

@@ -52,6 +52,26 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print a budget report for a range from the ledger: per cell and SLO the good and total
+    /// events (or slices), the SLI and the share of the range's error budget used, with the
+    /// cell's tokens/kWh and kWh per 1,000 requests. The range is widened to whole hours.
+    Report {
+        /// The configuration file (YAML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The ledger: sqlite://FILE or postgres://USER@HOST/DB.
+        #[arg(long = "database-url", value_name = "URL", default_value = cellwatch_slo::ledger::DEFAULT_URL)]
+        database_url: String,
+        /// Start: an RFC 3339 time (2026-11-01T00:00:00Z) or a duration before now (7d).
+        #[arg(long, value_name = "TIME", default_value = "7d")]
+        from: String,
+        /// End: an RFC 3339 time, a duration before now, or `now`.
+        #[arg(long, value_name = "TIME", default_value = "now")]
+        to: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Validate a configuration file; errors name the file, line and field. Exits 1 when the
     /// file is not usable.
     Check {
@@ -59,6 +79,90 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+}
+
+/// A report's format.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    /// An aligned text table.
+    Table,
+    /// JSON.
+    Json,
+    /// CSV.
+    Csv,
+}
+
+/// An RFC 3339 time, a duration before `now`, or `now`.
+fn when(what: &str, v: &str, now: i64) -> Result<i64, String> {
+    if v == "now" {
+        return Ok(now);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.timestamp());
+    }
+    humantime::parse_duration(v)
+        .map(|d| now - d.as_secs() as i64)
+        .map_err(|_| format!("--{what} {v:?}: give an RFC 3339 time (2026-11-01T00:00:00Z), a duration before now (7d) or now"))
+}
+
+fn report(config: &std::path::Path, url: &str, from: &str, to: &str, format: Format) -> ExitCode {
+    let cfg = match cellwatch_slo::config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cellwatch-slo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (from, to) = match (when("from", from, now), when("to", to, now)) {
+        (Ok(f), Ok(t)) if f < t => (f, t),
+        (Ok(_), Ok(_)) => {
+            eprintln!("cellwatch-slo: --from must be before --to");
+            return ExitCode::from(2);
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("cellwatch-slo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cellwatch-slo: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let ledger = match cellwatch_slo::ledger::Ledger::open(url).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("cellwatch-slo: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match cellwatch_slo::report::build(&cfg, &ledger, from, to).await {
+            Ok(r) => {
+                print!(
+                    "{}",
+                    match format {
+                        Format::Table => cellwatch_slo::report::table(&r),
+                        Format::Json => cellwatch_slo::report::json(&r),
+                        Format::Csv => cellwatch_slo::report::csv(&r),
+                    }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cellwatch-slo: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn print_generated(
@@ -140,6 +244,13 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Report {
+            config,
+            database_url,
+            from,
+            to,
+            format,
+        } => report(&config, &database_url, &from, &to, format),
         Command::Rules { config } => print_generated(&config, cellwatch_slo::rules::rules),
         Command::Targets { config } => print_generated(&config, cellwatch_slo::rules::targets),
         Command::Check { config } => match cellwatch_slo::config::load(&config) {
