@@ -159,6 +159,9 @@ pub struct RawAlerting {
     /// `continue: true`). Omitted: everything goes to the first receiver.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// Budget reports mailed on a schedule, each to a receiver's email.
+    #[serde(default)]
+    pub reports: Vec<RawReport>,
     /// A file holding the bearer token that writes to the API (silences) need.
     #[serde(default)]
     pub api_token_file: Option<PathBuf>,
@@ -271,6 +274,24 @@ pub struct Webhook {
     pub url: String,
 }
 
+/// A scheduled budget report.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReport {
+    /// Name, in the subject.
+    pub name: String,
+    /// When: a cron expression, seconds first (`0 0 8 * * Mon`: Mondays at 08:00).
+    pub schedule: String,
+    /// Time zone of the schedule (default UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// The range each report covers, ending when it is sent (default 7d).
+    #[serde(default = "d_secs::<604800>", with = "humantime_duration")]
+    pub range: Duration,
+    /// The receiver whose email gets it.
+    pub receiver: String,
+}
+
 /// A route.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -300,6 +321,23 @@ pub struct Alerting {
     pub routes: Vec<crate::alerting::Route>,
     /// Where the API's bearer token is.
     pub api_token: Option<TokenSource>,
+    /// Scheduled budget reports.
+    pub reports: Vec<ReportSchedule>,
+}
+
+/// A scheduled budget report, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportSchedule {
+    /// Name.
+    pub name: String,
+    /// When.
+    pub schedule: cron::Schedule,
+    /// In which time zone.
+    pub timezone: chrono_tz::Tz,
+    /// Range, seconds.
+    pub range: i64,
+    /// Receiver (with an email integration).
+    pub receiver: String,
 }
 
 /// Where a secret is read from (at each use, so it can be rotated).
@@ -1409,7 +1447,53 @@ fn validate_alerting(
             continue_: false,
         });
     }
+    let mut reports = Vec::new();
+    for (i, r) in a.reports.iter().enumerate() {
+        let f = format!("alerting.reports[{i}]");
+        let schedule: cron::Schedule = r.schedule.parse().map_err(|e| {
+            err(
+                format!("{f}.schedule"),
+                format!(
+                    "{:?}: {e} (six fields, seconds first: \"0 0 8 * * Mon\")",
+                    r.schedule
+                ),
+            )
+        })?;
+        let tz = r.timezone.as_deref().unwrap_or("UTC");
+        let timezone: chrono_tz::Tz = tz.parse().map_err(|_| {
+            err(
+                format!("{f}.timezone"),
+                format!("{tz:?} is not an IANA time zone such as Europe/Berlin or UTC"),
+            )
+        })?;
+        match receivers.get(&r.receiver) {
+            Some(x) if x.email.is_some() => {}
+            _ => {
+                return Err(err(
+                    format!("{f}.receiver"),
+                    format!(
+                        "no receiver named {:?} with an email integration",
+                        r.receiver
+                    ),
+                ));
+            }
+        }
+        if r.range < Duration::from_secs(3600) {
+            return Err(err(
+                format!("{f}.range"),
+                "a report covers at least 1h".into(),
+            ));
+        }
+        reports.push(ReportSchedule {
+            name: r.name.clone(),
+            schedule,
+            timezone,
+            range: r.range.as_secs() as i64,
+            receiver: r.receiver.clone(),
+        });
+    }
     Ok(Alerting {
+        reports,
         timing: crate::alerting::Timing {
             group_wait: secs(a.group_wait),
             group_interval: secs(a.group_interval),
@@ -1533,6 +1617,20 @@ slos:
         assert!(e.contains("no integration"), "{e}");
         let e = error(&with("  group_wait: soon\n"));
         assert!(e.contains("alerting.group_wait"), "{e}");
+        let e = error(&with(
+            "  receivers:\n    - name: hook\n      webhook: { url: \"http://h/x\" }\n  reports:\n    - { name: weekly, schedule: \"0 0 8 * * Mon\", receiver: hook }\n",
+        ));
+        assert!(
+            e.contains("alerting.reports[0].receiver") && e.contains("email"),
+            "{e}"
+        );
+        let e = error(&format!(
+            "{GOOD}maintenance:\n  - {{ name: m, schedule: \"every sunday\", duration: 2h }}\n"
+        ));
+        assert!(
+            e.contains("maintenance[0].schedule") && e.contains("seconds first"),
+            "{e}"
+        );
     }
 
     #[test]

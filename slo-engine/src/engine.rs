@@ -1478,6 +1478,36 @@ pub async fn run_with(
                     }
                     let text = encode(&samples(&r));
                     *state.last.lock().unwrap_or_else(|e| e.into_inner()) = (r, text);
+                    // Scheduled reports due since the last tick (a restart or a failover within
+                    // two intervals still sends them; their keys make them once only).
+                    let since = t - (2 * interval.as_secs() as i64).max(2);
+                    for sched in &config.alerting.reports {
+                        for at in notify::occurrences(sched, since, t) {
+                            match crate::report::build(&config, &ledger, at - sched.range, at).await
+                            {
+                                Ok(rep) => {
+                                    let mail = notify::ReportMail {
+                                        subject: format!("cellwatch budget report: {}", sched.name),
+                                        text: crate::report::table(&rep),
+                                        csv: crate::report::csv(&rep),
+                                    };
+                                    let row = notify::report_row(sched, at, &mail);
+                                    match ledger.queue(&[row]).await {
+                                        Ok(()) => {
+                                            tracing::info!(report = %sched.name, receiver = %sched.receiver, "report queued");
+                                            wake.notify_one();
+                                        }
+                                        Err(e) => {
+                                            tracing::error!(error = %e, report = %sched.name, "queueing a report failed")
+                                        }
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, report = %sched.name, "building a report failed")
+                                }
+                            }
+                        }
+                    }
                 }
                 Err(e) => tracing::error!(error = %e, "evaluation failed"),
             }

@@ -689,6 +689,28 @@ impl Ledger {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Queues outbox rows; a row whose key is already queued is left alone (idempotent).
+    pub async fn queue(&self, outbox: &[OutboxRow]) -> Result<(), LedgerError> {
+        for r in outbox {
+            sqlx::query(
+                "INSERT INTO outbox (key, receiver, integration, payload, created_at, next_attempt) \
+                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(r.key.as_str())
+            .bind(r.receiver.as_str())
+            .bind(r.integration.as_str())
+            .bind(r.payload.as_str())
+            .bind(r.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|source| LedgerError::Query {
+                what: "queue outbox rows",
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
     /// Claims up to `limit` undelivered outbox rows due at `now` for `hold` seconds, oldest
     /// first, and returns them: no other deliverer gets them while claimed. On PostgreSQL the
     /// claim skips rows another transaction has locked (`FOR UPDATE SKIP LOCKED`).

@@ -156,6 +156,66 @@ fn read_secret(
     Ok(v.trim().to_string())
 }
 
+/// A scheduled budget report, as queued for mail.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReportMail {
+    /// Subject.
+    pub subject: String,
+    /// The report as a text table (the body).
+    pub text: String,
+    /// The report as CSV (attached).
+    pub csv: String,
+}
+
+/// The starts of a schedule in `(after, upto]` (Unix seconds).
+pub fn occurrences(s: &crate::config::ReportSchedule, after: i64, upto: i64) -> Vec<i64> {
+    use chrono::TimeZone;
+    let Some(from) = s.timezone.timestamp_opt(after, 0).single() else {
+        return Vec::new();
+    };
+    s.schedule
+        .after(&from)
+        .map(|t| t.timestamp())
+        .take_while(|t| *t <= upto)
+        .take(100)
+        .collect()
+}
+
+/// The outbox row of a report due at `at`: its key names the report and the time, so a report
+/// is queued once however many engines or restarts see it due.
+pub fn report_row(s: &crate::config::ReportSchedule, at: i64, mail: &ReportMail) -> OutboxRow {
+    OutboxRow {
+        key: format!("report/{}/{at}", s.name),
+        receiver: s.receiver.clone(),
+        integration: "report".into(),
+        payload: serde_json::to_string(mail).unwrap_or_default(),
+        created_at: at,
+        attempts: 0,
+    }
+}
+
+async fn send_report(e: &Email, mail: &ReportMail, key: &str) -> Result<(), String> {
+    use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+    let mut m = lettre::Message::builder()
+        .from(e.from.parse().map_err(|x| format!("from: {x}"))?)
+        .subject(mail.subject.clone())
+        .message_id(Some(message_id(key)));
+    for to in &e.to {
+        m = m.to(to.parse().map_err(|x| format!("to {to}: {x}"))?);
+    }
+    let csv_type = ContentType::parse("text/csv; charset=utf-8").map_err(|x| x.to_string())?;
+    let msg = m
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(mail.text.clone()))
+                .singlepart(
+                    Attachment::new("cellwatch-report.csv".into()).body(mail.csv.clone(), csv_type),
+                ),
+        )
+        .map_err(|x| format!("building the mail: {x}"))?;
+    smtp_send(e, msg).await
+}
+
 /// Seconds before the next attempt after `attempts` failures: 1, 2, 4 … capped at 5 minutes.
 pub fn retry_after(attempts: i64) -> i64 {
     (1i64 << attempts.clamp(0, 30)).min(300)
@@ -309,9 +369,8 @@ pub fn message_id(key: &str) -> String {
 }
 
 async fn send_mail(e: &Email, alerting: &Alerting, n: &Notification) -> Result<(), String> {
+    use lettre::Message;
     use lettre::message::MultiPart;
-    use lettre::transport::smtp::authentication::Credentials;
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
     let (subject, text, body) = mail_text(alerting, n);
     let mut m = Message::builder()
@@ -329,6 +388,12 @@ async fn send_mail(e: &Email, alerting: &Alerting, n: &Notification) -> Result<(
     let msg = m
         .multipart(MultiPart::alternative_plain_html(text, body))
         .map_err(|x| format!("building the mail: {x}"))?;
+    smtp_send(e, msg).await
+}
+
+async fn smtp_send(e: &Email, msg: lettre::Message) -> Result<(), String> {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
     let (host, port) = e
         .smarthost
         .rsplit_once(':')
@@ -370,12 +435,21 @@ pub async fn deliver(
     client: &reqwest::Client,
     row: &OutboxRow,
 ) -> Result<(), String> {
-    let n: Notification =
-        serde_json::from_str(&row.payload).map_err(|e| format!("undecodable payload: {e}"))?;
     let r = alerting
         .receivers
         .get(&row.receiver)
         .ok_or_else(|| format!("receiver {:?} is no longer configured", row.receiver))?;
+    if row.integration == "report" {
+        let mail: ReportMail =
+            serde_json::from_str(&row.payload).map_err(|e| format!("undecodable report: {e}"))?;
+        let e = r
+            .email
+            .as_ref()
+            .ok_or_else(|| format!("receiver {:?} has no email any more", row.receiver))?;
+        return send_report(e, &mail, &row.key).await;
+    }
+    let n: Notification =
+        serde_json::from_str(&row.payload).map_err(|e| format!("undecodable payload: {e}"))?;
     let gone = || {
         format!(
             "receiver {:?} has no {} integration any more",

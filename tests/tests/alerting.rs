@@ -583,3 +583,46 @@ async fn webhook_pagerduty_slack_and_a_real_alertmanager_get_the_incident() {
         "the routing key is never logged"
     );
 }
+
+#[tokio::test]
+async fn a_scheduled_report_is_mailed_once_with_its_csv() {
+    let up = Upstream::start().await;
+    let smtp = Smtp::start();
+    for n in NODES {
+        up.set_page(n, &page(0, 0, 0, 0));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cells.yaml");
+    let clock = dir.path().join("clock");
+    std::fs::write(
+        &cfg,
+        config_with(
+            &up,
+            smtp.port,
+            "  reports:\n    - { name: hourly, schedule: \"0 * * * * *\", range: 1d, receiver: oncall }\n",
+            "",
+        ),
+    )
+    .unwrap();
+    // Move the engine's clock to 5 seconds before a minute starts: the report is due then.
+    let real = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    std::fs::write(&clock, (55 - real.rem_euclid(60)).to_string()).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let e = start(&db, &cfg, &clock);
+    let mails = wait_mails(&smtp, 1, &e).await;
+    assert_eq!(
+        header(&mails[0], "Subject").as_deref(),
+        Some("cellwatch budget report: hourly")
+    );
+    assert!(
+        mails[0].contains("cellwatch budget report "),
+        "{}",
+        mails[0]
+    );
+    assert!(mails[0].contains("cellwatch-report.csv"), "{}", mails[0]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(smtp.mails().len(), 1, "once");
+}
