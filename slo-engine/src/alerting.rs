@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, Slo};
 use crate::engine::Report;
 use crate::math;
-use crate::rules::{BURN_ALERTS, burn_factor};
+use crate::rules::burn_factor;
 
 /// An alert's labels: its identity.
 pub type Labels = BTreeMap<String, String>;
@@ -102,18 +102,20 @@ fn window_name(secs: u64) -> &'static str {
 }
 
 /// The burn tiers of an SLO that fire now: (severity, long window, factor, long burn).
-fn burning(
+fn burning<'a>(
+    rates: &'a [crate::config::BurnRate],
     slo: &Slo,
     r: &crate::engine::SloReport,
     now: i64,
-) -> Vec<(&'static str, u64, f64, f64)> {
+) -> Vec<(&'a str, u64, f64, f64)> {
     let period = math::period_length(&slo.period, now).as_secs();
     let mut out = Vec::new();
-    for (severity, long, short, share) in BURN_ALERTS {
+    for b in rates {
+        let (severity, long, short) = (b.severity.as_str(), b.long, b.short);
         if long > period {
             continue;
         }
-        let f = burn_factor(share, long, period);
+        let f = burn_factor(b.budget, long, period);
         let burn = |secs| window(r, window_name(secs)).and_then(|w| w.burn_rate);
         // Judged windows only: a window too thin for min_events has no burn rate.
         if let (Some(l), Some(s)) = (burn(long), burn(short))
@@ -141,7 +143,7 @@ pub fn wanted(
             continue;
         };
         let mut by_severity: BTreeMap<&str, Vec<(u64, f64, f64)>> = BTreeMap::new();
-        for (severity, long, f, l) in burning(slo, r, report.at) {
+        for (severity, long, f, l) in burning(&config.alerting.burn_rates, slo, r, report.at) {
             by_severity.entry(severity).or_default().push((long, f, l));
         }
         for (severity, tiers) in by_severity {
@@ -931,6 +933,40 @@ slos:
         assert!(!w.active("gpu-pool", start + 60));
         assert!(muted(&[], std::slice::from_ref(&w), &l, start + 60));
         assert!(!muted(&[], &[w], &l, start + 7200));
+    }
+
+    #[test]
+    fn burn_rates_are_configurable() {
+        let cfg = crate::config::parse(
+            &format!(
+                "{CONFIG}alerting:\n  burn_rates:\n    - {{ severity: page, long: 1h, short: 5m, budget: 0.5 }}\n"
+            ),
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        // 50 % of a 30-day budget in an hour: a factor of 360.
+        let w = |burn: f64| {
+            wanted(
+                &cfg,
+                &report(0, &[("studio-a", "latency", burn)]),
+                &BTreeSet::new(),
+                &Timing::default(),
+            )
+        };
+        assert!(w(20.0).is_empty());
+        let hit = w(400.0);
+        assert_eq!(hit.len(), 1);
+        assert_eq!(hit[0].labels["severity"], "page");
+        let bad = crate::config::parse(
+            &format!("{CONFIG}alerting:\n  burn_rates:\n    - {{ severity: page, long: 4h, short: 5m, budget: 0.1 }}\n"),
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            bad.contains("alerting.burn_rates[0].long") && bad.contains("5m, 30m"),
+            "{bad}"
+        );
     }
 
     #[test]

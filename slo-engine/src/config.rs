@@ -162,6 +162,11 @@ pub struct RawAlerting {
     /// Budget reports mailed on a schedule, each to a receiver's email.
     #[serde(default)]
     pub reports: Vec<RawReport>,
+    /// The multiwindow burn-rate alerts. Omitted: the SRE Workbook's (page: 2 % of the budget
+    /// over 1h/5m, 5 % over 6h/30m; ticket: 10 % over 1d/2h and over 3d/6h), whose factors are
+    /// scaled to each SLO's period (14.4, 6, 3 and 1 for 30 days).
+    #[serde(default)]
+    pub burn_rates: Vec<RawBurnRate>,
     /// A file holding the bearer token that writes to the API (silences) need.
     #[serde(default)]
     pub api_token_file: Option<PathBuf>,
@@ -274,6 +279,47 @@ pub struct Webhook {
     pub url: String,
 }
 
+/// One multiwindow burn-rate alert.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBurnRate {
+    /// `page` or `ticket`.
+    pub severity: String,
+    /// The long window: one of 5m, 30m, 1h, 2h, 6h, 1d, 3d.
+    pub long: String,
+    /// The short window (the Workbook takes 1/12 of the long one), from the same list.
+    pub short: String,
+    /// The share of the period's budget that burning at the threshold for the long window
+    /// spends (0.02 = 2 %): the factor is `budget × period / long`.
+    pub budget: f64,
+}
+
+/// One multiwindow burn-rate alert, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurnRate {
+    /// `page` or `ticket`.
+    pub severity: String,
+    /// Long window, seconds.
+    pub long: u64,
+    /// Short window, seconds.
+    pub short: u64,
+    /// Share of the budget.
+    pub budget: f64,
+}
+
+/// The SRE Workbook's burn-rate alerts.
+pub fn default_burn_rates() -> Vec<BurnRate> {
+    crate::rules::BURN_ALERTS
+        .iter()
+        .map(|(severity, long, short, budget)| BurnRate {
+            severity: severity.to_string(),
+            long: *long,
+            short: *short,
+            budget: *budget,
+        })
+        .collect()
+}
+
 /// A scheduled budget report.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -323,6 +369,8 @@ pub struct Alerting {
     pub api_token: Option<TokenSource>,
     /// Scheduled budget reports.
     pub reports: Vec<ReportSchedule>,
+    /// Burn-rate alerts.
+    pub burn_rates: Vec<BurnRate>,
 }
 
 /// A scheduled budget report, resolved.
@@ -1492,7 +1540,52 @@ fn validate_alerting(
             receiver: r.receiver.clone(),
         });
     }
+    let mut burn_rates = Vec::new();
+    for (i, b) in a.burn_rates.iter().enumerate() {
+        let f = format!("alerting.burn_rates[{i}]");
+        let window = |field: &str, v: &str| -> Result<u64, ConfigError> {
+            let secs = humantime::parse_duration(v).map(|d| d.as_secs()).ok();
+            secs.filter(|s| crate::math::WINDOWS.iter().any(|(_, w)| w == s))
+                .ok_or_else(|| {
+                    err(
+                        format!("{f}.{field}"),
+                        format!(
+                            "{v:?}: the engine keeps the windows 5m, 30m, 1h, 2h, 6h, 1d and 3d"
+                        ),
+                    )
+                })
+        };
+        let (long, short) = (window("long", &b.long)?, window("short", &b.short)?);
+        if short >= long {
+            return Err(err(
+                format!("{f}.short"),
+                "the short window must be shorter than the long one".into(),
+            ));
+        }
+        if !["page", "ticket"].contains(&b.severity.as_str()) {
+            return Err(err(
+                format!("{f}.severity"),
+                format!("{:?}: page or ticket", b.severity),
+            ));
+        }
+        if !(b.budget > 0.0 && b.budget <= 1.0) {
+            return Err(err(
+                format!("{f}.budget"),
+                format!("{} is not a share between 0 and 1", b.budget),
+            ));
+        }
+        burn_rates.push(BurnRate {
+            severity: b.severity.clone(),
+            long,
+            short,
+            budget: b.budget,
+        });
+    }
+    if burn_rates.is_empty() {
+        burn_rates = default_burn_rates();
+    }
     Ok(Alerting {
+        burn_rates,
         reports,
         timing: crate::alerting::Timing {
             group_wait: secs(a.group_wait),

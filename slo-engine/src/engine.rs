@@ -791,6 +791,24 @@ impl PromSource {
         }
     }
 
+    /// The cells none of whose scrape targets is up (`up` 0 at each target's latest sample in
+    /// the last 5 minutes), as Prometheus sees them at `at_ms`.
+    pub async fn down_cells(
+        &self,
+        config: &Config,
+        at_ms: i64,
+    ) -> Result<std::collections::BTreeSet<String>, QueryError> {
+        let cells: Vec<String> = config
+            .cells
+            .iter()
+            .map(|c| c.name.replace('.', "\\."))
+            .collect();
+        let series = self
+            .query(&format!("up{{cell=~\"{}\"}}[5m]", cells.join("|")), at_ms)
+            .await?;
+        Ok(promsource::down_cells(&series))
+    }
+
     /// Forgets what it read: when it leads again it starts from the ledger's cursor, which the
     /// leader moved meanwhile.
     pub fn stand_by(&mut self) {
@@ -1423,6 +1441,12 @@ pub async fn run_with(
                 }
                 Feeder::Prometheus(src) => match src.pull(&config, &ledger, now_ms).await {
                     Ok(t) => {
+                        match src.down_cells(&config, now_ms).await {
+                            Ok(d) => down_cells = d,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "reading up from Prometheus failed")
+                            }
+                        }
                         if !last_error.is_empty() {
                             tracing::info!(url = %src.url, "Prometheus answers again");
                             last_error.clear();

@@ -154,6 +154,22 @@ pub fn readings(series: &[Series]) -> BTreeMap<NodeKey, BTreeMap<i64, Reading>> 
     out
 }
 
+/// The cells whose every target's latest `up` sample is 0 (from a range query of `up`).
+pub fn down_cells(series: &[Series]) -> std::collections::BTreeSet<String> {
+    let mut any_up: BTreeMap<String, bool> = BTreeMap::new();
+    for s in series {
+        let (Some(cell), Some((_, v))) = (s.labels.get("cell"), s.samples.last()) else {
+            continue;
+        };
+        *any_up.entry(cell.clone()).or_insert(false) |= *v > 0.0;
+    }
+    any_up
+        .into_iter()
+        .filter(|(_, up)| !up)
+        .map(|(c, _)| c)
+        .collect()
+}
+
 /// Follows every node's readings across queries: feeds each reading once, in time order, to a
 /// [`Tracker`], and returns the increases of readings later than `after` (ms).
 #[derive(Debug, Default)]
@@ -455,6 +471,25 @@ mod tests {
         let incs = feed.feed(readings(&parse_matrix(&body).unwrap()), -1, 400_000);
         let sum: f64 = incs.iter().flat_map(|i| i.inc.values()).sum();
         assert_eq!(sum, 3.0, "the 39 of the outage are not counted");
+    }
+
+    #[test]
+    fn a_cell_is_down_when_every_target_is() {
+        let up = |cell: &str, inst: &str, v: f64| Series {
+            labels: BTreeMap::from([
+                ("__name__".to_string(), "up".to_string()),
+                ("cell".into(), cell.into()),
+                ("instance".into(), inst.into()),
+            ]),
+            samples: vec![(0, 1.0), (15_000, v)],
+        };
+        let d = down_cells(&[
+            up("a", "1", 0.0),
+            up("a", "2", 0.0),
+            up("b", "1", 0.0),
+            up("b", "2", 1.0),
+        ]);
+        assert_eq!(d.into_iter().collect::<Vec<_>>(), ["a"]);
     }
 
     #[test]

@@ -333,12 +333,14 @@ pub fn rules(config: &Config) -> String {
         };
         let mut alerts = Vec::new();
         for severity in ["page", "ticket"] {
-            let parts: Vec<String> = BURN_ALERTS
+            let parts: Vec<String> = config
+                .alerting
+                .burn_rates
                 .iter()
-                .filter(|(s, long, ..)| *s == severity && *long <= period)
-                .map(|(_, long, short, share)| {
-                    let f = burn_factor(*share, *long, period);
-                    let (lw, sw) = (prom_duration(*long), prom_duration(*short));
+                .filter(|b| b.severity == severity && b.long <= period)
+                .map(|b| {
+                    let f = burn_factor(b.budget, b.long, period);
+                    let (lw, sw) = (prom_duration(b.long), prom_duration(b.short));
                     format!(
                         "(\n    max(slo:sli_error:ratio_rate{sw}{{{sel}}} > ({f} * {budget})) without (sloth_window)\n    and\n    max(slo:sli_error:ratio_rate{lw}{{{sel}}} > ({f} * {budget})) without (sloth_window){}\n)",
                         guard(&lw)
