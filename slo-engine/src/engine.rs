@@ -200,44 +200,19 @@ async fn slo_sums(
     slo: Option<&crate::config::Slo>,
     now: i64,
 ) -> Result<std::collections::HashMap<String, Sums>, LedgerError> {
-    let cols = |g: &str, t: &str| -> [String; 5] {
-        [
-            g.to_string(),
-            t.to_string(),
-            "tokens".into(),
-            "joules".into(),
-            "requests".into(),
-        ]
-    };
-    let plain = cols("good", "total");
-    // (name, end of the windows, minute columns, rollup columns, their parameters, period
-    // start, start of "recent").
-    let (name, to, minute_cols, rollup_cols, params, period, recent_from) = match slo {
-        None => ("", now + 1, plain.clone(), plain, vec![], None, now - 300),
+    let columns = Columns::of(slo);
+    // (end of the windows, period start, start of "recent").
+    let (to, period, recent_from) = match slo {
+        None => (now + 1, None, now - 300),
         Some(s) => {
             let (start, _) = math::period_bounds(&s.period, now);
             match (s.budgeting, judge_of(s)) {
-                (Budgeting::Timeslices { slice, .. }, Some(j)) => {
-                    let (g, t, params) = j.sql(1);
-                    (
-                        s.name.as_str(),
-                        math::slice_start(now, slice),
-                        cols(&g, &t),
-                        cols("judged_good", "judged_total"),
-                        params,
-                        Some(start),
-                        now - (slice.as_secs() as i64 * 2).max(300),
-                    )
-                }
-                _ => (
-                    s.name.as_str(),
-                    now + 1,
-                    plain.clone(),
-                    plain,
-                    vec![],
+                (Budgeting::Timeslices { slice, .. }, Some(_)) => (
+                    math::slice_start(now, slice),
                     Some(start),
-                    now - 300,
+                    now - (slice.as_secs() as i64 * 2).max(300),
                 ),
+                _ => (now + 1, Some(start), now - 300),
             }
         }
     };
@@ -259,29 +234,7 @@ async fn slo_sums(
         })
         .chain([vec![(0, recent_from, now + 1)]])
         .collect();
-    let mut per_tier = Vec::new();
-    for (tier, (table, _)) in TIERS.iter().enumerate() {
-        let mine: Vec<(i64, i64)> = split
-            .iter()
-            .flatten()
-            .filter(|(t, ..)| *t == tier)
-            .map(|(_, a, b)| (*a, *b))
-            .collect();
-        let mut bounds: Vec<i64> = mine.iter().flat_map(|(a, b)| [*a, *b]).collect();
-        bounds.sort_unstable();
-        bounds.dedup();
-        let keep: Vec<bool> = bounds
-            .windows(2)
-            .map(|w| mine.iter().any(|(a, b)| *a <= w[0] && w[1] <= *b))
-            .collect();
-        let (c, p) = if tier == 0 {
-            (&minute_cols, params.as_slice())
-        } else {
-            (&rollup_cols, &[][..])
-        };
-        let sums = ledger.bands(*table, name, &bounds, &keep, c, p).await?;
-        per_tier.push((bounds, sums));
-    }
+    let per_tier = tier_bands(ledger, &columns, &split).await?;
     let cells: std::collections::BTreeSet<&String> =
         per_tier.iter().flat_map(|(_, s)| s.keys()).collect();
     let mut out = std::collections::HashMap::new();
@@ -323,41 +276,75 @@ pub async fn range_sums(
     from: i64,
     to: i64,
 ) -> Result<std::collections::HashMap<String, [f64; 5]>, LedgerError> {
-    let cols = |g: &str, t: &str| -> [String; 5] {
-        [
-            g.to_string(),
-            t.to_string(),
-            "tokens".into(),
-            "joules".into(),
-            "requests".into(),
-        ]
-    };
-    let (name, minute_cols, rollup_cols, params) = match slo {
-        Some(s) => match judge_of(s) {
-            Some(j) => {
-                let (g, t, p) = j.sql(1);
-                (
-                    s.name.as_str(),
-                    cols(&g, &t),
-                    cols("judged_good", "judged_total"),
-                    p,
-                )
-            }
-            None => (
-                s.name.as_str(),
-                cols("good", "total"),
-                cols("good", "total"),
-                vec![],
-            ),
-        },
-        None => ("", cols("good", "total"), cols("good", "total"), vec![]),
-    };
     let mut split = Vec::new();
     pieces(from, to, 0, &mut split);
     let mut out: std::collections::HashMap<String, [f64; 5]> = std::collections::HashMap::new();
+    // Every kept band lies in the range; the others are zero.
+    for (_, sums) in tier_bands(ledger, &Columns::of(slo), &[split]).await? {
+        for (cell, bands) in sums {
+            let acc = out.entry(cell).or_insert([0.0; 5]);
+            for b in &bands {
+                add(acc, b);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What is summed for an SLO (or the cells' totals): its name in the ledger, the five columns
+/// of minute rows and of rollups (judged verdicts for a time-slice SLO), and the verdicts'
+/// parameters.
+struct Columns {
+    name: String,
+    minute: [String; 5],
+    rollup: [String; 5],
+    params: Vec<f64>,
+}
+
+impl Columns {
+    fn of(slo: Option<&crate::config::Slo>) -> Columns {
+        let cols = |g: &str, t: &str| -> [String; 5] {
+            [
+                g.to_string(),
+                t.to_string(),
+                "tokens".into(),
+                "joules".into(),
+                "requests".into(),
+            ]
+        };
+        let plain = cols("good", "total");
+        match slo.map(|s| (s, judge_of(s))) {
+            Some((s, Some(j))) => {
+                let (g, t, params) = j.sql(1);
+                Columns {
+                    name: s.name.clone(),
+                    minute: cols(&g, &t),
+                    rollup: cols("judged_good", "judged_total"),
+                    params,
+                }
+            }
+            other => Columns {
+                name: other.map_or(String::new(), |(s, _)| s.name.clone()),
+                minute: plain.clone(),
+                rollup: plain,
+                params: Vec::new(),
+            },
+        }
+    }
+}
+
+/// Per tier (minutes, hours, days): the band bounds of every piece of `split` in that tier and
+/// the sums per cell and band, one query per table.
+async fn tier_bands(
+    ledger: &Ledger,
+    c: &Columns,
+    split: &[Vec<(usize, i64, i64)>],
+) -> Result<Vec<(Vec<i64>, std::collections::HashMap<String, Vec<[f64; 5]>>)>, LedgerError> {
+    let mut per_tier = Vec::new();
     for (tier, (table, _)) in TIERS.iter().enumerate() {
         let mine: Vec<(i64, i64)> = split
             .iter()
+            .flatten()
             .filter(|(t, ..)| *t == tier)
             .map(|(_, a, b)| (*a, *b))
             .collect();
@@ -368,19 +355,17 @@ pub async fn range_sums(
             .windows(2)
             .map(|w| mine.iter().any(|(a, b)| *a <= w[0] && w[1] <= *b))
             .collect();
-        let (c, p) = if tier == 0 {
-            (&minute_cols, params.as_slice())
+        let (cols, params) = if tier == 0 {
+            (&c.minute, c.params.as_slice())
         } else {
-            (&rollup_cols, &[][..])
+            (&c.rollup, &[][..])
         };
-        for (cell, bands) in ledger.bands(*table, name, &bounds, &keep, c, p).await? {
-            let acc = out.entry(cell).or_insert([0.0; 5]);
-            for b in &bands {
-                add(acc, b);
-            }
-        }
+        let sums = ledger
+            .bands(*table, &c.name, &bounds, &keep, cols, params)
+            .await?;
+        per_tier.push((bounds, sums));
     }
-    Ok(out)
+    Ok(per_tier)
 }
 
 /// Evaluates every SLO of every cell at `now` from the ledger. First the time slices completed

@@ -150,6 +150,27 @@ impl Judge {
     }
 }
 
+/// Inserts outbox rows in a transaction; a key already queued is left alone.
+async fn insert_outbox(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &[OutboxRow],
+) -> Result<(), sqlx::Error> {
+    for r in rows {
+        sqlx::query(
+            "INSERT INTO outbox (key, receiver, integration, payload, created_at, next_attempt) \
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(r.key.as_str())
+        .bind(r.receiver.as_str())
+        .bind(r.integration.as_str())
+        .bind(r.payload.as_str())
+        .bind(r.created_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 /// One notification for one integration of a receiver, queued for delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxRow {
@@ -645,20 +666,7 @@ impl Ledger {
         .execute(&mut *tx)
         .await
         .map_err(err)?;
-        for r in outbox {
-            sqlx::query(
-                "INSERT INTO outbox (key, receiver, integration, payload, created_at, next_attempt) \
-                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(r.key.as_str())
-            .bind(r.receiver.as_str())
-            .bind(r.integration.as_str())
-            .bind(r.payload.as_str())
-            .bind(r.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        }
+        insert_outbox(&mut tx, outbox).await.map_err(err)?;
         tx.commit().await.map_err(err)
     }
 
@@ -691,24 +699,13 @@ impl Ledger {
 
     /// Queues outbox rows; a row whose key is already queued is left alone (idempotent).
     pub async fn queue(&self, outbox: &[OutboxRow]) -> Result<(), LedgerError> {
-        for r in outbox {
-            sqlx::query(
-                "INSERT INTO outbox (key, receiver, integration, payload, created_at, next_attempt) \
-                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(r.key.as_str())
-            .bind(r.receiver.as_str())
-            .bind(r.integration.as_str())
-            .bind(r.payload.as_str())
-            .bind(r.created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(|source| LedgerError::Query {
-                what: "queue outbox rows",
-                source,
-            })?;
-        }
-        Ok(())
+        let err = |source| LedgerError::Query {
+            what: "queue outbox rows",
+            source,
+        };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        insert_outbox(&mut tx, outbox).await.map_err(err)?;
+        tx.commit().await.map_err(err)
     }
 
     /// Claims up to `limit` undelivered outbox rows due at `now` for `hold` seconds, oldest

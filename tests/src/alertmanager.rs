@@ -2,7 +2,6 @@
 //! temporary data directory, a free loopback port, no clustering, stopped on drop.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// A running Alertmanager.
 pub struct Alertmanager {
@@ -22,10 +21,7 @@ impl Alertmanager {
             "route:\n  receiver: blackhole\n  group_by: [cell]\nreceivers:\n  - name: blackhole\n",
         )
         .expect("write alertmanager.yml");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let port = crate::free_port();
         let log = std::fs::File::create(dir.path().join("alertmanager.log")).expect("log");
         let child = Command::new("prometheus-alertmanager")
             .arg(format!("--config.file={}", cfg.display()))
@@ -44,24 +40,8 @@ impl Alertmanager {
             base: format!("http://127.0.0.1:{port}"),
             dir,
         };
-        let client = reqwest::Client::new();
-        let start = Instant::now();
-        loop {
-            let ready = client
-                .get(format!("{}/-/ready", am.base))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                return am;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "alertmanager did not become ready; log:\n{}",
-                am.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::wait_ready(&am.base, "alertmanager", || am.log()).await;
+        am
     }
 
     /// Its log.

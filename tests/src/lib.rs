@@ -326,3 +326,34 @@ pub fn fresh_postgres_db(prefix: &str) -> Option<String> {
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
     Some(format!("{base}/{db}"))
 }
+
+/// A free TCP port on 127.0.0.1 (free when asked; a server started right after takes it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits until `GET {base}/-/ready` answers 200 (Prometheus, Alertmanager), or panics after
+/// 30 s with `log()`.
+pub async fn wait_ready(base: &str, what: &str, log: impl Fn() -> String) {
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        let ready = client
+            .get(format!("{base}/-/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} did not become ready; log:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

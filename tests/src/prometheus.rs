@@ -2,7 +2,6 @@
 //! data directory, a free loopback port, stopped on drop.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// A running Prometheus.
 pub struct Prometheus {
@@ -11,13 +10,6 @@ pub struct Prometheus {
     pub base: String,
     /// Its configuration and data directory.
     pub dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl Prometheus {
@@ -34,7 +26,7 @@ impl Prometheus {
             config.replace("DIR", &dir.path().display().to_string()),
         )
         .expect("write prometheus.yml");
-        let port = free_port();
+        let port = crate::free_port();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", cfg.display()))
@@ -54,24 +46,8 @@ impl Prometheus {
             base: format!("http://127.0.0.1:{port}"),
             dir,
         };
-        let client = reqwest::Client::new();
-        let start = Instant::now();
-        loop {
-            let ready = client
-                .get(format!("{}/-/ready", p.base))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                return p;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "prometheus did not become ready; log:\n{}",
-                p.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::wait_ready(&p.base, "prometheus", || p.log()).await;
+        p
     }
 
     /// Its log.

@@ -16,10 +16,7 @@ pub struct Smtp {
 impl Smtp {
     /// Starts on a free port.
     pub fn start() -> Smtp {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let port = crate::free_port();
         let mut s = Smtp {
             child: None,
             port,
