@@ -416,6 +416,10 @@ pub struct Group {
     pub last_sent: Option<i64>,
     /// Fingerprints of the firing alerts of the last notification.
     pub notified: BTreeSet<String>,
+    /// When the group (the incident) began: part of every notification key, so a cell's next
+    /// incident never reuses a key.
+    #[serde(default)]
+    pub created: i64,
     /// Notifications sent for this group (the incident's sequence number).
     pub seq: u64,
     /// The incident's first notification's key (resolves thread to it).
@@ -571,6 +575,7 @@ impl State {
                 next_flush: now + timing.group_wait,
                 last_sent: None,
                 notified: BTreeSet::new(),
+                created: now,
                 seq: 0,
                 incident: None,
             });
@@ -618,7 +623,7 @@ impl State {
                 continue;
             };
             g.seq += 1;
-            let nkey = format!("{key}/{}", g.seq);
+            let nkey = format!("{key}@{}/{}", g.created, g.seq);
             let incident = g.incident.get_or_insert_with(|| nkey.clone()).clone();
             let mut alerts: Vec<Notified> = Vec::new();
             for fp in now_firing.iter().chain(&resolved) {
@@ -813,6 +818,30 @@ slos:
                 .all(|a| a.status == "resolved" && a.ends_at.is_some())
         );
         assert!(s.alerts.is_empty() && s.groups.is_empty(), "{s:#?}");
+    }
+
+    #[test]
+    fn a_cells_next_incident_has_keys_of_its_own() {
+        let mut s = State::default();
+        let never = |_: &Labels| false;
+        let burns = [("studio-a", "latency", 20.0)];
+        let mut keys = Vec::new();
+        for (from, to, b) in [
+            (0, 3600, &burns[..]),
+            (3600, 3 * 3600, &[][..]),
+            (3 * 3600, 4 * 3600, &burns[..]),
+            (4 * 3600, 6 * 3600, &[][..]),
+        ] {
+            for n in run(&mut s, from, to, b, &[], &never) {
+                keys.push((n.status.clone(), n.key.clone(), n.incident.clone()));
+            }
+        }
+        assert_eq!(keys.len(), 4, "{keys:#?}");
+        let unique: BTreeSet<&String> = keys.iter().map(|k| &k.1).collect();
+        assert_eq!(unique.len(), 4, "{keys:#?}");
+        assert_eq!(keys[1].2, keys[0].1, "the resolve threads to its own page");
+        assert_eq!(keys[3].2, keys[2].1);
+        assert_ne!(keys[2].2, keys[0].2, "a new incident");
     }
 
     #[test]

@@ -1196,7 +1196,7 @@ async fn deliver_forever(
             continue;
         }
         let now = clock.now_ms().div_euclid(1000);
-        let rows = match ledger.due(now, 100).await {
+        let rows = match ledger.due(now, 5).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "reading the outbox failed");
@@ -1204,6 +1204,9 @@ async fn deliver_forever(
             }
         };
         for row in rows {
+            if !is_leader.load(std::sync::atomic::Ordering::Relaxed) {
+                break; // the claim lapses; the new leader delivers the rest
+            }
             let outcome = notify::deliver(&alerting, &client, &row).await;
             let now = clock.now_ms().div_euclid(1000);
             let recorded = match &outcome {
@@ -1226,13 +1229,14 @@ async fn deliver_forever(
 
 /// Takes and renews the leader lease every quarter interval; the lease lasts 1.25 intervals, so
 /// a standby holds it within 1.5 intervals of the leader's death, and evaluates as the leader
-/// at its next tick.
+/// at once.
 async fn hold_lease(
     ledger: Ledger,
     me: String,
     interval: Duration,
     clock: Clock,
     is_leader: Arc<std::sync::atomic::AtomicBool>,
+    took: Arc<tokio::sync::Notify>,
 ) {
     let ttl = (interval.as_millis() as i64 * 5 / 4).max(100);
     let mut tick = tokio::time::interval((interval / 4).max(Duration::from_millis(25)));
@@ -1249,6 +1253,8 @@ async fn hold_lease(
         let had = is_leader.swap(held, std::sync::atomic::Ordering::Relaxed);
         if held && !had {
             tracing::info!(engine = %me, "took the leader lease");
+            // Evaluate now, not at the next tick.
+            took.notify_one();
         } else if had && !held {
             tracing::warn!(engine = %me, "lost the leader lease; standing by");
         }
@@ -1355,12 +1361,14 @@ pub async fn run_with(
     // within two intervals of the leader's last renewal.
     let me = format!("{}-{}", std::process::id(), now_ms() % 1_000_000);
     let mut leader = false;
+    let took_lease = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(hold_lease(
         ledger.clone(),
         me.clone(),
         interval,
         clock.clone(),
         is_leader.clone(),
+        took_lease.clone(),
     ));
     tokio::spawn(deliver_forever(
         config.alerting.clone(),
@@ -1375,7 +1383,10 @@ pub async fn run_with(
         let mut last_error = String::new();
         let mut down_cells = std::collections::BTreeSet::new();
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = took_lease.notified() => {}
+            }
             let now_ms = clock.now_ms();
             let was_leader = leader;
             leader = is_leader.load(std::sync::atomic::Ordering::Relaxed);
@@ -1469,7 +1480,10 @@ pub async fn run_with(
                     let rows = notify::outbox_rows(a, &notes);
                     let json = serde_json::to_string(&next).unwrap_or_default();
                     // The state change and its notifications, in one transaction.
-                    match ledger.save_alerts(&json, t, &rows).await {
+                    match ledger
+                        .save_alerts(&json, t, &rows, Some((&me, clock.now_ms())))
+                        .await
+                    {
                         Ok(()) => {
                             for n in &notes {
                                 tracing::info!(cell = %n.cell, receiver = %n.receiver, status = %n.status, reason = %n.reason, alerts = n.alerts.len(), key = %n.key, "notification queued");
@@ -1489,7 +1503,11 @@ pub async fn run_with(
                     *state.last.lock().unwrap_or_else(|e| e.into_inner()) = (r, text);
                     // Scheduled reports due since the last tick (a restart or a failover within
                     // two intervals still sends them; their keys make them once only).
-                    let since = t - (2 * interval.as_secs() as i64).max(2);
+                    let since = match ledger.cursor("reports").await {
+                        Ok(Some(ms)) => ms.div_euclid(1000),
+                        _ => t - (2 * interval.as_secs() as i64).max(2),
+                    }
+                    .max(t - 86_400);
                     for sched in &config.alerting.reports {
                         for at in notify::occurrences(sched, since, t) {
                             match crate::report::build(&config, &ledger, at - sched.range, at).await
@@ -1516,6 +1534,11 @@ pub async fn run_with(
                                 }
                             }
                         }
+                    }
+                    if !config.alerting.reports.is_empty()
+                        && let Err(e) = ledger.record_upto(&[], Some(("reports", t * 1000))).await
+                    {
+                        tracing::error!(error = %e, "saving the reports cursor failed");
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "evaluation failed"),

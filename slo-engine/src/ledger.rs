@@ -27,6 +27,12 @@ pub enum LedgerError {
         /// Why.
         source: sqlx::migrate::MigrateError,
     },
+    /// This engine no longer holds the leader lease: nothing was written.
+    #[error("not the leader any more: {what} was not written")]
+    NotLeader {
+        /// What was not written.
+        what: &'static str,
+    },
     /// A query failed.
     #[error("ledger query ({what}): {source}")]
     Query {
@@ -651,12 +657,31 @@ impl Ledger {
         state: &str,
         at: i64,
         outbox: &[OutboxRow],
+        fence: Option<(&str, i64)>,
     ) -> Result<(), LedgerError> {
         let err = |source| LedgerError::Query {
             what: "save alert state",
             source,
         };
         let mut tx = self.pool.begin().await.map_err(err)?;
+        // Fencing: a leader that lost its lease (stalled past it) writes nothing.
+        if let Some((holder, now_ms)) = fence {
+            let held = sqlx::query(
+                "SELECT holder FROM leases WHERE name = 'leader' AND holder = $1 AND expires_at >= $2",
+            )
+            .bind(holder)
+            .bind(now_ms)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?
+            .is_some();
+            if !held {
+                tx.rollback().await.map_err(err)?;
+                return Err(LedgerError::NotLeader {
+                    what: "the alert state",
+                });
+            }
+        }
         sqlx::query(
             "INSERT INTO alert_state (id, state, at) VALUES (1, $1, $2) \
              ON CONFLICT (id) DO UPDATE SET state = excluded.state, at = excluded.at",
@@ -712,7 +737,9 @@ impl Ledger {
     /// first, and returns them: no other deliverer gets them while claimed. On PostgreSQL the
     /// claim skips rows another transaction has locked (`FOR UPDATE SKIP LOCKED`).
     pub async fn due(&self, now: i64, limit: i64) -> Result<Vec<OutboxRow>, LedgerError> {
-        const HOLD: i64 = 60;
+        // Longer than one delivery attempt (10 s timeouts); a deliverer that dies leaves its
+        // claimed row to others after this.
+        const HOLD: i64 = 30;
         let err = |source| LedgerError::Query {
             what: "claim outbox rows",
             source,

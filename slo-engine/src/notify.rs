@@ -120,7 +120,7 @@ async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> Result<
         .json(body)
         .send()
         .await
-        .map_err(|e| format!("POST {}: {e}", redact_url(url)))?;
+        .map_err(|e| format!("POST {}: {}", redact_url(url), e.without_url()))?;
     if resp.status().is_success() {
         Ok(())
     } else {
@@ -132,7 +132,9 @@ async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> Result<
 fn redact_url(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
-            let host = rest.split('/').next().unwrap_or("");
+            let authority = rest.split('/').next().unwrap_or("");
+            // user:password@host: the credentials are secrets too.
+            let host = authority.rsplit('@').next().unwrap_or("");
             format!("{scheme}://{host}/…")
         }
         None => "(url)".into(),
@@ -601,6 +603,7 @@ mod tests {
             redact_url("https://hooks.slack.com/services/T/B/secret"),
             "https://hooks.slack.com/…"
         );
+        assert_eq!(redact_url("http://u:pw@hooks:80/x"), "http://hooks:80/…");
     }
 
     #[test]
