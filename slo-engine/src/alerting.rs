@@ -433,6 +433,9 @@ pub struct Route {
     pub receiver: String,
     /// Label equality matchers.
     pub matchers: Labels,
+    /// Label regular-expression matchers (whole value), as Alertmanager's `match_re`.
+    #[serde(default)]
+    pub match_re: Vec<Matcher>,
     /// Keep matching later routes.
     #[serde(default)]
     pub continue_: bool,
@@ -442,7 +445,9 @@ pub struct Route {
 pub fn receivers<'a>(routes: &'a [Route], labels: &Labels) -> Vec<&'a str> {
     let mut out = Vec::new();
     for r in routes {
-        if r.matchers.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        if r.matchers.iter().all(|(k, v)| labels.get(k) == Some(v))
+            && r.match_re.iter().all(|m| m.matches(labels))
+        {
             out.push(r.receiver.as_str());
             if !r.continue_ {
                 break;
@@ -729,6 +734,7 @@ slos:
         vec![Route {
             receiver: "oncall".into(),
             matchers: Labels::new(),
+            match_re: Vec::new(),
             continue_: false,
         }]
     }
@@ -995,6 +1001,46 @@ slos:
         assert!(
             bad.contains("alerting.burn_rates[0].long") && bad.contains("5m, 30m"),
             "{bad}"
+        );
+    }
+
+    #[test]
+    fn routes_match_labels_and_regexes_in_order() {
+        let re = |name: &str, value: &str| Matcher {
+            name: name.into(),
+            value: value.into(),
+            is_regex: true,
+            is_equal: true,
+        };
+        let routes = vec![
+            Route {
+                receiver: "studios".into(),
+                matchers: labels(&[("severity", "page")]),
+                match_re: vec![re("cell", "studio-.*")],
+                continue_: true,
+            },
+            Route {
+                receiver: "pager".into(),
+                matchers: labels(&[("severity", "page")]),
+                match_re: Vec::new(),
+                continue_: false,
+            },
+            Route {
+                receiver: "rest".into(),
+                matchers: Labels::new(),
+                match_re: Vec::new(),
+                continue_: false,
+            },
+        ];
+        let page = |cell: &str| labels(&[("cell", cell), ("severity", "page")]);
+        assert_eq!(receivers(&routes, &page("studio-a")), ["studios", "pager"]);
+        assert_eq!(receivers(&routes, &page("gpu-pool")), ["pager"]);
+        assert_eq!(
+            receivers(
+                &routes,
+                &labels(&[("cell", "studio-a"), ("severity", "ticket")])
+            ),
+            ["rest"]
         );
     }
 

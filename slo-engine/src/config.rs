@@ -347,6 +347,9 @@ pub struct RawRoute {
     /// Label equality matchers (`severity: page`, `cell: studio-a`).
     #[serde(default)]
     pub matchers: BTreeMap<String, String>,
+    /// Label regular-expression matchers, each matching the whole value (`cell: "studio-.*"`).
+    #[serde(default)]
+    pub match_re: BTreeMap<String, String>,
     /// Go on matching later routes.
     #[serde(default, rename = "continue")]
     pub continue_: bool,
@@ -1480,9 +1483,22 @@ fn validate_alerting(
                 ),
             ));
         }
+        let mut match_re = Vec::new();
+        for (k, v) in &r.match_re {
+            let m = crate::alerting::Matcher {
+                name: k.clone(),
+                value: v.clone(),
+                is_regex: true,
+                is_equal: true,
+            };
+            m.validate()
+                .map_err(|e| err(format!("alerting.routes[{i}].match_re"), e))?;
+            match_re.push(m);
+        }
         routes.push(crate::alerting::Route {
             receiver: r.receiver.clone(),
             matchers: r.matchers.clone(),
+            match_re,
             continue_: r.continue_,
         });
     }
@@ -1492,6 +1508,7 @@ fn validate_alerting(
         routes.push(crate::alerting::Route {
             receiver: first.name.clone(),
             matchers: BTreeMap::new(),
+            match_re: Vec::new(),
             continue_: false,
         });
     }

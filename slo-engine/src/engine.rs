@@ -1558,6 +1558,8 @@ pub async fn run_with(
                 // And rows of SLOs no longer configured.
                 let _ = ledger.prune_minutes(None, t - retention).await;
                 let _ = ledger.prune_hourly(t - retention).await;
+                // Delivered notifications and ended silences: kept a period for the record.
+                let _ = ledger.prune_delivered(t - retention).await;
             }
         }
     });

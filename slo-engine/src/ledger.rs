@@ -829,6 +829,27 @@ impl Ledger {
         Ok(())
     }
 
+    /// Deletes outbox rows delivered before `before` and silences that ended before it; returns
+    /// how many outbox rows went.
+    pub async fn prune_delivered(&self, before: i64) -> Result<u64, LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "prune outbox and silences",
+            source,
+        };
+        let r =
+            sqlx::query("DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1")
+                .bind(before)
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+        sqlx::query("DELETE FROM silences WHERE ends_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(r.rows_affected())
+    }
+
     /// Stores a silence.
     pub async fn add_silence(&self, s: &crate::alerting::Silence) -> Result<(), LedgerError> {
         sqlx::query(

@@ -432,3 +432,58 @@ async fn evaluation_in_the_database_equals_the_pure_math() {
         l.close().await;
     }
 }
+
+#[tokio::test]
+async fn the_outbox_claims_once_and_prunes_what_was_delivered() {
+    use cellwatch_slo::ledger::OutboxRow;
+    for b in backends("outbox").await {
+        let l = Ledger::open(&b.url).await.unwrap();
+        let row = |key: &str| OutboxRow {
+            key: key.into(),
+            receiver: "oncall".into(),
+            integration: "email".into(),
+            payload: "{}".into(),
+            created_at: 100,
+            attempts: 0,
+        };
+        l.save_alerts("{}", 100, &[row("a"), row("b")], None)
+            .await
+            .unwrap();
+        // Queued again (a retry of the same evaluation): still two rows.
+        l.queue(&[row("a")]).await.unwrap();
+        let first = l.due(100, 10).await.unwrap();
+        assert_eq!(first.len(), 2, "{}", b.name);
+        // Claimed: nobody else gets them for 30 s.
+        assert!(l.due(101, 10).await.unwrap().is_empty(), "{}", b.name);
+        l.attempted("a", 102, Ok(())).await.unwrap();
+        l.attempted("b", 102, Err(("SMTP down", 104)))
+            .await
+            .unwrap();
+        assert!(
+            l.due(103, 10).await.unwrap().is_empty(),
+            "{}: b waits",
+            b.name
+        );
+        let again = l.due(104, 10).await.unwrap();
+        assert_eq!((again.len(), again[0].attempts), (1, 1), "{}", b.name);
+        // A save by an engine that does not hold the lease writes nothing.
+        assert!(l.lease("leader", "me", 1_000, 500).await.unwrap());
+        assert!(
+            !l.lease("leader", "other", 1_200, 500).await.unwrap(),
+            "{}",
+            b.name
+        );
+        let e = l
+            .save_alerts("{}", 100, &[row("c")], Some(("other", 1_200)))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("not the leader"), "{}: {e}", b.name);
+        assert!(
+            l.lease("leader", "other", 1_600, 500).await.unwrap(),
+            "{}: expired",
+            b.name
+        );
+        assert_eq!(l.prune_delivered(103).await.unwrap(), 1, "{}", b.name);
+        l.close().await;
+    }
+}
