@@ -1144,6 +1144,14 @@ async fn api_slos(State(s): State<AppState>) -> impl IntoResponse {
     axum::Json(serde_json::json!({ "at": r.at, "slos": r.slos }))
 }
 
+async fn status_page(State(s): State<AppState>) -> impl IntoResponse {
+    let report = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+    let alerts = s.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let silences = s.ledger.silences().await.unwrap_or_default();
+    let now = s.clock.now_ms().div_euclid(1000);
+    axum::response::Html(crate::status::page(&report, &alerts, &silences, now))
+}
+
 async fn api_cells(State(s): State<AppState>) -> impl IntoResponse {
     let r = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
     axum::Json(serde_json::json!({ "at": r.at, "cells": r.cells }))
@@ -1336,6 +1344,7 @@ pub async fn run_with(
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, cells = config.cells.len(), slos = config.slos.len(), "listening");
     let app = Router::new()
+        .route("/", get(status_page))
         .route("/metrics", get(metrics))
         .route("/api/v1/slos", get(api_slos))
         .route("/api/v1/cells", get(api_cells))

@@ -16,3 +16,4 @@ pub mod promsource;
 pub mod report;
 pub mod rules;
 pub mod scrape;
+pub mod status;

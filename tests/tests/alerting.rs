@@ -178,6 +178,13 @@ async fn scenario(db: &str, trouble: Trouble) {
         "{subject}"
     );
     let page_id = header(&mails[0], "Message-ID").unwrap();
+    // The status page, which the mail links to, shows the cell and its firing alerts.
+    let status = e.get("/").await;
+    assert!(
+        status.contains("<td class=\"bad\">CellwatchErrorBudgetBurn</td><td>studio-a</td>")
+            && status.contains("<tr class=\"cell\"><td>studio-a</td>"),
+        "{status}"
+    );
     // Still burning for a few more evaluations and group intervals: no second page.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(smtp.mails().len(), 1, "{:#?}", smtp.mails());
