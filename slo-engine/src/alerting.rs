@@ -142,6 +142,24 @@ pub fn wanted(
         let Some(slo) = config.slos.iter().find(|s| s.name == r.slo) else {
             continue;
         };
+        // An alert about this SLO of this cell, with its budget left.
+        let slo_alert = |alertname: &str, severity: &str, summary: String, hold: i64| Wanted {
+            labels: labels(&[
+                ("alertname", alertname),
+                ("cell", &r.cell),
+                ("slo", &r.slo),
+                ("severity", severity),
+            ]),
+            annotations: labels(&[
+                ("summary", &summary),
+                (
+                    "budget_remaining",
+                    &r.budget_remaining
+                        .map_or("unknown".into(), |b| format!("{:.1} %", b * 100.0)),
+                ),
+            ]),
+            hold,
+        };
         let mut by_severity: BTreeMap<&str, Vec<(u64, f64, f64)>> = BTreeMap::new();
         for (severity, long, f, l) in burning(&config.alerting.burn_rates, slo, r, report.at) {
             by_severity.entry(severity).or_default().push((long, f, l));
@@ -158,60 +176,33 @@ pub fn wanted(
                     )
                 })
                 .collect();
-            out.push(Wanted {
-                labels: labels(&[
-                    ("alertname", names::BURN),
-                    ("cell", &r.cell),
-                    ("slo", &r.slo),
-                    ("severity", severity),
-                ]),
-                annotations: labels(&[
-                    (
-                        "summary",
-                        &format!("Cell {} burns the {} error budget too fast", r.cell, r.slo),
-                    ),
-                    ("burn_rates", &detail.join("; ")),
-                    (
-                        "budget_remaining",
-                        &r.budget_remaining
-                            .map_or("unknown".into(), |b| format!("{:.1} %", b * 100.0)),
-                    ),
-                ]),
-                hold: 0,
-            });
+            let mut w = slo_alert(
+                names::BURN,
+                severity,
+                format!("Cell {} burns the {} error budget too fast", r.cell, r.slo),
+                0,
+            );
+            w.annotations.insert("burn_rates".into(), detail.join("; "));
+            out.push(w);
         }
         if r.budget_remaining.is_some_and(|b| b <= 0.0) {
-            out.push(Wanted {
-                labels: labels(&[
-                    ("alertname", names::EXHAUSTED),
-                    ("cell", &r.cell),
-                    ("slo", &r.slo),
-                    ("severity", "ticket"),
-                ]),
-                annotations: labels(&[(
-                    "summary",
-                    &format!(
-                        "Cell {} has spent the {} error budget of its period",
-                        r.cell, r.slo
-                    ),
-                )]),
-                hold: 0,
-            });
+            out.push(slo_alert(
+                names::EXHAUSTED,
+                "ticket",
+                format!(
+                    "Cell {} has spent the {} error budget of its period",
+                    r.cell, r.slo
+                ),
+                0,
+            ));
         }
         if r.data_missing {
-            out.push(Wanted {
-                labels: labels(&[
-                    ("alertname", names::NO_DATA),
-                    ("cell", &r.cell),
-                    ("slo", &r.slo),
-                    ("severity", "ticket"),
-                ]),
-                annotations: labels(&[(
-                    "summary",
-                    &format!("SLO {} of cell {} has no data", r.slo, r.cell),
-                )]),
-                hold: timing.no_data_for,
-            });
+            out.push(slo_alert(
+                names::NO_DATA,
+                "ticket",
+                format!("SLO {} of cell {} has no data", r.slo, r.cell),
+                timing.no_data_for,
+            ));
         }
     }
     for cell in down_cells {

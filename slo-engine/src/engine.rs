@@ -1356,14 +1356,8 @@ pub async fn run_with(
         )
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .with_state(state.clone());
-    let mut alerts = match ledger.alert_state().await {
-        Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "the saved alert state is unreadable; starting with none");
-            alerting::State::default()
-        }),
-        Ok(None) => alerting::State::default(),
-        Err(e) => return Err(std::io::Error::other(e.to_string())),
-    };
+    // Loaded from the ledger when this engine takes the lead (below).
+    let mut alerts = alerting::State::default();
     let wake = Arc::new(tokio::sync::Notify::new());
     let is_leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // This engine's name in the leader lease, and the lease's length: a standby takes over

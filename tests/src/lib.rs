@@ -357,3 +357,60 @@ pub async fn wait_ready(base: &str, what: &str, log: impl Fn() -> String) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Starts `cellwatch-slo run` on a configuration and a ledger, with `extra` arguments.
+pub fn start_engine(db: &str, cfg: &Path, extra: &[&str]) -> Exporter {
+    let cfg = cfg.to_str().expect("a UTF-8 path");
+    let mut args = vec![
+        "run",
+        "--config",
+        cfg,
+        "--database-url",
+        db,
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    Exporter::spawn(
+        "cellwatch-slo",
+        &args,
+        tempfile::tempdir().expect("tempdir"),
+    )
+}
+
+/// Waits until the engine has evaluated once, or panics after 30 s.
+pub async fn first_evaluation(e: &Exporter) {
+    let start = Instant::now();
+    loop {
+        let v: serde_json::Value =
+            serde_json::from_str(&e.get("/api/v1/slos").await).expect("JSON");
+        if v["at"].as_i64().unwrap_or(0) > 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no evaluation\n{}",
+            e.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// (total, SLI, budget left) of an SLO's period window in an engine's `/api/v1/slos` answer;
+/// zeros and nothing before its first evaluation.
+pub fn slo_period(v: &serde_json::Value, slo: &str) -> (f64, Option<f64>, Option<f64>) {
+    let Some(s) = v["slos"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["slo"] == slo))
+    else {
+        return (0.0, None, None);
+    };
+    let total = s["windows"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["window"] == "period"));
+    (
+        total.and_then(|w| w["total"].as_f64()).unwrap_or(0.0),
+        total.and_then(|w| w["sli"].as_f64()),
+        s["budget_remaining"].as_f64(),
+    )
+}

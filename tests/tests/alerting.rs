@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use cellwatch_e2e::Exporter;
 use cellwatch_e2e::smtp::{Smtp, header};
 use cellwatch_e2e::upstream::Upstream;
+use cellwatch_e2e::{Exporter, first_evaluation, start_engine};
 use serde_json::Value;
 
 const SOON: Duration = Duration::from_secs(30);
@@ -58,21 +58,8 @@ fn config_with(up: &Upstream, smtp_port: u16, alerting: &str, top: &str) -> Stri
 }
 
 fn start(db: &str, cfg: &std::path::Path, clock: &std::path::Path) -> Exporter {
-    Exporter::spawn(
-        "cellwatch-slo",
-        &[
-            "run",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--database-url",
-            db,
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--testing.clock-offset-file",
-            clock.to_str().unwrap(),
-        ],
-        tempfile::tempdir().unwrap(),
-    )
+    let clock = clock.to_str().unwrap();
+    start_engine(db, cfg, &["--testing.clock-offset-file", clock])
 }
 
 async fn wait_mails(smtp: &Smtp, n: usize, e: &Exporter) -> Vec<String> {
@@ -107,26 +94,9 @@ enum Trouble {
 
 async fn scenario(db: &str, trouble: Trouble) {
     let up = Upstream::start().await;
-    for n in NODES {
-        up.set_page(n, &page(0, 0, 0, 0));
-    }
     let mut smtp = Smtp::start();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("cells.yaml");
-    let clock = dir.path().join("clock");
-    std::fs::write(&cfg, config(&up, smtp.port)).unwrap();
-    std::fs::write(&clock, "0").unwrap();
-    let mut e = start(db, &cfg, &clock);
-    let begun = Instant::now();
-    while serde_json::from_str::<Value>(&e.get("/api/v1/slos").await).unwrap()["at"]
-        .as_i64()
-        .unwrap_or(0)
-        == 0
-    {
-        assert!(begun.elapsed() < SOON, "no evaluation\n{}", e.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (mut e, dir) = started(&up, &smtp, "", "", Some(db)).await;
+    let (cfg, clock) = (dir.path().join("cells.yaml"), dir.path().join("clock"));
     if matches!(trouble, Trouble::SmtpDown | Trouble::Sigkill) {
         smtp.stop();
     }
@@ -312,11 +282,15 @@ async fn two_replicas_on_postgres_page_once_and_fail_over() {
 }
 
 /// Starts the engine on SQLite with extra configuration and waits for its first evaluation.
+/// Starts the engine with extra configuration, on `db` (default: SQLite in the returned
+/// directory, which also holds `cells.yaml` and the `clock` file), and waits until it has its
+/// baseline readings.
 async fn started(
     up: &Upstream,
     smtp: &Smtp,
     alerting: &str,
     top: &str,
+    db: Option<&str>,
 ) -> (Exporter, tempfile::TempDir) {
     for n in NODES {
         up.set_page(n, &page(0, 0, 0, 0));
@@ -326,17 +300,9 @@ async fn started(
     let clock = dir.path().join("clock");
     std::fs::write(&cfg, config_with(up, smtp.port, alerting, top)).unwrap();
     std::fs::write(&clock, "0").unwrap();
-    let db = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let db = db.map_or_else(|| sqlite(&dir), str::to_string);
     let e = start(&db, &cfg, &clock);
-    let begun = Instant::now();
-    while serde_json::from_str::<Value>(&e.get("/api/v1/slos").await).unwrap()["at"]
-        .as_i64()
-        .unwrap_or(0)
-        == 0
-    {
-        assert!(begun.elapsed() < SOON, "no evaluation\n{}", e.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    first_evaluation(&e).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     (e, dir)
 }
@@ -364,6 +330,7 @@ async fn a_silence_suppresses_the_page_until_it_expires() {
         &smtp,
         &format!("  api_token_file: {}\n", token.display()),
         "",
+        None,
     )
     .await;
     let client = reqwest::Client::new();
@@ -419,7 +386,7 @@ async fn a_maintenance_window_mutes_and_with_exclusion_leaves_the_budget_alone()
     let up = Upstream::start().await;
     let smtp = Smtp::start();
     // Before the window: some traffic with a few errors, under the page threshold.
-    let (e, dir) = started(&up, &smtp, "", "").await;
+    let (e, dir) = started(&up, &smtp, "", "", None).await;
     for n in NODES {
         up.set_page(n, &page(100, 100, 1000, 1));
     }
@@ -486,11 +453,10 @@ async fn a_maintenance_window_mutes_and_with_exclusion_leaves_the_budget_alone()
 async fn a_maintenance_window_without_exclusion_mutes_but_counts() {
     let up = Upstream::start().await;
     let smtp = Smtp::start();
-    let (e, _dir) = started(
-        &up,
-        &smtp,
+    let (e, _dir) = started(&up, &smtp,
         "",
         "maintenance:\n  - { name: upgrade, cells: [studio-a], schedule: \"0 * * * * *\", duration: 2h }\n",
+        None,
     )
     .await;
     // The alerts fire (the budget burns) but nobody is paged.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cellwatch_e2e::upstream::Upstream;
-use cellwatch_e2e::{Exporter, promtool_check_metrics};
+use cellwatch_e2e::{Exporter, first_evaluation, promtool_check_metrics, slo_period, start_engine};
 use serde_json::Value;
 
 const SOON: Duration = Duration::from_secs(30);
@@ -41,31 +41,10 @@ async fn api(e: &Exporter) -> Value {
     serde_json::from_str(&e.get("/api/v1/slos").await).unwrap()
 }
 
-fn period(v: &Value, slo: &str) -> (f64, Option<f64>, Option<f64>) {
-    // Before the first evaluation the list is empty.
-    let Some(s) = v["slos"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["slo"] == slo))
-    else {
-        return (0.0, None, None);
-    };
-    let w = s["windows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["window"] == "period")
-        .unwrap();
-    (
-        w["total"].as_f64().unwrap_or(0.0),
-        w["sli"].as_f64(),
-        s["budget_remaining"].as_f64(),
-    )
-}
-
 async fn wait_total(e: &Exporter, slo: &str, total: f64) -> (f64, Option<f64>, Option<f64>) {
     let start = std::time::Instant::now();
     loop {
-        let p = period(&api(e).await, slo);
+        let p = slo_period(&api(e).await, slo);
         if p.0 == total {
             return p;
         }
@@ -77,22 +56,6 @@ async fn wait_total(e: &Exporter, slo: &str, total: f64) -> (f64, Option<f64>, O
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn start(db: &str, cfg: &std::path::Path) -> Exporter {
-    Exporter::spawn(
-        "cellwatch-slo",
-        &[
-            "run",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--database-url",
-            db,
-            "--web.listen-address",
-            "127.0.0.1:0",
-        ],
-        tempfile::tempdir().unwrap(),
-    )
 }
 
 #[tokio::test]
@@ -120,13 +83,9 @@ async fn scenario(db: &str) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("cells.yaml");
     std::fs::write(&cfg, config(&up)).unwrap();
-    let e = start(db, &cfg);
+    let e = start_engine(db, &cfg, &[]);
     // Let the engine take its baseline reading of both nodes.
-    let startup = std::time::Instant::now();
-    while api(&e).await["at"].as_i64().unwrap_or(0) == 0 {
-        assert!(startup.elapsed() < SOON, "no evaluation\n{}", e.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    first_evaluation(&e).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // n1: 90 of 100 under 2 s, 99 ok; n2: 80 of 100 under 2 s, 98 ok.
@@ -175,7 +134,7 @@ async fn scenario(db: &str) {
 
     // A restart loses no slice history.
     drop(e);
-    let e = start(db, &cfg);
+    let e = start_engine(db, &cfg, &[]);
     let (_, sli, _) = wait_total(&e, "latency-2s", 300.0).await;
     assert_eq!(sli, Some(270.0 / 300.0));
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cellwatch_e2e::prometheus::Prometheus;
 use cellwatch_e2e::upstream::Upstream;
-use cellwatch_e2e::{Exporter, binary};
+use cellwatch_e2e::{Exporter, binary, first_evaluation, slo_period, start_engine};
 use serde_json::{Value, json};
 
 /// Generous: Prometheus scrapes every second, the engines read every second.
@@ -84,43 +84,6 @@ fn config(n1: &str, n2: &str, source: &str) -> String {
     )
 }
 
-fn engine(db: &str, cfg: &std::path::Path) -> Exporter {
-    Exporter::spawn(
-        "cellwatch-slo",
-        &[
-            "run",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--database-url",
-            db,
-            "--web.listen-address",
-            "127.0.0.1:0",
-        ],
-        tempfile::tempdir().unwrap(),
-    )
-}
-
-/// (total, SLI, budget left) of an SLO's period window.
-fn period(v: &Value, slo: &str) -> (f64, Option<f64>, Option<f64>) {
-    let Some(s) = v["slos"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["slo"] == slo))
-    else {
-        return (0.0, None, None);
-    };
-    let w = s["windows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["window"] == "period")
-        .unwrap();
-    (
-        w["total"].as_f64().unwrap_or(0.0),
-        w["sli"].as_f64(),
-        s["budget_remaining"].as_f64(),
-    )
-}
-
 /// Waits until the engine's period totals are `want` (latency, availability; and for the
 /// prometheus source, the OpenSLO latency too) and returns its SLO report.
 async fn settled(
@@ -132,13 +95,16 @@ async fn settled(
     let start = Instant::now();
     loop {
         let v: Value = serde_json::from_str(&e.get("/api/v1/slos").await).unwrap();
-        let mut got = (period(&v, "latency-250ms").0, period(&v, "availability").0);
+        let mut got = (
+            slo_period(&v, "latency-250ms").0,
+            slo_period(&v, "availability").0,
+        );
         let has_openslo = v["slos"]
             .as_array()
             .is_some_and(|a| a.iter().any(|s| s["slo"] == "latency-openslo"));
-        if has_openslo && period(&v, "latency-openslo").0 != want.0 {
+        if has_openslo && slo_period(&v, "latency-openslo").0 != want.0 {
             // Not settled yet: show the OpenSLO copy's total (negated) in the message.
-            got.0 = -period(&v, "latency-openslo").0;
+            got.0 = -slo_period(&v, "latency-openslo").0;
         }
         if got == want {
             return v;
@@ -178,11 +144,11 @@ async fn load(proxy: &str, fast: usize, slow: usize, errors: usize) {
 /// prometheus source, for the OpenSLO copy of the latency SLO).
 fn assert_same(scrape: &Value, prom: &Value, latency: (f64, f64), availability: (f64, f64)) {
     for (slo, (good, total)) in [("latency-250ms", latency), ("availability", availability)] {
-        let s = period(scrape, slo);
-        let p = period(prom, slo);
+        let s = slo_period(scrape, slo);
+        let p = slo_period(prom, slo);
         assert_eq!(s, p, "{slo}: scrape source {s:?}, prometheus source {p:?}");
         if slo == "latency-250ms" {
-            assert_eq!(period(prom, "latency-openslo"), p, "the OpenSLO copy");
+            assert_eq!(slo_period(prom, "latency-openslo"), p, "the OpenSLO copy");
         }
         assert_eq!(s.0, total, "{slo}");
         assert_eq!(s.1, Some(good / total), "{slo}");
@@ -258,16 +224,8 @@ async fn scenario(scrape_db: &str, prom_db: &str) {
     }
 
     // The scrape-source engine takes its baseline of both nodes before any request.
-    let s = engine(scrape_db, &scrape_cfg);
-    let start = Instant::now();
-    loop {
-        let v: Value = serde_json::from_str(&s.get("/api/v1/slos").await).unwrap();
-        if v["at"].as_i64().unwrap_or(0) > 0 {
-            break;
-        }
-        assert!(start.elapsed() < SOON, "no evaluation\n{}", s.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s = start_engine(scrape_db, &scrape_cfg, &[]);
+    first_evaluation(&s).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // n1: 30 fast, 5 slow, 3 errors; n2: 20 fast, 2 slow, 2 errors.
@@ -292,7 +250,7 @@ async fn scenario(scrape_db: &str, prom_db: &str) {
         ),
     )
     .unwrap();
-    let p = engine(prom_db, &prom_cfg);
+    let p = start_engine(prom_db, &prom_cfg, &[]);
     let plog = || prom.log();
     let from_prom = settled(&p, "prometheus source, backfilled", (57.0, 62.0), &plog).await;
     assert_same(&from_scrape, &from_prom, latency, availability);
@@ -307,7 +265,7 @@ async fn scenario(scrape_db: &str, prom_db: &str) {
         String::new()
     })
     .await;
-    let p = engine(prom_db, &prom_cfg);
+    let p = start_engine(prom_db, &prom_cfg, &[]);
     let from_prom = settled(&p, "prometheus source, restarted", (62.0, 67.0), &plog).await;
     assert_same(&from_scrape, &from_prom, latency, availability);
 
