@@ -248,6 +248,10 @@ metrics! {
     CELL_KWH_PER_1K = "cellwatch_cell_kwh_per_1k_requests", Gauge, "", ["cell", "window"], "slo-engine",
         "kWh of the cell's nodes per 1,000 requests over the window; absent without requests.",
         "the ledger: (joules / 3.6e6) / (requests / 1000)";
+    /// Alerts the engine holds, as Prometheus' ALERTS series.
+    SLO_ALERTS = "cellwatch_slo_alerts", Gauge, "", ["cell", "alertname", "slo", "severity", "state"], "slo-engine",
+        "Alerts of the leading engine (value 1), as Prometheus' ALERTS: state pending or firing; slo is empty for cell-wide alerts. Muted alerts count too.",
+        "the alert state machine";
 }
 
 /// Default bucket bounds (seconds) of the inference duration and time-to-first-token histograms:

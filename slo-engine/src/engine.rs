@@ -536,6 +536,30 @@ pub fn samples(report: &Report) -> Vec<Sample> {
     out
 }
 
+/// The pending and firing alerts as metrics (as Prometheus' ALERTS).
+pub fn alert_samples(state: &alerting::State) -> Vec<Sample> {
+    state
+        .alerts
+        .values()
+        .filter(|a| a.resolved_at.is_none())
+        .map(|a| {
+            let get = |k: &str| a.labels.get(k).map_or("", String::as_str);
+            let st = if a.firing() { "firing" } else { "pending" };
+            Sample::new(
+                &m::SLO_ALERTS,
+                &[
+                    get("cell"),
+                    get("alertname"),
+                    get("slo"),
+                    get("severity"),
+                    st,
+                ],
+                1.0,
+            )
+        })
+        .collect()
+}
+
 /// One scrape of every node; increases recorded into the ledger as slices of `now`.
 pub async fn scrape_once(
     config: &Config,
@@ -1502,7 +1526,9 @@ pub async fn run_with(
                             tracing::error!(error = %e, "saving the alert state failed; evaluated again next interval")
                         }
                     }
-                    let text = encode(&samples(&r));
+                    let mut all = samples(&r);
+                    all.extend(alert_samples(&alerts));
+                    let text = encode(&all);
                     *state.last.lock().unwrap_or_else(|e| e.into_inner()) = (r, text);
                     // Scheduled reports due since the last tick (a restart or a failover within
                     // two intervals still sends them; their keys make them once only).

@@ -3,10 +3,12 @@
 //! The configuration ([`config`]: typed YAML, `cellwatch-slo check`), the SLO math ([`math`]:
 //! pure functions of recorded slices, tested in virtual time), the [`ledger`] (SQLite or
 //! PostgreSQL), the two data sources ([`scrape`] and [`promsource`]), the evaluation and HTTP
-//! outputs ([`engine`]) and Prometheus rule generation ([`rules`]).
+//! outputs ([`engine`]), Prometheus rule generation ([`rules`]) and Grafana dashboards
+//! ([`dashboards`]).
 
 pub mod alerting;
 pub mod config;
+pub mod dashboards;
 pub mod engine;
 pub mod ledger;
 pub mod math;

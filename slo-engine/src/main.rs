@@ -52,6 +52,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Write the Grafana dashboards (cell-overview, node-detail, fleet, slo) and their
+    /// provisioning files into a directory.
+    Dashboards {
+        /// The directory (created if missing); provisioning files go to DIR/provisioning/.
+        #[arg(long, value_name = "DIR", default_value = "dashboards")]
+        out: PathBuf,
+    },
     /// Print a budget report for a range from the ledger: per cell and SLO the good and total
     /// events (or slices), the SLI and the share of the range's error budget used, with the
     /// cell's tokens/kWh and kWh per 1,000 requests. The range is widened to whole hours.
@@ -181,6 +188,23 @@ fn print_generated(
     }
 }
 
+/// Writes the dashboards and provisioning files; returns how many files.
+fn write_dashboards(dir: &std::path::Path) -> Result<usize, String> {
+    use cellwatch_slo::dashboards as d;
+    let prov = dir.join("provisioning");
+    std::fs::create_dir_all(&prov).map_err(|e| format!("{}: {e}", prov.display()))?;
+    let mut files: Vec<(PathBuf, String)> = d::all()
+        .iter()
+        .map(|(name, v)| (dir.join(name), d::render(v)))
+        .collect();
+    files.push((prov.join("dashboards.yml"), d::PROVIDER_YAML.to_string()));
+    files.push((prov.join("datasources.yml"), d::DATASOURCE_YAML.to_string()));
+    for (path, text) in &files {
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(files.len())
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run {
@@ -251,6 +275,16 @@ fn main() -> ExitCode {
             to,
             format,
         } => report(&config, &database_url, &from, &to, format),
+        Command::Dashboards { out } => match write_dashboards(&out) {
+            Ok(n) => {
+                println!("{}: {n} files written", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cellwatch-slo: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Rules { config } => print_generated(&config, cellwatch_slo::rules::rules),
         Command::Targets { config } => print_generated(&config, cellwatch_slo::rules::targets),
         Command::Check { config } => match cellwatch_slo::config::load(&config) {

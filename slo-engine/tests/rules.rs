@@ -64,3 +64,24 @@ fn promtool_checks_and_unit_tests_pass() {
     let (ok, out) = promtool(&["test", "rules", "cellwatch-slo.rules.test.yml"]);
     assert!(ok && out.contains("SUCCESS"), "{out}");
 }
+
+#[test]
+fn example_prometheus_and_alertmanager_configs_are_valid() {
+    // promtool reads the rule files and the file_sd targets the example refers to.
+    let (ok, out) = promtool(&["check", "config", "prometheus.yml"]);
+    assert!(ok && out.contains("SUCCESS: 1 rule files found"), "{out}");
+    let out = Command::new("amtool")
+        .args(["check-config", "alertmanager.yml"])
+        .current_dir(root().join("alerts"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "amtool: {e} (Debian package `prometheus-alertmanager`; ./scripts/test installs it)"
+            )
+        });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("SUCCESS"), "{text}");
+    // Alerts are grouped by cell (routes inherit it).
+    let am = std::fs::read_to_string(root().join("alerts/alertmanager.yml")).unwrap();
+    assert!(am.contains("group_by: [cell]"));
+}
