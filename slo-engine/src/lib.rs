@@ -9,6 +9,7 @@
 pub mod alerting;
 pub mod config;
 pub mod dashboards;
+pub mod demo;
 pub mod engine;
 pub mod ledger;
 pub mod math;

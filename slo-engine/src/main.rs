@@ -52,6 +52,51 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Run a SIMULATED four-node cell: four real exporters on stand-in macOS commands, a
+    /// simulated OpenAI-compatible server and clients behind their real metering proxies, and the
+    /// engine (SQLite ledger, SLO periods compressed to 1h, status page). About a minute in, a
+    /// node slows down, then an energy regression follows; a page is printed (and written to
+    /// pages.log, and mailed with --smtp), and it resolves later.
+    Demo {
+        /// The engine's port (status page, /metrics, API). The exporters take the next four
+        /// ports, their metering proxies PORT+11 to PORT+14, the simulated servers PORT+20.
+        #[arg(long, value_name = "PORT", default_value_t = 9820)]
+        port: u16,
+        /// Stop after this long (e.g. 10m); without it, run until Ctrl-C.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// When the simulated incident starts.
+        #[arg(long = "incident-at", value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+        incident_at: std::time::Duration,
+        /// How long the simulated incident lasts (at least 30s: the energy regression starts
+        /// 30 s in).
+        #[arg(long = "incident-for", value_name = "DURATION", default_value = "150s", value_parser = humantime::parse_duration)]
+        incident_for: std::time::Duration,
+        /// Also mail pages to this SMTP server (HOST:PORT, plain SMTP).
+        #[arg(long, value_name = "HOST:PORT")]
+        smtp: Option<String>,
+        /// Where mailed pages go.
+        #[arg(
+            long = "mail-to",
+            value_name = "ADDRESS",
+            default_value = "oncall@example.com"
+        )]
+        mail_to: String,
+        /// Working directory (ledger, configuration, logs, pages.log, prometheus.yml); default:
+        /// a new one under the temporary directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The cellwatch-exporter binary; default: beside this one, else on PATH.
+        #[arg(long, value_name = "FILE")]
+        exporter: Option<PathBuf>,
+        /// The stand-in macOS commands (powermetrics, vm_stat, netstat...); default:
+        /// exporter/testdata/standins of the checkout this binary was built from.
+        #[arg(long, value_name = "DIR")]
+        standins: Option<PathBuf>,
+        /// Log level of the engine (error, warn, info, debug, trace).
+        #[arg(long = "log.level", value_name = "LEVEL", default_value = "warn")]
+        log_level: String,
+    },
     /// Write the Grafana dashboards (cell-overview, node-detail, fleet, slo) and their
     /// provisioning files into a directory.
     Dashboards {
@@ -275,6 +320,73 @@ fn main() -> ExitCode {
             to,
             format,
         } => report(&config, &database_url, &from, &to, format),
+        Command::Demo {
+            port,
+            duration,
+            incident_at,
+            incident_for,
+            smtp,
+            mail_to,
+            dir,
+            exporter,
+            standins,
+            log_level,
+        } => {
+            if incident_for < std::time::Duration::from_secs(30) {
+                eprintln!("cellwatch-slo: --incident-for must be at least 30s");
+                return ExitCode::from(2);
+            }
+            if port > u16::MAX - 20 {
+                eprintln!("cellwatch-slo: --port {port}: the demo needs PORT to PORT+20");
+                return ExitCode::from(2);
+            }
+            let filter = match tracing_subscriber::EnvFilter::try_new(&log_level) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("cellwatch-slo: --log.level {log_level:?}: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .init();
+            let opts = cellwatch_slo::demo::Options {
+                dir,
+                port,
+                duration,
+                incident_at,
+                incident_for,
+                smtp,
+                mail_to,
+                exporter,
+                standins: standins.unwrap_or_else(|| {
+                    PathBuf::from(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/../exporter/testdata/standins"
+                    ))
+                }),
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cellwatch-slo: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(cellwatch_slo::demo::run(opts)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cellwatch-slo demo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Dashboards { out } => match write_dashboards(&out) {
             Ok(n) => {
                 println!("{}: {n} files written", out.display());

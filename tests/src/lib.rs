@@ -335,6 +335,24 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The first of `n` consecutive free TCP ports on 127.0.0.1, below the kernel's ephemeral range
+/// (32768 and up) so that servers bound to port 0 by other tests do not take them.
+pub fn free_port_range(n: u16) -> u16 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    for i in 0..200u32 {
+        let first = 20_000 + (seed.wrapping_add(i.wrapping_mul(7_919)) % 12_000) as u16;
+        let free =
+            (first..first + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return first;
+        }
+    }
+    panic!("no {n} consecutive free ports between 20000 and 32000")
+}
+
 /// Waits until `GET {base}/-/ready` answers 200 (Prometheus, Alertmanager), or panics after
 /// 30 s with `log()`.
 pub async fn wait_ready(base: &str, what: &str, log: impl Fn() -> String) {

@@ -1,0 +1,275 @@
+//! End to end: `cellwatch-slo demo` (the README's first command) with a real SMTP server, a
+//! real Prometheus scraping it through the scrape configuration it writes, and headless
+//! Chromium on its status page.
+//!
+//! - The incident pages: the demo's console receiver prints the page and appends it to
+//!   pages.log, and the SMTP server receives it.
+//! - Every query of every panel of every dashboard in `dashboards/` returns data from
+//!   Prometheus.
+//! - Chromium renders the status page with the cell's row and the firing alert; the screenshot
+//!   is kept in `target/test-artifacts/status-page.png`.
+//! - `--duration` ends the demo cleanly, with its exporters.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cellwatch_e2e::prometheus::Prometheus;
+use cellwatch_e2e::smtp::{Smtp, header};
+use cellwatch_e2e::{binary, free_port_range, workspace};
+use serde_json::Value;
+
+const CELL: &str = cellwatch_slo::demo::CELL;
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// Runs Chromium headless with `args` and the URL; its stdout.
+fn chromium(args: &[&str], url: &str, profile: &Path) -> String {
+    let bin = std::env::var("CELLWATCH_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let mut child = Command::new(&bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-extensions",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{bin}: {e} (Debian package `chromium`; ./scripts/test installs it)")
+        });
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            use std::io::Read;
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            assert!(status.success(), "{bin} {args:?}: {status}");
+            return out;
+        }
+        if start.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            panic!("{bin} {args:?} did not finish within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
+    let smtp = Smtp::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("demo");
+    let port = free_port_range(21);
+    let out = std::fs::File::create(tmp.path().join("demo.out")).unwrap();
+    let err = std::fs::File::create(tmp.path().join("demo.err")).unwrap();
+    let mut demo = Command::new(binary("cellwatch-slo"))
+        .args(["demo", "--port", &port.to_string()])
+        .args([
+            "--incident-at",
+            "10s",
+            "--incident-for",
+            "60s",
+            "--duration",
+            "100s",
+        ])
+        .arg(format!("--dir={}", work.display()))
+        .arg(format!("--smtp=127.0.0.1:{}", smtp.port))
+        .arg(format!(
+            "--standins={}",
+            workspace().join("exporter/testdata/standins").display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("start the demo");
+    let started = Instant::now();
+    let logs = || {
+        format!(
+            "stdout:\n{}\nstderr:\n{}",
+            read(&tmp.path().join("demo.out")),
+            read(&tmp.path().join("demo.err"))
+        )
+    };
+
+    // The page: printed, in pages.log, and mailed.
+    let page = loop {
+        let firing = read(&work.join("pages.log"))
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["status"] == "firing");
+        if let Some(p) = firing {
+            break p;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(70),
+            "no page within 70 s\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(page["groupLabels"]["cell"], CELL, "{page}");
+    let alerts = page["alerts"].as_array().unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "CellwatchErrorBudgetBurn"
+                && a["labels"]["severity"] == "page"),
+        "{page}"
+    );
+    let printed = read(&tmp.path().join("demo.out"));
+    assert!(
+        printed.contains(&format!("PAGE (FIRING) for cell {CELL}")),
+        "{printed}"
+    );
+    assert!(printed.contains("SIMULATED"), "{printed}");
+    let mails = loop {
+        let m = smtp.mails();
+        if !m.is_empty() {
+            break m;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(80),
+            "no mail\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let subject = header(&mails[0], "Subject").unwrap_or_default();
+    assert!(subject.contains(CELL), "{subject}");
+
+    // A real Prometheus, configured by the files the demo wrote (at a 1 s scrape interval).
+    let cfg = read(&work.join("prometheus.yml"))
+        .replace("scrape_interval: 5s", "scrape_interval: 1s")
+        .replace("[targets.json]", "[DIR/targets.json]");
+    assert!(cfg.contains("DIR/targets.json"), "{cfg}");
+    let targets = read(&work.join("targets.json"));
+    let prom = Prometheus::start(&cfg, &[("targets.json", &targets)]).await;
+
+    // Every panel's query returns data.
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    for (file, d) in cellwatch_slo::dashboards::all() {
+        let committed: Value =
+            serde_json::from_str(&read(&workspace().join("dashboards").join(file))).unwrap();
+        assert_eq!(committed, d, "dashboards/{file} is stale");
+        for (title, expr) in cellwatch_slo::dashboards::queries(&d) {
+            let q = cellwatch_slo::dashboards::substitute(&expr, CELL, ".*", ".*", "30s");
+            checked += 1;
+            loop {
+                if !prom.query(&q).await.is_empty() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    missing.push(format!("{file}: {title}: {q}"));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    assert!(checked > 50, "{checked} queries");
+    assert!(
+        missing.is_empty(),
+        "panels without data from Prometheus:\n{}\n{}",
+        missing.join("\n"),
+        prom.log()
+    );
+    // The firing alert reached Prometheus with its labels.
+    let firing = prom
+        .query(&format!(
+            "cellwatch_slo_alerts{{cell=\"{CELL}\",state=\"firing\",severity=\"page\"}}"
+        ))
+        .await;
+    assert!(!firing.is_empty());
+
+    // The status page in a real browser: the cell's row and the firing alert.
+    let status = format!("http://127.0.0.1:{port}/");
+    let api: Value = serde_json::from_str(
+        &reqwest::get(format!("{status}api/v1/alerts"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let firing: Vec<&Value> = api["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["state"] == "firing")
+        .collect();
+    assert!(!firing.is_empty(), "{api}");
+    let profile = tmp.path().join("chromium");
+    let dom = chromium(&["--dump-dom"], &status, &profile);
+    assert!(dom.contains("Firing alerts ("), "{dom}");
+    assert!(
+        dom.contains(&format!("<tr class=\"cell\"><td>{CELL}</td>")),
+        "{dom}"
+    );
+    for a in &firing {
+        let name = a["labels"]["alertname"].as_str().unwrap();
+        let slo = a["labels"]["slo"].as_str().unwrap_or("");
+        let row = format!(
+            "<tr class=\"alert\"><td class=\"bad\">{name}</td><td>{CELL}</td><td>{slo}</td>"
+        );
+        assert!(dom.contains(&row), "{row} missing:\n{dom}");
+    }
+    let artifacts = workspace().join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("status-page.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1400",
+        ],
+        &status,
+        &profile,
+    );
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+
+    // --duration ends it, exporters included.
+    let status = loop {
+        if let Some(s) = demo.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(130),
+            "the demo outlived --duration\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(status.success(), "{status}\n{}", logs());
+    let out = read(&tmp.path().join("demo.out"));
+    assert!(out.contains("[demo] stopped:"), "{out}");
+    for i in 1..=4 {
+        let free = std::net::TcpListener::bind(("127.0.0.1", port + i)).is_ok();
+        assert!(free, "the exporter on {} still runs", port + i);
+    }
+}
