@@ -645,11 +645,11 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         "cellwatch demo: a SIMULATED four-node cell ({CELL}). Simulated: the macOS commands (stand-ins \
          printing recorded formats), the power model, the inference server and its clients. Real: four \
          cellwatch-exporter processes (collectors, parsers, metering proxies) and the SLO engine.\n\
-         \n  status page      {status}\n  engine metrics   {status}metrics\n  alerts (JSON)    {status}api/v1/alerts"
+         \n  status page        {status}\n  engine metrics     {status}metrics\n  alerts (JSON)      {status}api/v1/alerts"
     );
     for i in 1..=NODES {
         println!(
-            "  {}     metrics http://127.0.0.1:{}/metrics   proxy http://127.0.0.1:{}/v1",
+            "  {:<18} metrics http://127.0.0.1:{}/metrics   proxy http://127.0.0.1:{}/v1",
             node_name(i),
             ports.exporter(i),
             ports.proxy(i)
@@ -657,12 +657,17 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     }
     println!(
         "\n  working directory {d}\n  engine config     {d}/cells.yaml (SLO periods compressed to 1h)\n  pages             printed here and appended to {d}/pages.log{mail}\n\
-         \nPrometheus: prometheus --config.file={d}/prometheus.yml   (file_sd targets with cell and node labels)\n\
+         \nPrometheus: prometheus --config.file={d}/prometheus.yml   (file_sd targets with cell and node labels):\n{prom}\
          Grafana: add that Prometheus as a datasource, then import dashboards/*.json, or provision\n  \
          dashboards/provisioning/*.yml (see the README).\n\
          \nTimeline: at {a}s a node slows down, 30 s later an energy regression; both end at {b}s. A page\n\
          arrives within a minute of the incident and resolves about 5 minutes after it ends. Ctrl-C stops.\n",
         d = dir.display(),
+        prom = prometheus_yaml(ports)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>(),
         mail = opts
             .smtp
             .as_ref()
