@@ -128,6 +128,14 @@ pub struct RawArgs {
     #[arg(long = "collector.powermetrics.sudo")]
     pub powermetrics_sudo: bool,
 
+    /// Root of the sysfs tree the Linux collectors read (rapl, infiniband).
+    #[arg(long = "path.sysfs", value_name = "DIR", default_value = "/sys")]
+    pub sysfs: std::path::PathBuf,
+
+    /// Root of the procfs tree the Linux collectors read (meminfo).
+    #[arg(long = "path.procfs", value_name = "DIR", default_value = "/proc")]
+    pub procfs: std::path::PathBuf,
+
     /// Name of the cell this node belongs to (the `cell` label of cellwatch_node_info).
     #[arg(long = "cell", value_name = "NAME", default_value = "default")]
     pub cell: String,
@@ -265,14 +273,16 @@ pub fn command() -> Command {
         .long_about(None)
         .after_help(
             "Collectors find their commands on PATH. Every collector runs on any OS when switched \
-             on; the defaults depend on the OS (macOS: powermetrics, vmstat, thunderbolt).",
+             on; the defaults depend on the OS (macOS: powermetrics, vmstat, thunderbolt; Linux: meminfo, \
+             rapl, nvidia, infiniband).",
         )
         .term_width(100);
     for c in collector::ALL {
-        let default = if c.default_on_macos {
-            "on by default on macOS"
-        } else {
-            "off by default"
+        let default = match (c.default_on_macos, c.default_on_linux) {
+            (true, true) => "on by default",
+            (true, false) => "on by default on macOS",
+            (false, true) => "on by default on Linux",
+            (false, false) => "off by default",
         };
         cmd = cmd
             .arg(
@@ -455,6 +465,8 @@ pub fn resolve(
             command_timeout: raw.command_timeout,
             powermetrics_samplers: samplers.to_string(),
             powermetrics_sudo: raw.powermetrics_sudo,
+            sysfs: raw.sysfs,
+            procfs: raw.procfs,
             inference,
         },
         cell: raw.cell,
@@ -487,7 +499,15 @@ mod tests {
             parse(&[], true).unwrap().collectors,
             ["powermetrics", "vmstat", "thunderbolt"]
         );
-        assert!(parse(&[], false).unwrap().collectors.is_empty());
+        assert_eq!(
+            parse(&[], false).unwrap().collectors,
+            ["meminfo", "rapl", "nvidia", "infiniband"]
+        );
+        let c = parse(&[], false).unwrap();
+        assert_eq!(c.settings.sysfs, std::path::Path::new("/sys"));
+        assert_eq!(c.settings.procfs, std::path::Path::new("/proc"));
+        let c = parse(&["--path.sysfs", "fixtures/sys"], false).unwrap();
+        assert_eq!(c.settings.sysfs, std::path::Path::new("fixtures/sys"));
         let c = parse(&[], true).unwrap();
         assert_eq!(c.listen_address, "0.0.0.0:9817");
         assert_eq!(c.settings.interval, Duration::from_secs(1));
@@ -509,7 +529,10 @@ mod tests {
         let c = parse(&["--no-collector.powermetrics"], true).unwrap();
         assert_eq!(c.collectors, ["vmstat", "thunderbolt"]);
         let c = parse(&["--no-collector.vmstat", "--collector.vmstat"], false).unwrap();
-        assert_eq!(c.collectors, ["vmstat"]);
+        assert_eq!(
+            c.collectors,
+            ["vmstat", "meminfo", "rapl", "nvidia", "infiniband"]
+        );
         let c = parse(&["--collector.vmstat", "--no-collector.vmstat"], true).unwrap();
         assert_eq!(c.collectors, ["powermetrics", "thunderbolt"]);
     }

@@ -2,6 +2,8 @@
 //! without running anything: the golden `/metrics`, the benchmarks and anything else that needs
 //! a deterministic snapshot use it.
 //!
+//! [`linux_snapshot`] does the same for the Linux collectors from `exporter/testdata/linux/`.
+//!
 //! The directory holds the files the stand-in commands print (`exporter/testdata/macos/`):
 //! `powermetrics-m3ultra.plist`, `vm_stat.txt`, `sysctl.txt`, `netstat-ib.txt`,
 //! `networksetup.txt`, `system_profiler.json`, `ibv_devinfo.txt`, `rdma_ctl.txt`; and a vLLM
@@ -132,6 +134,67 @@ pub fn snapshot(dir: &Path, identity: &Identity) -> Result<Arc<Store>, ReplayErr
     }
     slot.publish(Vec::new(), Duration::ZERO, true);
 
+    Ok(store)
+}
+
+/// One snapshot of the Linux collectors from the fixture tree in `dir`
+/// (`exporter/testdata/linux/`): meminfo from `proc/`, two readings of RAPL and InfiniBand one
+/// second apart (`sys/`, then `sys-later/`), two nvidia-smi samples of `nvidia-smi.csv` 1 s
+/// apart. Durations are zero, so the result is deterministic.
+pub fn linux_snapshot(dir: &Path, identity: &Identity) -> Result<Arc<Store>, ReplayError> {
+    use crate::collector::{infiniband, meminfo, nvidia, rapl};
+    let store = Store::new();
+    store.set_info(identity.samples());
+    let failed = |what: &str, e: String| ReplayError::Read {
+        path: dir.join(what),
+        source: std::io::Error::other(e),
+    };
+    let settings = |sys: &str| crate::collector::Settings {
+        interval: Duration::from_secs(1),
+        slow_interval: Duration::from_secs(30),
+        command_timeout: Duration::from_secs(10),
+        powermetrics_samplers: String::new(),
+        powermetrics_sudo: false,
+        sysfs: dir.join(sys),
+        procfs: dir.join("proc"),
+        inference: Default::default(),
+    };
+
+    let slot = store.slot("meminfo");
+    let s = meminfo::read(&settings("sys")).map_err(|e| failed("proc/meminfo", e))?;
+    slot.publish(s, Duration::ZERO, true);
+
+    let slot = store.slot("rapl");
+    let mut r = rapl::Rapl::default();
+    let first = rapl::read_zones(&dir.join("sys")).map_err(|e| failed("sys", e))?;
+    r.samples(&first, 0.0);
+    let later = rapl::read_zones(&dir.join("sys-later")).map_err(|e| failed("sys-later", e))?;
+    slot.publish(r.samples(&later, 1.0), Duration::ZERO, true);
+
+    let slot = store.slot("nvidia");
+    slot.supervised();
+    let (path, csv) = Dir(dir).read("nvidia-smi.csv")?;
+    let mut h = nvidia::NvidiaHandler::new(Duration::from_secs(1));
+    let mut samples = Vec::new();
+    for _ in 0..2 {
+        for line in csv.lines() {
+            samples = h
+                .document(line.as_bytes())
+                .map_err(|source| ReplayError::Parse {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+    }
+    slot.publish(samples, Duration::ZERO, true);
+
+    let slot = store.slot("infiniband");
+    let mut ports = infiniband::Ports::default();
+    let first = infiniband::read_ports(&dir.join("sys")).map_err(|e| failed("sys", e))?;
+    ports.samples(&first);
+    let later =
+        infiniband::read_ports(&dir.join("sys-later")).map_err(|e| failed("sys-later", e))?;
+    slot.publish(ports.samples(&later), Duration::ZERO, true);
     Ok(store)
 }
 

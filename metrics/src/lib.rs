@@ -98,20 +98,20 @@ metrics! {
     // --- power (powermetrics, macmon) ----------------------------------------------------------
     /// Average power of one SoC component over the last sample window.
     POWER_WATTS = "cellwatch_power_watts", Gauge, "watts", ["component"], "powermetrics",
-        "Average power of one component over the last sample window (component: cpu, gpu, ane from powermetrics; dram from macmon).",
-        "powermetrics plist `processor.{cpu,gpu,ane}_power` (mW; derived from `*_energy`/`elapsed_ns` when the power key is missing or a zero `cpu_power` is reported beside a drawing GPU/ANE); macmon `ram_power` (W)";
+        "Average power of one component over the last sample window (component: cpu, gpu, ane from powermetrics; dram from macmon; RAPL zones such as package-0, package-0-dram, psys on Linux; gpu0, gpu1... from nvidia-smi).",
+        "powermetrics plist `processor.{cpu,gpu,ane}_power` (mW; derived from `*_energy`/`elapsed_ns` when the power key is missing or a zero `cpu_power` is reported beside a drawing GPU/ANE); macmon `ram_power` (W); RAPL energy increase / window; nvidia-smi `power.draw` (W)";
     /// Energy of one component since the exporter started.
     ENERGY_JOULES = "cellwatch_energy_joules_total", Counter, "joules", ["component"], "powermetrics",
         "Energy used by one component since the exporter started.",
-        "sum of powermetrics `processor.{cpu,gpu,ane}_energy` (mJ per window); macmon `ram_power` × window";
+        "sum of powermetrics `processor.{cpu,gpu,ane}_energy` (mJ per window); macmon `ram_power` × window; RAPL `energy_uj` increases (wraps at `max_energy_range_uj` handled); nvidia-smi `power.draw` × window (integrated: nvidia-smi has no energy field)";
     /// Whole-node power, by source.
     NODE_POWER_WATTS = "cellwatch_node_power_watts", Gauge, "watts", ["source"], "powermetrics",
-        "Average power of the whole node over the last sample window (source=soc: CPU+GPU+ANE from powermetrics; source=smc: whole system from macmon).",
-        "powermetrics: sum of the component powers; macmon: `sys_power` (SMC PSTR, W)";
+        "Average power of the whole node over the last sample window. Apple: source=soc (CPU+GPU+ANE, powermetrics) or source=smc (whole system, macmon), alternatives. Linux: source=rapl (CPU packages and DRAM, or psys) plus source=nvidia (every GPU), parts to add up.",
+        "powermetrics: sum of the component powers; macmon: `sys_power` (SMC PSTR, W); RAPL: psys, else the package zones plus their dram subzones; nvidia-smi: sum of `power.draw`";
     /// Whole-node energy, by source.
     NODE_ENERGY_JOULES = "cellwatch_node_energy_joules_total", Counter, "joules", ["source"], "powermetrics",
-        "Energy used by the whole node since the exporter started (source=soc or smc, as for cellwatch_node_power_watts).",
-        "powermetrics: sum of the component energies; macmon: `sys_power` × window";
+        "Energy used by the whole node since the exporter started (source as for cellwatch_node_power_watts: smc, else soc, on Apple; rapl + nvidia on Linux).",
+        "powermetrics: sum of the component energies; macmon: `sys_power` × window; RAPL and nvidia-smi: sums of their components' energies";
     /// GPU active frequency.
     GPU_FREQUENCY = "cellwatch_gpu_frequency_hertz", Gauge, "hertz", [], "powermetrics",
         "GPU active frequency over the last sample window.",
@@ -120,6 +120,22 @@ metrics! {
     GPU_ACTIVE = "cellwatch_gpu_active_ratio", Gauge, "ratio", [], "powermetrics",
         "Share of the last sample window the GPU was active (0-1).",
         "1 - powermetrics `gpu.idle_ratio` - `gpu.down_ratio` (when present)";
+    /// A discrete GPU's memory in use.
+    GPU_MEMORY_USED = "cellwatch_gpu_memory_used_bytes", Gauge, "bytes", ["gpu"], "powermetrics",
+        "Memory in use on a discrete GPU (gpu: the nvidia-smi index).",
+        "nvidia-smi `memory.used` (MiB)";
+    /// A discrete GPU's memory.
+    GPU_MEMORY_TOTAL = "cellwatch_gpu_memory_total_bytes", Gauge, "bytes", ["gpu"], "powermetrics",
+        "Memory installed on a discrete GPU.",
+        "nvidia-smi `memory.total` (MiB)";
+    /// A discrete GPU's utilisation.
+    GPU_UTILIZATION = "cellwatch_gpu_utilization_ratio", Gauge, "ratio", ["gpu"], "powermetrics",
+        "Share of the last sample period a kernel ran on the discrete GPU (0-1).",
+        "nvidia-smi `utilization.gpu` (%)";
+    /// A discrete GPU's identity.
+    GPU_INFO = "cellwatch_gpu_info", Gauge, "", ["gpu", "uuid", "name"], "powermetrics",
+        "Identity of a discrete GPU (value 1): index, UUID and model name.",
+        "nvidia-smi `index`, `uuid`, `name`";
     /// CPU cluster active frequency.
     CPU_CLUSTER_FREQUENCY = "cellwatch_cpu_cluster_frequency_hertz", Gauge, "hertz", ["cluster"], "powermetrics",
         "Active frequency of one CPU cluster over the last sample window (cluster names as the chip reports them).",
@@ -133,19 +149,19 @@ metrics! {
     /// Physical memory.
     MEMORY_TOTAL = "cellwatch_memory_total_bytes", Gauge, "bytes", [], "vmstat",
         "Physical memory installed.",
-        "`sysctl hw.memsize`";
+        "`sysctl hw.memsize`; Linux: /proc/meminfo MemTotal";
     /// Memory used as Activity Monitor shows it.
     MEMORY_USED = "cellwatch_memory_used_bytes", Gauge, "bytes", [], "vmstat",
-        "Memory used: app + wired + compressed, as Activity Monitor's \"Memory Used\".",
-        "`vm_stat` pages × page size";
+        "Memory used: app + wired + compressed, as Activity Monitor's \"Memory Used\"; on Linux MemTotal - MemAvailable, as `free` shows it.",
+        "`vm_stat` pages × page size; /proc/meminfo";
     /// Memory by state.
     MEMORY_BYTES = "cellwatch_memory_bytes", Gauge, "bytes", ["state"], "vmstat",
-        "Memory by state: app (anonymous - purgeable), wired, compressed (occupied by compressor), cached (file-backed + purgeable), free.",
-        "`vm_stat` pages × page size";
+        "Memory by state: app (anonymous - purgeable), wired, compressed (occupied by compressor), cached (file-backed + purgeable), free. Linux: app = AnonPages, wired = Unevictable + SUnreclaim + KernelStack + PageTables, compressed = Zswap (when reported), cached = Buffers + Cached + SReclaimable, free = MemFree.",
+        "`vm_stat` pages × page size; /proc/meminfo (kB)";
     /// Swap in use.
     MEMORY_SWAP_USED = "cellwatch_memory_swap_used_bytes", Gauge, "bytes", [], "vmstat",
         "Swap space in use.",
-        "`sysctl vm.swapusage` (MiB)";
+        "`sysctl vm.swapusage` (MiB); /proc/meminfo SwapTotal - SwapFree";
     /// Memory pressure.
     MEMORY_PRESSURE = "cellwatch_memory_pressure_level", Gauge, "", [], "vmstat",
         "Memory pressure: 0 normal, 1 warning, 2 critical.",
@@ -158,40 +174,40 @@ metrics! {
     // --- Thunderbolt 5 / RDMA links (thunderbolt) ----------------------------------------------
     /// Bytes received on a Thunderbolt link.
     LINK_RECEIVED_BYTES = "cellwatch_link_received_bytes_total", Counter, "bytes", ["link"], "thunderbolt",
-        "Bytes received on a Thunderbolt network interface (never goes backwards across interface resets).",
-        "`netstat -ib` `<Link#N>` row, Ibytes (64-bit)";
+        "Bytes received on a Thunderbolt network interface, or an InfiniBand/RoCE port on Linux (link DEVICE/PORT); never goes backwards across resets.",
+        "`netstat -ib` `<Link#N>` row, Ibytes (64-bit); sysfs `counters_ext/port_rcv_data_64` (else `counters/port_rcv_data`) × 4 octets";
     /// Bytes transmitted on a Thunderbolt link.
     LINK_TRANSMITTED_BYTES = "cellwatch_link_transmitted_bytes_total", Counter, "bytes", ["link"], "thunderbolt",
-        "Bytes transmitted on a Thunderbolt network interface (never goes backwards across interface resets).",
-        "`netstat -ib` `<Link#N>` row, Obytes (64-bit)";
+        "Bytes transmitted on a Thunderbolt network interface, or an InfiniBand/RoCE port on Linux; never goes backwards across resets.",
+        "`netstat -ib` `<Link#N>` row, Obytes (64-bit); sysfs `counters_ext/port_xmit_data_64` (else `counters/port_xmit_data`) × 4 octets";
     /// Packets received on a Thunderbolt link.
     LINK_RECEIVED_PACKETS = "cellwatch_link_received_packets_total", Counter, "", ["link"], "thunderbolt",
-        "Packets received on a Thunderbolt network interface.",
-        "`netstat -ib` `<Link#N>` row, Ipkts";
+        "Packets received on a Thunderbolt network interface or an InfiniBand/RoCE port.",
+        "`netstat -ib` `<Link#N>` row, Ipkts; sysfs `port_rcv_packets(_64)`";
     /// Packets transmitted on a Thunderbolt link.
     LINK_TRANSMITTED_PACKETS = "cellwatch_link_transmitted_packets_total", Counter, "", ["link"], "thunderbolt",
-        "Packets transmitted on a Thunderbolt network interface.",
-        "`netstat -ib` `<Link#N>` row, Opkts";
+        "Packets transmitted on a Thunderbolt network interface or an InfiniBand/RoCE port.",
+        "`netstat -ib` `<Link#N>` row, Opkts; sysfs `port_xmit_packets(_64)`";
     /// Interface errors.
     LINK_ERRORS = "cellwatch_link_errors_total", Counter, "", ["link", "direction"], "thunderbolt",
-        "Interface errors on a Thunderbolt network interface (direction: received, transmitted).",
-        "`netstat -ib` `<Link#N>` row, Ierrs and Oerrs";
+        "Interface errors on a Thunderbolt network interface or an InfiniBand/RoCE port (direction: received, transmitted).",
+        "`netstat -ib` `<Link#N>` row, Ierrs and Oerrs; sysfs `port_rcv_errors` and `port_xmit_discards`";
     /// Negotiated link speed.
     LINK_SPEED = "cellwatch_link_speed_bytes_per_second", Gauge, "bytes_per_second", ["link"], "thunderbolt",
-        "Negotiated Thunderbolt link speed (only while a device is connected).",
-        "`system_profiler SPThunderboltDataType -json` `current_speed_key` (\"80 Gb/s\" = 1e10 B/s)";
+        "Negotiated Thunderbolt link speed (only while a device is connected), or an InfiniBand/RoCE port's rate.",
+        "`system_profiler SPThunderboltDataType -json` `current_speed_key` (\"80 Gb/s\" = 1e10 B/s); sysfs `rate` (\"40 Gb/sec (4X QDR)\")";
     /// Whether a device is connected on the link's receptacle.
     LINK_UP = "cellwatch_link_up", Gauge, "", ["link"], "thunderbolt",
-        "1 if a device is connected on the link's Thunderbolt receptacle, else 0.",
-        "`system_profiler SPThunderboltDataType -json` `receptacle_status_key`";
+        "1 if a device is connected on the link's Thunderbolt receptacle (InfiniBand/RoCE: the port's physical state is LinkUp), else 0.",
+        "`system_profiler SPThunderboltDataType -json` `receptacle_status_key`; sysfs `phys_state`";
     /// Link identity.
     LINK_INFO = "cellwatch_link_info", Gauge, "", ["link", "rdma_device", "peer"], "thunderbolt",
-        "Thunderbolt link identity (value 1): interface, its RDMA device (empty when none) and the connected peer (empty when none).",
+        "Link identity (value 1): Thunderbolt interface (or InfiniBand/RoCE DEVICE/PORT), its RDMA device (empty when none) and the connected peer (empty when none or unknown).",
         "`networksetup -listallhardwareports`, `system_profiler SPThunderboltDataType -json`, `ibv_devinfo`";
     /// RDMA port state.
     RDMA_PORT_ACTIVE = "cellwatch_rdma_port_active", Gauge, "", ["device"], "thunderbolt",
         "1 if the RDMA device has a port in state PORT_ACTIVE, else 0.",
-        "`ibv_devinfo`";
+        "`ibv_devinfo`; sysfs `/sys/class/infiniband/DEVICE/ports/*/state`";
     /// Whether RDMA is enabled.
     RDMA_ENABLED = "cellwatch_rdma_enabled", Gauge, "", [], "thunderbolt",
         "1 if RDMA over Thunderbolt is enabled (rdma_ctl status), else 0.",
@@ -260,6 +276,36 @@ metrics! {
 pub const DEFAULT_LATENCY_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0,
 ];
+
+/// The whole-node energy rule, per node, as PromQL over `func` (`rate` or `increase`) of
+/// `cellwatch_node_energy_joules_total` with the extra matchers `sel` over `range`: the SMC's
+/// reading where a node reports it, else the SoC's (Apple nodes); else RAPL plus NVIDIA (Linux
+/// nodes, whose sources are parts to add up). The engine applies the same rule to the samples it
+/// scrapes; rules and dashboards use this text.
+pub fn node_energy_promql(func: &str, sel: &str, range: &str) -> String {
+    let e = NODE_ENERGY_JOULES.name;
+    let sel = if sel.is_empty() {
+        String::new()
+    } else {
+        format!(",{sel}")
+    };
+    format!(
+        "({func}({e}{{source=\"smc\"{sel}}}[{range}]) or ignoring (source) {func}({e}{{source=\"soc\"{sel}}}[{range}]) or ignoring (source) sum without (source) ({func}({e}{{source=~\"rapl|nvidia\"{sel}}}[{range}])))"
+    )
+}
+
+/// The same rule over the whole-node power gauge, `cellwatch_node_power_watts`.
+pub fn node_power_promql(sel: &str) -> String {
+    let p = NODE_POWER_WATTS.name;
+    let sel = if sel.is_empty() {
+        String::new()
+    } else {
+        format!(",{sel}")
+    };
+    format!(
+        "({p}{{source=\"smc\"{sel}}} or ignoring (source) {p}{{source=\"soc\"{sel}}} or ignoring (source) sum without (source) ({p}{{source=~\"rapl|nvidia\"{sel}}}))"
+    )
+}
 
 /// Looks a family up by its name.
 pub fn by_name(name: &str) -> Option<&'static MetricDef> {

@@ -7,7 +7,8 @@
 //! the files work both imported and provisioned; `cell` → `node` variables are chained.
 //!
 //! Whole-node energy is the SMC's (macmon) where a node reports it, else the SoC's (CPU + GPU +
-//! ANE from powermetrics), per node: the rule the engine applies to tokens/kWh.
+//! ANE from powermetrics), else RAPL plus NVIDIA (Linux), per node: the rule the engine applies
+//! to tokens/kWh (`cellwatch_metrics::node_energy_promql`).
 
 use cellwatch_metrics as m;
 use serde_json::{Value, json};
@@ -71,18 +72,14 @@ fn ds() -> Value {
     json!({ "type": "prometheus", "uid": DS })
 }
 
-/// The per-node energy rate in joules per second: the SMC's where reported, else the SoC's.
+/// The per-node energy rate in joules per second (`cellwatch_metrics::node_energy_promql`).
 fn energy_rate(sel: &str) -> String {
-    let e = m::NODE_ENERGY_JOULES.name;
-    format!(
-        "(rate({e}{{source=\"smc\",{sel}}}[$__rate_interval]) or ignoring(source) rate({e}{{source=\"soc\",{sel}}}[$__rate_interval]))"
-    )
+    m::node_energy_promql("rate", sel, "$__rate_interval")
 }
 
-/// The per-node whole power in watts: the SMC's where reported, else the SoC's.
+/// The per-node whole power in watts, by the same rule.
 fn node_power(sel: &str) -> String {
-    let p = m::NODE_POWER_WATTS.name;
-    format!("({p}{{source=\"smc\",{sel}}} or ignoring(source) {p}{{source=\"soc\",{sel}}})")
+    m::node_power_promql(sel)
 }
 
 /// Generated tokens per kWh, summed `by`.
@@ -418,7 +415,7 @@ fn cell_overview() -> Value {
     b.panel(
         Kind::Stacked,
         "Power by node",
-        "Whole-node power: the SMC's (macmon) where the node reports it, else CPU + GPU + ANE (powermetrics).",
+        "Whole-node power: the SMC's (macmon) where the node reports it, else CPU + GPU + ANE (powermetrics); on Linux, RAPL plus NVIDIA GPUs.",
         "watt",
         6,
         8,
@@ -496,9 +493,8 @@ fn cell_overview() -> Value {
         7,
         vec![q(
             format!(
-                "sum(increase({}[$__range]) or ignoring(source) increase({}[$__range])) / 3.6e6",
-                format_args!("{}{{source=\"smc\",{c}}}", m::NODE_ENERGY_JOULES.name),
-                format_args!("{}{{source=\"soc\",{c}}}", m::NODE_ENERGY_JOULES.name),
+                "sum({}) / 3.6e6",
+                m::node_energy_promql("increase", c, "$__range")
             ),
             "kWh",
         )],
@@ -595,7 +591,7 @@ fn node_detail() -> Value {
     b.panel(
         Kind::Timeseries,
         "Whole-node power",
-        "source=smc: the whole system from the SMC (macmon); source=soc: CPU + GPU + ANE (powermetrics).",
+        "source=smc: the whole system from the SMC (macmon); source=soc: CPU + GPU + ANE (powermetrics); Linux: source=rapl (CPU packages and DRAM) and source=nvidia (GPUs), to add up.",
         "watt",
         8,
         8,

@@ -111,12 +111,12 @@ fn le_matcher(t: f64) -> String {
     }
 }
 
-/// Energy of each node from its best source (the SMC's whole-system reading, else the SoC's),
-/// summed per cell, over `w`.
+/// Energy of each node from its best source (the SMC's whole-system reading, else the SoC's;
+/// RAPL plus NVIDIA on Linux), summed per cell, over `w`.
 fn cell_energy(cells: &str, w: &str) -> String {
     format!(
-        "sum by (cell) (\n  increase({e}{{{cells},source=\"smc\"}}[{w}])\n  or ignoring (source)\n  increase({e}{{{cells},source=\"soc\"}}[{w}])\n)",
-        e = m::NODE_ENERGY_JOULES.name
+        "sum by (cell) (\n  {}\n)",
+        m::node_energy_promql("increase", cells, w)
     )
 }
 

@@ -140,7 +140,8 @@ fn label<'a>(l: &'a [(String, String)], name: &str) -> Option<&'a str> {
 pub struct Totals {
     /// Generated tokens.
     pub tokens: f64,
-    /// Joules (the node's whole-system source when it has one, else the SoC).
+    /// Joules (the node's whole-system source when it has one, else the SoC; RAPL plus NVIDIA on
+    /// Linux).
     pub joules: f64,
     /// Finished requests that were not cancelled.
     pub requests: f64,
@@ -158,7 +159,15 @@ pub fn totals(inc: &Reading) -> Totals {
         tokens: sum(inc, m::INFERENCE_TOKENS.name, |l| {
             label(l, "kind") == Some("generated")
         }),
-        joules: energy("smc").or_else(|| energy("soc")).unwrap_or(0.0),
+        // The whole-node rule of `cellwatch_metrics::node_energy_promql`: SMC, else SoC (Apple),
+        // else RAPL plus NVIDIA (Linux).
+        joules: energy("smc")
+            .or_else(|| energy("soc"))
+            .or_else(|| match (energy("rapl"), energy("nvidia")) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+            })
+            .unwrap_or(0.0),
         requests: sum(inc, m::INFERENCE_REQUESTS.name, |l| {
             label(l, "outcome") != Some("cancelled")
         }),
@@ -273,6 +282,33 @@ mod tests {
             min_events: 0,
             sli,
         }
+    }
+
+    #[test]
+    fn energy_is_smc_else_soc_else_rapl_plus_nvidia() {
+        let energy = |lines: &str| {
+            let page = format!("# TYPE cellwatch_node_energy_joules_total counter\n{lines}");
+            totals(&read(&page).unwrap()).joules
+        };
+        let e = "cellwatch_node_energy_joules_total";
+        assert_eq!(
+            energy(&format!(
+                "{e}{{source=\"soc\"}} 1\n{e}{{source=\"smc\"}} 5\n"
+            )),
+            5.0
+        );
+        assert_eq!(energy(&format!("{e}{{source=\"soc\"}} 1\n")), 1.0);
+        assert_eq!(
+            energy(&format!(
+                "{e}{{source=\"rapl\"}} 300\n{e}{{source=\"nvidia\"}} 1200\n"
+            )),
+            1500.0
+        );
+        assert_eq!(energy(&format!("{e}{{source=\"nvidia\"}} 1200\n")), 1200.0);
+        assert_eq!(
+            energy("cellwatch_node_energy_joules_total{source=\"x\"} 9\n"),
+            0.0
+        );
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //! runs on any OS when switched on, finding its commands on `PATH`.
 
 pub mod inference;
+pub mod infiniband;
 pub mod macmon;
+pub mod meminfo;
+pub mod nvidia;
 pub mod powermetrics;
+pub mod rapl;
 pub mod thunderbolt;
 pub mod vmstat;
 
@@ -28,6 +32,10 @@ pub struct Settings {
     pub powermetrics_samplers: String,
     /// Run powermetrics through `sudo -n`.
     pub powermetrics_sudo: bool,
+    /// Root of the sysfs tree (`--path.sysfs`).
+    pub sysfs: std::path::PathBuf,
+    /// Root of the procfs tree (`--path.procfs`).
+    pub procfs: std::path::PathBuf,
     /// The inference collector's proxy and adapters.
     pub inference: inference::InferenceSettings,
 }
@@ -69,6 +77,10 @@ pub const ALL: &[Info] = &[
     macmon::INFO,
     vmstat::INFO,
     thunderbolt::INFO,
+    meminfo::INFO,
+    rapl::INFO,
+    nvidia::INFO,
+    infiniband::INFO,
     inference::INFO,
 ];
 

@@ -197,6 +197,8 @@ mod tests {
             command_timeout: Duration::from_secs(10),
             powermetrics_samplers: "cpu_power,gpu_power".into(),
             powermetrics_sudo: false,
+            sysfs: "/sys".into(),
+            procfs: "/proc".into(),
             inference: Default::default(),
         };
         let c = child_spec(&s);

@@ -1,14 +1,18 @@
-//! Parsers for the output of the commands macOS ships. Pure functions: text in, values out; no
+//! Parsers for the output of the commands macOS ships, and of the Linux files and commands
+//! (`/proc/meminfo`, sysfs, `nvidia-smi`). Pure functions: text in, values out; no
 //! IO, no clock. Bad input is a [`ParseError`] that names the input and, where there is one, the
 //! line; it never panics.
 
 pub mod ibv_devinfo;
 pub mod macmon;
+pub mod meminfo;
 pub mod netstat;
 pub mod networksetup;
+pub mod nvidia_smi;
 pub mod powermetrics;
 pub mod rdma_ctl;
 pub mod sysctl;
+pub mod sysfs;
 pub mod system_profiler;
 pub mod vm_stat;
 
