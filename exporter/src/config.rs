@@ -78,6 +78,13 @@ fn valid_listen(s: &str) -> bool {
         .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
 }
 
+fn header(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err("expected KEY=VALUE".into()),
+    }
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 1s, 2m)"))
 }
@@ -93,6 +100,12 @@ pub struct RawArgs {
         default_value = ":9817"
     )]
     pub listen_address: String,
+
+    /// TLS and basic authentication, in prometheus/exporter-toolkit's web configuration format
+    /// (tls_server_config: cert_file, key_file, min_version, max_version; http_server_config:
+    /// headers; basic_auth_users: bcrypt hashes). Read at start.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<std::path::PathBuf>,
 
     /// Path under which the metrics are served.
     #[arg(
@@ -210,6 +223,32 @@ pub struct RawArgs {
     #[arg(long = "collector.inference.adapter-interval", value_name = "DURATION", default_value = "5s", value_parser = duration, help_heading = "Inference")]
     pub inference_adapter_interval: Duration,
 
+    /// Push the metrics to an OpenTelemetry collector too: http://HOST:4318 for http/protobuf
+    /// (/v1/metrics is added when the URL has no path), http://HOST:4317 for grpc.
+    #[arg(long = "otlp.endpoint", value_name = "URL", help_heading = "OTLP push")]
+    pub otlp_endpoint: Option<String>,
+
+    /// OTLP transport.
+    #[arg(
+        long = "otlp.protocol",
+        value_enum,
+        default_value = "http/protobuf",
+        help_heading = "OTLP push"
+    )]
+    pub otlp_protocol: crate::otlp::Protocol,
+
+    /// How often to push.
+    #[arg(long = "otlp.interval", value_name = "DURATION", default_value = "15s", value_parser = duration, help_heading = "OTLP push")]
+    pub otlp_interval: Duration,
+
+    /// Longest one push may take.
+    #[arg(long = "otlp.timeout", value_name = "DURATION", default_value = "10s", value_parser = duration, help_heading = "OTLP push")]
+    pub otlp_timeout: Duration,
+
+    /// A header sent with every push, KEY=VALUE (a tenant, a token). Repeatable.
+    #[arg(long = "otlp.header", value_name = "KEY=VALUE", value_parser = header, help_heading = "OTLP push")]
+    pub otlp_headers: Vec<(String, String)>,
+
     /// Log level: error, warn, info, debug, trace (or a tracing filter directive).
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
@@ -247,6 +286,10 @@ pub struct Config {
     pub cell: String,
     /// Node name, if given (else the host name is probed).
     pub node: Option<String>,
+    /// OTLP push, when an endpoint is given.
+    pub otlp: Option<crate::otlp::Settings>,
+    /// The web configuration file, when given.
+    pub web_config_file: Option<std::path::PathBuf>,
     /// Log level directive.
     pub log_level: String,
     /// Log format.
@@ -471,6 +514,14 @@ pub fn resolve(
         },
         cell: raw.cell,
         node: raw.node.filter(|n| !n.is_empty()),
+        web_config_file: raw.web_config_file,
+        otlp: raw.otlp_endpoint.map(|endpoint| crate::otlp::Settings {
+            endpoint,
+            protocol: raw.otlp_protocol,
+            interval: raw.otlp_interval,
+            timeout: raw.otlp_timeout,
+            headers: raw.otlp_headers,
+        }),
         log_level: raw.log_level,
         log_format: raw.log_format,
     })

@@ -1,13 +1,13 @@
 //! The `cellwatch-exporter` binary.
 
-use axum::serve::ListenerExt;
 use std::process::ExitCode;
 
 use cellwatch_exporter::config::{self, LogFormat};
-use cellwatch_exporter::{collector, node, server, store::Store};
+use cellwatch_exporter::{collector, node, server, store::Store, web};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    cellwatch_exporter::tls::install_default();
     let matches = config::command().get_matches();
     let cfg = match config::resolve(&matches, collector::Info::default_enabled) {
         Ok(c) => c,
@@ -45,6 +45,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(cfg: config::Config) -> ExitCode {
+    let web = match cfg.web_config_file.as_deref().map(web::load).transpose() {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot use --web.config.file");
+            return ExitCode::FAILURE;
+        }
+    };
     let store = Store::new();
     for info in collector::ALL
         .iter()
@@ -60,6 +67,7 @@ async fn run(cfg: config::Config) -> ExitCode {
         os_version: String::new(),
     };
     store.set_info(identity.samples());
+    let identity_node = identity.node.clone();
     {
         let store = store.clone();
         let timeout = cfg.settings.command_timeout;
@@ -67,6 +75,27 @@ async fn run(cfg: config::Config) -> ExitCode {
             (identity.hw_model, identity.os_version) = node::probe(timeout).await;
             store.set_info(identity.samples());
         });
+    }
+
+    if let Some(o) = cfg.otlp.clone() {
+        match cellwatch_exporter::otlp::Pusher::new(o) {
+            Ok(p) => {
+                let resource = vec![
+                    ("service.name".to_string(), "cellwatch-exporter".to_string()),
+                    (
+                        "service.version".to_string(),
+                        env!("CARGO_PKG_VERSION").to_string(),
+                    ),
+                    ("cell".to_string(), cfg.cell.clone()),
+                    ("node".to_string(), identity_node.clone()),
+                ];
+                tokio::spawn(p.run(store.clone(), resource));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot push OTLP");
+                return ExitCode::FAILURE;
+            }
+        }
     }
 
     let listener = match tokio::net::TcpListener::bind(&cfg.listen_address).await {
@@ -80,17 +109,9 @@ async fn run(cfg: config::Config) -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| cfg.listen_address.clone());
-    tracing::info!(address = %address, collectors = ?cfg.collectors, interval = ?cfg.settings.interval, "listening");
+    tracing::info!(address = %address, collectors = ?cfg.collectors, interval = ?cfg.settings.interval, tls = web.as_ref().is_some_and(|w| w.tls.is_some()), basic_auth = web.as_ref().is_some_and(|w| w.auth_required()), "listening");
     let app = server::router(store, &cfg.telemetry_path, &cfg.collectors);
-    if let Err(e) = axum::serve(
-        listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        }),
-        app,
-    )
-    .with_graceful_shutdown(shutdown())
-    .await
-    {
+    if let Err(e) = web::serve(listener, app, web.as_ref(), shutdown()).await {
         tracing::error!(error = %e, "server failed");
         return ExitCode::FAILURE;
     }

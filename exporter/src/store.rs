@@ -229,6 +229,18 @@ impl Store {
     }
 }
 
+impl Store {
+    /// What `/metrics` serves, as merged families: the collectors' and the live registries'.
+    pub fn gather(&self) -> Vec<MetricFamily> {
+        let live: Vec<Registry> = lock(&self.live).clone();
+        let mut all = families(&self.samples());
+        for r in &live {
+            all.extend(r.gather());
+        }
+        merge_families(all)
+    }
+}
+
 /// A prometheus collector that serves families set from outside (an adapter's last scrape, a
 /// replayed recording). It declares no descriptors: the names are checked where the families are
 /// built, and [`encode_families`] merges them with other sources.
@@ -334,10 +346,21 @@ fn label_key(m: &proto::Metric) -> LabelKey {
     k
 }
 
-/// Encodes families in the text format. Families of the same name (from different sources) are
-/// merged; a label set already present is dropped (first source wins, with one warning), so the
-/// output is always valid.
+/// Encodes families in the text format, merged as [`merge_families`] does.
 pub fn encode_families(families: Vec<MetricFamily>) -> String {
+    let out = merge_families(families);
+    let mut buf = Vec::new();
+    // Encoding into a Vec only fails on inconsistent families, which are never built here.
+    if let Err(e) = TextEncoder::new().encode(&out, &mut buf) {
+        tracing::error!(error = %e, "encoding the metrics snapshot failed");
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Families of the same name (from different sources) merged, sorted by name, their series by
+/// labels; a label set already present is dropped (first source wins, with one warning), so the
+/// result is always a valid exposition.
+pub fn merge_families(families: Vec<MetricFamily>) -> Vec<MetricFamily> {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let mut by_name: BTreeMap<String, (MetricFamily, HashSet<LabelKey>)> = BTreeMap::new();
     for mut f in families {
@@ -364,7 +387,7 @@ pub fn encode_families(families: Vec<MetricFamily>) -> String {
             }
         }
     }
-    let out: Vec<MetricFamily> = by_name
+    by_name
         .into_values()
         .map(|(mut f, _)| {
             f.mut_metric().sort_by_cached_key(|m| {
@@ -375,13 +398,7 @@ pub fn encode_families(families: Vec<MetricFamily>) -> String {
             });
             f
         })
-        .collect();
-    let mut buf = Vec::new();
-    // Encoding into a Vec only fails on inconsistent families, which are never built here.
-    if let Err(e) = TextEncoder::new().encode(&out, &mut buf) {
-        tracing::error!(error = %e, "encoding the metrics snapshot failed");
-    }
-    String::from_utf8(buf).unwrap_or_default()
+        .collect()
 }
 
 /// Encodes samples in the Prometheus text format: families sorted by name, samples by labels.

@@ -398,7 +398,9 @@ async fn page(State(sim): State<Arc<Sim>>, body: Bytes) -> StatusCode {
 
 /// `CLIENTS` clients per node, each sending streaming chat completions to the node's proxy.
 fn load(ports: Ports) -> Vec<tokio::task::JoinHandle<()>> {
-    let client = reqwest::Client::new();
+    let client = cellwatch_exporter::tls::http_client()
+        .build()
+        .unwrap_or_default();
     let mut tasks = Vec::new();
     for i in 1..=NODES {
         for _ in 0..CLIENTS {
@@ -616,7 +618,9 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         crate::engine::run_with(config, ledger, &listen, crate::engine::Clock::default()).await
     });
 
-    let client = reqwest::Client::new();
+    let client = cellwatch_exporter::tls::http_client()
+        .build()
+        .unwrap_or_default();
     for (i, (_, log)) in children.iter().enumerate() {
         let url = format!("http://127.0.0.1:{}/-/healthy", ports.exporter(i + 1));
         if !wait_ready(&client, &url).await {

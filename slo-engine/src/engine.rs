@@ -731,7 +731,7 @@ impl PromSource {
                 map.insert(k, v);
             }
         }
-        let client = reqwest::Client::builder()
+        let client = cellwatch_exporter::tls::http_client()
             .timeout(timeout)
             .default_headers(map)
             .build()
@@ -1218,7 +1218,7 @@ async fn deliver_forever(
     clock: Clock,
     is_leader: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    let client = reqwest::Client::builder()
+    let client = cellwatch_exporter::tls::http_client()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap_or_default();
@@ -1326,12 +1326,24 @@ pub async fn run_with(
     listen: &str,
     clock: Clock,
 ) -> std::io::Result<()> {
+    run_web(config, ledger, listen, clock, None).await
+}
+
+/// As [`run_with`], serving over TLS and behind basic authentication when `web` says so
+/// (`--web.config.file`); silence writes keep authenticating with the API's bearer token.
+pub async fn run_web(
+    config: Config,
+    ledger: Ledger,
+    listen: &str,
+    clock: Clock,
+    web: Option<cellwatch_exporter::web::WebConfig>,
+) -> std::io::Result<()> {
     let retention = retention(&config);
     let (interval, mut feeder) = match &config.source {
         Source::Scrape { interval } => (
             *interval,
             Feeder::Scrape {
-                client: reqwest::Client::builder()
+                client: cellwatch_exporter::tls::http_client()
                     .timeout((*interval).min(Duration::from_secs(10)))
                     .build()
                     .unwrap_or_default(),
@@ -1592,7 +1604,11 @@ pub async fn run_with(
             }
         }
     });
-    axum::serve(listener, app).await
+    let web = web.map(|mut w| {
+        w.bearer_prefix = Some("/api/v1/silences");
+        w
+    });
+    cellwatch_exporter::web::serve(listener, app, web.as_ref(), std::future::pending()).await
 }
 
 /// Milliseconds as the API's decimal seconds.

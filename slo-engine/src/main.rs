@@ -35,6 +35,11 @@ enum Command {
         /// Log level (error, warn, info, debug, trace).
         #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
         log_level: String,
+        /// TLS and basic authentication, in prometheus/exporter-toolkit's web configuration
+        /// format (tls_server_config, http_server_config, basic_auth_users). Silence writes
+        /// keep their bearer token.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
         /// For tests: a file of seconds added to the clock, read at every tick.
         #[arg(long = "testing.clock-offset-file", value_name = "FILE", hide = true)]
         clock_offset_file: Option<PathBuf>,
@@ -251,12 +256,14 @@ fn write_dashboards(dir: &std::path::Path) -> Result<usize, String> {
 }
 
 fn main() -> ExitCode {
+    cellwatch_exporter::tls::install_default();
     match Cli::parse().command {
         Command::Run {
             config,
             database_url,
             listen_address,
             log_level,
+            web_config_file,
             clock_offset_file,
         } => {
             let filter = match tracing_subscriber::EnvFilter::try_new(&log_level) {
@@ -275,6 +282,17 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("cellwatch-slo: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let web = match web_config_file
+                .as_deref()
+                .map(cellwatch_exporter::web::load)
+                .transpose()
+            {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("cellwatch-slo: --web.config.file: {e}");
                     return ExitCode::FAILURE;
                 }
             };
@@ -304,7 +322,7 @@ fn main() -> ExitCode {
                 let clock = cellwatch_slo::engine::Clock {
                     offset_file: clock_offset_file,
                 };
-                match cellwatch_slo::engine::run_with(cfg, ledger, &listen, clock).await {
+                match cellwatch_slo::engine::run_web(cfg, ledger, &listen, clock, web).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         tracing::error!(address = %listen, error = %e, "the engine stopped");

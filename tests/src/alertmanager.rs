@@ -51,7 +51,7 @@ impl Alertmanager {
 
     /// `GET /api/v2/alerts`.
     pub async fn alerts(&self) -> Vec<serde_json::Value> {
-        reqwest::Client::new()
+        crate::http()
             .get(format!("{}/api/v2/alerts", self.base))
             .send()
             .await

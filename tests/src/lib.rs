@@ -128,7 +128,7 @@ impl Exporter {
             base: format!("http://{addr}"),
             log,
             state,
-            client: reqwest::Client::new(),
+            client: crate::http(),
         }
     }
 
@@ -327,6 +327,13 @@ pub fn fresh_postgres_db(prefix: &str) -> Option<String> {
     Some(format!("{base}/{db}"))
 }
 
+/// An HTTP client (TLS through ring, as the binaries use it).
+pub fn http() -> reqwest::Client {
+    cellwatch_exporter::tls::http_client()
+        .build()
+        .expect("an HTTP client")
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; a server started right after takes it).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -356,7 +363,7 @@ pub fn free_port_range(n: u16) -> u16 {
 /// Waits until `GET {base}/-/ready` answers 200 (Prometheus, Alertmanager), or panics after
 /// 30 s with `log()`.
 pub async fn wait_ready(base: &str, what: &str, log: impl Fn() -> String) {
-    let client = reqwest::Client::new();
+    let client = crate::http();
     let start = Instant::now();
     loop {
         let ready = client

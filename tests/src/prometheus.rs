@@ -57,7 +57,7 @@ impl Prometheus {
 
     /// An instant query; the `data.result` array.
     pub async fn query(&self, expr: &str) -> Vec<serde_json::Value> {
-        let r = reqwest::Client::new()
+        let r = crate::http()
             .get(format!("{}/api/v1/query", self.base))
             .query(&[("query", expr)])
             .send()

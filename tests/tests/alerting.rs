@@ -333,7 +333,7 @@ async fn a_silence_suppresses_the_page_until_it_expires() {
         None,
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = cellwatch_e2e::http();
     let body = serde_json::json!({
         "matchers": [{"name": "cell", "value": "studio-a", "isRegex": false, "isEqual": true}],
         "endsAt": "2099-01-01T00:00:00Z",

@@ -204,7 +204,9 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
     // The status page in a real browser: the cell's row and the firing alert.
     let status = format!("http://127.0.0.1:{port}/");
     let api: Value = serde_json::from_str(
-        &reqwest::get(format!("{status}api/v1/alerts"))
+        &cellwatch_e2e::http()
+            .get(format!("{status}api/v1/alerts"))
+            .send()
             .await
             .unwrap()
             .text()

@@ -69,7 +69,7 @@ async fn tokens_and_histogram_counts_match_the_upstream() {
     let up = Upstream::start().await;
     let e = start(&proxy_args(&up.base));
     let proxy = e.proxy_base().await;
-    let client = reqwest::Client::new();
+    let client = cellwatch_e2e::http();
     // Mixed: streaming with and without usage, non-streaming, completions, Ollama NDJSON.
     let mut n = 0;
     for i in 0..8u64 {
@@ -151,7 +151,7 @@ async fn responses_are_byte_identical_with_and_without_the_proxy() {
     let up = Upstream::start().await;
     let e = start(&proxy_args(&up.base));
     let proxy = e.proxy_base().await;
-    let client = reqwest::Client::new();
+    let client = cellwatch_e2e::http();
     for r in [
         chat("m", 7, true, true),
         chat("m", 7, true, false),
@@ -207,7 +207,7 @@ async fn a_down_upstream_is_a_502_and_upstream_unavailable() {
     drop(free);
     let e = start(&proxy_args(&dead));
     let proxy = e.proxy_base().await;
-    let client = reqwest::Client::builder()
+    let client = cellwatch_exporter::tls::http_client()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -241,7 +241,7 @@ async fn slow_first_token_is_measured() {
     let up = Upstream::start().await;
     let e = start(&proxy_args(&up.base));
     let proxy = e.proxy_base().await;
-    let client = reqwest::Client::new();
+    let client = cellwatch_e2e::http();
     let mut r = chat("m", 3, true, true);
     r.x_test = Some("slow-first-token:300");
     assert_eq!(send(&client, &proxy, &r).await.0, 200);
@@ -280,7 +280,7 @@ async fn a_client_that_disconnects_cancels_the_upstream_request() {
     let up = Upstream::start().await;
     let e = start(&proxy_args(&up.base));
     let proxy = e.proxy_base().await;
-    let client = reqwest::Client::new();
+    let client = cellwatch_e2e::http();
     let mut r = chat("m", 200, true, true);
     r.x_test = Some("token-gap:20");
     let mut resp = client
@@ -332,7 +332,7 @@ async fn model_labels_are_bounded_and_bodies_limited() {
     );
     let e = start(&args);
     let proxy = e.proxy_base().await;
-    let client = reqwest::Client::new();
+    let client = cellwatch_e2e::http();
     for model in ["a", "b", "c", "d"] {
         assert_eq!(
             send(&client, &proxy, &chat(model, 1, false, false)).await.0,

@@ -122,7 +122,7 @@ async fn settled(
 /// Sends requests through a node's proxy: `fast` quick ones, `slow` ones whose first token
 /// takes 600 ms, `errors` that the upstream answers with a 500.
 async fn load(proxy: &str, fast: usize, slow: usize, errors: usize) {
-    let client = reqwest::Client::new();
+    let client = cellwatch_e2e::http();
     let body = json!({"model": "m", "messages": [{"role": "user", "content": "tokens:20"}],
                       "stream": true, "stream_options": {"include_usage": true}});
     let kinds = std::iter::repeat_n(None, fast)

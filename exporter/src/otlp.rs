@@ -1,0 +1,471 @@
+//! OTLP push (`--otlp.endpoint`): the same families `/metrics` serves, converted to OTLP and
+//! sent every `--otlp.interval` over HTTP/protobuf or gRPC.
+//!
+//! The request is built straight from the snapshot `/metrics` renders (counters as cumulative
+//! monotonic sums, gauges as gauges, histograms as cumulative explicit-bucket histograms with
+//! their own bounds), so both outputs carry the same names, labels and values. The OpenTelemetry
+//! SDK's instruments could not: an adapter's histograms arrive already aggregated from another
+//! process. Names stay the Prometheus names; units are UCUM; the resource carries
+//! `service.name`, `service.version`, `cell` and `node`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prometheus::proto::{MetricFamily, MetricType};
+use prost::Message;
+use thiserror::Error;
+
+use crate::store::Store;
+
+/// The transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// Protobuf over HTTP: POST ENDPOINT/v1/metrics.
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+    /// gRPC (MetricsService/Export).
+    Grpc,
+}
+
+/// Where and how to push.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The collector: http://HOST:4318 (HTTP; `/v1/metrics` is added when the URL has no path)
+    /// or http://HOST:4317 (gRPC).
+    pub endpoint: String,
+    /// The transport.
+    pub protocol: Protocol,
+    /// How often.
+    pub interval: Duration,
+    /// Longest one export may take.
+    pub timeout: Duration,
+    /// Headers sent with every export (tenant, token).
+    pub headers: Vec<(String, String)>,
+}
+
+/// An export that failed.
+#[derive(Debug, Error)]
+pub enum PushError {
+    /// The endpoint or a header is unusable.
+    #[error("--otlp.endpoint {endpoint}: {message}")]
+    Config {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        message: String,
+    },
+    /// The collector could not be reached or refused the data.
+    #[error("OTLP export to {endpoint}: {message}")]
+    Export {
+        /// The endpoint (without credentials).
+        endpoint: String,
+        /// Why.
+        message: String,
+    },
+}
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// UCUM unit of a cellwatch metric unit.
+fn ucum(unit: &str) -> &'static str {
+    match unit {
+        "watts" => "W",
+        "joules" => "J",
+        "bytes" => "By",
+        "seconds" => "s",
+        "hertz" => "Hz",
+        "ratio" => "1",
+        "bytes_per_second" => "By/s",
+        _ => "",
+    }
+}
+
+/// The OTLP request for a snapshot's families, stamped `now_ns`, counting from `start_ns`.
+pub fn request(
+    families: &[MetricFamily],
+    resource: &[(&str, &str)],
+    start_ns: u64,
+    now_ns: u64,
+) -> ExportMetricsServiceRequest {
+    let metrics = families
+        .iter()
+        .filter_map(|f| {
+            let attrs = |m: &prometheus::proto::Metric| -> Vec<KeyValue> {
+                m.get_label()
+                    .iter()
+                    .map(|l| kv(l.name(), l.value()))
+                    .collect()
+            };
+            let number = |m: &prometheus::proto::Metric, v: f64| NumberDataPoint {
+                attributes: attrs(m),
+                start_time_unix_nano: start_ns,
+                time_unix_nano: now_ns,
+                value: Some(number_data_point::Value::AsDouble(v)),
+                ..Default::default()
+            };
+            let data = match f.get_field_type() {
+                MetricType::COUNTER => metric::Data::Sum(Sum {
+                    data_points: f
+                        .get_metric()
+                        .iter()
+                        .map(|m| number(m, m.get_counter().get_value()))
+                        .collect(),
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                    is_monotonic: true,
+                }),
+                MetricType::GAUGE => metric::Data::Gauge(Gauge {
+                    data_points: f
+                        .get_metric()
+                        .iter()
+                        .map(|m| number(m, m.get_gauge().get_value()))
+                        .collect(),
+                }),
+                MetricType::HISTOGRAM => metric::Data::Histogram(Histogram {
+                    data_points: f
+                        .get_metric()
+                        .iter()
+                        .map(|m| {
+                            let h = m.get_histogram();
+                            let buckets: Vec<_> = h
+                                .get_bucket()
+                                .iter()
+                                .filter(|b| b.upper_bound().is_finite())
+                                .collect();
+                            // Prometheus buckets are cumulative; OTLP's are per bucket, with one
+                            // more for the overflow.
+                            let mut counts = Vec::with_capacity(buckets.len() + 1);
+                            let mut below = 0u64;
+                            for b in &buckets {
+                                let c = b.cumulative_count();
+                                counts.push(c.saturating_sub(below));
+                                below = c;
+                            }
+                            counts.push(h.get_sample_count().saturating_sub(below));
+                            HistogramDataPoint {
+                                attributes: attrs(m),
+                                start_time_unix_nano: start_ns,
+                                time_unix_nano: now_ns,
+                                count: h.get_sample_count(),
+                                sum: Some(h.get_sample_sum()),
+                                bucket_counts: counts,
+                                explicit_bounds: buckets.iter().map(|b| b.upper_bound()).collect(),
+                                ..Default::default()
+                            }
+                        })
+                        .collect(),
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                }),
+                _ => return None,
+            };
+            let unit = cellwatch_metrics::by_name(f.name()).map_or("", |d| ucum(d.unit));
+            Some(Metric {
+                name: f.name().to_string(),
+                description: f.help().to_string(),
+                unit: unit.to_string(),
+                data: Some(data),
+                ..Default::default()
+            })
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: resource.iter().map(|(k, v)| kv(k, v)).collect(),
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "cellwatch-exporter".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..Default::default()
+                }),
+                metrics,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The endpoint without userinfo, for messages.
+fn redacted(endpoint: &str) -> String {
+    match reqwest::Url::parse(endpoint) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => endpoint.to_string(),
+    }
+}
+
+/// The HTTP URL: `/v1/metrics` added when the endpoint has no path.
+pub fn http_url(endpoint: &str) -> Result<reqwest::Url, PushError> {
+    let mut u = reqwest::Url::parse(endpoint).map_err(|e| PushError::Config {
+        endpoint: redacted(endpoint),
+        message: e.to_string(),
+    })?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(PushError::Config {
+            endpoint: redacted(endpoint),
+            message: "use an http:// or https:// URL".into(),
+        });
+    }
+    if u.path() == "/" || u.path().is_empty() {
+        u.set_path("/v1/metrics");
+    }
+    Ok(u)
+}
+
+/// A pusher bound to its transport.
+pub struct Pusher {
+    settings: Settings,
+    http: Option<(reqwest::Client, reqwest::Url)>,
+    grpc: Option<tonic::transport::Endpoint>,
+    start_ns: u64,
+}
+
+impl Pusher {
+    /// Checks the settings and prepares the transport (no connection yet).
+    pub fn new(settings: Settings) -> Result<Pusher, PushError> {
+        let bad = |m: String| PushError::Config {
+            endpoint: redacted(&settings.endpoint),
+            message: m,
+        };
+        let (http, grpc) = match settings.protocol {
+            Protocol::HttpProtobuf => {
+                let mut headers = reqwest::header::HeaderMap::new();
+                for (k, v) in &settings.headers {
+                    let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                        .map_err(|_| bad(format!("header name {k:?} is not valid")))?;
+                    let value = reqwest::header::HeaderValue::from_str(v)
+                        .map_err(|_| bad(format!("the value of header {k} is not valid")))?;
+                    headers.insert(name, value);
+                }
+                let client = crate::tls::http_client()
+                    .default_headers(headers)
+                    .timeout(settings.timeout)
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?;
+                (Some((client, http_url(&settings.endpoint)?)), None)
+            }
+            Protocol::Grpc => {
+                for (k, v) in &settings.headers {
+                    tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(
+                        k.to_ascii_lowercase().as_bytes(),
+                    )
+                    .map_err(|_| bad(format!("header name {k:?} is not valid")))?;
+                    tonic::metadata::MetadataValue::<tonic::metadata::Ascii>::try_from(v.as_str())
+                        .map_err(|_| bad(format!("the value of header {k} is not valid")))?;
+                }
+                if !settings.endpoint.starts_with("http://") {
+                    return Err(bad(
+                        "gRPC export takes an http:// endpoint (TLS: use http/protobuf over https://)"
+                            .into(),
+                    ));
+                }
+                let ep = tonic::transport::Endpoint::from_shared(settings.endpoint.clone())
+                    .map_err(|e| bad(e.to_string()))?
+                    .timeout(settings.timeout)
+                    .connect_timeout(settings.timeout);
+                (None, Some(ep))
+            }
+        };
+        Ok(Pusher {
+            settings,
+            http,
+            grpc,
+            start_ns: unix_ns(),
+        })
+    }
+
+    /// Exports one request.
+    pub async fn export(&self, req: ExportMetricsServiceRequest) -> Result<(), PushError> {
+        let failed = |message: String| PushError::Export {
+            endpoint: redacted(&self.settings.endpoint),
+            message,
+        };
+        if let Some((client, url)) = &self.http {
+            let resp = client
+                .post(url.clone())
+                .header("content-type", "application/x-protobuf")
+                .body(req.encode_to_vec())
+                .send()
+                .await
+                .map_err(|e| failed(e.without_url().to_string()))?;
+            if !resp.status().is_success() {
+                return Err(failed(format!("HTTP {}", resp.status())));
+            }
+            return Ok(());
+        }
+        if let Some(ep) = &self.grpc {
+            use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+            let channel = ep.connect().await.map_err(|e| failed(e.to_string()))?;
+            let mut client = MetricsServiceClient::new(channel);
+            let mut request = tonic::Request::new(req);
+            for (k, v) in &self.settings.headers {
+                if let (Ok(k), Ok(v)) = (
+                    tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(
+                        k.to_ascii_lowercase().as_bytes(),
+                    ),
+                    v.parse(),
+                ) {
+                    request.metadata_mut().insert(k, v);
+                }
+            }
+            client
+                .export(request)
+                .await
+                .map_err(|s| failed(format!("{:?}: {}", s.code(), s.message())))?;
+        }
+        Ok(())
+    }
+
+    /// Pushes the store's snapshot every interval, until the process ends. Failures are logged
+    /// once per change of reason; the next interval tries again.
+    pub async fn run(self, store: Arc<Store>, resource: Vec<(String, String)>) {
+        let mut tick = crate::collector::ticker(self.settings.interval);
+        tick.tick().await;
+        let mut last_error = String::new();
+        loop {
+            tick.tick().await;
+            let attrs: Vec<(&str, &str)> = resource
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let req = request(&store.gather(), &attrs, self.start_ns, unix_ns());
+            match self.export(req).await {
+                Ok(()) => {
+                    if !last_error.is_empty() {
+                        tracing::info!(endpoint = %redacted(&self.settings.endpoint), "OTLP export works again");
+                        last_error.clear();
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    if msg != last_error {
+                        tracing::warn!(error = %msg, "OTLP export failed; retrying every interval");
+                        last_error = msg;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Sample, families};
+    use cellwatch_metrics as m;
+
+    #[test]
+    fn counters_gauges_and_histograms_keep_names_labels_and_values() {
+        let mut fams = families(&[
+            Sample::new(&m::ENERGY_JOULES, &["gpu"], 364.0),
+            Sample::new(&m::POWER_WATTS, &["gpu"], 182.0),
+        ]);
+        let h = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new("cellwatch_inference_request_duration_seconds", "d")
+                .buckets(vec![1.0, 2.0]),
+        )
+        .unwrap();
+        for v in [0.5, 1.5, 1.7, 9.0] {
+            h.observe(v);
+        }
+        use prometheus::core::Collector;
+        fams.extend(h.collect());
+        let req = request(
+            &fams,
+            &[("service.name", "cellwatch-exporter"), ("cell", "c")],
+            1,
+            2,
+        );
+        let rm = &req.resource_metrics[0];
+        let res = rm.resource.as_ref().unwrap();
+        assert_eq!(res.attributes[1].key, "cell");
+        let metrics = &rm.scope_metrics[0].metrics;
+        let get = |n: &str| metrics.iter().find(|m| m.name == n).unwrap();
+        let e = get("cellwatch_energy_joules_total");
+        assert_eq!(e.unit, "J");
+        let Some(metric::Data::Sum(s)) = &e.data else {
+            panic!("{e:?}")
+        };
+        assert!(s.is_monotonic);
+        assert_eq!(
+            s.data_points[0].value,
+            Some(number_data_point::Value::AsDouble(364.0))
+        );
+        assert_eq!(s.data_points[0].attributes[0].key, "component");
+        let Some(metric::Data::Gauge(g)) = &get("cellwatch_power_watts").data else {
+            panic!()
+        };
+        assert_eq!(g.data_points[0].time_unix_nano, 2);
+        let Some(metric::Data::Histogram(h)) =
+            &get("cellwatch_inference_request_duration_seconds").data
+        else {
+            panic!()
+        };
+        let p = &h.data_points[0];
+        assert_eq!(p.explicit_bounds, vec![1.0, 2.0]);
+        assert_eq!(p.bucket_counts, vec![1, 2, 1]);
+        assert_eq!((p.count, p.sum), (4, Some(12.7)));
+    }
+
+    #[test]
+    fn endpoints_and_headers_are_checked() {
+        assert_eq!(
+            http_url("http://collector:4318").unwrap().as_str(),
+            "http://collector:4318/v1/metrics"
+        );
+        assert_eq!(
+            http_url("https://otlp.example/otlp/v1/metrics")
+                .unwrap()
+                .path(),
+            "/otlp/v1/metrics"
+        );
+        assert!(http_url("collector:4318").is_err());
+        let s = |protocol, endpoint: &str, headers: Vec<(String, String)>| Settings {
+            endpoint: endpoint.into(),
+            protocol,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            headers,
+        };
+        assert!(Pusher::new(s(Protocol::Grpc, "http://c:4317", vec![])).is_ok());
+        let e = Pusher::new(s(Protocol::Grpc, "https://c:4317", vec![]))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("http://"), "{e}");
+        let e = Pusher::new(s(
+            Protocol::HttpProtobuf,
+            "http://user:secret@c:4318",
+            vec![("bad header".into(), "x".into())],
+        ))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("bad header") && !e.contains("secret"), "{e}");
+    }
+}

@@ -1,0 +1,503 @@
+//! `--web.config.file`: TLS and basic authentication in prometheus/exporter-toolkit's format, so
+//! the files operators already have for node_exporter work here, for the exporter and the
+//! engine alike.
+//!
+//! ```yaml
+//! tls_server_config:
+//!   cert_file: server.crt
+//!   key_file: server.key
+//!   min_version: TLS12        # TLS12 (default) or TLS13
+//!   max_version: TLS13
+//! http_server_config:
+//!   headers: { Strict-Transport-Security: max-age=31536000 }
+//! basic_auth_users:
+//!   prometheus: $2y$10$...    # bcrypt
+//! ```
+//!
+//! The file is read at start. Fields of the format this server does not implement (client
+//! certificates, cipher suites, rate limits) are refused by name rather than ignored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// A web configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum WebConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A field is wrong.
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field (YAML path).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebConfig {
+    #[serde(default)]
+    tls_server_config: Option<RawTls>,
+    #[serde(default)]
+    http_server_config: Option<RawHttp>,
+    #[serde(default)]
+    basic_auth_users: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    #[serde(default)]
+    client_auth_type: Option<String>,
+    #[serde(default)]
+    min_version: Option<String>,
+    #[serde(default)]
+    max_version: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    http2: Option<bool>,
+}
+
+/// Verdicts by (user, SHA-256 of the password).
+type Verdicts = HashMap<(String, [u8; 32]), bool>;
+
+/// The resolved configuration.
+#[derive(Clone)]
+pub struct WebConfig {
+    /// TLS, when configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Response headers to add.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Users and their bcrypt hashes; empty: no authentication.
+    users: Arc<BTreeMap<String, String>>,
+    /// Verified (user, SHA-256 of the password) pairs and the verdict, so bcrypt runs once per
+    /// credential.
+    cache: Arc<Mutex<Verdicts>>,
+    /// Requests with a bearer token to paths under this prefix skip basic authentication: the
+    /// handler checks the token (the engine's write API).
+    pub bearer_prefix: Option<&'static str>,
+}
+
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("tls", &self.tls.is_some())
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn version(
+    path: &Path,
+    field: &str,
+    v: &str,
+) -> Result<&'static rustls::SupportedProtocolVersion, WebConfigError> {
+    match v {
+        "TLS12" => Ok(&rustls::version::TLS12),
+        "TLS13" => Ok(&rustls::version::TLS13),
+        "TLS10" | "TLS11" => Err(WebConfigError::Invalid {
+            path: path.into(),
+            field: format!("tls_server_config.{field}"),
+            message: format!("{v} is not supported (TLS12 or TLS13)"),
+        }),
+        _ => Err(WebConfigError::Invalid {
+            path: path.into(),
+            field: format!("tls_server_config.{field}"),
+            message: format!("{v:?}: TLS12 or TLS13"),
+        }),
+    }
+}
+
+/// Reads and checks a web configuration file; relative certificate paths are relative to it.
+pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parses a web configuration (`path` names it in errors and anchors relative paths).
+pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
+    let invalid = |field: &str, message: String| WebConfigError::Invalid {
+        path: path.into(),
+        field: field.into(),
+        message,
+    };
+    let raw: RawWebConfig = if text.trim().is_empty() {
+        RawWebConfig::default()
+    } else {
+        let de = yaml_serde::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            invalid(&field, e.into_inner().to_string())
+        })?
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let tls = match raw.tls_server_config {
+        None => None,
+        Some(t) => {
+            if let Some(a) = t.client_auth_type.as_deref()
+                && a != "NoClientCert"
+            {
+                return Err(invalid(
+                    "tls_server_config.client_auth_type",
+                    format!("{a}: client certificates are not supported (NoClientCert only)"),
+                ));
+            }
+            let (Some(cert), Some(key)) = (t.cert_file, t.key_file) else {
+                return Err(invalid(
+                    "tls_server_config",
+                    "cert_file and key_file are both required".into(),
+                ));
+            };
+            let min = version(
+                path,
+                "min_version",
+                t.min_version.as_deref().unwrap_or("TLS12"),
+            )?;
+            let max = version(
+                path,
+                "max_version",
+                t.max_version.as_deref().unwrap_or("TLS13"),
+            )?;
+            let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+                [&rustls::version::TLS12, &rustls::version::TLS13]
+                    .into_iter()
+                    .filter(|v| {
+                        let n = u16::from(v.version);
+                        n >= u16::from(min.version) && n <= u16::from(max.version)
+                    })
+                    .collect();
+            if versions.is_empty() {
+                return Err(invalid(
+                    "tls_server_config.max_version",
+                    "is below min_version".into(),
+                ));
+            }
+            Some(Arc::new(server_config(
+                &base.join(cert),
+                &base.join(key),
+                &versions,
+            )?))
+        }
+    };
+    let mut headers = Vec::new();
+    if let Some(h) = raw.http_server_config {
+        // http2: accepted for compatibility; the server negotiates HTTP/1.1 and HTTP/2 itself.
+        let _ = h.http2;
+        for (k, v) in h.headers {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                invalid(
+                    "http_server_config.headers",
+                    format!("{k:?} is not a header name"),
+                )
+            })?;
+            let value = HeaderValue::from_str(&v).map_err(|_| {
+                invalid(
+                    "http_server_config.headers",
+                    format!("the value of {k} is not valid"),
+                )
+            })?;
+            headers.push((name, value));
+        }
+    }
+    for (user, hash) in &raw.basic_auth_users {
+        if bcrypt_cost(hash).is_none() {
+            return Err(invalid(
+                &format!("basic_auth_users.{user}"),
+                "is not a bcrypt hash ($2a$, $2b$ or $2y$; make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)".into(),
+            ));
+        }
+    }
+    Ok(WebConfig {
+        tls,
+        headers,
+        users: Arc::new(raw.basic_auth_users),
+        cache: Arc::default(),
+        bearer_prefix: None,
+    })
+}
+
+fn bcrypt_cost(hash: &str) -> Option<u32> {
+    let rest = hash
+        .strip_prefix("$2y$")
+        .or_else(|| hash.strip_prefix("$2b$"))
+        .or_else(|| hash.strip_prefix("$2a$"))?;
+    let (cost, tail) = rest.split_once('$')?;
+    (tail.len() == 53).then_some(())?;
+    cost.parse().ok()
+}
+
+fn server_config(
+    cert: &Path,
+    key: &Path,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<rustls::ServerConfig, WebConfigError> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| WebConfigError::Read {
+            path: p.into(),
+            source,
+        })
+    };
+    let bad = |p: &Path, m: String| WebConfigError::Invalid {
+        path: p.into(),
+        field: "PEM".into(),
+        message: m,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(cert)?)
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad(cert, "no certificate".into()));
+    }
+    let key_der =
+        PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|e| bad(key, e.to_string()))?;
+    rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_protocol_versions(versions)
+        .map_err(|e| bad(cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| bad(key, format!("the key does not fit the certificate: {e}")))
+}
+
+impl WebConfig {
+    /// Whether requests must authenticate.
+    pub fn auth_required(&self) -> bool {
+        !self.users.is_empty()
+    }
+
+    /// Checks an `Authorization: Basic` header value.
+    pub fn check_basic(&self, value: &str) -> bool {
+        use base64::Engine;
+        let Some(b64) = value.strip_prefix("Basic ") else {
+            return false;
+        };
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+            return false;
+        };
+        let Ok(text) = String::from_utf8(decoded) else {
+            return false;
+        };
+        let Some((user, pass)) = text.split_once(':') else {
+            return false;
+        };
+        let Some(hash) = self.users.get(user) else {
+            // Spend the same time as for a known user, so names cannot be probed.
+            let _ = bcrypt::verify(pass, &DUMMY_HASH);
+            return false;
+        };
+        let key = (user.to_string(), Sha256::digest(pass.as_bytes()).into());
+        if let Some(ok) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return *ok;
+        }
+        let ok = bcrypt::verify(pass, hash).unwrap_or(false);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 1024 {
+            cache.clear();
+        }
+        cache.insert(key, ok);
+        ok
+    }
+}
+
+/// A bcrypt hash (cost 10) of a random string, to verify unknown users against.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| bcrypt::hash("no user has this password", 10).unwrap_or_default());
+
+async fn guard(State(web): State<WebConfig>, req: Request, next: Next) -> Response {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bearer_write = web
+        .bearer_prefix
+        .is_some_and(|p| req.uri().path().starts_with(p))
+        && auth.as_deref().is_some_and(|a| a.starts_with("Bearer "));
+    let allowed = !web.auth_required()
+        || bearer_write
+        || match auth {
+            Some(a) => {
+                let web = web.clone();
+                tokio::task::spawn_blocking(move || web.check_basic(&a))
+                    .await
+                    .unwrap_or(false)
+            }
+            None => false,
+        };
+    let mut resp = if allowed {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"cellwatch\"")],
+            "Unauthorized\n",
+        )
+            .into_response()
+    };
+    for (k, v) in &web.headers {
+        resp.headers_mut().insert(k.clone(), v.clone());
+    }
+    resp
+}
+
+/// The router behind basic authentication and the configured headers.
+pub fn protect(router: Router, web: &WebConfig) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(web.clone(), guard))
+}
+
+/// Serves `router` on `listener`, over TLS when configured, until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    web: Option<&WebConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let router = match web {
+        Some(w) => protect(router, w),
+        None => router,
+    };
+    let Some(tls) = web.and_then(|w| w.tls.clone()) else {
+        return axum::serve(
+            listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            }),
+            router,
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return Ok(()),
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let service = hyper_util::service::TowerToHyperService::new(router);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "$2y$04$";
+
+    fn cfg(text: &str) -> Result<WebConfig, WebConfigError> {
+        parse(Path::new("/etc/cellwatch/web.yml"), text)
+    }
+
+    #[test]
+    fn users_are_checked_with_bcrypt_and_cached() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let w = cfg(&format!("basic_auth_users:\n  alice: '{hash}'\n")).unwrap();
+        use base64::Engine;
+        let b = |s: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(s)
+            )
+        };
+        assert!(w.check_basic(&b("alice:s3cret")));
+        assert!(w.check_basic(&b("alice:s3cret")), "from the cache");
+        assert!(!w.check_basic(&b("alice:wrong")));
+        assert!(!w.check_basic(&b("bob:s3cret")));
+        assert!(!w.check_basic("Bearer x"));
+        assert!(!w.check_basic("Basic !!!"));
+        assert!(format!("{w:?}").contains("alice") && !format!("{w:?}").contains(&hash));
+    }
+
+    #[test]
+    fn bad_files_name_the_field() {
+        let e = cfg("basic_auth_users:\n  alice: plain\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("basic_auth_users.alice") && e.contains("bcrypt"),
+            "{e}"
+        );
+        let e = cfg("tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cipher_suites"), "{e}");
+        let e = cfg("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("client_auth_type"), "{e}");
+        let e = cfg("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS11\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("min_version"), "{e}");
+        let e = cfg("tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/etc/cellwatch/missing.crt"), "{e}");
+        let e = cfg("rate_limit: { interval: 1s }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rate_limit"), "{e}");
+        assert!(cfg("").unwrap().tls.is_none());
+        assert!(bcrypt_cost(HASH).is_none());
+    }
+}

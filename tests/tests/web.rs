@@ -1,0 +1,234 @@
+//! End to end: `--web.config.file` on the exporter and the engine. A certificate made in the
+//! test; basic authentication with bcrypt hashes; a wrong password gets 401; TLS 1.3 only
+//! refuses a TLS 1.2 client; the engine's silence writes keep their bearer token; no secret is
+//! ever logged.
+
+use std::time::Duration;
+
+use cellwatch_e2e::{Exporter, start_engine};
+
+struct Certs {
+    dir: tempfile::TempDir,
+    ca_pem: String,
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, written as server.crt / server.key.
+fn certs() -> Certs {
+    let dir = tempfile::tempdir().unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let pem = ck.cert.pem();
+    std::fs::write(dir.path().join("server.crt"), &pem).unwrap();
+    std::fs::write(
+        dir.path().join("server.key"),
+        ck.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    Certs { dir, ca_pem: pem }
+}
+
+fn client(ca: &str) -> reqwest::Client {
+    let cfg = cellwatch_exporter::tls::client_config(Some(ca.as_bytes())).unwrap();
+    cellwatch_exporter::tls::http_client()
+        .use_preconfigured_tls(cfg)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn web_config(c: &Certs, extra_tls: &str) -> std::path::PathBuf {
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    let path = c.dir.path().join("web.yml");
+    std::fs::write(
+        &path,
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{extra_tls}\
+             http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exporter_serves_tls_and_refuses_a_wrong_password() {
+    let c = certs();
+    let cfg = web_config(&c, "  min_version: TLS13\n");
+    let e = Exporter::start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--collector.disable-defaults",
+            "--collector.vmstat",
+            "--web.config.file",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let https = e.base.replace("http://", "https://");
+    let cl = client(&c.ca_pem);
+    let get = |user: Option<&'static str>, pass: &'static str| {
+        let cl = cl.clone();
+        let url = format!("{https}/metrics");
+        async move {
+            let mut r = cl.get(url);
+            if let Some(u) = user {
+                r = r.basic_auth(u, Some(pass));
+            }
+            r.send().await.unwrap()
+        }
+    };
+    let ok = get(Some("prometheus"), PASSWORD).await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        ok.text()
+            .await
+            .unwrap()
+            .contains("cellwatch_exporter_build_info")
+    );
+    let wrong = get(Some("prometheus"), "wrong password").await;
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().contains_key("www-authenticate"));
+    assert_eq!(get(Some("nobody"), PASSWORD).await.status(), 401);
+    assert_eq!(get(None, "").await.status(), 401);
+
+    // Plain HTTP on the TLS port gets no metrics.
+    let plain = cellwatch_e2e::http()
+        .get(format!("{}/metrics", e.base))
+        .send()
+        .await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+
+    // TLS 1.2 only: refused by a TLS 1.3 minimum.
+    let v12 = rustls::ClientConfig::builder_with_provider(cellwatch_exporter::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates({
+            let mut r = rustls::RootCertStore::empty();
+            use rustls::pki_types::{CertificateDer, pem::PemObject};
+            for c in CertificateDer::pem_slice_iter(c.ca_pem.as_bytes()) {
+                r.add(c.unwrap()).unwrap();
+            }
+            r
+        })
+        .with_no_client_auth();
+    let old = cellwatch_exporter::tls::http_client()
+        .use_preconfigured_tls(v12)
+        .build()
+        .unwrap();
+    assert!(
+        old.get(format!("{https}/metrics"))
+            .basic_auth("prometheus", Some(PASSWORD))
+            .send()
+            .await
+            .is_err()
+    );
+
+    let log = e.log();
+    assert!(
+        !log.contains(PASSWORD) && !log.contains("wrong password"),
+        "{log}"
+    );
+    assert!(
+        log.contains("tls=true") && log.contains("basic_auth=true"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_web_config_stops_the_exporter_with_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("web.yml");
+    std::fs::write(&cfg, "basic_auth_users:\n  alice: hunter2\n").unwrap();
+    let out = std::process::Command::new(cellwatch_e2e::binary("cellwatch-exporter"))
+        .args([
+            "--collector.disable-defaults",
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
+        .arg("--web.config.file")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("basic_auth_users.alice") && err.contains("bcrypt"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_serves_tls_and_basic_auth_and_keeps_its_bearer_token() {
+    let c = certs();
+    let web = web_config(&c, "");
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "api-token-1234\n").unwrap();
+    let cfg = dir.path().join("cells.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "cells:\n  - name: c\n    nodes:\n      - {{ name: n1, url: \"http://127.0.0.1:9/metrics\" }}\n\
+             source:\n  scrape: {{ interval: 1s }}\n\
+             slos:\n  - {{ name: a, objective: 0.99, period: 30d, sli: {{ availability: {{}} }} }}\n\
+             alerting:\n  api_token_file: {}\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display());
+    let e = start_engine(&db, &cfg, &["--web.config.file", web.to_str().unwrap()]);
+    let https = e.base.replace("http://", "https://");
+    let cl = client(&c.ca_pem);
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(
+        status(
+            cl.get(format!("{https}/metrics"))
+                .basic_auth("prometheus", Some(PASSWORD))
+                .send()
+                .await
+                .unwrap()
+        ),
+        200
+    );
+    assert_eq!(
+        status(
+            cl.get(format!("{https}/"))
+                .basic_auth("prometheus", Some("nope"))
+                .send()
+                .await
+                .unwrap()
+        ),
+        401
+    );
+    assert_eq!(
+        status(
+            cl.get(format!("{https}/api/v1/alerts"))
+                .send()
+                .await
+                .unwrap()
+        ),
+        401
+    );
+    let silence = serde_json::json!({
+        "matchers": [{"name": "cell", "value": "c", "isRegex": false}],
+        "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2036-01-01T00:00:00Z",
+        "createdBy": "test", "comment": "web config",
+    });
+    let post = |auth: &'static str| {
+        cl.post(format!("{https}/api/v1/silences"))
+            .header("authorization", auth)
+            .json(&silence)
+            .send()
+    };
+    assert_eq!(status(post("Bearer api-token-1234").await.unwrap()), 200);
+    assert_eq!(status(post("Bearer wrong-token").await.unwrap()), 401);
+    let log = e.log();
+    for secret in ["api-token-1234", PASSWORD, "wrong-token"] {
+        assert!(!log.contains(secret), "{secret} logged:\n{log}");
+    }
+}
