@@ -1,0 +1,97 @@
+//! The service files: the systemd units of the exporter and the engine pass
+//! `systemd-analyze verify` (pointed at the built binaries), every flag they pass exists, and
+//! the launchd plist's arguments are flags the exporter takes.
+
+use std::process::Command;
+
+use cellwatch_e2e::{binary, workspace};
+
+/// `--flag` words of a command line.
+fn flags(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .filter(|w| w.starts_with("--"))
+        .map(|w| w.split('=').next().unwrap().to_string())
+        .collect()
+}
+
+fn help(bin: &str, args: &[&str]) -> String {
+    let out = Command::new(binary(bin))
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn systemd_units_verify_and_use_existing_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    for (unit, bin) in [
+        (
+            "exporter/packaging/cellwatch-exporter.service",
+            "cellwatch-exporter",
+        ),
+        (
+            "slo-engine/packaging/cellwatch-slo.service",
+            "cellwatch-slo",
+        ),
+    ] {
+        let text = std::fs::read_to_string(workspace().join(unit)).unwrap();
+        let local = text.replace(
+            &format!("/usr/local/bin/{bin}"),
+            binary(bin).to_str().unwrap(),
+        );
+        let name = unit.rsplit('/').next().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, &local).unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("systemd-analyze: {e} (Debian package `systemd`)"));
+        let msg = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && msg.trim().is_empty(),
+            "{unit}:\n{msg}"
+        );
+        for line in text.lines().filter(|l| l.starts_with("ExecStart")) {
+            let cmd = line.split_once('=').unwrap().1;
+            let sub: Vec<&str> = cmd
+                .split_whitespace()
+                .skip(1)
+                .take_while(|w| !w.starts_with('-') && !w.starts_with('$'))
+                .collect();
+            let h = help(bin, &sub);
+            for f in flags(cmd) {
+                assert!(
+                    h.contains(&format!("{f} "))
+                        || h.contains(&format!("{f}="))
+                        || h.contains(&format!("{f} <")),
+                    "{unit}: {f} is not a flag of {bin} {sub:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_launchd_plist_passes_existing_flags() {
+    let text =
+        std::fs::read_to_string(workspace().join("exporter/packaging/io.cellwatch.exporter.plist"))
+            .unwrap();
+    let h = help("cellwatch-exporter", &[]);
+    let args: Vec<&str> = text
+        .split("<string>")
+        .skip(1)
+        .map(|s| s.split("</string>").next().unwrap())
+        .filter(|s| s.starts_with("--"))
+        .collect();
+    assert!(!args.is_empty());
+    for a in args {
+        assert!(
+            h.contains(&format!("{a} ")),
+            "{a} is not a flag of cellwatch-exporter"
+        );
+    }
+}
