@@ -85,3 +85,60 @@ fn meter_sse_stream_of_200_chunks(b: divan::Bencher<'_, '_>) {
             m.finish()
         });
 }
+
+/// The OTLP request for a full snapshot (every family, the inference histograms included), and
+/// its protobuf encoding: the work of one push.
+#[divan::bench]
+fn otlp_request_for_full_snapshot(b: divan::Bencher<'_, '_>) {
+    use prost::Message;
+    let id = Identity {
+        cell: "a".into(),
+        node: "b".into(),
+        hw_model: "Mac15,14".into(),
+        os_version: "26.2".into(),
+    };
+    let families = replay::snapshot(&dir(), &id).unwrap().gather();
+    let resource = [
+        ("service.name", "cellwatch-exporter"),
+        ("cell", "a"),
+        ("node", "b"),
+    ];
+    b.counter(divan::counter::ItemsCount::new(families.len()))
+        .bench(|| {
+            cellwatch_exporter::otlp::request(divan::black_box(&families), &resource, 1, 2)
+                .encode_to_vec()
+        });
+}
+
+/// One Linux snapshot: RAPL and InfiniBand read from the fixture tree, twice.
+#[divan::bench]
+fn read_linux_sysfs_tree(b: divan::Bencher<'_, '_>) {
+    let sys = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/linux/sys");
+    b.bench(|| {
+        (
+            cellwatch_exporter::collector::rapl::read_zones(&sys).unwrap(),
+            cellwatch_exporter::collector::infiniband::read_ports(&sys).unwrap(),
+        )
+    });
+}
+
+/// Basic authentication of a scrape whose credentials were verified before (the cache), next to
+/// a first verification at bcrypt cost 10.
+#[divan::bench(args = [true, false])]
+fn basic_auth_check(b: divan::Bencher<'_, '_>, cached: bool) {
+    use base64::Engine;
+    let hash = bcrypt::hash("pw", 10).unwrap();
+    let header = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("u:pw")
+    );
+    let text = format!("basic_auth_users:\n  u: '{hash}'\n");
+    if cached {
+        let w = cellwatch_exporter::web::parse(Path::new("web.yml"), &text).unwrap();
+        assert!(w.check_basic(&header));
+        b.bench(|| w.check_basic(divan::black_box(&header)));
+    } else {
+        b.with_inputs(|| cellwatch_exporter::web::parse(Path::new("web.yml"), &text).unwrap())
+            .bench_local_values(|w| w.check_basic(&header));
+    }
+}

@@ -245,8 +245,9 @@ pub struct RawArgs {
     #[arg(long = "otlp.timeout", value_name = "DURATION", default_value = "10s", value_parser = duration, help_heading = "OTLP push")]
     pub otlp_timeout: Duration,
 
-    /// A header sent with every push, KEY=VALUE (a tenant, a token). Repeatable.
-    #[arg(long = "otlp.header", value_name = "KEY=VALUE", value_parser = header, help_heading = "OTLP push")]
+    /// A header sent with every push, KEY=VALUE (a tenant, a token). Repeatable; or, to keep
+    /// tokens off the command line, OTEL_EXPORTER_OTLP_HEADERS=KEY=VALUE,KEY=VALUE.
+    #[arg(long = "otlp.header", value_name = "KEY=VALUE", value_parser = header, env = "OTEL_EXPORTER_OTLP_HEADERS", value_delimiter = ',', hide_env_values = true, help_heading = "OTLP push")]
     pub otlp_headers: Vec<(String, String)>,
 
     /// Log level: error, warn, info, debug, trace (or a tracing filter directive).

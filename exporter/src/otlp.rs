@@ -216,7 +216,11 @@ fn redacted(endpoint: &str) -> String {
             let _ = u.set_password(None);
             u.to_string()
         }
-        Err(_) => endpoint.to_string(),
+        // Not a URL: drop anything between the scheme and an `@`.
+        Err(_) => match (endpoint.find("://"), endpoint.rfind('@')) {
+            (Some(s), Some(a)) if a > s => format!("{}{}", &endpoint[..s + 3], &endpoint[a + 1..]),
+            _ => endpoint.to_string(),
+        },
     }
 }
 
@@ -242,12 +246,13 @@ pub fn http_url(endpoint: &str) -> Result<reqwest::Url, PushError> {
 pub struct Pusher {
     settings: Settings,
     http: Option<(reqwest::Client, reqwest::Url)>,
-    grpc: Option<tonic::transport::Endpoint>,
+    grpc: Option<tonic::transport::Channel>,
     start_ns: u64,
 }
 
 impl Pusher {
-    /// Checks the settings and prepares the transport (no connection yet).
+    /// Checks the settings and prepares the transport (no connection yet). Call it within the
+    /// tokio runtime: the gRPC channel is bound to it.
     pub fn new(settings: Settings) -> Result<Pusher, PushError> {
         let bad = |m: String| PushError::Config {
             endpoint: redacted(&settings.endpoint),
@@ -279,6 +284,11 @@ impl Pusher {
                     tonic::metadata::MetadataValue::<tonic::metadata::Ascii>::try_from(v.as_str())
                         .map_err(|_| bad(format!("the value of header {k} is not valid")))?;
                 }
+                if settings.endpoint.contains('@') {
+                    return Err(bad(
+                        "gRPC endpoints take no credentials in the URL: use --otlp.header".into(),
+                    ));
+                }
                 if !settings.endpoint.starts_with("http://") {
                     return Err(bad(
                         "gRPC export takes an http:// endpoint (TLS: use http/protobuf over https://)"
@@ -289,7 +299,8 @@ impl Pusher {
                     .map_err(|e| bad(e.to_string()))?
                     .timeout(settings.timeout)
                     .connect_timeout(settings.timeout);
-                (None, Some(ep))
+                // One channel, connected on first use and reconnected as needed.
+                (None, Some(ep.connect_lazy()))
             }
         };
         Ok(Pusher {
@@ -319,10 +330,9 @@ impl Pusher {
             }
             return Ok(());
         }
-        if let Some(ep) = &self.grpc {
+        if let Some(channel) = &self.grpc {
             use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-            let channel = ep.connect().await.map_err(|e| failed(e.to_string()))?;
-            let mut client = MetricsServiceClient::new(channel);
+            let mut client = MetricsServiceClient::new(channel.clone());
             let mut request = tonic::Request::new(req);
             for (k, v) in &self.settings.headers {
                 if let (Ok(k), Ok(v)) = (
@@ -433,8 +443,8 @@ mod tests {
         assert_eq!((p.count, p.sum), (4, Some(12.7)));
     }
 
-    #[test]
-    fn endpoints_and_headers_are_checked() {
+    #[tokio::test]
+    async fn endpoints_and_headers_are_checked() {
         assert_eq!(
             http_url("http://collector:4318").unwrap().as_str(),
             "http://collector:4318/v1/metrics"

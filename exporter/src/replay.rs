@@ -166,15 +166,16 @@ pub fn linux_snapshot(dir: &Path, identity: &Identity) -> Result<Arc<Store>, Rep
 
     let slot = store.slot("rapl");
     let mut r = rapl::Rapl::default();
-    let first = rapl::read_zones(&dir.join("sys")).map_err(|e| failed("sys", e))?;
+    let (first, _) = rapl::read_zones(&dir.join("sys")).map_err(|e| failed("sys", e))?;
     r.samples(&first, 0.0);
-    let later = rapl::read_zones(&dir.join("sys-later")).map_err(|e| failed("sys-later", e))?;
+    let (later, _) =
+        rapl::read_zones(&dir.join("sys-later")).map_err(|e| failed("sys-later", e))?;
     slot.publish(r.samples(&later, 1.0), Duration::ZERO, true);
 
     let slot = store.slot("nvidia");
     slot.supervised();
     let (path, csv) = Dir(dir).read("nvidia-smi.csv")?;
-    let mut h = nvidia::NvidiaHandler::new(Duration::from_secs(1));
+    let mut h = nvidia::NvidiaHandler::nominal(Duration::from_secs(1));
     let mut samples = Vec::new();
     for _ in 0..2 {
         for line in csv.lines() {

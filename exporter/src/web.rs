@@ -17,7 +17,7 @@
 //! The file is read at start. Fields of the format this server does not implement (client
 //! certificates, cipher suites, rate limits) are refused by name rather than ignored.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -88,8 +88,8 @@ struct RawHttp {
     http2: Option<bool>,
 }
 
-/// Verdicts by (user, SHA-256 of the password).
-type Verdicts = HashMap<(String, [u8; 32]), bool>;
+/// Good credentials: (user, SHA-256 of the password).
+type Verified = HashSet<(String, [u8; 32])>;
 
 /// The resolved configuration.
 #[derive(Clone)]
@@ -100,9 +100,12 @@ pub struct WebConfig {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Users and their bcrypt hashes; empty: no authentication.
     users: Arc<BTreeMap<String, String>>,
-    /// Verified (user, SHA-256 of the password) pairs and the verdict, so bcrypt runs once per
-    /// credential.
-    cache: Arc<Mutex<Verdicts>>,
+    /// Verified (user, SHA-256 of the password) pairs, so bcrypt runs once per good
+    /// credential. Failures are not cached: a second try costs as much as the first, for known
+    /// and unknown users alike.
+    cache: Arc<Mutex<Verified>>,
+    /// A hash at the highest cost among the users, to verify unknown users against.
+    dummy: Arc<String>,
     /// Requests with a bearer token to paths under this prefix skip basic authentication: the
     /// handler checks the token (the engine's write API).
     pub bearer_prefix: Option<&'static str>,
@@ -195,8 +198,8 @@ pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
                 [&rustls::version::TLS12, &rustls::version::TLS13]
                     .into_iter()
                     .filter(|v| {
-                        let n = u16::from(v.version);
-                        n >= u16::from(min.version) && n <= u16::from(max.version)
+                        (u16::from(min.version)..=u16::from(max.version))
+                            .contains(&u16::from(v.version))
                     })
                     .collect();
             if versions.is_empty() {
@@ -240,11 +243,23 @@ pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
             ));
         }
     }
+    let cost = raw
+        .basic_auth_users
+        .values()
+        .filter_map(|h| bcrypt_cost(h))
+        .max()
+        .unwrap_or(10);
+    let dummy = if raw.basic_auth_users.is_empty() {
+        String::new()
+    } else {
+        bcrypt::hash("no user has this password", cost).unwrap_or_default()
+    };
     Ok(WebConfig {
         tls,
         headers,
         users: Arc::new(raw.basic_auth_users),
         cache: Arc::default(),
+        dummy: Arc::new(dummy),
         bearer_prefix: None,
     })
 }
@@ -315,31 +330,34 @@ impl WebConfig {
         };
         let Some(hash) = self.users.get(user) else {
             // Spend the same time as for a known user, so names cannot be probed.
-            let _ = bcrypt::verify(pass, &DUMMY_HASH);
+            let _ = bcrypt::verify(pass, &self.dummy);
             return false;
         };
         let key = (user.to_string(), Sha256::digest(pass.as_bytes()).into());
-        if let Some(ok) = self
+        if self
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
+            .contains(&key)
         {
-            return *ok;
+            return true;
         }
         let ok = bcrypt::verify(pass, hash).unwrap_or(false);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() > 1024 {
-            cache.clear();
+        if ok {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            // Only good credentials get here, so the set stays small; the bound is a backstop.
+            if cache.len() < 1024 {
+                cache.insert(key);
+            }
         }
-        cache.insert(key, ok);
         ok
     }
-}
 
-/// A bcrypt hash (cost 10) of a random string, to verify unknown users against.
-static DUMMY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| bcrypt::hash("no user has this password", 10).unwrap_or_default());
+    /// How many good credentials are cached.
+    pub fn cached(&self) -> usize {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
 
 async fn guard(State(web): State<WebConfig>, req: Request, next: Next) -> Response {
     let auth = req
@@ -347,9 +365,14 @@ async fn guard(State(web): State<WebConfig>, req: Request, next: Next) -> Respon
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let path = req.uri().path();
     let bearer_write = web
         .bearer_prefix
-        .is_some_and(|p| req.uri().path().starts_with(p))
+        .is_some_and(|p| path == p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+        && matches!(
+            *req.method(),
+            axum::http::Method::POST | axum::http::Method::DELETE
+        )
         && auth.as_deref().is_some_and(|a| a.starts_with("Bearer "));
     let allowed = !web.auth_required()
         || bearer_write
@@ -383,6 +406,9 @@ pub fn protect(router: Router, web: &WebConfig) -> Router {
     router.layer(axum::middleware::from_fn_with_state(web.clone(), guard))
 }
 
+/// Longest a client may take for its TLS handshake, and then for its request headers.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `router` on `listener`, over TLS when configured, until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -412,7 +438,9 @@ pub async fn serve(
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::debug!(error = %e, "accept failed");
+                    // Out of file handles, typically: back off rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     continue;
                 }
             },
@@ -422,18 +450,27 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(t) => t,
-                Err(e) => {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
                     tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "TLS handshake timed out");
                     return;
                 }
             };
             let service = hyper_util::service::TowerToHyperService::new(router);
-            let _ =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
+            let mut builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HANDSHAKE_TIMEOUT);
+            let _ = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
         });
     }
 }
@@ -459,7 +496,10 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode(s)
             )
         };
+        assert!(!w.check_basic(&b("alice:wrong")));
+        assert_eq!(w.cached(), 0, "failures are not cached");
         assert!(w.check_basic(&b("alice:s3cret")));
+        assert_eq!(w.cached(), 1);
         assert!(w.check_basic(&b("alice:s3cret")), "from the cache");
         assert!(!w.check_basic(&b("alice:wrong")));
         assert!(!w.check_basic(&b("bob:s3cret")));

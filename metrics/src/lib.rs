@@ -156,7 +156,7 @@ metrics! {
         "`vm_stat` pages × page size; /proc/meminfo";
     /// Memory by state.
     MEMORY_BYTES = "cellwatch_memory_bytes", Gauge, "bytes", ["state"], "vmstat",
-        "Memory by state: app (anonymous - purgeable), wired, compressed (occupied by compressor), cached (file-backed + purgeable), free. Linux: app = AnonPages, wired = Unevictable + SUnreclaim + KernelStack + PageTables, compressed = Zswap (when reported), cached = Buffers + Cached + SReclaimable, free = MemFree.",
+        "Memory by state: app (anonymous - purgeable), wired, compressed (occupied by compressor), cached (file-backed + purgeable), free. Linux: app = AnonPages, wired = SUnreclaim + KernelStack + PageTables (kernel memory that cannot be reclaimed), compressed = Zswap (when reported), cached = Buffers + Cached + SReclaimable, free = MemFree.",
         "`vm_stat` pages × page size; /proc/meminfo (kB)";
     /// Swap in use.
     MEMORY_SWAP_USED = "cellwatch_memory_swap_used_bytes", Gauge, "bytes", [], "vmstat",

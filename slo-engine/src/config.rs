@@ -444,6 +444,13 @@ pub enum RawSource {
         /// How often (default 15s).
         #[serde(default = "default_scrape_interval", with = "humantime_duration")]
         interval: Duration,
+        /// CA certificates (PEM) to trust besides the public roots, for exporters served over
+        /// TLS with an internal CA or a self-signed certificate.
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+        /// Credentials for exporters behind basic authentication.
+        #[serde(default)]
+        basic_auth: Option<BasicAuth>,
     },
     /// PromQL over a Prometheus-compatible HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics).
     /// The exporters' series must carry `cell` and `node` labels (`cellwatch-slo targets`
@@ -480,7 +487,28 @@ impl Default for RawSource {
     fn default() -> Self {
         RawSource::Scrape {
             interval: default_scrape_interval(),
+            ca_file: None,
+            basic_auth: None,
         }
+    }
+}
+
+/// Basic-authentication credentials; the password is read from its file at every scrape.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// The user.
+    pub username: String,
+    /// A file holding the password (a trailing newline is ignored).
+    pub password_file: PathBuf,
+}
+
+impl BasicAuth {
+    /// The password, read now.
+    pub fn password(&self) -> Result<String, String> {
+        std::fs::read_to_string(&self.password_file)
+            .map(|p| p.trim_end_matches(['\n', '\r']).to_string())
+            .map_err(|e| format!("{}: {e}", self.password_file.display()))
     }
 }
 
@@ -635,6 +663,10 @@ pub enum Source {
     Scrape {
         /// Interval.
         interval: Duration,
+        /// Extra trusted CA certificates, PEM.
+        ca_pem: Option<Vec<u8>>,
+        /// Basic-authentication credentials.
+        basic_auth: Option<BasicAuth>,
     },
     /// Query Prometheus.
     Prometheus {
@@ -955,7 +987,49 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
         });
     }
     let source = match raw.source {
-        RawSource::Scrape { interval } => Source::Scrape { interval },
+        RawSource::Scrape {
+            interval,
+            ca_file,
+            basic_auth,
+        } => {
+            let base = path.parent().unwrap_or(Path::new("."));
+            let ca_pem = match ca_file {
+                None => None,
+                Some(f) => {
+                    let path = base.join(&f);
+                    let pem = std::fs::read(&path).map_err(|e| {
+                        err(
+                            "source.scrape.ca_file".into(),
+                            format!("{}: {e}", path.display()),
+                        )
+                    })?;
+                    cellwatch_exporter::tls::client_config(Some(&pem)).map_err(|e| {
+                        err(
+                            "source.scrape.ca_file".into(),
+                            format!("{}: {e}", path.display()),
+                        )
+                    })?;
+                    Some(pem)
+                }
+            };
+            let basic_auth = match basic_auth {
+                None => None,
+                Some(b) => {
+                    let b = BasicAuth {
+                        username: b.username,
+                        password_file: base.join(b.password_file),
+                    };
+                    b.password()
+                        .map_err(|e| err("source.scrape.basic_auth.password_file".into(), e))?;
+                    Some(b)
+                }
+            };
+            Source::Scrape {
+                interval,
+                ca_pem,
+                basic_auth,
+            }
+        }
         RawSource::Prometheus {
             url,
             interval,
@@ -1005,7 +1079,7 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
     for (s, d) in [(
         "source",
         match &source {
-            Source::Scrape { interval } | Source::Prometheus { interval, .. } => *interval,
+            Source::Scrape { interval, .. } | Source::Prometheus { interval, .. } => *interval,
         },
     )] {
         if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
@@ -1670,7 +1744,9 @@ slos:
         assert_eq!(
             c.source,
             Source::Scrape {
-                interval: Duration::from_secs(15)
+                interval: Duration::from_secs(15),
+                ca_pem: None,
+                basic_auth: None,
             }
         );
         assert_eq!(c.slos[0].sli, Sli::Latency(2.0));

@@ -659,6 +659,43 @@ fn node_detail() -> Value {
         },
     );
 
+    b.row("Discrete GPUs (Linux nodes)");
+    b.panel(
+        Kind::Timeseries,
+        "GPU memory used and installed",
+        "Memory in use and installed per NVIDIA GPU (nvidia-smi).",
+        "bytes",
+        12,
+        7,
+        vec![
+            q(
+                format!("{}{{{s}}}", m::GPU_MEMORY_USED.name),
+                "{{node}} gpu{{gpu}} used",
+            ),
+            q(
+                format!("{}{{{s}}}", m::GPU_MEMORY_TOTAL.name),
+                "{{node}} gpu{{gpu}} installed",
+            ),
+        ],
+        unit_min0,
+    );
+    b.panel(
+        Kind::Timeseries,
+        "GPU utilisation",
+        "Share of the sample period a kernel ran, per NVIDIA GPU.",
+        "percentunit",
+        12,
+        7,
+        vec![q(
+            format!("{}{{{s}}}", m::GPU_UTILIZATION.name),
+            "{{node}} gpu{{gpu}}",
+        )],
+        |p| {
+            p["fieldConfig"]["defaults"]["min"] = json!(0);
+            p["fieldConfig"]["defaults"]["max"] = json!(1);
+        },
+    );
+
     b.row("Unified memory");
     b.panel(
         Kind::Stacked,
@@ -919,7 +956,7 @@ fn node_detail() -> Value {
     b.finish(
         "cellwatch-node",
         "cellwatch / Node detail",
-        "One or more nodes of a cell: power by component and whole node, unified memory, Thunderbolt 5 / RDMA links, inference and collector health.",
+        "One or more nodes of a cell: power by component and whole node, discrete GPUs, memory, Thunderbolt 5 / RDMA or InfiniBand/RoCE links, inference and collector health.",
         vec![v_datasource(), v_cell(false), v_node()],
         "now-1h",
     )

@@ -50,6 +50,17 @@ pub const MODEL: &str = "simulated-llama-70b";
 /// The demo cell and its nodes.
 pub const CELL: &str = "simulated-cell";
 const NODES: usize = 4;
+/// The simulated GPU pool: one Linux node with two H100s, node number 5.
+pub const GPU_CELL: &str = "simulated-gpu-pool";
+const GPU_NODE: usize = 5;
+const ALL_NODES: usize = 5;
+/// The GPU node is faster: time to first token and the gap between chunks.
+const GPU_TTFT: Duration = Duration::from_millis(120);
+const GPU_CHUNK_GAP: Duration = Duration::from_millis(25);
+/// Its power model: per GPU idle watts and joules per token; CPU packages and DRAM (RAPL).
+const GPU_IDLE_WATTS: f64 = 50.0;
+const GPU_JOULES_PER_TOKEN: f64 = 0.3;
+const RAPL_MAX_UJ: u64 = 262_143_328_850;
 
 /// What `cellwatch-slo demo` was asked for.
 #[derive(Debug, Clone)]
@@ -139,7 +150,7 @@ struct Sim {
     /// Joules per generated token, in millijoules.
     mj_per_token: AtomicU64,
     /// Generated tokens streamed per node.
-    tokens: [AtomicU64; NODES],
+    tokens: [AtomicU64; ALL_NODES],
     /// Where pages are appended.
     pages_log: PathBuf,
     /// Pages received.
@@ -147,7 +158,11 @@ struct Sim {
 }
 
 fn node_name(i: usize) -> String {
-    format!("simulated-studio-{i}")
+    if i == GPU_NODE {
+        "simulated-gpu-1".into()
+    } else {
+        format!("simulated-studio-{i}")
+    }
 }
 
 /// The ports of one demo.
@@ -190,10 +205,15 @@ pub fn config_yaml(ports: Ports, smtp: Option<&str>, mail_to: &str) -> String {
         ),
         None => (String::new(), ""),
     };
+    let gpu = format!(
+        "  - name: {GPU_CELL}\n    nodes:\n      - {{ name: {}, url: \"http://127.0.0.1:{}/metrics\" }}\n",
+        node_name(GPU_NODE),
+        ports.exporter(GPU_NODE)
+    );
     format!(
         "# SIMULATED: the configuration `cellwatch-slo demo` runs. Periods are compressed to 1h so\n\
          # burns page within a minute; real cells use 30d or calendar-month.\n\
-         cells:\n  - name: {CELL}\n    nodes:\n{nodes}\
+         cells:\n  - name: {CELL}\n    nodes:\n{nodes}{gpu}\
          source:\n  scrape: {{ interval: 2s }}\n\
          slos:\n\
          \x20 - {{ name: latency-2500ms, description: \"99 % of requests finish under 2.5 s\", objective: 0.99, period: 1h, sli: {{ latency: {{ threshold: 2.5s }} }} }}\n\
@@ -274,7 +294,7 @@ fn sim_router(sim: Arc<Sim>) -> Router {
 }
 
 async fn chat(State(sim): State<Arc<Sim>>, UrlPath(n): UrlPath<usize>, body: Bytes) -> Response {
-    if !(1..=NODES).contains(&n) {
+    if !(1..=ALL_NODES).contains(&n) {
         return StatusCode::NOT_FOUND.into_response();
     }
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -287,6 +307,11 @@ async fn chat(State(sim): State<Arc<Sim>>, UrlPath(n): UrlPath<usize>, body: Byt
         SLOWDOWN
     } else {
         1
+    };
+    let (ttft, gap) = if n == GPU_NODE {
+        (GPU_TTFT, GPU_CHUNK_GAP)
+    } else {
+        (TTFT, CHUNK_GAP)
     };
     // Rare server errors, as any server has.
     if fastrand::u32(0..2000) == 0 {
@@ -303,7 +328,7 @@ async fn chat(State(sim): State<Arc<Sim>>, UrlPath(n): UrlPath<usize>, body: Byt
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
     let jitter = || Duration::from_millis(fastrand::u64(0..20));
     if !stream {
-        tokio::time::sleep((TTFT + CHUNK_GAP * CHUNKS as u32) * slow + jitter()).await;
+        tokio::time::sleep((ttft + gap * CHUNKS as u32) * slow + jitter()).await;
         sim.tokens[n - 1].fetch_add(completion, Ordering::Relaxed);
         let text = "tok ".repeat(completion as usize);
         return axum::Json(json!({
@@ -320,13 +345,13 @@ async fn chat(State(sim): State<Arc<Sim>>, UrlPath(n): UrlPath<usize>, body: Byt
         async move {
             let chunk = |v: Value| Bytes::from(format!("data: {v}\n\n"));
             let out = if step == 0 {
-                tokio::time::sleep(TTFT * slow + jitter()).await;
+                tokio::time::sleep(ttft * slow + jitter()).await;
                 chunk(
                     json!({"id": "sim-1", "object": "chat.completion.chunk", "model": MODEL, "choices": [{"index": 0, "delta": {"role": "assistant"}}]}),
                 )
             } else if step <= CHUNKS {
                 if step > 1 {
-                    tokio::time::sleep(CHUNK_GAP * slow).await;
+                    tokio::time::sleep(gap * slow).await;
                 }
                 sim.tokens[n - 1].fetch_add(TOKENS_PER_CHUNK, Ordering::Relaxed);
                 chunk(
@@ -402,7 +427,7 @@ fn load(ports: Ports) -> Vec<tokio::task::JoinHandle<()>> {
         .build()
         .unwrap_or_default();
     let mut tasks = Vec::new();
-    for i in 1..=NODES {
+    for i in 1..=ALL_NODES {
         for _ in 0..CLIENTS {
             let client = client.clone();
             let url = format!("http://127.0.0.1:{}/v1/chat/completions", ports.proxy(i));
@@ -426,11 +451,108 @@ fn load(ports: Ports) -> Vec<tokio::task::JoinHandle<()>> {
     tasks
 }
 
+/// The GPU node's simulated sysfs tree: RAPL zones (package-0 starts a minute before its wrap)
+/// and one RoCE port, rewritten every second.
+struct GpuTree {
+    sys: PathBuf,
+    zones: Vec<(&'static str, &'static str, f64, u64)>,
+    words: u64,
+}
+
+impl GpuTree {
+    fn new(sys: PathBuf) -> Result<GpuTree, DemoError> {
+        let t = GpuTree {
+            sys,
+            zones: vec![
+                (
+                    "intel-rapl:0",
+                    "package-0",
+                    60.0,
+                    RAPL_MAX_UJ - 60 * 60_000_000,
+                ),
+                ("intel-rapl:0:0", "dram", 8.0, 1_000_000_000),
+                ("intel-rapl:1", "package-1", 60.0, 5_000_000_000),
+                ("intel-rapl:1:0", "dram", 8.0, 2_000_000_000),
+            ],
+            words: 250_000_000_000,
+        };
+        for (dir, name, _, _) in &t.zones {
+            let d = t.sys.join("class/powercap").join(dir);
+            std::fs::create_dir_all(&d).map_err(io(&d))?;
+            std::fs::write(d.join("name"), format!("{name}\n")).map_err(io(&d))?;
+            std::fs::write(d.join("max_energy_range_uj"), format!("{RAPL_MAX_UJ}\n"))
+                .map_err(io(&d))?;
+        }
+        let port = t.sys.join("class/infiniband/mlx5_0/ports/1");
+        std::fs::create_dir_all(port.join("counters")).map_err(io(&port))?;
+        for (f, v) in [
+            ("state", "4: ACTIVE"),
+            ("phys_state", "5: LinkUp"),
+            ("rate", "400 Gb/sec (4X NDR)"),
+            ("link_layer", "Ethernet"),
+        ] {
+            std::fs::write(port.join(f), format!("{v}\n")).map_err(io(&port))?;
+        }
+        t.write();
+        Ok(t)
+    }
+
+    /// Writes the counters.
+    fn write(&self) {
+        for (dir, _, _, uj) in &self.zones {
+            let d = self.sys.join("class/powercap").join(dir);
+            write_atomically(&d.join("energy_uj"), &format!("{uj}\n"));
+        }
+        let c = self.sys.join("class/infiniband/mlx5_0/ports/1/counters");
+        for (f, v) in [
+            ("port_rcv_data", self.words),
+            ("port_xmit_data", self.words),
+            ("port_rcv_packets", self.words / 1024),
+            ("port_xmit_packets", self.words / 1024),
+            ("port_rcv_errors", 0),
+            ("port_xmit_discards", 0),
+        ] {
+            write_atomically(&c.join(f), &format!("{v}\n"));
+        }
+    }
+
+    /// Advances the counters by `dt` seconds at `tps` tokens per second and writes them.
+    fn advance(&mut self, dt: f64, tps: f64) {
+        for (_, name, watts, uj) in &mut self.zones {
+            let w = if name.starts_with("package") {
+                *watts + 0.02 * tps
+            } else {
+                *watts
+            };
+            let inc = (w * dt * 1e6) as u64;
+            *uj = (*uj + inc) % RAPL_MAX_UJ;
+        }
+        // Tensor-parallel traffic: 40 KB per generated token, each way, in 4-octet words.
+        self.words += (tps * dt * 10_000.0) as u64;
+        self.write();
+    }
+}
+
+/// Two GPUs' nvidia-smi lines for `tps` generated tokens per second.
+fn nvidia_lines(tps: f64) -> String {
+    (0..2)
+        .map(|g| {
+            let share = tps / 2.0;
+            let w = (GPU_IDLE_WATTS + GPU_JOULES_PER_TOKEN * share) * (0.98 + 0.04 * fastrand::f64());
+            let util = (share / 3.0).min(100.0).round();
+            format!(
+                "{g}, GPU-00000000-0000-4000-8000-00000000000{g}, NVIDIA H100 80GB HBM3 (simulated), {w:.2}, 71680, 81559, {util}\n"
+            )
+        })
+        .collect()
+}
+
 /// Every second, each node's simulated power from the tokens it generated, written where its
-/// powermetrics and macmon stand-ins read it.
-fn power(sim: Arc<Sim>, dir: PathBuf) -> tokio::task::JoinHandle<()> {
+/// powermetrics and macmon stand-ins (Apple nodes) or its nvidia-smi stand-in and sysfs tree
+/// (the GPU node) read it.
+fn power(sim: Arc<Sim>, dir: PathBuf, mut gpu: GpuTree) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut last = [0u64; NODES];
+        let mut last = [0u64; ALL_NODES];
         let mut at = Instant::now();
         loop {
             let now = Instant::now();
@@ -441,6 +563,12 @@ fn power(sim: Arc<Sim>, dir: PathBuf) -> tokio::task::JoinHandle<()> {
                 let t = sim.tokens[i].load(Ordering::Relaxed);
                 let tps = (t - *seen) as f64 / dt;
                 *seen = t;
+                if i + 1 == GPU_NODE {
+                    let node = dir.join(node_name(GPU_NODE));
+                    write_atomically(&node.join("nvidia-smi.live"), &nvidia_lines(tps));
+                    gpu.advance(dt, tps);
+                    continue;
+                }
                 let soc = (IDLE_WATTS + jpt * tps) * (0.98 + 0.04 * fastrand::f64());
                 let node = dir.join(node_name(i + 1));
                 write_atomically(
@@ -549,7 +677,8 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         }
     });
 
-    // The four exporters: real binaries on stand-in macOS commands.
+    let gpu_tree = GpuTree::new(dir.join("gpu-sys"))?;
+    // The four Apple exporters: real binaries on stand-in macOS commands.
     let path = std::env::join_paths(std::iter::once(standins.clone()).chain(
         std::env::var_os("PATH").map_or_else(Vec::new, |p| std::env::split_paths(&p).collect()),
     ))
@@ -590,6 +719,50 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
             ))
             .arg(format!("--cell={CELL}"))
             .arg(format!("--node={}", node_name(i)))
+            .env("PATH", &path)
+            .env("CELLWATCH_STATE", &node)
+            .stdout(log)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(&exporter))?;
+        children.push((child, log_path));
+    }
+    // The GPU node: the real exporter's Linux collectors on a simulated sysfs tree, the
+    // recorded /proc/meminfo and the nvidia-smi stand-in.
+    {
+        let node = dir.join(node_name(GPU_NODE));
+        std::fs::create_dir_all(&node).map_err(io(&node))?;
+        write_atomically(&node.join("nvidia-smi.live"), &nvidia_lines(0.0));
+        let log_path = node.join("exporter.log");
+        let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
+        let err = log.try_clone().map_err(io(&log_path))?;
+        let procfs = standins.join("../linux/proc");
+        let child = tokio::process::Command::new(&exporter)
+            .args([
+                "--collector.disable-defaults",
+                "--collector.meminfo",
+                "--collector.rapl",
+                "--collector.nvidia",
+                "--collector.infiniband",
+                "--collector.inference",
+            ])
+            .arg(format!(
+                "--collector.inference.upstream=http://127.0.0.1:{}/node/{GPU_NODE}",
+                ports.sim()
+            ))
+            .arg(format!(
+                "--collector.inference.listen-address=127.0.0.1:{}",
+                ports.proxy(GPU_NODE)
+            ))
+            .arg(format!(
+                "--web.listen-address=127.0.0.1:{}",
+                ports.exporter(GPU_NODE)
+            ))
+            .arg(format!("--path.sysfs={}", dir.join("gpu-sys").display()))
+            .arg(format!("--path.procfs={}", procfs.display()))
+            .arg(format!("--cell={GPU_CELL}"))
+            .arg(format!("--node={}", node_name(GPU_NODE)))
             .env("PATH", &path)
             .env("CELLWATCH_STATE", &node)
             .stdout(log)
@@ -646,12 +819,14 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
 
     let incident_at = opts.incident_at;
     println!(
-        "cellwatch demo: a SIMULATED four-node cell ({CELL}). Simulated: the macOS commands (stand-ins \
-         printing recorded formats), the power model, the inference server and its clients. Real: four \
-         cellwatch-exporter processes (collectors, parsers, metering proxies) and the SLO engine.\n\
+        "cellwatch demo: a SIMULATED four-node Mac Studio cell ({CELL}) beside a simulated GPU pool \
+         ({GPU_CELL}: one Linux node, two H100s). Simulated: the macOS commands and nvidia-smi \
+         (stand-ins printing the real formats), the Linux sysfs tree, the power model, the inference \
+         server and its clients. Real: five cellwatch-exporter processes (collectors, parsers, \
+         metering proxies) and the SLO engine.\n\
          \n  status page        {status}\n  engine metrics     {status}metrics\n  alerts (JSON)      {status}api/v1/alerts"
     );
-    for i in 1..=NODES {
+    for i in 1..=ALL_NODES {
         println!(
             "  {:<18} metrics http://127.0.0.1:{}/metrics   proxy http://127.0.0.1:{}/v1",
             node_name(i),
@@ -682,7 +857,7 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     );
 
     let mut tasks = load(ports);
-    tasks.push(power(sim.clone(), dir.clone()));
+    tasks.push(power(sim.clone(), dir.clone(), gpu_tree));
     tasks.push(timeline(sim.clone(), incident_at, opts.incident_for));
     tasks.push(server);
 
@@ -734,6 +909,7 @@ mod tests {
             .unwrap();
             let c = crate::config::load(&p).unwrap();
             assert_eq!(c.cells[0].nodes.len(), 4);
+            assert_eq!(c.cells[1].name, GPU_CELL);
             assert_eq!(c.slos.len(), 4);
             assert_eq!(c.alerting.receivers.len(), 1 + smtp.is_some() as usize);
         }

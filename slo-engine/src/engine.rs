@@ -560,6 +560,22 @@ pub fn alert_samples(state: &alerting::State) -> Vec<Sample> {
         .collect()
 }
 
+/// A URL without its user information, for messages.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        // Not a URL: drop anything between the scheme and an `@`.
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(a)) if a > s => format!("{}{}", &url[..s + 3], &url[a + 1..]),
+            _ => url.to_string(),
+        },
+    }
+}
+
 /// One scrape of every node; increases recorded into the ledger as slices of `now`.
 pub async fn scrape_once(
     config: &Config,
@@ -574,21 +590,39 @@ pub async fn scrape_once(
     let mut down = std::collections::BTreeSet::new();
     let mut rows: Vec<(String, String, SliceData)> = Vec::new();
     for cell in &config.cells {
-        let fetches = cell.nodes.iter().map(|n| async move {
-            let r = async {
-                let resp = client
-                    .get(&n.url)
-                    .send()
-                    .await
-                    .map_err(|e| format!("{}: {e}", n.url))?;
-                if !resp.status().is_success() {
-                    return Err(format!("{}: HTTP {}", n.url, resp.status()));
+        let auth = match &config.source {
+            Source::Scrape {
+                basic_auth: Some(b),
+                ..
+            } => Some((b.username.clone(), b.password())),
+            _ => None,
+        };
+        let fetches = cell.nodes.iter().map(|n| {
+            let auth = auth.clone();
+            async move {
+                // Credentials in a URL never reach the logs.
+                let url = redact_url(&n.url);
+                let r = async {
+                    let mut req = client.get(&n.url);
+                    if let Some((user, pass)) = auth {
+                        req = req.basic_auth(user, Some(pass?));
+                    }
+                    let resp = req
+                        .send()
+                        .await
+                        .map_err(|e| format!("{url}: {}", e.without_url()))?;
+                    if !resp.status().is_success() {
+                        return Err(format!("{url}: HTTP {}", resp.status()));
+                    }
+                    let text = resp
+                        .text()
+                        .await
+                        .map_err(|e| format!("{url}: {}", e.without_url()))?;
+                    scrape::read(&text).map_err(|e| format!("{url}: {e}"))
                 }
-                let text = resp.text().await.map_err(|e| format!("{}: {e}", n.url))?;
-                scrape::read(&text).map_err(|e| format!("{}: {e}", n.url))
+                .await;
+                (n.name.clone(), r)
             }
-            .await;
-            (n.name.clone(), r)
         });
         let results = futures_util::future::join_all(fetches).await;
         let mut incs = Vec::new();
@@ -1340,13 +1374,22 @@ pub async fn run_web(
 ) -> std::io::Result<()> {
     let retention = retention(&config);
     let (interval, mut feeder) = match &config.source {
-        Source::Scrape { interval } => (
+        Source::Scrape {
+            interval, ca_pem, ..
+        } => (
             *interval,
             Feeder::Scrape {
-                client: cellwatch_exporter::tls::http_client()
-                    .timeout((*interval).min(Duration::from_secs(10)))
-                    .build()
-                    .unwrap_or_default(),
+                client: {
+                    let mut b = cellwatch_exporter::tls::http_client();
+                    if let Some(pem) = ca_pem
+                        && let Ok(tls) = cellwatch_exporter::tls::client_config(Some(pem))
+                    {
+                        b = b.use_preconfigured_tls(tls);
+                    }
+                    b.timeout((*interval).min(Duration::from_secs(10)))
+                        .build()
+                        .unwrap_or_default()
+                },
                 tracker: Tracker::default(),
                 max_gap: (interval.as_secs() as i64 * 3).max(30),
                 last_problems: String::new(),

@@ -22,8 +22,9 @@ enum Command {
         /// The configuration file (YAML).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
-        /// The ledger: sqlite://FILE (created on first start) or postgres://USER@HOST/DB.
-        #[arg(long = "database-url", value_name = "URL", default_value = cellwatch_slo::ledger::DEFAULT_URL)]
+        /// The ledger: sqlite://FILE (created on first start) or postgres://USER@HOST/DB. A URL
+        /// with a password is better given in CELLWATCH_SLO_DATABASE_URL than on the command line.
+        #[arg(long = "database-url", value_name = "URL", env = "CELLWATCH_SLO_DATABASE_URL", hide_env_values = true, default_value = cellwatch_slo::ledger::DEFAULT_URL)]
         database_url: String,
         /// Address to listen on: HOST:PORT, or :PORT for every interface.
         #[arg(

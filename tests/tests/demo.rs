@@ -20,6 +20,7 @@ use cellwatch_e2e::{binary, free_port_range, workspace};
 use serde_json::Value;
 
 const CELL: &str = cellwatch_slo::demo::CELL;
+const GPU_CELL: &str = cellwatch_slo::demo::GPU_CELL;
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
@@ -172,14 +173,21 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
             serde_json::from_str(&read(&workspace().join("dashboards").join(file))).unwrap();
         assert_eq!(committed, d, "dashboards/{file} is stale");
         for (title, expr) in cellwatch_slo::dashboards::queries(&d) {
-            let q = cellwatch_slo::dashboards::substitute(&expr, CELL, ".*", ".*", "30s");
+            // With $cell the Apple cell or the GPU pool (the discrete-GPU panels have data
+            // for the GPU pool only).
+            let qs: Vec<String> = [CELL, GPU_CELL]
+                .iter()
+                .map(|c| cellwatch_slo::dashboards::substitute(&expr, c, ".*", ".*", "30s"))
+                .collect();
             checked += 1;
-            loop {
-                if !prom.query(&q).await.is_empty() {
-                    break;
+            'wait: loop {
+                for q in &qs {
+                    if !prom.query(q).await.is_empty() {
+                        break 'wait;
+                    }
                 }
                 if Instant::now() > deadline {
-                    missing.push(format!("{file}: {title}: {q}"));
+                    missing.push(format!("{file}: {title}: {}", qs[0]));
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -200,6 +208,15 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
         ))
         .await;
     assert!(!firing.is_empty());
+    // The GPU pool's Linux node reports the Apple families, its energy as RAPL plus NVIDIA.
+    for q in [
+        format!("cellwatch_node_energy_joules_total{{cell=\"{GPU_CELL}\",source=\"rapl\"}}"),
+        format!("cellwatch_node_energy_joules_total{{cell=\"{GPU_CELL}\",source=\"nvidia\"}}"),
+        format!("cellwatch_cell_tokens_per_kwh{{cell=\"{GPU_CELL}\",window=\"5m\"}}"),
+        format!("cellwatch_link_received_bytes_total{{cell=\"{GPU_CELL}\"}}"),
+    ] {
+        assert!(!prom.query(&q).await.is_empty(), "{q}");
+    }
 
     // The status page in a real browser: the cell's row and the firing alert.
     let status = format!("http://127.0.0.1:{port}/");
@@ -224,10 +241,12 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
     let profile = tmp.path().join("chromium");
     let dom = chromium(&["--dump-dom"], &status, &profile);
     assert!(dom.contains("Firing alerts ("), "{dom}");
-    assert!(
-        dom.contains(&format!("<tr class=\"cell\"><td>{CELL}</td>")),
-        "{dom}"
-    );
+    for c in [CELL, GPU_CELL] {
+        assert!(
+            dom.contains(&format!("<tr class=\"cell\"><td>{c}</td>")),
+            "{c}: {dom}"
+        );
+    }
     for a in &firing {
         let name = a["labels"]["alertname"].as_str().unwrap();
         let slo = a["labels"]["slo"].as_str().unwrap_or("");
@@ -270,7 +289,7 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
     assert!(status.success(), "{status}\n{}", logs());
     let out = read(&tmp.path().join("demo.out"));
     assert!(out.contains("[demo] stopped:"), "{out}");
-    for i in 1..=4 {
+    for i in 1..=5 {
         let free = std::net::TcpListener::bind(("127.0.0.1", port + i)).is_ok();
         assert!(free, "the exporter on {} still runs", port + i);
     }

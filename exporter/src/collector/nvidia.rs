@@ -3,11 +3,13 @@
 //! identity; for the node, `source="nvidia"`: the sum over GPUs.
 //!
 //! nvidia-smi's query has no energy field, so energy is integrated: each line's `power.draw`
-//! (on Ampere and newer, the average over the last second) × the sampling interval.
+//! (on Ampere and newer, the average over the last second) × the time since that GPU's previous
+//! line, at most two intervals (a gap while nvidia-smi restarts is not filled in); a GPU's first
+//! line counts one interval.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cellwatch_metrics as m;
 
@@ -29,6 +31,7 @@ pub const INFO: Info = Info {
 #[derive(Debug, Default)]
 struct GpuState {
     last: Option<nvidia_smi::Gpu>,
+    seen_at: Option<Instant>,
     energy: Accumulator,
 }
 
@@ -36,6 +39,8 @@ struct GpuState {
 #[derive(Debug)]
 pub struct NvidiaHandler {
     window: Duration,
+    /// Integrate over the nominal window instead of the time between lines (replays).
+    nominal: bool,
     gpus: BTreeMap<u32, GpuState>,
 }
 
@@ -44,15 +49,29 @@ impl NvidiaHandler {
     pub fn new(window: Duration) -> Self {
         NvidiaHandler {
             window,
+            nominal: false,
             gpus: BTreeMap::new(),
         }
     }
 
-    /// Takes one GPU's reading; returns the samples of every GPU.
-    pub fn observe(&mut self, g: nvidia_smi::Gpu) -> Vec<Sample> {
+    /// A handler that counts every line as exactly one window (deterministic replays).
+    pub fn nominal(window: Duration) -> Self {
+        NvidiaHandler {
+            nominal: true,
+            ..NvidiaHandler::new(window)
+        }
+    }
+
+    /// Takes one GPU's reading, received at `at`; returns the samples of every GPU.
+    pub fn observe_at(&mut self, g: nvidia_smi::Gpu, at: Instant) -> Vec<Sample> {
         let st = self.gpus.entry(g.index).or_default();
+        let dt = match st.seen_at {
+            Some(prev) if !self.nominal => at.saturating_duration_since(prev).min(2 * self.window),
+            _ => self.window,
+        };
+        st.seen_at = Some(at);
         if let Some(w) = g.power_watts {
-            st.energy.add(w * self.window.as_secs_f64());
+            st.energy.add(w * dt.as_secs_f64());
         }
         st.last = Some(g);
         let mut out = Vec::new();
@@ -95,7 +114,7 @@ impl Handler for NvidiaHandler {
     fn document(&mut self, doc: &[u8]) -> Result<Vec<Sample>, ParseError> {
         let line = std::str::from_utf8(doc)
             .map_err(|_| ParseError::invalid("nvidia-smi output", "not UTF-8"))?;
-        Ok(self.observe(nvidia_smi::parse_line(line)?))
+        Ok(self.observe_at(nvidia_smi::parse_line(line)?, Instant::now()))
     }
 }
 
@@ -135,8 +154,22 @@ mod tests {
     }
 
     #[test]
+    fn energy_follows_the_time_between_lines_capped_at_two_intervals() {
+        let mut h = NvidiaHandler::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        let line =
+            |w: f64| nvidia_smi::parse_line(&format!("0, GPU-a, H100, {w}, 1, 2, 3")).unwrap();
+        h.observe_at(line(100.0), t0);
+        let s = h.observe_at(line(100.0), t0 + Duration::from_millis(1500));
+        assert_eq!(get(&s, &m::ENERGY_JOULES, "gpu0"), Some(250.0));
+        // Ten seconds without a line (a restart): two intervals at most.
+        let s = h.observe_at(line(100.0), t0 + Duration::from_millis(11_500));
+        assert_eq!(get(&s, &m::ENERGY_JOULES, "gpu0"), Some(450.0));
+    }
+
+    #[test]
     fn every_gpu_is_reported_and_energy_integrates_power() {
-        let mut h = NvidiaHandler::new(Duration::from_millis(500));
+        let mut h = NvidiaHandler::nominal(Duration::from_millis(500));
         h.document(b"0, GPU-a, NVIDIA H100, 300.0, 1024, 81559, 90")
             .unwrap();
         let s = h

@@ -40,16 +40,19 @@ pub struct Zone {
     pub max_uj: Option<u64>,
 }
 
-/// The increase from `last` to `cur` of a counter that wraps after `max`.
+/// The increase from `last` to `cur` of a counter that wraps after `max`. A drop is a wrap when
+/// the wrapped increase is under half the range (the collector reads far more often than a
+/// wrap); otherwise, or without a known range, it is a reset (a driver reload) and counts from
+/// zero.
 pub fn increase(last: u64, cur: u64, max: Option<u64>) -> u64 {
     if cur >= last {
-        cur - last
-    } else {
-        match max {
-            Some(max) if max >= last => (max - last) + cur,
-            // Without a known range, a drop is a reset: count from zero.
-            _ => cur,
+        return cur - last;
+    }
+    match max {
+        Some(max) if max >= last && (max - last).saturating_add(cur) < max / 2 => {
+            (max - last) + cur
         }
+        _ => cur,
     }
 }
 
@@ -57,7 +60,7 @@ pub fn increase(last: u64, cur: u64, max: Option<u64>) -> u64 {
 pub fn read_error(p: &Path, e: &std::io::Error) -> String {
     if e.kind() == std::io::ErrorKind::PermissionDenied {
         format!(
-            "{}: permission denied: RAPL energy counters are readable by root only since Linux 5.10 (CVE-2020-8694); run the exporter as root, or make energy_uj readable (exporter/packaging/cellwatch-rapl.conf)",
+            "{}: permission denied: RAPL energy counters are readable by root only since Linux 5.10 (CVE-2020-8694); run the exporter as root, or make energy_uj readable (exporter/packaging/rapl-readable.conf)",
             p.display()
         )
     } else {
@@ -65,9 +68,10 @@ pub fn read_error(p: &Path, e: &std::io::Error) -> String {
     }
 }
 
-/// Reads every RAPL zone (`intel-rapl:N` and `intel-rapl:N:M`). An unreadable `energy_uj` is an
-/// error that says why.
-pub fn read_zones(sysfs: &Path) -> Result<Vec<Zone>, String> {
+/// Reads every RAPL zone (`intel-rapl:N` and `intel-rapl:N:M`): the zones that could be read,
+/// and a problem for each that could not (an unreadable `energy_uj` says why). No zone at all is
+/// an error.
+pub fn read_zones(sysfs: &Path) -> Result<(Vec<Zone>, Vec<String>), String> {
     let root = sysfs.join("class/powercap");
     let entries = std::fs::read_dir(&root).map_err(|e| {
         format!(
@@ -89,9 +93,16 @@ pub fn read_zones(sysfs: &Path) -> Result<Vec<Zone>, String> {
     };
     let mut names = BTreeMap::new();
     let mut zones = Vec::new();
+    let mut problems = Vec::new();
     for d in &dirs {
         let dir = root.join(d);
-        let name = read(&dir.join("name"))?.trim().to_string();
+        let name = match read(&dir.join("name")) {
+            Ok(n) => n.trim().to_string(),
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
         names.insert(d.clone(), name.clone());
         let parent = d
             .rsplit_once(':')
@@ -105,10 +116,17 @@ pub fn read_zones(sysfs: &Path) -> Result<Vec<Zone>, String> {
             None => (name, true),
         };
         let path = dir.join("energy_uj");
-        let energy_uj = read(&path)?
-            .trim()
-            .parse()
-            .map_err(|_| format!("{}: not a number", path.display()))?;
+        let energy_uj = match read(&path).and_then(|t| {
+            t.trim()
+                .parse()
+                .map_err(|_| format!("{}: not a number", path.display()))
+        }) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
         let max_uj = read(&dir.join("max_energy_range_uj"))
             .ok()
             .and_then(|t| t.trim().parse().ok());
@@ -119,7 +137,10 @@ pub fn read_zones(sysfs: &Path) -> Result<Vec<Zone>, String> {
             max_uj,
         });
     }
-    Ok(zones)
+    if zones.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok((zones, problems))
 }
 
 /// Joule counters per zone, built from successive readings.
@@ -183,11 +204,16 @@ async fn run(settings: Settings, slot: Arc<Slot>) {
         tick.tick().await;
         let started = Instant::now();
         match read_zones(&settings.sysfs) {
-            Ok(zones) => {
+            Ok((zones, bad)) => {
                 let dt = last.map_or(0.0, |l| started.duration_since(l).as_secs_f64());
                 last = Some(started);
-                slot.publish(rapl.samples(&zones, dt), started.elapsed(), true);
-                problems.report(INFO.name, &[]);
+                // Some zones unreadable: the others are still exported, the sample is marked
+                // failed and the reason logged.
+                slot.publish(rapl.samples(&zones, dt), started.elapsed(), bad.is_empty());
+                if !bad.is_empty() {
+                    slot.error();
+                }
+                problems.report(INFO.name, &bad);
             }
             Err(e) => {
                 slot.publish(Vec::new(), started.elapsed(), false);
@@ -222,6 +248,8 @@ mod tests {
         assert_eq!(increase(100, 250, Some(1000)), 150);
         assert_eq!(increase(900, 50, Some(1000)), 150);
         assert_eq!(increase(900, 50, None), 50);
+        // A drop from far below the top is a reset, not a wrap worth most of the range.
+        assert_eq!(increase(300, 50, Some(1000)), 50);
     }
 
     #[test]
@@ -281,7 +309,13 @@ mod tests {
         let e = read_zones(dir.path()).unwrap_err();
         assert!(e.contains("energy_uj"), "{e}");
         std::fs::write(z.join("energy_uj"), "123\n").unwrap();
-        let zones = read_zones(dir.path()).unwrap();
+        // A second zone that cannot be read does not hide the first.
+        let z1 = dir.path().join("class/powercap/intel-rapl:1");
+        std::fs::create_dir_all(&z1).unwrap();
+        std::fs::write(z1.join("name"), "package-1\n").unwrap();
+        let (zones, bad) = read_zones(dir.path()).unwrap();
+        assert_eq!(zones.len(), 1);
+        assert!(bad[0].contains("intel-rapl:1/energy_uj"), "{bad:?}");
         assert_eq!(zones[0].component, "package-0");
         assert_eq!(zones[0].max_uj, None);
         let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);

@@ -68,10 +68,7 @@ pub fn memory(f: &BTreeMap<String, u64>) -> Result<Memory, ParseError> {
     let mut states = Vec::new();
     for (state, keys) in [
         ("app", &["AnonPages"][..]),
-        (
-            "wired",
-            &["Unevictable", "SUnreclaim", "KernelStack", "PageTables"][..],
-        ),
+        ("wired", &["SUnreclaim", "KernelStack", "PageTables"][..]),
         ("compressed", &["Zswap"][..]),
         ("cached", &["Buffers", "Cached", "SReclaimable"][..]),
         ("free", &["MemFree"][..]),
