@@ -85,16 +85,17 @@ fn node_power(sel: &str) -> String {
 /// Generated tokens per kWh, summed `by`.
 fn tokens_per_kwh(sel: &str, by: &str) -> String {
     format!(
-        "sum{by} (rate({t}{{kind=\"generated\",{sel}}}[$__rate_interval])) / sum{by} ({e}) * 3.6e6",
+        "sum{by} (rate({t}{{kind=\"generated\",{sel}}}[$__rate_interval])) / (sum{by} ({e}) > 0) * 3.6e6",
         t = m::INFERENCE_TOKENS.name,
         e = energy_rate(sel)
     )
 }
 
-/// kWh per 1,000 requests, summed `by`.
+/// kWh per 1,000 requests (cancelled ones excluded, as the engine counts), summed `by`; no value
+/// while there are no requests.
 fn kwh_per_1k(sel: &str, by: &str) -> String {
     format!(
-        "sum{by} ({e}) / 3.6e6 / (sum{by} (rate({r}{{{sel}}}[$__rate_interval])) / 1000)",
+        "sum{by} ({e}) / 3.6e6 / ((sum{by} (rate({r}{{outcome!=\"cancelled\",{sel}}}[$__rate_interval])) > 0) / 1000)",
         r = m::INFERENCE_REQUESTS.name,
         e = energy_rate(sel)
     )
@@ -302,7 +303,7 @@ impl Board {
             }] },
             "links": [{
                 "type": "dashboards", "tags": ["cellwatch"], "asDropdown": true, "title": "cellwatch",
-                "includeVars": true, "keepTime": true, "icon": "external link",
+                "includeVars": false, "keepTime": true, "icon": "external link",
                 "targetBlank": false, "tooltip": "", "url": "",
             }],
             "templating": { "list": variables },
@@ -321,7 +322,7 @@ fn v_datasource() -> Value {
 
 /// A query variable over `label_values(series, label)`, reloaded on dashboard load only.
 fn v_query(name: &str, label: &str, series: &str, multi: bool) -> Value {
-    json!({
+    let mut v = json!({
         "name": name, "label": label, "type": "query", "datasource": ds(),
         "query": {
             "qryType": 1,
@@ -331,7 +332,12 @@ fn v_query(name: &str, label: &str, series: &str, multi: bool) -> Value {
         "refresh": 1, "sort": 1, "regex": "", "hide": 0,
         "multi": multi, "includeAll": multi,
         "options": [], "skipUrlSync": false,
-    })
+    });
+    if multi {
+        // All as a regex, so cells and nodes that appear later are included.
+        v["allValue"] = json!(".*");
+    }
+    v
 }
 
 fn v_cell(multi: bool) -> Value {
@@ -363,9 +369,27 @@ fn budget_thresholds(p: &mut Value) {
 /// Transmitted series below zero, received above (node_exporter's convention).
 fn tx_negative(p: &mut Value) {
     p["fieldConfig"]["overrides"] = json!([{
-        "matcher": { "id": "byRegexp", "options": "/.*tx.*/" },
+        "matcher": { "id": "byFrameRefID", "options": "B" },
         "properties": [{ "id": "custom.transform", "value": "negative-Y" }],
     }]);
+}
+
+/// A stat from one instant query (a total over the range), without a sparkline.
+fn instant_stat(p: &mut Value) {
+    p["targets"][0]["instant"] = json!(true);
+    p["targets"][0]["range"] = json!(false);
+    p["options"]["graphMode"] = json!("none");
+    p["fieldConfig"]["defaults"]["decimals"] = json!(3);
+}
+
+/// A dashed line at burn rate 1: above it, the budget runs out before the period ends.
+fn burn_threshold(p: &mut Value) {
+    p["fieldConfig"]["defaults"]["min"] = json!(0);
+    p["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] = json!({ "mode": "dashed" });
+    p["fieldConfig"]["defaults"]["thresholds"]["steps"] = json!([
+        { "color": "green", "value": null },
+        { "color": "red", "value": 1 },
+    ]);
 }
 
 /// Tables of ALERTS-like series: only the labels, no time or value.
@@ -389,7 +413,7 @@ fn cell_overview() -> Value {
     b.panel(
         Kind::Timeseries,
         "Request latency p95 / p99",
-        "End-to-end latency of ok requests, from the exporters' histograms (metering proxy or server adapter).",
+        "End-to-end latency of ok requests, from the exporters' histograms (metering proxy or server adapter). The nodes of a cell should share bucket bounds (--collector.inference.buckets) for the quantiles to be right.",
         "s",
         6,
         8,
@@ -419,14 +443,20 @@ fn cell_overview() -> Value {
         "watt",
         6,
         8,
-        vec![q(format!("sum by (node) ({})", node_power(c)), "{{node}}")],
+        vec![q(
+            format!(
+                "sum by (node) ({})",
+                node_power(&format!("{c},node=~\"$node\""))
+            ),
+            "{{node}}",
+        )],
         unit_min0,
     );
     b.panel(
         Kind::Timeseries,
         "Tokens per kWh",
         "Generated tokens per kWh of the cell's nodes (energy counters, not sampled power).",
-        "suffix: tok/kWh",
+        "si:tok/kWh",
         6,
         8,
         vec![q(tokens_per_kwh(c, ""), "tokens/kWh")],
@@ -482,7 +512,7 @@ fn cell_overview() -> Value {
         4,
         7,
         vec![q(kwh_per_1k(c, ""), "kWh/1k")],
-        |p| p["fieldConfig"]["defaults"]["decimals"] = json!(4),
+        |_| {},
     );
     b.panel(
         Kind::Stat,
@@ -498,7 +528,7 @@ fn cell_overview() -> Value {
             ),
             "kWh",
         )],
-        |p| p["fieldConfig"]["defaults"]["decimals"] = json!(3),
+        instant_stat,
     );
 
     b.row("Error budgets ($cell)");
@@ -529,7 +559,7 @@ fn cell_overview() -> Value {
             ),
             "{{slo}} {{window}}",
         )],
-        unit_min0,
+        burn_threshold,
     );
     b.panel(
         Kind::Timeseries,
@@ -784,7 +814,7 @@ fn node_detail() -> Value {
         Kind::Timeseries,
         "Link errors",
         "Interface errors per second by direction.",
-        "short",
+        "cps",
         8,
         8,
         vec![q(
@@ -971,7 +1001,7 @@ fn fleet() -> Value {
         Kind::Timeseries,
         "Tokens per kWh by cell",
         "Generated tokens per kWh of each cell's nodes: Apple cells beside the GPU pool, on the same energy rule.",
-        "suffix: tok/kWh",
+        "si:tok/kWh",
         12,
         8,
         vec![q(tokens_per_kwh(s, by), "{{cell}}")],
@@ -1066,7 +1096,7 @@ fn fleet() -> Value {
         "cellwatch-fleet",
         "cellwatch / Fleet",
         "Every cell side by side, Apple cells beside the GPU pool: tokens/kWh, kWh per 1,000 requests, power, latency and budgets.",
-        vec![v_datasource(), v_cell(true), v_node()],
+        vec![v_datasource(), v_cell(true)],
         "now-6h",
     )
 }
@@ -1125,7 +1155,7 @@ fn slo() -> Value {
                 format!("{}{{{s},window=~\"{w}|{h}\"}}", m::SLO_BURN_RATE.name),
                 "{{cell}} {{slo}} {{window}}",
             )],
-            unit_min0,
+            burn_threshold,
         );
     }
     b.row("Alerts and data");
@@ -1164,13 +1194,14 @@ fn slo() -> Value {
         true,
     );
     slo_var["current"] = json!({ "text": "All", "value": "$__all" });
-    let mut cell_var = v_cell(true);
+    // Every cell with an SLO, including cells whose data comes through Prometheus alone.
+    let mut cell_var = v_query("cell", "Cell", m::SLO_OBJECTIVE.name, true);
     cell_var["current"] = json!({ "text": "All", "value": "$__all" });
     b.finish(
         "cellwatch-slo",
         "cellwatch / SLOs",
         "Error budgets, SLIs and burn rates over time per cell and SLO, from cellwatch-slo.",
-        vec![v_datasource(), cell_var, v_node(), slo_var],
+        vec![v_datasource(), cell_var, slo_var],
         "now-24h",
     )
 }

@@ -67,8 +67,8 @@ const RAPL_MAX_UJ: u64 = 262_143_328_850;
 pub struct Options {
     /// Working directory (ledger, configuration, logs, pages); None: a new temporary one.
     pub dir: Option<PathBuf>,
-    /// The engine's port; the exporters take the next four, their proxies port+11..=port+14,
-    /// the simulated servers port+20.
+    /// The engine's port; the exporters take port+1..=port+5, their proxies
+    /// port+11..=port+15, the simulated servers port+20.
     pub port: u16,
     /// Stop after this long; None: run until interrupted.
     pub duration: Option<Duration>,
@@ -216,8 +216,8 @@ pub fn config_yaml(ports: Ports, smtp: Option<&str>, mail_to: &str) -> String {
          cells:\n  - name: {CELL}\n    nodes:\n{nodes}{gpu}\
          source:\n  scrape: {{ interval: 2s }}\n\
          slos:\n\
-         \x20 - {{ name: latency-2500ms, description: \"99 % of requests finish under 2.5 s\", objective: 0.99, period: 1h, sli: {{ latency: {{ threshold: 2.5s }} }} }}\n\
-         \x20 - {{ name: ttft-500ms, description: \"95 % of requests get their first token under 500 ms\", objective: 0.95, period: 1h, sli: {{ ttft: {{ threshold: 500ms }} }} }}\n\
+         \x20 - {{ name: latency-2500ms, description: \"99 % of requests finish under 2.5 s\", objective: 0.99, period: 1h, min_events: 300, sli: {{ latency: {{ threshold: 2.5s }} }} }}\n\
+         \x20 - {{ name: ttft-500ms, description: \"95 % of requests get their first token under 500 ms\", objective: 0.95, period: 1h, min_events: 300, sli: {{ ttft: {{ threshold: 500ms }} }} }}\n\
          \x20 - {{ name: availability, objective: 0.99, period: 1h, min_events: 300, sli: {{ availability: {{}} }} }}\n\
          \x20 - {{ name: efficiency, description: \"90 % of minutes deliver at least 2.5 M tokens per kWh\", objective: 0.9, period: 1h, budgeting: timeslices, slice: 1m, sli: {{ tokens_per_kwh: {{ threshold: 2500000, min_tokens: 1000 }} }} }}\n\
          alerting:\n  group_wait: 5s\n  group_interval: 30s\n  repeat_interval: 1h\n\
@@ -547,14 +547,17 @@ fn nvidia_lines(tps: f64) -> String {
         .collect()
 }
 
-/// Every second, each node's simulated power from the tokens it generated, written where its
+/// Four times a second, each node's simulated power from the tokens it generated, written where its
 /// powermetrics and macmon stand-ins (Apple nodes) or its nvidia-smi stand-in and sysfs tree
 /// (the GPU node) read it.
 fn power(sim: Arc<Sim>, dir: PathBuf, mut gpu: GpuTree) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut last = [0u64; ALL_NODES];
+        let mut last: [u64; ALL_NODES] =
+            std::array::from_fn(|i| sim.tokens[i].load(Ordering::Relaxed));
         let mut at = Instant::now();
         loop {
+            // Four times a second, so the exporters' 1 s samples always see fresh values.
+            tokio::time::sleep(Duration::from_millis(250)).await;
             let now = Instant::now();
             let dt = now.duration_since(at).as_secs_f64().max(0.001);
             at = now;
@@ -577,7 +580,6 @@ fn power(sim: Arc<Sim>, dir: PathBuf, mut gpu: GpuTree) -> tokio::task::JoinHand
                 );
                 write_atomically(&node.join("macmon.live"), &macmon_line(soc));
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     })
 }
@@ -599,7 +601,7 @@ fn timeline(sim: Arc<Sim>, at: Duration, lasts: Duration) -> tokio::task::JoinHa
             Ordering::Relaxed,
         );
         println!(
-            "[demo] SIMULATED ENERGY REGRESSION: every node now needs {JOULES_PER_TOKEN_REGRESSED} J per token instead of {JOULES_PER_TOKEN} (tokens/kWh burns)"
+            "[demo] SIMULATED ENERGY REGRESSION: every Mac Studio of {CELL} now needs {JOULES_PER_TOKEN_REGRESSED} J per token instead of {JOULES_PER_TOKEN} (tokens/kWh burns; the GPU pool is the control and never pages)"
         );
         tokio::time::sleep(lasts - regress).await;
         sim.slow.store(0, Ordering::Relaxed);
@@ -611,9 +613,20 @@ fn timeline(sim: Arc<Sim>, at: Duration, lasts: Duration) -> tokio::task::JoinHa
     })
 }
 
-async fn wait_ready(client: &reqwest::Client, url: &str) -> bool {
+/// Waits up to 30 s for `url` to answer 200; false at once when `child` exits (its port was
+/// taken, its flags refused).
+async fn wait_ready(
+    client: &reqwest::Client,
+    url: &str,
+    mut child: Option<&mut tokio::process::Child>,
+) -> bool {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {
+        if let Some(c) = child.as_deref_mut()
+            && !matches!(c.try_wait(), Ok(None))
+        {
+            return false;
+        }
         if let Ok(r) = client.get(url).send().await
             && r.status().is_success()
         {
@@ -643,6 +656,8 @@ fn find_exporter(given: Option<PathBuf>) -> Result<PathBuf, DemoError> {
 
 /// Runs the demo until `duration` passes or the process is interrupted.
 pub async fn run(opts: Options) -> Result<(), DemoError> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io(Path::new("SIGTERM")))?;
     let ports = Ports { engine: opts.port };
     let dir = match &opts.dir {
         Some(d) => d.clone(),
@@ -677,6 +692,20 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         }
     });
 
+    // Every exporter and proxy port must be free: an exporter that cannot bind exits, and an
+    // old demo's exporter on the port would answer in its place.
+    for i in 1..=ALL_NODES {
+        for (port, what) in [
+            (ports.exporter(i), "an exporter"),
+            (ports.proxy(i), "a metering proxy"),
+        ] {
+            std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|source| DemoError::Bind {
+                port,
+                what,
+                source,
+            })?;
+        }
+    }
     let gpu_tree = GpuTree::new(dir.join("gpu-sys"))?;
     // The four Apple exporters: real binaries on stand-in macOS commands.
     let path = std::env::join_paths(std::iter::once(standins.clone()).chain(
@@ -794,27 +823,37 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     let client = cellwatch_exporter::tls::http_client()
         .build()
         .unwrap_or_default();
-    for (i, (_, log)) in children.iter().enumerate() {
-        let url = format!("http://127.0.0.1:{}/-/healthy", ports.exporter(i + 1));
-        if !wait_ready(&client, &url).await {
-            return Err(DemoError::NotReady {
-                what: format!("the exporter of {}", node_name(i + 1)),
-                log: log.clone(),
+    let status = format!("http://127.0.0.1:{}/", ports.engine);
+    // Start-up can take a while: Ctrl-C or SIGTERM during it stops the demo (dropping the
+    // children kills them).
+    let ready = async {
+        for (i, (child, log)) in children.iter_mut().enumerate() {
+            let url = format!("http://127.0.0.1:{}/-/healthy", ports.exporter(i + 1));
+            if !wait_ready(&client, &url, Some(child)).await {
+                return Err(DemoError::NotReady {
+                    what: format!("the exporter of {}", node_name(i + 1)),
+                    log: log.clone(),
+                });
+            }
+        }
+        if !wait_ready(&client, &format!("{status}-/healthy"), None).await {
+            return Err(match engine.is_finished() {
+                true => DemoError::Engine(match (&mut engine).await {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "it ended".into(),
+                }),
+                false => DemoError::NotReady {
+                    what: "the engine (it logs to stderr; rerun with --log.level info)".into(),
+                    log: dir.join("cells.yaml"),
+                },
             });
         }
-    }
-    let status = format!("http://127.0.0.1:{}/", ports.engine);
-    if !wait_ready(&client, &format!("{status}-/healthy")).await {
-        return Err(match engine.is_finished() {
-            true => DemoError::Engine(match (&mut engine).await {
-                Ok(Err(e)) => e.to_string(),
-                _ => "it ended".into(),
-            }),
-            false => DemoError::NotReady {
-                what: "the engine".into(),
-                log: dir.clone(),
-            },
-        });
+        Ok(())
+    };
+    tokio::select! {
+        r = ready => r?,
+        _ = tokio::signal::ctrl_c() => return Ok(()),
+        _ = term.recv() => return Ok(()),
     }
 
     let incident_at = opts.incident_at;
@@ -867,8 +906,6 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
             None => std::future::pending().await,
         }
     };
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(io(Path::new("SIGTERM")))?;
     let result = tokio::select! {
         _ = stop => Ok(()),
         _ = tokio::signal::ctrl_c() => Ok(()),

@@ -58,14 +58,14 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Run a SIMULATED four-node cell: four real exporters on stand-in macOS commands, a
-    /// simulated OpenAI-compatible server and clients behind their real metering proxies, and the
-    /// engine (SQLite ledger, SLO periods compressed to 1h, status page). About a minute in, a
-    /// node slows down, then an energy regression follows; a page is printed (and written to
-    /// pages.log, and mailed with --smtp), and it resolves later.
+    /// Run a SIMULATED four-node Mac Studio cell beside a simulated GPU-pool node: five real
+    /// exporters on stand-in commands, a simulated OpenAI-compatible server and clients behind
+    /// their real metering proxies, and the engine (SQLite ledger, SLO periods compressed to 1h,
+    /// status page). About a minute in, a Mac slows down, then an energy regression follows; a
+    /// page is printed (and written to pages.log, and mailed with --smtp), and it resolves later.
     Demo {
-        /// The engine's port (status page, /metrics, API). The exporters take the next four
-        /// ports, their metering proxies PORT+11 to PORT+14, the simulated servers PORT+20.
+        /// The engine's port (status page, /metrics, API). The five exporters take PORT+1 to
+        /// PORT+5, their metering proxies PORT+11 to PORT+15, the simulated servers PORT+20.
         #[arg(long, value_name = "PORT", default_value_t = 9820)]
         port: u16,
         /// Stop after this long (e.g. 10m); without it, run until Ctrl-C.

@@ -8,7 +8,7 @@
 //!   Prometheus.
 //! - Chromium renders the status page with the cell's row and the firing alert; the screenshot
 //!   is kept in `target/test-artifacts/status-page.png`.
-//! - `--duration` ends the demo cleanly, with its exporters.
+//! - SIGTERM ends the demo cleanly, with its exporters (`--duration` is a ceiling).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -72,6 +72,22 @@ fn chromium(args: &[&str], url: &str, profile: &Path) -> String {
     }
 }
 
+/// The demo process, stopped with SIGTERM (then SIGKILL) if the test ends early.
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
     let smtp = Smtp::start();
@@ -80,7 +96,7 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
     let port = free_port_range(21);
     let out = std::fs::File::create(tmp.path().join("demo.out")).unwrap();
     let err = std::fs::File::create(tmp.path().join("demo.err")).unwrap();
-    let mut demo = Command::new(binary("cellwatch-slo"))
+    let demo = Command::new(binary("cellwatch-slo"))
         .args(["demo", "--port", &port.to_string()])
         .args([
             "--incident-at",
@@ -88,7 +104,7 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
             "--incident-for",
             "60s",
             "--duration",
-            "100s",
+            "600s",
         ])
         .arg(format!("--dir={}", work.display()))
         .arg(format!("--smtp=127.0.0.1:{}", smtp.port))
@@ -101,6 +117,7 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
         .stderr(err)
         .spawn()
         .expect("start the demo");
+    let mut demo = Demo(demo);
     let started = Instant::now();
     let logs = || {
         format!(
@@ -115,7 +132,18 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
         let firing = read(&work.join("pages.log"))
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["status"] == "firing");
+            .find(|v| {
+                v["status"] == "firing"
+                    && v["groupLabels"]["cell"] == CELL
+                    && v["alerts"].as_array().is_some_and(|a| {
+                        a.iter().any(|x| {
+                            matches!(
+                                x["labels"]["slo"].as_str(),
+                                Some("latency-2500ms" | "ttft-500ms")
+                            )
+                        })
+                    })
+            });
         if let Some(p) = firing {
             break p;
         }
@@ -136,10 +164,13 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
         "{page}"
     );
     let printed = read(&tmp.path().join("demo.out"));
-    assert!(
-        printed.contains(&format!("PAGE (FIRING) for cell {CELL}")),
-        "{printed}"
-    );
+    let incident = printed
+        .find("SIMULATED INCIDENT")
+        .expect("the incident is announced");
+    let paged = printed
+        .find(&format!("PAGE (FIRING) for cell {CELL}"))
+        .unwrap_or_else(|| panic!("{printed}"));
+    assert!(paged > incident, "paged before the incident:\n{printed}");
     assert!(printed.contains("SIMULATED"), "{printed}");
     let mails = loop {
         let m = smtp.mails();
@@ -182,7 +213,15 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
             checked += 1;
             'wait: loop {
                 for q in &qs {
-                    if !prom.query(q).await.is_empty() {
+                    let r = prom.query(q).await;
+                    // Data, and every value a number (no Inf or NaN from a division by zero).
+                    let finite = r.iter().all(|s| {
+                        s["value"][1]
+                            .as_str()
+                            .and_then(|v| v.parse::<f64>().ok())
+                            .is_some_and(f64::is_finite)
+                    });
+                    if !r.is_empty() && finite {
                         break 'wait;
                     }
                 }
@@ -274,14 +313,31 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
         png.len()
     );
 
-    // --duration ends it, exporters included.
+    // The GPU pool, the control, never paged.
+    let gpu_pages = read(&work.join("pages.log"))
+        .lines()
+        .filter(|l| l.contains(&format!("\"cell\":\"{GPU_CELL}\"")))
+        .count();
+    assert_eq!(gpu_pages, 0, "{}", read(&work.join("pages.log")));
+
+    // SIGTERM ends it, exporters included.
+    assert!(
+        matches!(demo.0.try_wait(), Ok(None)),
+        "the demo ended early\n{}",
+        logs()
+    );
+    Command::new("kill")
+        .args(["-TERM", &demo.0.id().to_string()])
+        .status()
+        .unwrap();
+    let stopping = Instant::now();
     let status = loop {
-        if let Some(s) = demo.try_wait().unwrap() {
+        if let Some(s) = demo.0.try_wait().unwrap() {
             break s;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(130),
-            "the demo outlived --duration\n{}",
+            stopping.elapsed() < Duration::from_secs(30),
+            "the demo did not stop on SIGTERM\n{}",
             logs()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
