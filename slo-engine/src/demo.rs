@@ -246,11 +246,13 @@ pub fn prometheus_yaml(ports: Ports) -> String {
 
 /// The recorded powermetrics document with every CPU/GPU/ANE power and energy scaled by `f`.
 pub fn scale_plist(f: f64) -> String {
-    let re = regex::Regex::new(
-        r"<key>((?:cpu|gpu|ane)_(?:energy|power)|combined_power)</key><(integer|real)>([0-9.]+)</(?:integer|real)>",
-    )
-    .expect("a valid regex");
-    re.replace_all(RECORDING, |c: &regex::Captures<'_>| {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"<key>((?:cpu|gpu|ane)_(?:energy|power)|combined_power)</key><(integer|real)>([0-9.]+)</(?:integer|real)>",
+        )
+        .expect("a valid regex")
+    });
+    RE.replace_all(RECORDING, |c: &regex::Captures<'_>| {
         let v: f64 = c[3].parse().unwrap_or(0.0) * f;
         match &c[2] {
             "integer" => format!(
@@ -615,6 +617,50 @@ fn timeline(sim: Arc<Sim>, at: Duration, lasts: Duration) -> tokio::task::JoinHa
 
 /// Waits up to 30 s for `url` to answer 200; false at once when `child` exits (its port was
 /// taken, its flags refused).
+/// Starts node `i`'s exporter with `collectors` and the metering proxy, its stand-ins steered
+/// from `state`, logging to `state/exporter.log`; killed when dropped.
+fn spawn_exporter(
+    exporter: &Path,
+    path: &std::ffi::OsStr,
+    ports: Ports,
+    i: usize,
+    collectors: &[&str],
+    extra: &[String],
+    state: &Path,
+) -> Result<(tokio::process::Child, PathBuf), DemoError> {
+    let log_path = state.join("exporter.log");
+    let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
+    let err = log.try_clone().map_err(io(&log_path))?;
+    let cell = if i == GPU_NODE { GPU_CELL } else { CELL };
+    let child = tokio::process::Command::new(exporter)
+        .arg("--collector.disable-defaults")
+        .args(collectors.iter().map(|c| format!("--collector.{c}")))
+        .arg("--collector.inference")
+        .arg(format!(
+            "--collector.inference.upstream=http://127.0.0.1:{}/node/{i}",
+            ports.sim()
+        ))
+        .arg(format!(
+            "--collector.inference.listen-address=127.0.0.1:{}",
+            ports.proxy(i)
+        ))
+        .arg(format!(
+            "--web.listen-address=127.0.0.1:{}",
+            ports.exporter(i)
+        ))
+        .args(extra)
+        .arg(format!("--cell={cell}"))
+        .arg(format!("--node={}", node_name(i)))
+        .env("PATH", path)
+        .env("CELLWATCH_STATE", state)
+        .stdout(log)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(io(exporter))?;
+    Ok((child, log_path))
+}
+
 async fn wait_ready(
     client: &reqwest::Client,
     url: &str,
@@ -722,85 +768,36 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
             &scale_plist(IDLE_WATTS / RECORDED_SOC_WATTS),
         );
         write_atomically(&node.join("macmon.live"), &macmon_line(IDLE_WATTS));
-        let log_path = node.join("exporter.log");
-        let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
-        let err = log.try_clone().map_err(io(&log_path))?;
-        let child = tokio::process::Command::new(&exporter)
-            .args([
-                "--collector.disable-defaults",
-                "--collector.powermetrics",
-                "--collector.macmon",
-                "--collector.vmstat",
-                "--collector.thunderbolt",
-                "--collector.inference",
-            ])
-            .arg(format!(
-                "--collector.inference.upstream=http://127.0.0.1:{}/node/{i}",
-                ports.sim()
-            ))
-            .arg(format!(
-                "--collector.inference.listen-address=127.0.0.1:{}",
-                ports.proxy(i)
-            ))
-            .arg(format!(
-                "--web.listen-address=127.0.0.1:{}",
-                ports.exporter(i)
-            ))
-            .arg(format!("--cell={CELL}"))
-            .arg(format!("--node={}", node_name(i)))
-            .env("PATH", &path)
-            .env("CELLWATCH_STATE", &node)
-            .stdout(log)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(io(&exporter))?;
-        children.push((child, log_path));
+        let collectors = ["powermetrics", "macmon", "vmstat", "thunderbolt"];
+        children.push(spawn_exporter(
+            &exporter,
+            &path,
+            ports,
+            i,
+            &collectors,
+            &[],
+            &node,
+        )?);
     }
     // The GPU node: the real exporter's Linux collectors on a simulated sysfs tree, the
     // recorded /proc/meminfo and the nvidia-smi stand-in.
-    {
-        let node = dir.join(node_name(GPU_NODE));
-        std::fs::create_dir_all(&node).map_err(io(&node))?;
-        write_atomically(&node.join("nvidia-smi.live"), &nvidia_lines(0.0));
-        let log_path = node.join("exporter.log");
-        let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
-        let err = log.try_clone().map_err(io(&log_path))?;
-        let procfs = standins.join("../linux/proc");
-        let child = tokio::process::Command::new(&exporter)
-            .args([
-                "--collector.disable-defaults",
-                "--collector.meminfo",
-                "--collector.rapl",
-                "--collector.nvidia",
-                "--collector.infiniband",
-                "--collector.inference",
-            ])
-            .arg(format!(
-                "--collector.inference.upstream=http://127.0.0.1:{}/node/{GPU_NODE}",
-                ports.sim()
-            ))
-            .arg(format!(
-                "--collector.inference.listen-address=127.0.0.1:{}",
-                ports.proxy(GPU_NODE)
-            ))
-            .arg(format!(
-                "--web.listen-address=127.0.0.1:{}",
-                ports.exporter(GPU_NODE)
-            ))
-            .arg(format!("--path.sysfs={}", dir.join("gpu-sys").display()))
-            .arg(format!("--path.procfs={}", procfs.display()))
-            .arg(format!("--cell={GPU_CELL}"))
-            .arg(format!("--node={}", node_name(GPU_NODE)))
-            .env("PATH", &path)
-            .env("CELLWATCH_STATE", &node)
-            .stdout(log)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(io(&exporter))?;
-        children.push((child, log_path));
-    }
+    let node = dir.join(node_name(GPU_NODE));
+    std::fs::create_dir_all(&node).map_err(io(&node))?;
+    write_atomically(&node.join("nvidia-smi.live"), &nvidia_lines(0.0));
+    let paths = [
+        format!("--path.sysfs={}", dir.join("gpu-sys").display()),
+        format!("--path.procfs={}", standins.join("../linux/proc").display()),
+    ];
+    let collectors = ["meminfo", "rapl", "nvidia", "infiniband"];
+    children.push(spawn_exporter(
+        &exporter,
+        &path,
+        ports,
+        GPU_NODE,
+        &collectors,
+        &paths,
+        &node,
+    )?);
 
     // The engine, in this process, on a fresh SQLite ledger.
     let cfg_path = dir.join("cells.yaml");
