@@ -208,31 +208,15 @@ fn unix_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// The endpoint without userinfo, for messages.
-fn redacted(endpoint: &str) -> String {
-    match reqwest::Url::parse(endpoint) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        // Not a URL: drop anything between the scheme and an `@`.
-        Err(_) => match (endpoint.find("://"), endpoint.rfind('@')) {
-            (Some(s), Some(a)) if a > s => format!("{}{}", &endpoint[..s + 3], &endpoint[a + 1..]),
-            _ => endpoint.to_string(),
-        },
-    }
-}
-
 /// The HTTP URL: `/v1/metrics` added when the endpoint has no path.
 pub fn http_url(endpoint: &str) -> Result<reqwest::Url, PushError> {
     let mut u = reqwest::Url::parse(endpoint).map_err(|e| PushError::Config {
-        endpoint: redacted(endpoint),
+        endpoint: crate::tls::without_credentials(endpoint),
         message: e.to_string(),
     })?;
     if !matches!(u.scheme(), "http" | "https") {
         return Err(PushError::Config {
-            endpoint: redacted(endpoint),
+            endpoint: crate::tls::without_credentials(endpoint),
             message: "use an http:// or https:// URL".into(),
         });
     }
@@ -255,7 +239,7 @@ impl Pusher {
     /// tokio runtime: the gRPC channel is bound to it.
     pub fn new(settings: Settings) -> Result<Pusher, PushError> {
         let bad = |m: String| PushError::Config {
-            endpoint: redacted(&settings.endpoint),
+            endpoint: crate::tls::without_credentials(&settings.endpoint),
             message: m,
         };
         let (http, grpc) = match settings.protocol {
@@ -314,7 +298,7 @@ impl Pusher {
     /// Exports one request.
     pub async fn export(&self, req: ExportMetricsServiceRequest) -> Result<(), PushError> {
         let failed = |message: String| PushError::Export {
-            endpoint: redacted(&self.settings.endpoint),
+            endpoint: crate::tls::without_credentials(&self.settings.endpoint),
             message,
         };
         if let Some((client, url)) = &self.http {
@@ -368,7 +352,7 @@ impl Pusher {
             match self.export(req).await {
                 Ok(()) => {
                     if !last_error.is_empty() {
-                        tracing::info!(endpoint = %redacted(&self.settings.endpoint), "OTLP export works again");
+                        tracing::info!(endpoint = %crate::tls::without_credentials(&self.settings.endpoint), "OTLP export works again");
                         last_error.clear();
                     }
                 }

@@ -38,6 +38,22 @@ pub fn install_default() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A URL without its user information, for messages and logs (scrape targets, OTLP endpoints).
+pub fn without_credentials(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        // Not a URL: drop anything between the scheme and an `@`.
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(a)) if a > s => format!("{}{}", &url[..s + 3], &url[a + 1..]),
+            _ => url.to_string(),
+        },
+    }
+}
+
 /// A reqwest client builder over [`client_config`]: http:// and https:// with ring.
 pub fn http_client() -> reqwest::ClientBuilder {
     let b = reqwest::Client::builder();
@@ -61,5 +77,15 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.contains("root certificate"), "{e}");
+    }
+
+    #[test]
+    fn credentials_leave_urls() {
+        assert_eq!(
+            without_credentials("https://u:secret@h:9817/metrics"),
+            "https://h:9817/metrics"
+        );
+        assert_eq!(without_credentials("x://u:secret@ bad"), "x:// bad");
+        assert_eq!(without_credentials("http://h/"), "http://h/");
     }
 }

@@ -560,22 +560,6 @@ pub fn alert_samples(state: &alerting::State) -> Vec<Sample> {
         .collect()
 }
 
-/// A URL without its user information, for messages.
-pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        // Not a URL: drop anything between the scheme and an `@`.
-        Err(_) => match (url.find("://"), url.rfind('@')) {
-            (Some(s), Some(a)) if a > s => format!("{}{}", &url[..s + 3], &url[a + 1..]),
-            _ => url.to_string(),
-        },
-    }
-}
-
 /// One scrape of every node; increases recorded into the ledger as slices of `now`.
 pub async fn scrape_once(
     config: &Config,
@@ -601,7 +585,7 @@ pub async fn scrape_once(
             let auth = auth.clone();
             async move {
                 // Credentials in a URL never reach the logs.
-                let url = redact_url(&n.url);
+                let url = cellwatch_exporter::tls::without_credentials(&n.url);
                 let r = async {
                     let mut req = client.get(&n.url);
                     if let Some((user, pass)) = auth {

@@ -256,6 +256,32 @@ fn write_dashboards(dir: &std::path::Path) -> Result<usize, String> {
     Ok(files.len())
 }
 
+/// Logs to stderr at `level` (a tracing filter directive); a bad level exits 2.
+fn init_logs(level: &str) -> Result<(), ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
+        eprintln!("cellwatch-slo: --log.level {level:?}: {e}");
+        ExitCode::from(2)
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    Ok(())
+}
+
+/// The two-worker runtime `run` and `demo` use.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cellwatch-slo: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 fn main() -> ExitCode {
     cellwatch_exporter::tls::install_default();
     match Cli::parse().command {
@@ -267,18 +293,9 @@ fn main() -> ExitCode {
             web_config_file,
             clock_offset_file,
         } => {
-            let filter = match tracing_subscriber::EnvFilter::try_new(&log_level) {
-                Ok(f) => f,
-                Err(e) => {
-                    eprintln!("cellwatch-slo: --log.level {log_level:?}: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .init();
+            if let Err(code) = init_logs(&log_level) {
+                return code;
+            }
             let cfg = match cellwatch_slo::config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -301,16 +318,9 @@ fn main() -> ExitCode {
                 Some(port) => format!("0.0.0.0:{port}"),
                 None => listen_address,
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            {
+            let runtime = match runtime() {
                 Ok(r) => r,
-                Err(e) => {
-                    eprintln!("cellwatch-slo: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             };
             runtime.block_on(async move {
                 let ledger = match cellwatch_slo::ledger::Ledger::open(&database_url).await {
@@ -359,18 +369,9 @@ fn main() -> ExitCode {
                 eprintln!("cellwatch-slo: --port {port}: the demo needs PORT to PORT+20");
                 return ExitCode::from(2);
             }
-            let filter = match tracing_subscriber::EnvFilter::try_new(&log_level) {
-                Ok(f) => f,
-                Err(e) => {
-                    eprintln!("cellwatch-slo: --log.level {log_level:?}: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .init();
+            if let Err(code) = init_logs(&log_level) {
+                return code;
+            }
             let opts = cellwatch_slo::demo::Options {
                 dir,
                 port,
@@ -387,16 +388,9 @@ fn main() -> ExitCode {
                     ))
                 }),
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            {
+            let runtime = match runtime() {
                 Ok(r) => r,
-                Err(e) => {
-                    eprintln!("cellwatch-slo: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             };
             match runtime.block_on(cellwatch_slo::demo::run(opts)) {
                 Ok(()) => ExitCode::SUCCESS,
