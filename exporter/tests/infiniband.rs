@@ -1,5 +1,5 @@
 //! The infiniband collector on node_exporter's real sysfs tree
-//! (`../shared/fixtures/real/infiniband/`: an extract of its `sys.ttar`, and the
+//! (`exporter/testdata/real/infiniband/`: an extract of its `sys.ttar`, and the
 //! `node_infiniband_*` lines its end-to-end test expects from that tree). Our bytes, packets,
 //! rate and states must equal node_exporter's: data from the 64-bit `counters_ext` files where
 //! they exist (node_exporter's `legacy_data_*`), else from `counters/` (its `port_data_*`),
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use cellwatch_exporter::collector::infiniband::{Ports, read_ports};
 
 fn real() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/real/infiniband")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/real/infiniband")
 }
 
 /// Unpacks a ttar archive (text records: `Path:`/`Lines:`/content/`Mode:`, `Directory:`).
@@ -40,7 +40,7 @@ fn untar(text: &str, into: &Path) -> usize {
 /// `name{device="d",port="p"} value` lines of the expected output.
 fn expected() -> BTreeMap<(String, String, String), f64> {
     let text = std::fs::read_to_string(real().join("linux-node_exporter-e2e-infiniband.prom"))
-        .expect("../shared/fixtures/real must sit beside the checkout");
+        .expect("exporter/testdata/real/infiniband");
     let mut out = BTreeMap::new();
     for l in text.lines().filter(|l| !l.starts_with('#')) {
         let (series, value) = l.rsplit_once(' ').unwrap();
@@ -65,7 +65,7 @@ fn ports_match_node_exporters_expected_output() {
     let dir = tempfile::tempdir().unwrap();
     let ttar =
         std::fs::read_to_string(real().join("linux-node_exporter-sys-class-infiniband.ttar"))
-            .expect("../shared/fixtures/real must sit beside the checkout");
+            .expect("exporter/testdata/real/infiniband");
     assert!(untar(&ttar, dir.path()) > 50);
     let ports = read_ports(&dir.path().join("sys")).unwrap();
     let want = expected();

@@ -1,4 +1,4 @@
-//! Every parser on the real captures in `../shared/fixtures/real/` (see its SOURCES.md files):
+//! Every parser on the real captures in `exporter/testdata/real/` (see its SOURCES.md files):
 //! full captures give the values they imply, excerpts give partial values or a clean error, and
 //! no input, whole, truncated or mangled, makes any parser panic.
 
@@ -12,10 +12,10 @@ use cellwatch_exporter::parse::{
 };
 
 fn real() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/real");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/real");
     assert!(
         p.is_dir(),
-        "{} is missing: the real captures live in ../shared beside the checkout",
+        "{} is missing: the real captures live in exporter/testdata/real",
         p.display()
     );
     p

@@ -1,6 +1,6 @@
 //! The Grafana dashboards under `dashboards/` come from `cellwatch-slo dashboards`: they must not
 //! drift from the generator, each must validate against the JSON Schema of Grafana's
-//! `Dashboard` type (`../shared/grafana/dashboard.schema.json`, @grafana/schema 13.2.3), and
+//! `Dashboard` type (`slo-engine/testdata/grafana/dashboard.schema.json`, @grafana/schema 13.2.3), and
 //! every PromQL expression in them must parse (`promtool check rules`). Whether every panel
 //! shows data from a real Prometheus is the end-to-end test `demo`.
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test -p cellwatch-slo --test dashboards`.
@@ -64,11 +64,11 @@ fn committed_dashboards_match_the_generator() {
 
 #[test]
 fn dashboards_validate_against_grafanas_schema() {
-    let path = root().join("../shared/grafana/dashboard.schema.json");
+    let path = root().join("slo-engine/testdata/grafana/dashboard.schema.json");
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
-                "{}: {e} (../shared must sit beside the checkout)",
+                "{}: {e}",
                 path.display()
             )
         }))
