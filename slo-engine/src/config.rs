@@ -290,11 +290,9 @@ fn check_url(url: &str, secret: bool, example: &str) -> Result<(), String> {
             quote(&cellwatch_exporter::tls::without_credentials(url))
         }
     };
-    let why = match reqwest::Url::parse(url.trim()) {
+    let why = match reqwest::Url::parse(url) {
+        _ if url.contains(char::is_whitespace) => "it contains white space".into(),
         Err(e) => e.to_string(),
-        Ok(_) if url.trim() != url || url.contains(char::is_whitespace) => {
-            "it contains white space".into()
-        }
         Ok(u) if !["http", "https"].contains(&u.scheme()) => {
             format!("the scheme {} is not http or https", quote(u.scheme()))
         }
@@ -2439,6 +2437,138 @@ slos:
             "{GOOD}source:\n  prometheus: {{ url: \"http://p:9090\", headers: {{ \"a b\": x }} }}\n"
         ));
         assert!(e.contains("source.prometheus.headers"), "{e}");
+    }
+
+    #[test]
+    fn values_in_messages_are_cut_and_on_one_line() {
+        assert_eq!(quote("studio-a"), "\"studio-a\"");
+        let long = "é".repeat(150);
+        let q = quote(&long);
+        assert!(q.ends_with("\"… (300 bytes)"), "{q}");
+        assert_eq!(q.chars().filter(|&c| c == 'é').count(), QUOTE_CHARS);
+        assert_eq!(clip("a\nb"), "a\\nb");
+        assert_eq!(
+            one_line("regex parse error:\n    (\n    ^\nerror: unclosed group"),
+            "regex parse error:; (; ^; error: unclosed group"
+        );
+        assert!(one_line(&"x".repeat(10_000)).len() < 700);
+        let e = regex::Regex::new("studio-(").unwrap_err();
+        assert_eq!(regex_error(&e), "unclosed group");
+        let e = ConfigError::Invalid {
+            path: "c.yaml".into(),
+            line: 1,
+            field: "f".repeat(1000),
+            message: "two\nlines".into(),
+        }
+        .to_string();
+        assert!(!e.contains('\n') && e.len() < 200, "{e}");
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(duration("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert_eq!(duration("10y"), Ok(MAX_DURATION));
+        for v in [
+            "10y 1s",
+            "400000000000y",
+            "292277024626y",
+            "99999999999999999999y",
+        ] {
+            let e = duration(v).unwrap_err();
+            assert!(
+                e.contains("out of range") && e.contains("10 years"),
+                "{v}: {e}"
+            );
+        }
+        assert!(duration("soon").unwrap_err().contains("examples"));
+    }
+
+    #[test]
+    fn a_cron_must_fire_within_five_years() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-03T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let fires = |s: &str| cron_fires(&s.parse().unwrap(), chrono_tz::UTC, now);
+        assert!(fires("0 0 3 * * Sun"));
+        assert!(fires("0 0 0 29 2 *"), "the next 29 February is in 2028");
+        assert!(!fires("0 0 0 30 2 *"));
+        assert!(!fires("0 0 0 31 4 *"));
+        assert!(!fires("0 0 0 1 1 * 2020"), "only in the past");
+        assert!(!fires("0 0 0 1 1 * 2035"), "more than 5 years ahead");
+    }
+
+    #[test]
+    fn urls_need_an_http_scheme_a_host_and_a_port_that_exists() {
+        let ok = |u: &str| check_url(u, false, "http://h:1");
+        assert!(ok("http://n:9817/metrics").is_ok());
+        assert!(ok("https://[::1]:9090").is_ok());
+        assert!(ok("http://grafana/d/x?var-cell={cell}").is_ok());
+        for (u, why) in [
+            ("http:///////////", "empty host"),
+            ("http://n:99999/metrics", "invalid port number"),
+            ("http://n:0/metrics", "port 0"),
+            ("ftp://n/metrics", "scheme"),
+            ("studio-a-1:9817", "scheme"),
+            ("http://n /metrics", "white space"),
+        ] {
+            let e = ok(u).unwrap_err();
+            assert!(e.contains(why), "{u}: {e}");
+        }
+        let e = check_url("http://user:hunter2@:1/", false, "x").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = check_url("hxxp://hooks/T0/SECRET", true, "x").unwrap_err();
+        assert!(
+            e.starts_with("the value is not") && !e.contains("SECRET"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_syntax_errors() {
+        let e = error(&format!(
+            "{GOOD}source:\n  prometheus: {{ url: \"http://p:9090\", headers: {{ Authorization: {{ Bearer: SECRET }} }} }}\n"
+        ));
+        assert!(
+            e.contains("source.prometheus.headers") && !e.contains("SECRET"),
+            "{e}"
+        );
+        let e = error(&format!(
+            "{GOOD}alerting:\n  cell_down_for: 400000000000y\n"
+        ));
+        assert!(
+            e.contains("alerting.cell_down_for: \"400000000000y\" is out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_depth_pre_scan_passes_real_files_and_stops_deep_ones() {
+        for ok in [
+            GOOD,
+            include_str!("../examples/cells.yaml"),
+            include_str!("../examples/openslo/cells.yaml"),
+            include_str!("../examples/openslo/slos.openslo.yaml"),
+            // Brackets and quotes inside strings, comments and block scalars do not nest.
+            "a: \"[[[[[[\"\nb: '{{{{''[[['\nc: x[[[[[ # [[[[[[\nd: |\n  [[[[[[[[\n  {{{{{{{\ne: sum(rate(x{le=\"2\"}[5m]))\n",
+        ] {
+            let doubled = ok.replace("[[[[[[", &"[".repeat(200));
+            assert_eq!(too_deep(&doubled), None, "{doubled}");
+        }
+        assert_eq!(too_deep(&format!("a: {}", "[".repeat(MAX_DEPTH))), Some(1));
+        assert_eq!(too_deep(&format!("a: {}", "[".repeat(MAX_DEPTH - 2))), None);
+        assert_eq!(
+            too_deep(&format!("x: 1\na: {}", "{b: ".repeat(100))),
+            Some(2)
+        );
+        assert_eq!(too_deep(&format!("a:\n{}x", "- ".repeat(100))), Some(2));
+        let stairs: String = (0..100)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
+        assert_eq!(too_deep(&stairs), Some(MAX_DEPTH + 1));
+        // Tags and anchors before a bracket do not hide it.
+        assert!(too_deep(&format!("a: {}", "!t [".repeat(100))).is_some());
+        // A block scalar ends where its indentation does.
+        assert!(too_deep(&format!("- a: |\n    text\n  b: {}", "[".repeat(100))).is_some());
     }
 
     #[test]
