@@ -1246,6 +1246,7 @@ pub(crate) fn syntax_error(
     e: serde_path_to_error::Error<yaml_serde::Error>,
 ) -> ConfigError {
     let field = match e.path().to_string().as_str() {
+        "." if prefix.is_empty() => ".".to_string(),
         "." => prefix.trim_end_matches('.').to_string(),
         p => format!("{prefix}{p}"),
     };
@@ -2452,7 +2453,8 @@ slos:
             "regex parse error:; (; ^; error: unclosed group"
         );
         assert!(one_line(&"x".repeat(10_000)).len() < 700);
-        let e = regex::Regex::new("studio-(").unwrap_err();
+        let pattern = String::from("studio-(");
+        let e = regex::Regex::new(&pattern).unwrap_err();
         assert_eq!(regex_error(&e), "unclosed group");
         let e = ConfigError::Invalid {
             path: "c.yaml".into(),
