@@ -20,11 +20,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
-/// A configuration that cannot be used.
+/// A configuration that cannot be used. Displayed on one line; quoted values are cut (see
+/// [`quote`]) and secrets are never shown.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
+    /// The file could not be read (missing, not a regular file, too large, not UTF-8).
+    #[error("{}: {}", show_path(.path), one_line(&.source.to_string()))]
     Read {
         /// The file.
         path: PathBuf,
@@ -32,7 +33,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid YAML for this schema (syntax, types, unknown fields).
-    #[error("{path}:{line}:{column}: {field}: {message}")]
+    #[error("{}:{line}:{column}: {}: {}", show_path(.path), clip(.field), one_line(.message))]
     Syntax {
         /// The file.
         path: PathBuf,
@@ -46,7 +47,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A value is out of range or inconsistent with another.
-    #[error("{path}:{line}: {field}: {message}")]
+    #[error("{}:{line}: {}: {}", show_path(.path), clip(.field), one_line(.message))]
     Invalid {
         /// The file.
         path: PathBuf,
@@ -57,6 +58,394 @@ pub enum ConfigError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// The YAML nests deeper than [`MAX_DEPTH`] (refused before parsing).
+    #[error("{}:{line}: {}", show_path(.path), one_line(.message))]
+    TooDeep {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line where the limit is passed.
+        line: usize,
+        /// What to do.
+        message: String,
+    },
+}
+
+/// The largest configuration or OpenSLO file read (4 MiB).
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+/// The largest secret file read (password, token, routing key, webhook URL: 64 KiB).
+pub const MAX_SECRET_BYTES: u64 = 64 << 10;
+/// The largest CA certificate file read (1 MiB).
+pub const MAX_CA_BYTES: u64 = 1 << 20;
+/// The deepest nesting a YAML file may have (block indentation levels plus flow brackets).
+pub const MAX_DEPTH: usize = 64;
+/// The longest duration any field or flag takes: 10 years (humantime's `10y`).
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 31_557_600);
+/// How far ahead a cron schedule must fire at least once: 5 years.
+pub const CRON_HORIZON_DAYS: i64 = 5 * 366;
+/// Values quoted in messages are cut after this many characters.
+pub const QUOTE_CHARS: usize = 100;
+
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn mib(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{} KiB", n >> 10)
+    }
+}
+
+/// Reads a regular file of at most `limit` bytes. Anything else (a directory, a FIFO, a device
+/// such as /dev/zero) is refused by its type before it is opened, and a file that grows past the
+/// limit is not read further: the error says which limit.
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let refuse = |t: &std::fs::FileType| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{}: only a regular file is read", file_kind(t)),
+        )
+    };
+    let too_big = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than the limit of {}", mib(limit)),
+        )
+    };
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(refuse(&meta.file_type()));
+    }
+    if meta.len() > limit {
+        return Err(too_big());
+    }
+    let file = std::fs::File::open(path)?;
+    // The path may have been replaced between the two looks.
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(refuse(&meta.file_type()));
+    }
+    let mut buf = Vec::with_capacity(meta.len().min(limit) as usize);
+    file.take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(buf)
+}
+
+/// [`read_bounded`] as UTF-8 text, without a leading byte-order mark.
+pub fn read_text(path: &Path, limit: u64) -> std::io::Result<String> {
+    let bytes = read_bounded(path, limit)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        )
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
+/// A secret file's content (at most [`MAX_SECRET_BYTES`]), with the error naming the file only.
+pub fn read_secret_file(path: &Path) -> Result<String, String> {
+    read_text(path, MAX_SECRET_BYTES).map_err(|e| format!("{}: {e}", show_path(path)))
+}
+
+/// A value for a message: on one line, at most [`QUOTE_CHARS`] characters, control characters
+/// escaped; a longer value is cut and its length given.
+pub fn clip(v: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in v.chars().enumerate() {
+        if n == QUOTE_CHARS {
+            out.push_str(&format!("… ({} bytes)", v.len()));
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A value quoted for a message, cut as [`clip`] cuts it: `"studio-a"`.
+pub fn quote(v: &str) -> String {
+    let cut: String = v.chars().take(QUOTE_CHARS).collect();
+    if cut.len() < v.len() {
+        format!("{cut:?}… ({} bytes)", v.len())
+    } else {
+        format!("{cut:?}")
+    }
+}
+
+fn show_path(p: &Path) -> String {
+    let s = p.display().to_string();
+    if s.chars().count() > 4 * QUOTE_CHARS {
+        clip(&s)
+    } else {
+        s.replace(|c: char| c.is_control(), "?")
+    }
+}
+
+/// A message on one line: line breaks (a regex error's, a YAML parser's) become `; `, and a
+/// message that quotes a huge value anyway is cut.
+fn one_line(m: &str) -> String {
+    let joined = m
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if joined.chars().count() > 6 * QUOTE_CHARS {
+        let cut: String = joined.chars().take(6 * QUOTE_CHARS).collect();
+        format!("{cut}… (cut)")
+    } else {
+        joined
+    }
+}
+
+/// A regex crate error on one line: its last line says what is wrong (`unclosed group`); the
+/// pattern and the caret line above it are left out.
+pub fn regex_error(e: &regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(s) => s
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("error: "))
+            .unwrap_or("invalid syntax")
+            .to_string(),
+        regex::Error::CompiledTooBig(limit) => {
+            format!("the compiled expression is larger than {limit} bytes")
+        }
+        other => one_line(&other.to_string()),
+    }
+}
+
+/// Parses a duration (`30s`, `5m`, `30d`) of at most [`MAX_DURATION`]; the message says what is
+/// wrong without naming the field.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => {
+            format!(
+                "{} is out of range: durations are at most 10 years",
+                quote(s)
+            )
+        }
+        e => format!("{}: {e} (examples: 500ms, 2s, 5m, 30d)", quote(s)),
+    })?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "{} is out of range: durations are at most 10 years",
+            quote(s)
+        ));
+    }
+    Ok(d)
+}
+
+/// Whether `field` (a path such as `alerting.receivers[0].slack.url`) holds a value that may be
+/// a secret, which messages must not show.
+fn secret_field(field: &str) -> bool {
+    field.contains("headers")
+        || field.ends_with("slack.url")
+        || field.ends_with("webhook.url")
+        || field.contains("password")
+        || field.contains("token")
+        || field.contains("routing_key")
+}
+
+/// Checks an http(s) URL: a scheme of http or https, a host, a port in 1..=65535. `secret`: the
+/// URL may hold a secret (a webhook's path), so the message does not quote it;
+/// otherwise it quotes the URL without its credentials.
+fn check_url(url: &str, secret: bool, example: &str) -> Result<(), String> {
+    let shown = || {
+        if secret {
+            // The error names the field.
+            "the value".to_string()
+        } else {
+            quote(&cellwatch_exporter::tls::without_credentials(url))
+        }
+    };
+    let why = match reqwest::Url::parse(url) {
+        _ if url.contains(char::is_whitespace) => "it contains white space".into(),
+        Err(e) => e.to_string(),
+        Ok(u) if !["http", "https"].contains(&u.scheme()) => {
+            format!("the scheme {} is not http or https", quote(u.scheme()))
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => "it has no host".into(),
+        Ok(u) if u.port() == Some(0) => "port 0 cannot be reached".into(),
+        Ok(_) => return Ok(()),
+    };
+    Err(format!(
+        "{} is not a usable http(s) URL such as {example}: {why}",
+        shown()
+    ))
+}
+
+/// Whether a cron schedule fires within [`CRON_HORIZON_DAYS`] after `now` (`0 0 0 30 2 *`, the
+/// 30th of February, never does).
+pub fn cron_fires(
+    schedule: &cron::Schedule,
+    tz: chrono_tz::Tz,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    let from = now.with_timezone(&tz);
+    schedule
+        .after(&from)
+        .next()
+        .is_some_and(|t| (t.with_timezone(&chrono::Utc) - now).num_days() <= CRON_HORIZON_DAYS)
+}
+
+/// Estimates the nesting depth of YAML text in one pass, without parsing it, and returns the
+/// 1-based line where it first passes [`MAX_DEPTH`]. Block structure counts each deeper
+/// indentation (and each compact `- `), flow structure each open `[` or `{`; quoted strings,
+/// comments and block scalars are skipped. The estimate errs high, never low for ordinary files;
+/// it exists because the YAML parser takes quadratic time in the depth of flow collections.
+pub fn too_deep(text: &str) -> Option<usize> {
+    let mut stack: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let mut in_quote: Option<u8> = None;
+    let mut block_scalar: Option<isize> = None;
+    for (n, line) in text.split('\n').enumerate() {
+        let b = line.as_bytes();
+        let indent = b.iter().take_while(|&&c| c == b' ').count();
+        let blank = b[indent..].iter().all(u8::is_ascii_whitespace);
+        if let Some(parent) = block_scalar {
+            if blank || indent as isize > parent {
+                continue;
+            }
+            block_scalar = None;
+        }
+        let mut i = 0;
+        let mut node_col = indent;
+        let mut last_dash: isize = -1;
+        if in_quote.is_none() && flow == 0 && !blank && b[indent] != b'#' {
+            while stack.last().is_some_and(|&s| s >= indent) {
+                stack.pop();
+            }
+            stack.push(indent);
+            i = indent;
+            while i < b.len()
+                && (b[i] == b'-' || b[i] == b'?')
+                && b.get(i + 1).is_none_or(|&c| c == b' ')
+            {
+                last_dash = i as isize;
+                i += 1;
+                while i < b.len() && b[i] == b' ' {
+                    i += 1;
+                }
+                stack.push(i);
+            }
+            node_col = i;
+        }
+        if stack.len() + flow > MAX_DEPTH {
+            return Some(n + 1);
+        }
+        let mut at_value = true;
+        let mut prev_space = true;
+        while i < b.len() {
+            let c = b[i];
+            if let Some(q) = in_quote {
+                if q == b'"' && c == b'\\' {
+                    i += 2;
+                    continue;
+                }
+                if c == q {
+                    if q == b'\'' && b.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    in_quote = None;
+                    at_value = false;
+                    prev_space = false;
+                }
+                i += 1;
+                continue;
+            }
+            match c {
+                b' ' | b'\t' | b'\r' => {
+                    prev_space = true;
+                    i += 1;
+                    continue;
+                }
+                b'#' if prev_space => break,
+                b'"' | b'\'' if at_value => in_quote = Some(c),
+                b'[' | b'{' if at_value || flow > 0 => {
+                    flow += 1;
+                    if stack.len() + flow > MAX_DEPTH {
+                        return Some(n + 1);
+                    }
+                    at_value = true;
+                }
+                b']' | b'}' if flow > 0 => {
+                    flow -= 1;
+                    at_value = false;
+                }
+                b',' if flow > 0 => at_value = true,
+                b':' if flow > 0 || b.get(i + 1).is_none_or(|&c| c == b' ' || c == b'\t') => {
+                    at_value = true
+                }
+                b'|' | b'>' if at_value && flow == 0 => {
+                    block_scalar = Some(if i == node_col {
+                        last_dash
+                    } else {
+                        node_col as isize
+                    });
+                    break;
+                }
+                b'&' | b'!' if at_value => {
+                    while i < b.len() && !matches!(b[i], b' ' | b'\t') {
+                        i += 1;
+                    }
+                    continue;
+                }
+                _ => at_value = false,
+            }
+            prev_space = false;
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Strips a byte-order mark and refuses text nested deeper than [`MAX_DEPTH`], before the YAML
+/// parser sees it.
+pub(crate) fn prepare<'a>(text: &'a str, path: &Path) -> Result<&'a str, ConfigError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    match too_deep(text) {
+        Some(line) => Err(ConfigError::TooDeep {
+            path: path.to_path_buf(),
+            line,
+            message: format!(
+                "nested deeper than {MAX_DEPTH} levels (indentation and brackets): flatten the file"
+            ),
+        }),
+        None => Ok(text),
+    }
 }
 
 fn default_scrape_interval() -> Duration {
@@ -404,7 +793,7 @@ impl TokenSource {
     /// The secret, if it can be read and is not empty.
     pub fn read(&self) -> Option<String> {
         let v = match self {
-            TokenSource::File(p) => std::fs::read_to_string(p).ok()?,
+            TokenSource::File(p) => read_secret_file(p).ok()?,
             TokenSource::Env(v) => std::env::var(v).ok()?,
         };
         let v = v.trim_end().to_string();
@@ -506,9 +895,7 @@ pub struct BasicAuth {
 impl BasicAuth {
     /// The password, read now.
     pub fn password(&self) -> Result<String, String> {
-        std::fs::read_to_string(&self.password_file)
-            .map(|p| p.trim_end_matches(['\n', '\r']).to_string())
-            .map_err(|e| format!("{}: {e}", self.password_file.display()))
+        read_secret_file(&self.password_file).map(|p| p.trim_end_matches(['\n', '\r']).to_string())
     }
 }
 
@@ -519,8 +906,7 @@ mod humantime_duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e} (examples: 30s, 5m, 30d)")))
+        super::duration(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -841,38 +1227,74 @@ pub fn locate(text: &str, field: &str) -> usize {
     found + 1
 }
 
-/// Reads and validates a configuration file.
+/// Reads and validates a configuration file (a regular file of at most [`MAX_CONFIG_BYTES`]).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = read_text(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     parse(&text, path)
 }
 
-/// Parses and validates configuration text (`path` is for messages).
+/// A serde error as a [`ConfigError::Syntax`]: the field's path and position; the value is left
+/// out of the message when the field may hold a secret.
+pub(crate) fn syntax_error(
+    path: &Path,
+    text: &str,
+    first_line: usize,
+    prefix: &str,
+    e: serde_path_to_error::Error<yaml_serde::Error>,
+) -> ConfigError {
+    let field = match e.path().to_string().as_str() {
+        "." if prefix.is_empty() => ".".to_string(),
+        "." => prefix.trim_end_matches('.').to_string(),
+        p => format!("{prefix}{p}"),
+    };
+    let inner = e.into_inner();
+    let (line, column) = inner
+        .location()
+        .map_or((locate(text, &field), 1), |l| (l.line(), l.column()));
+    let mut message = inner.to_string();
+    // yaml_serde repeats (part of) the field and the position, which the error already gives.
+    if let Some((head, rest)) = message.split_once(": ")
+        && !head.is_empty()
+        && field.starts_with(head)
+        && !head.contains(' ')
+    {
+        message = rest.to_string();
+    }
+    if inner.location().is_some()
+        && let Some(at) = message.rfind(" at line ")
+        && message[at..].contains(" column ")
+    {
+        message.truncate(at);
+    }
+    if secret_field(&field) {
+        message = match message.find(", expected") {
+            Some(at) => format!("the value of {field} is not valid here{}", &message[at..]),
+            None => format!("the value of {field} is not valid here"),
+        };
+    }
+    ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line: line + first_line - 1,
+        column,
+        field,
+        message,
+    }
+}
+
+/// Parses and validates configuration text (`path` is for messages and relative paths).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let text = prepare(text, path)?;
     let de = yaml_serde::Deserializer::from_str(text);
-    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        let (line, column) = inner
-            .location()
-            .map_or((locate(text, &field), 1), |l| (l.line(), l.column()));
-        ConfigError::Syntax {
-            path: path.to_path_buf(),
-            line,
-            column,
-            field,
-            message: inner.to_string(),
-        }
-    })?;
+    let raw: RawConfig =
+        serde_path_to_error::deserialize(de).map_err(|e| syntax_error(path, text, 1, "", e))?;
     validate(raw, text, path)
 }
 
 fn parse_duration(field: &str, s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{field} {s:?}: {e} (examples: 500ms, 2s, 5m, 30d)"))
+    duration(s).map_err(|m| format!("{field} {m}"))
 }
 
 fn label_safe(s: &str) -> bool {
@@ -921,19 +1343,19 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
         if !name_safe(&c.name) {
             return Err(err(
                 format!("{f}.name"),
-                format!("{:?}: {NAME_RULE}", c.name),
+                format!("{}: {NAME_RULE}", quote(&c.name)),
             ));
         }
         if !names.insert(c.name.clone()) {
             return Err(err(
                 format!("{f}.name"),
-                format!("cell {:?} is defined twice", c.name),
+                format!("cell {} is defined twice", quote(&c.name)),
             ));
         }
         if c.nodes.is_empty() {
             return Err(err(
                 format!("{f}.nodes"),
-                format!("cell {:?} has no nodes", c.name),
+                format!("cell {} has no nodes", quote(&c.name)),
             ));
         }
         let mut node_names = BTreeSet::new();
@@ -949,19 +1371,15 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
             if !node_names.insert(n.name.clone()) {
                 return Err(err(
                     format!("{nf}.name"),
-                    format!("node {:?} appears twice in cell {:?}", n.name, c.name),
-                ));
-            }
-            let scheme_ok = n.url.starts_with("http://") || n.url.starts_with("https://");
-            if !scheme_ok || n.url.len() < 10 || n.url.contains(char::is_whitespace) {
-                return Err(err(
-                    format!("{nf}.url"),
                     format!(
-                        "{:?} is not an http(s) URL such as http://{}:9817/metrics",
-                        n.url, n.name
+                        "node {} appears twice in cell {}",
+                        quote(&n.name),
+                        quote(&c.name)
                     ),
                 ));
             }
+            check_url(&n.url, false, "http://studio-a-1.local:9817/metrics")
+                .map_err(|m| err(format!("{nf}.url"), m))?;
             for k in n.labels.keys() {
                 let valid = k
                     .chars()
@@ -971,7 +1389,10 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
                 if !valid || k.starts_with("__") || k == "cell" || k == "node" {
                     return Err(err(
                         format!("{nf}.labels"),
-                        format!("{k:?} is not a usable label name (cell and node are set for you)"),
+                        format!(
+                            "{} is not a usable label name (cell and node are set for you)",
+                            quote(k)
+                        ),
                     ));
                 }
             }
@@ -997,16 +1418,16 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
                 None => None,
                 Some(f) => {
                     let path = base.join(&f);
-                    let pem = std::fs::read(&path).map_err(|e| {
+                    let pem = read_bounded(&path, MAX_CA_BYTES).map_err(|e| {
                         err(
                             "source.scrape.ca_file".into(),
-                            format!("{}: {e}", path.display()),
+                            format!("{}: {e}", show_path(&path)),
                         )
                     })?;
                     cellwatch_exporter::tls::client_config(Some(&pem)).map_err(|e| {
                         err(
                             "source.scrape.ca_file".into(),
-                            format!("{}: {e}", path.display()),
+                            format!("{}: {}", show_path(&path), one_line(&e.to_string())),
                         )
                     })?;
                     Some(pem)
@@ -1037,14 +1458,8 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
             timeout,
             headers,
         } => {
-            if !(url.starts_with("http://") || url.starts_with("https://"))
-                || url.contains(char::is_whitespace)
-            {
-                return Err(err(
-                    "source.prometheus.url".into(),
-                    format!("{url:?} is not an http(s) URL such as http://prometheus:9090"),
-                ));
-            }
+            check_url(&url, false, "http://prometheus:9090")
+                .map_err(|m| err("source.prometheus.url".into(), m))?;
             if delay > Duration::from_secs(3600) {
                 return Err(err(
                     "source.prometheus.delay".into(),
@@ -1063,7 +1478,10 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
                 {
                     return Err(err(
                         "source.prometheus.headers".into(),
-                        format!("{k:?} is not a valid HTTP header name and value"),
+                        format!(
+                            "{} is not a valid HTTP header name, or its value is not a valid header value",
+                            quote(k)
+                        ),
                     ));
                 }
             }
@@ -1127,20 +1545,20 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
                     path: o.path.clone(),
                     line: locate(&o.doc, theirs) + o.line - 1,
                     field: theirs.to_string(),
-                    message: format!("SLO {:?} (imported from OpenSLO): {message}", s.name),
+                    message: format!("SLO {} (imported from OpenSLO): {message}", quote(&s.name)),
                 }
             }
         };
         if !name_safe(&s.name) {
             return Err(err(
                 format!("{f}.name"),
-                format!("{:?}: {NAME_RULE}", s.name),
+                format!("{}: {NAME_RULE}", quote(&s.name)),
             ));
         }
         if !slo_names.insert(s.name.clone()) {
             return Err(err(
                 format!("{f}.name"),
-                format!("SLO {:?} is defined twice", s.name),
+                format!("SLO {} is defined twice", quote(&s.name)),
             ));
         }
         if !(s.objective > 0.0 && s.objective < 1.0) {
@@ -1166,8 +1584,9 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
                         return Err(err(
                             format!("{f}.cells"),
                             format!(
-                                "no cell named {c:?} (cells: {})",
-                                names.iter().cloned().collect::<Vec<_>>().join(", ")
+                                "no cell named {} (cells: {})",
+                                quote(c),
+                                clip(&names.iter().cloned().collect::<Vec<_>>().join(", "))
                             ),
                         ));
                     }
@@ -1180,7 +1599,10 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
             let tz: chrono_tz::Tz = tz.parse().map_err(|_| {
                 err(
                     format!("{f}.timezone"),
-                    format!("{tz:?} is not an IANA time zone such as Europe/Berlin or UTC"),
+                    format!(
+                        "{} is not an IANA time zone such as Europe/Berlin or UTC",
+                        quote(tz)
+                    ),
                 )
             })?;
             Period::CalendarMonth(tz)
@@ -1216,9 +1638,10 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
                     return Err(err(
                         format!("{f}.sli.{which}.threshold"),
                         format!(
-                            "{threshold} is not a bucket bound ({}s), so the share under it cannot be counted exactly: pick a bound, \
+                            "{} is not a bucket bound ({}s), so the share under it cannot be counted exactly: pick a bound, \
                              or add {t} to the exporters' --collector.inference.buckets and to buckets: in this file",
-                            near.join(", ")
+                            clip(threshold),
+                            clip(&near.join(", "))
                         ),
                     ));
                 }
@@ -1321,7 +1744,7 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
             (Some(other), _) => {
                 return Err(err(
                     format!("{f}.budgeting"),
-                    format!("{other:?}: use occurrences or timeslices"),
+                    format!("{}: use occurrences or timeslices", quote(other)),
                 ));
             }
         };
@@ -1364,16 +1787,18 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
             sli,
         });
     }
-    let alerting = validate_alerting(&raw.alerting, &outer)?;
+    let now = chrono::Utc::now();
+    let alerting = validate_alerting(&raw.alerting, base, now, &outer)?;
     let mut maintenance = Vec::new();
     for (i, m) in raw.maintenance.iter().enumerate() {
         let f = format!("maintenance[{i}]");
-        let schedule: cron::Schedule = m.schedule.parse().map_err(|e| {
+        let schedule: cron::Schedule = m.schedule.parse().map_err(|e: cron::error::Error| {
             outer(
                 format!("{f}.schedule"),
                 format!(
-                    "{:?}: {e} (six fields, seconds first: \"0 0 3 * * Sun\" is Sundays at 03:00)",
-                    m.schedule
+                    "{}: {} (six fields, seconds first: \"0 0 3 * * Sun\" is Sundays at 03:00)",
+                    quote(&m.schedule),
+                    one_line(&e.to_string())
                 ),
             )
         })?;
@@ -1381,9 +1806,21 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
         let timezone: chrono_tz::Tz = tz.parse().map_err(|_| {
             outer(
                 format!("{f}.timezone"),
-                format!("{tz:?} is not an IANA time zone such as Europe/Berlin or UTC"),
+                format!(
+                    "{} is not an IANA time zone such as Europe/Berlin or UTC",
+                    quote(tz)
+                ),
             )
         })?;
+        if !cron_fires(&schedule, timezone, now) {
+            return Err(outer(
+                format!("{f}.schedule"),
+                format!(
+                    "{} never starts a window in the next 5 years (a date that does not exist?)",
+                    quote(&m.schedule)
+                ),
+            ));
+        }
         if m.duration < Duration::from_secs(60) {
             return Err(outer(
                 format!("{f}.duration"),
@@ -1394,7 +1831,10 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
             None => cells.iter().map(|c| c.name.clone()).collect(),
             Some(list) => {
                 if let Some(c) = list.iter().find(|c| !names.contains(*c)) {
-                    return Err(outer(format!("{f}.cells"), format!("no cell named {c:?}")));
+                    return Err(outer(
+                        format!("{f}.cells"),
+                        format!("no cell named {}", quote(c)),
+                    ));
                 }
                 list.clone()
             }
@@ -1418,10 +1858,46 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
     })
 }
 
+/// Checks a secret file now (it is read again at each use, so it can be rotated): a regular file
+/// of at most [`MAX_SECRET_BYTES`], not empty. The message names the file, never its content.
+fn check_secret_file(path: &Path) -> Result<(), String> {
+    let v = read_secret_file(path)?;
+    if v.trim().is_empty() {
+        return Err(format!("{}: the file is empty", show_path(path)));
+    }
+    Ok(())
+}
+
 fn validate_alerting(
     a: &RawAlerting,
+    base: &Path,
+    now: chrono::DateTime<chrono::Utc>,
     err: &dyn Fn(String, String) -> ConfigError,
 ) -> Result<Alerting, ConfigError> {
+    let secret_file = |field: String, p: &Path| -> Result<PathBuf, ConfigError> {
+        let p = base.join(p);
+        check_secret_file(&p).map_err(|m| err(field, m))?;
+        Ok(p)
+    };
+    let url = |field: String, v: &str, secret: bool, example: &str| {
+        check_url(v, secret, example).map_err(|m| err(field, m))
+    };
+    if let Some(u) = &a.external_url {
+        url(
+            "alerting.external_url".into(),
+            u,
+            false,
+            "http://cellwatch.internal:9820",
+        )?;
+    }
+    if let Some(u) = &a.dashboard_url {
+        url(
+            "alerting.dashboard_url".into(),
+            u,
+            false,
+            "http://grafana.internal/d/cellwatch-cell?var-cell={cell}",
+        )?;
+    }
     let secs = |d: Duration| d.as_secs() as i64;
     if a.group_interval < Duration::from_secs(1) || a.repeat_interval < a.group_interval {
         return Err(err(
@@ -1435,7 +1911,7 @@ fn validate_alerting(
         if !name_safe(&r.name) {
             return Err(err(
                 format!("{f}.name"),
-                format!("{:?}: {NAME_RULE}", r.name),
+                format!("{}: {NAME_RULE}", quote(&r.name)),
             ));
         }
         if r.email.is_none()
@@ -1447,30 +1923,49 @@ fn validate_alerting(
             return Err(err(
                 f.clone(),
                 format!(
-                    "receiver {:?} has no integration: give email, webhook, pagerduty, slack or alertmanager",
-                    r.name
+                    "receiver {} has no integration: give email, webhook, pagerduty, slack or alertmanager",
+                    quote(&r.name)
                 ),
             ));
         }
-        let http = |u: &str| u.starts_with("http://") || u.starts_with("https://");
-        if let Some(p) = &r.pagerduty {
+        // Relative secret files are found beside the configuration, as `check` looks for them.
+        let mut r = r.clone();
+        if let Some(p) = &mut r.pagerduty {
             if p.routing_key_file.is_some() == p.routing_key_env.is_some() {
                 return Err(err(
                     format!("{f}.pagerduty"),
                     "give exactly one of routing_key_file and routing_key_env".into(),
                 ));
             }
-            if !http(&p.url) {
-                return Err(err(
-                    format!("{f}.pagerduty.url"),
-                    format!("{:?} is not an http(s) URL", p.url),
-                ));
+            if let Some(k) = &p.routing_key_file {
+                p.routing_key_file =
+                    Some(secret_file(format!("{f}.pagerduty.routing_key_file"), k)?);
             }
+            url(
+                format!("{f}.pagerduty.url"),
+                &p.url,
+                false,
+                "https://events.pagerduty.com/v2/enqueue",
+            )?;
         }
-        if let Some(sl) = &r.slack {
+        if let Some(sl) = &mut r.slack {
             match (&sl.url_file, &sl.url) {
-                (Some(_), None) => {}
-                (None, Some(u)) if http(u) => {}
+                (Some(file), None) => {
+                    let field = format!("{f}.slack.url_file");
+                    let file = secret_file(field.clone(), file)?;
+                    let u = read_secret_file(&file).map_err(|m| err(field.clone(), m))?;
+                    check_url(u.trim(), true, "https://hooks.slack.com/services/…")
+                        .map_err(|m| err(field.clone(), format!("the URL in the file: {m}")))?;
+                    sl.url_file = Some(file);
+                }
+                (None, Some(u)) => {
+                    url(
+                        format!("{f}.slack.url"),
+                        u,
+                        true,
+                        "https://hooks.slack.com/services/…",
+                    )?;
+                }
                 _ => {
                     return Err(err(
                         format!("{f}.slack"),
@@ -1479,18 +1974,15 @@ fn validate_alerting(
                 }
             }
         }
-        if let Some(a) = &r.alertmanager
-            && !http(&a.url)
-        {
-            return Err(err(
+        if let Some(a) = &r.alertmanager {
+            url(
                 format!("{f}.alertmanager.url"),
-                format!(
-                    "{:?} is not an http(s) URL such as http://alertmanager:9093",
-                    a.url
-                ),
-            ));
+                &a.url,
+                false,
+                "http://alertmanager:9093",
+            )?;
         }
-        if let Some(e) = &r.email {
+        if let Some(e) = &mut r.email {
             let addr_ok = |x: &str| x.parse::<lettre::Address>().is_ok();
             if e.to.is_empty() || !e.to.iter().all(|t| addr_ok(t)) {
                 return Err(err(
@@ -1501,26 +1993,26 @@ fn validate_alerting(
             if !addr_ok(&e.from) {
                 return Err(err(
                     format!("{f}.email.from"),
-                    format!("{:?} is not a mail address", e.from),
+                    format!("{} is not a mail address", quote(&e.from)),
                 ));
             }
             let port_ok = e
                 .smarthost
                 .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
             if !port_ok {
                 return Err(err(
                     format!("{f}.email.smarthost"),
                     format!(
-                        "{:?} is not host:port (e.g. smtp.example.com:587)",
-                        e.smarthost
+                        "{} is not host:port with a port in 1..=65535 (e.g. smtp.example.com:587)",
+                        quote(&e.smarthost)
                     ),
                 ));
             }
             if !["starttls", "implicit", "none"].contains(&e.tls.as_str()) {
                 return Err(err(
                     format!("{f}.email.tls"),
-                    format!("{:?}: use starttls, implicit or none", e.tls),
+                    format!("{}: use starttls, implicit or none", quote(&e.tls)),
                 ));
             }
             if e.username.is_some() && (e.password_file.is_some() == e.password_env.is_some()) {
@@ -1529,19 +2021,22 @@ fn validate_alerting(
                     "with a username, give exactly one of password_file and password_env".into(),
                 ));
             }
+            if let Some(p) = &e.password_file {
+                e.password_file = Some(secret_file(format!("{f}.email.password_file"), p)?);
+            }
         }
-        if let Some(w) = &r.webhook
-            && !(w.url.starts_with("http://") || w.url.starts_with("https://"))
-        {
-            return Err(err(
+        if let Some(w) = &r.webhook {
+            url(
                 format!("{f}.webhook.url"),
-                format!("{:?} is not an http(s) URL", w.url),
-            ));
+                &w.url,
+                true,
+                "https://chatops.internal/hooks/cellwatch",
+            )?;
         }
         if receivers.insert(r.name.clone(), r.clone()).is_some() {
             return Err(err(
                 format!("{f}.name"),
-                format!("receiver {:?} is defined twice", r.name),
+                format!("receiver {} is defined twice", quote(&r.name)),
             ));
         }
     }
@@ -1551,9 +2046,9 @@ fn validate_alerting(
             return Err(err(
                 format!("alerting.routes[{i}].receiver"),
                 format!(
-                    "no receiver named {:?} (receivers: {})",
-                    r.receiver,
-                    receivers.keys().cloned().collect::<Vec<_>>().join(", ")
+                    "no receiver named {} (receivers: {})",
+                    quote(&r.receiver),
+                    clip(&receivers.keys().cloned().collect::<Vec<_>>().join(", "))
                 ),
             ));
         }
@@ -1565,8 +2060,18 @@ fn validate_alerting(
                 is_regex: true,
                 is_equal: true,
             };
-            m.validate()
-                .map_err(|e| err(format!("alerting.routes[{i}].match_re"), e))?;
+            let field = format!("alerting.routes[{i}].match_re.{}", clip(k));
+            if let Err(e) = regex::Regex::new(&format!("^(?:{v})$")) {
+                return Err(err(
+                    field,
+                    format!(
+                        "{} is not a regular expression: {}",
+                        quote(v),
+                        regex_error(&e)
+                    ),
+                ));
+            }
+            m.validate().map_err(|e| err(field, one_line(&e)))?;
             match_re.push(m);
         }
         routes.push(crate::alerting::Route {
@@ -1589,12 +2094,13 @@ fn validate_alerting(
     let mut reports = Vec::new();
     for (i, r) in a.reports.iter().enumerate() {
         let f = format!("alerting.reports[{i}]");
-        let schedule: cron::Schedule = r.schedule.parse().map_err(|e| {
+        let schedule: cron::Schedule = r.schedule.parse().map_err(|e: cron::error::Error| {
             err(
                 format!("{f}.schedule"),
                 format!(
-                    "{:?}: {e} (six fields, seconds first: \"0 0 8 * * Mon\")",
-                    r.schedule
+                    "{}: {} (six fields, seconds first: \"0 0 8 * * Mon\")",
+                    quote(&r.schedule),
+                    one_line(&e.to_string())
                 ),
             )
         })?;
@@ -1602,17 +2108,29 @@ fn validate_alerting(
         let timezone: chrono_tz::Tz = tz.parse().map_err(|_| {
             err(
                 format!("{f}.timezone"),
-                format!("{tz:?} is not an IANA time zone such as Europe/Berlin or UTC"),
+                format!(
+                    "{} is not an IANA time zone such as Europe/Berlin or UTC",
+                    quote(tz)
+                ),
             )
         })?;
+        if !cron_fires(&schedule, timezone, now) {
+            return Err(err(
+                format!("{f}.schedule"),
+                format!(
+                    "{} never fires in the next 5 years (a date that does not exist?)",
+                    quote(&r.schedule)
+                ),
+            ));
+        }
         match receivers.get(&r.receiver) {
             Some(x) if x.email.is_some() => {}
             _ => {
                 return Err(err(
                     format!("{f}.receiver"),
                     format!(
-                        "no receiver named {:?} with an email integration",
-                        r.receiver
+                        "no receiver named {} with an email integration",
+                        quote(&r.receiver)
                     ),
                 ));
             }
@@ -1641,7 +2159,8 @@ fn validate_alerting(
                     err(
                         format!("{f}.{field}"),
                         format!(
-                            "{v:?}: the engine keeps the windows 5m, 30m, 1h, 2h, 6h, 1d and 3d"
+                            "{}: the engine keeps the windows 5m, 30m, 1h, 2h, 6h, 1d and 3d",
+                            quote(v)
                         ),
                     )
                 })
@@ -1656,7 +2175,7 @@ fn validate_alerting(
         if !["page", "ticket"].contains(&b.severity.as_str()) {
             return Err(err(
                 format!("{f}.severity"),
-                format!("{:?}: page or ticket", b.severity),
+                format!("{}: page or ticket", quote(&b.severity)),
             ));
         }
         if !(b.budget > 0.0 && b.budget <= 1.0) {
@@ -1696,7 +2215,10 @@ fn validate_alerting(
                     "give api_token_file or api_token_env, not both".into(),
                 ));
             }
-            (Some(f), None) => Some(TokenSource::File(f.clone())),
+            (Some(f), None) => Some(TokenSource::File(secret_file(
+                "alerting.api_token_file".into(),
+                f,
+            )?)),
             (None, Some(v)) => Some(TokenSource::Env(v.clone())),
             (None, None) => None,
         },
@@ -1916,6 +2438,139 @@ slos:
             "{GOOD}source:\n  prometheus: {{ url: \"http://p:9090\", headers: {{ \"a b\": x }} }}\n"
         ));
         assert!(e.contains("source.prometheus.headers"), "{e}");
+    }
+
+    #[test]
+    fn values_in_messages_are_cut_and_on_one_line() {
+        assert_eq!(quote("studio-a"), "\"studio-a\"");
+        let long = "é".repeat(150);
+        let q = quote(&long);
+        assert!(q.ends_with("\"… (300 bytes)"), "{q}");
+        assert_eq!(q.chars().filter(|&c| c == 'é').count(), QUOTE_CHARS);
+        assert_eq!(clip("a\nb"), "a\\nb");
+        assert_eq!(
+            one_line("regex parse error:\n    (\n    ^\nerror: unclosed group"),
+            "regex parse error:; (; ^; error: unclosed group"
+        );
+        assert!(one_line(&"x".repeat(10_000)).len() < 700);
+        let pattern = String::from("studio-(");
+        let e = regex::Regex::new(&pattern).unwrap_err();
+        assert_eq!(regex_error(&e), "unclosed group");
+        let e = ConfigError::Invalid {
+            path: "c.yaml".into(),
+            line: 1,
+            field: "f".repeat(1000),
+            message: "two\nlines".into(),
+        }
+        .to_string();
+        assert!(!e.contains('\n') && e.len() < 200, "{e}");
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(duration("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert_eq!(duration("10y"), Ok(MAX_DURATION));
+        for v in [
+            "10y 1s",
+            "400000000000y",
+            "292277024626y",
+            "99999999999999999999y",
+        ] {
+            let e = duration(v).unwrap_err();
+            assert!(
+                e.contains("out of range") && e.contains("10 years"),
+                "{v}: {e}"
+            );
+        }
+        assert!(duration("soon").unwrap_err().contains("examples"));
+    }
+
+    #[test]
+    fn a_cron_must_fire_within_five_years() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-03T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let fires = |s: &str| cron_fires(&s.parse().unwrap(), chrono_tz::UTC, now);
+        assert!(fires("0 0 3 * * Sun"));
+        assert!(fires("0 0 0 29 2 *"), "the next 29 February is in 2028");
+        assert!(!fires("0 0 0 30 2 *"));
+        assert!(!fires("0 0 0 31 4 *"));
+        assert!(!fires("0 0 0 1 1 * 2020"), "only in the past");
+        assert!(!fires("0 0 0 1 1 * 2035"), "more than 5 years ahead");
+    }
+
+    #[test]
+    fn urls_need_an_http_scheme_a_host_and_a_port_that_exists() {
+        let ok = |u: &str| check_url(u, false, "http://h:1");
+        assert!(ok("http://n:9817/metrics").is_ok());
+        assert!(ok("https://[::1]:9090").is_ok());
+        assert!(ok("http://grafana/d/x?var-cell={cell}").is_ok());
+        for (u, why) in [
+            ("http:///////////", "empty host"),
+            ("http://n:99999/metrics", "invalid port number"),
+            ("http://n:0/metrics", "port 0"),
+            ("ftp://n/metrics", "scheme"),
+            ("studio-a-1:9817", "scheme"),
+            ("http://n /metrics", "white space"),
+        ] {
+            let e = ok(u).unwrap_err();
+            assert!(e.contains(why), "{u}: {e}");
+        }
+        let e = check_url("http://user:hunter2@:1/", false, "x").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = check_url("hxxp://hooks/T0/SECRET", true, "x").unwrap_err();
+        assert!(
+            e.starts_with("the value is not") && !e.contains("SECRET"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_syntax_errors() {
+        let e = error(&format!(
+            "{GOOD}source:\n  prometheus: {{ url: \"http://p:9090\", headers: {{ Authorization: {{ Bearer: SECRET }} }} }}\n"
+        ));
+        assert!(
+            e.contains("source.prometheus.headers") && !e.contains("SECRET"),
+            "{e}"
+        );
+        let e = error(&format!(
+            "{GOOD}alerting:\n  cell_down_for: 400000000000y\n"
+        ));
+        assert!(
+            e.contains("alerting.cell_down_for: \"400000000000y\" is out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_depth_pre_scan_passes_real_files_and_stops_deep_ones() {
+        for ok in [
+            GOOD,
+            include_str!("../examples/cells.yaml"),
+            include_str!("../examples/openslo/cells.yaml"),
+            include_str!("../examples/openslo/slos.openslo.yaml"),
+            // Brackets and quotes inside strings, comments and block scalars do not nest.
+            "a: \"[[[[[[\"\nb: '{{{{''[[['\nc: x[[[[[ # [[[[[[\nd: |\n  [[[[[[[[\n  {{{{{{{\ne: sum(rate(x{le=\"2\"}[5m]))\n",
+        ] {
+            let doubled = ok.replace("[[[[[[", &"[".repeat(200));
+            assert_eq!(too_deep(&doubled), None, "{doubled}");
+        }
+        assert_eq!(too_deep(&format!("a: {}", "[".repeat(MAX_DEPTH))), Some(1));
+        assert_eq!(too_deep(&format!("a: {}", "[".repeat(MAX_DEPTH - 2))), None);
+        assert_eq!(
+            too_deep(&format!("x: 1\na: {}", "{b: ".repeat(100))),
+            Some(2)
+        );
+        assert_eq!(too_deep(&format!("a:\n{}x", "- ".repeat(100))), Some(2));
+        let stairs: String = (0..100)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
+        assert_eq!(too_deep(&stairs), Some(MAX_DEPTH + 1));
+        // Tags and anchors before a bracket do not hide it.
+        assert!(too_deep(&format!("a: {}", "!t [".repeat(100))).is_some());
+        // A block scalar ends where its indentation does.
+        assert!(too_deep(&format!("- a: |\n    text\n  b: {}", "[".repeat(100))).is_some());
     }
 
     #[test]

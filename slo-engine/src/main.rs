@@ -69,14 +69,14 @@ enum Command {
         #[arg(long, value_name = "PORT", default_value_t = 9820)]
         port: u16,
         /// Stop after this long (e.g. 10m); without it, run until Ctrl-C.
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = cellwatch_slo::config::duration)]
         duration: Option<std::time::Duration>,
         /// When the simulated incident starts.
-        #[arg(long = "incident-at", value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+        #[arg(long = "incident-at", value_name = "DURATION", default_value = "60s", value_parser = cellwatch_slo::config::duration)]
         incident_at: std::time::Duration,
         /// How long the simulated incident lasts (at least 30s: the energy regression starts
         /// 30 s in).
-        #[arg(long = "incident-for", value_name = "DURATION", default_value = "150s", value_parser = humantime::parse_duration)]
+        #[arg(long = "incident-for", value_name = "DURATION", default_value = "150s", value_parser = cellwatch_slo::config::duration)]
         incident_for: std::time::Duration,
         /// Also mail pages to this SMTP server (HOST:PORT, plain SMTP).
         #[arg(long, value_name = "HOST:PORT")]
@@ -150,17 +150,26 @@ enum Format {
     Csv,
 }
 
-/// An RFC 3339 time, a duration before `now`, or `now`.
+/// An RFC 3339 time, a duration before `now` (at most 10 years), or `now`.
 fn when(what: &str, v: &str, now: i64) -> Result<i64, String> {
+    use cellwatch_slo::config::{MAX_DURATION, quote};
     if v == "now" {
         return Ok(now);
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
         return Ok(t.timestamp());
     }
-    humantime::parse_duration(v)
-        .map(|d| now - d.as_secs() as i64)
-        .map_err(|_| format!("--{what} {v:?}: give an RFC 3339 time (2026-11-01T00:00:00Z), a duration before now (7d) or now"))
+    match humantime::parse_duration(v) {
+        Ok(d) if d <= MAX_DURATION => Ok(now - d.as_secs() as i64),
+        Ok(_) | Err(humantime::DurationError::NumberOverflow) => Err(format!(
+            "--{what} {}: out of range: a duration before now is at most 10 years (10y)",
+            quote(v)
+        )),
+        Err(_) => Err(format!(
+            "--{what} {}: give an RFC 3339 time (2026-11-01T00:00:00Z), a duration before now (7d) or now",
+            quote(v)
+        )),
+    }
 }
 
 fn report(config: &std::path::Path, url: &str, from: &str, to: &str, format: Format) -> ExitCode {

@@ -148,7 +148,7 @@ fn read_secret(
 ) -> Result<String, String> {
     let v = match (file, env) {
         (Some(f), _) => {
-            std::fs::read_to_string(f).map_err(|e| format!("{what} file {}: {e}", f.display()))?
+            crate::config::read_secret_file(f).map_err(|e| format!("{what} file {e}"))?
         }
         (None, Some(v)) => {
             std::env::var(v).map_err(|_| format!("{what} variable {v} is not set"))?
@@ -413,8 +413,8 @@ async fn smtp_send(e: &Email, msg: lettre::Message) -> Result<(), String> {
     .timeout(Some(std::time::Duration::from_secs(10)));
     if let Some(user) = &e.username {
         let password = match (&e.password_file, &e.password_env) {
-            (Some(f), _) => std::fs::read_to_string(f)
-                .map_err(|x| format!("password_file {}: {x}", f.display()))?
+            (Some(f), _) => crate::config::read_secret_file(f)
+                .map_err(|x| format!("password_file {x}"))?
                 .trim_end()
                 .to_string(),
             (None, Some(v)) => {

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, RawSli, RawSlo, locate};
+use crate::config::{
+    ConfigError, MAX_CONFIG_BYTES, RawSli, RawSlo, locate, quote, read_text, syntax_error,
+};
 
 /// Where an imported SLO came from, for messages.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,23 +197,7 @@ fn typed<T: for<'de> Deserialize<'de>>(
         None => serde_path_to_error::deserialize(yaml_serde::Deserializer::from_str(doc)),
         Some(v) => serde_path_to_error::deserialize(v),
     };
-    result.map_err(|e| {
-        let field = match e.path().to_string().as_str() {
-            "." => prefix.trim_end_matches('.').to_string(),
-            p => format!("{prefix}{p}"),
-        };
-        let inner = e.into_inner();
-        let (line, column) = inner
-            .location()
-            .map_or((locate(doc, &field), 1), |l| (l.line(), l.column()));
-        ConfigError::Syntax {
-            path: path.to_path_buf(),
-            line: line + first - 1,
-            column,
-            field,
-            message: inner.to_string(),
-        }
-    })
+    result.map_err(|e| syntax_error(path, doc, first, prefix, e))
 }
 
 /// Reads OpenSLO files and returns their SLOs as configuration SLOs, in file order.
@@ -227,11 +213,12 @@ pub fn import(paths: &[PathBuf]) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
     let mut slos = Vec::new();
     let mut slis: BTreeMap<String, (SliSpec, PathBuf, usize, String)> = BTreeMap::new();
     for path in paths {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = read_text(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
             path: path.clone(),
             source,
         })?;
-        for (first, doc) in documents(&text) {
+        let text = crate::config::prepare(&text, path)?;
+        for (first, doc) in documents(text) {
             let invalid = |field: &str, message: String| ConfigError::Invalid {
                 path: path.clone(),
                 line: locate(&doc, field) + first - 1,
@@ -243,8 +230,8 @@ pub fn import(paths: &[PathBuf]) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
                 return Err(invalid(
                     "apiVersion",
                     format!(
-                        "{:?}: only openslo/v1 documents can be imported",
-                        d.api_version
+                        "{}: only openslo/v1 documents can be imported",
+                        quote(&d.api_version)
                     ),
                 ));
             }
@@ -272,7 +259,7 @@ pub fn import(paths: &[PathBuf]) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
             path: p.path.clone(),
             line: locate(&p.doc, field) + p.first - 1,
             field: field.to_string(),
-            message: format!("SLO {:?}: {message}", p.name),
+            message: format!("SLO {}: {message}", quote(&p.name)),
         };
         let spec: SloSpec = typed(&p.path, &p.doc, p.first, "spec.", Some(p.spec.clone()))?;
         let (sli, sli_field) = match (&spec.indicator, &spec.indicator_ref) {
@@ -285,7 +272,7 @@ pub fn import(paths: &[PathBuf]) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
                 None => {
                     return Err(invalid(
                         "spec.indicatorRef",
-                        format!("no SLI document named {r:?} in the imported files"),
+                        format!("no SLI document named {} in the imported files", quote(r)),
                     ));
                 }
             },
@@ -320,7 +307,10 @@ pub fn import(paths: &[PathBuf]) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
                 {
                     return Err(invalid(
                         &f,
-                        format!("type {k:?}: only Prometheus metric sources can be imported"),
+                        format!(
+                            "type {}: only Prometheus metric sources can be imported",
+                            quote(k)
+                        ),
                     ));
                 }
                 match h.metric_source.spec.get("query").and_then(|q| q.as_str()) {
@@ -380,7 +370,7 @@ pub fn import(paths: &[PathBuf]) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
                     None => {
                         return Err(invalid(
                             "spec.timeWindow[0].duration",
-                            format!("{:?} is too long", w.duration),
+                            format!("{} is too long", quote(&w.duration)),
                         ));
                     }
                 },
@@ -388,9 +378,9 @@ pub fn import(paths: &[PathBuf]) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
                     return Err(invalid(
                         "spec.timeWindow[0].duration",
                         format!(
-                            "{:?}: a rolling window of months, quarters or years has no fixed length: give it in days (30d), \
+                            "{}: a rolling window of months, quarters or years has no fixed length: give it in days (30d), \
                              or use a calendar window of 1M",
-                            w.duration
+                            quote(&w.duration)
                         ),
                     ));
                 }
@@ -405,8 +395,8 @@ pub fn import(paths: &[PathBuf]) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
             return Err(invalid(
                 "spec.timeWindow[0].duration",
                 format!(
-                    "{:?}: a calendar window must be one month (1M); rolling windows take any duration",
-                    w.duration
+                    "{}: a calendar window must be one month (1M); rolling windows take any duration",
+                    quote(&w.duration)
                 ),
             ));
         };
@@ -422,7 +412,7 @@ pub fn import(paths: &[PathBuf]) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
             other => {
                 return Err(invalid(
                     "spec.budgetingMethod",
-                    format!("{other:?}: use Occurrences or Timeslices"),
+                    format!("{}: use Occurrences or Timeslices", quote(other)),
                 ));
             }
         };

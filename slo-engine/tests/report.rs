@@ -202,3 +202,32 @@ async fn the_command_prints_table_json_and_csv() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--from \"yesterday\""));
 }
+
+#[test]
+fn a_range_out_of_bounds_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("report.yaml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    for (flag, value) in [
+        ("--from", "292277024626y"),
+        ("--from", "99999999999999999999y"),
+        ("--from", "11y"),
+        ("--to", "400000000000y"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cellwatch-slo"))
+            .args(["report", "--config"])
+            .arg(&cfg)
+            .args(["--database-url", &url, flag, value])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(
+            err.contains(&format!("{flag} \"{value}\": out of range"))
+                && err.contains("at most 10 years")
+                && !err.contains("must be before"),
+            "{flag} {value}: {err}"
+        );
+    }
+}
