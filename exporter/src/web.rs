@@ -104,8 +104,8 @@ pub struct WebConfig {
     /// credential. Failures are not cached: a second try costs as much as the first, for known
     /// and unknown users alike.
     cache: Arc<Mutex<Verified>>,
-    /// A hash at the highest cost among the users, to verify unknown users against.
-    dummy: Arc<String>,
+    /// The user whose hash has the highest cost: unknown users are verified against it.
+    costliest: Option<String>,
     /// Requests with a bearer token to paths under this prefix skip basic authentication: the
     /// handler checks the token (the engine's write API).
     pub bearer_prefix: Option<&'static str>,
@@ -131,23 +131,89 @@ fn version(
         "TLS10" | "TLS11" => Err(WebConfigError::Invalid {
             path: path.into(),
             field: format!("tls_server_config.{field}"),
-            message: format!("{v} is not supported (TLS12 or TLS13)"),
+            message: format!("{} is not supported (TLS12 or TLS13)", quote(v)),
         }),
         _ => Err(WebConfigError::Invalid {
             path: path.into(),
             field: format!("tls_server_config.{field}"),
-            message: format!("{v:?}: TLS12 or TLS13"),
+            message: format!("{}: TLS12 or TLS13", quote(v)),
         }),
     }
 }
 
+/// bcrypt costs the bcrypt crate verifies; others would fail every login.
+const BCRYPT_COSTS: std::ops::RangeInclusive<u32> = 4..=31;
+
+/// Above this cost a warning says how long one check takes.
+const BCRYPT_COST_WARN: u32 = 12;
+
+/// A value for an error message: quoted, at most 100 characters.
+fn quote(v: &str) -> String {
+    let short: String = v.chars().take(100).collect();
+    if short.len() < v.len() {
+        format!("{short:?}…")
+    } else {
+        format!("{short:?}")
+    }
+}
+
+/// A deserialization error without the value it quotes (`invalid type: string "…", expected
+/// a map`): the value may be a password. Field names (in backticks) stay; one line.
+fn redact(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find('"') {
+        out.push_str(&rest[..i]);
+        // The value runs to the last quote before the next `, expected` (or the end).
+        let tail = &rest[i + 1..];
+        let end = tail
+            .find("\", expected")
+            .or_else(|| tail.rfind('"'))
+            .unwrap_or(tail.len());
+        out.push_str("(value not shown)");
+        rest = tail.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    let line = out.lines().next().unwrap_or("").to_string();
+    if line.chars().count() > 200 {
+        line.chars().take(200).collect::<String>() + "…"
+    } else {
+        line
+    }
+}
+
+/// How long one bcrypt check at `cost` takes, from the time of one at cost 4 (each step
+/// doubles the work).
+pub fn bcrypt_estimate(cost: u32, at_cost_4: std::time::Duration) -> std::time::Duration {
+    let factor = 1u64 << cost.saturating_sub(4).min(40);
+    at_cost_4.saturating_mul(u32::try_from(factor).unwrap_or(u32::MAX))
+}
+
 /// Reads and checks a web configuration file; relative certificate paths are relative to it.
+/// Users whose bcrypt cost is above 12 get a warning with the time one check takes (estimated
+/// from one cost-4 hash: a cost-31 hash would take days to compute).
 pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
         path: path.into(),
         source,
     })?;
-    parse(path, &text)
+    let web = parse(path, &text)?;
+    let costly: Vec<(&String, u32)> = web
+        .users
+        .iter()
+        .filter_map(|(u, h)| Some((u, bcrypt_cost(h)?)))
+        .filter(|(_, c)| *c > BCRYPT_COST_WARN)
+        .collect();
+    if !costly.is_empty() {
+        let started = std::time::Instant::now();
+        let _ = bcrypt::hash("calibration", 4);
+        let at_4 = started.elapsed();
+        for (user, cost) in costly {
+            let check = bcrypt_estimate(cost, at_4);
+            tracing::warn!(user = %user, cost, check = ?check, "a bcrypt cost above 12: every login with a password not yet verified takes this long (10 to 12 is usual)");
+        }
+    }
+    Ok(web)
 }
 
 /// Parses a web configuration (`path` names it in errors and anchors relative paths).
@@ -163,7 +229,7 @@ pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
         let de = yaml_serde::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
-            invalid(&field, e.into_inner().to_string())
+            invalid(&field, redact(&e.into_inner().to_string()))
         })?
     };
     let base = path.parent().unwrap_or(Path::new("."));
@@ -175,7 +241,10 @@ pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
             {
                 return Err(invalid(
                     "tls_server_config.client_auth_type",
-                    format!("{a}: client certificates are not supported (NoClientCert only)"),
+                    format!(
+                        "{}: client certificates are not supported (NoClientCert only)",
+                        quote(a)
+                    ),
                 ));
             }
             let (Some(cert), Some(key)) = (t.cert_file, t.key_file) else {
@@ -223,43 +292,57 @@ pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
             let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
                 invalid(
                     "http_server_config.headers",
-                    format!("{k:?} is not a header name"),
+                    format!("{} is not a header name", quote(&k)),
                 )
             })?;
             let value = HeaderValue::from_str(&v).map_err(|_| {
                 invalid(
                     "http_server_config.headers",
-                    format!("the value of {k} is not valid"),
+                    format!("the value of {} is not valid", quote(&k)),
                 )
             })?;
             headers.push((name, value));
         }
     }
     for (user, hash) in &raw.basic_auth_users {
-        if bcrypt_cost(hash).is_none() {
-            return Err(invalid(
-                &format!("basic_auth_users.{user}"),
-                "is not a bcrypt hash ($2a$, $2b$ or $2y$; make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)".into(),
-            ));
+        let field = format!(
+            "basic_auth_users.{}",
+            user.chars().take(100).collect::<String>()
+        );
+        match bcrypt_cost(hash) {
+            None => {
+                return Err(invalid(
+                    &field,
+                    "is not a bcrypt hash ($2a$, $2b$ or $2y$; make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)".into(),
+                ));
+            }
+            Some(c) if !BCRYPT_COSTS.contains(&c) => {
+                return Err(invalid(
+                    &field,
+                    format!(
+                        "bcrypt cost {c} is outside {}..={} (10 to 12 is usual)",
+                        BCRYPT_COSTS.start(),
+                        BCRYPT_COSTS.end()
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
     }
-    let cost = raw
+    // Unknown users are checked against the costliest user's hash: the same time as for a
+    // known user, and no hash to compute at start.
+    let costliest = raw
         .basic_auth_users
-        .values()
-        .filter_map(|h| bcrypt_cost(h))
+        .iter()
+        .filter_map(|(u, h)| Some((bcrypt_cost(h)?, u.clone())))
         .max()
-        .unwrap_or(10);
-    let dummy = if raw.basic_auth_users.is_empty() {
-        String::new()
-    } else {
-        bcrypt::hash("no user has this password", cost).unwrap_or_default()
-    };
+        .map(|(c, u)| (u, c));
     Ok(WebConfig {
         tls,
         headers,
         users: Arc::new(raw.basic_auth_users),
         cache: Arc::default(),
-        dummy: Arc::new(dummy),
+        costliest: costliest.map(|(u, _)| u),
         bearer_prefix: None,
     })
 }
@@ -330,7 +413,9 @@ impl WebConfig {
         };
         let Some(hash) = self.users.get(user) else {
             // Spend the same time as for a known user, so names cannot be probed.
-            let _ = bcrypt::verify(pass, &self.dummy);
+            if let Some(h) = self.costliest.as_ref().and_then(|u| self.users.get(u)) {
+                let _ = bcrypt::verify(pass, h);
+            }
             return false;
         };
         let key = (user.to_string(), Sha256::digest(pass.as_bytes()).into());
@@ -539,5 +624,85 @@ mod tests {
         assert!(e.contains("rate_limit"), "{e}");
         assert!(cfg("").unwrap().tls.is_none());
         assert!(bcrypt_cost(HASH).is_none());
+    }
+
+    #[test]
+    fn errors_never_show_a_value_that_may_be_a_password() {
+        for text in [
+            "basic_auth_users: hunter2-secret\n",
+            "basic_auth_users: [hunter2-secret]\n",
+            "basic_auth_users:\n  alice: [hunter2-secret]\n",
+            "basic_auth_users:\n  alice: { p: hunter2-secret }\n",
+            "basic_auth_users:\n  alice: hunter2-secret\n",
+            "tls_server_config: hunter2-secret\n",
+            "hunter2-secret\n",
+        ] {
+            let e = cfg(text).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{text:?}: {e}");
+            assert!(!e.contains('\n') && e.len() < 400, "{text:?}: {e}");
+            assert!(e.contains("/etc/cellwatch/web.yml"), "{e}");
+        }
+        let e = cfg("basic_auth_users: hunter2-secret\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("basic_auth_users") && e.contains("map"), "{e}");
+        let e = cfg(&format!(
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: {}\n",
+            "x".repeat(5000)
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("min_version") && e.len() < 300, "{e}");
+    }
+
+    fn with_cost(cost: &str) -> String {
+        let h = bcrypt::hash("pw", 4).unwrap();
+        format!("$2y${cost}${}", &h[7..])
+    }
+
+    #[test]
+    fn bcrypt_costs_outside_4_to_31_are_refused_with_the_user() {
+        for cost in ["03", "00", "32", "99"] {
+            let e = cfg(&format!(
+                "basic_auth_users:\n  alice: '{}'\n",
+                with_cost(cost)
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("basic_auth_users.alice") && e.contains("4..=31"),
+                "{cost}: {e}"
+            );
+        }
+        // Cost 31 loads at once (nothing is hashed at start) and unknown users are checked
+        // against a real hash, not one made at start.
+        let started = std::time::Instant::now();
+        let w = cfg(&format!(
+            "basic_auth_users:\n  alice: '{}'\n  bob: '{}'\n",
+            with_cost("31"),
+            bcrypt::hash("pw", 4).unwrap()
+        ))
+        .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(w.costliest.as_deref(), Some("alice"));
+        let w = cfg(&format!(
+            "basic_auth_users:\n  bob: '{}'\n",
+            bcrypt::hash("pw", 4).unwrap()
+        ))
+        .unwrap();
+        use base64::Engine;
+        let b = base64::engine::general_purpose::STANDARD.encode("bob:pw");
+        assert!(w.check_basic(&format!("Basic {b}")));
+        let b = base64::engine::general_purpose::STANDARD.encode("carol:pw");
+        assert!(!w.check_basic(&format!("Basic {b}")));
+    }
+
+    #[test]
+    fn a_bcrypt_check_doubles_with_each_cost_step() {
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(bcrypt_estimate(4, ms(1)), ms(1));
+        assert_eq!(bcrypt_estimate(12, ms(1)), ms(256));
+        assert_eq!(bcrypt_estimate(31, ms(1)), ms(1 << 27));
+        assert_eq!(bcrypt_estimate(3, ms(1)), ms(1));
     }
 }
