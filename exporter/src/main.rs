@@ -111,7 +111,7 @@ async fn run(cfg: config::Config) -> ExitCode {
         .unwrap_or_else(|_| cfg.listen_address.clone());
     tracing::info!(address = %address, collectors = ?cfg.collectors, interval = ?cfg.settings.interval, tls = web.as_ref().is_some_and(|w| w.tls.is_some()), basic_auth = web.as_ref().is_some_and(|w| w.auth_required()), "listening");
     let app = server::router(store, &cfg.telemetry_path, &cfg.collectors);
-    if let Err(e) = web::serve(listener, app, web.as_ref(), shutdown()).await {
+    if let Err(e) = web::serve(listener, app, web.as_ref(), cfg.limits, shutdown()).await {
         tracing::error!(error = %e, "server failed");
         return ExitCode::FAILURE;
     }

@@ -20,7 +20,14 @@
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use http_body::Body as _;
+use tokio::sync::OwnedSemaphorePermit;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -491,51 +498,199 @@ pub fn protect(router: Router, web: &WebConfig) -> Router {
     router.layer(axum::middleware::from_fn_with_state(web.clone(), guard))
 }
 
-/// Longest a client may take for its TLS handshake, and then for its request headers.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Bounds on the connections of one listener, so that no client can hold the server's file
+/// handles, memory or time: slow or stalled clients are cut off, and at most
+/// `max_connections` are served at once (more wait in the kernel's accept queue until one
+/// closes, as with nginx's `worker_connections`; node_exporter's `--web.max-requests` bounds
+/// concurrent scrapes the same way, by making them wait).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest wait for a request's headers: from the connection's start (and again after a TLS
+    /// handshake, which gets as long) or, on a kept-alive connection, from the end of the
+    /// previous response; so also how long an idle connection stays open.
+    pub read_header_timeout: Duration,
+    /// Longest a request's body may take to arrive, from the end of its headers.
+    pub read_timeout: Duration,
+    /// Most connections served at once.
+    pub max_connections: usize,
+}
 
-/// Serves `router` on `listener`, over TLS when configured, until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    web: Option<&WebConfig>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let router = match web {
-        Some(w) => protect(router, w),
-        None => router,
-    };
-    let Some(tls) = web.and_then(|w| w.tls.clone()) else {
-        return axum::serve(
-            listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            router,
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file handles, typically: back off rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    continue;
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            read_header_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            max_connections: 512,
+        }
+    }
+}
+
+/// A request body that must arrive within a time: the whole of it by a deadline (`gap:
+/// false`), or each chunk within `timeout` of the previous one (`gap: true`). The timer is only
+/// armed when the client makes the server wait.
+pub(crate) struct TimedBody<B> {
+    inner: B,
+    timeout: Duration,
+    gap: bool,
+    deadline: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// A request body did not arrive in time.
+#[derive(Debug, Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTimeout(pub Duration);
+
+impl<B> TimedBody<B> {
+    pub(crate) fn new(inner: B, timeout: Duration, gap: bool) -> Self {
+        TimedBody {
+            inner,
+            timeout,
+            gap,
+            deadline: tokio::time::Instant::now() + timeout,
+            timer: None,
+        }
+    }
+}
+
+impl<B> http_body::Body for TimedBody<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                if this.gap {
+                    this.deadline = tokio::time::Instant::now() + this.timeout;
                 }
-            },
-            _ = &mut shutdown => return Ok(()),
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn body_deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+    let req = if req.body().is_end_stream() {
+        req
+    } else {
+        req.map(|b| axum::body::Body::new(TimedBody::new(b, timeout, false)))
+    };
+    next.run(req).await
+}
+
+/// Accepts connections from `listener` until `shutdown` completes, at most as many at once as
+/// `slots` has permits, and hands each to `serve` with its permit (dropped when the connection
+/// ends). Accept errors (out of file handles, typically) back off from 5 ms to 1 s rather than
+/// spin.
+pub(crate) async fn accept_loop<F>(
+    listener: &tokio::net::TcpListener,
+    slots: &Arc<tokio::sync::Semaphore>,
+    shutdown: F,
+    mut serve: impl FnMut(tokio::net::TcpStream, std::net::SocketAddr, OwnedSemaphorePermit),
+) where
+    F: Future<Output = ()>,
+{
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = Duration::ZERO;
+    let mut warned: Option<std::time::Instant> = None;
+    loop {
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    warned = Some(std::time::Instant::now());
+                    tracing::warn!(
+                        address = ?listener.local_addr().ok(),
+                        "the connection limit is reached: new connections wait until one closes"
+                    );
+                }
+                tokio::select! {
+                    p = slots.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                    _ = &mut shutdown => return,
+                }
+            }
         };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = &mut shutdown => return,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                backoff = Duration::ZERO;
+                let _ = tcp.set_nodelay(true);
+                serve(tcp, peer, permit);
+            }
+            Err(e) => {
+                if backoff.is_zero() {
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                }
+                backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = &mut shutdown => return,
+                }
+            }
+        }
+    }
+}
+
+/// Serves one connection with HTTP/1.1: `read_header_timeout` for each request's headers (and
+/// so for an idle kept-alive connection), over TLS when `tls` is given (its handshake gets as
+/// long).
+pub(crate) async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    read_header_timeout: Duration,
+    router: Router,
+) {
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(read_header_timeout);
+    let result = match tls {
+        None => {
+            http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .await
+        }
+        Some(acceptor) => {
+            let tls = match tokio::time::timeout(read_header_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
@@ -546,18 +701,46 @@ pub async fn serve(
                     return;
                 }
             };
-            let service = hyper_util::service::TowerToHyperService::new(router);
-            let mut builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            builder
-                .http1()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HANDSHAKE_TIMEOUT);
-            let _ = builder
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await;
-        });
+            http.serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(peer = %peer, error = %e, "connection ended");
     }
+}
+
+/// Serves `router` on `listener`, over TLS when configured, until `shutdown` completes, within
+/// `limits`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    web: Option<&WebConfig>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = match web {
+        Some(w) => protect(router, w),
+        None => router,
+    };
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        limits.read_timeout,
+        body_deadline,
+    ));
+    let tls = web
+        .and_then(|w| w.tls.clone())
+        .map(tokio_rustls::TlsAcceptor::from);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    accept_loop(&listener, &slots, shutdown, |tcp, peer, permit| {
+        let router = router.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            serve_connection(tcp, peer, tls, limits.read_header_timeout, router).await;
+            drop(permit);
+        });
+    })
+    .await;
+    Ok(())
 }
 
 #[cfg(test)]
