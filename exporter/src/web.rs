@@ -670,6 +670,9 @@ pub(crate) async fn accept_loop<F>(
     }
 }
 
+/// The most a connection buffers: the longest request head taken.
+const MAX_HEAD: usize = 64 << 10;
+
 /// Serves one connection with HTTP/1.1: `read_header_timeout` for each request's headers (and
 /// so for an idle kept-alive connection), over TLS when `tls` is given (its handshake gets as
 /// long).
@@ -683,7 +686,10 @@ pub(crate) async fn serve_connection(
     let service = hyper_util::service::TowerToHyperService::new(router);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(read_header_timeout);
+        .header_read_timeout(read_header_timeout)
+        // Request headers up to this (hyper's default, 400 KiB, would let slow clients hold that
+        // much each until the header timeout).
+        .max_buf_size(MAX_HEAD);
     let result = match tls {
         None => {
             http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service)

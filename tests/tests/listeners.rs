@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cellwatch_e2e::Exporter;
+use cellwatch_e2e::{Exporter, start_engine};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -36,19 +36,23 @@ fn addr(base: &str) -> String {
 const ATTACKERS: usize = 200;
 const MAX_CONNECTIONS: usize = 32;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slowloris_connections_are_bounded_and_metrics_keep_answering() {
-    let e = Exporter::start(&[
-        "--collector.disable-defaults",
-        "--web.read-header-timeout",
-        "1s",
-        "--web.max-connections",
-        &MAX_CONNECTIONS.to_string(),
-    ]);
+/// The flags under test: a short header timeout and a small connection limit.
+fn limits() -> Vec<String> {
+    vec![
+        "--web.read-header-timeout".into(),
+        "1s".into(),
+        "--web.max-connections".into(),
+        MAX_CONNECTIONS.to_string(),
+    ]
+}
+
+/// Slowloris against a server (`e`, started with [`limits`]): its open files stay within the
+/// connection limit and `path` keeps answering with `expect` in it.
+async fn slowloris(e: &Exporter, path: &str, expect: &str) {
     let pid = e.pid();
     let target = addr(&e.base);
-    // Settled: one scrape done.
-    e.get("/metrics").await;
+    // Settled: one request done.
+    e.get(path).await;
     let baseline = fds(pid);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -93,11 +97,11 @@ async fn slowloris_connections_are_bounded_and_metrics_keep_answering() {
             }
         })
     };
-    // Let the attack fill every slot, then scrape through it.
+    // Let the attack fill every slot, then ask through it.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let started = Instant::now();
-    let scrape = cellwatch_e2e::http()
-        .get(format!("{}/metrics", e.base))
+    let answer = cellwatch_e2e::http()
+        .get(format!("{}{path}", e.base))
         .timeout(Duration::from_secs(60))
         .send()
         .await;
@@ -110,28 +114,51 @@ async fn slowloris_connections_are_bounded_and_metrics_keep_answering() {
     let _ = sampler.await;
     let peak = peak.load(Ordering::Relaxed);
     eprintln!(
-        "baseline {baseline} fds, peak {peak} during {ATTACKERS} slowloris clients (limit {MAX_CONNECTIONS}); \
-         scrape took {took:?}; {} connections cut off",
+        "{path}: baseline {baseline} fds, peak {peak} during {ATTACKERS} slowloris clients (limit {MAX_CONNECTIONS}); \
+         the request took {took:?}; {} connections cut off",
         cut_off.load(Ordering::Relaxed)
     );
-    let scrape = scrape.unwrap_or_else(|err| panic!("/metrics under attack: {err}\n{}", e.log()));
-    assert_eq!(scrape.status(), 200);
+    let answer = answer.unwrap_or_else(|err| panic!("{path} under attack: {err}\n{}", e.log()));
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.unwrap().contains(expect));
+    // Each connection is one handle; a few more for the request and the runtime.
     assert!(
-        scrape
-            .text()
-            .await
-            .unwrap()
-            .contains("cellwatch_exporter_build_info")
-    );
-    // Each connection is one handle; a few more for the scrape and the runtime.
-    assert!(
-        peak <= baseline + MAX_CONNECTIONS + 8,
-        "{peak} open files (baseline {baseline}, limit {MAX_CONNECTIONS}, {during} at the scrape)"
+        peak <= baseline + MAX_CONNECTIONS + 16,
+        "{peak} open files (baseline {baseline}, limit {MAX_CONNECTIONS}, {during} at the request)"
     );
     assert!(
         cut_off.load(Ordering::Relaxed) >= MAX_CONNECTIONS,
         "slow clients were not cut off by the header timeout"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_are_bounded_and_metrics_keep_answering() {
+    let mut args = vec!["--collector.disable-defaults".to_string()];
+    args.extend(limits());
+    let e = Exporter::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    slowloris(&e, "/metrics", "cellwatch_exporter_build_info").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_are_bounded_on_the_engine_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cells.yaml");
+    std::fs::write(
+        &cfg,
+        "cells:\n  - name: c\n    nodes:\n      - { name: n1, url: \"http://127.0.0.1:9/metrics\" }\n\
+         source:\n  scrape: { interval: 1s }\n\
+         slos:\n  - { name: a, objective: 0.99, period: 30d, sli: { availability: {} } }\n",
+    )
+    .unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display());
+    let args = limits();
+    let e = start_engine(
+        &db,
+        &cfg,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    slowloris(&e, "/metrics", "cellwatch_slo").await;
 }
 
 const UPLOADERS: usize = 40;
