@@ -52,6 +52,15 @@ async fn run(cfg: config::Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let proxy_connections = cfg
+        .settings
+        .inference
+        .proxy
+        .as_ref()
+        .map_or(0, |(_, p)| p.limits.max_connections);
+    // Each proxied connection takes two handles (client and upstream); a few dozen more for
+    // collectors, logs and the runtime.
+    web::warn_if_few_files((cfg.limits.max_connections + 2 * proxy_connections + 64) as u64);
     let store = Store::new();
     for info in collector::ALL
         .iter()

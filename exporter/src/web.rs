@@ -670,6 +670,36 @@ pub(crate) async fn accept_loop<F>(
     }
 }
 
+/// The soft limit on open files from `/proc/self/limits` (Linux); `None` when unknown or
+/// unlimited.
+pub fn open_files_limit() -> Option<u64> {
+    parse_open_files(&std::fs::read_to_string("/proc/self/limits").ok()?)
+}
+
+fn parse_open_files(limits: &str) -> Option<u64> {
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Warns at start when the connection limits could take more file handles than the process
+/// may open: accepts would then fail (and back off) before the limits are reached.
+pub fn warn_if_few_files(needed: u64) {
+    if let Some(limit) = open_files_limit()
+        && limit < needed
+    {
+        tracing::warn!(
+            open_files_limit = limit,
+            needed,
+            "the open-files limit (ulimit -n) is below what the connection limits may take: raise it (LimitNOFILE=) or lower the --*max-connections flags"
+        );
+    }
+}
+
 /// The most a connection buffers: the longest request head taken.
 const MAX_HEAD: usize = 64 << 10;
 
@@ -884,6 +914,21 @@ mod tests {
         assert!(w.check_basic(&format!("Basic {b}")));
         let b = base64::engine::general_purpose::STANDARD.encode("carol:pw");
         assert!(!w.check_basic(&format!("Basic {b}")));
+    }
+
+    #[test]
+    fn the_open_files_limit_is_read_from_proc_limits() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                    Max processes             63432                63432                processes \n\
+                    Max open files            1024                 524288               files     \n";
+        assert_eq!(parse_open_files(text), Some(1024));
+        assert_eq!(
+            parse_open_files(
+                "Max open files            unlimited            unlimited            files\n"
+            ),
+            None
+        );
+        assert_eq!(parse_open_files(""), None);
     }
 
     #[test]

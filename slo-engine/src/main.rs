@@ -344,6 +344,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            cellwatch_exporter::web::warn_if_few_files(limits.max_connections as u64 + 64);
             let listen = match listen_address.strip_prefix(':') {
                 Some(port) => format!("0.0.0.0:{port}"),
                 None => listen_address,

@@ -284,5 +284,9 @@ async fn connect_gets_405_and_no_error_is_logged() {
     // The proxy still serves, and logged nothing at ERROR (or WARN) for CONNECT.
     e.get("/metrics").await;
     let log = e.log();
-    assert!(!log.contains("ERROR") && !log.contains("WARN"), "{log}");
+    let bad: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ERROR") || (l.contains("WARN") && !l.contains("open-files limit")))
+        .collect();
+    assert!(bad.is_empty(), "{log}");
 }
