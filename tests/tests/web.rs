@@ -187,6 +187,48 @@ async fn an_idle_tls_connection_is_closed_after_the_header_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_costly_bcrypt_hash_starts_at_once_with_a_warning() {
+    // Cost 31 would take days to hash: start-up must not compute one.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("web.yml");
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "basic_auth_users:\n  slow: '$2y$31${}'\n  prometheus: '{hash}'\n",
+            &hash[7..]
+        ),
+    )
+    .unwrap();
+    let e = Exporter::start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--collector.disable-defaults",
+            "--web.config.file",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let log = e.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("bcrypt cost"))
+        .unwrap_or_else(|| panic!("no warning about the cost:\n{log}"));
+    assert!(
+        warning.contains("user=slow") && warning.contains("cost=31") && warning.contains("check="),
+        "{warning}"
+    );
+    assert!(!log.contains("user=prometheus"), "{log}");
+    // The cheap user still logs in.
+    let r = cellwatch_e2e::http()
+        .get(format!("{}/metrics", e.base))
+        .basic_auth("prometheus", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_web_config_stops_the_exporter_with_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("web.yml");
