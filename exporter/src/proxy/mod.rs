@@ -958,6 +958,70 @@ mod tests {
         );
     }
 
+    /// A body of `chunks`, one frame each.
+    struct Chunks(std::collections::VecDeque<&'static str>);
+
+    impl HttpBody for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(
+                self.get_mut()
+                    .0
+                    .pop_front()
+                    .map(|c| Ok(Frame::data(Bytes::from_static(c.as_bytes())))),
+            )
+        }
+    }
+
+    fn streamed(chunks: &[&'static str]) -> Body {
+        Body::new(Chunks(chunks.iter().copied().collect()))
+    }
+
+    #[tokio::test]
+    async fn a_request_body_streams_on_with_its_model_found_late_and_its_size_bounded() {
+        use http_body_util::BodyExt;
+        // The model after the prefix: found as the rest passes, every byte passed in order.
+        let mut b = ReqBody::new(
+            streamed(&[r#"{"messages":["#, r#""hi"],"#, r#""model":"late"}"#]),
+            1 << 20,
+            Duration::from_secs(5),
+            true,
+        );
+        let first = std::future::poll_fn(|cx| b.poll_inner(cx))
+            .await
+            .unwrap()
+            .unwrap();
+        b.held_len += first.data_ref().unwrap().len();
+        b.held.push_back(first);
+        assert_eq!(b.model(), None);
+        let slot = Arc::new(std::sync::OnceLock::new());
+        b.late = Some(slot.clone());
+        assert_eq!(b.size_hint().lower(), 13);
+        let all = b.collect().await.unwrap().to_bytes();
+        assert_eq!(&all[..], br#"{"messages":["hi"],"model":"late"}"#);
+        assert_eq!(slot.get().map(String::as_str), Some("late"));
+        // Over the limit midway: an error the handler answers with 413.
+        let b = ReqBody::new(
+            streamed(&["0123456789", "0123456789"]),
+            15,
+            Duration::from_secs(5),
+            false,
+        );
+        let e = b.collect().await.unwrap_err();
+        assert!(
+            matches!(
+                ClientBodyError::find(&*e),
+                Some(ClientBodyError::TooLarge(15))
+            ),
+            "{e}"
+        );
+    }
+
     #[test]
     fn upstream_uri_keeps_path_and_query_under_the_base() {
         let meters = Meters::new(DEFAULT_BUCKETS).unwrap();
