@@ -290,3 +290,99 @@ async fn connect_gets_405_and_no_error_is_logged() {
         .collect();
     assert!(bad.is_empty(), "{log}");
 }
+
+/// CPU time (user + system) of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_handles_the_exporter_backs_off_and_recovers() {
+    use std::io::BufRead;
+    // 48 file handles and a connection limit above them: idle connections exhaust the handles,
+    // accepts fail (EMFILE), and the header timeout must free them again.
+    let bin = cellwatch_e2e::binary("cellwatch-exporter");
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 48 && exec '{}' --collector.disable-defaults --web.listen-address 127.0.0.1:0 \
+             --web.read-header-timeout 1s --web.max-connections 1000",
+            bin.display()
+        ))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = child.stderr.take().unwrap();
+    let child = Kill(child);
+    let pid = child.0.id();
+    let log = Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(a) = line.split(" address=").nth(1) {
+                    let _ = tx.send(a.split_whitespace().next().unwrap_or("").to_string());
+                }
+                log.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+    }
+    let target = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the exporter listens");
+    let mut idle = Vec::new();
+    for _ in 0..120 {
+        idle.push(TcpStream::connect(&target).await.unwrap());
+    }
+    // Out of handles now: the accept loop must wait, not spin.
+    let start = Instant::now();
+    while !log.lock().unwrap().contains("accept failed") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "accepts never failed:\n{}",
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (t0, c0) = (Instant::now(), cpu_ticks(pid));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (wall, cpu) = (t0.elapsed(), cpu_ticks(pid) - c0);
+    // A spinning loop burns one core: 100 ticks a second.
+    let ticks_per_s = cpu as f64 / wall.as_secs_f64();
+    eprintln!("out of file handles: {ticks_per_s:.1} CPU ticks/s");
+    assert!(
+        ticks_per_s < 50.0,
+        "{ticks_per_s} ticks/s:\n{}",
+        log.lock().unwrap()
+    );
+    // The idle connections are cut off after the header timeout and /metrics answers again.
+    let started = Instant::now();
+    let r = cellwatch_e2e::http()
+        .get(format!("http://{target}/metrics"))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("/metrics after EMFILE: {e}\n{}", log.lock().unwrap()));
+    eprintln!("/metrics answered {:?} later", started.elapsed());
+    assert_eq!(r.status(), 200);
+    assert!(log.lock().unwrap().contains("open-files limit"));
+    drop(idle);
+    drop(child);
+}
