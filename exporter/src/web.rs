@@ -501,8 +501,8 @@ pub fn protect(router: Router, web: &WebConfig) -> Router {
 /// Bounds on the connections of one listener, so that no client can hold the server's file
 /// handles, memory or time: slow or stalled clients are cut off, and at most
 /// `max_connections` are served at once (more wait in the kernel's accept queue until one
-/// closes, as with nginx's `worker_connections`; node_exporter's `--web.max-requests` bounds
-/// concurrent scrapes the same way, by making them wait).
+/// closes, as with nginx's `worker_connections`; node_exporter's `--web.max-requests` answers
+/// 503 instead, and exporter-toolkit has no limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest wait for a request's headers: from the connection's start (and again after a TLS
