@@ -293,7 +293,8 @@ pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
     };
     let mut headers = Vec::new();
     if let Some(h) = raw.http_server_config {
-        // http2: accepted for compatibility; the server negotiates HTTP/1.1 and HTTP/2 itself.
+        // http2: accepted for compatibility and ignored: the server speaks HTTP/1.1 only (as it
+        // always has: hyper-util is built without HTTP/2), which every scraper speaks.
         let _ = h.http2;
         for (k, v) in h.headers {
             let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
