@@ -107,6 +107,21 @@ pub struct RawArgs {
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<std::path::PathBuf>,
 
+    /// Longest wait for a request's headers, from the connection's start (a TLS handshake gets as
+    /// long again) or from the end of the previous response: so also how long an idle
+    /// connection stays open.
+    #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub read_header_timeout: Duration,
+
+    /// Longest a request's body may take to arrive, from the end of its headers.
+    #[arg(long = "web.read-timeout", value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub read_timeout: Duration,
+
+    /// Most connections served at once; more wait (in the kernel's accept queue) until one
+    /// closes.
+    #[arg(long = "web.max-connections", value_name = "N", default_value = "512")]
+    pub max_connections: usize,
+
     /// Path under which the metrics are served.
     #[arg(
         long = "web.telemetry-path",
@@ -180,10 +195,30 @@ pub struct RawArgs {
     )]
     pub inference_listen: String,
 
-    /// Largest request body the proxy reads on a metered route (it reads it to learn the model);
-    /// larger ones get 413.
+    /// Largest request body of a metered route; larger ones get 413 (or, sent without a length,
+    /// are cut off).
     #[arg(long = "collector.inference.max-body-size", value_name = "SIZE", default_value = "32MiB", value_parser = byte_size, help_heading = "Inference")]
     pub inference_max_body: usize,
+
+    /// Longest wait for a client's request headers, from the connection's start or from the end
+    /// of the previous response: so also how long an idle client connection stays open.
+    #[arg(long = "collector.inference.read-header-timeout", value_name = "DURATION", default_value = "60s", value_parser = duration, help_heading = "Inference")]
+    pub inference_read_header_timeout: Duration,
+
+    /// Longest wait for the next chunk of a client's request body; then 408 and the connection
+    /// is closed.
+    #[arg(long = "collector.inference.body-read-timeout", value_name = "DURATION", default_value = "60s", value_parser = duration, help_heading = "Inference")]
+    pub inference_body_read_timeout: Duration,
+
+    /// Most client connections the proxy serves at once; more wait (in the kernel's accept
+    /// queue) until one closes.
+    #[arg(
+        long = "collector.inference.max-connections",
+        value_name = "N",
+        default_value = "1024",
+        help_heading = "Inference"
+    )]
+    pub inference_max_connections: usize,
 
     /// Longest wait for a connection to the upstream.
     #[arg(long = "collector.inference.connect-timeout", value_name = "DURATION", default_value = "5s", value_parser = duration, help_heading = "Inference")]
@@ -291,6 +326,8 @@ pub struct Config {
     pub otlp: Option<crate::otlp::Settings>,
     /// The web configuration file, when given.
     pub web_config_file: Option<std::path::PathBuf>,
+    /// Bounds on the /metrics listener's connections.
+    pub limits: crate::web::Limits,
     /// Log level directive.
     pub log_level: String,
     /// Log format.
@@ -403,6 +440,39 @@ pub fn resolve(
         Duration::from_millis(100),
         Duration::from_secs(600),
     )?;
+    for (flag, d) in [
+        ("web.read-header-timeout", raw.read_header_timeout),
+        ("web.read-timeout", raw.read_timeout),
+        (
+            "collector.inference.read-header-timeout",
+            raw.inference_read_header_timeout,
+        ),
+        (
+            "collector.inference.body-read-timeout",
+            raw.inference_body_read_timeout,
+        ),
+    ] {
+        in_range(
+            flag,
+            d,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        )?;
+    }
+    for (flag, n) in [
+        ("web.max-connections", raw.max_connections),
+        (
+            "collector.inference.max-connections",
+            raw.inference_max_connections,
+        ),
+    ] {
+        if !(1..=1 << 20).contains(&n) {
+            return Err(ConfigError::Invalid {
+                flag,
+                message: format!("{n} is outside 1..=1048576"),
+            });
+        }
+    }
     if !raw.telemetry_path.starts_with('/')
         || raw.telemetry_path.len() < 2
         || raw.telemetry_path == "/-/healthy"
@@ -465,6 +535,11 @@ pub fn resolve(
                     header_timeout: raw.inference_response_timeout,
                     idle_timeout: raw.inference_idle_timeout,
                     buckets: raw.inference_buckets.0.clone(),
+                    limits: crate::web::Limits {
+                        read_header_timeout: raw.inference_read_header_timeout,
+                        read_timeout: raw.inference_body_read_timeout,
+                        max_connections: raw.inference_max_connections,
+                    },
                 },
             ))
         }
@@ -516,6 +591,11 @@ pub fn resolve(
         cell: raw.cell,
         node: raw.node.filter(|n| !n.is_empty()),
         web_config_file: raw.web_config_file,
+        limits: crate::web::Limits {
+            read_header_timeout: raw.read_header_timeout,
+            read_timeout: raw.read_timeout,
+            max_connections: raw.max_connections,
+        },
         otlp: raw.otlp_endpoint.map(|endpoint| crate::otlp::Settings {
             endpoint,
             protocol: raw.otlp_protocol,
@@ -653,6 +733,16 @@ mod tests {
     fn bad_values_name_the_flag() {
         let e = parse(&["--interval", "1ms"], true).unwrap_err();
         assert!(e.to_string().starts_with("--interval:"), "{e}");
+        let e = parse(&["--web.max-connections", "0"], true).unwrap_err();
+        assert!(e.to_string().starts_with("--web.max-connections:"), "{e}");
+        let e = parse(&["--collector.inference.body-read-timeout", "1ms"], true).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--collector.inference.body-read-timeout:"),
+            "{e}"
+        );
+        let c = parse(&["--web.read-header-timeout", "2s"], true).unwrap();
+        assert_eq!(c.limits.read_header_timeout, Duration::from_secs(2));
         let e = parse(&["--web.listen-address", "nowhere"], true).unwrap_err();
         assert!(e.to_string().contains("--web.listen-address"), "{e}");
         for bad in ["metrics", "/", "/-/healthy", "/{x}", "/:m"] {

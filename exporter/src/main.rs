@@ -52,6 +52,15 @@ async fn run(cfg: config::Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let proxy_connections = cfg
+        .settings
+        .inference
+        .proxy
+        .as_ref()
+        .map_or(0, |(_, p)| p.limits.max_connections);
+    // Each proxied connection takes two handles (client and upstream); a few dozen more for
+    // collectors, logs and the runtime.
+    web::warn_if_few_files((cfg.limits.max_connections + 2 * proxy_connections + 64) as u64);
     let store = Store::new();
     for info in collector::ALL
         .iter()
@@ -111,7 +120,7 @@ async fn run(cfg: config::Config) -> ExitCode {
         .unwrap_or_else(|_| cfg.listen_address.clone());
     tracing::info!(address = %address, collectors = ?cfg.collectors, interval = ?cfg.settings.interval, tls = web.as_ref().is_some_and(|w| w.tls.is_some()), basic_auth = web.as_ref().is_some_and(|w| w.auth_required()), "listening");
     let app = server::router(store, &cfg.telemetry_path, &cfg.collectors);
-    if let Err(e) = web::serve(listener, app, web.as_ref(), shutdown()).await {
+    if let Err(e) = web::serve(listener, app, web.as_ref(), cfg.limits, shutdown()).await {
         tracing::error!(error = %e, "server failed");
         return ExitCode::FAILURE;
     }

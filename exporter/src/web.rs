@@ -20,7 +20,14 @@
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use http_body::Body as _;
+use tokio::sync::OwnedSemaphorePermit;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -104,8 +111,8 @@ pub struct WebConfig {
     /// credential. Failures are not cached: a second try costs as much as the first, for known
     /// and unknown users alike.
     cache: Arc<Mutex<Verified>>,
-    /// A hash at the highest cost among the users, to verify unknown users against.
-    dummy: Arc<String>,
+    /// The user whose hash has the highest cost: unknown users are verified against it.
+    costliest: Option<String>,
     /// Requests with a bearer token to paths under this prefix skip basic authentication: the
     /// handler checks the token (the engine's write API).
     pub bearer_prefix: Option<&'static str>,
@@ -131,23 +138,89 @@ fn version(
         "TLS10" | "TLS11" => Err(WebConfigError::Invalid {
             path: path.into(),
             field: format!("tls_server_config.{field}"),
-            message: format!("{v} is not supported (TLS12 or TLS13)"),
+            message: format!("{} is not supported (TLS12 or TLS13)", quote(v)),
         }),
         _ => Err(WebConfigError::Invalid {
             path: path.into(),
             field: format!("tls_server_config.{field}"),
-            message: format!("{v:?}: TLS12 or TLS13"),
+            message: format!("{}: TLS12 or TLS13", quote(v)),
         }),
     }
 }
 
+/// bcrypt costs the bcrypt crate verifies; others would fail every login.
+const BCRYPT_COSTS: std::ops::RangeInclusive<u32> = 4..=31;
+
+/// Above this cost a warning says how long one check takes.
+const BCRYPT_COST_WARN: u32 = 12;
+
+/// A value for an error message: quoted, at most 100 characters.
+fn quote(v: &str) -> String {
+    let short: String = v.chars().take(100).collect();
+    if short.len() < v.len() {
+        format!("{short:?}…")
+    } else {
+        format!("{short:?}")
+    }
+}
+
+/// A deserialization error without the value it quotes (`invalid type: string "…", expected
+/// a map`): the value may be a password. Field names (in backticks) stay; one line.
+fn redact(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find('"') {
+        out.push_str(&rest[..i]);
+        // The value runs to the last quote before the next `, expected` (or the end).
+        let tail = &rest[i + 1..];
+        let end = tail
+            .find("\", expected")
+            .or_else(|| tail.rfind('"'))
+            .unwrap_or(tail.len());
+        out.push_str("(value not shown)");
+        rest = tail.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    let line = out.lines().next().unwrap_or("").to_string();
+    if line.chars().count() > 200 {
+        line.chars().take(200).collect::<String>() + "…"
+    } else {
+        line
+    }
+}
+
+/// How long one bcrypt check at `cost` takes, from the time of one at cost 4 (each step
+/// doubles the work).
+pub fn bcrypt_estimate(cost: u32, at_cost_4: std::time::Duration) -> std::time::Duration {
+    let factor = 1u64 << cost.saturating_sub(4).min(40);
+    at_cost_4.saturating_mul(u32::try_from(factor).unwrap_or(u32::MAX))
+}
+
 /// Reads and checks a web configuration file; relative certificate paths are relative to it.
+/// Users whose bcrypt cost is above 12 get a warning with the time one check takes (estimated
+/// from one cost-4 hash: a cost-31 hash would take days to compute).
 pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
         path: path.into(),
         source,
     })?;
-    parse(path, &text)
+    let web = parse(path, &text)?;
+    let costly: Vec<(&String, u32)> = web
+        .users
+        .iter()
+        .filter_map(|(u, h)| Some((u, bcrypt_cost(h)?)))
+        .filter(|(_, c)| *c > BCRYPT_COST_WARN)
+        .collect();
+    if !costly.is_empty() {
+        let started = std::time::Instant::now();
+        let _ = bcrypt::hash("calibration", 4);
+        let at_4 = started.elapsed();
+        for (user, cost) in costly {
+            let check = bcrypt_estimate(cost, at_4);
+            tracing::warn!(user = %user, cost, check = ?check, "a bcrypt cost above 12: every login with a password not yet verified takes this long (10 to 12 is usual)");
+        }
+    }
+    Ok(web)
 }
 
 /// Parses a web configuration (`path` names it in errors and anchors relative paths).
@@ -163,7 +236,7 @@ pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
         let de = yaml_serde::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
-            invalid(&field, e.into_inner().to_string())
+            invalid(&field, redact(&e.into_inner().to_string()))
         })?
     };
     let base = path.parent().unwrap_or(Path::new("."));
@@ -175,7 +248,10 @@ pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
             {
                 return Err(invalid(
                     "tls_server_config.client_auth_type",
-                    format!("{a}: client certificates are not supported (NoClientCert only)"),
+                    format!(
+                        "{}: client certificates are not supported (NoClientCert only)",
+                        quote(a)
+                    ),
                 ));
             }
             let (Some(cert), Some(key)) = (t.cert_file, t.key_file) else {
@@ -217,49 +293,64 @@ pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
     };
     let mut headers = Vec::new();
     if let Some(h) = raw.http_server_config {
-        // http2: accepted for compatibility; the server negotiates HTTP/1.1 and HTTP/2 itself.
+        // http2: accepted for compatibility and ignored: the server speaks HTTP/1.1 only (as it
+        // always has: hyper-util is built without HTTP/2), which every scraper speaks.
         let _ = h.http2;
         for (k, v) in h.headers {
             let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
                 invalid(
                     "http_server_config.headers",
-                    format!("{k:?} is not a header name"),
+                    format!("{} is not a header name", quote(&k)),
                 )
             })?;
             let value = HeaderValue::from_str(&v).map_err(|_| {
                 invalid(
                     "http_server_config.headers",
-                    format!("the value of {k} is not valid"),
+                    format!("the value of {} is not valid", quote(&k)),
                 )
             })?;
             headers.push((name, value));
         }
     }
     for (user, hash) in &raw.basic_auth_users {
-        if bcrypt_cost(hash).is_none() {
-            return Err(invalid(
-                &format!("basic_auth_users.{user}"),
-                "is not a bcrypt hash ($2a$, $2b$ or $2y$; make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)".into(),
-            ));
+        let field = format!(
+            "basic_auth_users.{}",
+            user.chars().take(100).collect::<String>()
+        );
+        match bcrypt_cost(hash) {
+            None => {
+                return Err(invalid(
+                    &field,
+                    "is not a bcrypt hash ($2a$, $2b$ or $2y$; make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)".into(),
+                ));
+            }
+            Some(c) if !BCRYPT_COSTS.contains(&c) => {
+                return Err(invalid(
+                    &field,
+                    format!(
+                        "bcrypt cost {c} is outside {}..={} (10 to 12 is usual)",
+                        BCRYPT_COSTS.start(),
+                        BCRYPT_COSTS.end()
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
     }
-    let cost = raw
+    // Unknown users are checked against the costliest user's hash: the same time as for a
+    // known user, and no hash to compute at start.
+    let costliest = raw
         .basic_auth_users
-        .values()
-        .filter_map(|h| bcrypt_cost(h))
+        .iter()
+        .filter_map(|(u, h)| Some((bcrypt_cost(h)?, u.clone())))
         .max()
-        .unwrap_or(10);
-    let dummy = if raw.basic_auth_users.is_empty() {
-        String::new()
-    } else {
-        bcrypt::hash("no user has this password", cost).unwrap_or_default()
-    };
+        .map(|(c, u)| (u, c));
     Ok(WebConfig {
         tls,
         headers,
         users: Arc::new(raw.basic_auth_users),
         cache: Arc::default(),
-        dummy: Arc::new(dummy),
+        costliest: costliest.map(|(u, _)| u),
         bearer_prefix: None,
     })
 }
@@ -330,7 +421,9 @@ impl WebConfig {
         };
         let Some(hash) = self.users.get(user) else {
             // Spend the same time as for a known user, so names cannot be probed.
-            let _ = bcrypt::verify(pass, &self.dummy);
+            if let Some(h) = self.costliest.as_ref().and_then(|u| self.users.get(u)) {
+                let _ = bcrypt::verify(pass, h);
+            }
             return false;
         };
         let key = (user.to_string(), Sha256::digest(pass.as_bytes()).into());
@@ -406,51 +499,235 @@ pub fn protect(router: Router, web: &WebConfig) -> Router {
     router.layer(axum::middleware::from_fn_with_state(web.clone(), guard))
 }
 
-/// Longest a client may take for its TLS handshake, and then for its request headers.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Bounds on the connections of one listener, so that no client can hold the server's file
+/// handles, memory or time: slow or stalled clients are cut off, and at most
+/// `max_connections` are served at once (more wait in the kernel's accept queue until one
+/// closes, as with nginx's `worker_connections`; node_exporter's `--web.max-requests` answers
+/// 503 instead, and exporter-toolkit has no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest wait for a request's headers: from the connection's start (and again after a TLS
+    /// handshake, which gets as long) or, on a kept-alive connection, from the end of the
+    /// previous response; so also how long an idle connection stays open.
+    pub read_header_timeout: Duration,
+    /// Longest a request's body may take to arrive, from the end of its headers.
+    pub read_timeout: Duration,
+    /// Most connections served at once.
+    pub max_connections: usize,
+}
 
-/// Serves `router` on `listener`, over TLS when configured, until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    web: Option<&WebConfig>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let router = match web {
-        Some(w) => protect(router, w),
-        None => router,
-    };
-    let Some(tls) = web.and_then(|w| w.tls.clone()) else {
-        return axum::serve(
-            listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            router,
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file handles, typically: back off rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    continue;
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            read_header_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            max_connections: 512,
+        }
+    }
+}
+
+/// A request body that must arrive within a time: the whole of it by a deadline (`gap:
+/// false`), or each chunk within `timeout` of the previous one (`gap: true`). The timer is only
+/// armed when the client makes the server wait.
+pub(crate) struct TimedBody<B> {
+    inner: B,
+    timeout: Duration,
+    gap: bool,
+    deadline: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// A request body did not arrive in time.
+#[derive(Debug, Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTimeout(pub Duration);
+
+impl<B> TimedBody<B> {
+    pub(crate) fn new(inner: B, timeout: Duration, gap: bool) -> Self {
+        TimedBody {
+            inner,
+            timeout,
+            gap,
+            deadline: tokio::time::Instant::now() + timeout,
+            timer: None,
+        }
+    }
+}
+
+impl<B> http_body::Body for TimedBody<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                if this.gap {
+                    this.deadline = tokio::time::Instant::now() + this.timeout;
                 }
-            },
-            _ = &mut shutdown => return Ok(()),
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn body_deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+    let req = if req.body().is_end_stream() {
+        req
+    } else {
+        req.map(|b| axum::body::Body::new(TimedBody::new(b, timeout, false)))
+    };
+    next.run(req).await
+}
+
+/// Accepts connections from `listener` until `shutdown` completes, at most as many at once as
+/// `slots` has permits, and hands each to `serve` with its permit (dropped when the connection
+/// ends). Accept errors (out of file handles, typically) back off from 5 ms to 1 s rather than
+/// spin.
+pub(crate) async fn accept_loop<F>(
+    listener: &tokio::net::TcpListener,
+    slots: &Arc<tokio::sync::Semaphore>,
+    shutdown: F,
+    mut serve: impl FnMut(tokio::net::TcpStream, std::net::SocketAddr, OwnedSemaphorePermit),
+) where
+    F: Future<Output = ()>,
+{
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = Duration::ZERO;
+    let mut warned: Option<std::time::Instant> = None;
+    loop {
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    warned = Some(std::time::Instant::now());
+                    tracing::warn!(
+                        address = ?listener.local_addr().ok(),
+                        "the connection limit is reached: new connections wait until one closes"
+                    );
+                }
+                tokio::select! {
+                    p = slots.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                    _ = &mut shutdown => return,
+                }
+            }
         };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = &mut shutdown => return,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                backoff = Duration::ZERO;
+                let _ = tcp.set_nodelay(true);
+                serve(tcp, peer, permit);
+            }
+            Err(e) => {
+                if backoff.is_zero() {
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                }
+                backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = &mut shutdown => return,
+                }
+            }
+        }
+    }
+}
+
+/// The soft limit on open files from `/proc/self/limits` (Linux); `None` when unknown or
+/// unlimited.
+pub fn open_files_limit() -> Option<u64> {
+    parse_open_files(&std::fs::read_to_string("/proc/self/limits").ok()?)
+}
+
+fn parse_open_files(limits: &str) -> Option<u64> {
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Warns at start when the connection limits could take more file handles than the process
+/// may open: accepts would then fail (and back off) before the limits are reached.
+pub fn warn_if_few_files(needed: u64) {
+    if let Some(limit) = open_files_limit()
+        && limit < needed
+    {
+        tracing::warn!(
+            open_files_limit = limit,
+            needed,
+            "the open-files limit (ulimit -n) is below what the connection limits may take: raise it (LimitNOFILE=) or lower the --*max-connections flags"
+        );
+    }
+}
+
+/// The most a connection buffers: the longest request head taken.
+const MAX_HEAD: usize = 64 << 10;
+
+/// Serves one connection with HTTP/1.1: `read_header_timeout` for each request's headers (and
+/// so for an idle kept-alive connection), over TLS when `tls` is given (its handshake gets as
+/// long).
+pub(crate) async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    read_header_timeout: Duration,
+    router: Router,
+) {
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(read_header_timeout)
+        // Request headers up to this (hyper's default, 400 KiB, would let slow clients hold that
+        // much each until the header timeout).
+        .max_buf_size(MAX_HEAD);
+    let result = match tls {
+        None => {
+            http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .await
+        }
+        Some(acceptor) => {
+            let tls = match tokio::time::timeout(read_header_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
@@ -461,18 +738,46 @@ pub async fn serve(
                     return;
                 }
             };
-            let service = hyper_util::service::TowerToHyperService::new(router);
-            let mut builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            builder
-                .http1()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HANDSHAKE_TIMEOUT);
-            let _ = builder
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await;
-        });
+            http.serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(peer = %peer, error = %e, "connection ended");
     }
+}
+
+/// Serves `router` on `listener`, over TLS when configured, until `shutdown` completes, within
+/// `limits`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    web: Option<&WebConfig>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = match web {
+        Some(w) => protect(router, w),
+        None => router,
+    };
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        limits.read_timeout,
+        body_deadline,
+    ));
+    let tls = web
+        .and_then(|w| w.tls.clone())
+        .map(tokio_rustls::TlsAcceptor::from);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    accept_loop(&listener, &slots, shutdown, |tcp, peer, permit| {
+        let router = router.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            serve_connection(tcp, peer, tls, limits.read_header_timeout, router).await;
+            drop(permit);
+        });
+    })
+    .await;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -539,5 +844,100 @@ mod tests {
         assert!(e.contains("rate_limit"), "{e}");
         assert!(cfg("").unwrap().tls.is_none());
         assert!(bcrypt_cost(HASH).is_none());
+    }
+
+    #[test]
+    fn errors_never_show_a_value_that_may_be_a_password() {
+        for text in [
+            "basic_auth_users: hunter2-secret\n",
+            "basic_auth_users: [hunter2-secret]\n",
+            "basic_auth_users:\n  alice: [hunter2-secret]\n",
+            "basic_auth_users:\n  alice: { p: hunter2-secret }\n",
+            "basic_auth_users:\n  alice: hunter2-secret\n",
+            "tls_server_config: hunter2-secret\n",
+            "hunter2-secret\n",
+        ] {
+            let e = cfg(text).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{text:?}: {e}");
+            assert!(!e.contains('\n') && e.len() < 400, "{text:?}: {e}");
+            assert!(e.contains("/etc/cellwatch/web.yml"), "{e}");
+        }
+        let e = cfg("basic_auth_users: hunter2-secret\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("basic_auth_users") && e.contains("map"), "{e}");
+        let e = cfg(&format!(
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: {}\n",
+            "x".repeat(5000)
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("min_version") && e.len() < 300, "{e}");
+    }
+
+    fn with_cost(cost: &str) -> String {
+        let h = bcrypt::hash("pw", 4).unwrap();
+        format!("$2y${cost}${}", &h[7..])
+    }
+
+    #[test]
+    fn bcrypt_costs_outside_4_to_31_are_refused_with_the_user() {
+        for cost in ["03", "00", "32", "99"] {
+            let e = cfg(&format!(
+                "basic_auth_users:\n  alice: '{}'\n",
+                with_cost(cost)
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("basic_auth_users.alice") && e.contains("4..=31"),
+                "{cost}: {e}"
+            );
+        }
+        // Cost 31 loads at once (nothing is hashed at start) and unknown users are checked
+        // against a real hash, not one made at start.
+        let started = std::time::Instant::now();
+        let w = cfg(&format!(
+            "basic_auth_users:\n  alice: '{}'\n  bob: '{}'\n",
+            with_cost("31"),
+            bcrypt::hash("pw", 4).unwrap()
+        ))
+        .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(w.costliest.as_deref(), Some("alice"));
+        let w = cfg(&format!(
+            "basic_auth_users:\n  bob: '{}'\n",
+            bcrypt::hash("pw", 4).unwrap()
+        ))
+        .unwrap();
+        use base64::Engine;
+        let b = base64::engine::general_purpose::STANDARD.encode("bob:pw");
+        assert!(w.check_basic(&format!("Basic {b}")));
+        let b = base64::engine::general_purpose::STANDARD.encode("carol:pw");
+        assert!(!w.check_basic(&format!("Basic {b}")));
+    }
+
+    #[test]
+    fn the_open_files_limit_is_read_from_proc_limits() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                    Max processes             63432                63432                processes \n\
+                    Max open files            1024                 524288               files     \n";
+        assert_eq!(parse_open_files(text), Some(1024));
+        assert_eq!(
+            parse_open_files(
+                "Max open files            unlimited            unlimited            files\n"
+            ),
+            None
+        );
+        assert_eq!(parse_open_files(""), None);
+    }
+
+    #[test]
+    fn a_bcrypt_check_doubles_with_each_cost_step() {
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(bcrypt_estimate(4, ms(1)), ms(1));
+        assert_eq!(bcrypt_estimate(12, ms(1)), ms(256));
+        assert_eq!(bcrypt_estimate(31, ms(1)), ms(1 << 27));
+        assert_eq!(bcrypt_estimate(3, ms(1)), ms(1));
     }
 }

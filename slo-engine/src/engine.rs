@@ -1356,6 +1356,19 @@ pub async fn run_web(
     clock: Clock,
     web: Option<cellwatch_exporter::web::WebConfig>,
 ) -> std::io::Result<()> {
+    run_limited(config, ledger, listen, clock, web, Default::default()).await
+}
+
+/// As [`run_web`], with bounds on the listener's connections (`--web.read-header-timeout`,
+/// `--web.read-timeout`, `--web.max-connections`).
+pub async fn run_limited(
+    config: Config,
+    ledger: Ledger,
+    listen: &str,
+    clock: Clock,
+    web: Option<cellwatch_exporter::web::WebConfig>,
+    limits: cellwatch_exporter::web::Limits,
+) -> std::io::Result<()> {
     let retention = retention(&config);
     let (interval, mut feeder) = match &config.source {
         Source::Scrape {
@@ -1635,7 +1648,8 @@ pub async fn run_web(
         w.bearer_prefix = Some("/api/v1/silences");
         w
     });
-    cellwatch_exporter::web::serve(listener, app, web.as_ref(), std::future::pending()).await
+    cellwatch_exporter::web::serve(listener, app, web.as_ref(), limits, std::future::pending())
+        .await
 }
 
 /// Milliseconds as the API's decimal seconds.

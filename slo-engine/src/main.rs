@@ -41,6 +41,18 @@ enum Command {
         /// keep their bearer token.
         #[arg(long = "web.config.file", value_name = "FILE")]
         web_config_file: Option<PathBuf>,
+        /// Longest wait for a request's headers, from the connection's start (a TLS handshake
+        /// gets as long again) or from the end of the previous response: so also how long an
+        /// idle connection stays open.
+        #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = web_duration)]
+        read_header_timeout: std::time::Duration,
+        /// Longest a request's body may take to arrive, from the end of its headers.
+        #[arg(long = "web.read-timeout", value_name = "DURATION", default_value = "30s", value_parser = web_duration)]
+        read_timeout: std::time::Duration,
+        /// Most connections served at once; more wait (in the kernel's accept queue) until one
+        /// closes.
+        #[arg(long = "web.max-connections", value_name = "N", default_value = "512", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+        max_connections: u32,
         /// For tests: a file of seconds added to the clock, read at every tick.
         #[arg(long = "testing.clock-offset-file", value_name = "FILE", hide = true)]
         clock_offset_file: Option<PathBuf>,
@@ -279,6 +291,16 @@ fn init_logs(level: &str) -> Result<(), ExitCode> {
     Ok(())
 }
 
+/// A listener timeout: 100ms to 1h.
+fn web_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m)"))?;
+    if !(std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(3600)).contains(&d)
+    {
+        return Err(format!("{s}: outside 100ms..=1h"));
+    }
+    Ok(d)
+}
+
 /// The two-worker runtime `run` and `demo` use.
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
@@ -300,8 +322,16 @@ fn main() -> ExitCode {
             listen_address,
             log_level,
             web_config_file,
+            read_header_timeout,
+            read_timeout,
+            max_connections,
             clock_offset_file,
         } => {
+            let limits = cellwatch_exporter::web::Limits {
+                read_header_timeout,
+                read_timeout,
+                max_connections: max_connections as usize,
+            };
             if let Err(code) = init_logs(&log_level) {
                 return code;
             }
@@ -323,6 +353,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            cellwatch_exporter::web::warn_if_few_files(limits.max_connections as u64 + 64);
             let listen = match listen_address.strip_prefix(':') {
                 Some(port) => format!("0.0.0.0:{port}"),
                 None => listen_address,
@@ -342,7 +373,9 @@ fn main() -> ExitCode {
                 let clock = cellwatch_slo::engine::Clock {
                     offset_file: clock_offset_file,
                 };
-                match cellwatch_slo::engine::run_web(cfg, ledger, &listen, clock, web).await {
+                match cellwatch_slo::engine::run_limited(cfg, ledger, &listen, clock, web, limits)
+                    .await
+                {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         tracing::error!(address = %listen, error = %e, "the engine stopped");

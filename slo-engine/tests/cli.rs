@@ -1,4 +1,4 @@
-//! The command line as a user sees it: `--help` of the engine and of its demo are
+//! The command line as a user sees it: `--help` of the engine, of `run` and of its demo are
 //! snapshot-tested (the doc comments are the help text), and bad demo flags exit 2 with a
 //! message naming the flag. Regenerate with `UPDATE_GOLDEN=1 cargo test -p cellwatch-slo --test cli`.
 
@@ -32,6 +32,7 @@ fn help_matches_the_snapshots() {
     for (args, file) in [
         (&["--help"][..], "help.txt"),
         (&["demo", "--help"][..], "demo-help.txt"),
+        (&["run", "--help"][..], "run-help.txt"),
     ] {
         let out = slo(args);
         assert!(out.status.success(), "{args:?}");
@@ -57,6 +58,14 @@ fn bad_demo_flags_exit_2_and_name_the_flag() {
         (&["demo", "--incident-for", "10s"][..], "--incident-for"),
         (&["demo", "--duration", "soon"][..], "--duration"),
         (&["demo", "--port", "65530"][..], "--port"),
+        (
+            &["run", "--config", "x", "--web.read-timeout", "1ms"][..],
+            "--web.read-timeout",
+        ),
+        (
+            &["run", "--config", "x", "--web.max-connections", "0"][..],
+            "--web.max-connections",
+        ),
     ] {
         let out = slo(args);
         let err = String::from_utf8_lossy(&out.stderr);

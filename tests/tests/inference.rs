@@ -370,6 +370,53 @@ async fn model_labels_are_bounded_and_bodies_limited() {
     assert!(!m.0.contains(r#"model="c""#));
 }
 
+#[tokio::test]
+async fn a_model_after_a_long_prompt_is_still_found() {
+    // The OpenAI SDKs send `messages` before `model`: past the 64 KiB the proxy holds back, the
+    // model is found as the body streams upstream.
+    let up = Upstream::start().await;
+    let e = start(&proxy_args(&up.base));
+    let proxy = e.proxy_base().await;
+    let client = cellwatch_e2e::http();
+    let long = "x".repeat(200_000);
+    let body = format!(
+        r#"{{"messages":[{{"role":"user","content":"tokens:3"}},{{"role":"user","content":"{long}"}}],"model":"late-model","stream":true}}"#
+    );
+    let resp = client
+        .post(format!("{proxy}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.bytes().await.unwrap();
+    let m = e
+        .wait_for("the request counted under its model", SOON, |m| {
+            v(
+                m,
+                r#"cellwatch_inference_requests_total{model="late-model",outcome="ok"}"#,
+            ) == 1.0
+        })
+        .await;
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_requests_in_flight{model="unknown"}"#
+        ),
+        0.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_tokens_total{model="late-model",kind="generated"}"#
+        ),
+        3.0,
+        "{}",
+        m.0
+    );
+}
+
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(workspace().join("exporter/testdata/inference").join(name)).unwrap()
 }

@@ -1,5 +1,6 @@
 //! The service files: the systemd units of the exporter and the engine pass
-//! `systemd-analyze verify` (pointed at the built binaries), every flag they pass exists, and
+//! `systemd-analyze verify` (pointed at the built binaries), raise LimitNOFILE above what the
+//! default connection limits need, every flag they pass exists, and
 //! the launchd plist's arguments are flags the exporter takes.
 
 use std::process::Command;
@@ -55,6 +56,15 @@ fn systemd_units_verify_and_use_existing_flags() {
             out.status.success() && msg.trim().is_empty(),
             "{unit}:\n{msg}"
         );
+        // Enough file handles for the default connection limits (the usual 1024 is not).
+        let nofile: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("LimitNOFILE="))
+            .unwrap_or_else(|| panic!("{unit}: no LimitNOFILE"))
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{unit}: LimitNOFILE: {e}"));
+        assert!(nofile >= 8192, "{unit}: LimitNOFILE={nofile}");
         for line in text.lines().filter(|l| l.starts_with("ExecStart")) {
             let cmd = line.split_once('=').unwrap().1;
             let sub: Vec<&str> = cmd

@@ -142,6 +142,93 @@ async fn the_exporter_serves_tls_and_refuses_a_wrong_password() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_tls_connection_is_closed_after_the_header_timeout() {
+    use tokio::io::AsyncReadExt;
+    let c = certs();
+    let cfg = web_config(&c, "");
+    let e = Exporter::start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--collector.disable-defaults",
+            "--web.config.file",
+            cfg.to_str().unwrap(),
+            "--web.read-header-timeout",
+            "1s",
+        ],
+    );
+    let addr = e.base.trim_start_matches("http://").to_string();
+    let tls = cellwatch_exporter::tls::client_config(Some(c.ca_pem.as_bytes())).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn = connector.connect(name, tcp).await.expect("TLS handshake");
+    // Handshake done, then nothing: the server must hang up.
+    let idle = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(30), conn.read(&mut buf)).await;
+    let after = idle.elapsed();
+    eprintln!("an idle TLS connection after {after:?}: {read:?}");
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle TLS connection still open after {after:?}: {read:?}"
+    );
+    assert!(
+        after >= Duration::from_millis(500),
+        "closed at once: {after:?}"
+    );
+    // And the server still serves.
+    let ok = client(&c.ca_pem)
+        .get(format!("{}/metrics", e.base.replace("http://", "https://")))
+        .basic_auth("prometheus", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_costly_bcrypt_hash_starts_at_once_with_a_warning() {
+    // Cost 31 would take days to hash: start-up must not compute one.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("web.yml");
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "basic_auth_users:\n  slow: '$2y$31${}'\n  prometheus: '{hash}'\n",
+            &hash[7..]
+        ),
+    )
+    .unwrap();
+    let e = Exporter::start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--collector.disable-defaults",
+            "--web.config.file",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let log = e.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("bcrypt cost"))
+        .unwrap_or_else(|| panic!("no warning about the cost:\n{log}"));
+    assert!(
+        warning.contains("user=slow") && warning.contains("cost=31") && warning.contains("check="),
+        "{warning}"
+    );
+    assert!(!log.contains("user=prometheus"), "{log}");
+    // The cheap user still logs in.
+    let r = cellwatch_e2e::http()
+        .get(format!("{}/metrics", e.base))
+        .basic_auth("prometheus", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_web_config_stops_the_exporter_with_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("web.yml");
@@ -163,6 +250,48 @@ async fn a_bad_web_config_stops_the_exporter_with_the_field() {
         "{err}"
     );
     assert!(!err.contains("hunter2"), "{err}");
+
+    // A value where a map of users belongs is not shown either (it may be a password); a
+    // bcrypt cost out of range names the user.
+    std::fs::write(&cfg, "basic_auth_users: hunter2-secret\n").unwrap();
+    let out = std::process::Command::new(cellwatch_e2e::binary("cellwatch-exporter"))
+        .args([
+            "--collector.disable-defaults",
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
+        .arg("--web.config.file")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("basic_auth_users") && !err.contains("hunter2"),
+        "{err}"
+    );
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("basic_auth_users:\n  alice: '$2y$03${}'\n", &hash[7..]),
+    )
+    .unwrap();
+    let out = std::process::Command::new(cellwatch_e2e::binary("cellwatch-exporter"))
+        .args([
+            "--collector.disable-defaults",
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
+        .arg("--web.config.file")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("basic_auth_users.alice") && err.contains("4..=31"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

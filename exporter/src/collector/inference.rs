@@ -99,7 +99,7 @@ async fn run(settings: Settings, slot: Arc<Slot>) {
                 let proxy = Proxy::new(config.clone(), meters, models.clone());
                 match serve_on_threads(&listen, threads, proxy) {
                     Err(e) => {
-                        tracing::error!(collector = NAME, address = %listen, error = %e, "the metering proxy cannot listen")
+                        tracing::error!(collector = NAME, proxy_address = %listen, error = %e, "the metering proxy cannot listen")
                     }
                     Ok(address) => {
                         tracing::info!(collector = NAME, proxy_address = %address, upstream = %config.upstream, threads, "metering proxy listening");

@@ -52,20 +52,135 @@ pub struct RequestInfo {
     pub model: Option<String>,
 }
 
-/// Reads the model from a request body (JSON); anything else gives no model. Only `model` is
-/// deserialized; the rest of the body (messages, images) is skipped.
+/// Reads the model from a request body (JSON); anything else gives no model (see
+/// [`ModelScan`]).
 pub fn request_info(body: &[u8]) -> RequestInfo {
-    #[derive(serde::Deserialize)]
-    struct Head<'a> {
-        #[serde(borrow, default)]
-        model: Option<std::borrow::Cow<'a, str>>,
+    let mut scan = ModelScan::default();
+    scan.feed(body);
+    RequestInfo {
+        model: scan.finish(),
     }
-    let model = serde_json::from_slice::<Head<'_>>(body)
-        .ok()
-        .and_then(|h| h.model)
-        .map(|m| m.into_owned())
-        .filter(|m| !m.is_empty());
-    RequestInfo { model }
+}
+
+/// Longest `model` value kept (labels keep 128 characters).
+const MODEL_MAX: usize = 1024;
+
+/// Finds the top-level `"model"` string of a JSON object as the body's bytes pass, in pieces
+/// of any size, keeping none of them but the value: the body streams on while it is scanned,
+/// and the scan stops at the value. Anything that is not an object, or a `model` that is not a
+/// non-empty string, gives no model. Pure.
+#[derive(Debug, Default)]
+pub struct ModelScan {
+    /// Nesting depth; 0 before the opening brace.
+    depth: u32,
+    in_string: bool,
+    escape: bool,
+    /// At depth 1: the next string is a key (after `{` or `,`), else a value (after `:`).
+    want_key: bool,
+    /// The top-level key being read (only its first bytes: it is compared with `model`).
+    key: Vec<u8>,
+    key_is_model: bool,
+    /// The raw bytes of the `model` value being read.
+    value: Option<Vec<u8>>,
+    /// Decided: `Some(model)` or `None`.
+    result: Option<Option<String>>,
+}
+
+impl ModelScan {
+    /// Whether the model is decided (found, or known to be missing).
+    pub fn done(&self) -> bool {
+        self.result.is_some()
+    }
+
+    /// The model, once found.
+    pub fn model(&self) -> Option<&str> {
+        self.result.as_ref().and_then(|m| m.as_deref())
+    }
+
+    /// The model at the end of the body.
+    pub fn finish(self) -> Option<String> {
+        self.result.flatten()
+    }
+
+    fn decide(&mut self, model: Option<String>) {
+        self.result = Some(model.filter(|m| !m.is_empty()));
+        self.key = Vec::new();
+        self.value = None;
+    }
+
+    /// Scans the next bytes of the body.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.result.is_some() {
+                return;
+            }
+            if self.in_string {
+                if self.escape {
+                    self.escape = false;
+                } else if b == b'\\' {
+                    self.escape = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                    if let Some(raw) = self.value.take() {
+                        let mut quoted = Vec::with_capacity(raw.len() + 2);
+                        quoted.push(b'"');
+                        quoted.extend_from_slice(&raw);
+                        quoted.push(b'"');
+                        self.decide(serde_json::from_slice::<String>(&quoted).ok());
+                    } else if self.depth == 1 && self.want_key {
+                        self.key_is_model = self.key == b"model";
+                        self.want_key = false;
+                    }
+                    continue;
+                }
+                if let Some(v) = self.value.as_mut() {
+                    if v.len() < MODEL_MAX {
+                        v.push(b);
+                    }
+                } else if self.depth == 1 && self.want_key && self.key.len() <= 5 {
+                    self.key.push(b);
+                }
+                continue;
+            }
+            match b {
+                b' ' | b'\t' | b'\r' | b'\n' => {}
+                b'{' if self.depth == 0 => {
+                    self.depth = 1;
+                    self.want_key = true;
+                }
+                _ if self.depth == 0 => self.decide(None),
+                b'"' => {
+                    self.in_string = true;
+                    if self.depth == 1 && self.want_key {
+                        self.key.clear();
+                        self.key_is_model = false;
+                    } else if self.depth == 1 && self.key_is_model {
+                        self.value = Some(Vec::new());
+                    }
+                }
+                b':' if self.depth == 1 => {}
+                b',' if self.depth == 1 => {
+                    self.want_key = true;
+                    self.key_is_model = false;
+                }
+                b'{' | b'[' => {
+                    if self.depth == 1 && self.key_is_model {
+                        return self.decide(None);
+                    }
+                    self.depth += 1;
+                }
+                b'}' | b']' => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        return self.decide(None);
+                    }
+                }
+                // A number, true, false or null as the model's value.
+                _ if self.depth == 1 && self.key_is_model => return self.decide(None),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// How the response body is framed.
@@ -603,5 +718,51 @@ mod tests {
         );
         assert_eq!(request_info(b"garbage").model, None);
         assert_eq!(request_info(br#"{"model":""}"#).model, None);
+    }
+
+    /// The scan in every split of the body into two pieces.
+    fn scan_split(body: &str) -> Option<String> {
+        let b = body.as_bytes();
+        let whole = request_info(b).model;
+        for i in 0..=b.len() {
+            let mut s = ModelScan::default();
+            s.feed(&b[..i]);
+            s.feed(&b[i..]);
+            assert_eq!(s.finish(), whole, "{body:?} split at {i}");
+        }
+        whole
+    }
+
+    #[test]
+    fn the_model_scan_finds_the_top_level_model_anywhere_in_pieces() {
+        let m = |s: &str| scan_split(s);
+        assert_eq!(
+            m(r#"{"model":"llama","stream":true}"#).as_deref(),
+            Some("llama")
+        );
+        assert_eq!(
+            m(r#" { "messages" : [{"role":"user","content":"say \"model\": \"x\"","model":"inner"}], "model" : "gpt-4o" }"#).as_deref(),
+            Some("gpt-4o")
+        );
+        assert_eq!(
+            m(r#"{"options":{"model":"nested"},"models":"no","mode":"no","model":"a\"b\u00e9"}"#)
+                .as_deref(),
+            Some("a\"bé")
+        );
+        assert_eq!(m(r#"{"messages":[],"stream":true}"#), None);
+        assert_eq!(m(r#"{"model":null}"#), None);
+        assert_eq!(m(r#"{"model":42,"x":"model"}"#), None);
+        assert_eq!(m(r#"{"model":{"name":"x"}}"#), None);
+        assert_eq!(m(r#"["model","x"]"#), None);
+        assert_eq!(m(""), None);
+        // The scan stops at the value: what follows is never looked at.
+        let mut s = ModelScan::default();
+        s.feed(br#"{"model":"m","#);
+        assert!(s.done());
+        assert_eq!(s.model(), Some("m"));
+        s.feed(b"garbage that is not JSON");
+        assert_eq!(s.finish().as_deref(), Some("m"));
+        // A model split at a byte of a multi-byte character.
+        assert_eq!(m(r#"{"model":"模型"}"#).as_deref(), Some("模型"));
     }
 }

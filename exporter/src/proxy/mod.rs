@@ -2,10 +2,13 @@
 //! Ollama, llama.cpp…) that passes every request and response through unchanged, streaming, and
 //! meters the inference routes.
 //!
-//! Request bodies of metered routes are read whole (up to `--collector.inference.max-body-size`)
-//! to learn the model; every other request body and every response body streams chunk by chunk,
-//! polled only as fast as the receiver takes it (backpressure). A client that disconnects drops
-//! the upstream response, which closes the upstream connection and so cancels the request.
+//! Request bodies of metered routes are scanned for the model as they pass (see
+//! [`meter::ModelScan`]): at most the first [`SCAN_PREFIX`] bytes are held until the model is
+//! found, then they and the rest stream upstream, scanned on until the model turns up. Every
+//! request body and every response body streams chunk by chunk, polled only as fast as the
+//! receiver takes it (backpressure). A client that disconnects drops the upstream response,
+//! which closes the upstream connection and so cancels the request. A client whose request
+//! body stalls for `--collector.inference.body-read-timeout` gets 408 and is disconnected.
 
 pub mod meter;
 
@@ -47,7 +50,14 @@ pub struct ProxyConfig {
     pub idle_timeout: Duration,
     /// Histogram buckets, seconds.
     pub buckets: Vec<f64>,
+    /// Bounds on client connections; `read_timeout` is the longest wait for the next chunk of a
+    /// request body.
+    pub limits: crate::web::Limits,
 }
+
+/// The most of a metered request body held back while its model is looked for; past it the
+/// body streams on (and is scanned as it passes).
+pub const SCAN_PREFIX: usize = 64 << 10;
 
 /// Outcome label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +231,17 @@ struct Record {
 }
 
 impl Record {
+    /// Moves an unfinished record to another model (found late in the request body).
+    fn relabel(&mut self, meters: &Meters, model: &str) {
+        if self.done {
+            return;
+        }
+        let new = meters.model(model);
+        new.in_flight.inc();
+        self.meters.in_flight.dec();
+        self.meters = new;
+    }
+
     fn new(meters: &Meters, model: &str, started: Instant) -> Self {
         let meters = meters.model(model);
         meters.in_flight.inc();
@@ -350,6 +371,161 @@ impl HttpBody for PassBody {
 
 use std::future::Future;
 
+/// Why a client's request body was not passed on whole.
+#[derive(Debug, thiserror::Error)]
+enum ClientBodyError {
+    #[error("request body over {0} bytes (--collector.inference.max-body-size)")]
+    TooLarge(usize),
+    #[error("no request body data for {0:?} (--collector.inference.body-read-timeout)")]
+    Stalled(Duration),
+    #[error("reading the request body failed: {0}")]
+    Failed(BoxError),
+}
+
+impl ClientBodyError {
+    /// The client-side error in an error's chain, if any.
+    fn find<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a ClientBodyError> {
+        std::iter::successors(Some(e), |e| e.source()).find_map(|e| e.downcast_ref())
+    }
+}
+
+/// A client's request body on its way upstream: the frames read while looking for the model,
+/// then the rest as it arrives; limited in size, each chunk due within a time, and scanned for
+/// the model while that is still unknown.
+struct ReqBody {
+    held: std::collections::VecDeque<Frame<Bytes>>,
+    held_len: usize,
+    inner: crate::web::TimedBody<Body>,
+    ended: bool,
+    /// Bytes still allowed.
+    left: usize,
+    max: usize,
+    scan: Option<meter::ModelScan>,
+    /// Where a model found after the request went upstream is put.
+    late: Option<Arc<std::sync::OnceLock<String>>>,
+}
+
+impl ReqBody {
+    fn new(body: Body, max: usize, timeout: Duration, scan: bool) -> Self {
+        ReqBody {
+            held: std::collections::VecDeque::new(),
+            held_len: 0,
+            inner: crate::web::TimedBody::new(body, timeout, true),
+            ended: false,
+            left: max,
+            max,
+            scan: scan.then(meter::ModelScan::default),
+            late: None,
+        }
+    }
+
+    /// The model, when the scan has decided.
+    fn model(&self) -> Option<Option<&str>> {
+        self.scan.as_ref().filter(|s| s.done()).map(|s| s.model())
+    }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if data.len() > self.left {
+                        return Poll::Ready(Some(Err(Box::new(ClientBodyError::TooLarge(
+                            self.max,
+                        )))));
+                    }
+                    self.left -= data.len();
+                    if let Some(scan) = self.scan.as_mut().filter(|s| !s.done()) {
+                        scan.feed(data);
+                        if let (Some(m), Some(late)) = (scan.model(), &self.late) {
+                            let _ = late.set(m.to_string());
+                        }
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let e = match e.downcast::<crate::web::BodyTimeout>() {
+                    Ok(t) => ClientBodyError::Stalled(t.0),
+                    Err(e) => ClientBodyError::Failed(e),
+                };
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+        }
+    }
+}
+
+impl HttpBody for ReqBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if let Some(frame) = this.held.pop_front() {
+            this.held_len -= frame.data_ref().map_or(0, |d| d.len());
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        this.poll_inner(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.held.is_empty() && (self.ended || self.inner.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.ended {
+            return SizeHint::with_exact(self.held_len as u64);
+        }
+        let inner = self.inner.size_hint();
+        let held = self.held_len as u64;
+        match inner.exact() {
+            Some(n) => SizeHint::with_exact(n + held),
+            None => {
+                let mut h = SizeHint::new();
+                h.set_lower(inner.lower() + held);
+                h
+            }
+        }
+    }
+}
+
+/// The answer to a request whose body failed, and its outcome.
+fn body_failed(e: &ClientBodyError) -> (Response, Outcome) {
+    match e {
+        ClientBodyError::TooLarge(_) => (
+            plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("cellwatch proxy: {e}\n"),
+            ),
+            Outcome::ClientError,
+        ),
+        ClientBodyError::Stalled(_) => {
+            let mut r = plain(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("cellwatch proxy: {e}\n"),
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            (r, Outcome::Cancelled)
+        }
+        // The client went away (or sent a broken body) before the request was complete.
+        ClientBodyError::Failed(_) => (
+            plain(StatusCode::BAD_REQUEST, format!("cellwatch proxy: {e}\n")),
+            Outcome::Cancelled,
+        ),
+    }
+}
+
 /// The proxy: configuration, upstream client and instruments.
 #[derive(Debug, Clone)]
 pub struct Proxy {
@@ -449,9 +625,14 @@ pub fn serve_on_threads(
     let probe = std::net::TcpListener::bind(listen)?;
     let addr = probe.local_addr()?;
     drop(probe);
+    // One limit for all threads: a connection takes a slot from any thread's share.
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        proxy.config.limits.max_connections.max(1),
+    ));
     for i in 0..threads.max(1) {
         let (tx, rx) = std::sync::mpsc::channel();
         let proxy = proxy.clone();
+        let slots = slots.clone();
         std::thread::Builder::new()
             .name(format!("cellwatch-proxy-{i}"))
             .spawn(move || {
@@ -486,12 +667,28 @@ pub fn serve_on_threads(
                         proxy.meters.clone(),
                         proxy.models.clone(),
                     );
-                    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                        let _ = tcp.set_nodelay(true);
-                    });
-                    if let Err(e) = axum::serve(listener, proxy.router()).await {
-                        tracing::error!(error = %e, "a metering proxy thread stopped");
-                    }
+                    let header_timeout = proxy.config.limits.read_header_timeout;
+                    let router = proxy.router();
+                    crate::web::accept_loop(
+                        &listener,
+                        &slots,
+                        std::future::pending(),
+                        |tcp, peer, permit| {
+                            let router = router.clone();
+                            tokio::spawn(async move {
+                                crate::web::serve_connection(
+                                    tcp,
+                                    peer,
+                                    None,
+                                    header_timeout,
+                                    router,
+                                )
+                                .await;
+                                drop(permit);
+                            });
+                        },
+                    )
+                    .await;
                 });
             })?;
         rx.recv()
@@ -502,6 +699,17 @@ pub fn serve_on_threads(
 
 async fn handle(State(p): State<Proxy>, req: Request) -> Response {
     let started = Instant::now();
+    if req.method() == axum::http::Method::CONNECT {
+        let mut r = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "cellwatch proxy: CONNECT is not supported (this is a reverse proxy)\n".into(),
+        );
+        r.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+        return r;
+    }
     let api = if req.method() == axum::http::Method::POST {
         Api::from_path(req.uri().path())
     } else {
@@ -518,41 +726,65 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
             );
         }
     };
+    let body_timeout = p.config.limits.read_timeout;
+    let mut late = None;
     let (body, mut record) = match api {
-        None => (body, None),
-        Some(_) => match axum::body::to_bytes(body, p.config.max_body).await {
-            Ok(bytes) => {
-                let model = p.models.label(meter::request_info(&bytes).model.as_deref());
-                (
-                    Body::from(bytes),
-                    Some(Record::new(&p.meters, &model, started)),
-                )
-            }
-            Err(e) => {
-                let mut r = Record::new(&p.meters, "unknown", started);
-                let too_large =
-                    std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
-                        e.source()
-                    })
-                    .any(|e| e.is::<http_body_util::LengthLimitError>());
-                if too_large {
-                    r.finish(Outcome::ClientError, Summary::default());
-                    return plain(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!(
-                            "cellwatch proxy: request body over {} bytes (--collector.inference.max-body-size)\n",
-                            p.config.max_body
-                        ),
-                    );
+        None if body.is_end_stream() => (body, None),
+        None => (
+            Body::new(ReqBody::new(body, usize::MAX, body_timeout, false)),
+            None,
+        ),
+        Some(_) => {
+            let declared = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let mut body = ReqBody::new(body, p.config.max_body, body_timeout, true);
+            let failed = if declared.is_some_and(|n| n > p.config.max_body as u64) {
+                Some(ClientBodyError::TooLarge(p.config.max_body))
+            } else {
+                // Hold the first frames until the model is known (or the prefix is full).
+                let mut failed = None;
+                while body.model().is_none() && body.held_len < SCAN_PREFIX && !body.ended {
+                    match std::future::poll_fn(|cx| body.poll_inner(cx)).await {
+                        Some(Ok(frame)) => {
+                            body.held_len += frame.data_ref().map_or(0, |d| d.len());
+                            body.held.push_back(frame);
+                        }
+                        None => {}
+                        Some(Err(e)) => {
+                            failed = Some(match e.downcast::<ClientBodyError>() {
+                                Ok(e) => *e,
+                                Err(e) => ClientBodyError::Failed(e),
+                            });
+                            break;
+                        }
+                    }
                 }
-                // The client went away (or sent a broken body) before the request was complete.
-                r.finish(Outcome::Cancelled, Summary::default());
-                return plain(
-                    StatusCode::BAD_REQUEST,
-                    format!("cellwatch proxy: reading the request body failed: {e}\n"),
-                );
+                failed
+            };
+            if let Some(e) = failed {
+                let (resp, outcome) = body_failed(&e);
+                Record::new(&p.meters, "unknown", started).finish(outcome, Summary::default());
+                return resp;
             }
-        },
+            let model = match body.model() {
+                Some(m) => p.models.label(m),
+                None if body.ended => p.models.label(None),
+                None => {
+                    // Not in the prefix: look on as the rest passes.
+                    let slot = Arc::new(std::sync::OnceLock::new());
+                    body.late = Some(slot.clone());
+                    late = Some(slot);
+                    p.models.label(None)
+                }
+            };
+            (
+                Body::new(body),
+                Some(Record::new(&p.meters, &model, started)),
+            )
+        }
     };
     strip_hop_by_hop(&mut parts.headers);
     if let Some(host) = uri
@@ -586,12 +818,22 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
                 );
             }
             Ok(Err(e)) => {
+                if let Some(client) = ClientBodyError::find(&e) {
+                    let (resp, outcome) = body_failed(client);
+                    if let Some(mut r) = record.take() {
+                        r.finish(outcome, Summary::default());
+                    }
+                    return resp;
+                }
                 let msg = std::error::Error::source(&e)
                     .map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
                 return unavailable(StatusCode::BAD_GATEWAY, msg, record.take());
             }
             Ok(Ok(r)) => r,
         };
+    if let (Some(r), Some(m)) = (record.as_mut(), late.as_ref().and_then(|l| l.get())) {
+        r.relabel(&p.meters, &p.models.label(Some(m)));
+    }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     let metering = match (api, record) {
@@ -716,6 +958,70 @@ mod tests {
         );
     }
 
+    /// A body of `chunks`, one frame each.
+    struct Chunks(std::collections::VecDeque<&'static str>);
+
+    impl HttpBody for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(
+                self.get_mut()
+                    .0
+                    .pop_front()
+                    .map(|c| Ok(Frame::data(Bytes::from_static(c.as_bytes())))),
+            )
+        }
+    }
+
+    fn streamed(chunks: &[&'static str]) -> Body {
+        Body::new(Chunks(chunks.iter().copied().collect()))
+    }
+
+    #[tokio::test]
+    async fn a_request_body_streams_on_with_its_model_found_late_and_its_size_bounded() {
+        use http_body_util::BodyExt;
+        // The model after the prefix: found as the rest passes, every byte passed in order.
+        let mut b = ReqBody::new(
+            streamed(&[r#"{"messages":["#, r#""hi"],"#, r#""model":"late"}"#]),
+            1 << 20,
+            Duration::from_secs(5),
+            true,
+        );
+        let first = std::future::poll_fn(|cx| b.poll_inner(cx))
+            .await
+            .unwrap()
+            .unwrap();
+        b.held_len += first.data_ref().unwrap().len();
+        b.held.push_back(first);
+        assert_eq!(b.model(), None);
+        let slot = Arc::new(std::sync::OnceLock::new());
+        b.late = Some(slot.clone());
+        assert_eq!(b.size_hint().lower(), 13);
+        let all = b.collect().await.unwrap().to_bytes();
+        assert_eq!(&all[..], br#"{"messages":["hi"],"model":"late"}"#);
+        assert_eq!(slot.get().map(String::as_str), Some("late"));
+        // Over the limit midway: an error the handler answers with 413.
+        let b = ReqBody::new(
+            streamed(&["0123456789", "0123456789"]),
+            15,
+            Duration::from_secs(5),
+            false,
+        );
+        let e = b.collect().await.unwrap_err();
+        assert!(
+            matches!(
+                ClientBodyError::find(&*e),
+                Some(ClientBodyError::TooLarge(15))
+            ),
+            "{e}"
+        );
+    }
+
     #[test]
     fn upstream_uri_keeps_path_and_query_under_the_base() {
         let meters = Meters::new(DEFAULT_BUCKETS).unwrap();
@@ -726,6 +1032,7 @@ mod tests {
             header_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
             buckets: DEFAULT_BUCKETS.to_vec(),
+            limits: crate::web::Limits::default(),
         };
         let p = Proxy::new(cfg, meters, Arc::new(ModelLabels::new(1)));
         let u = p
