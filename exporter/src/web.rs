@@ -196,14 +196,18 @@ pub fn bcrypt_estimate(cost: u32, at_cost_4: std::time::Duration) -> std::time::
     at_cost_4.saturating_mul(u32::try_from(factor).unwrap_or(u32::MAX))
 }
 
+/// The largest web configuration, certificate or key file read (1 MiB); only regular files are.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
 /// Reads and checks a web configuration file; relative certificate paths are relative to it.
 /// Users whose bcrypt cost is above 12 get a warning with the time one check takes (estimated
 /// from one cost-4 hash: a cost-31 hash would take days to compute).
 pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
-        path: path.into(),
-        source,
-    })?;
+    let text =
+        crate::file::read_text(path, MAX_FILE_BYTES).map_err(|source| WebConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
     let web = parse(path, &text)?;
     let costly: Vec<(&String, u32)> = web
         .users
@@ -372,7 +376,7 @@ fn server_config(
 ) -> Result<rustls::ServerConfig, WebConfigError> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
     let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| WebConfigError::Read {
+        crate::file::read_bounded(p, MAX_FILE_BYTES).map_err(|source| WebConfigError::Read {
             path: p.into(),
             source,
         })
@@ -811,6 +815,34 @@ mod tests {
         assert!(!w.check_basic("Bearer x"));
         assert!(!w.check_basic("Basic !!!"));
         assert!(format!("{w:?}").contains("alice") && !format!("{w:?}").contains(&hash));
+    }
+
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        // /dev/zero would be read until memory runs out; a directory or a huge file likewise.
+        for (path, want) in [
+            (
+                Path::new("/dev/zero"),
+                "a character device: only a regular file is read",
+            ),
+            (Path::new("/"), "a directory: only a regular file is read"),
+        ] {
+            let e = load(path).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("web.yml");
+        std::fs::write(&big, "#".repeat(MAX_FILE_BYTES as usize + 1)).unwrap();
+        let e = load(&big).unwrap_err().to_string();
+        assert!(e.contains("larger than the limit of 1 MiB"), "{e}");
+        let cert = dir.path().join("web-tls.yml");
+        std::fs::write(
+            &cert,
+            "tls_server_config:\n  cert_file: /dev/zero\n  key_file: /dev/zero\n",
+        )
+        .unwrap();
+        let e = load(&cert).unwrap_err().to_string();
+        assert!(e.contains("only a regular file is read"), "{e}");
     }
 
     #[test]
