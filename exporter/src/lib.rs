@@ -9,6 +9,7 @@ pub mod collector;
 pub mod command;
 pub mod config;
 pub mod counter;
+pub mod group;
 pub mod node;
 pub mod otlp;
 pub mod parse;
