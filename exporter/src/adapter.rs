@@ -724,6 +724,37 @@ impl Monotonize {
     }
 }
 
+/// A synthetic vLLM page of about `size` bytes for tests and benchmarks: half a latency
+/// histogram with thousands of engines (over [`MAX_FAMILY_SERIES`]), half a family no adapter
+/// maps.
+#[doc(hidden)]
+pub fn synthetic_vllm_page(size: usize) -> String {
+    let mut p = String::with_capacity(size + 4096);
+    p.push_str("# TYPE vllm:e2e_request_latency_seconds histogram\n");
+    let mut engine = 0;
+    while p.len() < size / 2 {
+        for le in ["0.3", "1.0", "2.5", "5.0", "10.0", "+Inf"] {
+            p.push_str(&format!(
+                "vllm:e2e_request_latency_seconds_bucket{{engine=\"{engine}\",le=\"{le}\",model_name=\"m\"}} 7\n"
+            ));
+        }
+        p.push_str(&format!(
+            "vllm:e2e_request_latency_seconds_count{{engine=\"{engine}\",model_name=\"m\"}} 7\n\
+             vllm:e2e_request_latency_seconds_sum{{engine=\"{engine}\",model_name=\"m\"}} 3.5\n"
+        ));
+        engine += 1;
+    }
+    p.push_str("# TYPE vllm:cache_config_info gauge\n");
+    let mut i = 0;
+    while p.len() < size {
+        p.push_str(&format!(
+            "vllm:cache_config_info{{block_size=\"{i}\",engine=\"0\",model_name=\"m\"}} 1\n"
+        ));
+        i += 1;
+    }
+    p
+}
+
 /// Dropped adapter samples of every adapter, by server and reason
 /// (`cellwatch_inference_adapter_dropped_samples_total`, at zero from the start). Logs a warning
 /// the first time a (server, upstream family, reason) drops, and only counts after that.

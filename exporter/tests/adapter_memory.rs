@@ -5,34 +5,6 @@
 use cellwatch_exporter::adapter::{self, Server};
 use cellwatch_exporter::proxy::ModelLabels;
 
-/// A page of about `size` bytes.
-fn page(size: usize) -> String {
-    let mut p = String::with_capacity(size + 4096);
-    p.push_str("# TYPE vllm:e2e_request_latency_seconds histogram\n");
-    let mut engine = 0;
-    while p.len() < size / 2 {
-        for le in ["0.3", "1.0", "2.5", "5.0", "10.0", "+Inf"] {
-            p.push_str(&format!(
-                "vllm:e2e_request_latency_seconds_bucket{{engine=\"{engine}\",le=\"{le}\",model_name=\"m\"}} 7\n"
-            ));
-        }
-        p.push_str(&format!(
-            "vllm:e2e_request_latency_seconds_count{{engine=\"{engine}\",model_name=\"m\"}} 7\n\
-             vllm:e2e_request_latency_seconds_sum{{engine=\"{engine}\",model_name=\"m\"}} 3.5\n"
-        ));
-        engine += 1;
-    }
-    p.push_str("# TYPE vllm:cache_config_info gauge\n");
-    let mut i = 0;
-    while p.len() < size {
-        p.push_str(&format!(
-            "vllm:cache_config_info{{block_size=\"{i}\",engine=\"0\",model_name=\"m\"}} 1\n"
-        ));
-        i += 1;
-    }
-    p
-}
-
 /// Peak resident set of this process, bytes (Linux; `None` elsewhere).
 fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -49,7 +21,7 @@ fn peak_rss() -> Option<u64> {
 
 #[test]
 fn a_15_mib_page_is_normalized_in_bounded_memory() {
-    let page = page(15 << 20);
+    let page = adapter::synthetic_vllm_page(15 << 20);
     let before = peak_rss();
     let started = std::time::Instant::now();
     let r = adapter::normalize(Server::Vllm, &page, "x", &ModelLabels::new(4));

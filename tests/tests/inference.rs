@@ -370,6 +370,41 @@ async fn model_labels_are_bounded_and_bodies_limited() {
     assert!(!m.0.contains(r#"model="c""#));
 }
 
+#[tokio::test]
+async fn usage_above_the_bound_is_clamped_and_counted_not_wrapped() {
+    let up = Upstream::start().await;
+    let e = start(&proxy_args(&up.base));
+    let base = e.proxy_base().await;
+    let client = cellwatch_e2e::http();
+    let mut r = chat("m", 3, false, false);
+    r.x_test = Some("usage:18446744073709551615");
+    assert_eq!(send(&client, &base, &r).await.0, 200);
+    assert_eq!(
+        send(&client, &base, &chat("m", 5, false, false)).await.0,
+        200
+    );
+    let generated = r#"cellwatch_inference_tokens_total{model="m",kind="generated"}"#;
+    let m = e
+        .wait_for("both requests counted", SOON, |m| {
+            m.value(r#"cellwatch_inference_requests_total{model="m",outcome="ok"}"#) == Some(2.0)
+        })
+        .await;
+    // 2^64 − 1 + 5 would wrap to 4; the bound is 10^7 per response.
+    assert_eq!(v(&m, generated), 10_000_005.0, "{}", m.0);
+    assert_eq!(
+        m.value(r#"cellwatch_inference_usage_anomalies_total{model="m"}"#),
+        Some(1.0),
+        "{}",
+        m.0
+    );
+    assert_eq!(promtool_check_metrics(&m.0), "");
+    assert!(
+        e.log().contains("more tokens than one request"),
+        "{}",
+        e.log()
+    );
+}
+
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(workspace().join("exporter/testdata/inference").join(name)).unwrap()
 }
