@@ -492,6 +492,15 @@ pub fn resolve(
             message: "must be at least 1".into(),
         });
     }
+    if raw.inference_adapter_max_page < 1 << 10 {
+        return Err(ConfigError::Invalid {
+            flag: "collector.inference.adapter-max-page-size",
+            message: format!(
+                "{} bytes is too small for a /metrics page: at least 1KiB",
+                raw.inference_adapter_max_page
+            ),
+        });
+    }
     in_range(
         "collector.inference.adapter-interval",
         raw.inference_adapter_interval,
