@@ -217,3 +217,36 @@ async fn a_child_that_forks_and_exits_leaves_nothing_behind_and_is_restarted_slo
         "grandchildren left after shutdown: {left:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_running_childs_whole_process_group() {
+    if !Path::new("/proc/self/stat").exists() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    // nvidia-smi keeps streaming, with a `sleep 1000` beside it in its group.
+    std::fs::write(state.path().join("nvidia-smi.fork"), "").unwrap();
+    let e = Exporter::start_with(
+        state,
+        &[
+            "--collector.disable-defaults",
+            "--collector.nvidia",
+            "--interval",
+            "200ms",
+        ],
+    );
+    e.wait_for("nvidia up", SOON, |m| {
+        m.collector("up", "nvidia") == Some(1.0)
+    })
+    .await;
+    let pids: Vec<u32> = e
+        .state_file("nvidia-smi.grandchildren")
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    assert!(!ended(pids[0]));
+    drop(e);
+    let left = all_end(&pids, SOON).await;
+    assert!(left.is_empty(), "left after SIGTERM: {left:?}");
+}
