@@ -108,9 +108,9 @@ pub async fn kill_all(grace: Duration) {
     signal(Signal::KILL);
 }
 
-/// Whether process `pid` has ended (gone, or a zombie waiting for its parent): for tests.
-#[doc(hidden)]
-pub fn has_ended(pid: u32) -> bool {
+/// Whether process `pid` has ended (gone, or a zombie waiting for its parent).
+#[cfg(test)]
+pub(crate) fn has_ended(pid: u32) -> bool {
     let Ok(raw) = i32::try_from(pid) else {
         return true;
     };
@@ -125,8 +125,8 @@ pub fn has_ended(pid: u32) -> bool {
 }
 
 /// Waits up to `within` for process `pid` to end; whether it did.
-#[doc(hidden)]
-pub async fn ends_within(pid: u32, within: Duration) -> bool {
+#[cfg(test)]
+pub(crate) async fn ends_within(pid: u32, within: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         if has_ended(pid) {
