@@ -118,9 +118,10 @@ impl ChildSpec {
     }
 
     /// How long a child must keep producing documents for its end to count as a new failure (the
-    /// backoff starts over): 60 s, or ten intervals if that is longer.
+    /// backoff starts over): ten intervals, at least 10 s and at most 60 s. A child that keeps
+    /// failing sooner is restarted ever more slowly (up to the backoff's maximum).
     pub fn healthy_after(&self) -> Duration {
-        (self.interval * 10).max(Duration::from_secs(60))
+        (self.interval * 10).clamp(Duration::from_secs(10), Duration::from_secs(60))
     }
 }
 
@@ -397,9 +398,15 @@ mod tests {
             restarts += 1;
         }
         assert!(restarts <= 8, "{restarts} restarts in 40 s");
-        // A child that kept producing documents for a minute is back within half an interval.
+        // A child that kept producing documents for ten intervals (at least 10 s) is back within
+        // half an interval.
+        assert_eq!(spec.healthy_after(), Duration::from_secs(10));
         assert!(was_healthy(
-            Some(Duration::from_secs(60)),
+            Some(Duration::from_secs(10)),
+            spec.healthy_after()
+        ));
+        assert!(!was_healthy(
+            Some(Duration::from_secs(9)),
             spec.healthy_after()
         ));
         assert!(!was_healthy(None, spec.healthy_after()));
@@ -407,7 +414,7 @@ mod tests {
             interval: Duration::from_secs(30),
             ..sh("", 1)
         };
-        assert_eq!(slow.healthy_after(), Duration::from_secs(300));
+        assert_eq!(slow.healthy_after(), Duration::from_secs(60));
     }
 
     #[tokio::test]
