@@ -638,10 +638,18 @@ pub fn normalize_filtered(
     })
 }
 
+/// Most counter states [`Monotonize`] keeps. Pages are bounded (models by `--max-models`,
+/// series by [`MAX_FAMILY_SERIES`]), but a server that changes its histogram buckets or models
+/// page after page would add states without end: past this many, the states of series the last
+/// page did not have are forgotten (such a series, should it come back, starts over).
+pub const MAX_COUNTER_STATES: usize = 10 * MAX_FAMILY_SERIES;
+
 /// Keeps normalized readings monotonic across upstream restarts and builds metric families.
 #[derive(Debug, Default)]
 pub struct Monotonize {
-    counters: HashMap<String, Monotonic>,
+    /// Per series part: its state and the page that last had it.
+    counters: HashMap<String, (Monotonic, u64)>,
+    page: u64,
 }
 
 impl Monotonize {
@@ -649,8 +657,25 @@ impl Monotonize {
         format!("{}|{}|{part}", n.def.name, n.labels.join("\u{1f}"))
     }
 
+    fn state(&mut self, key: String) -> &mut Monotonic {
+        let page = self.page;
+        let (state, seen) = self.counters.entry(key).or_default();
+        *seen = page;
+        state
+    }
+
     /// Families for one page's readings.
     pub fn families(&mut self, readings: &[Normalized]) -> Vec<MetricFamily> {
+        self.page += 1;
+        let families = self.build(readings);
+        if self.counters.len() > MAX_COUNTER_STATES {
+            let page = self.page;
+            self.counters.retain(|_, (_, seen)| *seen == page);
+        }
+        families
+    }
+
+    fn build(&mut self, readings: &[Normalized]) -> Vec<MetricFamily> {
         let mut by_name: HashMap<&'static str, MetricFamily> = HashMap::new();
         for n in readings {
             let mut metric = proto::Metric::default();
@@ -658,12 +683,7 @@ impl Monotonize {
             let kind = match &n.reading {
                 Reading::Counter(v) => {
                     let mut c = proto::Counter::default();
-                    c.set_value(
-                        self.counters
-                            .entry(Self::key(n, ""))
-                            .or_default()
-                            .observe(*v),
-                    );
+                    c.set_value(self.state(Self::key(n, "")).observe(*v));
                     metric.set_counter(c);
                     MetricType::COUNTER
                 }
@@ -679,14 +699,10 @@ impl Monotonize {
                     count,
                 } => {
                     // The whole histogram resets when its count goes down.
-                    let count_state = self.counters.entry(Self::key(n, "count")).or_default();
+                    let count_state = self.state(Self::key(n, "count"));
                     let reset = count_state.last_raw().is_some_and(|last| *count < last);
                     let count = count_state.observe(*count);
-                    let sum = self
-                        .counters
-                        .entry(Self::key(n, "sum"))
-                        .or_default()
-                        .observe_reset(*sum, reset);
+                    let sum = self.state(Self::key(n, "sum")).observe_reset(*sum, reset);
                     let mut h = proto::Histogram::default();
                     h.set_sample_count(count.round() as u64);
                     h.set_sample_sum(sum);
@@ -696,9 +712,7 @@ impl Monotonize {
                             .filter(|(le, _)| le.is_finite())
                             .map(|(le, c)| {
                                 let v = self
-                                    .counters
-                                    .entry(Self::key(n, &le.to_string()))
-                                    .or_default()
+                                    .state(Self::key(n, &le.to_string()))
                                     .observe_reset(*c, reset);
                                 let mut b = proto::Bucket::default();
                                 b.set_upper_bound(*le);
@@ -1052,6 +1066,54 @@ mod tests {
             "vllm_time_to_first_token_seconds".into(),
             DropReason::SeriesLimit
         )));
+    }
+
+    #[test]
+    fn counter_states_stay_bounded_when_buckets_change_every_page() {
+        let models = ModelLabels::new(4);
+        let mut mono = Monotonize::default();
+        for round in 0..50 {
+            let mut page = String::from("# TYPE vllm:e2e_request_latency_seconds histogram\n");
+            for i in 0..1_000 {
+                page.push_str(&format!(
+                    "vllm:e2e_request_latency_seconds_bucket{{le=\"{round}.{i}\",model_name=\"m\"}} 1\n"
+                ));
+            }
+            page.push_str(
+                "vllm:e2e_request_latency_seconds_bucket{le=\"+Inf\",model_name=\"m\"} 1\n",
+            );
+            let page = normalize_page(Server::Vllm, &page, "x", &models).unwrap();
+            assert_eq!(page.readings.len(), 1);
+            mono.families(&page.readings);
+            assert!(
+                mono.counters.len() <= MAX_COUNTER_STATES + 1_003,
+                "{} states after page {round}",
+                mono.counters.len()
+            );
+        }
+        // A series the pages keep stays counted across a pruning.
+        let mut mono = Monotonize::default();
+        let text = |mono: &mut Monotonize, extra: usize, tokens: u64| {
+            let mut page = tokens_page(&tokens.to_string());
+            page.push_str("# TYPE vllm:e2e_request_latency_seconds histogram\n");
+            for i in 0..1_900 {
+                page.push_str(&format!(
+                    "vllm:e2e_request_latency_seconds_bucket{{le=\"{extra}.{i}\",model_name=\"m\"}} 1\n"
+                ));
+            }
+            let page = normalize_page(Server::Vllm, &page, "x", &models).unwrap();
+            render(mono, &page)
+        };
+        text(&mut mono, 0, 100);
+        for round in 1..20 {
+            text(&mut mono, round, 5);
+        }
+        let last = text(&mut mono, 20, 7);
+        assert_eq!(
+            cellwatch_metrics::exposition::value(&last, TOKENS),
+            Some(127.0),
+            "110, a restart (+15), then +2"
+        );
     }
 
     #[test]
