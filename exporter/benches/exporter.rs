@@ -32,6 +32,22 @@ fn full_snapshot() -> Vec<Sample> {
     replay::snapshot(&dir(), &id).unwrap().samples()
 }
 
+/// A 15 MiB adapter page (the old 16 MiB cap; `--collector.inference.adapter-max-page-size`
+/// allows it): read through the line filter in 64 KiB chunks, as it arrives, and normalized.
+#[divan::bench(sample_count = 5)]
+fn adapter_page_of_15_mib(b: divan::Bencher<'_, '_>) {
+    use cellwatch_exporter::adapter::{self, PageFilter, Server};
+    let page = adapter::synthetic_vllm_page(15 << 20);
+    let models = cellwatch_exporter::proxy::ModelLabels::new(20);
+    b.bench(|| {
+        let mut f = PageFilter::new(Server::Vllm);
+        for chunk in page.as_bytes().chunks(64 << 10) {
+            f.push(chunk);
+        }
+        adapter::normalize_filtered(Server::Vllm, f.finish(), "m", &models).unwrap()
+    });
+}
+
 #[divan::bench]
 fn parse_powermetrics_plist(b: divan::Bencher<'_, '_>) {
     let doc = fixture("powermetrics-m3ultra.plist").into_bytes();

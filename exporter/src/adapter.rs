@@ -4,8 +4,13 @@
 //! resets as a whole when its `_count` goes down). What a server does not export is not
 //! invented: llama.cpp has no latency histograms and no outcomes, TGI no time to first token,
 //! SGLang no outcomes.
+//!
+//! Bounded: a page is read line by line ([`PageFilter`]) and only the lines of the families we
+//! map are kept, at most [`MAX_FAMILY_SERIES`] per family (a family with more is dropped whole
+//! for that page); NaN, ±Inf and negative values are dropped, never summed. Every drop is
+//! counted in `cellwatch_inference_adapter_dropped_samples_total` ([`DropCounter`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -125,50 +130,343 @@ pub struct Normalized {
 
 const WHAT: &str = "inference server /metrics page";
 
+/// Most sample lines of one upstream family on one page (each histogram bucket, sum and count is
+/// a line). A family with more is dropped whole for that page (reason `series_limit`): real
+/// servers export a few dozen buckets per model and engine.
+pub const MAX_FAMILY_SERIES: usize = 2_000;
+
+/// Default for `--collector.inference.adapter-max-page-size`.
+pub const DEFAULT_MAX_PAGE: usize = 4 << 20;
+
+/// Why an adapter sample was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    /// NaN or ±Inf.
+    NonFinite,
+    /// Below zero (a count or a level of requests cannot be).
+    Negative,
+    /// Its family had more than [`MAX_FAMILY_SERIES`] series on the page.
+    SeriesLimit,
+}
+
+impl DropReason {
+    /// Every reason.
+    pub const ALL: [DropReason; 3] = [
+        DropReason::NonFinite,
+        DropReason::Negative,
+        DropReason::SeriesLimit,
+    ];
+
+    /// The `reason` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::NonFinite => "non_finite",
+            DropReason::Negative => "negative",
+            DropReason::SeriesLimit => "series_limit",
+        }
+    }
+}
+
+/// Samples dropped from one page: (upstream family, reason) → samples.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Dropped(pub BTreeMap<(String, DropReason), u64>);
+
+impl Dropped {
+    fn add(&mut self, family: &str, reason: DropReason, n: u64) {
+        *self.0.entry((family.to_string(), reason)).or_default() += n;
+    }
+
+    /// Samples dropped for `reason`.
+    pub fn total(&self, reason: DropReason) -> u64 {
+        self.0
+            .iter()
+            .filter(|((_, r), _)| *r == reason)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// One page, normalized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The normalized series.
+    pub readings: Vec<Normalized>,
+    /// What was dropped.
+    pub dropped: Dropped,
+}
+
+/// The upstream families (names with colons as underscores, without the server prefix) a
+/// server's adapter maps; every other line of a page is skipped as it is read.
+fn mapped_families(server: Server) -> &'static [&'static str] {
+    match server {
+        Server::Vllm => &[
+            "prompt_tokens_total",
+            "generation_tokens_total",
+            "num_requests_running",
+            "request_success_total",
+            "e2e_request_latency_seconds",
+            "time_to_first_token_seconds",
+        ],
+        Server::Sglang => &[
+            "prompt_tokens_total",
+            "generation_tokens_total",
+            "num_running_reqs",
+            "e2e_request_latency_seconds",
+            "time_to_first_token_seconds",
+        ],
+        Server::LlamaCpp => &[
+            "prompt_tokens_total",
+            "tokens_predicted_total",
+            "requests_processing",
+        ],
+        Server::Tgi => &[
+            "batch_current_size",
+            "request_success",
+            "request_failure",
+            "request_input_length",
+            "request_generated_tokens",
+            "request_duration",
+        ],
+    }
+}
+
+fn prefix(server: Server) -> &'static str {
+    match server {
+        Server::Vllm => "vllm_",
+        Server::LlamaCpp => "llamacpp_",
+        Server::Sglang => "sglang_",
+        Server::Tgi => "tgi_",
+    }
+}
+
+/// The mapped family a sample or `# TYPE` name belongs to (`_bucket`, `_sum`, `_count` lines
+/// belong to their histogram).
+fn family_of(server: Server, name: &str) -> Option<&'static str> {
+    let rest = name.strip_prefix(prefix(server))?;
+    let families = mapped_families(server);
+    let find = |n: &str| families.iter().find(|f| **f == n).copied();
+    find(rest).or_else(|| {
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| rest.strip_suffix(suffix).and_then(find))
+    })
+}
+
+#[derive(Debug, Default)]
+struct FamilyLines {
+    type_line: String,
+    lines: String,
+    series: usize,
+}
+
+/// Reads a `/metrics` page as it arrives, keeping only the lines of the families the adapter
+/// maps (metric-name colons read as underscores), at most [`MAX_FAMILY_SERIES`] per family:
+/// it holds the kept lines and one unfinished line, never the whole page.
+#[derive(Debug)]
+pub struct PageFilter {
+    server: Server,
+    partial: Vec<u8>,
+    families: HashMap<&'static str, FamilyLines>,
+    samples: u64,
+    prefixed: bool,
+}
+
+/// What [`PageFilter`] kept of a page.
+#[derive(Debug)]
+pub struct Filtered {
+    text: String,
+    samples: u64,
+    prefixed: bool,
+    dropped: Dropped,
+}
+
+impl PageFilter {
+    /// A filter for a page of `server`.
+    pub fn new(server: Server) -> Self {
+        PageFilter {
+            server,
+            partial: Vec::new(),
+            families: HashMap::new(),
+            samples: 0,
+            prefixed: false,
+        }
+    }
+
+    /// The next bytes of the page.
+    pub fn push(&mut self, chunk: &[u8]) {
+        let mut buf = std::mem::take(&mut self.partial);
+        let consumed = if buf.is_empty() {
+            // The common case: lines straight from the chunk, only its tail copied.
+            let consumed = self.lines(chunk);
+            buf.extend_from_slice(&chunk[consumed..]);
+            self.partial = buf;
+            return;
+        } else {
+            buf.extend_from_slice(chunk);
+            self.lines(&buf)
+        };
+        buf.drain(..consumed);
+        self.partial = buf;
+    }
+
+    /// Handles the complete lines of `bytes`; returns how many bytes they took.
+    fn lines(&mut self, bytes: &[u8]) -> usize {
+        let mut start = 0;
+        while let Some(p) = bytes[start..].iter().position(|b| *b == b'\n') {
+            self.line(&bytes[start..start + p]);
+            start += p + 1;
+        }
+        start
+    }
+
+    fn line(&mut self, raw: &[u8]) {
+        let text = String::from_utf8_lossy(raw);
+        let l = text.trim();
+        if l.is_empty() {
+            return;
+        }
+        if let Some(rest) = l.strip_prefix('#') {
+            // prometheus-parse reads names as \w+; colons are only legal in recording-rule
+            // names, and the servers that use them keep names unique without them.
+            let mut parts = rest.trim_start().splitn(3, ' ');
+            if parts.next() == Some("TYPE") {
+                let name = parts.next().unwrap_or("").replace(':', "_");
+                let kind = parts.next().unwrap_or("").trim();
+                if let Some(f) = family_of(self.server, &name) {
+                    let lines = self.families.entry(f).or_default();
+                    if lines.type_line.is_empty() {
+                        lines.type_line = format!("# TYPE {name} {kind}\n");
+                    }
+                }
+            }
+            return;
+        }
+        self.samples += 1;
+        let end = l.find(['{', ' ', '\t']).unwrap_or(l.len());
+        let name = l[..end].replace(':', "_");
+        if !name.starts_with(prefix(self.server)) {
+            return;
+        }
+        self.prefixed = true;
+        let Some(f) = family_of(self.server, &name) else {
+            return;
+        };
+        let lines = self.families.entry(f).or_default();
+        lines.series += 1;
+        if lines.series > MAX_FAMILY_SERIES {
+            // Dropped whole: what was kept is freed at once.
+            lines.lines = String::new();
+            return;
+        }
+        lines.lines.push_str(&name);
+        lines.lines.push_str(&l[end..]);
+        lines.lines.push('\n');
+    }
+
+    /// The end of the page.
+    pub fn finish(mut self) -> Filtered {
+        let rest = std::mem::take(&mut self.partial);
+        self.line(&rest);
+        let mut dropped = Dropped::default();
+        let mut families: Vec<_> = self.families.into_iter().collect();
+        families.sort_by_key(|(f, _)| *f);
+        let mut text = String::new();
+        for (f, lines) in families {
+            if lines.series > MAX_FAMILY_SERIES {
+                dropped.add(
+                    &format!("{}{f}", prefix(self.server)),
+                    DropReason::SeriesLimit,
+                    lines.series as u64,
+                );
+                continue;
+            }
+            text.push_str(&lines.type_line);
+            text.push_str(&lines.lines);
+        }
+        Filtered {
+            text,
+            samples: self.samples,
+            prefixed: self.prefixed,
+            dropped,
+        }
+    }
+}
+
+/// Why a reading cannot be used, if it cannot.
+fn invalid(reading: &Reading) -> Option<DropReason> {
+    let check = |v: f64| {
+        if !v.is_finite() {
+            Some(DropReason::NonFinite)
+        } else if v < 0.0 {
+            Some(DropReason::Negative)
+        } else {
+            None
+        }
+    };
+    match reading {
+        Reading::Counter(v) | Reading::Gauge(v) => check(*v),
+        Reading::Histogram {
+            buckets,
+            sum,
+            count,
+        } => buckets
+            .iter()
+            .find_map(|(le, c)| {
+                if le.is_nan() {
+                    Some(DropReason::NonFinite)
+                } else {
+                    check(*c)
+                }
+            })
+            .or_else(|| check(*sum))
+            .or_else(|| check(*count)),
+    }
+}
+
 /// Parses a `/metrics` page and maps it to normalized series. Metric-name colons (`vllm:…`) are
-/// read as underscores. Model labels pass through `models` (bounded).
+/// read as underscores. Model labels pass through `models` (bounded). Dropped samples are not
+/// reported: see [`normalize_page`].
 pub fn normalize(
     server: Server,
     page: &str,
     default_model: &str,
     models: &ModelLabels,
 ) -> Result<Vec<Normalized>, ParseError> {
-    // prometheus-parse reads names as \w+; colons are only legal in recording-rule names, and the
-    // servers that use them (vLLM, SGLang, llama.cpp) keep names unique without them.
-    let lines = page.lines().map(|l| {
-        let l = l.trim_start();
-        let fixed = if let Some(rest) = l.strip_prefix('#') {
-            let mut parts = rest.splitn(3, ' ').collect::<Vec<_>>();
-            if parts.len() == 3 && (parts[1] == "HELP" || parts[1] == "TYPE") {
-                let name = parts[2].split(' ').next().unwrap_or("").replace(':', "_");
-                let tail = parts[2].split_once(' ').map_or("", |(_, t)| t).to_string();
-                parts.truncate(2);
-                format!("#{} {} {}", parts.join(" "), name, tail)
-            } else {
-                l.to_string()
-            }
-        } else {
-            let end = l.find(['{', ' ', '\t']).unwrap_or(l.len());
-            format!("{}{}", l[..end].replace(':', "_"), &l[end..])
-        };
-        Ok(fixed)
-    });
-    let scrape = Scrape::parse(lines).map_err(|e| ParseError::invalid(WHAT, e.to_string()))?;
-    if scrape.samples.is_empty() {
+    normalize_page(server, page, default_model, models).map(|p| p.readings)
+}
+
+/// [`normalize`], with what was dropped.
+pub fn normalize_page(
+    server: Server,
+    page: &str,
+    default_model: &str,
+    models: &ModelLabels,
+) -> Result<Page, ParseError> {
+    let mut filter = PageFilter::new(server);
+    filter.push(page.as_bytes());
+    normalize_filtered(server, filter.finish(), default_model, models)
+}
+
+/// Maps what [`PageFilter`] kept of a page to normalized series.
+pub fn normalize_filtered(
+    server: Server,
+    filtered: Filtered,
+    default_model: &str,
+    models: &ModelLabels,
+) -> Result<Page, ParseError> {
+    if filtered.samples == 0 {
         return Err(ParseError::Empty { what: WHAT });
     }
-    let prefix = match server {
-        Server::Vllm => "vllm_",
-        Server::LlamaCpp => "llamacpp_",
-        Server::Sglang => "sglang_",
-        Server::Tgi => "tgi_",
-    };
-    if !scrape.samples.iter().any(|s| s.metric.starts_with(prefix)) {
+    let prefix = prefix(server);
+    if !filtered.prefixed {
         return Err(ParseError::invalid(
             WHAT,
             format!("no {prefix}* metrics: is this a {} server?", server.name()),
         ));
     }
+    let mut dropped = filtered.dropped;
+    let scrape = Scrape::parse(filtered.text.lines().map(|l| Ok(l.to_string())))
+        .map_err(|e| ParseError::invalid(WHAT, e.to_string()))?;
     // Only samples that map to a normalized series take a model label (a bounded resource).
     let model_of = |s: &prometheus_parse::Sample| {
         models.label(Some(s.labels.get("model_name").unwrap_or(default_model)))
@@ -232,138 +530,126 @@ pub fn normalize(
             });
         }
     };
+    let mut poisoned: HashSet<(&'static str, Vec<String>)> = HashSet::new();
     for s in &scrape.samples {
         let name = s.metric.strip_prefix(prefix).unwrap_or("");
         let v = scalar(&s.value);
-        match (server, name, &s.value) {
-            (Server::Vllm | Server::Sglang, "prompt_tokens_total", _)
-            | (Server::LlamaCpp, "prompt_tokens_total", _) => {
-                if let Some(v) = v {
-                    add(
-                        &m::INFERENCE_TOKENS,
-                        vec![model_of(s), "prompt".into()],
-                        Reading::Counter(v),
-                    );
+        let counter = |def: &'static MetricDef, labels: Vec<String>| {
+            v.map(|v| (def, labels, Reading::Counter(v)))
+        };
+        let mapped: Option<(&'static MetricDef, Vec<String>, Reading)> =
+            match (server, name, &s.value) {
+                (Server::Vllm | Server::Sglang | Server::LlamaCpp, "prompt_tokens_total", _)
+                | (Server::Tgi, "request_input_length_sum", _) => {
+                    counter(&m::INFERENCE_TOKENS, vec![model_of(s), "prompt".into()])
                 }
-            }
-            (Server::Vllm | Server::Sglang, "generation_tokens_total", _)
-            | (Server::LlamaCpp, "tokens_predicted_total", _) => {
-                if let Some(v) = v {
-                    add(
-                        &m::INFERENCE_TOKENS,
-                        vec![model_of(s), "generated".into()],
-                        Reading::Counter(v),
-                    );
+                (Server::Vllm | Server::Sglang, "generation_tokens_total", _)
+                | (Server::LlamaCpp, "tokens_predicted_total", _)
+                | (Server::Tgi, "request_generated_tokens_sum", _) => {
+                    counter(&m::INFERENCE_TOKENS, vec![model_of(s), "generated".into()])
                 }
-            }
-            (Server::Vllm, "num_requests_running", _)
-            | (Server::Sglang, "num_running_reqs", _)
-            | (Server::LlamaCpp, "requests_processing", _)
-            | (Server::Tgi, "batch_current_size", _) => {
-                if let Some(v) = v {
-                    add(
+                (Server::Vllm, "num_requests_running", _)
+                | (Server::Sglang, "num_running_reqs", _)
+                | (Server::LlamaCpp, "requests_processing", _)
+                | (Server::Tgi, "batch_current_size", _) => v.map(|v| {
+                    (
                         &m::INFERENCE_IN_FLIGHT,
                         vec![model_of(s)],
                         Reading::Gauge(v),
-                    );
+                    )
+                }),
+                (Server::Vllm, "request_success_total", _) => {
+                    let outcome = if s.labels.get("finished_reason") == Some("abort") {
+                        "cancelled"
+                    } else {
+                        "ok"
+                    };
+                    counter(&m::INFERENCE_REQUESTS, vec![model_of(s), outcome.into()])
                 }
-            }
-            (Server::Vllm, "request_success_total", _) => {
-                let outcome = if s.labels.get("finished_reason") == Some("abort") {
-                    "cancelled"
-                } else {
-                    "ok"
-                };
-                if let Some(v) = v {
-                    add(
-                        &m::INFERENCE_REQUESTS,
-                        vec![model_of(s), outcome.into()],
-                        Reading::Counter(v),
-                    );
+                (Server::Tgi, "request_success", _) => {
+                    counter(&m::INFERENCE_REQUESTS, vec![model_of(s), "ok".into()])
                 }
-            }
-            (Server::Tgi, "request_success", _) => {
-                if let Some(v) = v {
-                    add(
-                        &m::INFERENCE_REQUESTS,
-                        vec![model_of(s), "ok".into()],
-                        Reading::Counter(v),
-                    );
+                (Server::Tgi, "request_failure", _) => {
+                    let outcome = if s.labels.get("err") == Some("validation") {
+                        "client_error"
+                    } else {
+                        "server_error"
+                    };
+                    counter(&m::INFERENCE_REQUESTS, vec![model_of(s), outcome.into()])
                 }
-            }
-            (Server::Tgi, "request_failure", _) => {
-                let outcome = if s.labels.get("err") == Some("validation") {
-                    "client_error"
-                } else {
-                    "server_error"
-                };
-                if let Some(v) = v {
-                    add(
-                        &m::INFERENCE_REQUESTS,
-                        vec![model_of(s), outcome.into()],
-                        Reading::Counter(v),
-                    );
+                (
+                    Server::Vllm | Server::Sglang,
+                    "e2e_request_latency_seconds",
+                    Value::Histogram(h),
+                )
+                | (
+                    Server::Vllm | Server::Sglang,
+                    "time_to_first_token_seconds",
+                    Value::Histogram(h),
+                )
+                | (Server::Tgi, "request_duration", Value::Histogram(h)) => {
+                    let def = if name == "time_to_first_token_seconds" {
+                        &m::INFERENCE_TTFT
+                    } else {
+                        &m::INFERENCE_REQUEST_DURATION
+                    };
+                    let mut buckets: Vec<(f64, f64)> =
+                        h.iter().map(|b| (b.less_than, b.count)).collect();
+                    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let count = side
+                        .get(&(format!("{}_count", s.metric), series_key(s)))
+                        .copied()
+                        .or(buckets.last().map(|b| b.1))
+                        .unwrap_or(0.0);
+                    let sum = side
+                        .get(&(format!("{}_sum", s.metric), series_key(s)))
+                        .copied()
+                        .unwrap_or(0.0);
+                    Some((
+                        def,
+                        vec![model_of(s)],
+                        Reading::Histogram {
+                            buckets,
+                            sum,
+                            count,
+                        },
+                    ))
                 }
+                _ => None,
+            };
+        let Some((def, labels, reading)) = mapped else {
+            continue;
+        };
+        match invalid(&reading) {
+            // A series one of whose parts is invalid is dropped whole for this page: the sum of
+            // the valid parts alone would look like a counter reset.
+            Some(reason) => {
+                dropped.add(&s.metric, reason, 1);
+                poisoned.insert((def.name, labels));
             }
-            (Server::Tgi, "request_input_length_sum", _) => {
-                if let Some(v) = v {
-                    add(
-                        &m::INFERENCE_TOKENS,
-                        vec![model_of(s), "prompt".into()],
-                        Reading::Counter(v),
-                    );
-                }
-            }
-            (Server::Tgi, "request_generated_tokens_sum", _) => {
-                if let Some(v) = v {
-                    add(
-                        &m::INFERENCE_TOKENS,
-                        vec![model_of(s), "generated".into()],
-                        Reading::Counter(v),
-                    );
-                }
-            }
-            (Server::Vllm | Server::Sglang, "e2e_request_latency_seconds", Value::Histogram(h))
-            | (Server::Vllm | Server::Sglang, "time_to_first_token_seconds", Value::Histogram(h))
-            | (Server::Tgi, "request_duration", Value::Histogram(h)) => {
-                let def = if name == "time_to_first_token_seconds" {
-                    &m::INFERENCE_TTFT
-                } else {
-                    &m::INFERENCE_REQUEST_DURATION
-                };
-                let mut buckets: Vec<(f64, f64)> =
-                    h.iter().map(|b| (b.less_than, b.count)).collect();
-                buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let count = side
-                    .get(&(format!("{}_count", s.metric), series_key(s)))
-                    .copied()
-                    .or(buckets.last().map(|b| b.1))
-                    .unwrap_or(0.0);
-                let sum = side
-                    .get(&(format!("{}_sum", s.metric), series_key(s)))
-                    .copied()
-                    .unwrap_or(0.0);
-                add(
-                    def,
-                    vec![model_of(s)],
-                    Reading::Histogram {
-                        buckets,
-                        sum,
-                        count,
-                    },
-                );
-            }
-            _ => {}
+            None => add(def, labels, reading),
         }
     }
+    out.retain(|n| !poisoned.contains(&(n.def.name, n.labels.clone())));
     out.sort_by(|a, b| (a.def.name, &a.labels).cmp(&(b.def.name, &b.labels)));
-    Ok(out)
+    Ok(Page {
+        readings: out,
+        dropped,
+    })
 }
+
+/// Most counter states [`Monotonize`] keeps. Pages are bounded (models by `--max-models`,
+/// series by [`MAX_FAMILY_SERIES`]), but a server that changes its histogram buckets or models
+/// page after page would add states without end: past this many, the states of series the last
+/// page did not have are forgotten (such a series, should it come back, starts over).
+pub const MAX_COUNTER_STATES: usize = 10 * MAX_FAMILY_SERIES;
 
 /// Keeps normalized readings monotonic across upstream restarts and builds metric families.
 #[derive(Debug, Default)]
 pub struct Monotonize {
-    counters: HashMap<String, Monotonic>,
+    /// Per series part: its state and the page that last had it.
+    counters: HashMap<String, (Monotonic, u64)>,
+    page: u64,
 }
 
 impl Monotonize {
@@ -371,8 +657,25 @@ impl Monotonize {
         format!("{}|{}|{part}", n.def.name, n.labels.join("\u{1f}"))
     }
 
+    fn state(&mut self, key: String) -> &mut Monotonic {
+        let page = self.page;
+        let (state, seen) = self.counters.entry(key).or_default();
+        *seen = page;
+        state
+    }
+
     /// Families for one page's readings.
     pub fn families(&mut self, readings: &[Normalized]) -> Vec<MetricFamily> {
+        self.page += 1;
+        let families = self.build(readings);
+        if self.counters.len() > MAX_COUNTER_STATES {
+            let page = self.page;
+            self.counters.retain(|_, (_, seen)| *seen == page);
+        }
+        families
+    }
+
+    fn build(&mut self, readings: &[Normalized]) -> Vec<MetricFamily> {
         let mut by_name: HashMap<&'static str, MetricFamily> = HashMap::new();
         for n in readings {
             let mut metric = proto::Metric::default();
@@ -380,12 +683,7 @@ impl Monotonize {
             let kind = match &n.reading {
                 Reading::Counter(v) => {
                     let mut c = proto::Counter::default();
-                    c.set_value(
-                        self.counters
-                            .entry(Self::key(n, ""))
-                            .or_default()
-                            .observe(*v),
-                    );
+                    c.set_value(self.state(Self::key(n, "")).observe(*v));
                     metric.set_counter(c);
                     MetricType::COUNTER
                 }
@@ -401,14 +699,10 @@ impl Monotonize {
                     count,
                 } => {
                     // The whole histogram resets when its count goes down.
-                    let count_state = self.counters.entry(Self::key(n, "count")).or_default();
+                    let count_state = self.state(Self::key(n, "count"));
                     let reset = count_state.last_raw().is_some_and(|last| *count < last);
                     let count = count_state.observe(*count);
-                    let sum = self
-                        .counters
-                        .entry(Self::key(n, "sum"))
-                        .or_default()
-                        .observe_reset(*sum, reset);
+                    let sum = self.state(Self::key(n, "sum")).observe_reset(*sum, reset);
                     let mut h = proto::Histogram::default();
                     h.set_sample_count(count.round() as u64);
                     h.set_sample_sum(sum);
@@ -418,9 +712,7 @@ impl Monotonize {
                             .filter(|(le, _)| le.is_finite())
                             .map(|(le, c)| {
                                 let v = self
-                                    .counters
-                                    .entry(Self::key(n, &le.to_string()))
-                                    .or_default()
+                                    .state(Self::key(n, &le.to_string()))
                                     .observe_reset(*c, reset);
                                 let mut b = proto::Bucket::default();
                                 b.set_upper_bound(*le);
@@ -443,6 +735,94 @@ impl Monotonize {
             f.mut_metric().push(metric);
         }
         by_name.into_values().collect()
+    }
+}
+
+/// A synthetic vLLM page of about `size` bytes for tests and benchmarks: half a latency
+/// histogram with thousands of engines (over [`MAX_FAMILY_SERIES`]), half a family no adapter
+/// maps.
+#[doc(hidden)]
+pub fn synthetic_vllm_page(size: usize) -> String {
+    let mut p = String::with_capacity(size + 4096);
+    p.push_str("# TYPE vllm:e2e_request_latency_seconds histogram\n");
+    let mut engine = 0;
+    while p.len() < size / 2 {
+        for le in ["0.3", "1.0", "2.5", "5.0", "10.0", "+Inf"] {
+            p.push_str(&format!(
+                "vllm:e2e_request_latency_seconds_bucket{{engine=\"{engine}\",le=\"{le}\",model_name=\"m\"}} 7\n"
+            ));
+        }
+        p.push_str(&format!(
+            "vllm:e2e_request_latency_seconds_count{{engine=\"{engine}\",model_name=\"m\"}} 7\n\
+             vllm:e2e_request_latency_seconds_sum{{engine=\"{engine}\",model_name=\"m\"}} 3.5\n"
+        ));
+        engine += 1;
+    }
+    p.push_str("# TYPE vllm:cache_config_info gauge\n");
+    let mut i = 0;
+    while p.len() < size {
+        p.push_str(&format!(
+            "vllm:cache_config_info{{block_size=\"{i}\",engine=\"0\",model_name=\"m\"}} 1\n"
+        ));
+        i += 1;
+    }
+    p
+}
+
+/// Dropped adapter samples of every adapter, by server and reason
+/// (`cellwatch_inference_adapter_dropped_samples_total`, at zero from the start). Logs a warning
+/// the first time a (server, upstream family, reason) drops, and only counts after that.
+#[derive(Debug, Default)]
+pub struct DropCounter {
+    totals: BTreeMap<(&'static str, DropReason), u64>,
+    warned: HashSet<(&'static str, String, DropReason)>,
+}
+
+impl DropCounter {
+    /// Series at zero for a server's reasons.
+    pub fn register(&mut self, server: Server) {
+        for r in DropReason::ALL {
+            self.totals.entry((server.name(), r)).or_default();
+        }
+    }
+
+    /// Counts one page's drops.
+    pub fn record(&mut self, server: Server, url: &str, dropped: &Dropped) {
+        for ((family, reason), n) in &dropped.0 {
+            *self.totals.entry((server.name(), *reason)).or_default() += n;
+            if self.warned.insert((server.name(), family.clone(), *reason)) {
+                tracing::warn!(
+                    server = server.name(),
+                    url,
+                    family = %family,
+                    reason = reason.label(),
+                    samples = n,
+                    limit = MAX_FAMILY_SERIES,
+                    "dropped samples of an inference server's page (counted in cellwatch_inference_adapter_dropped_samples_total; further drops of this family are not logged)"
+                );
+            }
+        }
+    }
+
+    /// The family.
+    pub fn family(&self) -> MetricFamily {
+        let def = &m::INFERENCE_ADAPTER_DROPPED;
+        let mut f = MetricFamily::default();
+        f.set_name(def.name.to_string());
+        f.set_help(def.help.to_string());
+        f.set_field_type(MetricType::COUNTER);
+        for ((server, reason), n) in &self.totals {
+            let mut metric = proto::Metric::default();
+            metric.set_label(crate::store::label_pairs(
+                def.labels,
+                &[server.to_string(), reason.label().to_string()],
+            ));
+            let mut c = proto::Counter::default();
+            c.set_value(*n as f64);
+            metric.set_counter(c);
+            f.mut_metric().push(metric);
+        }
+        f
     }
 }
 
@@ -566,6 +946,188 @@ mod tests {
             Some(8.0),
             "{text}"
         );
+    }
+
+    fn tokens_page(value: &str) -> String {
+        format!(
+            "# TYPE vllm:generation_tokens_total counter\n\
+             vllm:generation_tokens_total{{finished_reason=\"stop\",model_name=\"m\"}} {value}\n\
+             vllm:generation_tokens_total{{finished_reason=\"length\",model_name=\"m\"}} 10\n\
+             # TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{{model_name=\"m\"}} {value}\n"
+        )
+    }
+
+    fn render(mono: &mut Monotonize, page: &Page) -> String {
+        crate::store::encode_families(mono.families(&page.readings))
+    }
+
+    const TOKENS: &str = r#"cellwatch_inference_tokens_total{model="m",kind="generated"}"#;
+
+    #[test]
+    fn non_finite_and_negative_values_are_dropped_and_counted() {
+        let models = ModelLabels::new(4);
+        let mut mono = Monotonize::default();
+        let mut drops = DropCounter::default();
+        drops.register(Server::Vllm);
+        let mut seen = Vec::new();
+        for value in ["100", "+Inf", "NaN", "-Inf", "-5", "120"] {
+            let page = normalize_page(Server::Vllm, &tokens_page(value), "x", &models).unwrap();
+            drops.record(Server::Vllm, "http://test", &page.dropped);
+            let text = render(&mut mono, &page);
+            let v = cellwatch_metrics::exposition::value(&text, TOKENS);
+            if value
+                .parse::<f64>()
+                .is_ok_and(|v| v.is_finite() && v >= 0.0)
+            {
+                assert!(v.is_some(), "{value}: {text}");
+            } else {
+                // The whole series (stop + length) is left out: 10 alone would look like a reset.
+                assert_eq!(v, None, "{value}: {text}");
+                assert!(
+                    !text.contains("in_flight"),
+                    "{value}: the gauge too: {text}"
+                );
+            }
+            seen.extend(v);
+        }
+        assert_eq!(seen, [110.0, 130.0], "never inf, never backwards");
+        let text = crate::store::encode_families(vec![drops.family()]);
+        let v = |r: &str| {
+            cellwatch_metrics::exposition::value(
+                &text,
+                &format!(
+                    r#"cellwatch_inference_adapter_dropped_samples_total{{server="vllm",reason="{r}"}}"#
+                ),
+            )
+        };
+        assert_eq!(v("non_finite"), Some(6.0), "{text}");
+        assert_eq!(v("negative"), Some(2.0), "{text}");
+        assert_eq!(v("series_limit"), Some(0.0), "{text}");
+    }
+
+    #[test]
+    fn a_restart_after_a_dropped_page_is_still_a_reset() {
+        let models = ModelLabels::new(4);
+        let mut mono = Monotonize::default();
+        let mut last = None;
+        for value in ["100", "NaN", "5", "+Inf", "7"] {
+            let page = normalize_page(Server::Vllm, &tokens_page(value), "x", &models).unwrap();
+            if let Some(v) = cellwatch_metrics::exposition::value(&render(&mut mono, &page), TOKENS)
+            {
+                last = Some(v);
+            }
+        }
+        // 110, then a restart at 15 (+15), then 17 (+2).
+        assert_eq!(last, Some(127.0));
+    }
+
+    #[test]
+    fn a_histogram_with_a_negative_or_infinite_count_is_dropped_whole() {
+        let models = ModelLabels::new(4);
+        for bad in ["-1", "+Inf", "NaN"] {
+            let page = format!(
+                "# TYPE vllm:e2e_request_latency_seconds histogram\n\
+                 vllm:e2e_request_latency_seconds_bucket{{le=\"1.0\",model_name=\"m\"}} {bad}\n\
+                 vllm:e2e_request_latency_seconds_bucket{{le=\"+Inf\",model_name=\"m\"}} 4\n\
+                 vllm:e2e_request_latency_seconds_sum{{model_name=\"m\"}} 2\n\
+                 vllm:e2e_request_latency_seconds_count{{model_name=\"m\"}} 4\n"
+            );
+            let page = normalize_page(Server::Vllm, &page, "x", &models).unwrap();
+            assert!(page.readings.is_empty(), "{bad}: {:?}", page.readings);
+            assert_eq!(page.dropped.0.values().sum::<u64>(), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_histogram_with_100000_buckets_is_dropped_not_passed_through() {
+        let models = ModelLabels::new(4);
+        let mut page = String::from("# TYPE vllm:time_to_first_token_seconds histogram\n");
+        for i in 0..100_000 {
+            page.push_str(&format!(
+                "vllm:time_to_first_token_seconds_bucket{{le=\"{i}.5\",model_name=\"m\"}} {i}\n"
+            ));
+        }
+        page.push_str(
+            "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\",model_name=\"m\"} 100000\n\
+             vllm:time_to_first_token_seconds_count{model_name=\"m\"} 100000\n\
+             vllm:time_to_first_token_seconds_sum{model_name=\"m\"} 1\n\
+             # TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name=\"m\"} 2\n",
+        );
+        let page = normalize_page(Server::Vllm, &page, "x", &models).unwrap();
+        let text = render(&mut Monotonize::default(), &page);
+        let series = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert!(series <= 10, "{series} series");
+        assert!(
+            text.contains("cellwatch_inference_requests_in_flight{model=\"m\"} 2"),
+            "{text}"
+        );
+        assert_eq!(page.dropped.total(DropReason::SeriesLimit), 100_003);
+        assert!(page.dropped.0.contains_key(&(
+            "vllm_time_to_first_token_seconds".into(),
+            DropReason::SeriesLimit
+        )));
+    }
+
+    #[test]
+    fn counter_states_stay_bounded_when_buckets_change_every_page() {
+        let models = ModelLabels::new(4);
+        let mut mono = Monotonize::default();
+        for round in 0..50 {
+            let mut page = String::from("# TYPE vllm:e2e_request_latency_seconds histogram\n");
+            for i in 0..1_000 {
+                page.push_str(&format!(
+                    "vllm:e2e_request_latency_seconds_bucket{{le=\"{round}.{i}\",model_name=\"m\"}} 1\n"
+                ));
+            }
+            page.push_str(
+                "vllm:e2e_request_latency_seconds_bucket{le=\"+Inf\",model_name=\"m\"} 1\n",
+            );
+            let page = normalize_page(Server::Vllm, &page, "x", &models).unwrap();
+            assert_eq!(page.readings.len(), 1);
+            mono.families(&page.readings);
+            assert!(
+                mono.counters.len() <= MAX_COUNTER_STATES + 1_003,
+                "{} states after page {round}",
+                mono.counters.len()
+            );
+        }
+        // A series the pages keep stays counted across a pruning.
+        let mut mono = Monotonize::default();
+        let text = |mono: &mut Monotonize, extra: usize, tokens: u64| {
+            let mut page = tokens_page(&tokens.to_string());
+            page.push_str("# TYPE vllm:e2e_request_latency_seconds histogram\n");
+            for i in 0..1_900 {
+                page.push_str(&format!(
+                    "vllm:e2e_request_latency_seconds_bucket{{le=\"{extra}.{i}\",model_name=\"m\"}} 1\n"
+                ));
+            }
+            let page = normalize_page(Server::Vllm, &page, "x", &models).unwrap();
+            render(mono, &page)
+        };
+        text(&mut mono, 0, 100);
+        for round in 1..20 {
+            text(&mut mono, round, 5);
+        }
+        let last = text(&mut mono, 20, 7);
+        assert_eq!(
+            cellwatch_metrics::exposition::value(&last, TOKENS),
+            Some(127.0),
+            "110, a restart (+15), then +2"
+        );
+    }
+
+    #[test]
+    fn the_filter_keeps_lines_split_across_chunks() {
+        let page = tokens_page("42");
+        let whole = normalize_page(Server::Vllm, &page, "x", &ModelLabels::new(4)).unwrap();
+        for size in [1, 3, 17] {
+            let mut f = PageFilter::new(Server::Vllm);
+            for chunk in page.as_bytes().chunks(size) {
+                f.push(chunk);
+            }
+            let p = normalize_filtered(Server::Vllm, f.finish(), "x", &ModelLabels::new(4));
+            assert_eq!(p.unwrap(), whole, "chunks of {size}");
+        }
     }
 
     #[test]

@@ -125,20 +125,25 @@ impl Output {
 
 /// Runs `program args…` (found on `PATH`) and returns its output whatever its exit status.
 ///
-/// The child is killed when `timeout` passes or it prints more than [`MAX_OUTPUT`] bytes.
+/// The child runs in its own process group. It is killed when `timeout` passes or it prints
+/// more than [`MAX_OUTPUT`] bytes; whatever is left of its group when the run ends (processes it
+/// left behind, or everything on a timeout) is killed, and the stderr reader ends with the run.
 pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Output, CommandError> {
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| spawn_error(program, e))?;
+    // Dropped (this future cancelled), it kills the group.
+    let group = crate::group::Group::of(child.id());
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
     // stderr is drained on its own task, so a child that fills the stderr pipe never blocks.
-    let stderr_task = tokio::spawn(async move {
+    let mut stderr_task = tokio::spawn(async move {
         let mut err = Vec::new();
         let _ = (&mut stderr).take(64 << 10).read_to_end(&mut err).await;
         let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
@@ -163,7 +168,7 @@ pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Outp
             program: program.to_string(),
             source,
         })?;
-        let err = tokio::time::timeout(Duration::from_secs(1), stderr_task)
+        let err = tokio::time::timeout(Duration::from_secs(1), &mut stderr_task)
             .await
             .ok()
             .and_then(Result::ok)
@@ -175,14 +180,19 @@ pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Outp
             stderr: tail(&String::from_utf8_lossy(&err), 512),
         })
     };
-    // On timeout or error the child is dropped, and `kill_on_drop` kills it.
-    match tokio::time::timeout(timeout, work).await {
+    let result = match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
         Err(_) => Err(CommandError::Timeout {
             program: program.to_string(),
             timeout,
         }),
-    }
+    };
+    // The child (on a timeout or an error) and anything it left behind.
+    group.kill();
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    stderr_task.abort();
+    result
 }
 
 /// Runs a command and returns its stdout if it exited successfully.
@@ -226,6 +236,38 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, CommandError::Timeout { .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_or_finished_command_leaves_no_process_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 1000 & echo $! > {}; sleep 30", pidfile.display());
+        let e = run("sh", &["-c", &script], Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CommandError::Timeout { .. }), "{e}");
+        let pid: u32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(crate::group::ends_within(pid, Duration::from_secs(10)).await);
+        // A command that exits leaving a process behind (its pipes closed, so it finishes).
+        let script = format!(
+            "sleep 1000 >/dev/null 2>&1 & echo $! > {}; echo done",
+            pidfile.display()
+        );
+        let out = run_ok("sh", &["-c", &script], Duration::from_secs(20))
+            .await
+            .unwrap();
+        assert_eq!(out.trim(), "done");
+        let pid: u32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(crate::group::ends_within(pid, Duration::from_secs(10)).await);
     }
 
     #[tokio::test]

@@ -258,6 +258,11 @@ pub struct RawArgs {
     #[arg(long = "collector.inference.adapter-interval", value_name = "DURATION", default_value = "5s", value_parser = duration, help_heading = "Inference")]
     pub inference_adapter_interval: Duration,
 
+    /// Largest /metrics page an adapter reads; a longer page is an error. The page is read line
+    /// by line and only the series the adapter maps are kept (at most 2,000 per family).
+    #[arg(long = "collector.inference.adapter-max-page-size", value_name = "SIZE", default_value = "4MiB", value_parser = byte_size, help_heading = "Inference")]
+    pub inference_adapter_max_page: usize,
+
     /// Push the metrics to an OpenTelemetry collector too: http://HOST:4318 for http/protobuf
     /// (/v1/metrics is added when the URL has no path), http://HOST:4317 for grpc.
     #[arg(long = "otlp.endpoint", value_name = "URL", help_heading = "OTLP push")]
@@ -562,6 +567,15 @@ pub fn resolve(
             message: "must be at least 1".into(),
         });
     }
+    if raw.inference_adapter_max_page < 1 << 10 {
+        return Err(ConfigError::Invalid {
+            flag: "collector.inference.adapter-max-page-size",
+            message: format!(
+                "{} bytes is too small for a /metrics page: at least 1KiB",
+                raw.inference_adapter_max_page
+            ),
+        });
+    }
     in_range(
         "collector.inference.adapter-interval",
         raw.inference_adapter_interval,
@@ -573,6 +587,7 @@ pub fn resolve(
         adapters: raw.inference_adapters.clone(),
         adapter_interval: raw.inference_adapter_interval,
         max_models: raw.inference_max_models,
+        adapter_max_page: raw.inference_adapter_max_page,
     };
     Ok(Config {
         listen_address,

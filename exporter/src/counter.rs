@@ -18,7 +18,13 @@ impl Monotonic {
 
     /// As [`Monotonic::observe`], with a reset also declared from outside (all the series of a
     /// histogram reset together when its count goes down).
+    ///
+    /// A NaN, infinite or negative reading is ignored (no counter can read so): the value stays
+    /// what it was (0 before any reading), so it never enters the total.
     pub fn observe_reset(&mut self, raw: f64, reset: bool) -> f64 {
+        if !raw.is_finite() || raw < 0.0 {
+            return self.value().unwrap_or(0.0);
+        }
         if let Some(last) = self.last_raw
             && (reset || raw < last)
         {
@@ -75,6 +81,18 @@ mod tests {
         assert_eq!(c.observe(30.0), 180.0);
         assert_eq!(c.observe(0.0), 180.0); // another reset
         assert_eq!(c.value(), Some(180.0));
+    }
+
+    #[test]
+    fn impossible_readings_are_ignored() {
+        let mut c = Monotonic::default();
+        assert_eq!(c.observe(f64::NAN), 0.0);
+        assert_eq!(c.observe(100.0), 100.0);
+        for bad in [f64::INFINITY, f64::NAN, -5.0, f64::NEG_INFINITY] {
+            assert_eq!(c.observe(bad), 100.0, "{bad}");
+        }
+        assert_eq!(c.observe(110.0), 110.0);
+        assert_eq!(c.observe(5.0), 115.0, "a reset is still a reset");
     }
 
     #[test]

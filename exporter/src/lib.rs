@@ -10,6 +10,7 @@ pub mod command;
 pub mod config;
 pub mod counter;
 pub mod file;
+pub mod group;
 pub mod node;
 pub mod otlp;
 pub mod parse;

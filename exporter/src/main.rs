@@ -120,7 +120,11 @@ async fn run(cfg: config::Config) -> ExitCode {
         .unwrap_or_else(|_| cfg.listen_address.clone());
     tracing::info!(address = %address, collectors = ?cfg.collectors, interval = ?cfg.settings.interval, tls = web.as_ref().is_some_and(|w| w.tls.is_some()), basic_auth = web.as_ref().is_some_and(|w| w.auth_required()), "listening");
     let app = server::router(store, &cfg.telemetry_path, &cfg.collectors);
-    if let Err(e) = web::serve(listener, app, web.as_ref(), cfg.limits, shutdown()).await {
+    let served = web::serve(listener, app, web.as_ref(), cfg.limits, shutdown()).await;
+    // Children's process groups (powermetrics, macmon, nvidia-smi and whatever they started)
+    // go with the exporter.
+    cellwatch_exporter::group::kill_all(std::time::Duration::from_secs(1)).await;
+    if let Err(e) = served {
         tracing::error!(error = %e, "server failed");
         return ExitCode::FAILURE;
     }

@@ -128,7 +128,11 @@ pub fn snapshot(dir: &Path, identity: &Identity) -> Result<Arc<Store>, ReplayErr
         crate::adapter::normalize(crate::adapter::Server::Vllm, &page, "unknown", &models)
             .map_err(|source| ReplayError::Parse { path, source })?;
     let families = crate::store::SharedFamilies::default();
-    families.set(crate::adapter::Monotonize::default().families(&readings));
+    let mut dropped = crate::adapter::DropCounter::default();
+    dropped.register(crate::adapter::Server::Vllm);
+    let mut all = crate::adapter::Monotonize::default().families(&readings);
+    all.push(dropped.family());
+    families.set(all);
     if let Ok(registry) = families.registry() {
         slot.register_live(registry);
     }
@@ -140,7 +144,8 @@ pub fn snapshot(dir: &Path, identity: &Identity) -> Result<Arc<Store>, ReplayErr
 /// One snapshot of the Linux collectors from the fixture tree in `dir`
 /// (`exporter/testdata/linux/`): meminfo from `proc/`, two readings of RAPL and InfiniBand one
 /// second apart (`sys/`, then `sys-later/`), two nvidia-smi samples of `nvidia-smi.csv` 1 s
-/// apart. Durations are zero, so the result is deterministic.
+/// apart; the metering proxy's series of one model at zero. Durations are zero, so the result
+/// is deterministic.
 pub fn linux_snapshot(dir: &Path, identity: &Identity) -> Result<Arc<Store>, ReplayError> {
     use crate::collector::{infiniband, meminfo, nvidia, rapl};
     let store = Store::new();
@@ -196,6 +201,14 @@ pub fn linux_snapshot(dir: &Path, identity: &Identity) -> Result<Arc<Store>, Rep
     let later =
         infiniband::read_ports(&dir.join("sys-later")).map_err(|e| failed("sys-later", e))?;
     slot.publish(ports.samples(&later), Duration::ZERO, true);
+
+    // The metering proxy before its first request's end: one model's series at zero.
+    let slot = store.slot("inference");
+    let meters = crate::proxy::Meters::new(crate::proxy::DEFAULT_BUCKETS)
+        .map_err(|e| failed("(metering proxy)", e.to_string()))?;
+    meters.prepare("meta-llama/Llama-3.3-70B-Instruct");
+    slot.register_live(meters.registry.clone());
+    slot.publish(Vec::new(), Duration::ZERO, true);
     Ok(store)
 }
 

@@ -1,6 +1,12 @@
 //! The watchdog for long-running sources (`powermetrics`, `macmon pipe`): it starts the child,
 //! splits its stdout into documents, and kills and restarts it with capped exponential backoff
 //! when it exits, hangs (no complete document within three intervals) or prints garbage.
+//!
+//! The child runs in its own process group ([`crate::group`]): a restart or the exporter's
+//! shutdown stops the whole group, so a grandchild is never left behind, and the stderr reader
+//! ends with the run. The backoff starts over only after a child stayed healthy (documents for
+//! [`ChildSpec::healthy_after`]), so a child that prints one document and exits is restarted at
+//! a slowing rate, not at full speed.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -11,6 +17,7 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 use crate::command::{spawn_error, tail};
+use crate::group::Group;
 use crate::parse::ParseError;
 use crate::store::{Sample, Slot};
 
@@ -109,6 +116,18 @@ impl ChildSpec {
     pub fn hang_after(&self) -> Duration {
         self.interval * 3
     }
+
+    /// How long a child must keep producing documents for its end to count as a new failure (the
+    /// backoff starts over): ten intervals, at least 10 s and at most 60 s. A child that keeps
+    /// failing sooner is restarted ever more slowly (up to the backoff's maximum).
+    pub fn healthy_after(&self) -> Duration {
+        (self.interval * 10).clamp(Duration::from_secs(10), Duration::from_secs(60))
+    }
+}
+
+/// Whether a run was healthy: its last document came at least `healthy_after` after it started.
+pub fn was_healthy(last_document: Option<Duration>, healthy_after: Duration) -> bool {
+    last_document.is_some_and(|d| d >= healthy_after)
 }
 
 /// How one run of the child ended.
@@ -124,23 +143,18 @@ struct Run {
     end: End,
     stderr: String,
     documents: u64,
+    /// When the last document came, from the start of the run.
+    last_document: Option<Duration>,
 }
 
-/// Stops the child: SIGTERM first (a `sudo` in between passes it on; SIGKILL it cannot), then
-/// SIGKILL if it is still there after a second.
-async fn kill(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
-            return;
-        }
+/// Stops the child: SIGTERM to its group first (a `sudo` in between passes it on; SIGKILL it
+/// cannot), then SIGKILL if the child is still there after a second.
+async fn kill(child: &mut Child, group: &Group) {
+    group.signal(rustix::process::Signal::TERM);
+    if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
+        return;
     }
+    group.kill();
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
 }
@@ -151,6 +165,7 @@ async fn run_once<H: Handler>(spec: &ChildSpec, handler: &mut H, slot: &Slot) ->
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
     {
@@ -160,9 +175,13 @@ async fn run_once<H: Handler>(spec: &ChildSpec, handler: &mut H, slot: &Slot) ->
                 end: End::Spawn(spawn_error(&spec.program, e)),
                 stderr: String::new(),
                 documents: 0,
+                last_document: None,
             };
         }
     };
+    // Dropped (the task cancelled, the runtime shut down), it kills the group.
+    let group = Group::of(child.id());
+    let started_at = Instant::now();
     let pid = child.id().unwrap_or(0);
     tracing::debug!(program = %spec.program, pid, "started child");
     let mut stdout = child.stdout.take().expect("stdout is piped");
@@ -170,7 +189,7 @@ async fn run_once<H: Handler>(spec: &ChildSpec, handler: &mut H, slot: &Slot) ->
     // stderr is read on its own task into a shared buffer (the first 64 KiB; the rest is
     // drained so the child never blocks on a full pipe).
     let stderr_buf = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let stderr_task = {
+    let mut stderr_task = {
         let buf = stderr_buf.clone();
         tokio::spawn(async move {
             let mut chunk = [0u8; 4096];
@@ -192,6 +211,7 @@ async fn run_once<H: Handler>(spec: &ChildSpec, handler: &mut H, slot: &Slot) ->
     let mut chunk = vec![0u8; 64 << 10];
     let mut scanned = 0;
     let mut documents = 0;
+    let mut last_document = None;
     // The first document may take a little longer (start-up, sudo): at least 2 s.
     let mut deadline = Instant::now() + spec.hang_after().max(Duration::from_secs(2));
     let end = 'read: loop {
@@ -208,11 +228,11 @@ async fn run_once<H: Handler>(spec: &ChildSpec, handler: &mut H, slot: &Slot) ->
         };
         let n = match read {
             Err(_) => {
-                kill(&mut child).await;
+                kill(&mut child, &group).await;
                 break 'read End::Hung(spec.hang_after());
             }
             Ok(Err(e)) => {
-                kill(&mut child).await;
+                kill(&mut child, &group).await;
                 break 'read End::Garbage(format!("reading stdout failed: {e}"));
             }
             Ok(Ok(0)) => {
@@ -220,7 +240,7 @@ async fn run_once<H: Handler>(spec: &ChildSpec, handler: &mut H, slot: &Slot) ->
                 {
                     Ok(Ok(s)) => s.to_string(),
                     _ => {
-                        kill(&mut child).await;
+                        kill(&mut child, &group).await;
                         "closed its output but did not exit".to_string()
                     }
                 };
@@ -245,10 +265,11 @@ async fn run_once<H: Handler>(spec: &ChildSpec, handler: &mut H, slot: &Slot) ->
                 Ok(samples) => {
                     slot.publish(samples, started.elapsed(), true);
                     documents += 1;
+                    last_document = Some(started_at.elapsed());
                     deadline = Instant::now() + spec.hang_after();
                 }
                 Err(e) => {
-                    kill(&mut child).await;
+                    kill(&mut child, &group).await;
                     break 'read End::Garbage(e.to_string());
                 }
             }
@@ -257,22 +278,26 @@ async fn run_once<H: Handler>(spec: &ChildSpec, handler: &mut H, slot: &Slot) ->
         }
         scanned = pending.len();
         if pending.len() > spec.max_document {
-            kill(&mut child).await;
+            kill(&mut child, &group).await;
             break 'read End::Garbage(format!(
                 "no document separator within {} bytes",
                 spec.max_document
             ));
         }
     };
-    // The child is gone; what it wrote to stderr is in the pipe. A grandchild may still hold
-    // the pipe open, so give the reader a moment rather than waiting for end of file.
-    let _ = tokio::time::timeout(Duration::from_millis(20), stderr_task).await;
+    // The child is gone; what is left of its group (grandchildren holding our pipes) goes too.
+    group.stop(Duration::from_secs(1)).await;
+    // What it wrote to stderr is in the pipe; the reader ends at end of file, or is ended here
+    // (a member that could not be signalled may still hold the pipe).
+    let _ = tokio::time::timeout(Duration::from_millis(200), &mut stderr_task).await;
+    stderr_task.abort();
     let stderr =
         String::from_utf8_lossy(&stderr_buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
     Run {
         end,
         stderr,
         documents,
+        last_document,
     }
 }
 
@@ -291,7 +316,7 @@ pub async fn supervise<H: Handler>(spec: ChildSpec, mut handler: H, slot: Arc<Sl
         let run = run_once(&spec, &mut handler, &slot).await;
         slot.down();
         slot.error();
-        if run.documents > 0 {
+        if was_healthy(run.last_document, spec.healthy_after()) {
             backoff.reset();
         }
         let stderr = tail(&run.stderr, 300);
@@ -352,6 +377,144 @@ mod tests {
             b.reset();
             assert!(b.next_delay() < i * 2);
         }
+    }
+
+    #[test]
+    fn a_child_that_exits_after_one_document_backs_off() {
+        // Virtual time: every run lasts 100 ms and brings one valid document at 50 ms. Resetting
+        // the backoff on any document (the old rule) restarted it 66 times in 40 s.
+        let spec = ChildSpec {
+            interval: Duration::from_secs(1),
+            ..sh("", 1)
+        };
+        let mut b = Backoff::for_interval(spec.interval);
+        let (mut t, mut restarts) = (Duration::ZERO, 0);
+        while t < Duration::from_secs(40) {
+            t += Duration::from_millis(100);
+            if was_healthy(Some(Duration::from_millis(50)), spec.healthy_after()) {
+                b.reset();
+            }
+            t += b.next_delay();
+            restarts += 1;
+        }
+        assert!(restarts <= 8, "{restarts} restarts in 40 s");
+        // A child that kept producing documents for ten intervals (at least 10 s) is back within
+        // half an interval.
+        assert_eq!(spec.healthy_after(), Duration::from_secs(10));
+        assert!(was_healthy(
+            Some(Duration::from_secs(10)),
+            spec.healthy_after()
+        ));
+        assert!(!was_healthy(
+            Some(Duration::from_secs(9)),
+            spec.healthy_after()
+        ));
+        assert!(!was_healthy(None, spec.healthy_after()));
+        let slow = ChildSpec {
+            interval: Duration::from_secs(30),
+            ..sh("", 1)
+        };
+        assert_eq!(slow.healthy_after(), Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn a_child_that_exits_after_one_document_is_not_restarted_at_full_rate() {
+        let store = crate::store::Store::new();
+        let slot = store.slot("test");
+        let spec = ChildSpec {
+            interval: Duration::from_millis(100),
+            ..sh("printf 'ok\\0'; exit 0", 1 << 20)
+        };
+        // Backoff 50, 100, 200, 400, 800, 1600 ms: at most 6 restarts in 3 s (the old rule, reset
+        // after any document, restarted every 50 ms plus start-up: dozens).
+        let _ = tokio::time::timeout(
+            Duration::from_secs(3),
+            supervise(spec, Collect::default(), slot),
+        )
+        .await;
+        let text = String::from_utf8(store.render().to_vec()).unwrap();
+        let restarts = cellwatch_metrics::exposition::value(
+            &text,
+            r#"cellwatch_collector_restarts_total{collector="test"}"#,
+        )
+        .unwrap();
+        assert!(
+            (1.0..=8.0).contains(&restarts),
+            "{restarts} restarts in 3 s"
+        );
+    }
+
+    fn pid_in(path: &std::path::Path) -> u32 {
+        std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_grandchild_writing_to_stderr_goes_with_its_parent_and_no_reader_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        // The grandchild floods stderr and holds both pipes; the child prints a document and
+        // exits.
+        let script = format!(
+            "yes spam >&2 & echo $! > {}; printf 'ok\\0'; exit 3",
+            pidfile.display()
+        );
+        let run = run_once(&sh(&script, 1 << 20), &mut Collect::default(), &slot()).await;
+        assert!(matches!(&run.end, End::Exited(_)), "{:?}", run.end);
+        let grandchild = pid_in(&pidfile);
+        assert!(
+            crate::group::ends_within(grandchild, Duration::from_secs(10)).await,
+            "grandchild {grandchild} outlived the run"
+        );
+        // No task is left draining its stderr.
+        let metrics = tokio::runtime::Handle::current().metrics();
+        for _ in 0..100 {
+            if metrics.num_alive_tasks() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(metrics.num_alive_tasks(), 0, "a reader task is left");
+    }
+
+    #[tokio::test]
+    async fn a_hung_childs_grandchild_goes_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 1000 & echo $! > {}; sleep 1000", pidfile.display());
+        let spec = ChildSpec {
+            interval: Duration::from_millis(100),
+            ..sh(&script, 1 << 20)
+        };
+        let run = run_once(&spec, &mut Collect::default(), &slot()).await;
+        assert!(matches!(&run.end, End::Hung(_)), "{:?}", run.end);
+        let grandchild = pid_in(&pidfile);
+        assert!(crate::group::ends_within(grandchild, Duration::from_secs(10)).await);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_supervisor_leaves_no_process_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!(
+            "sleep 1000 & echo $! > {}; while :; do printf 'ok\\0'; sleep 0.1; done",
+            pidfile.display()
+        );
+        let spec = ChildSpec {
+            interval: Duration::from_millis(100),
+            ..sh(&script, 1 << 20)
+        };
+        // The exporter shutting down drops its tasks as this timeout drops the supervisor.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            supervise(spec, Collect::default(), slot()),
+        )
+        .await;
+        let grandchild = pid_in(&pidfile);
+        assert!(crate::group::ends_within(grandchild, Duration::from_secs(10)).await);
     }
 
     #[derive(Default)]

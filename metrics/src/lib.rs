@@ -234,6 +234,14 @@ metrics! {
     INFERENCE_IN_FLIGHT = "cellwatch_inference_requests_in_flight", Gauge, "", ["model"], "inference",
         "Requests received and not yet finished.",
         "metering proxy; vLLM `vllm:num_requests_running`, SGLang `sglang:num_running_reqs`, llama.cpp `llamacpp:requests_processing`, TGI `tgi_batch_current_size`";
+    /// Responses whose reported token usage was above the per-request bound and was clamped.
+    INFERENCE_USAGE_ANOMALIES = "cellwatch_inference_usage_anomalies_total", Counter, "", ["model"], "inference",
+        "Responses whose reported token usage (prompt or generated) exceeded 10,000,000 tokens; the count added to cellwatch_inference_tokens_total was clamped to that bound.",
+        "metering proxy: `usage`, Ollama `prompt_eval_count`/`eval_count` above the bound";
+    /// Adapter samples dropped.
+    INFERENCE_ADAPTER_DROPPED = "cellwatch_inference_adapter_dropped_samples_total", Counter, "", ["server", "reason"], "inference",
+        "Samples of an inference server's /metrics page that were dropped (reason: non_finite for NaN or ±Inf, negative, series_limit for a family with more than 2,000 series on one page); a histogram counts as one sample when its values are invalid.",
+        "the vLLM, llama.cpp, SGLang and TGI adapters";
 
     // --- the SLO engine (cellwatch-slo) --------------------------------------------------------
     /// Objective of an SLO.

@@ -142,6 +142,8 @@ struct Ask {
     slow_first: Duration,
     gap: Duration,
     error: bool,
+    /// `x-test: usage:N`: report N completion tokens in `usage`, whatever was generated.
+    usage: Option<u64>,
 }
 
 fn ask(headers: &HeaderMap, body: &Value, stream_default: bool) -> Ask {
@@ -184,6 +186,7 @@ fn ask(headers: &HeaderMap, body: &Value, stream_default: bool) -> Ask {
         slow_first: ms("slow-first-token:"),
         gap: ms("token-gap:"),
         error: x == "error",
+        usage: x.strip_prefix("usage:").and_then(|n| n.parse().ok()),
     }
 }
 
@@ -241,7 +244,8 @@ async fn chat(
         .prompt_tokens
         .fetch_add(PROMPT_TOKENS, Ordering::Relaxed);
     let chat = uri.path().ends_with("/chat/completions");
-    let usage = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": a.tokens, "total_tokens": PROMPT_TOKENS + a.tokens});
+    let reported = a.usage.unwrap_or(a.tokens);
+    let usage = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": reported, "total_tokens": PROMPT_TOKENS.saturating_add(reported)});
     if !a.stream {
         let text: String = (0..a.tokens).map(|i| format!("t{i} ")).collect();
         let choice = if chat {

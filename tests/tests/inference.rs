@@ -417,6 +417,114 @@ async fn a_model_after_a_long_prompt_is_still_found() {
     );
 }
 
+#[tokio::test]
+async fn usage_above_the_bound_is_clamped_and_counted_not_wrapped() {
+    let up = Upstream::start().await;
+    let e = start(&proxy_args(&up.base));
+    let base = e.proxy_base().await;
+    let client = cellwatch_e2e::http();
+    let mut r = chat("m", 3, false, false);
+    r.x_test = Some("usage:18446744073709551615");
+    assert_eq!(send(&client, &base, &r).await.0, 200);
+    assert_eq!(
+        send(&client, &base, &chat("m", 5, false, false)).await.0,
+        200
+    );
+    let generated = r#"cellwatch_inference_tokens_total{model="m",kind="generated"}"#;
+    let m = e
+        .wait_for("both requests counted", SOON, |m| {
+            m.value(r#"cellwatch_inference_requests_total{model="m",outcome="ok"}"#) == Some(2.0)
+        })
+        .await;
+    // 2^64 − 1 + 5 would wrap to 4; the bound is 10^7 per response.
+    assert_eq!(v(&m, generated), 10_000_005.0, "{}", m.0);
+    assert_eq!(
+        m.value(r#"cellwatch_inference_usage_anomalies_total{model="m"}"#),
+        Some(1.0),
+        "{}",
+        m.0
+    );
+    assert_eq!(promtool_check_metrics(&m.0), "");
+    assert!(
+        e.log().contains("more tokens than one request"),
+        "{}",
+        e.log()
+    );
+}
+
+#[tokio::test]
+async fn adapter_values_that_are_not_counts_are_dropped_and_large_pages_refused() {
+    let up = Upstream::start().await;
+    let page = |tokens: &str, running: &str| {
+        format!(
+            "# TYPE vllm:generation_tokens_total counter\n\
+             vllm:generation_tokens_total{{model_name=\"m\"}} {tokens}\n\
+             # TYPE vllm:num_requests_running gauge\n\
+             vllm:num_requests_running{{model_name=\"m\"}} {running}\n"
+        )
+    };
+    up.set_page("vllm", &page("100", "2"));
+    let e = Exporter::start(&[
+        "--collector.disable-defaults",
+        "--collector.inference",
+        "--collector.inference.adapter",
+        &format!("vllm={}/metrics/vllm", up.base),
+        "--collector.inference.adapter-interval",
+        "200ms",
+        "--collector.inference.adapter-max-page-size",
+        "64KiB",
+    ]);
+    let tokens = r#"cellwatch_inference_tokens_total{model="m",kind="generated"}"#;
+    let dropped = |m: &Metrics, reason: &str| {
+        v(
+            m,
+            &format!(
+                r#"cellwatch_inference_adapter_dropped_samples_total{{server="vllm",reason="{reason}"}}"#
+            ),
+        )
+    };
+    e.wait_for("the first page", SOON, |m| m.value(tokens) == Some(100.0))
+        .await;
+    up.set_page("vllm", &page("+Inf", "-3"));
+    let m = e
+        .wait_for("drops counted", SOON, |m| {
+            dropped(m, "non_finite") >= 1.0 && dropped(m, "negative") >= 1.0
+        })
+        .await;
+    assert!(
+        m.0.lines()
+            .filter(|l| l.starts_with("cellwatch_inference"))
+            .all(|l| !l.ends_with("Inf") && !l.ends_with("NaN") && !l.contains(" -")),
+        "{}",
+        m.0
+    );
+    assert_eq!(promtool_check_metrics(&m.0), "");
+    up.set_page("vllm", &page("NaN", "1"));
+    e.wait_for("a NaN dropped", SOON, |m| dropped(m, "non_finite") >= 2.0)
+        .await;
+    // A restart of the server after the bad pages is still a reset: 100 + 20.
+    up.set_page("vllm", &page("20", "1"));
+    e.wait_for("counting on", SOON, |m| m.value(tokens) == Some(120.0))
+        .await;
+    assert_eq!(
+        e.log()
+            .matches("dropped samples of an inference server's page")
+            .count(),
+        2,
+        "one warning per family and reason:\n{}",
+        e.log()
+    );
+    // A page over the cap is an error that says so; the counter keeps its value.
+    up.set_page("vllm", &(page("30", "1") + &"# padding\n".repeat(10_000)));
+    let m = e
+        .wait_for("the large page refused", SOON, |m| {
+            m.collector("up", "inference") == Some(0.0)
+        })
+        .await;
+    assert_eq!(m.value(tokens), Some(120.0));
+    assert!(e.log().contains("larger than 65536 bytes"), "{}", e.log());
+}
+
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(workspace().join("exporter/testdata/inference").join(name)).unwrap()
 }

@@ -138,3 +138,115 @@ async fn a_node_without_rapl_or_nvidia_smi_says_so() {
     }
     assert!(e.log().contains("no RAPL"), "{}", e.log());
 }
+
+/// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
+fn ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
+async fn all_end(pids: &[u32], within: Duration) -> Vec<u32> {
+    let start = std::time::Instant::now();
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|p| !ended(*p)).collect();
+        if left.is_empty() || start.elapsed() > within {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_forks_and_exits_leaves_nothing_behind_and_is_restarted_slowly() {
+    if !Path::new("/proc/self/stat").exists() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    // Every nvidia-smi run leaves a `sleep 1000` behind holding its pipes, prints one valid
+    // sample and exits.
+    std::fs::write(state.path().join("nvidia-smi.fork"), "").unwrap();
+    std::fs::write(state.path().join("nvidia-smi.once"), "").unwrap();
+    let e = Exporter::start_with(
+        state,
+        &[
+            "--collector.disable-defaults",
+            "--collector.nvidia",
+            "--interval",
+            "200ms",
+        ],
+    );
+    e.wait_for("two restarts", SOON, |m| {
+        m.collector("restarts_total", "nvidia").unwrap_or(0.0) >= 2.0
+    })
+    .await;
+    let start = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let restarts = e
+        .metrics()
+        .await
+        .collector("restarts_total", "nvidia")
+        .unwrap();
+    // Backoff 0.1, 0.2, 0.4 … 6.4 s: about 7 restarts in the first 13 s. Restarting after every
+    // valid sample (the old rule) gave dozens in 8 s.
+    assert!(
+        restarts <= 10.0,
+        "{restarts} restarts within {:?}",
+        start.elapsed()
+    );
+    let pids: Vec<u32> = e
+        .state_file("nvidia-smi.grandchildren")
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert!(pids.len() >= 3, "{pids:?}");
+    // Every run but the last one is over, and its grandchild with it.
+    let left = all_end(&pids[..pids.len() - 1], SOON).await;
+    assert!(
+        left.is_empty(),
+        "grandchildren left after restarts: {left:?}"
+    );
+    // SIGTERM: the exporter stops the last run's group too.
+    drop(e);
+    let left = all_end(&pids, SOON).await;
+    assert!(
+        left.is_empty(),
+        "grandchildren left after shutdown: {left:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_running_childs_whole_process_group() {
+    if !Path::new("/proc/self/stat").exists() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    // nvidia-smi keeps streaming, with a `sleep 1000` beside it in its group.
+    std::fs::write(state.path().join("nvidia-smi.fork"), "").unwrap();
+    let e = Exporter::start_with(
+        state,
+        &[
+            "--collector.disable-defaults",
+            "--collector.nvidia",
+            "--interval",
+            "200ms",
+        ],
+    );
+    e.wait_for("nvidia up", SOON, |m| {
+        m.collector("up", "nvidia") == Some(1.0)
+    })
+    .await;
+    let pids: Vec<u32> = e
+        .state_file("nvidia-smi.grandchildren")
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    assert!(!ended(pids[0]));
+    drop(e);
+    let left = all_end(&pids, SOON).await;
+    assert!(left.is_empty(), "left after SIGTERM: {left:?}");
+}

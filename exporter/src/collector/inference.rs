@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -14,7 +14,9 @@ use prometheus::proto::MetricFamily;
 use tokio::time::Instant;
 
 use super::{Info, Problems, Settings, ticker};
-use crate::adapter::{AdapterSpec, Monotonize, normalize};
+use crate::adapter::{
+    AdapterSpec, DropCounter, Filtered, Monotonize, PageFilter, Server, normalize_filtered,
+};
 use crate::proxy::{Meters, ModelLabels, Proxy, ProxyConfig, serve_on_threads};
 use crate::store::{SharedFamilies, Slot};
 
@@ -43,14 +45,19 @@ pub struct InferenceSettings {
     pub adapter_interval: Duration,
     /// Distinct model labels before the rest become `other`.
     pub max_models: usize,
+    /// Largest adapter page read (`--collector.inference.adapter-max-page-size`).
+    pub adapter_max_page: usize,
 }
 
-/// GETs a page.
+/// GETs a page, filtered line by line as it arrives ([`PageFilter`]): only the lines the adapter
+/// maps are held, and a page longer than `max_page` bytes is an error.
 async fn fetch(
     client: &Client<HttpConnector, Empty<Bytes>>,
     url: &str,
     timeout: Duration,
-) -> Result<String, String> {
+    server: Server,
+    max_page: usize,
+) -> Result<Filtered, String> {
     let uri: axum::http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     let work = async {
         let resp = client
@@ -63,12 +70,23 @@ async fn fetch(
         if !resp.status().is_success() {
             return Err(format!("{url}: HTTP {}", resp.status()));
         }
-        let body = Limited::new(resp.into_body(), 16 << 20)
-            .collect()
-            .await
-            .map_err(|e| format!("{url}: reading the page: {e}"))?
-            .to_bytes();
-        Ok(String::from_utf8_lossy(&body).into_owned())
+        let mut body = resp.into_body();
+        let mut filter = PageFilter::new(server);
+        let mut read = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("{url}: reading the page: {e}"))?;
+            if let Ok(data) = frame.into_data() {
+                read += data.len();
+                if read > max_page {
+                    return Err(format!(
+                        "{url}: the page is larger than {max_page} bytes \
+                         (--collector.inference.adapter-max-page-size)"
+                    ));
+                }
+                filter.push(&data);
+            }
+        }
+        Ok(filter.finish())
     };
     tokio::time::timeout(timeout, work)
         .await
@@ -129,6 +147,10 @@ async fn run(settings: Settings, slot: Arc<Slot>) {
     let mut monotonize: Vec<Monotonize> =
         s.adapters.iter().map(|_| Monotonize::default()).collect();
     let mut last: Vec<Vec<MetricFamily>> = vec![Vec::new(); s.adapters.len()];
+    let mut dropped = DropCounter::default();
+    for spec in &s.adapters {
+        dropped.register(spec.server);
+    }
     let mut tick = ticker(s.adapter_interval);
     let mut problems = Problems::default();
     loop {
@@ -137,12 +159,22 @@ async fn run(settings: Settings, slot: Arc<Slot>) {
         let mut errors = Vec::new();
         for (i, spec) in s.adapters.iter().enumerate() {
             let default_model = spec.model.as_deref().unwrap_or("unknown");
-            let page = fetch(&client, &spec.url, settings.command_timeout).await;
+            let page = fetch(
+                &client,
+                &spec.url,
+                settings.command_timeout,
+                spec.server,
+                s.adapter_max_page,
+            )
+            .await;
             match page.and_then(|p| {
-                normalize(spec.server, &p, default_model, &models)
+                normalize_filtered(spec.server, p, default_model, &models)
                     .map_err(|e| format!("{}: {e}", spec.url))
             }) {
-                Ok(readings) => last[i] = monotonize[i].families(&readings),
+                Ok(page) => {
+                    dropped.record(spec.server, &spec.url, &page.dropped);
+                    last[i] = monotonize[i].families(&page.readings);
+                }
                 Err(e) => {
                     // Counters keep their last values; gauges and histograms of a server that
                     // does not answer are not repeated.
@@ -152,7 +184,13 @@ async fn run(settings: Settings, slot: Arc<Slot>) {
                 }
             }
         }
-        families.set(last.iter().flatten().cloned().collect());
+        families.set(
+            last.iter()
+                .flatten()
+                .cloned()
+                .chain([dropped.family()])
+                .collect(),
+        );
         if !errors.is_empty() {
             slot.error();
         }

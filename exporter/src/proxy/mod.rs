@@ -35,6 +35,21 @@ use meter::{Api, Format, Meter, Summary};
 /// Default histogram buckets (seconds), shared with the SLO engine.
 pub const DEFAULT_BUCKETS: &[f64] = m::DEFAULT_LATENCY_BUCKETS;
 
+/// Most tokens (prompt, and generated, each) one response may report. A larger `usage` (a
+/// broken or hostile upstream: 2^64−1 would wrap the counter) is clamped to this bound and
+/// counted in `cellwatch_inference_usage_anomalies_total`. The largest context windows are
+/// around 10^6 tokens, so 10^7 leaves a factor of ten.
+pub const MAX_TOKENS_PER_REQUEST: u64 = 10_000_000;
+
+/// A reported token count, clamped to [`MAX_TOKENS_PER_REQUEST`]; `true` when it was clamped.
+pub fn clamp_tokens(reported: u64) -> (u64, bool) {
+    if reported > MAX_TOKENS_PER_REQUEST {
+        (MAX_TOKENS_PER_REQUEST, true)
+    } else {
+        (reported, false)
+    }
+}
+
 /// Proxy settings.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -142,6 +157,7 @@ pub struct Meters {
     ttft: HistogramVec,
     tokens: IntCounterVec,
     requests: IntCounterVec,
+    anomalies: IntCounterVec,
     in_flight: IntGaugeVec,
     by_model: Arc<Mutex<std::collections::HashMap<String, Arc<ModelMeters>>>>,
 }
@@ -162,6 +178,7 @@ impl Meters {
             ttft: hist(&m::INFERENCE_TTFT)?,
             tokens: counter(&m::INFERENCE_TOKENS)?,
             requests: counter(&m::INFERENCE_REQUESTS)?,
+            anomalies: counter(&m::INFERENCE_USAGE_ANOMALIES)?,
             by_model: Arc::default(),
             in_flight: IntGaugeVec::new(
                 Opts::new(m::INFERENCE_IN_FLIGHT.name, m::INFERENCE_IN_FLIGHT.help),
@@ -178,8 +195,16 @@ impl Meters {
             .register(Box::new(meters.requests.clone()))?;
         meters
             .registry
+            .register(Box::new(meters.anomalies.clone()))?;
+        meters
+            .registry
             .register(Box::new(meters.in_flight.clone()))?;
         Ok(meters)
+    }
+
+    /// Creates a model's series at zero, as its first request does (the replay uses it).
+    pub fn prepare(&self, model: &str) {
+        self.model(model);
     }
 }
 
@@ -192,6 +217,10 @@ pub struct ModelMeters {
     generated: prometheus::IntCounter,
     in_flight: prometheus::IntGauge,
     outcomes: [prometheus::IntCounter; 5],
+    anomalies: prometheus::IntCounter,
+    /// Whether an anomaly was logged at warn level already (later ones are logged at debug).
+    warned: std::sync::atomic::AtomicBool,
+    model: String,
 }
 
 const OUTCOMES: [Outcome; 5] = [
@@ -216,6 +245,9 @@ impl Meters {
             generated: self.tokens.with_label_values(&[model, "generated"]),
             in_flight: self.in_flight.with_label_values(&l),
             outcomes: OUTCOMES.map(|o| self.requests.with_label_values(&[model, o.label()])),
+            anomalies: self.anomalies.with_label_values(&l),
+            warned: std::sync::atomic::AtomicBool::new(false),
+            model: model.to_string(),
         });
         cache.insert(model.to_string(), m.clone());
         m
@@ -261,11 +293,26 @@ impl Record {
         if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
             m.outcomes[i].inc();
         }
-        if let Some(p) = summary.prompt_tokens {
-            m.prompt.inc_by(p);
+        let mut anomaly = false;
+        for (reported, counter) in [
+            (summary.prompt_tokens, &m.prompt),
+            (summary.generated_tokens, &m.generated),
+        ] {
+            if let Some(n) = reported {
+                let (n, clamped) = clamp_tokens(n);
+                anomaly |= clamped;
+                counter.inc_by(n);
+            }
         }
-        if let Some(g) = summary.generated_tokens {
-            m.generated.inc_by(g);
+        if anomaly {
+            m.anomalies.inc();
+            let first = !m.warned.swap(true, std::sync::atomic::Ordering::Relaxed);
+            let (prompt, generated) = (summary.prompt_tokens, summary.generated_tokens);
+            if first {
+                tracing::warn!(model = %m.model, ?prompt, ?generated, bound = MAX_TOKENS_PER_REQUEST, "the upstream reported more tokens than one request can have; counted the bound (further anomalies of this model are logged at debug level)");
+            } else {
+                tracing::debug!(model = %m.model, ?prompt, ?generated, bound = MAX_TOKENS_PER_REQUEST, "token usage above the bound clamped");
+            }
         }
         if outcome == Outcome::Ok {
             m.duration.observe(self.started.elapsed().as_secs_f64());
@@ -1019,6 +1066,46 @@ mod tests {
                 Some(ClientBodyError::TooLarge(15))
             ),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn usage_above_the_bound_is_clamped_and_counted_as_an_anomaly() {
+        assert_eq!(clamp_tokens(7), (7, false));
+        assert_eq!(
+            clamp_tokens(MAX_TOKENS_PER_REQUEST),
+            (MAX_TOKENS_PER_REQUEST, false)
+        );
+        assert_eq!(clamp_tokens(u64::MAX), (MAX_TOKENS_PER_REQUEST, true));
+        let meters = Meters::new(DEFAULT_BUCKETS).unwrap();
+        for generated in [5, u64::MAX, u64::MAX] {
+            let mut r = Record::new(&meters, "m", Instant::now());
+            r.finish(
+                Outcome::Ok,
+                Summary {
+                    ttft: None,
+                    prompt_tokens: Some(3),
+                    generated_tokens: Some(generated),
+                },
+            );
+        }
+        let text = crate::store::encode_families(meters.registry.gather());
+        let v = |s: &str| cellwatch_metrics::exposition::value(&text, s);
+        // Without the clamp, 5 + 2 × (2^64 − 1) wraps to 3.
+        assert_eq!(
+            v(r#"cellwatch_inference_tokens_total{model="m",kind="generated"}"#),
+            Some((5 + 2 * MAX_TOKENS_PER_REQUEST) as f64),
+            "{text}"
+        );
+        assert_eq!(
+            v(r#"cellwatch_inference_tokens_total{model="m",kind="prompt"}"#),
+            Some(9.0),
+            "{text}"
+        );
+        assert_eq!(
+            v(r#"cellwatch_inference_usage_anomalies_total{model="m"}"#),
+            Some(2.0),
+            "{text}"
         );
     }
 
