@@ -61,7 +61,16 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     if meta.len() > limit {
         return Err(too_big());
     }
-    let file = std::fs::File::open(path)?;
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Should a FIFO have replaced the file since the look above, opening it must not wait
+        // for a writer (on a regular file the flag changes nothing).
+        open.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let file = open.open(path)?;
     // The path may have been replaced between the two looks.
     let meta = file.metadata()?;
     if !meta.is_file() {

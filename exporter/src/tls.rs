@@ -39,18 +39,25 @@ pub fn install_default() {
 }
 
 /// A URL without its user information, for messages and logs (scrape targets, OTLP endpoints).
+/// Text that is no URL with an authority (`admin:secret@prometheus:9090`, `//u:p@host`) loses
+/// everything before its last `@` but the scheme.
 pub fn without_credentials(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
+    if let Ok(mut u) = reqwest::Url::parse(url)
+        && u.has_host()
+    {
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        return u.to_string();
+    }
+    match url.rfind('@') {
+        Some(at) => {
+            let scheme = url
+                .find("://")
+                .filter(|&s| s < at)
+                .map_or("", |s| &url[..s + 3]);
+            format!("{scheme}{}", &url[at + 1..])
         }
-        // Not a URL: drop anything between the scheme and an `@`.
-        Err(_) => match (url.find("://"), url.rfind('@')) {
-            (Some(s), Some(a)) if a > s => format!("{}{}", &url[..s + 3], &url[a + 1..]),
-            _ => url.to_string(),
-        },
+        None => url.to_string(),
     }
 }
 
@@ -87,5 +94,12 @@ mod tests {
         );
         assert_eq!(without_credentials("x://u:secret@ bad"), "x:// bad");
         assert_eq!(without_credentials("http://h/"), "http://h/");
+        // No scheme, or no authority: the credentials still go.
+        assert_eq!(
+            without_credentials("admin:SECRET@prometheus:9090"),
+            "prometheus:9090"
+        );
+        assert_eq!(without_credentials("//u:p@host/x"), "host/x");
+        assert_eq!(without_credentials("mailto:a:b@c"), "c");
     }
 }

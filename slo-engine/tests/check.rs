@@ -62,7 +62,7 @@ fn run_check(dir: &std::path::Path, config: &std::path::Path) -> Checked {
     let err = dir.join("check.err");
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg("ulimit -v 2097152 2>/dev/null; exec \"$0\" check --config \"$1\"")
+        .arg("ulimit -v 2097152 || exit 99; exec \"$0\" check --config \"$1\"")
         .arg(env!("CARGO_BIN_EXE_cellwatch-slo"))
         .arg(config)
         .stdout(std::fs::File::create(&out).unwrap())
@@ -84,6 +84,11 @@ fn run_check(dir: &std::path::Path, config: &std::path::Path) -> Checked {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
+    assert_ne!(
+        status.code(),
+        Some(99),
+        "ulimit -v failed: the memory bound is off"
+    );
     Checked {
         code: status.code(),
         stderr: String::from_utf8_lossy(&std::fs::read(&err).unwrap()).into_owned(),
@@ -377,6 +382,15 @@ fn values_that_may_be_secrets_are_never_shown() {
         receiver("slack: { url_file: slack-url }"),
         receiver("slack: { url: [SECRET-TOKEN] }"),
         format!("{BASE}source: {{ prometheus: {{ url: \"http://user:SECRET-TOKEN@/\" }} }}\n"),
+        // A URL written where a struct belongs, a URL without a scheme, basic auth as a string.
+        receiver("slack: \"https://hooks.example/T0/SECRET-TOKEN\""),
+        receiver("webhook: \"https://hooks.example/SECRET-TOKEN\""),
+        format!("{BASE}source: {{ prometheus: {{ url: \"admin:SECRET-TOKEN@p:9090\" }} }}\n"),
+        format!(
+            "{BASE}source: {{ scrape: {{ interval: 15s, basic_auth: \"u:SECRET-TOKEN\" }} }}\n"
+        ),
+        // Not a configuration at all (a file of environment variables, say).
+        "API_KEY=SECRET-TOKEN\n".to_string(),
         format!(
             "{BASE}source: {{ prometheus: {{ url: \"http://p:9090\", headers: {{ Authorization: \"Bearer SECRET-TOKEN\\n\" }} }} }}\n"
         ),

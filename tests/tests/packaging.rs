@@ -105,3 +105,40 @@ fn the_launchd_plist_passes_existing_flags() {
         );
     }
 }
+
+/// The engine unit's install steps, followed into an empty directory (standing in for
+/// /etc/cellwatch), give a configuration that `cellwatch-slo check` accepts: every file the
+/// example configuration names (its Slack URL file) is installed beside it.
+#[test]
+fn the_engine_units_install_steps_give_a_configuration_that_checks() {
+    let unit =
+        std::fs::read_to_string(workspace().join("slo-engine/packaging/cellwatch-slo.service"))
+            .unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let mut installed = 0;
+    for line in unit.lines().filter_map(|l| l.strip_prefix("#   install -")) {
+        let words: Vec<&str> = line.split('#').next().unwrap().split_whitespace().collect();
+        if let [.., from, to] = words.as_slice()
+            && *to == "/etc/cellwatch/"
+        {
+            let from = workspace().join(from);
+            std::fs::copy(&from, etc.path().join(from.file_name().unwrap())).unwrap();
+            installed += 1;
+        }
+    }
+    assert!(
+        installed >= 2,
+        "the install steps name the example files:\n{unit}"
+    );
+    let out = Command::new(binary("cellwatch-slo"))
+        .arg("check")
+        .arg("--config")
+        .arg(etc.path().join("cells.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
