@@ -65,14 +65,10 @@ fn committed_dashboards_match_the_generator() {
 #[test]
 fn dashboards_validate_against_grafanas_schema() {
     let path = root().join("slo-engine/testdata/grafana/dashboard.schema.json");
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}",
-                path.display()
-            )
-        }))
-        .unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     for (name, d) in dashboards::all() {
         let errors: Vec<String> = validator
