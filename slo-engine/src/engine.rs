@@ -1110,11 +1110,21 @@ impl SilenceStore {
         self.all.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Newest first, then by id: the ledger's order.
+    fn order(a: &Compiled, b: &Compiled) -> std::cmp::Ordering {
+        (b.silence.starts_at, &a.silence.id).cmp(&(a.silence.starts_at, &b.silence.id))
+    }
+
     fn replace(&self, mut v: Vec<Compiled>) {
-        v.sort_by(|a, b| {
-            (b.silence.starts_at, &a.silence.id).cmp(&(a.silence.starts_at, &b.silence.id))
-        });
+        v.sort_by(SilenceStore::order);
         *self.all.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(v);
+    }
+
+    fn add(&self, c: Compiled) {
+        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
+        let v = Arc::make_mut(&mut all);
+        let at = v.partition_point(|x| SilenceStore::order(x, &c).is_lt());
+        v.insert(at, c);
     }
 
     /// Takes what the ledger holds (silences made or expired by other engines too), keeping
@@ -1311,9 +1321,7 @@ async fn post_silence(
                 ),
             ));
         }
-        let mut all = s.silences.snapshot().as_ref().clone();
-        all.push(Arc::new(compiled.clone()));
-        s.silences.replace(all);
+        s.silences.add(Arc::new(compiled.clone()));
     }
     tracing::info!(id = %id, created_by = %compiled.silence.created_by, "silence created");
     Ok(axum::Json(serde_json::json!({ "silenceID": id })))
