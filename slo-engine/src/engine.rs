@@ -599,6 +599,11 @@ async fn load_baselines(
 /// write that fails moves nothing: the next one records the increases (once). A standby
 /// (`record` false) records nothing and forgets its baselines: when it leads, it starts from
 /// the ledger's, where the last leader left them.
+///
+/// The baselines are read before the nodes are scraped, so every reading is newer than the
+/// baseline it is compared with; when another engine moved a baseline since (two engines that
+/// both believe they lead, a leader that stalled), nothing is written
+/// ([`LedgerError::Moved`]) and the next scrape starts from the ledger's baselines.
 pub async fn scrape_once(
     config: &Config,
     ledger: &Ledger,
@@ -608,6 +613,11 @@ pub async fn scrape_once(
     max_gap: i64,
     record: bool,
 ) -> Result<Scraped, LedgerError> {
+    if !record {
+        *baselines = None;
+    } else if baselines.is_none() {
+        *baselines = Some(load_baselines(ledger).await?);
+    }
     let mut problems = Vec::new();
     let mut down = std::collections::BTreeSet::new();
     let mut readings: Vec<(&str, Vec<(String, scrape::Reading)>)> = Vec::new();
@@ -660,68 +670,54 @@ pub async fn scrape_once(
         readings.push((&cell.name, ok));
     }
     let scraped = Scraped { problems, down };
-    if !record {
-        *baselines = None;
+    let Some(base) = baselines.as_mut() else {
         return Ok(scraped);
-    }
-    // A second attempt when another engine moved a baseline meanwhile: from its baselines.
-    for attempt in 0..2 {
-        let base = match baselines {
-            Some(b) => b,
-            None => baselines.insert(load_baselines(ledger).await?),
-        };
-        let mut rows: Vec<(String, String, SliceData)> = Vec::new();
-        let mut moves = Vec::new();
-        for (cell, nodes) in &readings {
-            let mut incs = Vec::new();
-            for (node, reading) in nodes {
-                let key = format!("{cell}/{node}");
-                let step = scrape::step(base.get(&key), now, reading, max_gap);
-                incs.extend(step.increases);
-                let generation = step.from.and_then(|(_, g)| g);
-                moves.push((
-                    key,
-                    generation,
-                    now,
-                    scrape::encode_reading(reading),
-                    reading,
-                ));
-            }
-            // Every node down (or first readings): no rows, so no data; never good or bad
-            // events.
-            rows.extend(cell_rows(config, cell, now, &incs));
+    };
+    let mut rows: Vec<(String, String, SliceData)> = Vec::new();
+    let mut moves = Vec::new();
+    for (cell, nodes) in &readings {
+        let mut incs = Vec::new();
+        for (node, reading) in nodes {
+            let key = format!("{cell}/{node}");
+            let step = scrape::step(base.get(&key), now, reading, max_gap);
+            incs.extend(step.increases);
+            let generation = step.from.and_then(|(_, g)| g);
+            moves.push((
+                key,
+                generation,
+                now,
+                scrape::encode_reading(reading),
+                reading,
+            ));
         }
-        let written: Vec<(String, Option<i64>, i64, String)> = moves
-            .iter()
-            .map(|(k, g, at, json, _)| (k.clone(), *g, *at, json.clone()))
-            .collect();
-        match ledger.record_scrape(&rows, &written).await {
-            Ok(()) => {
-                for (key, generation, at, _, reading) in moves {
-                    base.insert(
-                        key,
-                        scrape::Baseline {
-                            at,
-                            generation: Some(generation.map_or(0, |g| g + 1)),
-                            reading: reading.clone(),
-                        },
-                    );
-                }
-                return Ok(scraped);
+        // Every node down (or first readings): no rows, so no data; never good or bad events.
+        rows.extend(cell_rows(config, cell, now, &incs));
+    }
+    let written: Vec<(String, Option<i64>, i64, String)> = moves
+        .iter()
+        .map(|(k, g, at, json, _)| (k.clone(), *g, *at, json.clone()))
+        .collect();
+    match ledger.record_scrape(&rows, &written).await {
+        Ok(()) => {
+            for (key, generation, at, _, reading) in moves {
+                base.insert(
+                    key,
+                    scrape::Baseline {
+                        at,
+                        generation: Some(generation.map_or(0, |g| g + 1)),
+                        reading: reading.clone(),
+                    },
+                );
             }
-            Err(LedgerError::Moved { node }) if attempt == 0 => {
-                tracing::warn!(node = %node, "another engine recorded since this one read the baselines; reading them again");
+            Ok(scraped)
+        }
+        Err(e) => {
+            if matches!(e, LedgerError::Moved { .. }) {
                 *baselines = None;
             }
-            Err(e) => {
-                if matches!(e, LedgerError::Moved { .. }) {
-                    *baselines = None;
-                }
-                return Err(e);
-            }
+            Err(e)
         }
     }
-    Ok(scraped)
 }
 
 /// What one scrape of every node found wrong.
@@ -1712,7 +1708,12 @@ pub async fn run_web(
                                 *last_problems = joined;
                             }
                         }
-                        Err(e) => tracing::error!(error = %e, "recording slices failed"),
+                        Err(e @ LedgerError::Moved { .. }) => {
+                            tracing::warn!(error = %e, "another engine recorded meanwhile; carrying on from its baselines at the next scrape")
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "recording slices failed; the next scrape records the increases")
+                        }
                     }
                     t
                 }

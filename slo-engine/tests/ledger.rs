@@ -562,17 +562,31 @@ async fn increases_scraped_while_not_recording_are_recorded_exactly_once() {
             "{}: once, when the lease is back",
             b.name
         );
-        // B takes over while A still thinks it leads: each increase once, whoever writes.
+        // B takes over while A still thinks it leads and holds a reading older than B's last
+        // (A stalled between its scrape and its write): A writes nothing, B's records stand.
         scrape(&mut b2, &l, 30, 1005, true).await.unwrap();
-        scrape(&mut a, &l, 32, 1006, true).await.unwrap();
+        let stale = scrape(&mut a, &l, 28, 1005, true).await.unwrap_err();
+        assert!(
+            matches!(stale, cellwatch_slo::ledger::LedgerError::Moved { .. }),
+            "{}: {stale}",
+            b.name
+        );
+        assert_eq!(
+            recorded(&l).await,
+            (30.0, 30.0),
+            "{}: nothing twice",
+            b.name
+        );
         scrape(&mut b2, &l, 40, 1007, true).await.unwrap();
-        assert_eq!(recorded(&l).await, (40.0, 40.0), "{}: handed over", b.name);
+        // A's next scrape starts from B's baseline.
+        scrape(&mut a, &l, 42, 1008, true).await.unwrap();
+        assert_eq!(recorded(&l).await, (42.0, 42.0), "{}: handed over", b.name);
         // A write that fails moves nothing: the next one records both scrapes' increases.
         let closed = Ledger::open(&b.url).await.unwrap();
         closed.clone().close().await;
-        assert!(scrape(&mut a, &closed, 45, 1008, true).await.is_err());
-        assert_eq!(recorded(&l).await, (40.0, 40.0), "{}", b.name);
-        scrape(&mut a, &l, 50, 1009, true).await.unwrap();
+        assert!(scrape(&mut a, &closed, 45, 1009, true).await.is_err());
+        assert_eq!(recorded(&l).await, (42.0, 42.0), "{}", b.name);
+        scrape(&mut a, &l, 50, 1010, true).await.unwrap();
         assert_eq!(
             recorded(&l).await,
             (50.0, 50.0),
@@ -581,7 +595,7 @@ async fn increases_scraped_while_not_recording_are_recorded_exactly_once() {
         );
         // A restart carries on from the ledger's baselines.
         let mut c: Baselines = None;
-        scrape(&mut c, &l, 55, 1010, true).await.unwrap();
+        scrape(&mut c, &l, 55, 1011, true).await.unwrap();
         assert_eq!(
             recorded(&l).await,
             (55.0, 55.0),

@@ -413,3 +413,112 @@ async fn no_event_is_lost_under_api_load_and_thousands_of_silences() {
         "the down cells page (their alerts are matched against every silence)\n{m}"
     );
 }
+
+/// Two engines on one ledger: the leader stalls (SIGSTOP) while requests flow, the standby
+/// takes over, the old leader wakes up still believing it leads. Every proxied request is in
+/// the ledger once: none lost in the handover, none counted twice by the two.
+#[tokio::test]
+async fn a_stalled_leader_hands_over_without_losing_or_doubling_events() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let up = Upstream::start().await;
+    let exporter = Exporter::start(&[
+        "--collector.disable-defaults",
+        "--collector.inference",
+        "--collector.inference.upstream",
+        &up.base,
+        "--collector.inference.listen-address",
+        "127.0.0.1:0",
+        "--interval",
+        "200ms",
+    ]);
+    let proxy = exporter.proxy_base().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = cellwatch_e2e::fresh_postgres_db("cw_handover")
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("ledger.db").display()));
+    let cfg = dir.path().join("cells.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "cells:\n  - name: studio-a\n    nodes:\n      - {{ name: n1, url: \"{}/metrics\" }}\n\
+             source:\n  scrape: {{ interval: 1s }}\n\
+             slos:\n  - {{ name: availability, objective: 0.99, period: 1d, sli: {{ availability: {{}} }} }}\n",
+            exporter.base
+        ),
+    )
+    .unwrap();
+    let a = start_engine(&db, &cfg, &[]);
+    first_evaluation(&a).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let b = start_engine(&db, &cfg, &[]);
+    first_evaluation(&b).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let sender = {
+        let (client, url, stop, sent) = (
+            cellwatch_e2e::http(),
+            format!("{proxy}/v1/chat/completions"),
+            stop.clone(),
+            sent.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "tokens:2"}]});
+                let r = client
+                    .post(&url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("proxied request");
+                assert_eq!(r.status(), 200);
+                let _ = r.bytes().await;
+                sent.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let signal = |sig: &str, pid: u32| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal("-STOP", a.pid());
+    // The lease lasts 1.25 s: the standby leads well within 4 s.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    signal("-CONT", a.pid());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::Relaxed);
+    sender.await.unwrap();
+    let proxied = sent.load(Ordering::Relaxed);
+    assert_eq!(up.counters.requests.load(Ordering::Relaxed), proxied);
+    assert!(
+        b.log().contains("took the leader lease"),
+        "the standby took over\n{}",
+        b.log()
+    );
+
+    let start = std::time::Instant::now();
+    let mut total = 0.0;
+    while start.elapsed() < Duration::from_secs(60) {
+        total = slo_period(&api(&b).await, "availability").0;
+        if total >= proxied as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        total,
+        proxied as f64,
+        "proxied {proxied}, recorded {total}\nleader:\n{}\nstandby:\n{}",
+        a.log(),
+        b.log()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(slo_period(&api(&b).await, "availability").0, proxied as f64);
+    eprintln!("handover: proxied {proxied}, recorded {total}");
+}
