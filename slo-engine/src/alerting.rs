@@ -1153,6 +1153,32 @@ slos:
     }
 
     #[test]
+    fn regular_expressions_are_bounded_in_length_and_compiled_size() {
+        let re = |value: String| Matcher {
+            name: "cell".into(),
+            value,
+            is_regex: true,
+            is_equal: true,
+        };
+        let long = re("a".repeat(MAX_REGEX_LEN + 1)).compile().unwrap_err();
+        assert_eq!(
+            long,
+            "matcher cell: the regular expression is 1025 bytes long, the limit is 1024"
+        );
+        assert!(re("a".repeat(MAX_REGEX_LEN)).compile().is_ok());
+        let big = re("(\\w{100}){100}".into()).compile().unwrap_err();
+        assert!(
+            big.starts_with("matcher cell: the regular expression compiles to more than"),
+            "{big}"
+        );
+        let bad = re("(".into()).compile().unwrap_err();
+        assert!(bad.starts_with("matcher cell: regex parse error"), "{bad}");
+        let ok = re("studio-.*".into()).compile().unwrap();
+        assert!(ok.matches(&labels(&[("cell", "studio-a")])));
+        assert!(!ok.matches(&labels(&[("cell", "x-studio-a")])), "anchored");
+    }
+
+    #[test]
     fn thin_windows_never_page() {
         let mut r = report(0, &[("studio-a", "latency", 100.0)]);
         for w in &mut r.slos[0].windows {
