@@ -941,13 +941,12 @@ impl PromSource {
         now_ms: i64,
     ) -> Result<i64, QueryError> {
         let to = now_ms - self.delay.as_millis() as i64;
-        let mut cursor = match self.cursor {
-            Some(c) => c,
-            None => match ledger.cursor(&self.key).await? {
-                Some(c) => c,
-                None => to - self.backfill.as_millis() as i64,
-            },
+        // Where the ledger's cursor is (None: never written), and where to read from.
+        let mut expected = match self.cursor {
+            Some(c) => Some(c),
+            None => ledger.cursor(&self.key).await?,
         };
+        let mut cursor = expected.unwrap_or(to - self.backfill.as_millis() as i64);
         let cells: Vec<&str> = config.cells.iter().map(|c| c.name.as_str()).collect();
         while cursor < to {
             let end = (cursor + CHUNK_MS).min(to);
@@ -1045,7 +1044,9 @@ impl PromSource {
                 .into_iter()
                 .map(|((cell, slo, _), s)| (cell, slo, s))
                 .collect();
-            if let Err(e) = ledger.record_upto(&rows, Some((&self.key, end))).await {
+            // Only if the cursor is still where this engine read it: another engine that led
+            // meanwhile recorded this stretch.
+            if let Err(e) = ledger.record_chunk(&rows, &self.key, expected, end).await {
                 // Start again from the ledger's cursor next time: the feed has moved on.
                 self.feed = promsource::Feed::default();
                 self.ratios = promsource::RatioFeed::default();
@@ -1054,6 +1055,7 @@ impl PromSource {
                 return Err(e.into());
             }
             cursor = end;
+            expected = Some(end);
             self.cursor = Some(cursor);
         }
         Ok(cursor.div_euclid(1000))

@@ -33,10 +33,11 @@ pub enum LedgerError {
         /// What was not written.
         what: &'static str,
     },
-    /// Another engine moved a node's scrape baseline since it was read: nothing was written.
-    #[error("the scrape baseline of node {node} was moved by another engine: nothing was written")]
+    /// Another engine moved a node's scrape baseline (or a query source's cursor) since it was
+    /// read: nothing was written.
+    #[error("the baseline of {node} was moved by another engine: nothing was written")]
     Moved {
-        /// The node (`cell/node`).
+        /// The node (`cell/node`) or the query source.
         node: String,
     },
     /// A query failed.
@@ -339,6 +340,49 @@ impl Ledger {
             .execute(&mut *tx)
             .await
             .map_err(err)?;
+        }
+        insert_slices(&mut tx, rows).await.map_err(err)?;
+        tx.commit().await.map_err(err)
+    }
+
+    /// Records a query source's slices of `(expected, upto]` and moves its cursor to `upto`, in
+    /// one transaction, only if the cursor is still at `expected` (`None`: never written):
+    /// otherwise nothing is written ([`LedgerError::Moved`]), as another engine recorded the
+    /// stretch. Two engines that both believe they lead never record it twice.
+    pub async fn record_chunk(
+        &self,
+        rows: &[(String, String, SliceData)],
+        source: &str,
+        expected: Option<i64>,
+        upto: i64,
+    ) -> Result<(), LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "record slices",
+            source,
+        };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let r = match expected {
+            Some(from) => {
+                sqlx::query("UPDATE source_cursors SET upto = $2 WHERE source = $1 AND upto = $3")
+                    .bind(source)
+                    .bind(upto)
+                    .bind(from)
+            }
+            None => sqlx::query(
+                "INSERT INTO source_cursors (source, upto) VALUES ($1, $2) \
+                 ON CONFLICT (source) DO NOTHING",
+            )
+            .bind(source)
+            .bind(upto),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await.map_err(err)?;
+            return Err(LedgerError::Moved {
+                node: source.to_string(),
+            });
         }
         insert_slices(&mut tx, rows).await.map_err(err)?;
         tx.commit().await.map_err(err)

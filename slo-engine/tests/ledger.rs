@@ -609,3 +609,42 @@ async fn increases_scraped_while_not_recording_are_recorded_exactly_once() {
         l.close().await;
     }
 }
+
+/// A query source's stretch is recorded only from where the ledger's cursor is: an engine
+/// that read the cursor before another recorded writes nothing.
+#[tokio::test]
+async fn a_query_sources_stretch_is_recorded_once() {
+    use cellwatch_slo::ledger::LedgerError;
+    for b in backends("chunks").await {
+        let l = Ledger::open(&b.url)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", b.name));
+        let rows = vec![("c".to_string(), "a".to_string(), slice(60, 9.0, 10.0))];
+        let total = async || -> f64 {
+            l.slices("c", "a", 0, 1000)
+                .await
+                .unwrap()
+                .iter()
+                .map(|s| s.total)
+                .sum()
+        };
+        l.record_chunk(&rows, "prometheus x", None, 60_000)
+            .await
+            .unwrap();
+        // A second engine that also found no cursor, and one that read an old one.
+        for expected in [None, Some(0)] {
+            let e = l
+                .record_chunk(&rows, "prometheus x", expected, 60_000)
+                .await
+                .unwrap_err();
+            assert!(matches!(e, LedgerError::Moved { .. }), "{}: {e}", b.name);
+        }
+        assert_eq!(total().await, 10.0, "{}", b.name);
+        l.record_chunk(&rows, "prometheus x", Some(60_000), 120_000)
+            .await
+            .unwrap();
+        assert_eq!(total().await, 20.0, "{}", b.name);
+        assert_eq!(l.cursor("prometheus x").await.unwrap(), Some(120_000));
+        l.close().await;
+    }
+}
