@@ -276,6 +276,10 @@ metrics! {
     SLO_ALERTS = "cellwatch_slo_alerts", Gauge, "", ["cell", "alertname", "slo", "severity", "state"], "slo-engine",
         "Alerts of the leading engine (value 1), as Prometheus' ALERTS: state pending or firing; slo is empty for cell-wide alerts. Muted alerts count too.",
         "the alert state machine";
+    /// How long the last evaluation took.
+    SLO_EVALUATION_DURATION = "cellwatch_slo_evaluation_duration_seconds", Gauge, "seconds", [], "slo-engine",
+        "Wall time of the engine's last evaluation: summing the ledger, stepping the alerts and matching them against routes and silences.",
+        "the engine's clock";
 }
 
 /// Default bucket bounds (seconds) of the inference duration and time-to-first-token histograms:

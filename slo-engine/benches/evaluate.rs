@@ -6,6 +6,10 @@
 //! them, as retention keeps), tokens/kWh on 5-minute slices (the whole period, judged), hourly
 //! and daily rollups for the period, and the cells' totals. Filled with bulk SQL (the same rows
 //! the engine writes), then evaluated once to judge the time slices, as a running engine has.
+//!
+//! `dispatch_with_regex_silences`: one alerting step of 20 firing alerts against 0 or 3,000
+//! active regex silences that match none of them (each silence tried on each alert), their
+//! matchers compiled once as the engine holds them.
 
 use std::path::Path;
 
@@ -180,4 +184,48 @@ fn evaluate_postgres(b: divan::Bencher<'_, '_>, cells: usize) {
         base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b)
     );
     bench_on(b, cells, url);
+}
+
+#[divan::bench(args = [0, 3000], sample_count = 10)]
+fn dispatch_with_regex_silences(b: divan::Bencher<'_, '_>, silences: usize) {
+    use cellwatch_slo::alerting::{self, Labels, Matcher, Routes, Silence, State, Timing, Wanted};
+    let wanted: Vec<Wanted> = (0..20)
+        .map(|c| Wanted {
+            labels: Labels::from([
+                ("alertname".to_string(), "CellwatchCellDown".to_string()),
+                ("cell".to_string(), format!("cell-{c}")),
+                ("severity".to_string(), "page".to_string()),
+            ]),
+            annotations: Labels::new(),
+            hold: 0,
+        })
+        .collect();
+    let compiled: Vec<alerting::CompiledSilence> = (0..silences)
+        .map(|i| {
+            Silence {
+                id: format!("s{i}"),
+                matchers: vec![Matcher {
+                    name: "cell".into(),
+                    value: format!("nowhere-{i}-[a-z]+|x{i}y.*"),
+                    is_regex: true,
+                    is_equal: true,
+                }],
+                starts_at: 0,
+                ends_at: 10 * NOW,
+                created_by: "bench".into(),
+                comment: "load".into(),
+            }
+            .compile()
+            .unwrap()
+        })
+        .collect();
+    let active: Vec<&alerting::CompiledSilence> = compiled.iter().collect();
+    let routes = Routes::new(&config(1).alerting.routes);
+    let timing = Timing::default();
+    b.bench_local(|| {
+        let mut state = State::default();
+        state.step_alerts(&wanted, NOW);
+        let muted = |l: &Labels| alerting::muted(&active, &[], l, NOW);
+        state.dispatch(&routes, &timing, &muted, NOW)
+    });
 }

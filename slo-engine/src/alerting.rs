@@ -258,26 +258,77 @@ fn yes() -> bool {
     true
 }
 
+/// The longest regular expression a matcher may hold (bytes): longer ones are refused.
+pub const MAX_REGEX_LEN: usize = 1024;
+
+/// The most memory one matcher's compiled regular expression may take (bytes, the `regex`
+/// crate's `size_limit`): a pattern that compiles bigger is refused.
+pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
 impl Matcher {
-    /// Checks the matcher: a regular expression must compile.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Compiles the matcher: a regular expression at most [`MAX_REGEX_LEN`] bytes long that
+    /// compiles within [`REGEX_SIZE_LIMIT`]. Compile once, match many times.
+    pub fn compile(&self) -> Result<CompiledMatcher, String> {
         if self.name.is_empty() {
             return Err("a matcher needs a label name".into());
         }
-        if self.is_regex {
-            regex::Regex::new(&format!("^(?:{})$", self.value))
-                .map_err(|e| format!("matcher {}: {e}", self.name))?;
-        }
-        Ok(())
+        let test = if self.is_regex {
+            if self.value.len() > MAX_REGEX_LEN {
+                return Err(format!(
+                    "matcher {}: the regular expression is {} bytes long, the limit is {MAX_REGEX_LEN}",
+                    self.name,
+                    self.value.len()
+                ));
+            }
+            let re = regex::RegexBuilder::new(&format!("^(?:{})$", self.value))
+                .size_limit(REGEX_SIZE_LIMIT)
+                .dfa_size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map_err(|e| match e {
+                    regex::Error::CompiledTooBig(limit) => format!(
+                        "matcher {}: the regular expression compiles to more than {limit} bytes",
+                        self.name
+                    ),
+                    e => format!("matcher {}: {e}", self.name),
+                })?;
+            Test::Regex(re)
+        } else {
+            Test::Equal(self.value.clone())
+        };
+        Ok(CompiledMatcher {
+            name: self.name.clone(),
+            is_equal: self.is_equal,
+            test,
+        })
     }
 
+    /// Checks the matcher: a regular expression must compile within the limits.
+    pub fn validate(&self) -> Result<(), String> {
+        self.compile().map(|_| ())
+    }
+}
+
+/// A [`Matcher`] ready to match: its regular expression compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledMatcher {
+    name: String,
+    is_equal: bool,
+    test: Test,
+}
+
+#[derive(Debug, Clone)]
+enum Test {
+    Equal(String),
+    Regex(regex::Regex),
+}
+
+impl CompiledMatcher {
     /// Whether `labels` match (a missing label is the empty string, as in Alertmanager).
     pub fn matches(&self, labels: &Labels) -> bool {
         let v = labels.get(&self.name).map_or("", String::as_str);
-        let hit = if self.is_regex {
-            regex::Regex::new(&format!("^(?:{})$", self.value)).is_ok_and(|r| r.is_match(v))
-        } else {
-            v == self.value
+        let hit = match &self.test {
+            Test::Equal(want) => v == want,
+            Test::Regex(re) => re.is_match(v),
         };
         hit == self.is_equal
     }
@@ -312,9 +363,41 @@ impl Silence {
         }
     }
 
+    /// Compiles its matchers.
+    pub fn compile(self) -> Result<CompiledSilence, String> {
+        let matchers = self
+            .matchers
+            .iter()
+            .map(Matcher::compile)
+            .collect::<Result<_, _>>()?;
+        Ok(CompiledSilence {
+            silence: self,
+            matchers,
+        })
+    }
+}
+
+/// A silence with its matchers compiled: what the engine matches alerts against.
+#[derive(Debug, Clone)]
+pub struct CompiledSilence {
+    /// The silence.
+    pub silence: Silence,
+    matchers: Vec<CompiledMatcher>,
+}
+
+impl CompiledSilence {
+    /// The same silence, its compiled matchers reused, with another record (the same
+    /// matchers, another end after an expiry).
+    pub fn with(&self, silence: Silence) -> CompiledSilence {
+        CompiledSilence {
+            silence,
+            matchers: self.matchers.clone(),
+        }
+    }
+
     /// Whether it mutes `labels` at `now`.
     pub fn mutes(&self, labels: &Labels, now: i64) -> bool {
-        self.state(now) == "active" && self.matchers.iter().all(|m| m.matches(labels))
+        self.silence.state(now) == "active" && self.matchers.iter().all(|m| m.matches(labels))
     }
 }
 
@@ -354,7 +437,12 @@ impl Maintenance {
 
 /// Whether an alert sends nothing at `now`: a silence mutes it, or its cell is in a
 /// maintenance window.
-pub fn muted(silences: &[Silence], maintenance: &[Maintenance], labels: &Labels, now: i64) -> bool {
+pub fn muted(
+    silences: &[&CompiledSilence],
+    maintenance: &[Maintenance],
+    labels: &Labels,
+    now: i64,
+) -> bool {
     silences.iter().any(|s| s.mutes(labels, now))
         || labels
             .get("cell")
@@ -432,12 +520,34 @@ pub struct Route {
     pub continue_: bool,
 }
 
+/// The routes with their regular expressions compiled, once, when the engine starts.
+#[derive(Debug, Clone, Default)]
+pub struct Routes(Vec<(Route, Option<Vec<CompiledMatcher>>)>);
+
+impl Routes {
+    /// Compiles every route's matchers (the configuration checked them: one that does not
+    /// compile never matches).
+    pub fn new(routes: &[Route]) -> Routes {
+        Routes(
+            routes
+                .iter()
+                .map(|r| {
+                    let re: Result<Vec<_>, _> = r.match_re.iter().map(Matcher::compile).collect();
+                    (r.clone(), re.ok())
+                })
+                .collect(),
+        )
+    }
+}
+
 /// The receivers an alert goes to.
-pub fn receivers<'a>(routes: &'a [Route], labels: &Labels) -> Vec<&'a str> {
+pub fn receivers<'a>(routes: &'a Routes, labels: &Labels) -> Vec<&'a str> {
     let mut out = Vec::new();
-    for r in routes {
+    for (r, re) in &routes.0 {
         if r.matchers.iter().all(|(k, v)| labels.get(k) == Some(v))
-            && r.match_re.iter().all(|m| m.matches(labels))
+            && re
+                .as_ref()
+                .is_some_and(|re| re.iter().all(|m| m.matches(labels)))
         {
             out.push(r.receiver.as_str());
             if !r.continue_ {
@@ -537,7 +647,7 @@ impl State {
     /// alerts (silenced, in a maintenance window) and inhibited ones are left out.
     pub fn dispatch(
         &mut self,
-        routes: &[Route],
+        routes: &Routes,
         timing: &Timing,
         muted: &dyn Fn(&Labels) -> bool,
         now: i64,
@@ -748,7 +858,7 @@ slos:
         while t < to {
             let w = wanted(&cfg, &report(t, burns), &down, &timing);
             state.step_alerts(&w, t);
-            out.extend(state.dispatch(&route(), &timing, muted, t));
+            out.extend(state.dispatch(&Routes::new(&route()), &timing, muted, t));
             t += 15;
         }
         out
@@ -931,10 +1041,16 @@ slos:
             ends_at: 200,
             created_by: "me".into(),
             comment: "work".into(),
-        };
+        }
+        .compile()
+        .unwrap();
         assert!(!s.mutes(&l, 99) && s.mutes(&l, 100) && s.mutes(&l, 199) && !s.mutes(&l, 200));
         assert_eq!(
-            (s.state(50), s.state(150), s.state(250)),
+            (
+                s.silence.state(50),
+                s.silence.state(150),
+                s.silence.state(250)
+            ),
             ("pending", "active", "expired")
         );
         let mut other = l.clone();
@@ -1023,6 +1139,7 @@ slos:
                 continue_: false,
             },
         ];
+        let routes = Routes::new(&routes);
         let page = |cell: &str| labels(&[("cell", cell), ("severity", "page")]);
         assert_eq!(receivers(&routes, &page("studio-a")), ["studios", "pager"]);
         assert_eq!(receivers(&routes, &page("gpu-pool")), ["pager"]);
@@ -1033,6 +1150,32 @@ slos:
             ),
             ["rest"]
         );
+    }
+
+    #[test]
+    fn regular_expressions_are_bounded_in_length_and_compiled_size() {
+        let re = |value: String| Matcher {
+            name: "cell".into(),
+            value,
+            is_regex: true,
+            is_equal: true,
+        };
+        let long = re("a".repeat(MAX_REGEX_LEN + 1)).compile().unwrap_err();
+        assert_eq!(
+            long,
+            "matcher cell: the regular expression is 1025 bytes long, the limit is 1024"
+        );
+        assert!(re("a".repeat(MAX_REGEX_LEN)).compile().is_ok());
+        let big = re("(\\w{100}){100}".into()).compile().unwrap_err();
+        assert!(
+            big.starts_with("matcher cell: the regular expression compiles to more than"),
+            "{big}"
+        );
+        let bad = re("(".into()).compile().unwrap_err();
+        assert!(bad.starts_with("matcher cell: regex parse error"), "{bad}");
+        let ok = re("studio-.*".into()).compile().unwrap();
+        assert!(ok.matches(&labels(&[("cell", "studio-a")])));
+        assert!(!ok.matches(&labels(&[("cell", "x-studio-a")])), "anchored");
     }
 
     #[test]

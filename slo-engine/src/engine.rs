@@ -18,7 +18,7 @@ use crate::config::{Budgeting, Config, Sli, Source};
 use crate::ledger::{Judge, Ledger, LedgerError};
 use crate::math::{self, SliceData, WindowState};
 use crate::promsource;
-use crate::scrape::{self, Tracker};
+use crate::scrape;
 use crate::{alerting, notify};
 
 /// Resolution of occurrence slices and of the cell totals (seconds).
@@ -560,19 +560,67 @@ pub fn alert_samples(state: &alerting::State) -> Vec<Sample> {
         .collect()
 }
 
-/// One scrape of every node; increases recorded into the ledger as slices of `now`.
+/// The scrape source's baselines as this engine last read or wrote them, by node (`cell/node`);
+/// `None` until read from the ledger (at start, after standing by, after a conflict).
+pub type Baselines = Option<std::collections::HashMap<String, scrape::Baseline>>;
+
+/// Reads every node's baseline from the ledger; an unreadable one counts as a baseline too old
+/// to compare with (the node's next reading replaces it).
+async fn load_baselines(
+    ledger: &Ledger,
+) -> Result<std::collections::HashMap<String, scrape::Baseline>, LedgerError> {
+    Ok(ledger
+        .baselines()
+        .await?
+        .into_iter()
+        .map(|(node, (at, generation, text))| {
+            let b = match scrape::decode_reading(&text) {
+                Ok(reading) => scrape::Baseline {
+                    at,
+                    generation: Some(generation),
+                    reading,
+                },
+                Err(e) => {
+                    tracing::warn!(node = %node, error = %e, "an unreadable scrape baseline; the node's next reading replaces it");
+                    scrape::Baseline {
+                        at: i64::MIN / 2,
+                        generation: Some(generation),
+                        reading: scrape::Reading::new(),
+                    }
+                }
+            };
+            (node, b)
+        })
+        .collect())
+}
+
+/// One scrape of every node; when `record`, the increases since each node's baseline in the
+/// ledger are recorded as slices of `now`, moving the baselines in the same transaction. A
+/// write that fails moves nothing: the next one records the increases (once). A standby
+/// (`record` false) records nothing and forgets its baselines: when it leads, it starts from
+/// the ledger's, where the last leader left them.
+///
+/// The baselines are read before the nodes are scraped, so every reading is newer than the
+/// baseline it is compared with; when another engine moved a baseline since (two engines that
+/// both believe they lead, a leader that stalled), nothing is written
+/// ([`LedgerError::Moved`]) and the next scrape starts from the ledger's baselines.
 pub async fn scrape_once(
     config: &Config,
     ledger: &Ledger,
     client: &reqwest::Client,
-    tracker: &mut Tracker,
+    baselines: &mut Baselines,
     now: i64,
     max_gap: i64,
     record: bool,
 ) -> Result<Scraped, LedgerError> {
+    if !record {
+        *baselines = None;
+    } else if baselines.is_none() {
+        *baselines = Some(load_baselines(ledger).await?);
+    }
     let mut problems = Vec::new();
     let mut down = std::collections::BTreeSet::new();
-    let mut rows: Vec<(String, String, SliceData)> = Vec::new();
+    let mut readings: Vec<(&str, Vec<(String, scrape::Reading)>)> = Vec::new();
     for cell in &config.cells {
         let auth = match &config.source {
             Source::Scrape {
@@ -609,29 +657,67 @@ pub async fn scrape_once(
             }
         });
         let results = futures_util::future::join_all(fetches).await;
-        let mut incs = Vec::new();
         if results.iter().all(|(_, r)| r.is_err()) {
             down.insert(cell.name.clone());
         }
+        let mut ok = Vec::new();
         for (node, r) in results {
             match r {
-                Ok(reading) => {
-                    if let Some(inc) =
-                        tracker.increases(&format!("{}/{node}", cell.name), now, reading, max_gap)
-                    {
-                        incs.push(inc);
-                    }
-                }
+                Ok(reading) => ok.push((node, reading)),
                 Err(e) => problems.push(format!("cell {} node {node}: {e}", cell.name)),
             }
         }
+        readings.push((&cell.name, ok));
+    }
+    let scraped = Scraped { problems, down };
+    let Some(base) = baselines.as_mut() else {
+        return Ok(scraped);
+    };
+    let mut rows: Vec<(String, String, SliceData)> = Vec::new();
+    let mut moves = Vec::new();
+    for (cell, nodes) in &readings {
+        let mut incs = Vec::new();
+        for (node, reading) in nodes {
+            let key = format!("{cell}/{node}");
+            let step = scrape::step(base.get(&key), now, reading, max_gap);
+            incs.extend(step.increases);
+            let generation = step.from.and_then(|(_, g)| g);
+            moves.push((
+                key,
+                generation,
+                now,
+                scrape::encode_reading(reading),
+                reading,
+            ));
+        }
         // Every node down (or first readings): no rows, so no data; never good or bad events.
-        rows.extend(cell_rows(config, &cell.name, now, &incs));
+        rows.extend(cell_rows(config, cell, now, &incs));
     }
-    if record {
-        ledger.record_many(&rows).await?;
+    let written: Vec<(String, Option<i64>, i64, String)> = moves
+        .iter()
+        .map(|(k, g, at, json, _)| (k.clone(), *g, *at, json.clone()))
+        .collect();
+    match ledger.record_scrape(&rows, &written).await {
+        Ok(()) => {
+            for (key, generation, at, _, reading) in moves {
+                base.insert(
+                    key,
+                    scrape::Baseline {
+                        at,
+                        generation: Some(generation.map_or(0, |g| g + 1)),
+                        reading: reading.clone(),
+                    },
+                );
+            }
+            Ok(scraped)
+        }
+        Err(e) => {
+            if matches!(e, LedgerError::Moved { .. }) {
+                *baselines = None;
+            }
+            Err(e)
+        }
     }
-    Ok(Scraped { problems, down })
 }
 
 /// What one scrape of every node found wrong.
@@ -855,13 +941,12 @@ impl PromSource {
         now_ms: i64,
     ) -> Result<i64, QueryError> {
         let to = now_ms - self.delay.as_millis() as i64;
-        let mut cursor = match self.cursor {
-            Some(c) => c,
-            None => match ledger.cursor(&self.key).await? {
-                Some(c) => c,
-                None => to - self.backfill.as_millis() as i64,
-            },
+        // Where the ledger's cursor is (None: never written), and where to read from.
+        let mut expected = match self.cursor {
+            Some(c) => Some(c),
+            None => ledger.cursor(&self.key).await?,
         };
+        let mut cursor = expected.unwrap_or(to - self.backfill.as_millis() as i64);
         let cells: Vec<&str> = config.cells.iter().map(|c| c.name.as_str()).collect();
         while cursor < to {
             let end = (cursor + CHUNK_MS).min(to);
@@ -959,7 +1044,9 @@ impl PromSource {
                 .into_iter()
                 .map(|((cell, slo, _), s)| (cell, slo, s))
                 .collect();
-            if let Err(e) = ledger.record_upto(&rows, Some((&self.key, end))).await {
+            // Only if the cursor is still where this engine read it: another engine that led
+            // meanwhile recorded this stretch.
+            if let Err(e) = ledger.record_chunk(&rows, &self.key, expected, end).await {
                 // Start again from the ledger's cursor next time: the feed has moved on.
                 self.feed = promsource::Feed::default();
                 self.ratios = promsource::RatioFeed::default();
@@ -968,6 +1055,7 @@ impl PromSource {
                 return Err(e.into());
             }
             cursor = end;
+            expected = Some(end);
             self.cursor = Some(cursor);
         }
         Ok(cursor.div_euclid(1000))
@@ -978,9 +1066,98 @@ impl PromSource {
 struct AppState {
     last: Arc<Mutex<(Report, String)>>,
     alerts: Arc<Mutex<alerting::State>>,
+    silences: SilenceStore,
     ledger: Ledger,
     clock: Clock,
     token: Option<crate::config::TokenSource>,
+    limits: Limits,
+}
+
+/// The engine's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most silences active or pending at once (`--silences.max-active`): a POST beyond it is
+    /// refused.
+    pub max_silences: usize,
+    /// The listener's bounds (`--web.read-header-timeout`, `--web.read-timeout`,
+    /// `--web.max-connections`).
+    pub web: cellwatch_exporter::web::Limits,
+}
+
+/// The default bound on active and pending silences.
+pub const DEFAULT_MAX_SILENCES: usize = 1000;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_silences: DEFAULT_MAX_SILENCES,
+            web: Default::default(),
+        }
+    }
+}
+
+type Compiled = Arc<alerting::CompiledSilence>;
+
+/// The silences as the engine holds them: every silence of the ledger, newest first, each
+/// compiled once (when created here or first read from the ledger). Requests and evaluations
+/// read the snapshot; writes (a POST, an expiry, a refresh from the ledger) take turns.
+#[derive(Clone, Default)]
+struct SilenceStore {
+    writes: Arc<tokio::sync::Mutex<()>>,
+    all: Arc<Mutex<Arc<Vec<Compiled>>>>,
+}
+
+impl SilenceStore {
+    fn snapshot(&self) -> Arc<Vec<Compiled>> {
+        self.all.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Newest first, then by id: the ledger's order.
+    fn order(a: &Compiled, b: &Compiled) -> std::cmp::Ordering {
+        (b.silence.starts_at, &a.silence.id).cmp(&(a.silence.starts_at, &b.silence.id))
+    }
+
+    fn replace(&self, mut v: Vec<Compiled>) {
+        v.sort_by(SilenceStore::order);
+        *self.all.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(v);
+    }
+
+    fn add(&self, c: Compiled) {
+        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
+        let v = Arc::make_mut(&mut all);
+        let at = v.partition_point(|x| SilenceStore::order(x, &c).is_lt());
+        v.insert(at, c);
+    }
+
+    /// Takes what the ledger holds (silences made or expired by other engines too), keeping
+    /// the compiled matchers of the silences already known.
+    async fn refresh(&self, ledger: &Ledger) -> Result<(), LedgerError> {
+        let _turn = self.writes.lock().await;
+        let fresh = ledger.silences().await?;
+        let known: std::collections::HashMap<String, Compiled> = self
+            .snapshot()
+            .iter()
+            .map(|c| (c.silence.id.clone(), c.clone()))
+            .collect();
+        let mut out = Vec::with_capacity(fresh.len());
+        for s in fresh {
+            match known.get(&s.id) {
+                Some(c) if c.silence == s => out.push(c.clone()),
+                Some(c) if c.silence.matchers == s.matchers => out.push(Arc::new(c.with(s))),
+                _ => {
+                    let id = s.id.clone();
+                    match s.compile() {
+                        Ok(c) => out.push(Arc::new(c)),
+                        Err(e) => {
+                            tracing::warn!(id = %id, error = %e, "a stored silence does not compile; it mutes nothing")
+                        }
+                    }
+                }
+            }
+        }
+        self.replace(out);
+        Ok(())
+    }
 }
 
 type ApiError = (axum::http::StatusCode, axum::Json<serde_json::Value>);
@@ -1062,18 +1239,29 @@ fn silence_json(x: &alerting::Silence, now: i64) -> serde_json::Value {
     })
 }
 
-async fn list_silences(
-    State(s): State<AppState>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+async fn list_silences(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
     let now = s.clock.now_ms().div_euclid(1000);
-    let all = s
-        .ledger
-        .silences()
-        .await
-        .map_err(|e| api_error(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    Ok(axum::Json(serde_json::json!({
-        "silences": all.iter().map(|x| silence_json(x, now)).collect::<Vec<_>>()
-    })))
+    let all = s.silences.snapshot();
+    axum::Json(serde_json::json!({
+        "silences": all.iter().map(|x| silence_json(&x.silence, now)).collect::<Vec<_>>()
+    }))
+}
+
+/// A new silence's id: a random UUID (version 4), as Alertmanager makes them.
+fn silence_id() -> Result<String, getrandom::Error> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    ))
 }
 
 async fn post_silence(
@@ -1103,30 +1291,41 @@ async fn post_silence(
             "a silence needs matchers, createdBy and comment",
         ));
     }
-    for m in &p.matchers {
-        m.validate()
-            .map_err(|e| api_error(StatusCode::BAD_REQUEST, e))?;
-    }
-    let id = notify::digest(&format!(
-        "{}|{}|{:?}",
-        s.clock.now_ms(),
-        std::process::id(),
-        p.matchers
-    ))[..16]
-        .to_string();
-    let silence = alerting::Silence {
+    let id = silence_id().map_err(|e| {
+        api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no random silence id: {e}"),
+        )
+    })?;
+    let compiled = alerting::Silence {
         id: id.clone(),
         matchers: p.matchers,
         starts_at,
         ends_at,
         created_by: p.created_by,
         comment: p.comment,
-    };
-    s.ledger
-        .add_silence(&silence)
-        .await
-        .map_err(|e| api_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    tracing::info!(id = %id, created_by = %silence.created_by, "silence created");
+    }
+    .compile()
+    .map_err(|e| api_error(StatusCode::BAD_REQUEST, format!("silence: {e}")))?;
+    let max = s.limits.max_silences;
+    {
+        let _turn = s.silences.writes.lock().await;
+        let added = s
+            .ledger
+            .add_silence(&compiled.silence, now, max)
+            .await
+            .map_err(|e| api_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        if !added {
+            return Err(api_error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "silence: {max} silences are active or pending, the limit (--silences.max-active): expire some first"
+                ),
+            ));
+        }
+        s.silences.add(Arc::new(compiled.clone()));
+    }
+    tracing::info!(id = %id, created_by = %compiled.silence.created_by, "silence created");
     Ok(axum::Json(serde_json::json!({ "silenceID": id })))
 }
 
@@ -1138,8 +1337,24 @@ async fn expire_silence(
     use axum::http::StatusCode;
     authorize(&s, &headers)?;
     let now = s.clock.now_ms().div_euclid(1000);
+    let _turn = s.silences.writes.lock().await;
     match s.ledger.expire_silence(&id, now).await {
         Ok(true) => {
+            let all = s
+                .silences
+                .snapshot()
+                .iter()
+                .map(|c| {
+                    if c.silence.id == id {
+                        let mut x = c.silence.clone();
+                        x.ends_at = now;
+                        Arc::new(c.with(x))
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect();
+            s.silences.replace(all);
             tracing::info!(id = %id, "silence expired");
             Ok(axum::Json(serde_json::json!({ "expired": id })))
         }
@@ -1189,8 +1404,9 @@ async fn api_slos(State(s): State<AppState>) -> impl IntoResponse {
 async fn status_page(State(s): State<AppState>) -> impl IntoResponse {
     let report = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
     let alerts = s.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let silences = s.ledger.silences().await.unwrap_or_default();
+    let silences = s.silences.snapshot();
     let now = s.clock.now_ms().div_euclid(1000);
+    let silences: Vec<&alerting::Silence> = silences.iter().map(|c| &c.silence).collect();
     axum::response::Html(crate::status::page(&report, &alerts, &silences, now))
 }
 
@@ -1219,7 +1435,7 @@ pub fn retention(config: &Config) -> i64 {
 enum Feeder {
     Scrape {
         client: reqwest::Client,
-        tracker: Tracker,
+        baselines: Baselines,
         max_gap: i64,
         last_problems: String,
     },
@@ -1325,10 +1541,10 @@ impl Clock {
         let offset = self
             .offset_file
             .as_ref()
-            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|f| cellwatch_exporter::file::read_text(f, 64).ok())
             .and_then(|s| s.trim().parse::<i64>().ok())
             .unwrap_or(0);
-        now_ms() + offset * 1000
+        now_ms().saturating_add(offset.saturating_mul(1000))
     }
 }
 
@@ -1344,7 +1560,7 @@ pub async fn run_with(
     listen: &str,
     clock: Clock,
 ) -> std::io::Result<()> {
-    run_web(config, ledger, listen, clock, None).await
+    run_web(config, ledger, listen, clock, None, Limits::default()).await
 }
 
 /// As [`run_with`], serving over TLS and behind basic authentication when `web` says so
@@ -1355,19 +1571,7 @@ pub async fn run_web(
     listen: &str,
     clock: Clock,
     web: Option<cellwatch_exporter::web::WebConfig>,
-) -> std::io::Result<()> {
-    run_limited(config, ledger, listen, clock, web, Default::default()).await
-}
-
-/// As [`run_web`], with bounds on the listener's connections (`--web.read-header-timeout`,
-/// `--web.read-timeout`, `--web.max-connections`).
-pub async fn run_limited(
-    config: Config,
-    ledger: Ledger,
-    listen: &str,
-    clock: Clock,
-    web: Option<cellwatch_exporter::web::WebConfig>,
-    limits: cellwatch_exporter::web::Limits,
+    limits: Limits,
 ) -> std::io::Result<()> {
     let retention = retention(&config);
     let (interval, mut feeder) = match &config.source {
@@ -1387,7 +1591,7 @@ pub async fn run_limited(
                         .build()
                         .unwrap_or_default()
                 },
-                tracker: Tracker::default(),
+                baselines: None,
                 max_gap: (interval.as_secs() as i64 * 3).max(30),
                 last_problems: String::new(),
             },
@@ -1416,7 +1620,10 @@ pub async fn run_limited(
         ledger: ledger.clone(),
         clock: clock.clone(),
         token: config.alerting.api_token.clone(),
+        silences: SilenceStore::default(),
+        limits,
     };
+    let routes = alerting::Routes::new(&config.alerting.routes);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, cells = config.cells.len(), slos = config.slos.len(), "listening");
     let app = Router::new()
@@ -1487,14 +1694,15 @@ pub async fn run_limited(
             let t = match &mut feeder {
                 Feeder::Scrape {
                     client,
-                    tracker,
+                    baselines,
                     max_gap,
                     last_problems,
                 } => {
                     let t = now_ms.div_euclid(1000);
-                    // A standby scrapes too, so that its baselines are fresh when it takes
-                    // over, but records nothing.
-                    match scrape_once(&config, &ledger, client, tracker, t, *max_gap, leader).await
+                    // A standby scrapes too (which cells are down), but records nothing: the
+                    // ledger's baselines say where the leader's records reach.
+                    match scrape_once(&config, &ledger, client, baselines, t, *max_gap, leader)
+                        .await
                     {
                         Ok(p) => {
                             down_cells = p.down;
@@ -1506,7 +1714,12 @@ pub async fn run_limited(
                                 *last_problems = joined;
                             }
                         }
-                        Err(e) => tracing::error!(error = %e, "recording slices failed"),
+                        Err(e @ LedgerError::Moved { .. }) => {
+                            tracing::warn!(error = %e, "another engine recorded meanwhile; carrying on from its baselines at the next scrape")
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "recording slices failed; the next scrape records the increases")
+                        }
                     }
                     t
                 }
@@ -1538,9 +1751,23 @@ pub async fn run_limited(
                     }
                 },
             };
+            // Silences made or expired through another engine's API: compiled once each.
+            if let Err(e) = state.silences.refresh(&ledger).await {
+                tracing::error!(error = %e, "reading silences failed; using the ones held");
+            }
+            let started = std::time::Instant::now();
+            let took = |started: std::time::Instant| {
+                Sample::new(
+                    &m::SLO_EVALUATION_DURATION,
+                    &[],
+                    started.elapsed().as_secs_f64(),
+                )
+            };
             match evaluate_with(&config, &ledger, t, leader).await {
                 Ok(r) if !leader => {
-                    let text = encode(&samples(&r));
+                    let mut all = samples(&r);
+                    all.push(took(started));
+                    let text = encode(&all);
                     *state.last.lock().unwrap_or_else(|e| e.into_inner()) = (r, text);
                 }
                 Ok(r) => {
@@ -1548,14 +1775,16 @@ pub async fn run_limited(
                     let wanted = alerting::wanted(&config, &r, &down_cells, &a.timing);
                     let mut next = alerts.clone();
                     next.step_alerts(&wanted, t);
-                    let silences = ledger.silences().await.unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "reading silences failed");
-                        Vec::new()
-                    });
+                    let silences = state.silences.snapshot();
+                    let active: Vec<&alerting::CompiledSilence> = silences
+                        .iter()
+                        .map(|c| c.as_ref())
+                        .filter(|c| c.silence.state(t) == "active")
+                        .collect();
                     let maintenance = &config.maintenance;
-                    let muted =
-                        |l: &alerting::Labels| alerting::muted(&silences, maintenance, l, t);
-                    let notes = next.dispatch(&a.routes, &a.timing, &muted, t);
+                    let muted = |l: &alerting::Labels| alerting::muted(&active, maintenance, l, t);
+                    let notes = next.dispatch(&routes, &a.timing, &muted, t);
+                    let duration = took(started);
                     let rows = notify::outbox_rows(a, &notes);
                     let json = serde_json::to_string(&next).unwrap_or_default();
                     // The state change and its notifications, in one transaction.
@@ -1580,6 +1809,7 @@ pub async fn run_limited(
                     }
                     let mut all = samples(&r);
                     all.extend(alert_samples(&alerts));
+                    all.push(duration);
                     let text = encode(&all);
                     *state.last.lock().unwrap_or_else(|e| e.into_inner()) = (r, text);
                     // Scheduled reports due since the last tick (a restart or a failover within
@@ -1648,8 +1878,14 @@ pub async fn run_limited(
         w.bearer_prefix = Some("/api/v1/silences");
         w
     });
-    cellwatch_exporter::web::serve(listener, app, web.as_ref(), limits, std::future::pending())
-        .await
+    cellwatch_exporter::web::serve(
+        listener,
+        app,
+        web.as_ref(),
+        limits.web,
+        std::future::pending(),
+    )
+    .await
 }
 
 /// Milliseconds as the API's decimal seconds.

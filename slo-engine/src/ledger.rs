@@ -33,6 +33,13 @@ pub enum LedgerError {
         /// What was not written.
         what: &'static str,
     },
+    /// Another engine moved a node's scrape baseline (or a query source's cursor) since it was
+    /// read: nothing was written.
+    #[error("the baseline of {node} was moved by another engine: nothing was written")]
+    Moved {
+        /// The node (`cell/node`) or the query source.
+        node: String,
+    },
     /// A query failed.
     #[error("ledger query ({what}): {source}")]
     Query {
@@ -156,6 +163,40 @@ impl Judge {
     }
 }
 
+/// Adds slices to the minute rows and the hourly and daily rollups, in a transaction.
+async fn insert_slices(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &[(String, String, SliceData)],
+) -> Result<(), sqlx::Error> {
+    for (cell, slo, s) in rows {
+        for (table, start) in [
+            ("slices", s.start),
+            ("slices_hourly", s.start - s.start.rem_euclid(3600)),
+            ("slices_daily", s.start - s.start.rem_euclid(86400)),
+        ] {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (cell, slo, start, good, total, tokens, joules, requests) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (cell, slo, start) DO UPDATE SET \
+                   good = {table}.good + excluded.good, total = {table}.total + excluded.total, \
+                   tokens = {table}.tokens + excluded.tokens, joules = {table}.joules + excluded.joules, \
+                   requests = {table}.requests + excluded.requests"
+            ))
+            .bind(cell.as_str())
+            .bind(slo.as_str())
+            .bind(start)
+            .bind(s.good)
+            .bind(s.total)
+            .bind(s.tokens)
+            .bind(s.joules)
+            .bind(s.requests)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Inserts outbox rows in a transaction; a key already queued is left alone.
 async fn insert_outbox(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -195,9 +236,16 @@ pub struct OutboxRow {
 }
 
 /// An open, migrated ledger.
+///
+/// Writes and reads go through separate pools, so that readers (the API, the evaluation, a
+/// report) never starve the writes (slices, the leader lease, the alert state): on SQLite the
+/// database is in WAL mode, one connection writes and four read beside it without blocking
+/// it; on PostgreSQL four connections write and eight read. An in-memory SQLite database is
+/// one connection for both (it exists per connection).
 #[derive(Debug, Clone)]
 pub struct Ledger {
     pool: AnyPool,
+    read: AnyPool,
     postgres: bool,
 }
 
@@ -211,18 +259,26 @@ impl Ledger {
             } else {
                 url.to_string()
             };
-        // One connection for SQLite: writes serialize anyway, and an in-memory database is per
-        // connection.
-        let max = if url.starts_with("sqlite:") { 1 } else { 8 };
+        let sqlite = url.starts_with("sqlite:");
+        let memory = sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
+        let open_err = |source| LedgerError::Open {
+            url: redact(&url),
+            source,
+        };
+        // SQLite: one writer (writes serialize anyway); PostgreSQL: a few.
         let pool = AnyPoolOptions::new()
-            .max_connections(max)
+            .max_connections(if sqlite { 1 } else { 4 })
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(&url)
             .await
-            .map_err(|source| LedgerError::Open {
-                url: redact(&url),
-                source,
-            })?;
+            .map_err(open_err)?;
+        if sqlite && !memory {
+            // Readers beside the writer, neither blocking the other (kept in the file).
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(open_err)?;
+        }
         sqlx::migrate!("../migrations")
             .run(&pool)
             .await
@@ -230,8 +286,19 @@ impl Ledger {
                 url: redact(&url),
                 source,
             })?;
+        let read = if memory {
+            pool.clone()
+        } else {
+            AnyPoolOptions::new()
+                .max_connections(if sqlite { 4 } else { 8 })
+                .acquire_timeout(std::time::Duration::from_secs(10))
+                .connect(&url)
+                .await
+                .map_err(open_err)?
+        };
         Ok(Ledger {
             pool,
+            read,
             postgres: url.starts_with("postgres"),
         })
     }
@@ -274,33 +341,110 @@ impl Ledger {
             .await
             .map_err(err)?;
         }
-        for (cell, slo, s) in rows {
-            for (table, start) in [
-                ("slices", s.start),
-                ("slices_hourly", s.start - s.start.rem_euclid(3600)),
-                ("slices_daily", s.start - s.start.rem_euclid(86400)),
-            ] {
-                sqlx::query(&format!(
-                    "INSERT INTO {table} (cell, slo, start, good, total, tokens, joules, requests) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (cell, slo, start) DO UPDATE SET \
-                       good = {table}.good + excluded.good, total = {table}.total + excluded.total, \
-                       tokens = {table}.tokens + excluded.tokens, joules = {table}.joules + excluded.joules, \
-                       requests = {table}.requests + excluded.requests"
-                ))
-                .bind(cell.as_str())
-                .bind(slo.as_str())
-                .bind(start)
-                .bind(s.good)
-                .bind(s.total)
-                .bind(s.tokens)
-                .bind(s.joules)
-                .bind(s.requests)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
+        insert_slices(&mut tx, rows).await.map_err(err)?;
+        tx.commit().await.map_err(err)
+    }
+
+    /// Records a query source's slices of `(expected, upto]` and moves its cursor to `upto`, in
+    /// one transaction, only if the cursor is still at `expected` (`None`: never written):
+    /// otherwise nothing is written ([`LedgerError::Moved`]), as another engine recorded the
+    /// stretch. Two engines that both believe they lead never record it twice.
+    pub async fn record_chunk(
+        &self,
+        rows: &[(String, String, SliceData)],
+        source: &str,
+        expected: Option<i64>,
+        upto: i64,
+    ) -> Result<(), LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "record slices",
+            source,
+        };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let r = match expected {
+            Some(from) => {
+                sqlx::query("UPDATE source_cursors SET upto = $2 WHERE source = $1 AND upto = $3")
+                    .bind(source)
+                    .bind(upto)
+                    .bind(from)
+            }
+            None => sqlx::query(
+                "INSERT INTO source_cursors (source, upto) VALUES ($1, $2) \
+                 ON CONFLICT (source) DO NOTHING",
+            )
+            .bind(source)
+            .bind(upto),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await.map_err(err)?;
+            return Err(LedgerError::Moved {
+                node: source.to_string(),
+            });
+        }
+        insert_slices(&mut tx, rows).await.map_err(err)?;
+        tx.commit().await.map_err(err)
+    }
+
+    /// Every node's scrape baseline: (when, generation, reading as JSON), by node.
+    pub async fn baselines(
+        &self,
+    ) -> Result<std::collections::HashMap<String, (i64, i64, String)>, LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "read scrape baselines",
+            source,
+        };
+        let rows = sqlx::query("SELECT node, at, generation, reading FROM scrape_baselines")
+            .fetch_all(&self.read)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(err)
+    }
+
+    /// Records one scrape: its slices and its nodes' new baselines, in one transaction, only if
+    /// every baseline is still at the generation it was read at (`None`: not in the ledger
+    /// yet). Otherwise nothing is written ([`LedgerError::Moved`]): another engine recorded
+    /// these increases. Each move is `(node, expected generation, at, reading JSON)`.
+    pub async fn record_scrape(
+        &self,
+        rows: &[(String, String, SliceData)],
+        moves: &[(String, Option<i64>, i64, String)],
+    ) -> Result<(), LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "record a scrape",
+            source,
+        };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        for (node, generation, at, reading) in moves {
+            let r = match generation {
+                Some(generation) => sqlx::query(
+                    "UPDATE scrape_baselines SET at = $3, generation = generation + 1, reading = $4 \
+                     WHERE node = $1 AND generation = $2",
+                )
+                .bind(node.as_str())
+                .bind(*generation),
+                None => sqlx::query(
+                    "INSERT INTO scrape_baselines (node, at, generation, reading) VALUES ($1, $2, 0, $3) \
+                     ON CONFLICT (node) DO NOTHING",
+                )
+                .bind(node.as_str()),
+            }
+            .bind(*at)
+            .bind(reading.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            if r.rows_affected() != 1 {
+                tx.rollback().await.map_err(err)?;
+                return Err(LedgerError::Moved { node: node.clone() });
             }
         }
+        insert_slices(&mut tx, rows).await.map_err(err)?;
         tx.commit().await.map_err(err)
     }
 
@@ -308,7 +452,7 @@ impl Ledger {
     pub async fn cursor(&self, source: &str) -> Result<Option<i64>, LedgerError> {
         let row = sqlx::query("SELECT upto FROM source_cursors WHERE source = $1")
             .bind(source)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await
             .map_err(|source| LedgerError::Query {
                 what: "read source cursor",
@@ -338,7 +482,7 @@ impl Ledger {
         .bind(slo)
         .bind(from)
         .bind(to)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .map_err(|source| LedgerError::Query {
             what: "read slices",
@@ -367,7 +511,7 @@ impl Ledger {
         .bind(slo)
         .bind(from)
         .bind(to)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .map_err(|source| LedgerError::Query {
             what: "read slices",
@@ -461,7 +605,7 @@ impl Ledger {
             q = q.bind(*b);
         }
         let rows = q
-            .fetch_all(&self.pool)
+            .fetch_all(&self.read)
             .await
             .map_err(|source| LedgerError::Query {
                 what: "sum bands",
@@ -636,7 +780,7 @@ impl Ledger {
     /// The alerting state saved last (JSON), if any.
     pub async fn alert_state(&self) -> Result<Option<String>, LedgerError> {
         let row = sqlx::query("SELECT state FROM alert_state WHERE id = 1")
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await
             .map_err(|source| LedgerError::Query {
                 what: "read alert state",
@@ -850,11 +994,18 @@ impl Ledger {
         Ok(r.rows_affected())
     }
 
-    /// Stores a silence.
-    pub async fn add_silence(&self, s: &crate::alerting::Silence) -> Result<(), LedgerError> {
-        sqlx::query(
+    /// Stores a silence unless `max_active` silences are already active or pending at `now`
+    /// (they end later): false when refused. The count and the insert are one statement.
+    pub async fn add_silence(
+        &self,
+        s: &crate::alerting::Silence,
+        now: i64,
+        max_active: usize,
+    ) -> Result<bool, LedgerError> {
+        let r = sqlx::query(
             "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             SELECT $1, $2, $3, $4, $5, $6 \
+             WHERE (SELECT COUNT(*) FROM silences WHERE ends_at > $7) < $8",
         )
         .bind(s.id.as_str())
         .bind(serde_json::to_string(&s.matchers).unwrap_or_default())
@@ -862,13 +1013,15 @@ impl Ledger {
         .bind(s.ends_at)
         .bind(s.created_by.as_str())
         .bind(s.comment.as_str())
+        .bind(now)
+        .bind(i64::try_from(max_active).unwrap_or(i64::MAX))
         .execute(&self.pool)
         .await
         .map_err(|source| LedgerError::Query {
             what: "add silence",
             source,
         })?;
-        Ok(())
+        Ok(r.rows_affected() == 1)
     }
 
     /// Every silence, newest first.
@@ -877,7 +1030,7 @@ impl Ledger {
             "SELECT id, matchers, starts_at, ends_at, created_by, comment FROM silences \
              ORDER BY starts_at DESC, id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .map_err(|source| LedgerError::Query {
             what: "read silences",
@@ -917,8 +1070,9 @@ impl Ledger {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Closes the pool.
+    /// Closes the pools.
     pub async fn close(self) {
+        self.read.close().await;
         self.pool.close().await;
     }
 }

@@ -56,6 +56,9 @@ enum Command {
         /// For tests: a file of seconds added to the clock, read at every tick.
         #[arg(long = "testing.clock-offset-file", value_name = "FILE", hide = true)]
         clock_offset_file: Option<PathBuf>,
+        /// Most silences active or pending at once; a POST beyond it is refused (400).
+        #[arg(long = "silences.max-active", value_name = "N", default_value_t = cellwatch_slo::engine::DEFAULT_MAX_SILENCES)]
+        max_silences: usize,
     },
     /// Print Prometheus recording and alerting rules for the configured SLOs (Sloth-compatible
     /// names, a `cell` label, multiwindow multi-burn-rate alerts).
@@ -326,6 +329,7 @@ fn main() -> ExitCode {
             read_timeout,
             max_connections,
             clock_offset_file,
+            max_silences,
         } => {
             let limits = cellwatch_exporter::web::Limits {
                 read_header_timeout,
@@ -373,8 +377,18 @@ fn main() -> ExitCode {
                 let clock = cellwatch_slo::engine::Clock {
                     offset_file: clock_offset_file,
                 };
-                match cellwatch_slo::engine::run_limited(cfg, ledger, &listen, clock, web, limits)
-                    .await
+                match cellwatch_slo::engine::run_web(
+                    cfg,
+                    ledger,
+                    &listen,
+                    clock,
+                    web,
+                    cellwatch_slo::engine::Limits {
+                        max_silences,
+                        web: limits,
+                    },
+                )
+                .await
                 {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {

@@ -94,33 +94,99 @@ impl Tracker {
         if now - then > max_gap {
             return None;
         }
-        let new = &self.last[node].1;
-        // A histogram resets as a whole: if any of its series went down, all of them did.
-        let group = |(f, l): &Key| -> (String, Vec<(String, String)>) {
-            let base = f
-                .trim_end_matches("_bucket")
-                .trim_end_matches("_count")
-                .trim_end_matches("_sum")
-                .to_string();
-            (base, l.iter().filter(|(k, _)| k != "le").cloned().collect())
+        Some(increase(&old, &self.last[node].1))
+    }
+}
+
+/// The increases of a node's counters from reading `old` to reading `new`: a counter that went
+/// down was reset (a histogram resets as a whole), a series that appeared counts in full.
+pub fn increase(old: &Reading, new: &Reading) -> Reading {
+    // A histogram resets as a whole: if any of its series went down, all of them did.
+    let group = |(f, l): &Key| -> (String, Vec<(String, String)>) {
+        let base = f
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_count")
+            .trim_end_matches("_sum")
+            .to_string();
+        (base, l.iter().filter(|(k, _)| k != "le").cloned().collect())
+    };
+    let reset: std::collections::HashSet<(String, Vec<(String, String)>)> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k).is_some_and(|o| *v < o))
+        .map(|(k, _)| group(k))
+        .collect();
+    let mut inc = Reading::new();
+    for (k, v) in new {
+        let d = match old.get(k) {
+            _ if reset.contains(&group(k)) => *v,
+            Some(o) => v - o,
+            // A series that appeared since the last reading (a model's first request, an
+            // exporter that restarted): everything it counts happened since then.
+            None => *v,
         };
-        let reset: std::collections::HashSet<(String, Vec<(String, String)>)> = new
-            .iter()
-            .filter(|(k, v)| old.get(*k).is_some_and(|o| *v < o))
-            .map(|(k, _)| group(k))
-            .collect();
-        let mut inc = Reading::new();
-        for (k, v) in new {
-            let d = match old.get(k) {
-                _ if reset.contains(&group(k)) => *v,
-                Some(o) => v - o,
-                // A series that appeared since the last reading (a model's first request, an
-                // exporter that restarted): everything it counts happened since then.
-                None => *v,
-            };
-            inc.insert(k.clone(), d);
-        }
-        Some(inc)
+        inc.insert(k.clone(), d);
+    }
+    inc
+}
+
+/// One series of a stored reading: family, labels, value.
+type Stored = (String, Vec<(String, String)>, f64);
+
+/// A node's reading as the ledger stores it (JSON: `[[family, [[label, value], …], value], …]`).
+pub fn encode_reading(r: &Reading) -> String {
+    let v: Vec<Stored> = r
+        .iter()
+        .map(|((f, l), v)| (f.clone(), l.clone(), *v))
+        .collect();
+    serde_json::to_string(&v).unwrap_or_default()
+}
+
+/// A reading the ledger stored.
+pub fn decode_reading(text: &str) -> Result<Reading, String> {
+    let v: Vec<Stored> =
+        serde_json::from_str(text).map_err(|e| format!("a stored reading: {e}"))?;
+    Ok(v.into_iter().map(|(f, l, v)| ((f, l), v)).collect())
+}
+
+/// What the ledger's slices are recorded up to, per node (`cell/node`): the last recorded
+/// reading, when it was taken, and its generation in the ledger. The leader computes a node's
+/// increases against it and moves it in the same transaction as the slices they add; a failed
+/// write leaves it where it was, so the increases are recorded by the next write that
+/// succeeds (this engine's, or the next leader's, which starts from the ledger's baselines).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Baseline {
+    /// When the reading was taken (Unix seconds).
+    pub at: i64,
+    /// The ledger row's generation (None: not in the ledger yet).
+    pub generation: Option<i64>,
+    /// The counters.
+    pub reading: Reading,
+}
+
+/// What one node's new reading does: its increases (None: it only sets a baseline) and its
+/// next baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The increases since the baseline; None for a first reading or one after a gap longer
+    /// than `max_gap` (the node was down: its events in the gap are not attributed to the
+    /// slice it came back in).
+    pub increases: Option<Reading>,
+    /// The baseline the increases were computed from (its generation is the one expected in
+    /// the ledger).
+    pub from: Option<(i64, Option<i64>)>,
+}
+
+/// Compares a node's new reading at `now` with its baseline.
+pub fn step(base: Option<&Baseline>, now: i64, reading: &Reading, max_gap: i64) -> Step {
+    match base {
+        None => Step {
+            increases: None,
+            from: None,
+        },
+        Some(b) => Step {
+            increases: (now - b.at <= max_gap).then(|| increase(&b.reading, reading)),
+            from: Some((b.at, b.generation)),
+        },
     }
 }
 
@@ -367,6 +433,30 @@ mod tests {
             t.increases("n1", 330, read(&page(9, 9, 30, 90.0, 9, 0)).unwrap(), 60),
             None
         );
+    }
+
+    #[test]
+    fn a_baseline_is_compared_until_it_moves_and_readings_round_trip() {
+        let r0 = read(&page(10, 12, 100, 1000.0, 11, 1)).unwrap();
+        let r1 = read(&page(15, 20, 150, 1360.0, 18, 2)).unwrap();
+        let r2 = read(&page(17, 25, 170, 1400.0, 22, 3)).unwrap();
+        assert_eq!(decode_reading(&encode_reading(&r1)).unwrap(), r1);
+        assert!(decode_reading("{").is_err());
+        assert_eq!(step(None, 0, &r0, 60).increases, None);
+        let base = Baseline {
+            at: 0,
+            generation: Some(3),
+            reading: r0.clone(),
+        };
+        // A write of the first increase failed: the baseline did not move, so the next
+        // reading's increase covers both intervals, once.
+        let first = step(Some(&base), 15, &r1, 60);
+        let both = step(Some(&base), 30, &r2, 60);
+        assert_eq!(first.from, Some((0, Some(3))));
+        assert_eq!(totals(&first.increases.unwrap()).requests, 8.0);
+        assert_eq!(totals(&both.increases.unwrap()).requests, 13.0);
+        // Longer than max_gap: a new baseline, no increase.
+        assert_eq!(step(Some(&base), 61, &r2, 60).increases, None);
     }
 
     #[test]

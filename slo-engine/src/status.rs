@@ -30,7 +30,7 @@ fn num(v: Option<f64>, digits: usize) -> String {
 }
 
 /// The page for a report, the alert state and the silences, at `now`.
-pub fn page(report: &Report, alerts: &State, silences: &[Silence], now: i64) -> String {
+pub fn page(report: &Report, alerts: &State, silences: &[&Silence], now: i64) -> String {
     let mut h = String::from(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -487,3 +487,164 @@ async fn the_outbox_claims_once_and_prunes_what_was_delivered() {
         l.close().await;
     }
 }
+
+/// Serves one exporter page at `/metrics` with `n` ok requests; `set` changes `n`.
+async fn counter_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let page = n.clone();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let n = page.load(std::sync::atomic::Ordering::SeqCst);
+            async move {
+                format!(
+                    "# TYPE cellwatch_inference_requests_total counter\n\
+                     cellwatch_inference_requests_total{{model=\"m\",outcome=\"ok\"}} {n}\n"
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/metrics"), n)
+}
+
+/// A leader that cannot write (a failed write, a lost lease) consumes no increase: it is
+/// recorded once when the lease is back, or by the next leader, which carries on from the
+/// ledger's baselines; two engines that both think they lead never count twice.
+#[tokio::test]
+async fn increases_scraped_while_not_recording_are_recorded_exactly_once() {
+    use cellwatch_slo::engine::{Baselines, scrape_once};
+    use std::sync::atomic::Ordering;
+    let (url, n) = counter_server().await;
+    let cfg = cellwatch_slo::config::parse(
+        &format!(
+            "cells:\n  - {{ name: c, nodes: [ {{ name: n1, url: \"{url}\" }} ] }}\n\
+             slos:\n  - {{ name: a, objective: 0.99, period: 1d, sli: {{ availability: {{}} }} }}\n"
+        ),
+        std::path::Path::new("t.yaml"),
+    )
+    .unwrap();
+    let client = cellwatch_exporter::tls::http_client().build().unwrap();
+    for b in backends("handover").await {
+        let l = Ledger::open(&b.url)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", b.name));
+        // (the SLO's total, the cell's requests) recorded so far.
+        let recorded = async |l: &Ledger| {
+            let slo = l.slices("c", "a", 0, 100_000).await.unwrap();
+            let cell = l.slices("c", "", 0, 100_000).await.unwrap();
+            (
+                slo.iter().map(|s| s.total).sum::<f64>(),
+                cell.iter().map(|s| s.requests).sum::<f64>(),
+            )
+        };
+        let scrape = async |base: &mut Baselines, l: &Ledger, count: u64, t: i64, lead: bool| {
+            n.store(count, Ordering::SeqCst);
+            scrape_once(&cfg, l, &client, base, t, 30, lead)
+                .await
+                .map(|_| ())
+        };
+        let (mut a, mut b2): (Baselines, Baselines) = (None, None);
+        // A leads: a baseline, then 10 requests.
+        scrape(&mut a, &l, 0, 1000, true).await.unwrap();
+        scrape(&mut a, &l, 10, 1001, true).await.unwrap();
+        assert_eq!(recorded(&l).await, (10.0, 10.0), "{}", b.name);
+        // A loses the lease for two scrapes (10 more requests), then regains it.
+        scrape(&mut a, &l, 15, 1002, false).await.unwrap();
+        scrape(&mut a, &l, 20, 1003, false).await.unwrap();
+        assert_eq!(recorded(&l).await, (10.0, 10.0), "{}", b.name);
+        scrape(&mut a, &l, 25, 1004, true).await.unwrap();
+        assert_eq!(
+            recorded(&l).await,
+            (25.0, 25.0),
+            "{}: once, when the lease is back",
+            b.name
+        );
+        // B takes over while A still thinks it leads and holds a reading older than B's last
+        // (A stalled between its scrape and its write): A writes nothing, B's records stand.
+        scrape(&mut b2, &l, 30, 1005, true).await.unwrap();
+        let stale = scrape(&mut a, &l, 28, 1005, true).await.unwrap_err();
+        assert!(
+            matches!(stale, cellwatch_slo::ledger::LedgerError::Moved { .. }),
+            "{}: {stale}",
+            b.name
+        );
+        assert_eq!(
+            recorded(&l).await,
+            (30.0, 30.0),
+            "{}: nothing twice",
+            b.name
+        );
+        scrape(&mut b2, &l, 40, 1007, true).await.unwrap();
+        // A's next scrape starts from B's baseline.
+        scrape(&mut a, &l, 42, 1008, true).await.unwrap();
+        assert_eq!(recorded(&l).await, (42.0, 42.0), "{}: handed over", b.name);
+        // A write that fails moves nothing: the next one records both scrapes' increases.
+        let closed = Ledger::open(&b.url).await.unwrap();
+        closed.clone().close().await;
+        assert!(scrape(&mut a, &closed, 45, 1009, true).await.is_err());
+        assert_eq!(recorded(&l).await, (42.0, 42.0), "{}", b.name);
+        scrape(&mut a, &l, 50, 1010, true).await.unwrap();
+        assert_eq!(
+            recorded(&l).await,
+            (50.0, 50.0),
+            "{}: after a failed write",
+            b.name
+        );
+        // A restart carries on from the ledger's baselines.
+        let mut c: Baselines = None;
+        scrape(&mut c, &l, 55, 1011, true).await.unwrap();
+        assert_eq!(
+            recorded(&l).await,
+            (55.0, 55.0),
+            "{}: after a restart",
+            b.name
+        );
+        // Longer than max_gap since the last record: a new baseline, as for a node that was down.
+        scrape(&mut c, &l, 70, 1100, true).await.unwrap();
+        scrape(&mut c, &l, 71, 1101, true).await.unwrap();
+        assert_eq!(recorded(&l).await, (56.0, 56.0), "{}: after a gap", b.name);
+        l.close().await;
+    }
+}
+
+/// A query source's stretch is recorded only from where the ledger's cursor is: an engine
+/// that read the cursor before another recorded writes nothing.
+#[tokio::test]
+async fn a_query_sources_stretch_is_recorded_once() {
+    use cellwatch_slo::ledger::LedgerError;
+    for b in backends("chunks").await {
+        let l = Ledger::open(&b.url)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", b.name));
+        let rows = vec![("c".to_string(), "a".to_string(), slice(60, 9.0, 10.0))];
+        let total = async || -> f64 {
+            l.slices("c", "a", 0, 1000)
+                .await
+                .unwrap()
+                .iter()
+                .map(|s| s.total)
+                .sum()
+        };
+        l.record_chunk(&rows, "prometheus x", None, 60_000)
+            .await
+            .unwrap();
+        // A second engine that also found no cursor, and one that read an old one.
+        for expected in [None, Some(0)] {
+            let e = l
+                .record_chunk(&rows, "prometheus x", expected, 60_000)
+                .await
+                .unwrap_err();
+            assert!(matches!(e, LedgerError::Moved { .. }), "{}: {e}", b.name);
+        }
+        assert_eq!(total().await, 10.0, "{}", b.name);
+        l.record_chunk(&rows, "prometheus x", Some(60_000), 120_000)
+            .await
+            .unwrap();
+        assert_eq!(total().await, 20.0, "{}", b.name);
+        assert_eq!(l.cursor("prometheus x").await.unwrap(), Some(120_000));
+        l.close().await;
+    }
+}
