@@ -20,6 +20,9 @@ use crate::config::{
     ConfigError, MAX_CONFIG_BYTES, RawSli, RawSlo, locate, quote, read_text, syntax_error,
 };
 
+/// The most bytes of OpenSLO documents one configuration imports, all files together.
+pub const MAX_OPENSLO_TOTAL_BYTES: usize = 16 << 20;
+
 /// Where an imported SLO came from, for messages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Origin {
@@ -212,11 +215,26 @@ pub fn import(paths: &[PathBuf]) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
     }
     let mut slos = Vec::new();
     let mut slis: BTreeMap<String, (SliSpec, PathBuf, usize, String)> = BTreeMap::new();
+    // Every document is kept until all are read: a bound on the whole, not only on each file.
+    let mut total = 0usize;
     for path in paths {
         let text = read_text(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
             path: path.clone(),
             source,
         })?;
+        total += text.len();
+        if total > MAX_OPENSLO_TOTAL_BYTES {
+            return Err(ConfigError::Read {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "the OpenSLO files together pass the limit of {} MiB",
+                        MAX_OPENSLO_TOTAL_BYTES >> 20
+                    ),
+                ),
+            });
+        }
         let text = crate::config::prepare(&text, path)?;
         for (first, doc) in documents(text) {
             let invalid = |field: &str, message: String| ConfigError::Invalid {

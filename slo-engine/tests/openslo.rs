@@ -163,3 +163,27 @@ fn broken_documents_name_file_line_and_field() {
     );
     assert!(e.contains("no SLI document named \"nope\""), "{e}");
 }
+
+#[test]
+fn openslo_files_are_bounded_together() {
+    // Each file is under its own 4 MiB limit; five of them pass the 16 MiB for all together
+    // (every document is kept until all are read).
+    let dir = tempfile::tempdir().unwrap();
+    let comment = format!("# {}\n", "x".repeat(1000));
+    let body = comment.repeat(3900);
+    let paths: Vec<std::path::PathBuf> = (0..5)
+        .map(|i| {
+            let p = dir.path().join(format!("big-{i}.yaml"));
+            std::fs::write(&p, &body).unwrap();
+            p
+        })
+        .collect();
+    let e = cellwatch_slo::openslo::import(&paths)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("together pass the limit of 16 MiB"), "{e}");
+    assert!(e.contains("big-4.yaml"), "{e}");
+    if let Err(e) = cellwatch_slo::openslo::import(&paths[..3]) {
+        assert!(!e.to_string().contains("together"), "{e}");
+    }
+}
