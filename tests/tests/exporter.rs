@@ -387,7 +387,12 @@ async fn a_hanging_command_never_holds_a_scrape() {
         })
         .await;
     assert_eq!(m.collector("up", "vmstat"), Some(0.0));
-    assert!(e.log().contains("did not finish within 1s"), "{}", e.log());
+    // The error is counted before it is logged, and the log is read from a pipe: wait for it.
+    let logged = std::time::Instant::now() + SOON;
+    while !e.log().contains("did not finish within 1s") {
+        assert!(std::time::Instant::now() < logged, "{}", e.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     e.unsteer("vm_stat.hang");
     e.wait_for("vmstat back", SOON, |m| {
         m.collector("up", "vmstat") == Some(1.0)
