@@ -273,10 +273,10 @@ impl Matcher {
             return Err("a matcher needs a label name".into());
         }
         let test = if self.is_regex {
+            let name = crate::config::quote(&self.name);
             if self.value.len() > MAX_REGEX_LEN {
                 return Err(format!(
-                    "matcher {}: the regular expression is {} bytes long, the limit is {MAX_REGEX_LEN}",
-                    self.name,
+                    "matcher {name}: the regular expression is {} bytes long, the limit is {MAX_REGEX_LEN}",
                     self.value.len()
                 ));
             }
@@ -286,10 +286,12 @@ impl Matcher {
                 .build()
                 .map_err(|e| match e {
                     regex::Error::CompiledTooBig(limit) => format!(
-                        "matcher {}: the regular expression compiles to more than {limit} bytes",
-                        self.name
+                        "matcher {name}: the regular expression compiles to more than {limit} bytes"
                     ),
-                    e => format!("matcher {}: {e}", self.name),
+                    e => format!(
+                        "matcher {name}: not a regular expression: {}",
+                        crate::config::regex_error(&e)
+                    ),
                 })?;
             Test::Regex(re)
         } else {
@@ -1163,16 +1165,20 @@ slos:
         let long = re("a".repeat(MAX_REGEX_LEN + 1)).compile().unwrap_err();
         assert_eq!(
             long,
-            "matcher cell: the regular expression is 1025 bytes long, the limit is 1024"
+            "matcher \"cell\": the regular expression is 1025 bytes long, the limit is 1024"
         );
         assert!(re("a".repeat(MAX_REGEX_LEN)).compile().is_ok());
         let big = re("(\\w{100}){100}".into()).compile().unwrap_err();
         assert!(
-            big.starts_with("matcher cell: the regular expression compiles to more than"),
+            big.starts_with("matcher \"cell\": the regular expression compiles to more than"),
             "{big}"
         );
         let bad = re("(".into()).compile().unwrap_err();
-        assert!(bad.starts_with("matcher cell: regex parse error"), "{bad}");
+        // One line, saying what is wrong, not the pattern with a caret under it.
+        assert_eq!(
+            bad,
+            "matcher \"cell\": not a regular expression: unclosed group"
+        );
         let ok = re("studio-.*".into()).compile().unwrap();
         assert!(ok.matches(&labels(&[("cell", "studio-a")])));
         assert!(!ok.matches(&labels(&[("cell", "x-studio-a")])), "anchored");

@@ -255,7 +255,7 @@ async fn silences_get_unique_ids_and_are_bounded() {
     assert_eq!(status, 400, "{body}");
     let msg = body["error"].as_str().unwrap();
     assert!(
-        msg.contains("matcher cell: the regular expression compiles to more than"),
+        msg.contains("matcher \"cell\": the regular expression compiles to more than"),
         "{msg}"
     );
 
