@@ -705,19 +705,118 @@ pub fn warn_if_few_files(needed: u64) {
     }
 }
 
+/// A connection whose writes must make progress: a write, flush or shutdown that stays pending
+/// (the client stopped reading and the socket buffers are full) for `timeout` without a byte
+/// going out fails with `TimedOut`, so the connection ends and frees its slot. A reader that is
+/// slow but steady is never cut off: each write that goes through restarts the clock.
+pub(crate) struct WriteTimeout<T> {
+    inner: T,
+    timeout: Duration,
+    /// Armed when a write first has to wait; disarmed by progress.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteTimeout<T> {
+    pub(crate) fn new(inner: T, timeout: Duration) -> Self {
+        WriteTimeout {
+            inner,
+            timeout,
+            timer: None,
+        }
+    }
+
+    /// Turns a pending write into an error once it has waited `timeout`; progress disarms.
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
+        match r {
+            Poll::Ready(r) => {
+                self.timer = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("the client read nothing for {timeout:?}"),
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteTimeout<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteTimeout<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch(cx, r)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, r)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.watch(cx, r)
+    }
+}
+
 /// The most a connection buffers: the longest request head taken.
 const MAX_HEAD: usize = 64 << 10;
 
 /// Serves one connection with HTTP/1.1: `read_header_timeout` for each request's headers (and
 /// so for an idle kept-alive connection), over TLS when `tls` is given (its handshake gets as
-/// long).
+/// long); a write that makes no progress for `write_timeout` (a client that stopped reading)
+/// ends the connection.
 pub(crate) async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
     read_header_timeout: Duration,
+    write_timeout: Duration,
     router: Router,
 ) {
+    let tcp = WriteTimeout::new(tcp, write_timeout);
     let service = hyper_util::service::TowerToHyperService::new(router);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
@@ -776,7 +875,15 @@ pub async fn serve(
         let router = router.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(tcp, peer, tls, limits.read_header_timeout, router).await;
+            serve_connection(
+                tcp,
+                peer,
+                tls,
+                limits.read_header_timeout,
+                limits.read_timeout,
+                router,
+            )
+            .await;
             drop(permit);
         });
     })

@@ -386,3 +386,47 @@ async fn out_of_file_handles_the_exporter_backs_off_and_recovers() {
     drop(idle);
     drop(child);
 }
+
+/// A client that sends many pipelined requests in one go and never reads an answer.
+async fn never_reads(target: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // A small receive buffer, so the server's writes block soon.
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut c = socket.connect(target.parse().unwrap()).await.unwrap();
+    let requests = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20_000);
+    // Answers (~0.5 KiB each) beyond what the socket buffers hold (a few MiB); the server stops
+    // reading once its writes block: send what the buffers take.
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.write_all(&requests)).await;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_stop_reading_are_cut_off_after_the_read_timeout() {
+    let e = Exporter::start(&[
+        "--collector.disable-defaults",
+        "--web.max-connections",
+        "2",
+        "--web.read-timeout",
+        "2s",
+        // Long, so that only the write timeout can free the slots within the test's 30 s.
+        "--web.read-header-timeout",
+        "120s",
+    ]);
+    // (No scrape first: a kept-alive client connection would hold a slot.)
+    let target = addr(&e.base);
+    // Both slots taken by clients that never read.
+    let _stuck = [never_reads(&target).await, never_reads(&target).await];
+    // Once their writes have stalled for 2 s they are cut off, and a fresh scrape is served.
+    let started = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        cellwatch_e2e::http()
+            .get(format!("{}/metrics", e.base))
+            .send(),
+    )
+    .await
+    .expect("a scrape within 30 s while two clients that stopped reading held the slots")
+    .unwrap();
+    assert!(r.status().is_success());
+    eprintln!("served after {:?}", started.elapsed());
+}

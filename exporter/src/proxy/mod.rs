@@ -715,6 +715,9 @@ pub fn serve_on_threads(
                         proxy.models.clone(),
                     );
                     let header_timeout = proxy.config.limits.read_header_timeout;
+                    // A client that stops reading a response (an SSE stream) is cut off after
+                    // as long as an upstream that stops sending: slow but steady readers never.
+                    let write_timeout = proxy.config.idle_timeout;
                     let router = proxy.router();
                     crate::web::accept_loop(
                         &listener,
@@ -728,6 +731,7 @@ pub fn serve_on_threads(
                                     peer,
                                     None,
                                     header_timeout,
+                                    write_timeout,
                                     router,
                                 )
                                 .await;
