@@ -111,8 +111,16 @@ pub struct WebConfig {
     /// credential. Failures are not cached: a second try costs as much as the first, for known
     /// and unknown users alike.
     cache: Arc<Mutex<Verified>>,
-    /// The user whose hash has the highest cost: unknown users are verified against it.
+    /// The user whose hash has the highest cost.
     costliest: Option<String>,
+    /// The cost of the hash unknown users are verified against: the costliest user's, at most
+    /// [`DECOY_COST_MAX`].
+    decoy_cost: Option<u32>,
+    /// That hash, made once on the first unknown user (in the blocking pool, so start-up stays
+    /// instant).
+    decoy: Arc<std::sync::OnceLock<Option<String>>>,
+    /// bcrypt checks running at once (about one per core): more wait, without a thread each.
+    checks: Arc<tokio::sync::Semaphore>,
     /// Requests with a bearer token to paths under this prefix skip basic authentication: the
     /// handler checks the token (the engine's write API).
     pub bearer_prefix: Option<&'static str>,
@@ -153,6 +161,13 @@ const BCRYPT_COSTS: std::ops::RangeInclusive<u32> = 4..=31;
 
 /// Above this cost a warning says how long one check takes.
 const BCRYPT_COST_WARN: u32 = 12;
+
+/// The highest cost unknown users are checked at: above it a flood of made-up users would cost
+/// the server more than it may spend on strangers.
+const DECOY_COST_MAX: u32 = 12;
+
+/// The longest `Authorization` header value checked (bcrypt reads only 72 bytes of a password).
+pub const MAX_AUTHORIZATION: usize = 1024;
 
 /// A value for an error message: quoted, at most 100 characters.
 fn quote(v: &str) -> String {
@@ -341,20 +356,25 @@ pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
             Some(_) => {}
         }
     }
-    // Unknown users are checked against the costliest user's hash: the same time as for a
-    // known user, and no hash to compute at start.
+    // Unknown users are checked against a hash of the costliest user's cost (at most 12),
+    // made on the first unknown user: as long as for a known user up to that cost, and no
+    // hash to compute at start.
     let costliest = raw
         .basic_auth_users
         .iter()
         .filter_map(|(u, h)| Some((bcrypt_cost(h)?, u.clone())))
         .max()
         .map(|(c, u)| (u, c));
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
     Ok(WebConfig {
         tls,
         headers,
         users: Arc::new(raw.basic_auth_users),
         cache: Arc::default(),
+        decoy_cost: costliest.as_ref().map(|(_, c)| (*c).min(DECOY_COST_MAX)),
         costliest: costliest.map(|(u, _)| u),
+        decoy: Arc::default(),
+        checks: Arc::new(tokio::sync::Semaphore::new(parallel)),
         bearer_prefix: None,
     })
 }
@@ -408,35 +428,49 @@ impl WebConfig {
         !self.users.is_empty()
     }
 
-    /// Checks an `Authorization: Basic` header value.
-    pub fn check_basic(&self, value: &str) -> bool {
+    /// The user and password of an `Authorization: Basic` header value.
+    fn credentials(value: &str) -> Option<(String, String)> {
         use base64::Engine;
-        let Some(b64) = value.strip_prefix("Basic ") else {
+        let b64 = value.strip_prefix("Basic ")?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (user, pass) = text.split_once(':')?;
+        Some((user.to_string(), pass.to_string()))
+    }
+
+    /// Whether a credential was verified before (no bcrypt).
+    fn verified(&self, user: &str, pass: &str) -> bool {
+        let key = (user.to_string(), Sha256::digest(pass.as_bytes()).into());
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key)
+    }
+
+    /// Checks an `Authorization: Basic` header value (bcrypt, blocking: see [`Self::authorize`]).
+    pub fn check_basic(&self, value: &str) -> bool {
+        if value.len() > MAX_AUTHORIZATION {
+            return false;
+        }
+        let Some((user, pass)) = Self::credentials(value) else {
             return false;
         };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
-            return false;
-        };
-        let Ok(text) = String::from_utf8(decoded) else {
-            return false;
-        };
-        let Some((user, pass)) = text.split_once(':') else {
-            return false;
-        };
+        let (user, pass) = (user.as_str(), pass.as_str());
         let Some(hash) = self.users.get(user) else {
-            // Spend the same time as for a known user, so names cannot be probed.
-            if let Some(h) = self.costliest.as_ref().and_then(|u| self.users.get(u)) {
-                let _ = bcrypt::verify(pass, h);
+            // Spend about the time of a known user's check, so names cannot be probed.
+            if let Some(cost) = self.decoy_cost
+                && let Some(decoy) = self
+                    .decoy
+                    .get_or_init(|| bcrypt::hash("cellwatch decoy", cost).ok())
+            {
+                let _ = bcrypt::verify(pass, decoy);
             }
             return false;
         };
         let key = (user.to_string(), Sha256::digest(pass.as_bytes()).into());
-        if self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&key)
-        {
+        if self.verified(user, pass) {
             return true;
         }
         let ok = bcrypt::verify(pass, hash).unwrap_or(false);
@@ -448,6 +482,33 @@ impl WebConfig {
             }
         }
         ok
+    }
+
+    /// Checks an `Authorization` header value without holding up the runtime: values over
+    /// [`MAX_AUTHORIZATION`] bytes and malformed ones are refused, verified credentials pass
+    /// from the cache, and the rest wait (asynchronously: a client that goes away stops
+    /// waiting) for one of about one check per core, then run bcrypt in the blocking pool.
+    pub async fn authorize(&self, value: &str) -> bool {
+        if value.len() > MAX_AUTHORIZATION {
+            return false;
+        }
+        let Some((user, pass)) = Self::credentials(value) else {
+            return false;
+        };
+        if self.users.contains_key(&user) && self.verified(&user, &pass) {
+            return true;
+        }
+        let Ok(permit) = self.checks.clone().acquire_owned().await else {
+            return false;
+        };
+        let web = self.clone();
+        let value = value.to_string();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            web.check_basic(&value)
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// How many good credentials are cached.
@@ -474,12 +535,7 @@ async fn guard(State(web): State<WebConfig>, req: Request, next: Next) -> Respon
     let allowed = !web.auth_required()
         || bearer_write
         || match auth {
-            Some(a) => {
-                let web = web.clone();
-                tokio::task::spawn_blocking(move || web.check_basic(&a))
-                    .await
-                    .unwrap_or(false)
-            }
+            Some(a) => web.authorize(&a).await,
             None => false,
         };
     let mut resp = if allowed {
@@ -1012,6 +1068,71 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("min_version") && e.len() < 300, "{e}");
+    }
+
+    #[tokio::test]
+    async fn checks_are_bounded_the_cache_comes_first_and_long_headers_are_refused() {
+        use base64::Engine;
+        let b = |s: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(s)
+            )
+        };
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let w = cfg(&format!("basic_auth_users:\n  alice: '{hash}'\n")).unwrap();
+        let long = b(&format!("alice:{}", "x".repeat(MAX_AUTHORIZATION)));
+        assert!(!w.check_basic(&long));
+        assert!(w.authorize(&b("alice:s3cret")).await);
+        assert_eq!(w.cached(), 1);
+        // Every check slot taken: a verified credential still passes (from the cache, no
+        // bcrypt), an over-long header is refused at once, an unknown user waits for a slot.
+        let slots = w.checks.available_permits();
+        assert!(slots >= 1);
+        let all = w
+            .checks
+            .clone()
+            .acquire_many_owned(slots as u32)
+            .await
+            .unwrap();
+        let wait = Duration::from_secs(30);
+        assert!(
+            tokio::time::timeout(wait, w.authorize(&b("alice:s3cret")))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !tokio::time::timeout(wait, w.authorize(&long))
+                .await
+                .unwrap()
+        );
+        let mallory = b("mallory:x");
+        let mut pending = Box::pin(w.authorize(&mallory));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut pending)
+                .await
+                .is_err(),
+            "a check ran beyond the bound"
+        );
+        drop(all);
+        assert!(!tokio::time::timeout(wait, pending).await.unwrap());
+    }
+
+    #[test]
+    fn unknown_users_are_checked_at_cost_12_at_most() {
+        let w = cfg(&format!(
+            "basic_auth_users:\n  alice: '{}'\n",
+            with_cost("31")
+        ))
+        .unwrap();
+        assert_eq!(w.decoy_cost, Some(12));
+        assert!(w.decoy.get().is_none(), "nothing hashed at start");
+        let w = cfg(&format!(
+            "basic_auth_users:\n  alice: '{}'\n",
+            bcrypt::hash("pw", 4).unwrap()
+        ))
+        .unwrap();
+        assert_eq!(w.decoy_cost, Some(4));
     }
 
     fn with_cost(cost: &str) -> String {
