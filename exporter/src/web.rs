@@ -111,8 +111,6 @@ pub struct WebConfig {
     /// credential. Failures are not cached: a second try costs as much as the first, for known
     /// and unknown users alike.
     cache: Arc<Mutex<Verified>>,
-    /// The user whose hash has the highest cost.
-    costliest: Option<String>,
     /// The cost of the hash unknown users are verified against: the costliest user's, at most
     /// [`DECOY_COST_MAX`].
     decoy_cost: Option<u32>,
@@ -361,18 +359,16 @@ pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
     // hash to compute at start.
     let costliest = raw
         .basic_auth_users
-        .iter()
-        .filter_map(|(u, h)| Some((bcrypt_cost(h)?, u.clone())))
-        .max()
-        .map(|(c, u)| (u, c));
+        .values()
+        .filter_map(|h| bcrypt_cost(h))
+        .max();
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
     Ok(WebConfig {
         tls,
         headers,
         users: Arc::new(raw.basic_auth_users),
         cache: Arc::default(),
-        decoy_cost: costliest.as_ref().map(|(_, c)| (*c).min(DECOY_COST_MAX)),
-        costliest: costliest.map(|(u, _)| u),
+        decoy_cost: costliest.map(|c| c.min(DECOY_COST_MAX)),
         decoy: Arc::default(),
         checks: Arc::new(tokio::sync::Semaphore::new(parallel)),
         bearer_prefix: None,
@@ -674,8 +670,11 @@ async fn body_deadline(State(timeout): State<Duration>, req: Request, next: Next
 
 /// Accepts connections from `listener` until `shutdown` completes, at most as many at once as
 /// `slots` has permits, and hands each to `serve` with its permit (dropped when the connection
-/// ends). Accept errors (out of file handles, typically) back off from 5 ms to 1 s rather than
-/// spin.
+/// ends). A connection is accepted first and then waits for a permit, so a loop never holds a
+/// permit while no connection is there for it (several loops sharing `slots` would strand
+/// connections otherwise); past the limit, each loop holds at most the one connection waiting
+/// and the rest wait in the kernel's accept queue. Accept errors (out of file handles,
+/// typically) back off from 5 ms to 1 s rather than spin.
 pub(crate) async fn accept_loop<F>(
     listener: &tokio::net::TcpListener,
     slots: &Arc<tokio::sync::Semaphore>,
@@ -688,25 +687,6 @@ pub(crate) async fn accept_loop<F>(
     let mut backoff = Duration::ZERO;
     let mut warned: Option<std::time::Instant> = None;
     loop {
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                if warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                    warned = Some(std::time::Instant::now());
-                    tracing::warn!(
-                        address = ?listener.local_addr().ok(),
-                        "the connection limit is reached: new connections wait until one closes"
-                    );
-                }
-                tokio::select! {
-                    p = slots.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => return,
-                    },
-                    _ = &mut shutdown => return,
-                }
-            }
-        };
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = &mut shutdown => return,
@@ -714,6 +694,25 @@ pub(crate) async fn accept_loop<F>(
         match accepted {
             Ok((tcp, peer)) => {
                 backoff = Duration::ZERO;
+                let permit = match slots.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        if warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                            warned = Some(std::time::Instant::now());
+                            tracing::warn!(
+                                address = ?listener.local_addr().ok(),
+                                "the connection limit is reached: new connections wait until one closes"
+                            );
+                        }
+                        tokio::select! {
+                            p = slots.clone().acquire_owned() => match p {
+                                Ok(p) => p,
+                                Err(_) => return,
+                            },
+                            _ = &mut shutdown => return,
+                        }
+                    }
+                };
                 let _ = tcp.set_nodelay(true);
                 serve(tcp, peer, permit);
             }
@@ -860,10 +859,18 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteTimeout<T>
 /// The most a connection buffers: the longest request head taken.
 const MAX_HEAD: usize = 64 << 10;
 
+/// Resolves once `stop` says `true`; never when its sender is gone without saying so.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Serves one connection with HTTP/1.1: `read_header_timeout` for each request's headers (and
 /// so for an idle kept-alive connection), over TLS when `tls` is given (its handshake gets as
 /// long); a write that makes no progress for `write_timeout` (a client that stopped reading)
-/// ends the connection.
+/// ends the connection. When `stop` turns `true` the connection shuts down gracefully: a request
+/// in flight is answered, then the connection closes (an idle one closes at once).
 pub(crate) async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
@@ -871,6 +878,7 @@ pub(crate) async fn serve_connection(
     read_header_timeout: Duration,
     write_timeout: Duration,
     router: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let tcp = WriteTimeout::new(tcp, write_timeout);
     let service = hyper_util::service::TowerToHyperService::new(router);
@@ -882,23 +890,41 @@ pub(crate) async fn serve_connection(
         .max_buf_size(MAX_HEAD);
     let result = match tls {
         None => {
-            http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                .await
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
         }
         Some(acceptor) => {
-            let tls = match tokio::time::timeout(read_header_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(t)) => t,
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %peer, "TLS handshake timed out");
-                    return;
-                }
+            let handshake = tokio::time::timeout(read_header_timeout, acceptor.accept(tcp));
+            let tls = tokio::select! {
+                r = handshake => match r {
+                    Ok(Ok(t)) => t,
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
+                _ = stopped(&mut stop) => return,
             };
-            http.serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
         }
     };
     if let Err(e) = result {
@@ -906,8 +932,12 @@ pub(crate) async fn serve_connection(
     }
 }
 
+/// How long connections in flight get to finish at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Serves `router` on `listener`, over TLS when configured, until `shutdown` completes, within
-/// `limits`.
+/// `limits`; then stops accepting, lets requests in flight finish (for at most
+/// [`SHUTDOWN_GRACE`]; idle connections close at once) and returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -915,22 +945,29 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = match web {
-        Some(w) => protect(router, w),
-        None => router,
-    };
+    // The body deadline inside authentication: it starts once the request is let in, not while
+    // it waits for a bcrypt check.
     let router = router.layer(axum::middleware::from_fn_with_state(
         limits.read_timeout,
         body_deadline,
     ));
+    let router = match web {
+        Some(w) => protect(router, w),
+        None => router,
+    };
     let tls = web
         .and_then(|w| w.tls.clone())
         .map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     accept_loop(&listener, &slots, shutdown, |tcp, peer, permit| {
+        // Forget the connections that ended.
+        while connections.try_join_next().is_some() {}
         let router = router.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        let stopping = stopping.clone();
+        connections.spawn(async move {
             serve_connection(
                 tcp,
                 peer,
@@ -938,12 +975,26 @@ pub async fn serve(
                 limits.read_header_timeout,
                 limits.read_timeout,
                 router,
+                stopping,
             )
             .await;
             drop(permit);
         });
     })
     .await;
+    drop(listener);
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            grace = ?SHUTDOWN_GRACE,
+            "connections still busy at shutdown were closed"
+        );
+    }
     Ok(())
 }
 
@@ -1135,6 +1186,65 @@ mod tests {
         assert_eq!(w.decoy_cost, Some(4));
     }
 
+    #[tokio::test]
+    async fn shutdown_lets_a_request_in_flight_finish() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (entered, handler_entered) = tokio::sync::oneshot::channel::<()>();
+        let entered = Arc::new(Mutex::new(Some(entered)));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let router = {
+            let release = release.clone();
+            Router::new().route(
+                "/slow",
+                axum::routing::get(move || async move {
+                    if let Some(e) = entered.lock().unwrap().take() {
+                        let _ = e.send(());
+                    }
+                    release.notified().await;
+                    "done"
+                }),
+            )
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut server = tokio::spawn(serve(listener, router, None, Limits::default(), async {
+            let _ = stopped.await;
+        }));
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let wait = Duration::from_secs(30);
+        tokio::time::timeout(wait, handler_entered)
+            .await
+            .unwrap()
+            .unwrap();
+        stop.send(()).unwrap();
+        // The server does not return (and so the process does not exit) under the request.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), &mut server)
+                .await
+                .is_err(),
+            "serve returned with a request in flight"
+        );
+        release.notify_one();
+        let mut answer = String::new();
+        tokio::time::timeout(wait, c.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("done"),
+            "{answer}"
+        );
+        tokio::time::timeout(wait, server)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+
     fn with_cost(cost: &str) -> String {
         let h = bcrypt::hash("pw", 4).unwrap();
         format!("$2y${cost}${}", &h[7..])
@@ -1164,7 +1274,7 @@ mod tests {
         ))
         .unwrap();
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
-        assert_eq!(w.costliest.as_deref(), Some("alice"));
+        assert_eq!(w.decoy_cost, Some(12));
         let w = cfg(&format!(
             "basic_auth_users:\n  bob: '{}'\n",
             bcrypt::hash("pw", 4).unwrap()

@@ -430,3 +430,34 @@ async fn clients_that_stop_reading_are_cut_off_after_the_read_timeout() {
     assert!(r.status().is_success());
     eprintln!("served after {:?}", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_limit_below_the_proxy_threads_strands_no_connection() {
+    // One slot, one listening socket per core: a thread must not hold the slot while waiting
+    // for a connection the kernel gives to another thread's socket.
+    let upstream = sink().await;
+    let e = Exporter::start(&[
+        "--collector.disable-defaults",
+        "--collector.inference",
+        "--collector.inference.upstream",
+        &upstream,
+        "--collector.inference.listen-address",
+        "127.0.0.1:0",
+        "--collector.inference.max-connections",
+        "1",
+    ]);
+    let proxy = addr(&e.proxy_base().await);
+    for i in 0..16 {
+        // A fresh connection (a fresh source port) each time: the kernel spreads them.
+        let mut c = TcpStream::connect(&proxy).await.unwrap();
+        c.write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(20), c.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("connection {i} got no answer within 20 s"))
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 405"), "{i}");
+    }
+}

@@ -719,12 +719,16 @@ pub fn serve_on_threads(
                     // as long as an upstream that stops sending: slow but steady readers never.
                     let write_timeout = proxy.config.idle_timeout;
                     let router = proxy.router();
+                    // The proxy runs until the process ends: its connections are never told
+                    // to stop.
+                    let (_never, running) = tokio::sync::watch::channel(false);
                     crate::web::accept_loop(
                         &listener,
                         &slots,
                         std::future::pending(),
                         |tcp, peer, permit| {
                             let router = router.clone();
+                            let running = running.clone();
                             tokio::spawn(async move {
                                 crate::web::serve_connection(
                                     tcp,
@@ -733,6 +737,7 @@ pub fn serve_on_threads(
                                     header_timeout,
                                     write_timeout,
                                     router,
+                                    running,
                                 )
                                 .await;
                                 drop(permit);
