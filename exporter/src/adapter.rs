@@ -147,14 +147,22 @@ pub enum DropReason {
     Negative,
     /// Its family had more than [`MAX_FAMILY_SERIES`] series on the page.
     SeriesLimit,
+    /// A counter (or a histogram's count, sum or bucket) above [`MAX_COUNTER_VALUE`]: no real
+    /// server counts so far, and past it a float cannot count one more.
+    TooLarge,
 }
+
+/// The largest counter value an adapter takes: 2^53, past which a float no longer counts in
+/// steps of one (a restart after 1e300 would lose every later increment).
+pub const MAX_COUNTER_VALUE: f64 = 9_007_199_254_740_992.0;
 
 impl DropReason {
     /// Every reason.
-    pub const ALL: [DropReason; 3] = [
+    pub const ALL: [DropReason; 4] = [
         DropReason::NonFinite,
         DropReason::Negative,
         DropReason::SeriesLimit,
+        DropReason::TooLarge,
     ];
 
     /// The `reason` label value.
@@ -163,6 +171,7 @@ impl DropReason {
             DropReason::NonFinite => "non_finite",
             DropReason::Negative => "negative",
             DropReason::SeriesLimit => "series_limit",
+            DropReason::TooLarge => "too_large",
         }
     }
 }
@@ -394,7 +403,7 @@ impl PageFilter {
 
 /// Why a reading cannot be used, if it cannot.
 fn invalid(reading: &Reading) -> Option<DropReason> {
-    let check = |v: f64| {
+    let gauge = |v: f64| {
         if !v.is_finite() {
             Some(DropReason::NonFinite)
         } else if v < 0.0 {
@@ -403,8 +412,11 @@ fn invalid(reading: &Reading) -> Option<DropReason> {
             None
         }
     };
+    let check =
+        |v: f64| gauge(v).or_else(|| (v > MAX_COUNTER_VALUE).then_some(DropReason::TooLarge));
     match reading {
-        Reading::Counter(v) | Reading::Gauge(v) => check(*v),
+        Reading::Gauge(v) => gauge(*v),
+        Reading::Counter(v) => check(*v),
         Reading::Histogram {
             buckets,
             sum,
@@ -1003,6 +1015,33 @@ mod tests {
         assert_eq!(v("non_finite"), Some(6.0), "{text}");
         assert_eq!(v("negative"), Some(2.0), "{text}");
         assert_eq!(v("series_limit"), Some(0.0), "{text}");
+        assert_eq!(v("too_large"), Some(0.0), "{text}");
+    }
+
+    #[test]
+    fn counter_values_above_2_pow_53_are_dropped_and_counted() {
+        let models = ModelLabels::new(4);
+        let mut mono = Monotonize::default();
+        let mut drops = DropCounter::default();
+        drops.register(Server::Vllm);
+        let mut seen = Vec::new();
+        for value in ["100", "1e300", "9007199254740994", "1e308", "120"] {
+            let page = normalize_page(Server::Vllm, &tokens_page(value), "x", &models).unwrap();
+            drops.record(Server::Vllm, "http://test", &page.dropped);
+            let text = render(&mut mono, &page);
+            seen.extend(cellwatch_metrics::exposition::value(&text, TOKENS));
+        }
+        // 1e300 taken would make 120 a reset on top of 1e300, where 20 more tokens are lost.
+        assert_eq!(seen, [110.0, 130.0], "never lost, never infinite");
+        let text = crate::store::encode_families(vec![drops.family()]);
+        assert_eq!(
+            cellwatch_metrics::exposition::value(
+                &text,
+                r#"cellwatch_inference_adapter_dropped_samples_total{server="vllm",reason="too_large"}"#
+            ),
+            Some(3.0),
+            "{text}"
+        );
     }
 
     #[test]
