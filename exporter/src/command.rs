@@ -243,7 +243,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pid");
         let script = format!("sleep 1000 & echo $! > {}; sleep 30", pidfile.display());
-        let e = run("sh", &["-c", &script], Duration::from_millis(500))
+        // Long enough for the shell to write the pid file on a loaded machine.
+        let e = run("sh", &["-c", &script], Duration::from_secs(4))
             .await
             .unwrap_err();
         assert!(matches!(e, CommandError::Timeout { .. }), "{e}");
