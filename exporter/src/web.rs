@@ -38,6 +38,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::text::{quote, redact};
+
 /// A web configuration that cannot be used.
 #[derive(Debug, Error)]
 pub enum WebConfigError {
@@ -166,41 +168,6 @@ const DECOY_COST_MAX: u32 = 12;
 
 /// The longest `Authorization` header value checked (bcrypt reads only 72 bytes of a password).
 pub const MAX_AUTHORIZATION: usize = 1024;
-
-/// A value for an error message: quoted, at most 100 characters.
-fn quote(v: &str) -> String {
-    let short: String = v.chars().take(100).collect();
-    if short.len() < v.len() {
-        format!("{short:?}…")
-    } else {
-        format!("{short:?}")
-    }
-}
-
-/// A deserialization error without the value it quotes (`invalid type: string "…", expected
-/// a map`): the value may be a password. Field names (in backticks) stay; one line.
-fn redact(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut rest = msg;
-    while let Some(i) = rest.find('"') {
-        out.push_str(&rest[..i]);
-        // The value runs to the last quote before the next `, expected` (or the end).
-        let tail = &rest[i + 1..];
-        let end = tail
-            .find("\", expected")
-            .or_else(|| tail.rfind('"'))
-            .unwrap_or(tail.len());
-        out.push_str("(value not shown)");
-        rest = tail.get(end + 1..).unwrap_or("");
-    }
-    out.push_str(rest);
-    let line = out.lines().next().unwrap_or("").to_string();
-    if line.chars().count() > 200 {
-        line.chars().take(200).collect::<String>() + "…"
-    } else {
-        line
-    }
-}
 
 /// How long one bcrypt check at `cost` takes, from the time of one at cost 4 (each step
 /// doubles the work).
