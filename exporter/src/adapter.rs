@@ -662,8 +662,10 @@ pub fn normalize_filtered(
 
 /// Most counter states [`Monotonize`] keeps. Pages are bounded (models by `--max-models`,
 /// series by [`MAX_FAMILY_SERIES`]), but a server that changes its histogram buckets or models
-/// page after page would add states without end: past this many, the states of series the last
-/// page did not have are forgotten (such a series, should it come back, starts over).
+/// page after page would add states without end: past this many, the states not seen for the
+/// longest are forgotten, down to three quarters of the bound (such a series, should it come
+/// back, starts over). A series missing from a page or two (a value dropped as invalid, say)
+/// is forgotten only after every state older than it; one on the current page never.
 pub const MAX_COUNTER_STATES: usize = 10 * MAX_FAMILY_SERIES;
 
 /// Keeps normalized readings monotonic across upstream restarts and builds metric families.
@@ -691,10 +693,30 @@ impl Monotonize {
         self.page += 1;
         let families = self.build(readings);
         if self.counters.len() > MAX_COUNTER_STATES {
-            let page = self.page;
-            self.counters.retain(|_, (_, seen)| *seen == page);
+            self.prune(MAX_COUNTER_STATES * 3 / 4);
         }
         families
+    }
+
+    /// Forgets the least recently seen states (never one of the current page) until at most
+    /// `keep` are left.
+    fn prune(&mut self, keep: usize) {
+        let page = self.page;
+        let mut ages: Vec<u64> = self
+            .counters
+            .values()
+            .map(|(_, seen)| *seen)
+            .filter(|seen| *seen != page)
+            .collect();
+        let excess = self.counters.len().saturating_sub(keep).min(ages.len());
+        if excess == 0 {
+            return;
+        }
+        // The page seen last by the `excess`-th oldest state: states seen then or before go
+        // (ties at that page go too, so slightly more than `excess` may be forgotten).
+        let (_, cutoff, _) = ages.select_nth_unstable(excess - 1);
+        let cutoff = *cutoff;
+        self.counters.retain(|_, (_, seen)| *seen > cutoff);
     }
 
     fn build(&mut self, readings: &[Normalized]) -> Vec<MetricFamily> {
@@ -1026,6 +1048,45 @@ mod tests {
         assert_eq!(v("negative"), Some(2.0), "{text}");
         assert_eq!(v("series_limit"), Some(0.0), "{text}");
         assert_eq!(v("too_large"), Some(0.0), "{text}");
+    }
+
+    #[test]
+    fn counter_states_are_pruned_least_recently_seen_first() {
+        let def = &m::INFERENCE_TOKENS;
+        let counter = |model: String, v: f64| Normalized {
+            def,
+            labels: vec![model, "generated".into()],
+            reading: Reading::Counter(v),
+        };
+        let fillers = |batch: &str| -> Vec<Normalized> {
+            (0..MAX_COUNTER_STATES / 2 + 1)
+                .map(|i| counter(format!("{batch}{i}"), 1.0))
+                .collect()
+        };
+        let value = |families: &[MetricFamily]| {
+            families
+                .iter()
+                .flat_map(|f| f.get_metric())
+                .find(|m| m.get_label().iter().any(|l| l.value() == "a"))
+                .map(|m| m.get_counter().get_value())
+        };
+        let mut mono = Monotonize::default();
+        mono.families(&fillers("old"));
+        mono.families(&[counter("a".into(), 100.0)]);
+        // A restart: 100 counted, 10 since.
+        assert_eq!(
+            value(&mono.families(&[counter("a".into(), 10.0)])),
+            Some(110.0)
+        );
+        // A page without `a` (its value invalid, say) and with many new series: past the
+        // bound, the older fillers are forgotten, not `a`.
+        mono.families(&fillers("new"));
+        assert!(mono.counters.len() <= MAX_COUNTER_STATES);
+        assert_eq!(
+            value(&mono.families(&[counter("a".into(), 20.0)])),
+            Some(120.0),
+            "the counter went backwards"
+        );
     }
 
     #[test]
