@@ -187,8 +187,12 @@ pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Outp
             timeout,
         }),
     };
-    // The child (on a timeout or an error) and anything it left behind.
-    group.kill();
+    // The child (on a timeout or an error) and anything it left behind. When the child was
+    // reaped already (it exited), the group is only signalled while members are left: an empty
+    // group's id may be reused.
+    if group.alive() {
+        group.kill();
+    }
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
     stderr_task.abort();
