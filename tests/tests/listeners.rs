@@ -461,3 +461,86 @@ async fn a_connection_limit_below_the_proxy_threads_strands_no_connection() {
         assert!(buf[..n].starts_with(b"HTTP/1.1 405"), "{i}");
     }
 }
+
+/// An upstream that streams an endless SSE response to every request; `closed` is set when the
+/// proxy hangs up on one.
+async fn endless_stream(closed: Arc<AtomicBool>) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; 4096];
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf).await {
+                        Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+                let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+                if c.write_all(head).await.is_err() {
+                    return;
+                }
+                let event = format!("data: {}\n\n", "x".repeat(4000));
+                let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+                while c.write_all(chunk.as_bytes()).await.is_ok() {}
+                closed.store(true, Ordering::Relaxed);
+            });
+        }
+    });
+    format!("http://{a}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_client_that_stops_reading_a_stream_is_cut_off_after_the_idle_timeout() {
+    let closed = Arc::new(AtomicBool::new(false));
+    let upstream = endless_stream(closed.clone()).await;
+    let e = Exporter::start(&[
+        "--collector.disable-defaults",
+        "--collector.inference",
+        "--collector.inference.upstream",
+        &upstream,
+        "--collector.inference.listen-address",
+        "127.0.0.1:0",
+        "--collector.inference.max-connections",
+        "1",
+        "--collector.inference.idle-timeout",
+        "2s",
+    ]);
+    let proxy = addr(&e.proxy_base().await);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = socket.connect(proxy.parse().unwrap()).await.unwrap();
+    stuck
+        .write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(20), stuck.read(&mut buf))
+        .await
+        .expect("the stream starts")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // Then it reads no more: once nothing could be written to it for 2 s, its slot and the
+    // upstream connection are freed.
+    let mut c = TcpStream::connect(&proxy).await.unwrap();
+    c.write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(30), c.read(&mut buf))
+        .await
+        .expect("a fresh connection served within 30 s while a client that stopped reading held the only slot")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 405"));
+    let start = Instant::now();
+    while !closed.load(Ordering::Relaxed) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the upstream connection was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stuck);
+}
