@@ -1154,6 +1154,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_body_deadline_starts_after_authentication() {
+        use base64::Engine;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let w: &'static WebConfig = Box::leak(Box::new(
+            cfg(&format!("basic_auth_users:\n  alice: '{hash}'\n")).unwrap(),
+        ));
+        let limits = Limits {
+            read_timeout: Duration::from_secs(3),
+            ..Limits::default()
+        };
+        let router = Router::new().route(
+            "/echo",
+            axum::routing::post(|body: String| async move { body }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Every bcrypt slot taken: the request waits in authentication.
+        let slots = w.checks.available_permits() as u32;
+        let all = w.checks.clone().acquire_many_owned(slots).await.unwrap();
+        tokio::spawn(serve(
+            listener,
+            router,
+            Some(w),
+            limits,
+            std::future::pending(),
+        ));
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+        c.write_all(
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Length: 5\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        // Longer than the body timeout in the queue, then the body comes soon after the check.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        drop(all);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.write_all(b"hello").await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(30), c.read(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("hello"),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
     async fn shutdown_lets_a_request_in_flight_finish() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
