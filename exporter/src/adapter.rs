@@ -147,14 +147,22 @@ pub enum DropReason {
     Negative,
     /// Its family had more than [`MAX_FAMILY_SERIES`] series on the page.
     SeriesLimit,
+    /// A counter (or a histogram's count, sum or bucket) above [`MAX_COUNTER_VALUE`]: no real
+    /// server counts so far, and past it a float cannot count one more.
+    TooLarge,
 }
+
+/// The largest counter value an adapter takes: 2^53, past which a float no longer counts in
+/// steps of one (a restart after 1e300 would lose every later increment).
+pub const MAX_COUNTER_VALUE: f64 = 9_007_199_254_740_992.0;
 
 impl DropReason {
     /// Every reason.
-    pub const ALL: [DropReason; 3] = [
+    pub const ALL: [DropReason; 4] = [
         DropReason::NonFinite,
         DropReason::Negative,
         DropReason::SeriesLimit,
+        DropReason::TooLarge,
     ];
 
     /// The `reason` label value.
@@ -163,6 +171,7 @@ impl DropReason {
             DropReason::NonFinite => "non_finite",
             DropReason::Negative => "negative",
             DropReason::SeriesLimit => "series_limit",
+            DropReason::TooLarge => "too_large",
         }
     }
 }
@@ -269,6 +278,8 @@ pub struct PageFilter {
     families: HashMap<&'static str, FamilyLines>,
     samples: u64,
     prefixed: bool,
+    /// Bytes searched for a line end so far: each byte once, however the page is split.
+    scanned: u64,
 }
 
 /// What [`PageFilter`] kept of a page.
@@ -289,24 +300,31 @@ impl PageFilter {
             families: HashMap::new(),
             samples: 0,
             prefixed: false,
+            scanned: 0,
         }
     }
 
-    /// The next bytes of the page.
+    /// The next bytes of the page. Lines are taken straight from the chunk; only an unfinished
+    /// last line is kept, and since it holds no line end, only the new bytes are searched for
+    /// one (a page of one giant line costs its length, not its length squared).
     pub fn push(&mut self, chunk: &[u8]) {
-        let mut buf = std::mem::take(&mut self.partial);
-        let consumed = if buf.is_empty() {
-            // The common case: lines straight from the chunk, only its tail copied.
-            let consumed = self.lines(chunk);
-            buf.extend_from_slice(&chunk[consumed..]);
-            self.partial = buf;
-            return;
-        } else {
-            buf.extend_from_slice(chunk);
-            self.lines(&buf)
-        };
-        buf.drain(..consumed);
-        self.partial = buf;
+        let mut rest = chunk;
+        if !self.partial.is_empty() {
+            let end = chunk.iter().position(|b| *b == b'\n');
+            self.scanned += end.map_or(chunk.len(), |p| p + 1) as u64;
+            let Some(p) = end else {
+                self.partial.extend_from_slice(chunk);
+                return;
+            };
+            let mut line = std::mem::take(&mut self.partial);
+            line.extend_from_slice(&chunk[..p]);
+            self.line(&line);
+            line.clear();
+            self.partial = line;
+            rest = &chunk[p + 1..];
+        }
+        let consumed = self.lines(rest);
+        self.partial.extend_from_slice(&rest[consumed..]);
     }
 
     /// Handles the complete lines of `bytes`; returns how many bytes they took.
@@ -316,6 +334,7 @@ impl PageFilter {
             self.line(&bytes[start..start + p]);
             start += p + 1;
         }
+        self.scanned += bytes.len() as u64;
         start
     }
 
@@ -394,7 +413,7 @@ impl PageFilter {
 
 /// Why a reading cannot be used, if it cannot.
 fn invalid(reading: &Reading) -> Option<DropReason> {
-    let check = |v: f64| {
+    let gauge = |v: f64| {
         if !v.is_finite() {
             Some(DropReason::NonFinite)
         } else if v < 0.0 {
@@ -403,8 +422,11 @@ fn invalid(reading: &Reading) -> Option<DropReason> {
             None
         }
     };
+    let check =
+        |v: f64| gauge(v).or_else(|| (v > MAX_COUNTER_VALUE).then_some(DropReason::TooLarge));
     match reading {
-        Reading::Counter(v) | Reading::Gauge(v) => check(*v),
+        Reading::Gauge(v) => gauge(*v),
+        Reading::Counter(v) => check(*v),
         Reading::Histogram {
             buckets,
             sum,
@@ -640,8 +662,10 @@ pub fn normalize_filtered(
 
 /// Most counter states [`Monotonize`] keeps. Pages are bounded (models by `--max-models`,
 /// series by [`MAX_FAMILY_SERIES`]), but a server that changes its histogram buckets or models
-/// page after page would add states without end: past this many, the states of series the last
-/// page did not have are forgotten (such a series, should it come back, starts over).
+/// page after page would add states without end: past this many, the states not seen for the
+/// longest are forgotten, down to three quarters of the bound (such a series, should it come
+/// back, starts over). A series missing from a page or two (a value dropped as invalid, say)
+/// is forgotten only after every state older than it; one on the current page never.
 pub const MAX_COUNTER_STATES: usize = 10 * MAX_FAMILY_SERIES;
 
 /// Keeps normalized readings monotonic across upstream restarts and builds metric families.
@@ -669,10 +693,30 @@ impl Monotonize {
         self.page += 1;
         let families = self.build(readings);
         if self.counters.len() > MAX_COUNTER_STATES {
-            let page = self.page;
-            self.counters.retain(|_, (_, seen)| *seen == page);
+            self.prune(MAX_COUNTER_STATES * 3 / 4);
         }
         families
+    }
+
+    /// Forgets the least recently seen states (never one of the current page) until at most
+    /// `keep` are left.
+    fn prune(&mut self, keep: usize) {
+        let page = self.page;
+        let mut ages: Vec<u64> = self
+            .counters
+            .values()
+            .map(|(_, seen)| *seen)
+            .filter(|seen| *seen != page)
+            .collect();
+        let excess = self.counters.len().saturating_sub(keep).min(ages.len());
+        if excess == 0 {
+            return;
+        }
+        // The page seen last by the `excess`-th oldest state: states seen then or before go
+        // (ties at that page go too, so slightly more than `excess` may be forgotten).
+        let (_, cutoff, _) = ages.select_nth_unstable(excess - 1);
+        let cutoff = *cutoff;
+        self.counters.retain(|_, (_, seen)| *seen > cutoff);
     }
 
     fn build(&mut self, readings: &[Normalized]) -> Vec<MetricFamily> {
@@ -1003,6 +1047,98 @@ mod tests {
         assert_eq!(v("non_finite"), Some(6.0), "{text}");
         assert_eq!(v("negative"), Some(2.0), "{text}");
         assert_eq!(v("series_limit"), Some(0.0), "{text}");
+        assert_eq!(v("too_large"), Some(0.0), "{text}");
+    }
+
+    #[test]
+    fn counter_states_are_pruned_least_recently_seen_first() {
+        let def = &m::INFERENCE_TOKENS;
+        let counter = |model: String, v: f64| Normalized {
+            def,
+            labels: vec![model, "generated".into()],
+            reading: Reading::Counter(v),
+        };
+        let fillers = |batch: &str| -> Vec<Normalized> {
+            (0..MAX_COUNTER_STATES / 2 + 1)
+                .map(|i| counter(format!("{batch}{i}"), 1.0))
+                .collect()
+        };
+        let value = |families: &[MetricFamily]| {
+            families
+                .iter()
+                .flat_map(|f| f.get_metric())
+                .find(|m| m.get_label().iter().any(|l| l.value() == "a"))
+                .map(|m| m.get_counter().get_value())
+        };
+        let mut mono = Monotonize::default();
+        mono.families(&fillers("old"));
+        mono.families(&[counter("a".into(), 100.0)]);
+        // A restart: 100 counted, 10 since.
+        assert_eq!(
+            value(&mono.families(&[counter("a".into(), 10.0)])),
+            Some(110.0)
+        );
+        // A page without `a` (its value invalid, say) and with many new series: past the
+        // bound, the older fillers are forgotten, not `a`.
+        mono.families(&fillers("new"));
+        assert!(mono.counters.len() <= MAX_COUNTER_STATES);
+        assert_eq!(
+            value(&mono.families(&[counter("a".into(), 20.0)])),
+            Some(120.0),
+            "the counter went backwards"
+        );
+    }
+
+    #[test]
+    fn a_giant_line_arriving_in_small_chunks_is_searched_once() {
+        let line = format!(
+            "vllm:num_requests_running{{model_name=\"{}\"}} 1\n",
+            "m".repeat(256 << 10)
+        );
+        let page = format!("# TYPE vllm:num_requests_running gauge\n{line}{line}");
+        let mut whole = PageFilter::new(Server::Vllm);
+        whole.push(page.as_bytes());
+        let mut split = PageFilter::new(Server::Vllm);
+        for c in page.as_bytes().chunks(64) {
+            split.push(c);
+        }
+        // Every byte searched once: the old filter searched the unfinished line again with
+        // each chunk (about 4,000 times here).
+        assert!(
+            split.scanned <= page.len() as u64,
+            "{} bytes searched for a page of {}",
+            split.scanned,
+            page.len()
+        );
+        assert_eq!(split.samples, 2);
+        assert_eq!(split.samples, whole.samples);
+        assert_eq!(split.families.len(), whole.families.len());
+    }
+
+    #[test]
+    fn counter_values_above_2_pow_53_are_dropped_and_counted() {
+        let models = ModelLabels::new(4);
+        let mut mono = Monotonize::default();
+        let mut drops = DropCounter::default();
+        drops.register(Server::Vllm);
+        let mut seen = Vec::new();
+        for value in ["100", "1e300", "9007199254740994", "1e308", "120"] {
+            let page = normalize_page(Server::Vllm, &tokens_page(value), "x", &models).unwrap();
+            drops.record(Server::Vllm, "http://test", &page.dropped);
+            let text = render(&mut mono, &page);
+            seen.extend(cellwatch_metrics::exposition::value(&text, TOKENS));
+        }
+        // 1e300 taken would make 120 a reset on top of 1e300, where 20 more tokens are lost.
+        assert_eq!(seen, [110.0, 130.0], "never lost, never infinite");
+        let text = crate::store::encode_families(vec![drops.family()]);
+        assert_eq!(
+            cellwatch_metrics::exposition::value(
+                &text,
+                r#"cellwatch_inference_adapter_dropped_samples_total{server="vllm",reason="too_large"}"#
+            ),
+            Some(3.0),
+            "{text}"
+        );
     }
 
     #[test]

@@ -187,8 +187,12 @@ pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Outp
             timeout,
         }),
     };
-    // The child (on a timeout or an error) and anything it left behind.
-    group.kill();
+    // The child (on a timeout or an error) and anything it left behind. When the child was
+    // reaped already (it exited), the group is only signalled while members are left: an empty
+    // group's id may be reused.
+    if group.alive() {
+        group.kill();
+    }
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
     stderr_task.abort();
@@ -243,7 +247,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pid");
         let script = format!("sleep 1000 & echo $! > {}; sleep 30", pidfile.display());
-        let e = run("sh", &["-c", &script], Duration::from_millis(500))
+        // Long enough for the shell to write the pid file on a loaded machine.
+        let e = run("sh", &["-c", &script], Duration::from_secs(4))
             .await
             .unwrap_err();
         assert!(matches!(e, CommandError::Timeout { .. }), "{e}");

@@ -464,6 +464,28 @@ pub fn resolve(
             Duration::from_secs(3600),
         )?;
     }
+    // Upstream waits: a day at most (a deadline past the clock's range would panic).
+    for (flag, d) in [
+        (
+            "collector.inference.connect-timeout",
+            raw.inference_connect_timeout,
+        ),
+        (
+            "collector.inference.response-timeout",
+            raw.inference_response_timeout,
+        ),
+        (
+            "collector.inference.idle-timeout",
+            raw.inference_idle_timeout,
+        ),
+    ] {
+        in_range(
+            flag,
+            d,
+            Duration::from_millis(100),
+            Duration::from_secs(86400),
+        )?;
+    }
     for (flag, n) in [
         ("web.max-connections", raw.max_connections),
         (
@@ -756,6 +778,16 @@ mod tests {
                 .starts_with("--collector.inference.body-read-timeout:"),
             "{e}"
         );
+        for flag in [
+            "--collector.inference.connect-timeout",
+            "--collector.inference.response-timeout",
+            "--collector.inference.idle-timeout",
+        ] {
+            for bad in ["1ms", "1000000000years"] {
+                let e = parse(&[flag, bad], true).unwrap_err();
+                assert!(e.to_string().starts_with(&format!("{flag}:")), "{e}");
+            }
+        }
         let c = parse(&["--web.read-header-timeout", "2s"], true).unwrap();
         assert_eq!(c.limits.read_header_timeout, Duration::from_secs(2));
         let e = parse(&["--web.listen-address", "nowhere"], true).unwrap_err();

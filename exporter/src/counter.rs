@@ -25,13 +25,18 @@ impl Monotonic {
         if !raw.is_finite() || raw < 0.0 {
             return self.value().unwrap_or(0.0);
         }
-        if let Some(last) = self.last_raw
-            && (reset || raw < last)
-        {
-            self.offset += last;
+        let offset = match self.last_raw {
+            Some(last) if reset || raw < last => self.offset + last,
+            _ => self.offset,
+        };
+        // A total a float cannot hold (1e308, a reset, 1e308 again) is ignored like an
+        // impossible reading: the value never becomes infinite.
+        if !(offset + raw).is_finite() {
+            return self.value().unwrap_or(0.0);
         }
+        self.offset = offset;
         self.last_raw = Some(raw);
-        self.offset + raw
+        offset + raw
     }
 
     /// The last raw reading.
@@ -93,6 +98,16 @@ mod tests {
         }
         assert_eq!(c.observe(110.0), 110.0);
         assert_eq!(c.observe(5.0), 115.0, "a reset is still a reset");
+    }
+
+    #[test]
+    fn the_total_never_becomes_infinite() {
+        let mut c = Monotonic::default();
+        assert_eq!(c.observe(1e308), 1e308);
+        assert_eq!(c.observe(0.0), 1e308, "a reset");
+        assert_eq!(c.observe(1e308), 1e308, "a total past f64::MAX is ignored");
+        assert!(c.value().unwrap().is_finite());
+        assert_eq!(c.observe(5.0), 1e308 + 5.0);
     }
 
     #[test]

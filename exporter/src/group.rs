@@ -21,10 +21,16 @@ fn live() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
 }
 
 /// A child's process group.
+///
+/// Once the group is seen empty (its leader reaped and no member left) its id may be reused by
+/// an unrelated process group, so it is never signalled again: signal the group before reaping
+/// the leader, or check [`Group::alive`] first.
 #[derive(Debug)]
 pub struct Group {
     /// The group id; `None` when the child's pid is unknown (it was already reaped).
     id: Option<i32>,
+    /// Set once the group was seen empty.
+    empty: std::sync::atomic::AtomicBool,
 }
 
 /// The group of pid `raw`, never pid 1 (`kill(-1)` would signal every process we may signal).
@@ -41,12 +47,24 @@ impl Group {
         if let Some(id) = id {
             live().insert(id);
         }
-        Group { id }
+        Group {
+            id,
+            empty: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
-    /// Sends `sig` to every process of the group (errors, such as an empty group, are ignored).
+    /// The group id while the group is not known to be empty.
+    fn target(&self) -> Option<Pid> {
+        if self.empty.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        self.id.and_then(pid)
+    }
+
+    /// Sends `sig` to every process of the group (errors, such as an empty group, are ignored);
+    /// nothing once the group was seen empty.
     pub fn signal(&self, sig: Signal) {
-        if let Some(p) = self.id.and_then(pid) {
+        if let Some(p) = self.target() {
             let _ = kill_process_group(p, sig);
         }
     }
@@ -56,11 +74,25 @@ impl Group {
         self.signal(Signal::KILL);
     }
 
-    /// Whether a process of the group is left (a zombie counts until it is reaped).
+    /// Whether a process of the group is left (a zombie counts until it is reaped). A group seen
+    /// empty is marked so: it is not signalled again, nor stopped by [`kill_all`].
     pub fn alive(&self) -> bool {
-        self.id
-            .and_then(pid)
-            .is_some_and(|p| test_kill_process_group(p).is_ok())
+        let Some(p) = self.target() else {
+            return false;
+        };
+        if test_kill_process_group(p).is_ok() {
+            return true;
+        }
+        self.empty.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(id) = self.id {
+            live().remove(&id);
+        }
+        false
+    }
+
+    /// Whether the group was seen empty.
+    pub fn is_empty(&self) -> bool {
+        self.empty.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// SIGTERM to the group, then SIGKILL to whatever is left after `grace`.
@@ -142,6 +174,22 @@ pub(crate) async fn ends_within(pid: u32, within: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_group_seen_empty_is_never_signalled_again() {
+        let mut child = tokio::process::Command::new("true")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let g = Group::of(child.id());
+        let id = g.id.unwrap();
+        child.wait().await.unwrap();
+        // The leader reaped and nothing else in its group: its id is free for reuse.
+        assert!(!g.alive());
+        assert!(g.is_empty());
+        assert!(g.target().is_none(), "it would still be signalled");
+        assert!(!live().contains(&id), "kill_all would still signal it");
+    }
 
     #[test]
     fn pid_1_and_0_are_never_a_group() {

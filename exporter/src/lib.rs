@@ -19,5 +19,6 @@ pub mod replay;
 pub mod server;
 pub mod store;
 pub mod supervisor;
+pub mod text;
 pub mod tls;
 pub mod web;

@@ -62,12 +62,13 @@ async fn run(cfg: config::Config) -> ExitCode {
     // collectors, logs and the runtime.
     web::warn_if_few_files((cfg.limits.max_connections + 2 * proxy_connections + 64) as u64);
     let store = Store::new();
+    let mut collectors = Vec::new();
     for info in collector::ALL
         .iter()
         .filter(|c| cfg.collectors.contains(&c.name))
     {
         let slot = store.slot(info.name);
-        tokio::spawn((info.start)(&cfg.settings, slot));
+        collectors.push(tokio::spawn((info.start)(&cfg.settings, slot)));
     }
     let mut identity = node::Identity {
         cell: cfg.cell.clone(),
@@ -122,7 +123,14 @@ async fn run(cfg: config::Config) -> ExitCode {
     let app = server::router(store, &cfg.telemetry_path, &cfg.collectors);
     let served = web::serve(listener, app, web.as_ref(), cfg.limits, shutdown()).await;
     // Children's process groups (powermetrics, macmon, nvidia-smi and whatever they started)
-    // go with the exporter.
+    // go with the exporter. The collectors stop first, so that no supervisor restarts a child
+    // stopped below: a cancelled task's groups are killed as it drops them.
+    for c in &collectors {
+        c.abort();
+    }
+    for c in collectors {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), c).await;
+    }
     cellwatch_exporter::group::kill_all(std::time::Duration::from_secs(1)).await;
     if let Err(e) = served {
         tracing::error!(error = %e, "server failed");

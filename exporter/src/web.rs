@@ -38,6 +38,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::text::{quote, redact};
+
 /// A web configuration that cannot be used.
 #[derive(Debug, Error)]
 pub enum WebConfigError {
@@ -111,8 +113,14 @@ pub struct WebConfig {
     /// credential. Failures are not cached: a second try costs as much as the first, for known
     /// and unknown users alike.
     cache: Arc<Mutex<Verified>>,
-    /// The user whose hash has the highest cost: unknown users are verified against it.
-    costliest: Option<String>,
+    /// The cost of the hash unknown users are verified against: the costliest user's, at most
+    /// [`DECOY_COST_MAX`].
+    decoy_cost: Option<u32>,
+    /// That hash, made once on the first unknown user (in the blocking pool, so start-up stays
+    /// instant).
+    decoy: Arc<std::sync::OnceLock<Option<String>>>,
+    /// bcrypt checks running at once (about one per core): more wait, without a thread each.
+    checks: Arc<tokio::sync::Semaphore>,
     /// Requests with a bearer token to paths under this prefix skip basic authentication: the
     /// handler checks the token (the engine's write API).
     pub bearer_prefix: Option<&'static str>,
@@ -154,40 +162,12 @@ const BCRYPT_COSTS: std::ops::RangeInclusive<u32> = 4..=31;
 /// Above this cost a warning says how long one check takes.
 const BCRYPT_COST_WARN: u32 = 12;
 
-/// A value for an error message: quoted, at most 100 characters.
-fn quote(v: &str) -> String {
-    let short: String = v.chars().take(100).collect();
-    if short.len() < v.len() {
-        format!("{short:?}…")
-    } else {
-        format!("{short:?}")
-    }
-}
+/// The highest cost unknown users are checked at: above it a flood of made-up users would cost
+/// the server more than it may spend on strangers.
+const DECOY_COST_MAX: u32 = 12;
 
-/// A deserialization error without the value it quotes (`invalid type: string "…", expected
-/// a map`): the value may be a password. Field names (in backticks) stay; one line.
-fn redact(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut rest = msg;
-    while let Some(i) = rest.find('"') {
-        out.push_str(&rest[..i]);
-        // The value runs to the last quote before the next `, expected` (or the end).
-        let tail = &rest[i + 1..];
-        let end = tail
-            .find("\", expected")
-            .or_else(|| tail.rfind('"'))
-            .unwrap_or(tail.len());
-        out.push_str("(value not shown)");
-        rest = tail.get(end + 1..).unwrap_or("");
-    }
-    out.push_str(rest);
-    let line = out.lines().next().unwrap_or("").to_string();
-    if line.chars().count() > 200 {
-        line.chars().take(200).collect::<String>() + "…"
-    } else {
-        line
-    }
-}
+/// The longest `Authorization` header value checked (bcrypt reads only 72 bytes of a password).
+pub const MAX_AUTHORIZATION: usize = 1024;
 
 /// How long one bcrypt check at `cost` takes, from the time of one at cost 4 (each step
 /// doubles the work).
@@ -341,20 +321,23 @@ pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
             Some(_) => {}
         }
     }
-    // Unknown users are checked against the costliest user's hash: the same time as for a
-    // known user, and no hash to compute at start.
+    // Unknown users are checked against a hash of the costliest user's cost (at most 12),
+    // made on the first unknown user: as long as for a known user up to that cost, and no
+    // hash to compute at start.
     let costliest = raw
         .basic_auth_users
-        .iter()
-        .filter_map(|(u, h)| Some((bcrypt_cost(h)?, u.clone())))
-        .max()
-        .map(|(c, u)| (u, c));
+        .values()
+        .filter_map(|h| bcrypt_cost(h))
+        .max();
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
     Ok(WebConfig {
         tls,
         headers,
         users: Arc::new(raw.basic_auth_users),
         cache: Arc::default(),
-        costliest: costliest.map(|(u, _)| u),
+        decoy_cost: costliest.map(|c| c.min(DECOY_COST_MAX)),
+        decoy: Arc::default(),
+        checks: Arc::new(tokio::sync::Semaphore::new(parallel)),
         bearer_prefix: None,
     })
 }
@@ -408,35 +391,49 @@ impl WebConfig {
         !self.users.is_empty()
     }
 
-    /// Checks an `Authorization: Basic` header value.
-    pub fn check_basic(&self, value: &str) -> bool {
+    /// The user and password of an `Authorization: Basic` header value.
+    fn credentials(value: &str) -> Option<(String, String)> {
         use base64::Engine;
-        let Some(b64) = value.strip_prefix("Basic ") else {
+        let b64 = value.strip_prefix("Basic ")?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (user, pass) = text.split_once(':')?;
+        Some((user.to_string(), pass.to_string()))
+    }
+
+    /// Whether a credential was verified before (no bcrypt).
+    fn verified(&self, user: &str, pass: &str) -> bool {
+        let key = (user.to_string(), Sha256::digest(pass.as_bytes()).into());
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key)
+    }
+
+    /// Checks an `Authorization: Basic` header value (bcrypt, blocking: see [`Self::authorize`]).
+    pub fn check_basic(&self, value: &str) -> bool {
+        if value.len() > MAX_AUTHORIZATION {
+            return false;
+        }
+        let Some((user, pass)) = Self::credentials(value) else {
             return false;
         };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
-            return false;
-        };
-        let Ok(text) = String::from_utf8(decoded) else {
-            return false;
-        };
-        let Some((user, pass)) = text.split_once(':') else {
-            return false;
-        };
+        let (user, pass) = (user.as_str(), pass.as_str());
         let Some(hash) = self.users.get(user) else {
-            // Spend the same time as for a known user, so names cannot be probed.
-            if let Some(h) = self.costliest.as_ref().and_then(|u| self.users.get(u)) {
-                let _ = bcrypt::verify(pass, h);
+            // Spend about the time of a known user's check, so names cannot be probed.
+            if let Some(cost) = self.decoy_cost
+                && let Some(decoy) = self
+                    .decoy
+                    .get_or_init(|| bcrypt::hash("cellwatch decoy", cost).ok())
+            {
+                let _ = bcrypt::verify(pass, decoy);
             }
             return false;
         };
         let key = (user.to_string(), Sha256::digest(pass.as_bytes()).into());
-        if self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&key)
-        {
+        if self.verified(user, pass) {
             return true;
         }
         let ok = bcrypt::verify(pass, hash).unwrap_or(false);
@@ -448,6 +445,33 @@ impl WebConfig {
             }
         }
         ok
+    }
+
+    /// Checks an `Authorization` header value without holding up the runtime: values over
+    /// [`MAX_AUTHORIZATION`] bytes and malformed ones are refused, verified credentials pass
+    /// from the cache, and the rest wait (asynchronously: a client that goes away stops
+    /// waiting) for one of about one check per core, then run bcrypt in the blocking pool.
+    pub async fn authorize(&self, value: &str) -> bool {
+        if value.len() > MAX_AUTHORIZATION {
+            return false;
+        }
+        let Some((user, pass)) = Self::credentials(value) else {
+            return false;
+        };
+        if self.users.contains_key(&user) && self.verified(&user, &pass) {
+            return true;
+        }
+        let Ok(permit) = self.checks.clone().acquire_owned().await else {
+            return false;
+        };
+        let web = self.clone();
+        let value = value.to_string();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            web.check_basic(&value)
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// How many good credentials are cached.
@@ -474,12 +498,7 @@ async fn guard(State(web): State<WebConfig>, req: Request, next: Next) -> Respon
     let allowed = !web.auth_required()
         || bearer_write
         || match auth {
-            Some(a) => {
-                let web = web.clone();
-                tokio::task::spawn_blocking(move || web.check_basic(&a))
-                    .await
-                    .unwrap_or(false)
-            }
+            Some(a) => web.authorize(&a).await,
             None => false,
         };
     let mut resp = if allowed {
@@ -618,8 +637,11 @@ async fn body_deadline(State(timeout): State<Duration>, req: Request, next: Next
 
 /// Accepts connections from `listener` until `shutdown` completes, at most as many at once as
 /// `slots` has permits, and hands each to `serve` with its permit (dropped when the connection
-/// ends). Accept errors (out of file handles, typically) back off from 5 ms to 1 s rather than
-/// spin.
+/// ends). A connection is accepted first and then waits for a permit, so a loop never holds a
+/// permit while no connection is there for it (several loops sharing `slots` would strand
+/// connections otherwise); past the limit, each loop holds at most the one connection waiting
+/// and the rest wait in the kernel's accept queue. Accept errors (out of file handles,
+/// typically) back off from 5 ms to 1 s rather than spin.
 pub(crate) async fn accept_loop<F>(
     listener: &tokio::net::TcpListener,
     slots: &Arc<tokio::sync::Semaphore>,
@@ -632,25 +654,6 @@ pub(crate) async fn accept_loop<F>(
     let mut backoff = Duration::ZERO;
     let mut warned: Option<std::time::Instant> = None;
     loop {
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                if warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                    warned = Some(std::time::Instant::now());
-                    tracing::warn!(
-                        address = ?listener.local_addr().ok(),
-                        "the connection limit is reached: new connections wait until one closes"
-                    );
-                }
-                tokio::select! {
-                    p = slots.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => return,
-                    },
-                    _ = &mut shutdown => return,
-                }
-            }
-        };
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = &mut shutdown => return,
@@ -658,6 +661,25 @@ pub(crate) async fn accept_loop<F>(
         match accepted {
             Ok((tcp, peer)) => {
                 backoff = Duration::ZERO;
+                let permit = match slots.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        if warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                            warned = Some(std::time::Instant::now());
+                            tracing::warn!(
+                                address = ?listener.local_addr().ok(),
+                                "the connection limit is reached: new connections wait until one closes"
+                            );
+                        }
+                        tokio::select! {
+                            p = slots.clone().acquire_owned() => match p {
+                                Ok(p) => p,
+                                Err(_) => return,
+                            },
+                            _ = &mut shutdown => return,
+                        }
+                    }
+                };
                 let _ = tcp.set_nodelay(true);
                 serve(tcp, peer, permit);
             }
@@ -705,19 +727,127 @@ pub fn warn_if_few_files(needed: u64) {
     }
 }
 
+/// A connection whose writes must make progress: a write, flush or shutdown that stays pending
+/// (the client stopped reading and the socket buffers are full) for `timeout` without a byte
+/// going out fails with `TimedOut`, so the connection ends and frees its slot. A reader that is
+/// slow but steady is never cut off: each write that goes through restarts the clock.
+pub(crate) struct WriteTimeout<T> {
+    inner: T,
+    timeout: Duration,
+    /// Armed when a write first has to wait; disarmed by progress.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteTimeout<T> {
+    pub(crate) fn new(inner: T, timeout: Duration) -> Self {
+        WriteTimeout {
+            inner,
+            timeout,
+            timer: None,
+        }
+    }
+
+    /// Turns a pending write into an error once it has waited `timeout`; progress disarms.
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
+        match r {
+            Poll::Ready(r) => {
+                self.timer = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("the client read nothing for {timeout:?}"),
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteTimeout<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteTimeout<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch(cx, r)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, r)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.watch(cx, r)
+    }
+}
+
 /// The most a connection buffers: the longest request head taken.
 const MAX_HEAD: usize = 64 << 10;
 
+/// Resolves once `stop` says `true`; never when its sender is gone without saying so.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Serves one connection with HTTP/1.1: `read_header_timeout` for each request's headers (and
 /// so for an idle kept-alive connection), over TLS when `tls` is given (its handshake gets as
-/// long).
+/// long); a write that makes no progress for `write_timeout` (a client that stopped reading)
+/// ends the connection. When `stop` turns `true` the connection shuts down gracefully: a request
+/// in flight is answered, then the connection closes (an idle one closes at once).
 pub(crate) async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
     read_header_timeout: Duration,
+    write_timeout: Duration,
     router: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let tcp = WriteTimeout::new(tcp, write_timeout);
     let service = hyper_util::service::TowerToHyperService::new(router);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
@@ -727,23 +857,41 @@ pub(crate) async fn serve_connection(
         .max_buf_size(MAX_HEAD);
     let result = match tls {
         None => {
-            http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                .await
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
         }
         Some(acceptor) => {
-            let tls = match tokio::time::timeout(read_header_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(t)) => t,
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %peer, "TLS handshake timed out");
-                    return;
-                }
+            let handshake = tokio::time::timeout(read_header_timeout, acceptor.accept(tcp));
+            let tls = tokio::select! {
+                r = handshake => match r {
+                    Ok(Ok(t)) => t,
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
+                _ = stopped(&mut stop) => return,
             };
-            http.serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
         }
     };
     if let Err(e) = result {
@@ -751,8 +899,12 @@ pub(crate) async fn serve_connection(
     }
 }
 
+/// How long connections in flight get to finish at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Serves `router` on `listener`, over TLS when configured, until `shutdown` completes, within
-/// `limits`.
+/// `limits`; then stops accepting, lets requests in flight finish (for at most
+/// [`SHUTDOWN_GRACE`]; idle connections close at once) and returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -760,27 +912,56 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = match web {
-        Some(w) => protect(router, w),
-        None => router,
-    };
+    // The body deadline inside authentication: it starts once the request is let in, not while
+    // it waits for a bcrypt check.
     let router = router.layer(axum::middleware::from_fn_with_state(
         limits.read_timeout,
         body_deadline,
     ));
+    let router = match web {
+        Some(w) => protect(router, w),
+        None => router,
+    };
     let tls = web
         .and_then(|w| w.tls.clone())
         .map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     accept_loop(&listener, &slots, shutdown, |tcp, peer, permit| {
+        // Forget the connections that ended.
+        while connections.try_join_next().is_some() {}
         let router = router.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
-            serve_connection(tcp, peer, tls, limits.read_header_timeout, router).await;
+        let stopping = stopping.clone();
+        connections.spawn(async move {
+            serve_connection(
+                tcp,
+                peer,
+                tls,
+                limits.read_header_timeout,
+                limits.read_timeout,
+                router,
+                stopping,
+            )
+            .await;
             drop(permit);
         });
     })
     .await;
+    drop(listener);
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            grace = ?SHUTDOWN_GRACE,
+            "connections still busy at shutdown were closed"
+        );
+    }
     Ok(())
 }
 
@@ -907,6 +1088,185 @@ mod tests {
         assert!(e.contains("min_version") && e.len() < 300, "{e}");
     }
 
+    #[tokio::test]
+    async fn checks_are_bounded_the_cache_comes_first_and_long_headers_are_refused() {
+        use base64::Engine;
+        let b = |s: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(s)
+            )
+        };
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let w = cfg(&format!("basic_auth_users:\n  alice: '{hash}'\n")).unwrap();
+        let long = b(&format!("alice:{}", "x".repeat(MAX_AUTHORIZATION)));
+        assert!(!w.check_basic(&long));
+        assert!(w.authorize(&b("alice:s3cret")).await);
+        assert_eq!(w.cached(), 1);
+        // Every check slot taken: a verified credential still passes (from the cache, no
+        // bcrypt), an over-long header is refused at once, an unknown user waits for a slot.
+        let slots = w.checks.available_permits();
+        assert!(slots >= 1);
+        let all = w
+            .checks
+            .clone()
+            .acquire_many_owned(slots as u32)
+            .await
+            .unwrap();
+        let wait = Duration::from_secs(30);
+        assert!(
+            tokio::time::timeout(wait, w.authorize(&b("alice:s3cret")))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !tokio::time::timeout(wait, w.authorize(&long))
+                .await
+                .unwrap()
+        );
+        let mallory = b("mallory:x");
+        let mut pending = Box::pin(w.authorize(&mallory));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut pending)
+                .await
+                .is_err(),
+            "a check ran beyond the bound"
+        );
+        drop(all);
+        assert!(!tokio::time::timeout(wait, pending).await.unwrap());
+    }
+
+    #[test]
+    fn unknown_users_are_checked_at_cost_12_at_most() {
+        let w = cfg(&format!(
+            "basic_auth_users:\n  alice: '{}'\n",
+            with_cost("31")
+        ))
+        .unwrap();
+        assert_eq!(w.decoy_cost, Some(12));
+        assert!(w.decoy.get().is_none(), "nothing hashed at start");
+        let w = cfg(&format!(
+            "basic_auth_users:\n  alice: '{}'\n",
+            bcrypt::hash("pw", 4).unwrap()
+        ))
+        .unwrap();
+        assert_eq!(w.decoy_cost, Some(4));
+    }
+
+    #[tokio::test]
+    async fn the_body_deadline_starts_after_authentication() {
+        use base64::Engine;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let w: &'static WebConfig = Box::leak(Box::new(
+            cfg(&format!("basic_auth_users:\n  alice: '{hash}'\n")).unwrap(),
+        ));
+        let limits = Limits {
+            read_timeout: Duration::from_secs(3),
+            ..Limits::default()
+        };
+        let router = Router::new().route(
+            "/echo",
+            axum::routing::post(|body: String| async move { body }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Every bcrypt slot taken: the request waits in authentication.
+        let slots = w.checks.available_permits() as u32;
+        let all = w.checks.clone().acquire_many_owned(slots).await.unwrap();
+        tokio::spawn(serve(
+            listener,
+            router,
+            Some(w),
+            limits,
+            std::future::pending(),
+        ));
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+        c.write_all(
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Length: 5\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        // Longer than the body timeout in the queue, then the body comes soon after the check.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        drop(all);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.write_all(b"hello").await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(30), c.read(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("hello"),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_lets_a_request_in_flight_finish() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (entered, handler_entered) = tokio::sync::oneshot::channel::<()>();
+        let entered = Arc::new(Mutex::new(Some(entered)));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let router = {
+            let release = release.clone();
+            Router::new().route(
+                "/slow",
+                axum::routing::get(move || async move {
+                    if let Some(e) = entered.lock().unwrap().take() {
+                        let _ = e.send(());
+                    }
+                    release.notified().await;
+                    "done"
+                }),
+            )
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut server = tokio::spawn(serve(listener, router, None, Limits::default(), async {
+            let _ = stopped.await;
+        }));
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let wait = Duration::from_secs(30);
+        tokio::time::timeout(wait, handler_entered)
+            .await
+            .unwrap()
+            .unwrap();
+        stop.send(()).unwrap();
+        // The server does not return (and so the process does not exit) under the request.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), &mut server)
+                .await
+                .is_err(),
+            "serve returned with a request in flight"
+        );
+        release.notify_one();
+        let mut answer = String::new();
+        tokio::time::timeout(wait, c.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("done"),
+            "{answer}"
+        );
+        tokio::time::timeout(wait, server)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+
     fn with_cost(cost: &str) -> String {
         let h = bcrypt::hash("pw", 4).unwrap();
         format!("$2y${cost}${}", &h[7..])
@@ -936,7 +1296,7 @@ mod tests {
         ))
         .unwrap();
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
-        assert_eq!(w.costliest.as_deref(), Some("alice"));
+        assert_eq!(w.decoy_cost, Some(12));
         let w = cfg(&format!(
             "basic_auth_users:\n  bob: '{}'\n",
             bcrypt::hash("pw", 4).unwrap()

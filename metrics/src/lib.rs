@@ -240,7 +240,7 @@ metrics! {
         "metering proxy: `usage`, Ollama `prompt_eval_count`/`eval_count` above the bound";
     /// Adapter samples dropped.
     INFERENCE_ADAPTER_DROPPED = "cellwatch_inference_adapter_dropped_samples_total", Counter, "", ["server", "reason"], "inference",
-        "Samples of an inference server's /metrics page that were dropped (reason: non_finite for NaN or ±Inf, negative, series_limit for a family with more than 2,000 series on one page); a histogram counts as one sample when its values are invalid.",
+        "Samples of an inference server's /metrics page that were dropped (reason: non_finite for NaN or ±Inf, negative, series_limit for a family with more than 2,000 series on one page, too_large for a counter above 2^53); a histogram counts as one sample when its values are invalid.",
         "the vLLM, llama.cpp, SGLang and TGI adapters";
 
     // --- the SLO engine (cellwatch-slo) --------------------------------------------------------

@@ -682,3 +682,143 @@ async fn a_proxy_port_in_use_is_an_error_not_a_shared_port() {
     );
     drop(busy);
 }
+
+/// An upstream that answers a request's headers at once and its body only once the whole
+/// request body has arrived.
+async fn early_answering_upstream() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; 64 << 10];
+                let head_end = loop {
+                    if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match c.read(&mut buf).await {
+                        Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                };
+                let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let body = "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}";
+                let headers = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                if c.write_all(headers.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut have = got.len() - head_end;
+                while have < length {
+                    match c.read(&mut buf).await {
+                        Ok(n) if n > 0 => have += n,
+                        _ => return,
+                    }
+                }
+                let _ = c.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{a}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_found_after_the_response_started_is_counted_under_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = early_answering_upstream().await;
+    let e = start(&proxy_args(&upstream));
+    let proxy = e.proxy_base().await;
+    let mut c = tokio::net::TcpStream::connect(proxy.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    // 100 KiB of messages (past the 64 KiB the proxy holds back), then, once the response has
+    // started, the model.
+    let first = format!(
+        "{{\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}],",
+        "x".repeat(100 << 10)
+    );
+    let last = "\"model\":\"late-model\"}";
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        first.len() + last.len()
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    c.write_all(first.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(SOON, c.read(&mut buf))
+            .await
+            .expect("response headers before the end of the request body")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    c.write_all(last.as_bytes()).await.unwrap();
+    while !got.ends_with(b"}}") {
+        let n = tokio::time::timeout(SOON, c.read(&mut buf))
+            .await
+            .expect("the response body")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let m = e
+        .wait_for("the request counted", SOON, |m| {
+            m.value(r#"cellwatch_inference_requests_total{model="late-model",outcome="ok"}"#)
+                .is_some()
+                || m.value(r#"cellwatch_inference_requests_total{model="unknown",outcome="ok"}"#)
+                    .is_some()
+        })
+        .await;
+    assert_eq!(
+        m.value(r#"cellwatch_inference_requests_total{model="late-model",outcome="ok"}"#),
+        Some(1.0),
+        "counted as unknown"
+    );
+    assert_eq!(
+        m.value(r#"cellwatch_inference_requests_in_flight{model="unknown"}"#)
+            .unwrap_or(0.0),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_while_the_model_is_looked_for_is_counted_as_cancelled() {
+    use tokio::io::AsyncWriteExt;
+    let upstream = early_answering_upstream().await;
+    let e = start(&proxy_args(&upstream));
+    let proxy = e.proxy_base().await;
+    let mut c = tokio::net::TcpStream::connect(proxy.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    // Part of the messages, no model yet; then the client goes away.
+    c.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100000\r\n\r\n{\"messages\":[{\"role\":\"user\",\"content\":\"xxxxxxxx",
+    )
+    .await
+    .unwrap();
+    c.flush().await.unwrap();
+    e.wait_for("the request in flight", SOON, |m| {
+        m.value(r#"cellwatch_inference_requests_in_flight{model="unknown"}"#) == Some(1.0)
+    })
+    .await;
+    drop(c);
+    e.wait_for("the request counted as cancelled", SOON, |m| {
+        m.value(r#"cellwatch_inference_requests_total{model="unknown",outcome="cancelled"}"#)
+            == Some(1.0)
+            && m.value(r#"cellwatch_inference_requests_in_flight{model="unknown"}"#) == Some(0.0)
+    })
+    .await;
+}

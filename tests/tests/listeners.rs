@@ -386,3 +386,161 @@ async fn out_of_file_handles_the_exporter_backs_off_and_recovers() {
     drop(idle);
     drop(child);
 }
+
+/// A client that sends many pipelined requests in one go and never reads an answer.
+async fn never_reads(target: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // A small receive buffer, so the server's writes block soon.
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut c = socket.connect(target.parse().unwrap()).await.unwrap();
+    let requests = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20_000);
+    // Answers (~0.5 KiB each) beyond what the socket buffers hold (a few MiB); the server stops
+    // reading once its writes block: send what the buffers take.
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.write_all(&requests)).await;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_stop_reading_are_cut_off_after_the_read_timeout() {
+    let e = Exporter::start(&[
+        "--collector.disable-defaults",
+        "--web.max-connections",
+        "2",
+        "--web.read-timeout",
+        "2s",
+        // Long, so that only the write timeout can free the slots within the test's 30 s.
+        "--web.read-header-timeout",
+        "120s",
+    ]);
+    // (No scrape first: a kept-alive client connection would hold a slot.)
+    let target = addr(&e.base);
+    // Both slots taken by clients that never read.
+    let _stuck = [never_reads(&target).await, never_reads(&target).await];
+    // Once their writes have stalled for 2 s they are cut off, and a fresh scrape is served.
+    let started = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        cellwatch_e2e::http()
+            .get(format!("{}/metrics", e.base))
+            .send(),
+    )
+    .await
+    .expect("a scrape within 30 s while two clients that stopped reading held the slots")
+    .unwrap();
+    assert!(r.status().is_success());
+    eprintln!("served after {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_limit_below_the_proxy_threads_strands_no_connection() {
+    // One slot, one listening socket per core: a thread must not hold the slot while waiting
+    // for a connection the kernel gives to another thread's socket.
+    let upstream = sink().await;
+    let e = Exporter::start(&[
+        "--collector.disable-defaults",
+        "--collector.inference",
+        "--collector.inference.upstream",
+        &upstream,
+        "--collector.inference.listen-address",
+        "127.0.0.1:0",
+        "--collector.inference.max-connections",
+        "1",
+    ]);
+    let proxy = addr(&e.proxy_base().await);
+    for i in 0..16 {
+        // A fresh connection (a fresh source port) each time: the kernel spreads them.
+        let mut c = TcpStream::connect(&proxy).await.unwrap();
+        c.write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(20), c.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("connection {i} got no answer within 20 s"))
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 405"), "{i}");
+    }
+}
+
+/// An upstream that streams an endless SSE response to every request; `closed` is set when the
+/// proxy hangs up on one.
+async fn endless_stream(closed: Arc<AtomicBool>) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; 4096];
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf).await {
+                        Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+                let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+                if c.write_all(head).await.is_err() {
+                    return;
+                }
+                let event = format!("data: {}\n\n", "x".repeat(4000));
+                let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+                while c.write_all(chunk.as_bytes()).await.is_ok() {}
+                closed.store(true, Ordering::Relaxed);
+            });
+        }
+    });
+    format!("http://{a}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_client_that_stops_reading_a_stream_is_cut_off_after_the_idle_timeout() {
+    let closed = Arc::new(AtomicBool::new(false));
+    let upstream = endless_stream(closed.clone()).await;
+    let e = Exporter::start(&[
+        "--collector.disable-defaults",
+        "--collector.inference",
+        "--collector.inference.upstream",
+        &upstream,
+        "--collector.inference.listen-address",
+        "127.0.0.1:0",
+        "--collector.inference.max-connections",
+        "1",
+        "--collector.inference.idle-timeout",
+        "2s",
+    ]);
+    let proxy = addr(&e.proxy_base().await);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = socket.connect(proxy.parse().unwrap()).await.unwrap();
+    stuck
+        .write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(20), stuck.read(&mut buf))
+        .await
+        .expect("the stream starts")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // Then it reads no more: once nothing could be written to it for 2 s, its slot and the
+    // upstream connection are freed.
+    let mut c = TcpStream::connect(&proxy).await.unwrap();
+    c.write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(30), c.read(&mut buf))
+        .await
+        .expect("a fresh connection served within 30 s while a client that stopped reading held the only slot")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 405"));
+    let start = Instant::now();
+    while !closed.load(Ordering::Relaxed) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the upstream connection was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stuck);
+}

@@ -341,8 +341,46 @@ struct PassBody {
     timer: Option<Pin<Box<Sleep>>>,
     last_frame: Instant,
     metering: Option<(Meter, Record, Outcome)>,
+    /// Where a model found in the request body after the response started is put, and how to
+    /// relabel the record with it.
+    late: Option<Late>,
     /// Upstream and path, for log lines.
     what: Arc<str>,
+}
+
+/// A model the request body may still reveal, and the labels to move the record to it.
+struct Late {
+    slot: Arc<std::sync::OnceLock<String>>,
+    meters: Meters,
+    models: Arc<ModelLabels>,
+}
+
+impl PassBody {
+    /// Records the request (`outcome`, or the one its status gave), under its model if the
+    /// request body revealed it late.
+    fn finish(&mut self, outcome: Option<Outcome>) {
+        if let Some((meter, mut record, by_status)) = self.metering.take() {
+            self.relabel(&mut record);
+            record.finish(outcome.unwrap_or(by_status), meter.finish());
+        }
+    }
+
+    fn relabel(&mut self, record: &mut Record) {
+        if let Some(late) = self.late.take()
+            && let Some(m) = late.slot.get()
+        {
+            record.relabel(&late.meters, &late.models.label(Some(m)));
+        }
+    }
+}
+
+impl Drop for PassBody {
+    fn drop(&mut self) {
+        // The client went away: the record counts as cancelled (as it drops), under its model.
+        if let Some((_, mut record, _)) = self.metering.take() {
+            self.relabel(&mut record);
+        }
+    }
 }
 
 impl HttpBody for PassBody {
@@ -363,24 +401,18 @@ impl HttpBody for PassBody {
                     meter.feed(data, record.started.elapsed());
                 }
                 // With a known length the server stops polling after the last byte: finish here.
-                if this.inner.is_end_stream()
-                    && let Some((meter, mut record, outcome)) = this.metering.take()
-                {
-                    record.finish(outcome, meter.finish());
+                if this.inner.is_end_stream() {
+                    this.finish(None);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
                 tracing::warn!(upstream = %this.what, error = %e, "the upstream response failed midway");
-                if let Some((meter, mut record, _)) = this.metering.take() {
-                    record.finish(Outcome::ServerError, meter.finish());
-                }
+                this.finish(Some(Outcome::ServerError));
                 Poll::Ready(Some(Err(Box::new(e))))
             }
             Poll::Ready(None) => {
-                if let Some((meter, mut record, outcome)) = this.metering.take() {
-                    record.finish(outcome, meter.finish());
-                }
+                this.finish(None);
                 Poll::Ready(None)
             }
             Poll::Pending => {
@@ -393,9 +425,7 @@ impl HttpBody for PassBody {
                 }
                 if timer.as_mut().poll(cx).is_ready() {
                     tracing::warn!(upstream = %this.what, idle = ?this.idle, "the upstream response stalled; cut off");
-                    if let Some((meter, mut record, _)) = this.metering.take() {
-                        record.finish(Outcome::ServerError, meter.finish());
-                    }
+                    this.finish(Some(Outcome::ServerError));
                     return Poll::Ready(Some(Err(format!(
                         "upstream sent nothing for {:?}",
                         this.idle
@@ -715,20 +745,29 @@ pub fn serve_on_threads(
                         proxy.models.clone(),
                     );
                     let header_timeout = proxy.config.limits.read_header_timeout;
+                    // A client that stops reading a response (an SSE stream) is cut off after
+                    // as long as an upstream that stops sending: slow but steady readers never.
+                    let write_timeout = proxy.config.idle_timeout;
                     let router = proxy.router();
+                    // The proxy runs until the process ends: its connections are never told
+                    // to stop.
+                    let (_never, running) = tokio::sync::watch::channel(false);
                     crate::web::accept_loop(
                         &listener,
                         &slots,
                         std::future::pending(),
                         |tcp, peer, permit| {
                             let router = router.clone();
+                            let running = running.clone();
                             tokio::spawn(async move {
                                 crate::web::serve_connection(
                                     tcp,
                                     peer,
                                     None,
                                     header_timeout,
+                                    write_timeout,
                                     router,
+                                    running,
                                 )
                                 .await;
                                 drop(permit);
@@ -782,6 +821,9 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
             None,
         ),
         Some(_) => {
+            // Counted from the start (a client that goes away while the model is looked for is
+            // cancelled), as `unknown` until the model is known.
+            let mut record = Record::new(&p.meters, "unknown", started);
             let declared = parts
                 .headers
                 .get(header::CONTENT_LENGTH)
@@ -813,7 +855,7 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
             };
             if let Some(e) = failed {
                 let (resp, outcome) = body_failed(&e);
-                Record::new(&p.meters, "unknown", started).finish(outcome, Summary::default());
+                record.finish(outcome, Summary::default());
                 return resp;
             }
             let model = match body.model() {
@@ -827,10 +869,10 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
                     p.models.label(None)
                 }
             };
-            (
-                Body::new(body),
-                Some(Record::new(&p.meters, &model, started)),
-            )
+            if model != "unknown" {
+                record.relabel(&p.meters, &model);
+            }
+            (Body::new(body), Some(record))
         }
     };
     strip_hop_by_hop(&mut parts.headers);
@@ -898,23 +940,24 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
         }
         _ => None,
     };
-    // An empty body (204, or Content-Length: 0) is never polled: finish it now.
-    let metering = match metering {
-        Some((meter, mut record, outcome)) if body.is_end_stream() => {
-            record.finish(outcome, meter.finish());
-            None
-        }
-        m => m,
-    };
     let idle = p.config.idle_timeout;
-    let body = PassBody {
+    let mut body = PassBody {
         inner: body,
         idle,
         timer: None,
         last_frame: Instant::now(),
         metering,
+        late: late.map(|slot| Late {
+            slot,
+            meters: p.meters.clone(),
+            models: p.models.clone(),
+        }),
         what: Arc::from(format!("{} {}", p.config.upstream, path)),
     };
+    // An empty body (204, or Content-Length: 0) is never polled: finish it now.
+    if body.inner.is_end_stream() {
+        body.finish(None);
+    }
     Response::from_parts(parts, Body::new(body))
 }
 
