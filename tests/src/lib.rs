@@ -137,6 +137,11 @@ impl Exporter {
         Exporter::start_with(tempfile::tempdir().expect("tempdir"), args)
     }
 
+    /// [`Exporter::start`] with owned arguments (as [`proxy_args`] gives them).
+    pub fn start_owned(args: &[String]) -> Exporter {
+        Exporter::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     /// Writes a steering file for the stand-ins.
     pub fn steer(&self, file: &str, content: &str) {
         std::fs::write(self.state.path().join(file), content).expect("write steering file");
@@ -438,4 +443,21 @@ pub fn slo_period(v: &serde_json::Value, slo: &str) -> (f64, Option<f64>, Option
         total.and_then(|w| w["sli"].as_f64()),
         s["budget_remaining"].as_f64(),
     )
+}
+
+/// Flags for an exporter that runs only the metering proxy, in front of `upstream`, on a free
+/// port, sampling every 200 ms.
+pub fn proxy_args(upstream: &str) -> Vec<String> {
+    [
+        "--collector.disable-defaults",
+        "--collector.inference",
+        "--collector.inference.upstream",
+        upstream,
+        "--collector.inference.listen-address",
+        "127.0.0.1:0",
+        "--interval",
+        "200ms",
+    ]
+    .map(String::from)
+    .to_vec()
 }

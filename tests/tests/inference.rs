@@ -5,29 +5,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use cellwatch_e2e::upstream::{PROMPT_TOKENS, Upstream};
-use cellwatch_e2e::{Exporter, Metrics, promtool_check_metrics, workspace};
+use cellwatch_e2e::{Exporter, Metrics, promtool_check_metrics, proxy_args, workspace};
 use serde_json::json;
 
 const SOON: Duration = Duration::from_secs(20);
-
-fn proxy_args(upstream: &str) -> Vec<String> {
-    [
-        "--collector.disable-defaults",
-        "--collector.inference",
-        "--collector.inference.upstream",
-        upstream,
-        "--collector.inference.listen-address",
-        "127.0.0.1:0",
-        "--interval",
-        "200ms",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-fn start(args: &[String]) -> Exporter {
-    Exporter::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
 
 struct Req {
     path: &'static str,
@@ -67,7 +48,7 @@ fn v(m: &Metrics, series: &str) -> f64 {
 #[tokio::test]
 async fn tokens_and_histogram_counts_match_the_upstream() {
     let up = Upstream::start().await;
-    let e = start(&proxy_args(&up.base));
+    let e = Exporter::start_owned(&proxy_args(&up.base));
     let proxy = e.proxy_base().await;
     let client = cellwatch_e2e::http();
     // Mixed: streaming with and without usage, non-streaming, completions, Ollama NDJSON.
@@ -149,7 +130,7 @@ async fn tokens_and_histogram_counts_match_the_upstream() {
 #[tokio::test]
 async fn responses_are_byte_identical_with_and_without_the_proxy() {
     let up = Upstream::start().await;
-    let e = start(&proxy_args(&up.base));
+    let e = Exporter::start_owned(&proxy_args(&up.base));
     let proxy = e.proxy_base().await;
     let client = cellwatch_e2e::http();
     for r in [
@@ -205,7 +186,7 @@ async fn a_down_upstream_is_a_502_and_upstream_unavailable() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}", free.local_addr().unwrap());
     drop(free);
-    let e = start(&proxy_args(&dead));
+    let e = Exporter::start_owned(&proxy_args(&dead));
     let proxy = e.proxy_base().await;
     let client = cellwatch_exporter::tls::http_client()
         .timeout(Duration::from_secs(10))
@@ -239,7 +220,7 @@ async fn a_down_upstream_is_a_502_and_upstream_unavailable() {
 #[tokio::test]
 async fn slow_first_token_is_measured() {
     let up = Upstream::start().await;
-    let e = start(&proxy_args(&up.base));
+    let e = Exporter::start_owned(&proxy_args(&up.base));
     let proxy = e.proxy_base().await;
     let client = cellwatch_e2e::http();
     let mut r = chat("m", 3, true, true);
@@ -278,7 +259,7 @@ async fn slow_first_token_is_measured() {
 #[tokio::test]
 async fn a_client_that_disconnects_cancels_the_upstream_request() {
     let up = Upstream::start().await;
-    let e = start(&proxy_args(&up.base));
+    let e = Exporter::start_owned(&proxy_args(&up.base));
     let proxy = e.proxy_base().await;
     let client = cellwatch_e2e::http();
     let mut r = chat("m", 200, true, true);
@@ -330,7 +311,7 @@ async fn model_labels_are_bounded_and_bodies_limited() {
         ]
         .map(String::from),
     );
-    let e = start(&args);
+    let e = Exporter::start_owned(&args);
     let proxy = e.proxy_base().await;
     let client = cellwatch_e2e::http();
     for model in ["a", "b", "c", "d"] {
@@ -375,7 +356,7 @@ async fn a_model_after_a_long_prompt_is_still_found() {
     // The OpenAI SDKs send `messages` before `model`: past the 64 KiB the proxy holds back, the
     // model is found as the body streams upstream.
     let up = Upstream::start().await;
-    let e = start(&proxy_args(&up.base));
+    let e = Exporter::start_owned(&proxy_args(&up.base));
     let proxy = e.proxy_base().await;
     let client = cellwatch_e2e::http();
     let long = "x".repeat(200_000);
@@ -420,7 +401,7 @@ async fn a_model_after_a_long_prompt_is_still_found() {
 #[tokio::test]
 async fn usage_above_the_bound_is_clamped_and_counted_not_wrapped() {
     let up = Upstream::start().await;
-    let e = start(&proxy_args(&up.base));
+    let e = Exporter::start_owned(&proxy_args(&up.base));
     let base = e.proxy_base().await;
     let client = cellwatch_e2e::http();
     let mut r = chat("m", 3, false, false);
@@ -735,7 +716,7 @@ async fn early_answering_upstream() -> String {
 async fn a_model_found_after_the_response_started_is_counted_under_it() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let upstream = early_answering_upstream().await;
-    let e = start(&proxy_args(&upstream));
+    let e = Exporter::start_owned(&proxy_args(&upstream));
     let proxy = e.proxy_base().await;
     let mut c = tokio::net::TcpStream::connect(proxy.trim_start_matches("http://"))
         .await
@@ -797,7 +778,7 @@ async fn a_model_found_after_the_response_started_is_counted_under_it() {
 async fn a_client_gone_while_the_model_is_looked_for_is_counted_as_cancelled() {
     use tokio::io::AsyncWriteExt;
     let upstream = early_answering_upstream().await;
-    let e = start(&proxy_args(&upstream));
+    let e = Exporter::start_owned(&proxy_args(&upstream));
     let proxy = e.proxy_base().await;
     let mut c = tokio::net::TcpStream::connect(proxy.trim_start_matches("http://"))
         .await

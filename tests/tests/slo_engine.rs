@@ -279,16 +279,7 @@ async fn no_event_is_lost_under_api_load_and_thousands_of_silences() {
     const SILENCES: u64 = 2000;
     const REQUESTS: u64 = 400;
     let up = Upstream::start().await;
-    let exporter = Exporter::start(&[
-        "--collector.disable-defaults",
-        "--collector.inference",
-        "--collector.inference.upstream",
-        &up.base,
-        "--collector.inference.listen-address",
-        "127.0.0.1:0",
-        "--interval",
-        "200ms",
-    ]);
+    let exporter = Exporter::start_owned(&cellwatch_e2e::proxy_args(&up.base));
     let proxy = exporter.proxy_base().await;
     let dir = tempfile::tempdir().unwrap();
     // Four cells whose only node refuses connections: four cell-down pages.
@@ -422,16 +413,7 @@ async fn a_stalled_leader_hands_over_without_losing_or_doubling_events() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let up = Upstream::start().await;
-    let exporter = Exporter::start(&[
-        "--collector.disable-defaults",
-        "--collector.inference",
-        "--collector.inference.upstream",
-        &up.base,
-        "--collector.inference.listen-address",
-        "127.0.0.1:0",
-        "--interval",
-        "200ms",
-    ]);
+    let exporter = Exporter::start_owned(&cellwatch_e2e::proxy_args(&up.base));
     let proxy = exporter.proxy_base().await;
     let dir = tempfile::tempdir().unwrap();
     let db = cellwatch_e2e::fresh_postgres_db("cw_handover")
