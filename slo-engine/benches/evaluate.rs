@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use cellwatch_slo::config::{self, Config};
-use cellwatch_slo::engine::evaluate;
+use cellwatch_slo::eval::evaluate;
 use cellwatch_slo::ledger::Ledger;
 
 fn main() {
@@ -188,7 +188,9 @@ fn evaluate_postgres(b: divan::Bencher<'_, '_>, cells: usize) {
 
 #[divan::bench(args = [0, 3000], sample_count = 10)]
 fn dispatch_with_regex_silences(b: divan::Bencher<'_, '_>, silences: usize) {
-    use cellwatch_slo::alerting::{self, Labels, Matcher, Routes, Silence, State, Timing, Wanted};
+    use cellwatch_slo::alerting::{self, Routes, State, Wanted};
+    use cellwatch_slo::config::Timing;
+    use cellwatch_slo::model::{Labels, Matcher, Silence};
     let wanted: Vec<Wanted> = (0..20)
         .map(|c| Wanted {
             labels: Labels::from([
@@ -200,7 +202,7 @@ fn dispatch_with_regex_silences(b: divan::Bencher<'_, '_>, silences: usize) {
             hold: 0,
         })
         .collect();
-    let compiled: Vec<alerting::CompiledSilence> = (0..silences)
+    let compiled: Vec<cellwatch_slo::model::CompiledSilence> = (0..silences)
         .map(|i| {
             Silence {
                 id: format!("s{i}"),
@@ -219,7 +221,7 @@ fn dispatch_with_regex_silences(b: divan::Bencher<'_, '_>, silences: usize) {
             .unwrap()
         })
         .collect();
-    let active: Vec<&alerting::CompiledSilence> = compiled.iter().collect();
+    let active: Vec<&cellwatch_slo::model::CompiledSilence> = compiled.iter().collect();
     let routes = Routes::new(&config(1).alerting.routes);
     let timing = Timing::default();
     b.bench_local(|| {

@@ -805,7 +805,8 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     std::fs::write(&cfg_path, &yaml).map_err(io(&cfg_path))?;
     let config = crate::config::load(&cfg_path).map_err(|e| DemoError::Config(e.to_string()))?;
     let targets = dir.join("targets.json");
-    std::fs::write(&targets, crate::rules::targets(&config)).map_err(io(&targets))?;
+    std::fs::write(&targets, crate::generate::prometheus::targets(&config))
+        .map_err(io(&targets))?;
     let prom = dir.join("prometheus.yml");
     std::fs::write(&prom, prometheus_yaml(ports)).map_err(io(&prom))?;
     let url = format!("sqlite://{}?mode=rwc", dir.join("ledger.db").display());
@@ -814,7 +815,7 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         .map_err(|e| DemoError::Ledger(e.to_string()))?;
     let listen = format!("127.0.0.1:{}", ports.engine);
     let mut engine = tokio::spawn(async move {
-        crate::engine::run_with(config, ledger, &listen, crate::engine::Clock::default()).await
+        crate::runtime::run_with(config, ledger, &listen, crate::runtime::Clock::default()).await
     });
 
     let client = cellwatch_exporter::tls::http_client()

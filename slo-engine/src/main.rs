@@ -57,7 +57,7 @@ enum Command {
         #[arg(long = "testing.clock-offset-file", value_name = "FILE", hide = true)]
         clock_offset_file: Option<PathBuf>,
         /// Most silences active or pending at once; a POST beyond it is refused (400).
-        #[arg(long = "silences.max-active", value_name = "N", default_value_t = cellwatch_slo::engine::DEFAULT_MAX_SILENCES)]
+        #[arg(long = "silences.max-active", value_name = "N", default_value_t = cellwatch_slo::web::DEFAULT_MAX_SILENCES)]
         max_silences: usize,
     },
     /// Print Prometheus recording and alerting rules for the configured SLOs (Sloth-compatible
@@ -374,16 +374,16 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                let clock = cellwatch_slo::engine::Clock {
+                let clock = cellwatch_slo::runtime::Clock {
                     offset_file: clock_offset_file,
                 };
-                match cellwatch_slo::engine::run_web(
+                match cellwatch_slo::runtime::run_web(
                     cfg,
                     ledger,
                     &listen,
                     clock,
                     web,
-                    cellwatch_slo::engine::Limits {
+                    cellwatch_slo::web::Limits {
                         max_silences,
                         web: limits,
                     },
@@ -466,8 +466,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Rules { config } => print_generated(&config, cellwatch_slo::rules::rules),
-        Command::Targets { config } => print_generated(&config, cellwatch_slo::rules::targets),
+        Command::Rules { config } => {
+            print_generated(&config, cellwatch_slo::generate::prometheus::rules)
+        }
+        Command::Targets { config } => {
+            print_generated(&config, cellwatch_slo::generate::prometheus::targets)
+        }
         Command::Check { config } => match cellwatch_slo::config::load(&config) {
             Ok(c) => {
                 let nodes: usize = c.cells.iter().map(|c| c.nodes.len()).sum();

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use cellwatch_slo::config::{Budgeting, Period, Sli, Slo};
 use cellwatch_slo::ledger::{Judge, Ledger, Table};
-use cellwatch_slo::math::{SliceData, budget_remaining};
+use cellwatch_slo::math::budget_remaining;
+use cellwatch_slo::model::SliceData;
 
 struct Backend {
     name: &'static str,
@@ -317,7 +318,7 @@ fn check_against_math(
     name: &str,
     cfg: &cellwatch_slo::config::Config,
     rows: &[(String, String, SliceData)],
-    report: &cellwatch_slo::engine::Report,
+    report: &cellwatch_slo::eval::Report,
     now: i64,
 ) {
     use cellwatch_slo::math;
@@ -334,7 +335,7 @@ fn check_against_math(
         };
         let (start, _) = math::period_bounds(&slo.period, now);
         let hour = |t: i64| t - t.rem_euclid(3600);
-        for (i, (w, secs)) in math::WINDOWS.iter().enumerate() {
+        for (i, (w, secs)) in cellwatch_slo::model::WINDOWS.iter().enumerate() {
             let from = if *secs > 21_600 {
                 hour(to - *secs as i64)
             } else {
@@ -374,7 +375,7 @@ fn check_against_math(
             .filter(|(cell, n, _)| *cell == c.cell && n.is_empty())
             .map(|(_, _, d)| *d)
             .collect();
-        for (w, secs) in math::WINDOWS {
+        for (w, secs) in cellwatch_slo::model::WINDOWS {
             let from = if secs > 21_600 {
                 (now + 1 - secs as i64).div_euclid(3600) * 3600
             } else {
@@ -396,7 +397,7 @@ fn check_against_math(
 
 #[tokio::test]
 async fn evaluation_in_the_database_equals_the_pure_math() {
-    use cellwatch_slo::engine::evaluate;
+    use cellwatch_slo::eval::evaluate;
     // 2026-03-04 00:00 UTC: the calendar month began three days ago.
     let now = 1_772_582_400;
     let path = std::path::Path::new("equiv.yaml");
@@ -515,7 +516,7 @@ async fn counter_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU6
 /// ledger's baselines; two engines that both think they lead never count twice.
 #[tokio::test]
 async fn increases_scraped_while_not_recording_are_recorded_exactly_once() {
-    use cellwatch_slo::engine::{Baselines, scrape_once};
+    use cellwatch_slo::source::scrape::{Baselines, scrape_once};
     use std::sync::atomic::Ordering;
     let (url, n) = counter_server().await;
     let cfg = cellwatch_slo::config::parse(

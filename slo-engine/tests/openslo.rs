@@ -179,13 +179,13 @@ fn openslo_files_are_bounded_together() {
             p
         })
         .collect();
-    let e = cellwatch_slo::openslo::import(&paths)
+    let e = cellwatch_slo::config::openslo::import(&paths)
         .unwrap_err()
         .to_string();
     assert!(e.contains("together pass the limit of 16 MiB"), "{e}");
     assert!(e.contains("big-4.yaml"), "{e}");
     assert!(
-        cellwatch_slo::openslo::import(&paths[..3]).is_ok(),
+        cellwatch_slo::config::openslo::import(&paths[..3]).is_ok(),
         "three files stay under the limit"
     );
 }

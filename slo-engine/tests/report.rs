@@ -5,7 +5,7 @@ use std::process::Command;
 
 use cellwatch_slo::config;
 use cellwatch_slo::ledger::Ledger;
-use cellwatch_slo::math::SliceData;
+use cellwatch_slo::model::SliceData;
 
 const CONFIG: &str = "cells:
   - { name: a, nodes: [ { name: n, url: \"http://a:9817/metrics\" } ] }
@@ -67,7 +67,7 @@ async fn filled(url: &str) -> (config::Config, Ledger) {
     let l = Ledger::open(url).await.unwrap();
     l.record_many(&rows()).await.unwrap();
     // Judge the time slices, as a running engine does.
-    cellwatch_slo::engine::evaluate(&cfg, &l, DAY0 + 2 * 86_400)
+    cellwatch_slo::eval::evaluate(&cfg, &l, DAY0 + 2 * 86_400)
         .await
         .unwrap();
     (cfg, l)

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cellwatch_slo::{config, rules};
+use cellwatch_slo::config;
+use cellwatch_slo::generate::prometheus as rules;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -1,0 +1,20 @@
+use crate::model::{Labels, names};
+
+/// Whether an alert is inhibited by another active one: a page inhibits the ticket of the same
+/// cell and SLO; a cell-down page inhibits every other alert of its cell.
+pub fn inhibited(target: &Labels, firing: &[&Labels]) -> bool {
+    let get = |l: &Labels, k: &str| l.get(k).cloned().unwrap_or_default();
+    firing.iter().any(|src| {
+        if *src == target {
+            return false;
+        }
+        let same_cell = get(src, "cell") == get(target, "cell");
+        (get(src, "alertname") == names::CELL_DOWN && same_cell)
+            || (get(src, "alertname") == names::BURN
+                && get(src, "severity") == "page"
+                && get(target, "severity") == "ticket"
+                && same_cell
+                && get(src, "slo") == get(target, "slo")
+                && get(target, "alertname") == names::BURN)
+    })
+}

@@ -1,0 +1,157 @@
+use crate::config::Timing;
+use crate::config::{Config, Slo};
+use crate::eval::Report;
+use crate::math;
+use crate::model::burn_factor;
+use crate::model::{Labels, names};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// An alert an evaluation calls for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wanted {
+    /// Identity.
+    pub labels: Labels,
+    /// Descriptions for people (not identity).
+    pub annotations: Labels,
+    /// How long the condition must hold before the alert fires (seconds).
+    pub hold: i64,
+}
+
+pub(super) fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub(super) fn window<'a>(
+    s: &'a crate::eval::SloReport,
+    name: &str,
+) -> Option<&'a crate::eval::WindowReport> {
+    s.windows.iter().find(|w| w.window == name)
+}
+
+pub(super) fn window_name(secs: u64) -> &'static str {
+    crate::model::WINDOWS
+        .iter()
+        .find(|(_, s)| *s == secs)
+        .map_or("", |(n, _)| *n)
+}
+
+/// The burn tiers of an SLO that fire now: (severity, long window, factor, long burn).
+pub(super) fn burning<'a>(
+    rates: &'a [crate::config::BurnRate],
+    slo: &Slo,
+    r: &crate::eval::SloReport,
+    now: i64,
+) -> Vec<(&'a str, u64, f64, f64)> {
+    let period = math::period_length(&slo.period, now).as_secs();
+    let mut out = Vec::new();
+    for b in rates {
+        let (severity, long, short) = (b.severity.as_str(), b.long, b.short);
+        if long > period {
+            continue;
+        }
+        let f = burn_factor(b.budget, long, period);
+        let burn = |secs| window(r, window_name(secs)).and_then(|w| w.burn_rate);
+        // Judged windows only: a window too thin for min_events has no burn rate.
+        if let (Some(l), Some(s)) = (burn(long), burn(short))
+            && l >= f
+            && s >= f
+        {
+            out.push((severity, long, f, l));
+        }
+    }
+    out
+}
+
+/// The alerts an evaluation calls for, before inhibition: per cell and SLO, a page and a
+/// ticket for the burn-rate tiers that fire, budget exhausted, no data; per cell, cell down
+/// when every exporter of `down_cells` failed.
+pub fn wanted(
+    config: &Config,
+    report: &Report,
+    down_cells: &BTreeSet<String>,
+    timing: &Timing,
+) -> Vec<Wanted> {
+    let mut out = Vec::new();
+    for r in &report.slos {
+        let Some(slo) = config.slos.iter().find(|s| s.name == r.slo) else {
+            continue;
+        };
+        // An alert about this SLO of this cell, with its budget left.
+        let slo_alert = |alertname: &str, severity: &str, summary: String, hold: i64| Wanted {
+            labels: labels(&[
+                ("alertname", alertname),
+                ("cell", &r.cell),
+                ("slo", &r.slo),
+                ("severity", severity),
+            ]),
+            annotations: labels(&[
+                ("summary", &summary),
+                (
+                    "budget_remaining",
+                    &r.budget_remaining
+                        .map_or("unknown".into(), |b| format!("{:.1} %", b * 100.0)),
+                ),
+            ]),
+            hold,
+        };
+        let mut by_severity: BTreeMap<&str, Vec<(u64, f64, f64)>> = BTreeMap::new();
+        for (severity, long, f, l) in burning(&config.alerting.burn_rates, slo, r, report.at) {
+            by_severity.entry(severity).or_default().push((long, f, l));
+        }
+        for (severity, tiers) in by_severity {
+            let detail: Vec<String> = tiers
+                .iter()
+                .map(|(long, f, l)| {
+                    format!(
+                        "{:.1}× over {} (threshold {:.1}×)",
+                        l,
+                        window_name(*long),
+                        f
+                    )
+                })
+                .collect();
+            let mut w = slo_alert(
+                names::BURN,
+                severity,
+                format!("Cell {} burns the {} error budget too fast", r.cell, r.slo),
+                0,
+            );
+            w.annotations.insert("burn_rates".into(), detail.join("; "));
+            out.push(w);
+        }
+        if r.budget_remaining.is_some_and(|b| b <= 0.0) {
+            out.push(slo_alert(
+                names::EXHAUSTED,
+                "ticket",
+                format!(
+                    "Cell {} has spent the {} error budget of its period",
+                    r.cell, r.slo
+                ),
+                0,
+            ));
+        }
+        if r.data_missing {
+            out.push(slo_alert(
+                names::NO_DATA,
+                "ticket",
+                format!("SLO {} of cell {} has no data", r.slo, r.cell),
+                timing.no_data_for,
+            ));
+        }
+    }
+    for cell in down_cells {
+        out.push(Wanted {
+            labels: labels(&[
+                ("alertname", names::CELL_DOWN),
+                ("cell", cell),
+                ("severity", "page"),
+            ]),
+            annotations: labels(&[("summary", &format!("No exporter of cell {cell} answers"))]),
+            hold: timing.cell_down_for,
+        });
+    }
+    out
+}

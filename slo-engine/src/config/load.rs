@@ -1,0 +1,21 @@
+use super::validate::validate;
+use super::*;
+use std::path::Path;
+
+/// Reads and validates a configuration file (a regular file of at most [`MAX_CONFIG_BYTES`]).
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = read_text(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates configuration text (`path` is for messages and relative paths).
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let text = prepare(text, path)?;
+    let de = yaml_serde::Deserializer::from_str(text);
+    let raw: RawConfig =
+        serde_path_to_error::deserialize(de).map_err(|e| syntax_error(path, text, 1, "", e))?;
+    validate(raw, text, path)
+}

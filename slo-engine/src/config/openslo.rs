@@ -1,0 +1,496 @@
+//! Import of OpenSLO v1 documents (<https://github.com/OpenSLO/OpenSLO>): `SLO` documents with an
+//! inline indicator or an `indicatorRef` to an `SLI` document, ratio metrics whose sources are
+//! Prometheus queries, occurrences or timeslices budgeting, rolling or calendar-month windows.
+//! Each becomes an SLO of our own configuration (with a [`RawSli::Ratio`] indicator) and is
+//! validated like one; an error names the OpenSLO file, the line and the field.
+//!
+//! Mapping: `metadata.name` → name; `metadata.labels.cell` (a string or a list) → cells (every
+//! cell when absent); `spec.description` → description; `objectives[0].target` (or
+//! `targetPercent`) → objective; `timeSliceTarget` and `timeSliceWindow` → slice_target and
+//! slice; `timeWindow[0]` → period (`isRolling: true` and a duration, or a calendar window of
+//! `1M` with its `timeZone`); `ratioMetric.good`/`bad`/`total` `metricSource.spec.query` →
+//! the ratio's queries, `ratioMetric.counter` → counter.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::{
+    ConfigError, MAX_CONFIG_BYTES, RawSli, RawSlo, locate, quote, read_text, syntax_error,
+};
+
+/// The most bytes of OpenSLO documents one configuration imports, all files together.
+pub const MAX_OPENSLO_TOTAL_BYTES: usize = 16 << 20;
+
+/// Where an imported SLO came from, for messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    /// The OpenSLO file.
+    pub path: PathBuf,
+    /// The line of the SLO document's first line.
+    pub line: usize,
+    /// The document's text and its first line's number, to locate fields.
+    pub doc: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Doc {
+    api_version: String,
+    kind: String,
+    metadata: Metadata,
+    #[serde(default)]
+    spec: yaml_serde::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Metadata {
+    name: String,
+    #[serde(default)]
+    labels: BTreeMap<String, LabelValue>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+pub(super) enum LabelValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SloSpec {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    indicator: Option<InlineSli>,
+    #[serde(default)]
+    indicator_ref: Option<String>,
+    #[serde(default)]
+    time_window: Vec<TimeWindow>,
+    budgeting_method: String,
+    objectives: Vec<Objective>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct InlineSli {
+    #[serde(default)]
+    metadata: Option<Metadata>,
+    spec: SliSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TimeWindow {
+    duration: String,
+    #[serde(default)]
+    is_rolling: bool,
+    #[serde(default)]
+    calendar: Option<Calendar>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Calendar {
+    #[serde(default)]
+    time_zone: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Objective {
+    #[serde(default)]
+    target: Option<f64>,
+    #[serde(default)]
+    target_percent: Option<f64>,
+    #[serde(default)]
+    time_slice_target: Option<f64>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    time_slice_window: Option<String>,
+    #[serde(default)]
+    op: Option<String>,
+    #[serde(default)]
+    value: Option<f64>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SliSpec {
+    #[serde(default)]
+    threshold_metric: Option<yaml_serde::Value>,
+    #[serde(default)]
+    ratio_metric: Option<RatioMetric>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RatioMetric {
+    counter: bool,
+    #[serde(default)]
+    good: Option<MetricHolder>,
+    #[serde(default)]
+    bad: Option<MetricHolder>,
+    #[serde(default)]
+    total: Option<MetricHolder>,
+    #[serde(default)]
+    raw: Option<yaml_serde::Value>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct MetricHolder {
+    metric_source: MetricSource,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct MetricSource {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    spec: BTreeMap<String, yaml_serde::Value>,
+}
+
+pub(super) fn string_or_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        S(String),
+        N(u64),
+    }
+    Ok(Option::<Either>::deserialize(d)?.map(|e| match e {
+        Either::S(s) => s,
+        Either::N(n) => n.to_string(),
+    }))
+}
+
+/// The documents of a multi-document YAML text, each with the 1-based line it starts on.
+pub(super) fn documents(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut start = 1;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            if !cur.trim().is_empty() {
+                out.push((start, std::mem::take(&mut cur)));
+            }
+            cur.clear();
+            start = i + 2;
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+    }
+    if !cur.trim().is_empty() {
+        out.push((start, cur));
+    }
+    out
+}
+
+pub(super) fn typed<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    doc: &str,
+    first: usize,
+    prefix: &str,
+    value: Option<yaml_serde::Value>,
+) -> Result<T, ConfigError> {
+    let result = match value {
+        None => serde_path_to_error::deserialize(yaml_serde::Deserializer::from_str(doc)),
+        Some(v) => serde_path_to_error::deserialize(v),
+    };
+    result.map_err(|e| syntax_error(path, doc, first, prefix, e))
+}
+
+/// Reads OpenSLO files and returns their SLOs as configuration SLOs, in file order.
+pub fn import(paths: &[PathBuf]) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
+    struct Parsed {
+        path: PathBuf,
+        first: usize,
+        doc: String,
+        name: String,
+        labels: BTreeMap<String, LabelValue>,
+        spec: yaml_serde::Value,
+    }
+    let mut slos = Vec::new();
+    let mut slis: BTreeMap<String, (SliSpec, PathBuf, usize, String)> = BTreeMap::new();
+    // Every document is kept until all are read: a bound on the whole, not only on each file.
+    let mut total = 0usize;
+    for path in paths {
+        let text = read_text(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        total += text.len();
+        if total > MAX_OPENSLO_TOTAL_BYTES {
+            return Err(ConfigError::Read {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "the OpenSLO files together pass the limit of {} MiB",
+                        MAX_OPENSLO_TOTAL_BYTES >> 20
+                    ),
+                ),
+            });
+        }
+        let text = crate::config::prepare(&text, path)?;
+        for (first, doc) in documents(text) {
+            let invalid = |field: &str, message: String| ConfigError::Invalid {
+                path: path.clone(),
+                line: locate(&doc, field) + first - 1,
+                field: field.to_string(),
+                message,
+            };
+            let d: Doc = typed(path, &doc, first, "", None)?;
+            if d.api_version != "openslo/v1" {
+                return Err(invalid(
+                    "apiVersion",
+                    format!(
+                        "{}: only openslo/v1 documents can be imported",
+                        quote(&d.api_version)
+                    ),
+                ));
+            }
+            match d.kind.as_str() {
+                "SLO" => slos.push(Parsed {
+                    path: path.clone(),
+                    first,
+                    doc: doc.clone(),
+                    name: d.metadata.name,
+                    labels: d.metadata.labels,
+                    spec: d.spec,
+                }),
+                "SLI" => {
+                    let spec: SliSpec = typed(path, &doc, first, "spec.", Some(d.spec))?;
+                    slis.insert(d.metadata.name, (spec, path.clone(), first, doc.clone()));
+                }
+                // Services, data sources, alert policies…: nothing to import.
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in slos {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            path: p.path.clone(),
+            line: locate(&p.doc, field) + p.first - 1,
+            field: field.to_string(),
+            message: format!("SLO {}: {message}", quote(&p.name)),
+        };
+        let spec: SloSpec = typed(&p.path, &p.doc, p.first, "spec.", Some(p.spec.clone()))?;
+        let (sli, sli_field) = match (&spec.indicator, &spec.indicator_ref) {
+            (Some(i), None) => {
+                let _ = &i.metadata;
+                (i.spec.clone(), "spec.indicator.spec".to_string())
+            }
+            (None, Some(r)) => match slis.get(r) {
+                Some((s, ..)) => (s.clone(), "spec.indicatorRef".to_string()),
+                None => {
+                    return Err(invalid(
+                        "spec.indicatorRef",
+                        format!("no SLI document named {} in the imported files", quote(r)),
+                    ));
+                }
+            },
+            _ => {
+                return Err(invalid(
+                    "spec",
+                    "needs exactly one of indicator and indicatorRef".into(),
+                ));
+            }
+        };
+        if sli.threshold_metric.is_some() {
+            return Err(invalid(
+                &sli_field,
+                "thresholdMetric indicators cannot be imported: use a ratioMetric".into(),
+            ));
+        }
+        let Some(ratio) = sli.ratio_metric else {
+            return Err(invalid(&sli_field, "needs a ratioMetric".into()));
+        };
+        if ratio.raw.is_some() {
+            return Err(invalid(
+                &sli_field,
+                "ratioMetric.raw (a precomputed ratio) cannot be imported: give good (or bad) and total".into(),
+            ));
+        }
+        let query =
+            |which: &str, h: &Option<MetricHolder>| -> Result<Option<String>, ConfigError> {
+                let Some(h) = h else { return Ok(None) };
+                let f = format!("{sli_field}.ratioMetric.{which}.metricSource");
+                if let Some(k) = &h.metric_source.kind
+                    && !k.eq_ignore_ascii_case("prometheus")
+                {
+                    return Err(invalid(
+                        &f,
+                        format!(
+                            "type {}: only Prometheus metric sources can be imported",
+                            quote(k)
+                        ),
+                    ));
+                }
+                match h.metric_source.spec.get("query").and_then(|q| q.as_str()) {
+                    Some(q) if !q.trim().is_empty() => Ok(Some(q.trim().to_string())),
+                    _ => Err(invalid(
+                        &format!("{f}.spec"),
+                        "needs spec.query, a PromQL expression".into(),
+                    )),
+                }
+            };
+        let good = query("good", &ratio.good)?;
+        let bad = query("bad", &ratio.bad)?;
+        let Some(total) = query("total", &ratio.total)? else {
+            return Err(invalid(
+                &format!("{sli_field}.ratioMetric"),
+                "needs total".into(),
+            ));
+        };
+        if spec.objectives.len() != 1 {
+            return Err(invalid(
+                "spec.objectives",
+                format!(
+                    "has {} objectives; cellwatch takes one per SLO: split it into one SLO per objective",
+                    spec.objectives.len()
+                ),
+            ));
+        }
+        let o = &spec.objectives[0];
+        if o.op.is_some() || o.value.is_some() {
+            return Err(invalid(
+                "spec.objectives[0]",
+                "op and value belong to thresholdMetric indicators, which cannot be imported"
+                    .into(),
+            ));
+        }
+        let objective = match (o.target, o.target_percent) {
+            (Some(t), None) => t,
+            (None, Some(p)) => p / 100.0,
+            _ => {
+                return Err(invalid(
+                    "spec.objectives[0]",
+                    "needs exactly one of target and targetPercent".into(),
+                ));
+            }
+        };
+        if spec.time_window.len() != 1 {
+            return Err(invalid(
+                "spec.timeWindow",
+                "needs exactly one time window".into(),
+            ));
+        }
+        let w = &spec.time_window[0];
+        let (period, timezone) = if w.is_rolling {
+            match w.duration.trim().strip_suffix('w').map(str::parse::<u64>) {
+                Some(Ok(weeks)) => match weeks.checked_mul(7) {
+                    Some(days) => (format!("{days}d"), None),
+                    None => {
+                        return Err(invalid(
+                            "spec.timeWindow[0].duration",
+                            format!("{} is too long", quote(&w.duration)),
+                        ));
+                    }
+                },
+                _ if w.duration.ends_with(['M', 'Q', 'Y']) => {
+                    return Err(invalid(
+                        "spec.timeWindow[0].duration",
+                        format!(
+                            "{}: a rolling window of months, quarters or years has no fixed length: give it in days (30d), \
+                             or use a calendar window of 1M",
+                            quote(&w.duration)
+                        ),
+                    ));
+                }
+                _ => (w.duration.clone(), None),
+            }
+        } else if w.duration == "1M" {
+            (
+                "calendar-month".to_string(),
+                w.calendar.as_ref().and_then(|c| c.time_zone.clone()),
+            )
+        } else {
+            return Err(invalid(
+                "spec.timeWindow[0].duration",
+                format!(
+                    "{}: a calendar window must be one month (1M); rolling windows take any duration",
+                    quote(&w.duration)
+                ),
+            ));
+        };
+        let budgeting = match spec.budgeting_method.as_str() {
+            "Occurrences" => "occurrences",
+            "Timeslices" => "timeslices",
+            "RatioTimeslices" => {
+                return Err(invalid(
+                    "spec.budgetingMethod",
+                    "RatioTimeslices (an average of per-slice ratios) is not supported: use Occurrences or Timeslices".into(),
+                ));
+            }
+            other => {
+                return Err(invalid(
+                    "spec.budgetingMethod",
+                    format!("{}: use Occurrences or Timeslices", quote(other)),
+                ));
+            }
+        };
+        let cells = match p.labels.get("cell") {
+            None => None,
+            Some(LabelValue::One(c)) => Some(vec![c.clone()]),
+            Some(LabelValue::Many(c)) => Some(c.clone()),
+        };
+        out.push((
+            RawSlo {
+                name: p.name.clone(),
+                description: spec.description.clone(),
+                cells,
+                objective,
+                period,
+                timezone,
+                budgeting: Some(budgeting.to_string()),
+                // A bare number means minutes.
+                slice: o.time_slice_window.as_ref().map(|w| {
+                    if w.trim().chars().all(|c| c.is_ascii_digit()) {
+                        format!("{}m", w.trim())
+                    } else {
+                        w.clone()
+                    }
+                }),
+                slice_target: o.time_slice_target,
+                min_events: 0,
+                sli: RawSli::Ratio {
+                    good,
+                    bad,
+                    total,
+                    counter: ratio.counter,
+                },
+            },
+            Origin {
+                path: p.path.clone(),
+                line: p.first,
+                doc: p.doc.clone(),
+            },
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_keep_their_lines() {
+        let d = documents("a: 1\n---\nb: 2\nc: 3\n--- \n---\nd: 4\n");
+        assert_eq!(
+            d,
+            vec![
+                (1, "a: 1\n".to_string()),
+                (3, "b: 2\nc: 3\n".to_string()),
+                (7, "d: 4\n".to_string())
+            ]
+        );
+    }
+}

@@ -1,0 +1,307 @@
+use super::*;
+use crate::model::{Labels, Matcher};
+use serde::Deserialize;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Timings, seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Wait before the first notification of a new group.
+    pub group_wait: i64,
+    /// Wait between notifications of a group whose alerts changed.
+    pub group_interval: i64,
+    /// Send a still-firing group again after this long.
+    pub repeat_interval: i64,
+    /// An SLO without data for this long raises a no-data alert.
+    pub no_data_for: i64,
+    /// A cell whose exporters all fail for this long raises a cell-down page.
+    pub cell_down_for: i64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            group_wait: 30,
+            group_interval: 300,
+            repeat_interval: 4 * 3600,
+            no_data_for: 600,
+            cell_down_for: 60,
+        }
+    }
+}
+
+/// A maintenance window: a cron schedule of starts, each lasting `duration`, for some cells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Maintenance {
+    /// Name.
+    pub name: String,
+    /// The cells it covers.
+    pub cells: Vec<String>,
+    /// Starts (the `cron` crate's syntax, seconds first: `0 0 3 * * Sun`).
+    pub schedule: cron::Schedule,
+    /// Time zone of the schedule.
+    pub timezone: chrono_tz::Tz,
+    /// Length of each window (seconds).
+    pub duration: i64,
+    /// Its slices are left out of the budgets too (not only its notifications).
+    pub exclude_from_budget: bool,
+}
+
+impl Maintenance {
+    /// Whether `cell` is in a window at `at` (Unix seconds): a start in `(at − duration, at]`.
+    pub fn active(&self, cell: &str, at: i64) -> bool {
+        use chrono::TimeZone;
+        if !self.cells.iter().any(|c| c == cell) {
+            return false;
+        }
+        let Some(from) = self.timezone.timestamp_opt(at - self.duration, 0).single() else {
+            return false;
+        };
+        self.schedule
+            .after(&from)
+            .next()
+            .is_some_and(|start| start.timestamp() <= at)
+    }
+}
+
+/// Where alerts go: the first route whose matchers all hold (`continue` goes on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    /// Receiver name.
+    pub receiver: String,
+    /// Label equality matchers.
+    pub matchers: Labels,
+    /// Label regular-expression matchers (whole value), as Alertmanager's `match_re`.
+    #[serde(default)]
+    pub match_re: Vec<Matcher>,
+    /// Keep matching later routes.
+    #[serde(default)]
+    pub continue_: bool,
+}
+
+/// One multiwindow burn-rate alert, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurnRate {
+    /// `page` or `ticket`.
+    pub severity: String,
+    /// Long window, seconds.
+    pub long: u64,
+    /// Short window, seconds.
+    pub short: u64,
+    /// Share of the budget.
+    pub budget: f64,
+}
+
+/// The SRE Workbook's burn-rate alerts.
+pub fn default_burn_rates() -> Vec<BurnRate> {
+    crate::model::BURN_ALERTS
+        .iter()
+        .map(|(severity, long, short, budget)| BurnRate {
+            severity: severity.to_string(),
+            long: *long,
+            short: *short,
+            budget: *budget,
+        })
+        .collect()
+}
+
+/// Alerting, resolved.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Alerting {
+    /// Timings.
+    pub timing: crate::config::Timing,
+    /// The engine's URL.
+    pub external_url: Option<String>,
+    /// Dashboard URL template.
+    pub dashboard_url: Option<String>,
+    /// Receivers by name.
+    pub receivers: BTreeMap<String, RawReceiver>,
+    /// Routes.
+    pub routes: Vec<crate::config::Route>,
+    /// Where the API's bearer token is.
+    pub api_token: Option<TokenSource>,
+    /// Scheduled budget reports.
+    pub reports: Vec<ReportSchedule>,
+    /// Burn-rate alerts.
+    pub burn_rates: Vec<BurnRate>,
+}
+
+/// A scheduled budget report, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportSchedule {
+    /// Name.
+    pub name: String,
+    /// When.
+    pub schedule: cron::Schedule,
+    /// In which time zone.
+    pub timezone: chrono_tz::Tz,
+    /// Range, seconds.
+    pub range: i64,
+    /// Receiver (with an email integration).
+    pub receiver: String,
+}
+
+/// Where a secret is read from (at each use, so it can be rotated).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenSource {
+    /// A file (trailing whitespace trimmed).
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+}
+
+impl TokenSource {
+    /// The secret, if it can be read and is not empty.
+    pub fn read(&self) -> Option<String> {
+        let v = match self {
+            TokenSource::File(p) => read_secret_file(p).ok()?,
+            TokenSource::Env(v) => std::env::var(v).ok()?,
+        };
+        let v = v.trim_end().to_string();
+        (!v.is_empty()).then_some(v)
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Cells, in file order.
+    pub cells: Vec<Cell>,
+    /// Data source.
+    pub source: Source,
+    /// Histogram bucket bounds, seconds.
+    pub buckets: Vec<f64>,
+    /// Objectives, in file order.
+    pub slos: Vec<Slo>,
+    /// Alerting.
+    pub alerting: Alerting,
+    /// Maintenance windows.
+    pub maintenance: Vec<crate::config::Maintenance>,
+}
+
+/// A cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// Name.
+    pub name: String,
+    /// Nodes.
+    pub nodes: Vec<Node>,
+}
+
+/// A node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Name.
+    pub name: String,
+    /// Metrics URL.
+    pub url: String,
+    /// Extra target labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The data source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// Scrape the exporters.
+    Scrape {
+        /// Interval.
+        interval: Duration,
+        /// Extra trusted CA certificates, PEM.
+        ca_pem: Option<Vec<u8>>,
+        /// Basic-authentication credentials.
+        basic_auth: Option<BasicAuth>,
+    },
+    /// Query Prometheus.
+    Prometheus {
+        /// Base URL, without a trailing slash.
+        url: String,
+        /// Interval.
+        interval: Duration,
+        /// How far behind the present to read.
+        delay: Duration,
+        /// Query timeout.
+        timeout: Duration,
+        /// Extra headers.
+        headers: BTreeMap<String, String>,
+    },
+}
+
+/// The SLO period.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Period {
+    /// The last `Duration`.
+    Rolling(Duration),
+    /// The current calendar month in a time zone.
+    CalendarMonth(chrono_tz::Tz),
+}
+
+/// How the budget is counted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Budgeting {
+    /// Good events over all events.
+    Occurrences,
+    /// Good slices over judged slices.
+    Timeslices {
+        /// Slice length.
+        slice: Duration,
+        /// Share of good events that makes a slice good (event-ratio SLIs).
+        slice_target: f64,
+    },
+}
+
+/// The indicator, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sli {
+    /// Requests under a latency bound (seconds, a bucket bound).
+    Latency(f64),
+    /// First token under a bound (seconds, a bucket bound).
+    Ttft(f64),
+    /// Non-error outcomes.
+    Availability,
+    /// Tokens per kWh at least `threshold`, slices under `min_tokens` idle.
+    TokensPerKwh {
+        /// Tokens per kWh.
+        threshold: f64,
+        /// Fewest tokens for a slice to be judged.
+        min_tokens: u64,
+    },
+    /// A ratio of PromQL queries.
+    Ratio(RatioQueries),
+}
+
+/// The queries of a [`Sli::Ratio`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatioQueries {
+    /// Good events, or `None` when counted as total − bad.
+    pub good: Option<String>,
+    /// Bad events, when given instead of good.
+    pub bad: Option<String>,
+    /// Every event.
+    pub total: String,
+    /// The queries return counters.
+    pub counter: bool,
+}
+
+/// A validated objective.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Cells it applies to (resolved: every cell when omitted).
+    pub cells: Vec<String>,
+    /// Objective, 0–1.
+    pub objective: f64,
+    /// Period.
+    pub period: Period,
+    /// Budgeting.
+    pub budgeting: Budgeting,
+    /// Minimum events (or judged slices) for a window to be judged.
+    pub min_events: u64,
+    /// Indicator.
+    pub sli: Sli,
+}

@@ -1,0 +1,43 @@
+use cellwatch_exporter::store::Sample;
+use cellwatch_metrics as m;
+
+use super::*;
+
+/// The report as metrics.
+pub fn samples(report: &Report) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for s in &report.slos {
+        let l = [s.cell.as_str(), s.slo.as_str()];
+        out.push(Sample::new(&m::SLO_OBJECTIVE, &l, s.objective));
+        out.push(Sample::new(
+            &m::SLO_DATA_MISSING,
+            &l,
+            if s.data_missing { 1.0 } else { 0.0 },
+        ));
+        if let Some(b) = s.budget_remaining {
+            out.push(Sample::new(&m::SLO_BUDGET_REMAINING, &l, b));
+        }
+        for w in &s.windows {
+            let lw = [s.cell.as_str(), s.slo.as_str(), w.window.as_str()];
+            if let Some(v) = w.sli {
+                out.push(Sample::new(&m::SLO_SLI, &lw, v));
+            }
+            if let Some(v) = w.burn_rate {
+                out.push(Sample::new(&m::SLO_BURN_RATE, &lw, v));
+            }
+        }
+    }
+    for c in &report.cells {
+        for (w, v) in &c.tokens_per_kwh {
+            if let Some(v) = v {
+                out.push(Sample::new(&m::CELL_TOKENS_PER_KWH, &[&c.cell, w], *v));
+            }
+        }
+        for (w, v) in &c.kwh_per_1k_requests {
+            if let Some(v) = v {
+                out.push(Sample::new(&m::CELL_KWH_PER_1K, &[&c.cell, w], *v));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,106 @@
+use super::*;
+
+/// Sums of one SLO (or of the cells' totals) for one cell: every window of `crate::model::WINDOWS`, the
+/// period, and the last few minutes (the no-data test). Each is `[good, total, tokens, joules,
+/// requests]`; for time slices, good and total count judged slices.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Sums {
+    pub(super) windows: Vec<[f64; 5]>,
+    pub(super) period: [f64; 5],
+    pub(super) recent: [f64; 5],
+}
+
+pub(super) fn add(a: &mut [f64; 5], b: &[f64; 5]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+/// The tables of the ledger by resolution, and the alignment of their rows (seconds).
+pub(super) const TIERS: [(crate::ledger::Table, i64); 3] = [
+    (crate::ledger::Table::Minutes, 60),
+    (crate::ledger::Table::Hours, 3600),
+    (crate::ledger::Table::Days, 86_400),
+];
+
+/// Splits `[from, to)` into pieces read from the coarsest table that covers them exactly:
+/// (tier, from, to). A 6-hour window is a few minute rows at each end and five hourly rows; a
+/// month is some hours at each end and whole days between.
+pub(super) fn pieces(from: i64, to: i64, tier: usize, out: &mut Vec<(usize, i64, i64)>) {
+    if from >= to {
+        return;
+    }
+    let Some(&(_, next)) = TIERS.get(tier + 1) else {
+        out.push((tier, from, to));
+        return;
+    };
+    let a = (from + next - 1).div_euclid(next) * next;
+    let b = to.div_euclid(next) * next;
+    if a >= b {
+        out.push((tier, from, to));
+        return;
+    }
+    if from < a {
+        out.push((tier, from, a));
+    }
+    pieces(a, b, tier + 1, out);
+    if b < to {
+        out.push((tier, b, to));
+    }
+}
+
+pub(super) fn hour(t: i64) -> i64 {
+    t - t.rem_euclid(3600)
+}
+
+/// Where the period's sums start: on the hour. A rolling period starts at the top of the hour
+/// in which it begins (up to 59 minutes more); a calendar month in a time zone whose offset is
+/// not whole hours starts at the next full hour, so the previous month never counts.
+pub(super) fn period_hour(slo: Option<&crate::config::Slo>, p: i64) -> i64 {
+    match slo.map(|s| &s.period) {
+        Some(crate::config::Period::CalendarMonth(_)) if p.rem_euclid(3600) != 0 => hour(p) + 3600,
+        _ => hour(p),
+    }
+}
+
+/// What is summed for an SLO (or the cells' totals): its name in the ledger, the five columns
+/// of minute rows and of rollups (judged verdicts for a time-slice SLO), and the verdicts'
+/// parameters.
+pub(super) struct Columns {
+    pub(super) name: String,
+    pub(super) minute: [String; 5],
+    pub(super) rollup: [String; 5],
+    pub(super) params: Vec<f64>,
+}
+
+impl Columns {
+    pub(super) fn of(slo: Option<&crate::config::Slo>) -> Columns {
+        let cols = |g: &str, t: &str| -> [String; 5] {
+            [
+                g.to_string(),
+                t.to_string(),
+                "tokens".into(),
+                "joules".into(),
+                "requests".into(),
+            ]
+        };
+        let plain = cols("good", "total");
+        match slo.map(|s| (s, judge_of(s))) {
+            Some((s, Some(j))) => {
+                let (g, t, params) = j.sql(1);
+                Columns {
+                    name: s.name.clone(),
+                    minute: cols(&g, &t),
+                    rollup: cols("judged_good", "judged_total"),
+                    params,
+                }
+            }
+            other => Columns {
+                name: other.map_or(String::new(), |(s, _)| s.name.clone()),
+                minute: plain.clone(),
+                rollup: plain,
+                params: Vec::new(),
+            },
+        }
+    }
+}

@@ -1,0 +1,366 @@
+use crate::config::{Budgeting, Config, Period, Sli, Slo};
+use crate::model::WINDOWS;
+use crate::model::burn_factor;
+use cellwatch_metrics as m;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A Prometheus duration for whole seconds (`5m`, `1h`, `30d`).
+pub fn prom_duration(secs: u64) -> String {
+    if secs.is_multiple_of(86400) {
+        format!("{}d", secs / 86400)
+    } else if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct RuleFile {
+    groups: Vec<Group>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Group {
+    name: String,
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Rule {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<String>,
+    expr: String,
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    for_: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+}
+
+pub(super) fn period_secs(p: &Period) -> u64 {
+    match p {
+        Period::Rolling(d) => d.as_secs(),
+        Period::CalendarMonth(_) => 30 * 86400,
+    }
+}
+
+pub(super) fn cells_matcher(slo: &Slo) -> String {
+    let mut cells = slo.cells.clone();
+    cells.sort();
+    format!(
+        "cell=~\"{}\"",
+        cells
+            .iter()
+            .map(|c| regex_escape(c))
+            .collect::<Vec<_>>()
+            .join("|")
+    )
+}
+
+pub(super) fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push_str("\\\\");
+        }
+        if c == '"' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The `le` matcher of a bucket bound: Prometheus 2 stores `le="2"`, Prometheus 3 `le="2.0"`.
+pub(super) fn le_matcher(t: f64) -> String {
+    if t.fract() == 0.0 {
+        format!("le=~\"{t}|{t}\\\\.0\"")
+    } else {
+        format!("le=\"{t}\"")
+    }
+}
+
+/// Energy of each node from its best source (the SMC's whole-system reading, else the SoC's;
+/// RAPL plus NVIDIA on Linux), summed per cell, over `w`.
+pub(super) fn cell_energy(cells: &str, w: &str) -> String {
+    format!(
+        "sum by (cell) (\n  {}\n)",
+        m::node_energy_promql("increase", cells, w)
+    )
+}
+
+/// Good and total events of an event-ratio SLI over `w`, as PromQL.
+pub(super) fn events(slo: &Slo, w: &str) -> Option<(String, String)> {
+    let cells = cells_matcher(slo);
+    let hist = |family: &str, t: f64| {
+        (
+            format!(
+                "sum by (cell) (increase({family}_bucket{{{cells},{}}}[{w}]))",
+                le_matcher(t)
+            ),
+            format!("sum by (cell) (increase({family}_count{{{cells}}}[{w}]))"),
+        )
+    };
+    let r = m::INFERENCE_REQUESTS.name;
+    Some(match &slo.sli {
+        Sli::Latency(t) => hist(m::INFERENCE_REQUEST_DURATION.name, *t),
+        Sli::Ttft(t) => hist(m::INFERENCE_TTFT.name, *t),
+        Sli::Availability => (
+            format!("sum by (cell) (increase({r}{{{cells},outcome=~\"ok|client_error\"}}[{w}]))"),
+            format!("sum by (cell) (increase({r}{{{cells},outcome!=\"cancelled\"}}[{w}]))"),
+        ),
+        Sli::TokensPerKwh { .. } | Sli::Ratio(_) => return None,
+    })
+}
+
+/// The error-ratio expression of an SLO over a window (`w` a Prometheus duration), matching
+/// the engine: occurrences are 1 − good/total; time slices are the share of judged slices that
+/// missed (idle slices dropped), judged on slices of the SLO's own length.
+pub(super) fn error_ratio(slo: &Slo, w: &str) -> String {
+    let cells = cells_matcher(slo);
+    match (&slo.sli, slo.budgeting) {
+        (
+            Sli::TokensPerKwh {
+                threshold,
+                min_tokens,
+            },
+            b,
+        ) => {
+            let s = match b {
+                Budgeting::Timeslices { slice, .. } => prom_duration(slice.as_secs()),
+                Budgeting::Occurrences => "5m".to_string(),
+            };
+            let tokens = format!(
+                "sum by (cell) (increase({}{{{cells},kind=\"generated\"}}[{s}]))",
+                m::INFERENCE_TOKENS.name
+            );
+            format!(
+                "1 - avg_over_time((\n  ({tokens} / on (cell) ({} / 3.6e6 > 0) >= bool {threshold})\n  and on (cell)\n  ({tokens} >= {min_tokens})\n)[{w}:{s}])",
+                cell_energy(&cells, &s)
+            )
+        }
+        (
+            _,
+            Budgeting::Timeslices {
+                slice,
+                slice_target,
+            },
+        ) => {
+            let s = prom_duration(slice.as_secs());
+            let (good, total) = events(slo, &s).unwrap_or_default();
+            format!(
+                "1 - avg_over_time((\n  ({good} / {total} >= bool {slice_target})\n  and on (cell)\n  ({total} > 0)\n)[{w}:{s}])"
+            )
+        }
+        (_, Budgeting::Occurrences) => {
+            let (good, total) = events(slo, w).unwrap_or_default();
+            format!("1 - (\n  {good}\n  /\n  {total}\n)")
+        }
+    }
+}
+
+pub(super) fn slo_labels(slo: &Slo) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("sloth_id".to_string(), format!("cellwatch-{}", slo.name)),
+        ("sloth_service".to_string(), "cellwatch".to_string()),
+        ("sloth_slo".to_string(), slo.name.clone()),
+    ])
+}
+
+pub(super) fn selector(slo: &Slo) -> String {
+    format!(
+        "sloth_id=\"cellwatch-{0}\", sloth_service=\"cellwatch\", sloth_slo=\"{0}\"",
+        slo.name
+    )
+}
+
+pub(super) fn record(name: &str, expr: String, labels: BTreeMap<String, String>) -> Rule {
+    Rule {
+        record: Some(name.into()),
+        alert: None,
+        expr,
+        for_: None,
+        labels,
+        annotations: BTreeMap::new(),
+    }
+}
+
+/// The rules for every SLO of `config`, as a Prometheus rule file.
+pub fn rules(config: &Config) -> String {
+    let mut groups = Vec::new();
+    // Cell efficiency, shared by the tokens/kWh SLOs and the dashboards.
+    let all_cells: Vec<String> = config.cells.iter().map(|c| c.name.clone()).collect();
+    let cells = format!(
+        "cell=~\"{}\"",
+        all_cells
+            .iter()
+            .map(|c| regex_escape(c))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    groups.push(Group {
+        name: "cellwatch-cell-efficiency".into(),
+        rules: vec![
+            record(
+                "cellwatch:cell_generated_tokens:increase5m",
+                format!("sum by (cell) (increase({}{{{cells},kind=\"generated\"}}[5m]))", m::INFERENCE_TOKENS.name),
+                BTreeMap::new(),
+            ),
+            record(
+                "cellwatch:cell_energy_joules:increase5m",
+                cell_energy(&cells, "5m"),
+                BTreeMap::new(),
+            ),
+            record(
+                "cellwatch:cell_tokens_per_kwh:ratio_rate5m",
+                "cellwatch:cell_generated_tokens:increase5m\n/ on (cell)\n(cellwatch:cell_energy_joules:increase5m / 3.6e6 > 0)".into(),
+                BTreeMap::new(),
+            ),
+        ],
+    });
+    let mut skipped = Vec::new();
+    for slo in &config.slos {
+        if matches!(slo.sli, Sli::Ratio(_)) {
+            // The queries are the user's: Prometheus cannot turn arbitrary expressions into exact
+            // increases over every window, so these are evaluated by the engine only.
+            skipped.push(slo.name.as_str());
+            continue;
+        }
+        let period = period_secs(&slo.period);
+        let mut windows: Vec<(String, u64)> = WINDOWS
+            .iter()
+            .map(|(_, s)| (prom_duration(*s), *s))
+            .collect();
+        windows.push((prom_duration(period), period));
+        let mut sli = Vec::new();
+        for (w, _) in &windows {
+            let mut labels = slo_labels(slo);
+            labels.insert("sloth_window".into(), w.clone());
+            sli.push(record(
+                &format!("slo:sli_error:ratio_rate{w}"),
+                error_ratio(slo, w),
+                labels,
+            ));
+        }
+        groups.push(Group {
+            name: format!("cellwatch-slo-sli-recordings-{}", slo.name),
+            rules: sli,
+        });
+
+        let sel = selector(slo);
+        let pw = prom_duration(period);
+        let mut info = slo_labels(slo);
+        info.insert(
+            "sloth_objective".into(),
+            format!("{}", slo.objective * 100.0),
+        );
+        groups.push(Group {
+            name: format!("cellwatch-slo-meta-recordings-{}", slo.name),
+            rules: vec![
+                record("slo:objective:ratio", format!("vector({})", slo.objective), slo_labels(slo)),
+                record("slo:error_budget:ratio", format!("vector(1-{})", slo.objective), slo_labels(slo)),
+                record("slo:time_period:days", format!("vector({})", period / 86400), slo_labels(slo)),
+                record(
+                    "slo:current_burn_rate:ratio",
+                    format!("slo:sli_error:ratio_rate5m{{{sel}}}\n/ on(sloth_id, sloth_slo, sloth_service) group_left\nslo:error_budget:ratio{{{sel}}}"),
+                    slo_labels(slo),
+                ),
+                record(
+                    "slo:period_burn_rate:ratio",
+                    format!("slo:sli_error:ratio_rate{pw}{{{sel}}}\n/ on(sloth_id, sloth_slo, sloth_service) group_left\nslo:error_budget:ratio{{{sel}}}"),
+                    slo_labels(slo),
+                ),
+                record("slo:period_error_budget_remaining:ratio", format!("1 - slo:period_burn_rate:ratio{{{sel}}}"), slo_labels(slo)),
+                record("sloth_slo_info", "vector(1)".into(), info),
+            ],
+        });
+
+        let budget = 1.0 - slo.objective;
+        let guard = |w: &str| -> String {
+            if slo.min_events == 0 {
+                return String::new();
+            }
+            let events = match slo.sli {
+                Sli::Latency(_) => format!(
+                    "sum by (cell) (increase({}_count{{{}}}[{w}]))",
+                    m::INFERENCE_REQUEST_DURATION.name,
+                    cells_matcher(slo)
+                ),
+                Sli::Ttft(_) => format!(
+                    "sum by (cell) (increase({}_count{{{}}}[{w}]))",
+                    m::INFERENCE_TTFT.name,
+                    cells_matcher(slo)
+                ),
+                Sli::Availability => format!(
+                    "sum by (cell) (increase({}{{{}}}[{w}]))",
+                    m::INFERENCE_REQUESTS.name,
+                    cells_matcher(slo)
+                ),
+                Sli::TokensPerKwh { .. } | Sli::Ratio(_) => return String::new(),
+            };
+            format!("\n    and on (cell) ({events} >= {})", slo.min_events)
+        };
+        let mut alerts = Vec::new();
+        for severity in ["page", "ticket"] {
+            let parts: Vec<String> = config
+                .alerting
+                .burn_rates
+                .iter()
+                .filter(|b| b.severity == severity && b.long <= period)
+                .map(|b| {
+                    let f = burn_factor(b.budget, b.long, period);
+                    let (lw, sw) = (prom_duration(b.long), prom_duration(b.short));
+                    format!(
+                        "(\n    max(slo:sli_error:ratio_rate{sw}{{{sel}}} > ({f} * {budget})) without (sloth_window)\n    and\n    max(slo:sli_error:ratio_rate{lw}{{{sel}}} > ({f} * {budget})) without (sloth_window){}\n)",
+                        guard(&lw)
+                    )
+                })
+                .collect();
+            let mut labels = BTreeMap::from([
+                ("severity".to_string(), severity.to_string()),
+                ("slo".to_string(), slo.name.clone()),
+            ]);
+            labels.insert("sloth_severity".into(), severity.into());
+            if parts.is_empty() {
+                continue; // every window of this severity is longer than the period
+            }
+            alerts.push(Rule {
+                record: None,
+                alert: Some(if severity == "page" { "CellSLOBurnRatePage".into() } else { "CellSLOBurnRateTicket".into() }),
+                expr: parts.join("\nor\n"),
+                for_: None,
+                labels,
+                annotations: BTreeMap::from([
+                    ("summary".to_string(), format!("Cell {{{{ $labels.cell }}}} burns the {} error budget too fast ({severity})", slo.name)),
+                    (
+                        "description".to_string(),
+                        format!("SLO {}: objective {} over {}. See cellwatch_slo_error_budget_remaining_ratio.", slo.name, slo.objective, pw),
+                    ),
+                ]),
+            });
+        }
+        groups.push(Group {
+            name: format!("cellwatch-slo-alerts-{}", slo.name),
+            rules: alerts,
+        });
+    }
+    let body = yaml_serde::to_string(&RuleFile { groups }).unwrap_or_default();
+    let note = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "# Not here: {} (PromQL ratio SLIs are evaluated by the engine; alert on its cellwatch_slo_* series).\n",
+            skipped.join(", ")
+        )
+    };
+    format!(
+        "# Generated by `cellwatch-slo rules`. DO NOT EDIT: change the SLO configuration and regenerate.\n{note}{body}"
+    )
+}

@@ -1,0 +1,107 @@
+use sqlx::Row;
+
+use super::*;
+
+impl Ledger {
+    /// Sums per cell and band of one SLO's rows (or `""`, the cells' totals) in `table`: band
+    /// `i` holds the rows that start in `[bounds[i], bounds[i + 1])` (`bounds` ascending); only
+    /// the bands with `keep[i]` are read (the others stay zero). `cols` are the five SQL
+    /// expressions summed (columns, or verdicts of [`Judge::sql`]) and `params` the values of
+    /// their placeholders, numbered from `$1`: the query's own placeholders follow them. One
+    /// query, one pass over the kept ranges of the covering index, summed in the database.
+    /// `result[cell][band][col]`.
+    pub async fn bands(
+        &self,
+        table: Table,
+        slo: &str,
+        bounds: &[i64],
+        keep: &[bool],
+        cols: &[String; 5],
+        params: &[f64],
+    ) -> Result<std::collections::HashMap<String, Vec<[f64; 5]>>, LedgerError> {
+        let mut out = std::collections::HashMap::new();
+        let last = bounds.len().saturating_sub(1);
+        // Maximal runs of kept bands: each one range scan.
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for i in (0..last).filter(|&i| keep.get(i).copied().unwrap_or(false)) {
+            match runs.last_mut() {
+                Some((_, end)) if *end == i => *end = i + 1,
+                _ => runs.push((i, i + 1)),
+            }
+        }
+        if runs.is_empty() {
+            return Ok(out);
+        }
+        let n = params.len();
+        let p = |i: usize| format!("${}", n + i);
+        // $n+1: slo; $n+2..: bounds, every one named in the CASE (SQLite counts placeholders
+        // by the highest one named).
+        let mut case = format!("CASE WHEN start >= {} THEN {last}", p(2 + last));
+        for i in (0..last).rev() {
+            case.push_str(&format!(" WHEN start >= {} THEN {i}", p(2 + i)));
+        }
+        case.push_str(" END");
+        let inner: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} AS c{i}"))
+            .collect();
+        let scans: Vec<String> = runs
+            .iter()
+            .map(|(from, to)| {
+                format!(
+                    "SELECT cell, {case} AS band, {} FROM {} WHERE slo = {} AND start >= {} AND start < {}",
+                    inner.join(", "),
+                    table.name(),
+                    p(1),
+                    p(2 + from),
+                    p(2 + to)
+                )
+            })
+            .collect();
+        let sums: Vec<String> = (0..5)
+            .map(|i| format!("CAST(SUM(c{i}) AS DOUBLE PRECISION)"))
+            .collect();
+        let sql = format!(
+            "SELECT cell, CAST(band AS BIGINT), {} FROM ({}) AS r GROUP BY cell, band",
+            sums.join(", "),
+            scans.join(" UNION ALL ")
+        );
+        let mut q = sqlx::query(&sql);
+        for v in params {
+            q = q.bind(*v);
+        }
+        q = q.bind(slo);
+        for b in bounds {
+            q = q.bind(*b);
+        }
+        let rows = q
+            .fetch_all(&self.read)
+            .await
+            .map_err(|source| LedgerError::Query {
+                what: "sum bands",
+                source,
+            })?;
+        for r in rows {
+            let decode = || -> Result<(String, i64, [f64; 5]), sqlx::Error> {
+                let cell: String = r.try_get(0)?;
+                let band: i64 = r.try_get::<Option<i64>, _>(1)?.unwrap_or(-1);
+                let mut v = [0.0; 5];
+                for (i, x) in v.iter_mut().enumerate() {
+                    *x = r.try_get::<Option<f64>, _>(2 + i)?.unwrap_or(0.0);
+                }
+                Ok((cell, band, v))
+            };
+            let (cell, band, v) = decode().map_err(|source| LedgerError::Query {
+                what: "decode band sums",
+                source,
+            })?;
+            if let Ok(band) = usize::try_from(band)
+                && band < last
+            {
+                out.entry(cell).or_insert_with(|| vec![[0.0; 5]; last])[band] = v;
+            }
+        }
+        Ok(out)
+    }
+}

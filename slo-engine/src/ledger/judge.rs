@@ -1,0 +1,164 @@
+use sqlx::Row;
+
+use super::*;
+
+/// How a time slice is judged, as SQL: the same comparisons as [`crate::math::judge`], on the
+/// same IEEE doubles, so the database and the pure math agree to the slice.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Judge {
+    /// Good when good / total reaches the slice target; idle without events.
+    Ratio {
+        /// Share of good events that makes a slice good.
+        slice_target: f64,
+    },
+    /// Good when tokens per kWh reach the threshold; idle under `min_tokens` tokens or without
+    /// an energy reading.
+    TokensPerKwh {
+        /// Tokens per kWh.
+        threshold: f64,
+        /// Fewest tokens.
+        min_tokens: f64,
+    },
+}
+
+impl Judge {
+    /// (good, judged) SQL expressions of a row's verdict (1 or 0), and the values of their
+    /// placeholders, numbered from `$first`.
+    pub fn sql(&self, first: usize) -> (String, String, Vec<f64>) {
+        let p = |i: usize| format!("${}", first + i);
+        match *self {
+            Judge::Ratio { slice_target } => (
+                format!(
+                    "CASE WHEN total > 0 AND good / total >= {} THEN 1 ELSE 0 END",
+                    p(0)
+                ),
+                "CASE WHEN total > 0 THEN 1 ELSE 0 END".into(),
+                vec![slice_target],
+            ),
+            Judge::TokensPerKwh {
+                threshold,
+                min_tokens,
+            } => {
+                let judged = format!("tokens >= {} AND tokens > 0 AND joules > 0", p(0));
+                (
+                    format!(
+                        "CASE WHEN {judged} AND tokens / (joules / {}) >= {} THEN 1 ELSE 0 END",
+                        p(1),
+                        p(2)
+                    ),
+                    format!("CASE WHEN {judged} THEN 1 ELSE 0 END"),
+                    vec![min_tokens, 3.6e6, threshold],
+                )
+            }
+        }
+    }
+
+    /// The parameters, as the judging cursor's name.
+    fn key(&self) -> String {
+        match self {
+            Judge::Ratio { slice_target } => format!("ratio {slice_target:?}"),
+            Judge::TokensPerKwh {
+                threshold,
+                min_tokens,
+            } => format!("tokens_per_kwh {threshold:?} {min_tokens:?}"),
+        }
+    }
+}
+
+impl Ledger {
+    /// Judges the complete time slices of one SLO that start in `[cursor, to)` and adds their
+    /// verdicts to the hourly and daily rollups (`judged_good`, `judged_total`), moving the
+    /// SLO's judging cursor in the same transaction, so each slice is judged exactly once.
+    /// The judging cursor is named by how slices are judged (the SLO, its parameters and the
+    /// slice length): under a new name (a changed threshold or slice), the rollups' verdicts are
+    /// cleared and every slice from `from` is judged again. Returns how far slices are judged (Unix seconds).
+    pub async fn judge(
+        &self,
+        slo: &str,
+        judge: &Judge,
+        slice_secs: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<i64, LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "judge time slices",
+            source,
+        };
+        let prefix = format!("judged {slo} ");
+        let key = format!("{prefix}{} slice {slice_secs}", judge.key());
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let cursor: Option<i64> = sqlx::query("SELECT upto FROM source_cursors WHERE source = $1")
+            .bind(key.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()
+            .map_err(err)?;
+        let cursor = match cursor {
+            Some(ms) => ms.div_euclid(1000),
+            None => {
+                // First judging under these parameters: start over.
+                for table in ["slices_hourly", "slices_daily"] {
+                    sqlx::query(&format!(
+                        "UPDATE {table} SET judged_good = 0, judged_total = 0 WHERE slo = $1"
+                    ))
+                    .bind(slo)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                }
+                sqlx::query(
+                    "DELETE FROM source_cursors WHERE substr(source, 1, CAST($1 AS INTEGER)) = $2",
+                )
+                .bind(prefix.len() as i64)
+                .bind(prefix.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+                from
+            }
+        };
+        if to <= cursor {
+            tx.rollback().await.map_err(err)?;
+            return Ok(cursor);
+        }
+        let (good, total, params) = judge.sql(1);
+        let n = params.len();
+        for (table, unit) in [("slices_hourly", 3600), ("slices_daily", 86400)] {
+            let sql = format!(
+                "INSERT INTO {table} (cell, slo, start, judged_good, judged_total) \
+                 SELECT cell, slo, start - (start % {unit}), CAST(SUM({good}) AS DOUBLE PRECISION), CAST(SUM({total}) AS DOUBLE PRECISION) \
+                 FROM slices WHERE slo = ${} AND start >= ${} AND start < ${} \
+                 GROUP BY cell, slo, start - (start % {unit}) \
+                 ON CONFLICT (cell, slo, start) DO UPDATE SET \
+                   judged_good = {table}.judged_good + excluded.judged_good, \
+                   judged_total = {table}.judged_total + excluded.judged_total",
+                n + 1,
+                n + 2,
+                n + 3
+            );
+            let mut q = sqlx::query(&sql);
+            for v in &params {
+                q = q.bind(*v);
+            }
+            q.bind(slo)
+                .bind(cursor)
+                .bind(to)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        sqlx::query(
+            "INSERT INTO source_cursors (source, upto) VALUES ($1, $2) \
+             ON CONFLICT (source) DO UPDATE SET upto = excluded.upto",
+        )
+        .bind(key.as_str())
+        .bind(to * 1000)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(to)
+    }
+}

@@ -1,0 +1,167 @@
+//! The ledger: every slice the engine recorded, per cell and SLO, in SQL. SQLite by default (a
+//! file created on first start), PostgreSQL for HA deployments; the same migrations
+//! (`migrations/`) and queries run on both.
+use sqlx::AnyPool;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use thiserror::Error;
+
+mod alerts;
+mod bands;
+mod cursors;
+mod judge;
+mod outbox;
+mod silences;
+mod slices;
+
+pub use judge::*;
+pub use outbox::*;
+pub use slices::*;
+
+/// A ledger operation that failed.
+#[derive(Debug, Error)]
+pub enum LedgerError {
+    /// The database could not be opened.
+    #[error("opening the ledger at {url}: {source}")]
+    Open {
+        /// The URL, without its password.
+        url: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// The migrations failed.
+    #[error("migrating the ledger at {url}: {source}")]
+    Migrate {
+        /// The URL, without its password.
+        url: String,
+        /// Why.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// This engine no longer holds the leader lease: nothing was written.
+    #[error("not the leader any more: {what} was not written")]
+    NotLeader {
+        /// What was not written.
+        what: &'static str,
+    },
+    /// Another engine moved a node's scrape baseline (or a query source's cursor) since it was
+    /// read: nothing was written.
+    #[error("the baseline of {node} was moved by another engine: nothing was written")]
+    Moved {
+        /// The node (`cell/node`) or the query source.
+        node: String,
+    },
+    /// A query failed.
+    #[error("ledger query ({what}): {source}")]
+    Query {
+        /// Which query.
+        what: &'static str,
+        /// Why.
+        source: sqlx::Error,
+    },
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The default ledger: a SQLite file in the working directory, created if missing.
+pub const DEFAULT_URL: &str = "sqlite://cellwatch-slo.db?mode=rwc";
+
+/// An open, migrated ledger.
+///
+/// Writes and reads go through separate pools, so that readers (the API, the evaluation, a
+/// report) never starve the writes (slices, the leader lease, the alert state): on SQLite the
+/// database is in WAL mode, one connection writes and four read beside it without blocking
+/// it; on PostgreSQL four connections write and eight read. An in-memory SQLite database is
+/// one connection for both (it exists per connection).
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pool: AnyPool,
+    read: AnyPool,
+    postgres: bool,
+}
+
+impl Ledger {
+    /// Opens (creating a SQLite file if needed) and migrates.
+    pub async fn open(url: &str) -> Result<Ledger, LedgerError> {
+        install_default_drivers();
+        let url =
+            if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+                format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+            } else {
+                url.to_string()
+            };
+        let sqlite = url.starts_with("sqlite:");
+        let memory = sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
+        let open_err = |source| LedgerError::Open {
+            url: redact(&url),
+            source,
+        };
+        // SQLite: one writer (writes serialize anyway); PostgreSQL: a few.
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 1 } else { 4 })
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(&url)
+            .await
+            .map_err(open_err)?;
+        if sqlite && !memory {
+            // Readers beside the writer, neither blocking the other (kept in the file).
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(open_err)?;
+        }
+        sqlx::migrate!("../migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| LedgerError::Migrate {
+                url: redact(&url),
+                source,
+            })?;
+        let read = if memory {
+            pool.clone()
+        } else {
+            AnyPoolOptions::new()
+                .max_connections(if sqlite { 4 } else { 8 })
+                .acquire_timeout(std::time::Duration::from_secs(10))
+                .connect(&url)
+                .await
+                .map_err(open_err)?
+        };
+        Ok(Ledger {
+            pool,
+            read,
+            postgres: url.starts_with("postgres"),
+        })
+    }
+
+    /// Closes the pools.
+    pub async fn close(self) {
+        self.read.close().await;
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://cw:secret@db:5432/cw"),
+            "postgres://cw:***@db:5432/cw"
+        );
+        assert_eq!(redact("postgres://cw@db/cw"), "postgres://cw@db/cw");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

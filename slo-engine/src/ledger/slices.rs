@@ -1,0 +1,271 @@
+use crate::model::SliceData;
+use sqlx::Row;
+
+use super::*;
+
+/// Reads a slice from columns `at..at + 6` (start, good, total, tokens, joules, requests).
+pub(super) fn slice_at(r: &sqlx::any::AnyRow, at: usize) -> Result<SliceData, sqlx::Error> {
+    Ok(SliceData {
+        start: r.try_get(at)?,
+        good: r.try_get(at + 1)?,
+        total: r.try_get(at + 2)?,
+        tokens: r.try_get(at + 3)?,
+        joules: r.try_get(at + 4)?,
+        requests: r.try_get(at + 5)?,
+    })
+}
+
+/// The tables of recorded slices, by resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// One row per minute (or per time slice).
+    Minutes,
+    /// The hourly rollup (and verdicts of time slices).
+    Hours,
+    /// The daily rollup (and verdicts of time slices).
+    Days,
+}
+
+impl Table {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Table::Minutes => "slices",
+            Table::Hours => "slices_hourly",
+            Table::Days => "slices_daily",
+        }
+    }
+}
+
+/// Adds slices to the minute rows and the hourly and daily rollups, in a transaction.
+pub(super) async fn insert_slices(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &[(String, String, SliceData)],
+) -> Result<(), sqlx::Error> {
+    for (cell, slo, s) in rows {
+        for (table, start) in [
+            ("slices", s.start),
+            ("slices_hourly", s.start - s.start.rem_euclid(3600)),
+            ("slices_daily", s.start - s.start.rem_euclid(86400)),
+        ] {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (cell, slo, start, good, total, tokens, joules, requests) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (cell, slo, start) DO UPDATE SET \
+                   good = {table}.good + excluded.good, total = {table}.total + excluded.total, \
+                   tokens = {table}.tokens + excluded.tokens, joules = {table}.joules + excluded.joules, \
+                   requests = {table}.requests + excluded.requests"
+            ))
+            .bind(cell.as_str())
+            .bind(slo.as_str())
+            .bind(start)
+            .bind(s.good)
+            .bind(s.total)
+            .bind(s.tokens)
+            .bind(s.joules)
+            .bind(s.requests)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+impl Ledger {
+    /// Adds a slice's counts to what the ledger holds for it (a slice may be recorded in parts).
+    pub async fn record(&self, cell: &str, slo: &str, s: &SliceData) -> Result<(), LedgerError> {
+        self.record_many(&[(cell.to_string(), slo.to_string(), *s)])
+            .await
+    }
+
+    /// Records many slices in one transaction: all or none (one scrape of every cell is one
+    /// transaction, so a crash never leaves half a scrape behind).
+    pub async fn record_many(
+        &self,
+        rows: &[(String, String, SliceData)],
+    ) -> Result<(), LedgerError> {
+        self.record_upto(rows, None).await
+    }
+
+    /// Records slices and, in the same transaction, moves a source's cursor (`(source, upto)`,
+    /// see [`Ledger::cursor`]): a crash keeps both or neither.
+    pub async fn record_upto(
+        &self,
+        rows: &[(String, String, SliceData)],
+        cursor: Option<(&str, i64)>,
+    ) -> Result<(), LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "record slices",
+            source,
+        };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        if let Some((source, upto)) = cursor {
+            sqlx::query(
+                "INSERT INTO source_cursors (source, upto) VALUES ($1, $2) \
+                 ON CONFLICT (source) DO UPDATE SET upto = excluded.upto",
+            )
+            .bind(source)
+            .bind(upto)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        insert_slices(&mut tx, rows).await.map_err(err)?;
+        tx.commit().await.map_err(err)
+    }
+
+    /// Records a query source's slices of `(expected, upto]` and moves its cursor to `upto`, in
+    /// one transaction, only if the cursor is still at `expected` (`None`: never written):
+    /// otherwise nothing is written ([`LedgerError::Moved`]), as another engine recorded the
+    /// stretch. Two engines that both believe they lead never record it twice.
+    pub async fn record_chunk(
+        &self,
+        rows: &[(String, String, SliceData)],
+        source: &str,
+        expected: Option<i64>,
+        upto: i64,
+    ) -> Result<(), LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "record slices",
+            source,
+        };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let r = match expected {
+            Some(from) => {
+                sqlx::query("UPDATE source_cursors SET upto = $2 WHERE source = $1 AND upto = $3")
+                    .bind(source)
+                    .bind(upto)
+                    .bind(from)
+            }
+            None => sqlx::query(
+                "INSERT INTO source_cursors (source, upto) VALUES ($1, $2) \
+                 ON CONFLICT (source) DO NOTHING",
+            )
+            .bind(source)
+            .bind(upto),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await.map_err(err)?;
+            return Err(LedgerError::Moved {
+                node: source.to_string(),
+            });
+        }
+        insert_slices(&mut tx, rows).await.map_err(err)?;
+        tx.commit().await.map_err(err)
+    }
+
+    /// The slices of one cell and SLO that start in `[from, to)`, oldest first.
+    pub async fn slices(
+        &self,
+        cell: &str,
+        slo: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SliceData>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT start, good, total, tokens, joules, requests FROM slices \
+             WHERE cell = $1 AND slo = $2 AND start >= $3 AND start < $4 ORDER BY start",
+        )
+        .bind(cell)
+        .bind(slo)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.read)
+        .await
+        .map_err(|source| LedgerError::Query {
+            what: "read slices",
+            source,
+        })?;
+        rows.iter()
+            .map(|r| slice_at(r, 0))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|source| LedgerError::Query {
+                what: "decode slices",
+                source,
+            })
+    }
+
+    /// The slices of one SLO for every cell that start in `[from, to)`, oldest first, by cell.
+    pub async fn slices_by_cell(
+        &self,
+        slo: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<std::collections::HashMap<String, Vec<SliceData>>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT cell, start, good, total, tokens, joules, requests FROM slices \
+             WHERE slo = $1 AND start >= $2 AND start < $3 ORDER BY cell, start",
+        )
+        .bind(slo)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.read)
+        .await
+        .map_err(|source| LedgerError::Query {
+            what: "read slices",
+            source,
+        })?;
+        let mut out: std::collections::HashMap<String, Vec<SliceData>> =
+            std::collections::HashMap::new();
+        for r in &rows {
+            let decode = || -> Result<(String, SliceData), sqlx::Error> {
+                Ok((r.try_get(0)?, slice_at(r, 1)?))
+            };
+            let (cell, s) = decode().map_err(|source| LedgerError::Query {
+                what: "decode slices",
+                source,
+            })?;
+            out.entry(cell).or_default().push(s);
+        }
+        Ok(out)
+    }
+
+    /// Deletes minute slices and hourly rollups that start before `before` (retention);
+    /// returns how many minute slices went.
+    pub async fn prune(&self, before: i64) -> Result<u64, LedgerError> {
+        let n = self.prune_minutes(None, before).await?;
+        self.prune_hourly(before).await?;
+        Ok(n)
+    }
+
+    /// Deletes minute slices (of one SLO, or all) that start before `before`.
+    pub async fn prune_minutes(&self, slo: Option<&str>, before: i64) -> Result<u64, LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "prune slices",
+            source,
+        };
+        let r = match slo {
+            Some(slo) => sqlx::query("DELETE FROM slices WHERE slo = $1 AND start < $2")
+                .bind(slo)
+                .bind(before),
+            None => sqlx::query("DELETE FROM slices WHERE start < $1").bind(before),
+        }
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(r.rows_affected())
+    }
+
+    /// Deletes hourly and daily rollups that start before `before`; returns how many hourly
+    /// rows went.
+    pub async fn prune_hourly(&self, before: i64) -> Result<u64, LedgerError> {
+        let err = |source| LedgerError::Query {
+            what: "prune rollups",
+            source,
+        };
+        let r = sqlx::query("DELETE FROM slices_hourly WHERE start < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        // A day is dropped once all of it is older than `before`.
+        sqlx::query("DELETE FROM slices_daily WHERE start < $1")
+            .bind(before - 86400)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(r.rows_affected())
+    }
+}

@@ -1,0 +1,109 @@
+use crate::config::{Budgeting, Period, Slo};
+use crate::model::{SliceData, Verdict};
+
+use super::*;
+
+/// Good and total units (events, or judged slices) over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Tally {
+    /// Good units.
+    pub good: f64,
+    /// All units.
+    pub total: f64,
+}
+
+/// Sums the slices that start in `[from, to)`.
+pub fn tally(slo: &Slo, slices: &[SliceData], from: i64, to: i64) -> Tally {
+    let mut t = Tally::default();
+    for s in slices.iter().filter(|s| s.start >= from && s.start < to) {
+        match slo.budgeting {
+            Budgeting::Occurrences => {
+                t.good += s.good;
+                t.total += s.total;
+            }
+            Budgeting::Timeslices { .. } => match judge(slo, s) {
+                Verdict::Good => {
+                    t.good += 1.0;
+                    t.total += 1.0;
+                }
+                Verdict::Bad => t.total += 1.0,
+                Verdict::Idle => {}
+            },
+        }
+    }
+    t
+}
+
+/// The state of one window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WindowState {
+    /// No events (or no judged slice) at all.
+    NoData,
+    /// Fewer units than the SLO's `min_events`: reported, not judged.
+    TooThin {
+        /// The SLI so far.
+        sli: f64,
+        /// Units seen.
+        total: f64,
+    },
+    /// Enough data.
+    Judged {
+        /// Good / total.
+        sli: f64,
+        /// (1 − SLI) / (1 − objective): 1 spends the budget exactly over the period.
+        burn_rate: f64,
+    },
+}
+
+/// The state of a window from its tally.
+pub fn window_state(slo: &Slo, t: Tally) -> WindowState {
+    if t.total <= 0.0 {
+        return WindowState::NoData;
+    }
+    let sli = t.good / t.total;
+    if t.total < slo.min_events as f64 {
+        return WindowState::TooThin {
+            sli,
+            total: t.total,
+        };
+    }
+    WindowState::Judged {
+        sli,
+        burn_rate: (1.0 - sli) / (1.0 - slo.objective),
+    }
+}
+
+/// The error budget left in the period containing `now`, as a share of the whole budget:
+/// 1 untouched, 0 spent, below 0 overspent; `None` without data.
+///
+/// Occurrences: the budget is (1 − objective) × events so far. Timeslices: (1 − objective) ×
+/// every slice of the period (judged or not yet), so an idle cell spends nothing.
+pub fn budget_remaining(slo: &Slo, slices: &[SliceData], now: i64) -> Option<f64> {
+    let (start, end) = period_bounds(&slo.period, now);
+    let to = match slo.period {
+        Period::Rolling(_) => now + 1,
+        Period::CalendarMonth(_) => (now + 1).min(end),
+    };
+    // A time slice is judged once it is complete.
+    let to = match slo.budgeting {
+        Budgeting::Timeslices { slice, .. } => to.min(slice_start(now, slice)),
+        Budgeting::Occurrences => to,
+    };
+    budget_from_tally(slo, tally(slo, slices, start, to), now)
+}
+
+/// The budget left, from the period's tally (see [`budget_remaining`]).
+pub fn budget_from_tally(slo: &Slo, t: Tally, now: i64) -> Option<f64> {
+    if t.total <= 0.0 {
+        return None;
+    }
+    let allowed = match slo.budgeting {
+        Budgeting::Occurrences => (1.0 - slo.objective) * t.total,
+        Budgeting::Timeslices { slice, .. } => {
+            let slices_in_period =
+                (period_length(&slo.period, now).as_secs() / slice.as_secs().max(1)) as f64;
+            (1.0 - slo.objective) * slices_in_period
+        }
+    };
+    (allowed > 0.0).then(|| 1.0 - (t.total - t.good) / allowed)
+}

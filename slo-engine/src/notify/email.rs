@@ -1,0 +1,195 @@
+use crate::alerting::Notification;
+use crate::config::{Alerting, Email};
+use std::collections::BTreeMap;
+
+use super::*;
+
+/// A scheduled budget report, as queued for mail.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReportMail {
+    /// Subject.
+    pub subject: String,
+    /// The report as a text table (the body).
+    pub text: String,
+    /// The report as CSV (attached).
+    pub csv: String,
+}
+
+pub(super) async fn send_report(e: &Email, mail: &ReportMail, key: &str) -> Result<(), String> {
+    use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+    let mut m = lettre::Message::builder()
+        .from(e.from.parse().map_err(|x| format!("from: {x}"))?)
+        .subject(mail.subject.clone())
+        .message_id(Some(message_id(key)));
+    for to in &e.to {
+        m = m.to(to.parse().map_err(|x| format!("to {to}: {x}"))?);
+    }
+    let csv_type = ContentType::parse("text/csv; charset=utf-8").map_err(|x| x.to_string())?;
+    let msg = m
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(mail.text.clone()))
+                .singlepart(
+                    Attachment::new("cellwatch-report.csv".into()).body(mail.csv.clone(), csv_type),
+                ),
+        )
+        .map_err(|x| format!("building the mail: {x}"))?;
+    smtp_send(e, msg).await
+}
+
+/// The mail's subject and its text and HTML bodies: which cell, which SLOs, budget left, burn
+/// rates, since when, and links.
+pub fn mail_text(alerting: &Alerting, n: &Notification) -> (String, String, String) {
+    let firing: Vec<&crate::alerting::Notified> =
+        n.alerts.iter().filter(|a| a.status == "firing").collect();
+    let what: Vec<String> = n
+        .alerts
+        .iter()
+        .map(|a| {
+            a.labels
+                .get("slo")
+                .cloned()
+                .unwrap_or_else(|| a.labels.get("alertname").cloned().unwrap_or_default())
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let severity = if n
+        .alerts
+        .iter()
+        .any(|a| a.labels.get("severity").is_some_and(|s| s == "page"))
+    {
+        "page"
+    } else {
+        "ticket"
+    };
+    let subject = if n.status == "resolved" {
+        format!("[RESOLVED] cell {}: {}", n.cell, what.join(", "))
+    } else {
+        format!(
+            "[FIRING:{}] cell {}: {} ({severity})",
+            firing.len(),
+            n.cell,
+            what.join(", ")
+        )
+    };
+    let mut text = format!("{subject}\n\n");
+    let mut rows = String::new();
+    for a in &n.alerts {
+        let get = |m: &BTreeMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
+        let line = format!(
+            "- {} {} {}: {}\n  budget left: {}; burn rates: {}\n  since {}{}\n",
+            a.status.to_uppercase(),
+            get(&a.labels, "alertname"),
+            get(&a.labels, "severity"),
+            get(&a.annotations, "summary"),
+            a.annotations
+                .get("budget_remaining")
+                .map_or("n/a", String::as_str),
+            a.annotations
+                .get("burn_rates")
+                .map_or("n/a", String::as_str),
+            rfc3339(a.starts_at),
+            a.ends_at
+                .map_or(String::new(), |e| format!(", resolved {}", rfc3339(e))),
+        );
+        text.push_str(&line);
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html(&a.status),
+            html(&get(&a.labels, "slo")),
+            html(&get(&a.labels, "severity")),
+            html(&get(&a.annotations, "summary")),
+            html(a.annotations.get("burn_rates").map_or("", String::as_str)),
+            html(&rfc3339(a.starts_at)),
+        ));
+    }
+    let mut links = String::new();
+    if let Some(d) = &alerting.dashboard_url {
+        let url = d.replace("{cell}", &n.cell);
+        text.push_str(&format!("\nDashboard: {url}\n"));
+        links.push_str(&format!("<p><a href=\"{0}\">Dashboard</a></p>", html(&url)));
+    }
+    if let Some(e) = &alerting.external_url {
+        text.push_str(&format!("Status page: {e}/\n"));
+        links.push_str(&format!("<p><a href=\"{0}/\">Status page</a></p>", html(e)));
+    }
+    text.push_str(&format!("\nIncident key: {}\n", n.incident));
+    let body = format!(
+        "<html><body><h2>{}</h2><table border=\"1\" cellpadding=\"4\"><tr><th>status</th><th>SLO</th><th>severity</th><th>summary</th><th>burn rates</th><th>since</th></tr>{rows}</table>{links}</body></html>",
+        html(&subject)
+    );
+    (subject, text, body)
+}
+
+pub(super) fn html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub(super) async fn send_mail(
+    e: &Email,
+    alerting: &Alerting,
+    n: &Notification,
+) -> Result<(), String> {
+    use lettre::Message;
+    use lettre::message::MultiPart;
+
+    let (subject, text, body) = mail_text(alerting, n);
+    let mut m = Message::builder()
+        .from(e.from.parse().map_err(|x| format!("from: {x}"))?)
+        .subject(subject)
+        .message_id(Some(message_id(&n.key)));
+    for to in &e.to {
+        m = m.to(to.parse().map_err(|x| format!("to {to}: {x}"))?);
+    }
+    if n.incident != n.key {
+        m = m
+            .in_reply_to(message_id(&n.incident))
+            .references(message_id(&n.incident));
+    }
+    let msg = m
+        .multipart(MultiPart::alternative_plain_html(text, body))
+        .map_err(|x| format!("building the mail: {x}"))?;
+    smtp_send(e, msg).await
+}
+
+pub(super) async fn smtp_send(e: &Email, msg: lettre::Message) -> Result<(), String> {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+    let (host, port) = e
+        .smarthost
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+        .ok_or_else(|| format!("smarthost {:?} is not host:port", e.smarthost))?;
+    let mut b = match e.tls.as_str() {
+        "implicit" => AsyncSmtpTransport::<Tokio1Executor>::relay(&host),
+        "none" => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            &host,
+        )),
+        _ => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host),
+    }
+    .map_err(|x| format!("{host}: {x}"))?
+    .port(port)
+    .timeout(Some(std::time::Duration::from_secs(10)));
+    if let Some(user) = &e.username {
+        let password = match (&e.password_file, &e.password_env) {
+            (Some(f), _) => crate::config::read_secret_file(f)
+                .map_err(|x| format!("password_file {x}"))?
+                .trim_end()
+                .to_string(),
+            (None, Some(v)) => {
+                std::env::var(v).map_err(|_| format!("password_env {v} is not set"))?
+            }
+            (None, None) => String::new(),
+        };
+        b = b.credentials(Credentials::new(user.clone(), password));
+    }
+    b.build()
+        .send(msg)
+        .await
+        .map(|_| ())
+        .map_err(|x| format!("SMTP {host}:{port}: {x}"))
+}

@@ -1,0 +1,94 @@
+use crate::alerting::Notification;
+use crate::config::{Alerting, RawReceiver};
+use crate::ledger::OutboxRow;
+use sha2::{Digest, Sha256};
+
+use super::*;
+
+/// The outbox rows of notifications: one per integration of each notification's receiver.
+pub fn outbox_rows(alerting: &Alerting, notes: &[Notification]) -> Vec<OutboxRow> {
+    let mut out = Vec::new();
+    for n in notes {
+        let Some(r) = alerting.receivers.get(&n.receiver) else {
+            continue;
+        };
+        let payload = serde_json::to_string(n).unwrap_or_default();
+        for integration in integrations(r) {
+            out.push(OutboxRow {
+                key: format!("{}#{integration}", n.key),
+                receiver: n.receiver.clone(),
+                integration: integration.to_string(),
+                payload: payload.clone(),
+                created_at: n.at,
+                attempts: 0,
+            });
+        }
+    }
+    out
+}
+
+pub(super) fn integrations(r: &RawReceiver) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if r.email.is_some() {
+        v.push("email");
+    }
+    if r.webhook.is_some() {
+        v.push("webhook");
+    }
+    if r.pagerduty.is_some() {
+        v.push("pagerduty");
+    }
+    if r.slack.is_some() {
+        v.push("slack");
+    }
+    if r.alertmanager.is_some() {
+        v.push("alertmanager");
+    }
+    v
+}
+
+/// The starts of a schedule in `(after, upto]` (Unix seconds).
+pub fn occurrences(s: &crate::config::ReportSchedule, after: i64, upto: i64) -> Vec<i64> {
+    use chrono::TimeZone;
+    let Some(from) = s.timezone.timestamp_opt(after, 0).single() else {
+        return Vec::new();
+    };
+    s.schedule
+        .after(&from)
+        .map(|t| t.timestamp())
+        .take_while(|t| *t <= upto)
+        .take(100)
+        .collect()
+}
+
+/// The outbox row of a report due at `at`: its key names the report and the time, so a report
+/// is queued once however many engines or restarts see it due.
+pub fn report_row(s: &crate::config::ReportSchedule, at: i64, mail: &ReportMail) -> OutboxRow {
+    OutboxRow {
+        key: format!("report/{}/{at}", s.name),
+        receiver: s.receiver.clone(),
+        integration: "report".into(),
+        payload: serde_json::to_string(mail).unwrap_or_default(),
+        created_at: at,
+        attempts: 0,
+    }
+}
+
+/// Seconds before the next attempt after `attempts` failures: 1, 2, 4 … capped at 5 minutes.
+pub fn retry_after(attempts: i64) -> i64 {
+    (1i64 << attempts.clamp(0, 30)).min(300)
+}
+
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A stable id from a key (SHA-256, hex).
+pub fn digest(key: &str) -> String {
+    hex(&Sha256::digest(key.as_bytes()))
+}
+
+/// The Message-ID of a notification key.
+pub fn message_id(key: &str) -> String {
+    format!("<{}@cellwatch>", &digest(key)[..32])
+}

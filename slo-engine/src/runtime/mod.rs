@@ -1,0 +1,12 @@
+//! `cellwatch-slo run`: the clock, the leader lease, the leader's tick (read the source, evaluate,
+//! step the alerts, serve), the delivery loop.
+
+mod clock;
+mod deliver;
+mod leader;
+mod lease;
+
+pub use clock::*;
+use deliver::*;
+pub use leader::*;
+use lease::*;

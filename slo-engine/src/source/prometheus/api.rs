@@ -1,0 +1,298 @@
+use crate::config::{Budgeting, Config, Sli};
+use crate::ledger::{Ledger, LedgerError};
+use crate::math::{self};
+use crate::model::SLICE;
+use crate::model::SliceData;
+use crate::runtime::secs;
+use crate::source::scrape::cell_rows;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The `prometheus` source's settings and state between queries.
+pub struct PromSource {
+    /// Base URL.
+    pub url: String,
+    /// Read up to this far behind the present.
+    pub delay: Duration,
+    /// Backfill at most this far back on a first start (one period and a margin).
+    pub backfill: Duration,
+    /// The ledger's cursor name for this source.
+    pub key: String,
+    client: reqwest::Client,
+    feed: super::Feed,
+    ratios: super::RatioFeed,
+    /// The step of PromQL ratio queries (ms): the interval, within 1s..=1m, points aligned to
+    /// it.
+    step: i64,
+    cursor: Option<i64>,
+    /// The feeds hold no readings yet (a start, or after a failed write).
+    fresh: bool,
+}
+
+/// How far back before the cursor each query reaches, so that a fresh start finds every
+/// node's last reading before the cursor as its baseline (Prometheus' lookback, 5 minutes).
+pub(super) const LOOKBACK_MS: i64 = 300_000;
+
+/// The longest stretch read in one query while backfilling.
+pub(super) const CHUNK_MS: i64 = 1_800_000;
+
+/// A query against the Prometheus API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The HTTP request failed or the answer was not usable.
+    #[error("querying {url}: {message}")]
+    Query {
+        /// The API URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// Recording failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl PromSource {
+    /// Builds the source from the configuration's settings.
+    pub fn new(
+        url: &str,
+        interval: Duration,
+        delay: Duration,
+        timeout: Duration,
+        headers: &BTreeMap<String, String>,
+        backfill: Duration,
+    ) -> PromSource {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (k, v) in headers {
+            // Validated by `config`.
+            if let (Ok(k), Ok(v)) = (
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+                reqwest::header::HeaderValue::from_str(v),
+            ) {
+                map.insert(k, v);
+            }
+        }
+        let client = cellwatch_exporter::tls::http_client()
+            .timeout(timeout)
+            .default_headers(map)
+            .build()
+            .unwrap_or_default();
+        PromSource {
+            url: url.to_string(),
+            delay,
+            backfill,
+            key: format!("prometheus {url}"),
+            client,
+            feed: super::Feed::default(),
+            ratios: super::RatioFeed::default(),
+            step: interval.as_millis().clamp(1000, 60_000) as i64 / 1000 * 1000,
+            cursor: None,
+            fresh: true,
+        }
+    }
+
+    async fn query(&self, expr: &str, at_ms: i64) -> Result<Vec<super::Series>, QueryError> {
+        self.api("query", &[("query", expr), ("time", &secs(at_ms))])
+            .await
+    }
+
+    async fn query_range(
+        &self,
+        expr: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<super::Series>, QueryError> {
+        let step = format!("{}s", self.step / 1000);
+        self.api(
+            "query_range",
+            &[
+                ("query", expr),
+                ("start", &secs(from_ms)),
+                ("end", &secs(to_ms)),
+                ("step", &step),
+            ],
+        )
+        .await
+    }
+
+    async fn api(
+        &self,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Vec<super::Series>, QueryError> {
+        let url = format!("{}/api/v1/{endpoint}", self.url);
+        let fail = |message: String| QueryError::Query {
+            url: url.clone(),
+            message,
+        };
+        let resp = self
+            .client
+            .post(&url)
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| fail(e.to_string()))?;
+        match super::parse_matrix(&body) {
+            Ok(m) => Ok(m),
+            Err(e) if status.is_success() => Err(fail(e)),
+            Err(e) => Err(fail(format!("HTTP {status}: {e}"))),
+        }
+    }
+
+    /// The cells none of whose scrape targets is up (`up` 0 at each target's latest sample in
+    /// the last 5 minutes), as Prometheus sees them at `at_ms`.
+    pub async fn down_cells(
+        &self,
+        config: &Config,
+        at_ms: i64,
+    ) -> Result<std::collections::BTreeSet<String>, QueryError> {
+        let cells: Vec<String> = config
+            .cells
+            .iter()
+            .map(|c| c.name.replace('.', "\\."))
+            .collect();
+        let series = self
+            .query(&format!("up{{cell=~\"{}\"}}[5m]", cells.join("|")), at_ms)
+            .await?;
+        Ok(super::down_cells(&series))
+    }
+
+    /// Forgets what it read: when it leads again it starts from the ledger's cursor, which the
+    /// leader moved meanwhile.
+    pub fn stand_by(&mut self) {
+        self.feed = super::Feed::default();
+        self.ratios = super::RatioFeed::default();
+        self.cursor = None;
+        self.fresh = true;
+    }
+
+    /// Reads everything from the cursor (or, on a first start, from `backfill` ago) up to
+    /// `now - delay`, in chunks, recording each chunk with the cursor in one transaction.
+    /// Returns the time (Unix seconds) the ledger is complete up to.
+    pub async fn pull(
+        &mut self,
+        config: &Config,
+        ledger: &Ledger,
+        now_ms: i64,
+    ) -> Result<i64, QueryError> {
+        let to = now_ms - self.delay.as_millis() as i64;
+        // Where the ledger's cursor is (None: never written), and where to read from.
+        let mut expected = match self.cursor {
+            Some(c) => Some(c),
+            None => ledger.cursor(&self.key).await?,
+        };
+        let mut cursor = expected.unwrap_or(to - self.backfill.as_millis() as i64);
+        let cells: Vec<&str> = config.cells.iter().map(|c| c.name.as_str()).collect();
+        while cursor < to {
+            let end = (cursor + CHUNK_MS).min(to);
+            // A fresh feed reaches back for every node's last reading before the cursor (its
+            // baseline); afterwards the feed holds them, and a second of overlap is enough.
+            let lookback = if self.fresh { LOOKBACK_MS } else { 1000 };
+            let range = (end - cursor + lookback + 999) / 1000;
+            // Every query first: a failed one leaves the feeds where they were.
+            let series = self.query(&super::selector(&cells, range), end).await?;
+            // PromQL ratio SLIs: one point a step, the events of the step before it.
+            let (first, last) = (
+                (cursor - if self.fresh { LOOKBACK_MS } else { 0 }).div_euclid(self.step)
+                    * self.step,
+                end.div_euclid(self.step) * self.step,
+            );
+            let mut ratio_results = Vec::new();
+            for slo in config.slos.iter().filter(|_| last > cursor) {
+                let Sli::Ratio(q) = &slo.sli else { continue };
+                let queries = [
+                    (q.good.as_deref(), 1.0, 0.0),
+                    (q.bad.as_deref(), -1.0, 0.0),
+                    // good = total − bad when bad is given.
+                    (
+                        Some(q.total.as_str()),
+                        if q.bad.is_some() { 1.0 } else { 0.0 },
+                        1.0,
+                    ),
+                ];
+                for (expr, to_good, to_total) in queries {
+                    let Some(expr) = expr else { continue };
+                    let result = self.query_range(expr, first, last).await?;
+                    ratio_results.push((slo, q.counter, expr, result, to_good, to_total));
+                }
+            }
+
+            let incs = self.feed.feed(super::readings(&series), cursor, end);
+            self.fresh = false;
+            let mut sums: BTreeMap<(String, String, i64), SliceData> = BTreeMap::new();
+            for i in &incs {
+                // Configured nodes only, as the scrape source reads them.
+                let known = config
+                    .cells
+                    .iter()
+                    .any(|c| c.name == i.cell && c.nodes.iter().any(|n| n.name == i.node));
+                if !known {
+                    continue;
+                }
+                for (cell, slo, s) in cell_rows(config, &i.cell, i.at, std::slice::from_ref(&i.inc))
+                {
+                    let e = sums.entry((cell, slo, s.start)).or_insert(SliceData {
+                        start: s.start,
+                        ..Default::default()
+                    });
+                    e.good += s.good;
+                    e.total += s.total;
+                    e.tokens += s.tokens;
+                    e.joules += s.joules;
+                    e.requests += s.requests;
+                }
+            }
+            for (slo, counter, expr, result, to_good, to_total) in ratio_results {
+                let len = match slo.budgeting {
+                    Budgeting::Timeslices { slice, .. } => slice,
+                    Budgeting::Occurrences => Duration::from_secs(SLICE as u64),
+                };
+                let name = format!("{}\u{0}{expr}", slo.name);
+                for e in self.ratios.feed(&name, &result, counter, last, cursor) {
+                    let cell = match (&e.cell, slo.cells.as_slice()) {
+                        (Some(c), cells) if cells.contains(c) => c.clone(),
+                        (None, [only]) => only.clone(),
+                        _ => continue,
+                    };
+                    let at = (e.at - 1).div_euclid(1000);
+                    if config
+                        .maintenance
+                        .iter()
+                        .any(|m| m.exclude_from_budget && m.active(&cell, at))
+                    {
+                        continue;
+                    }
+                    let start = math::slice_start((e.at - 1).div_euclid(1000), len);
+                    let row = sums
+                        .entry((cell, slo.name.clone(), start))
+                        .or_insert(SliceData {
+                            start,
+                            ..Default::default()
+                        });
+                    row.good += to_good * e.events;
+                    row.total += to_total * e.events;
+                }
+            }
+            let rows: Vec<(String, String, SliceData)> = sums
+                .into_iter()
+                .map(|((cell, slo, _), s)| (cell, slo, s))
+                .collect();
+            // Only if the cursor is still where this engine read it: another engine that led
+            // meanwhile recorded this stretch.
+            if let Err(e) = ledger.record_chunk(&rows, &self.key, expected, end).await {
+                // Start again from the ledger's cursor next time: the feed has moved on.
+                self.feed = super::Feed::default();
+                self.ratios = super::RatioFeed::default();
+                self.cursor = None;
+                self.fresh = true;
+                return Err(e.into());
+            }
+            cursor = end;
+            expected = Some(end);
+            self.cursor = Some(cursor);
+        }
+        Ok(cursor.div_euclid(1000))
+    }
+}

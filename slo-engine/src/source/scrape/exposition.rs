@@ -1,0 +1,59 @@
+use prometheus_parse::{Scrape, Value};
+
+use super::*;
+
+pub(super) const FAMILIES: [&str; 5] = [
+    "cellwatch_inference_request_duration_seconds",
+    "cellwatch_inference_time_to_first_token_seconds",
+    "cellwatch_inference_requests_total",
+    "cellwatch_inference_tokens_total",
+    "cellwatch_node_energy_joules_total",
+];
+
+pub(super) fn le(x: f64) -> String {
+    if x.is_infinite() {
+        "+Inf".into()
+    } else {
+        format!("{x}")
+    }
+}
+
+/// Parses an exporter's `/metrics` page into the counters the SLOs read.
+pub fn read(page: &str) -> Result<Reading, String> {
+    let scrape = Scrape::parse(page.lines().map(|l| Ok(l.to_string())))
+        .map_err(|e| format!("not a metrics page: {e}"))?;
+    if scrape.samples.is_empty() {
+        return Err("no samples on the page".into());
+    }
+    let mut out = Reading::new();
+    for s in &scrape.samples {
+        let base = s
+            .metric
+            .trim_end_matches("_count")
+            .trim_end_matches("_bucket");
+        if !FAMILIES.contains(&base) {
+            continue;
+        }
+        let mut labels: Vec<(String, String)> = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        labels.sort();
+        match &s.value {
+            Value::Histogram(buckets) => {
+                for b in buckets.iter().filter(|b| b.count.is_finite()) {
+                    let mut l = labels.clone();
+                    l.push(("le".into(), le(b.less_than)));
+                    l.sort();
+                    out.insert((format!("{base}_bucket"), l), b.count);
+                }
+            }
+            Value::Counter(v) | Value::Untyped(v) | Value::Gauge(v) if v.is_finite() => {
+                out.insert((s.metric.clone(), labels), *v);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,228 @@
+//! The `scrape` source's pure part: an exporter page becomes raw counter readings; successive
+//! readings of a node become increases (a counter that went down was reset, as Prometheus'
+//! `increase()` reads it); increases of a cell's nodes become one slice per SLO.
+
+mod exposition;
+mod scrape_io;
+mod slices;
+mod tracker;
+
+pub use exposition::*;
+pub use scrape_io::*;
+pub use slices::*;
+pub use tracker::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::config::{Budgeting, Period};
+    use crate::config::{Sli, Slo};
+    use crate::model::SliceData;
+    use std::time::Duration;
+
+    fn page(fast: u64, all: u64, tokens: u64, joules: f64, ok: u64, err: u64) -> String {
+        format!(
+            "# TYPE cellwatch_inference_request_duration_seconds histogram\n\
+             cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"1\"}} {fast}\n\
+             cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"2\"}} {fast}\n\
+             cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"+Inf\"}} {all}\n\
+             cellwatch_inference_request_duration_seconds_sum{{model=\"m\"}} 1\n\
+             cellwatch_inference_request_duration_seconds_count{{model=\"m\"}} {all}\n\
+             # TYPE cellwatch_inference_tokens_total counter\n\
+             cellwatch_inference_tokens_total{{model=\"m\",kind=\"generated\"}} {tokens}\n\
+             cellwatch_inference_tokens_total{{model=\"m\",kind=\"prompt\"}} 5\n\
+             # TYPE cellwatch_inference_requests_total counter\n\
+             cellwatch_inference_requests_total{{model=\"m\",outcome=\"ok\"}} {ok}\n\
+             cellwatch_inference_requests_total{{model=\"m\",outcome=\"server_error\"}} {err}\n\
+             cellwatch_inference_requests_total{{model=\"m\",outcome=\"cancelled\"}} 7\n\
+             # TYPE cellwatch_node_energy_joules_total counter\n\
+             cellwatch_node_energy_joules_total{{source=\"soc\"}} 1\n\
+             cellwatch_node_energy_joules_total{{source=\"smc\"}} {joules}\n"
+        )
+    }
+
+    fn slo(sli: Sli) -> Slo {
+        Slo {
+            name: "s".into(),
+            description: None,
+            cells: vec![],
+            objective: 0.99,
+            period: Period::Rolling(Duration::from_secs(86400)),
+            budgeting: Budgeting::Occurrences,
+            min_events: 0,
+            sli,
+        }
+    }
+
+    #[test]
+    fn energy_is_smc_else_soc_else_rapl_plus_nvidia() {
+        let energy = |lines: &str| {
+            let page = format!("# TYPE cellwatch_node_energy_joules_total counter\n{lines}");
+            totals(&read(&page).unwrap()).joules
+        };
+        let e = "cellwatch_node_energy_joules_total";
+        assert_eq!(
+            energy(&format!(
+                "{e}{{source=\"soc\"}} 1\n{e}{{source=\"smc\"}} 5\n"
+            )),
+            5.0
+        );
+        assert_eq!(energy(&format!("{e}{{source=\"soc\"}} 1\n")), 1.0);
+        assert_eq!(
+            energy(&format!(
+                "{e}{{source=\"rapl\"}} 300\n{e}{{source=\"nvidia\"}} 1200\n"
+            )),
+            1500.0
+        );
+        assert_eq!(energy(&format!("{e}{{source=\"nvidia\"}} 1200\n")), 1200.0);
+        assert_eq!(
+            energy("cellwatch_node_energy_joules_total{source=\"x\"} 9\n"),
+            0.0
+        );
+    }
+
+    #[test]
+    fn increases_with_resets_and_gaps() {
+        let mut t = Tracker::default();
+        assert_eq!(
+            t.increases(
+                "n1",
+                0,
+                read(&page(10, 12, 100, 1000.0, 11, 1)).unwrap(),
+                60
+            ),
+            None,
+            "a baseline"
+        );
+        let inc = t
+            .increases(
+                "n1",
+                15,
+                read(&page(15, 20, 150, 1360.0, 18, 2)).unwrap(),
+                60,
+            )
+            .unwrap();
+        assert_eq!(events(&slo(Sli::Latency(2.0)), &inc), (5.0, 8.0));
+        assert_eq!(events(&slo(Sli::Latency(1.0)), &inc), (5.0, 8.0));
+        assert_eq!(events(&slo(Sli::Availability), &inc), (7.0, 8.0));
+        assert_eq!(
+            totals(&inc),
+            Totals {
+                tokens: 50.0,
+                joules: 360.0,
+                requests: 8.0
+            }
+        );
+        // The exporter restarted: every counter is small again.
+        let inc = t
+            .increases("n1", 30, read(&page(1, 1, 3, 10.0, 1, 0)).unwrap(), 60)
+            .unwrap();
+        assert_eq!(
+            totals(&inc),
+            Totals {
+                tokens: 3.0,
+                joules: 10.0,
+                requests: 1.0
+            }
+        );
+        // A model's first requests appear as new series: they count in full.
+        let mut p = page(1, 1, 3, 10.0, 1, 0);
+        p.push_str(
+            "cellwatch_inference_requests_total{model=\"new\",outcome=\"server_error\"} 4\n",
+        );
+        let inc = t.increases("n1", 45, read(&p).unwrap(), 60).unwrap();
+        assert_eq!(events(&slo(Sli::Availability), &inc), (0.0, 4.0));
+        // Down for five minutes: the first reading after is a baseline, not an increase.
+        assert_eq!(
+            t.increases("n1", 330, read(&page(9, 9, 30, 90.0, 9, 0)).unwrap(), 60),
+            None
+        );
+    }
+
+    #[test]
+    fn a_baseline_is_compared_until_it_moves_and_readings_round_trip() {
+        let r0 = read(&page(10, 12, 100, 1000.0, 11, 1)).unwrap();
+        let r1 = read(&page(15, 20, 150, 1360.0, 18, 2)).unwrap();
+        let r2 = read(&page(17, 25, 170, 1400.0, 22, 3)).unwrap();
+        assert_eq!(decode_reading(&encode_reading(&r1)).unwrap(), r1);
+        assert!(decode_reading("{").is_err());
+        assert_eq!(step(None, 0, &r0, 60).increases, None);
+        let base = Baseline {
+            at: 0,
+            generation: Some(3),
+            reading: r0.clone(),
+        };
+        // A write of the first increase failed: the baseline did not move, so the next
+        // reading's increase covers both intervals, once.
+        let first = step(Some(&base), 15, &r1, 60);
+        let both = step(Some(&base), 30, &r2, 60);
+        assert_eq!(first.from, Some((0, Some(3))));
+        assert_eq!(totals(&first.increases.unwrap()).requests, 8.0);
+        assert_eq!(totals(&both.increases.unwrap()).requests, 13.0);
+        // Longer than max_gap: a new baseline, no increase.
+        assert_eq!(step(Some(&base), 61, &r2, 60).increases, None);
+    }
+
+    #[test]
+    fn a_cell_slice_sums_its_nodes() {
+        let mut t = Tracker::default();
+        let mut incs = Vec::new();
+        for (node, k) in [("a", 1u64), ("b", 2u64)] {
+            t.increases(node, 0, read(&page(0, 0, 0, 0.0, 0, 0)).unwrap(), 60);
+            incs.push(
+                t.increases(
+                    node,
+                    15,
+                    read(&page(9 * k, 10 * k, 100 * k, 3600.0 * k as f64, 10 * k, 0)).unwrap(),
+                    60,
+                )
+                .unwrap(),
+            );
+        }
+        let s = slice(&slo(Sli::Latency(2.0)), 60, &incs);
+        assert_eq!(
+            s,
+            SliceData {
+                start: 60,
+                good: 27.0,
+                total: 30.0,
+                tokens: 300.0,
+                joules: 10800.0,
+                requests: 30.0
+            }
+        );
+    }
+
+    #[test]
+    fn a_histogram_resets_as_a_whole_and_foreign_bounds_do_not_count() {
+        let h = |b2: u64, inf: u64, other_inf: u64| {
+            format!(
+                "# TYPE cellwatch_inference_request_duration_seconds histogram\n\
+                 cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"2\"}} {b2}\n\
+                 cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"+Inf\"}} {inf}\n\
+                 cellwatch_inference_request_duration_seconds_bucket{{model=\"v\",le=\"3\"}} 0\n\
+                 cellwatch_inference_request_duration_seconds_bucket{{model=\"v\",le=\"+Inf\"}} {other_inf}\n"
+            )
+        };
+        let mut t = Tracker::default();
+        t.increases("n", 0, read(&h(50, 100, 7)).unwrap(), 60);
+        // +Inf went down (a restart), le=2 did not: the whole histogram reset.
+        let inc = t
+            .increases("n", 15, read(&h(60, 90, 9)).unwrap(), 60)
+            .unwrap();
+        let (good, total) = events(&slo(Sli::Latency(2.0)), &inc);
+        assert_eq!(
+            (good, total),
+            (60.0, 90.0),
+            "good never exceeds total; model v has no 2 s bucket"
+        );
+    }
+
+    #[test]
+    fn pages_that_are_not_metrics_are_errors() {
+        assert!(read("").is_err());
+        assert!(read("<html>").is_err());
+        assert_eq!(read("up 1\n").unwrap().len(), 0);
+    }
+}

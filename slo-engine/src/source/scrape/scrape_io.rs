@@ -1,0 +1,174 @@
+use crate::config::{Config, Source};
+use crate::ledger::{Ledger, LedgerError};
+use crate::model::SliceData;
+use crate::source::scrape;
+use crate::source::scrape::cell_rows;
+
+/// The scrape source's baselines as this engine last read or wrote them, by node (`cell/node`);
+/// `None` until read from the ledger (at start, after standing by, after a conflict).
+pub type Baselines = Option<std::collections::HashMap<String, scrape::Baseline>>;
+
+/// Reads every node's baseline from the ledger; an unreadable one counts as a baseline too old
+/// to compare with (the node's next reading replaces it).
+pub(super) async fn load_baselines(
+    ledger: &Ledger,
+) -> Result<std::collections::HashMap<String, scrape::Baseline>, LedgerError> {
+    Ok(ledger
+        .baselines()
+        .await?
+        .into_iter()
+        .map(|(node, (at, generation, text))| {
+            let b = match scrape::decode_reading(&text) {
+                Ok(reading) => scrape::Baseline {
+                    at,
+                    generation: Some(generation),
+                    reading,
+                },
+                Err(e) => {
+                    tracing::warn!(node = %node, error = %e, "an unreadable scrape baseline; the node's next reading replaces it");
+                    scrape::Baseline {
+                        at: i64::MIN / 2,
+                        generation: Some(generation),
+                        reading: scrape::Reading::new(),
+                    }
+                }
+            };
+            (node, b)
+        })
+        .collect())
+}
+
+/// One scrape of every node; when `record`, the increases since each node's baseline in the
+/// ledger are recorded as slices of `now`, moving the baselines in the same transaction. A
+/// write that fails moves nothing: the next one records the increases (once). A standby
+/// (`record` false) records nothing and forgets its baselines: when it leads, it starts from
+/// the ledger's, where the last leader left them.
+///
+/// The baselines are read before the nodes are scraped, so every reading is newer than the
+/// baseline it is compared with; when another engine moved a baseline since (two engines that
+/// both believe they lead, a leader that stalled), nothing is written
+/// ([`LedgerError::Moved`]) and the next scrape starts from the ledger's baselines.
+pub async fn scrape_once(
+    config: &Config,
+    ledger: &Ledger,
+    client: &reqwest::Client,
+    baselines: &mut Baselines,
+    now: i64,
+    max_gap: i64,
+    record: bool,
+) -> Result<Scraped, LedgerError> {
+    if !record {
+        *baselines = None;
+    } else if baselines.is_none() {
+        *baselines = Some(load_baselines(ledger).await?);
+    }
+    let mut problems = Vec::new();
+    let mut down = std::collections::BTreeSet::new();
+    let mut readings: Vec<(&str, Vec<(String, scrape::Reading)>)> = Vec::new();
+    for cell in &config.cells {
+        let auth = match &config.source {
+            Source::Scrape {
+                basic_auth: Some(b),
+                ..
+            } => Some((b.username.clone(), b.password())),
+            _ => None,
+        };
+        let fetches = cell.nodes.iter().map(|n| {
+            let auth = auth.clone();
+            async move {
+                // Credentials in a URL never reach the logs.
+                let url = cellwatch_exporter::tls::without_credentials(&n.url);
+                let r = async {
+                    let mut req = client.get(&n.url);
+                    if let Some((user, pass)) = auth {
+                        req = req.basic_auth(user, Some(pass?));
+                    }
+                    let resp = req
+                        .send()
+                        .await
+                        .map_err(|e| format!("{url}: {}", e.without_url()))?;
+                    if !resp.status().is_success() {
+                        return Err(format!("{url}: HTTP {}", resp.status()));
+                    }
+                    let text = resp
+                        .text()
+                        .await
+                        .map_err(|e| format!("{url}: {}", e.without_url()))?;
+                    scrape::read(&text).map_err(|e| format!("{url}: {e}"))
+                }
+                .await;
+                (n.name.clone(), r)
+            }
+        });
+        let results = futures_util::future::join_all(fetches).await;
+        if results.iter().all(|(_, r)| r.is_err()) {
+            down.insert(cell.name.clone());
+        }
+        let mut ok = Vec::new();
+        for (node, r) in results {
+            match r {
+                Ok(reading) => ok.push((node, reading)),
+                Err(e) => problems.push(format!("cell {} node {node}: {e}", cell.name)),
+            }
+        }
+        readings.push((&cell.name, ok));
+    }
+    let scraped = Scraped { problems, down };
+    let Some(base) = baselines.as_mut() else {
+        return Ok(scraped);
+    };
+    let mut rows: Vec<(String, String, SliceData)> = Vec::new();
+    let mut moves = Vec::new();
+    for (cell, nodes) in &readings {
+        let mut incs = Vec::new();
+        for (node, reading) in nodes {
+            let key = format!("{cell}/{node}");
+            let step = scrape::step(base.get(&key), now, reading, max_gap);
+            incs.extend(step.increases);
+            let generation = step.from.and_then(|(_, g)| g);
+            moves.push((
+                key,
+                generation,
+                now,
+                scrape::encode_reading(reading),
+                reading,
+            ));
+        }
+        // Every node down (or first readings): no rows, so no data; never good or bad events.
+        rows.extend(cell_rows(config, cell, now, &incs));
+    }
+    let written: Vec<(String, Option<i64>, i64, String)> = moves
+        .iter()
+        .map(|(k, g, at, json, _)| (k.clone(), *g, *at, json.clone()))
+        .collect();
+    match ledger.record_scrape(&rows, &written).await {
+        Ok(()) => {
+            for (key, generation, at, _, reading) in moves {
+                base.insert(
+                    key,
+                    scrape::Baseline {
+                        at,
+                        generation: Some(generation.map_or(0, |g| g + 1)),
+                        reading: reading.clone(),
+                    },
+                );
+            }
+            Ok(scraped)
+        }
+        Err(e) => {
+            if matches!(e, LedgerError::Moved { .. }) {
+                *baselines = None;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What one scrape of every node found wrong.
+#[derive(Debug, Default)]
+pub struct Scraped {
+    /// One line per node that did not answer.
+    pub problems: Vec<String>,
+    /// Cells none of whose nodes answered.
+    pub down: std::collections::BTreeSet<String>,
+}

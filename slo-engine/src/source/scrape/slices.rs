@@ -1,0 +1,171 @@
+use crate::config::{Budgeting, Config};
+use crate::config::{Sli, Slo};
+use crate::model::SLICE;
+use crate::model::SliceData;
+use cellwatch_metrics as m;
+use std::time::Duration;
+
+use super::*;
+
+pub(super) fn sum(inc: &Reading, family: &str, pred: impl Fn(&[(String, String)]) -> bool) -> f64 {
+    inc.iter()
+        .filter(|((f, l), _)| f == family && pred(l))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+pub(super) fn label<'a>(l: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    l.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// One node's contribution to a cell's totals in one interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Totals {
+    /// Generated tokens.
+    pub tokens: f64,
+    /// Joules (the node's whole-system source when it has one, else the SoC; RAPL plus NVIDIA on
+    /// Linux).
+    pub joules: f64,
+    /// Finished requests that were not cancelled.
+    pub requests: f64,
+}
+
+/// The cell-level totals of one node's increases.
+pub fn totals(inc: &Reading) -> Totals {
+    let energy = |source: &str| -> Option<f64> {
+        let k = inc.iter().find(|((f, l), _)| {
+            f == m::NODE_ENERGY_JOULES.name && label(l, "source") == Some(source)
+        });
+        k.map(|(_, v)| *v)
+    };
+    Totals {
+        tokens: sum(inc, m::INFERENCE_TOKENS.name, |l| {
+            label(l, "kind") == Some("generated")
+        }),
+        // The whole-node rule of `cellwatch_metrics::node_energy_promql`: SMC, else SoC (Apple),
+        // else RAPL plus NVIDIA (Linux).
+        joules: energy("smc")
+            .or_else(|| energy("soc"))
+            .or_else(|| match (energy("rapl"), energy("nvidia")) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+            })
+            .unwrap_or(0.0),
+        requests: sum(inc, m::INFERENCE_REQUESTS.name, |l| {
+            label(l, "outcome") != Some("cancelled")
+        }),
+    }
+}
+
+/// Good and total events of an event-ratio SLO in one node's increases.
+pub fn events(slo: &Slo, inc: &Reading) -> (f64, f64) {
+    // Only histograms that have a bucket at the threshold count, good and total alike (an
+    // adapter's upstream may use other bounds).
+    let hist = |family: &str, t: f64| {
+        let bucket = format!("{family}_bucket");
+        let without_le = |l: &[(String, String)]| -> Vec<(String, String)> {
+            l.iter().filter(|(k, _)| k != "le").cloned().collect()
+        };
+        let mut good = 0.0;
+        let mut with_bound = std::collections::HashSet::new();
+        for ((f, l), v) in inc {
+            if *f == bucket
+                && label(l, "le")
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .is_some_and(|b| (b - t).abs() < 1e-9)
+            {
+                good += v;
+                with_bound.insert(without_le(l));
+            }
+        }
+        let total = inc
+            .iter()
+            .filter(|((f, l), _)| {
+                *f == bucket
+                    && label(l, "le") == Some("+Inf")
+                    && with_bound.contains(&without_le(l))
+            })
+            .map(|(_, v)| *v)
+            .sum();
+        (good, total)
+    };
+    match &slo.sli {
+        Sli::Latency(t) => hist(m::INFERENCE_REQUEST_DURATION.name, *t),
+        Sli::Ttft(t) => hist(m::INFERENCE_TTFT.name, *t),
+        Sli::Availability => {
+            fn outcome(l: &[(String, String)]) -> &str {
+                label(l, "outcome").unwrap_or("")
+            }
+            let good = sum(inc, m::INFERENCE_REQUESTS.name, |l| {
+                matches!(outcome(l), "ok" | "client_error")
+            });
+            let total = sum(inc, m::INFERENCE_REQUESTS.name, |l| {
+                outcome(l) != "cancelled"
+            });
+            (good, total)
+        }
+        // Not read from exporter pages: see `promsource`.
+        Sli::TokensPerKwh { .. } | Sli::Ratio(_) => (0.0, 0.0),
+    }
+}
+
+/// The slice one interval of a cell adds for an SLO, from its nodes' increases.
+pub fn slice(slo: &Slo, start: i64, nodes: &[Reading]) -> SliceData {
+    let mut s = SliceData {
+        start,
+        ..Default::default()
+    };
+    for inc in nodes {
+        let (good, total) = events(slo, inc);
+        let t = totals(inc);
+        s.good += good;
+        s.total += total;
+        s.tokens += t.tokens;
+        s.joules += t.joules;
+        s.requests += t.requests;
+    }
+    s
+}
+
+/// The rows (per SLO, and the cell's totals under `""`) that increases of a cell's nodes at
+/// `at` add; none without increases.
+pub(crate) fn cell_rows(
+    config: &Config,
+    cell: &str,
+    at: i64,
+    incs: &[super::Reading],
+) -> Vec<(String, String, SliceData)> {
+    let mut rows = Vec::new();
+    // A maintenance window that excludes its slices from the budget: nothing is recorded.
+    let excluded = config
+        .maintenance
+        .iter()
+        .any(|m| m.exclude_from_budget && m.active(cell, at));
+    if incs.is_empty() || excluded {
+        return rows;
+    }
+    for slo in config
+        .slos
+        .iter()
+        .filter(|s| s.cells.iter().any(|c| c == cell) && !matches!(s.sli, Sli::Ratio(_)))
+    {
+        let len = match slo.budgeting {
+            Budgeting::Timeslices { slice, .. } => slice,
+            Budgeting::Occurrences => Duration::from_secs(SLICE as u64),
+        };
+        let s = super::slice(slo, crate::math::slice_start(at, len), incs);
+        rows.push((cell.to_string(), slo.name.clone(), s));
+    }
+    let mut t = SliceData {
+        start: crate::math::slice_start(at, Duration::from_secs(SLICE as u64)),
+        ..Default::default()
+    };
+    for inc in incs {
+        let x = super::totals(inc);
+        t.tokens += x.tokens;
+        t.joules += x.joules;
+        t.requests += x.requests;
+    }
+    rows.push((cell.to_string(), String::new(), t));
+    rows
+}

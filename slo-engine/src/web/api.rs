@@ -1,0 +1,41 @@
+use crate::web::AppState;
+use axum::extract::State;
+use axum::response::IntoResponse;
+
+pub(crate) async fn api_alerts(State(s): State<AppState>) -> impl IntoResponse {
+    let a = s.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let alerts: Vec<serde_json::Value> = a
+        .alerts
+        .values()
+        .map(|x| {
+            serde_json::json!({
+                "labels": x.labels,
+                "annotations": x.annotations,
+                "fingerprint": x.fingerprint,
+                "state": if x.firing() { "firing" } else if x.resolved_at.is_some() { "resolved" } else { "pending" },
+                "active_since": x.active_since,
+                "fired_at": x.fired_at,
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "alerts": alerts }))
+}
+
+pub(crate) async fn api_slos(State(s): State<AppState>) -> impl IntoResponse {
+    let r = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+    axum::Json(serde_json::json!({ "at": r.at, "slos": r.slos }))
+}
+
+pub(crate) async fn api_cells(State(s): State<AppState>) -> impl IntoResponse {
+    let r = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+    axum::Json(serde_json::json!({ "at": r.at, "cells": r.cells }))
+}
+
+pub(crate) async fn status_page(State(s): State<AppState>) -> impl IntoResponse {
+    let report = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+    let alerts = s.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let silences = s.silences.snapshot();
+    let now = s.clock.now_ms().div_euclid(1000);
+    let silences: Vec<&crate::model::Silence> = silences.iter().map(|c| &c.silence).collect();
+    axum::response::Html(crate::web::status::page(&report, &alerts, &silences, now))
+}

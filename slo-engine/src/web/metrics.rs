@@ -1,0 +1,15 @@
+use crate::web::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let text = s.last.lock().unwrap_or_else(|e| e.into_inner()).1.clone();
+    (
+        [(
+            header::CONTENT_TYPE,
+            cellwatch_exporter::server::TEXT_FORMAT,
+        )],
+        text,
+    )
+}
