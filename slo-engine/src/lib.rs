@@ -13,4 +13,5 @@ pub mod notify;
 pub mod report;
 pub mod runtime;
 pub mod source;
+pub mod util;
 pub mod web;

@@ -167,7 +167,8 @@ enum Format {
 
 /// An RFC 3339 time, a duration before `now` (at most 10 years), or `now`.
 fn when(what: &str, v: &str, now: i64) -> Result<i64, String> {
-    use cellwatch_slo::config::{MAX_DURATION, quote};
+    use cellwatch_slo::config::MAX_DURATION;
+    use cellwatch_slo::util::text::quote;
     if v == "now" {
         return Ok(now);
     }

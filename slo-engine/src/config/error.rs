@@ -67,6 +67,3 @@ pub const MAX_DEPTH: usize = 64;
 
 /// The longest duration any field or flag takes: 10 years (humantime's `10y`).
 pub const MAX_DURATION: Duration = Duration::from_secs(10 * 31_557_600);
-
-/// Values quoted in messages are cut after this many characters.
-pub const QUOTE_CHARS: usize = 100;

@@ -15,6 +15,8 @@
 
 pub use cellwatch_exporter::file::{read_bounded, read_text};
 
+use crate::util::text::{clip, one_line, quote, regex_error, show_path};
+
 mod check;
 mod error;
 mod load;
@@ -36,6 +38,7 @@ pub use types::*;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::text::QUOTE_CHARS;
 
     use std::path::Path;
     use std::time::Duration;

@@ -35,7 +35,7 @@ impl Matcher {
             return Err("a matcher needs a label name".into());
         }
         let test = if self.is_regex {
-            let name = crate::config::quote(&self.name);
+            let name = crate::util::text::quote(&self.name);
             if self.value.len() > MAX_REGEX_LEN {
                 return Err(format!(
                     "matcher {name}: the regular expression is {} bytes long, the limit is {MAX_REGEX_LEN}",
@@ -52,7 +52,7 @@ impl Matcher {
                     ),
                     e => format!(
                         "matcher {name}: not a regular expression: {}",
-                        crate::config::regex_error(&e)
+                        crate::util::text::regex_error(&e)
                     ),
                 })?;
             Test::Regex(re)

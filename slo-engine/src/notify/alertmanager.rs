@@ -2,7 +2,7 @@ use crate::alerting::Notification;
 use crate::config::Alerting;
 use serde_json::{Value, json};
 
-use super::*;
+use crate::util::time::rfc3339;
 
 /// Alertmanager's `POST /api/v2/alerts` body. Firing alerts carry an `endsAt` past the next
 /// repeat (we send again at least that often); resolved ones end when they resolved.

@@ -34,12 +34,6 @@ pub(super) fn read_secret(
     Ok(v.trim().to_string())
 }
 
-pub(super) fn rfc3339(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 /// Delivers one outbox row. `Err` says why (it is retried later).
 pub async fn deliver(
     alerting: &Alerting,

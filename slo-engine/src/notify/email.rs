@@ -3,6 +3,7 @@ use crate::config::{Alerting, Email};
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::util::time::rfc3339;
 
 /// A scheduled budget report, as queued for mail.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -3,6 +3,7 @@ use crate::config::Alerting;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::util::time::rfc3339;
 
 /// PagerDuty Events API v2: one event per notification; the incident's key (SHA-256) is the
 /// `dedup_key`, so a resolve closes the incident its page opened.

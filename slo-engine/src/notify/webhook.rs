@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::util::time::rfc3339;
 
 pub(super) async fn post_json(
     client: &reqwest::Client,

@@ -1,6 +1,6 @@
 use crate::ledger::Ledger;
 use crate::notify;
-use crate::runtime::Clock;
+use crate::util::time::Clock;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,11 +1,12 @@
+use super::{deliver_forever, hold_lease};
 use crate::alerting::alert_samples;
 use crate::config::{Budgeting, Config, Source};
 use crate::eval::{Report, evaluate_with, retention, samples};
 use crate::ledger::{Ledger, LedgerError};
 use crate::model::MINUTE_RETENTION;
-use crate::runtime::{Clock, deliver_forever, hold_lease, now_ms};
 use crate::source::prometheus::PromSource;
 use crate::source::scrape::{Baselines, scrape_once};
+use crate::util::time::{Clock, now_ms};
 use crate::web::{
     AppState, Limits, SilenceStore, api_alerts, api_cells, api_slos, expire_silence, list_silences,
     metrics, post_silence, status_page,

@@ -1,5 +1,5 @@
 use crate::ledger::Ledger;
-use crate::runtime::Clock;
+use crate::util::time::Clock;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,12 +1,11 @@
 //! `cellwatch-slo run`: the clock, the leader lease, the leader's tick (read the source, evaluate,
 //! step the alerts, serve), the delivery loop.
 
-mod clock;
 mod deliver;
 mod leader;
 mod lease;
 
-pub use clock::*;
+pub use crate::util::time::Clock;
 use deliver::*;
 pub use leader::*;
 use lease::*;

@@ -1,7 +1,7 @@
 //! The HTTP outputs: the API (`/api/v1/…`: alerts, SLOs, cells, silences), `/metrics` and the
 //! status page.
 use crate::eval::Report;
-use crate::runtime::Clock;
+use crate::util::time::Clock;
 
 mod api;
 mod metrics;

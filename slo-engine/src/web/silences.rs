@@ -122,11 +122,7 @@ pub(crate) fn parse_time(field: &str, v: &str) -> Result<i64, ApiError> {
 }
 
 pub(crate) fn silence_json(x: &crate::model::Silence, now: i64) -> serde_json::Value {
-    let t = |s: i64| {
-        chrono::DateTime::from_timestamp(s, 0)
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    };
+    let t = crate::util::time::rfc3339;
     serde_json::json!({
         "id": x.id,
         "matchers": x.matchers,

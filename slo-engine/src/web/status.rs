@@ -15,12 +15,7 @@ pub(crate) fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-pub(crate) fn time(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .unwrap_or_default()
-        .format("%Y-%m-%d %H:%M:%S UTC")
-        .to_string()
-}
+use crate::util::time::utc as time;
 
 pub(crate) fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "no data".into(), |v| format!("{:.2} %", v * 100.0))

@@ -3,8 +3,8 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::math::{self};
 use crate::model::SLICE;
 use crate::model::SliceData;
-use crate::runtime::secs;
 use crate::source::scrape::cell_rows;
+use crate::util::time::secs;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -1,0 +1,4 @@
+//! Small pure helpers every layer may use: time, secrets, URL redaction, digests, PromQL text.
+
+pub mod text;
+pub mod time;
