@@ -35,7 +35,7 @@ pub(super) fn check_url(url: &str, secret: bool, example: &str) -> Result<(), St
             // The error names the field.
             "the value".to_string()
         } else {
-            quote(&cellwatch_exporter::tls::without_credentials(url))
+            quote(&crate::util::redact::credentials(url))
         }
     };
     let why = match reqwest::Url::parse(url) {

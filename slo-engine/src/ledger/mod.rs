@@ -59,20 +59,6 @@ pub enum LedgerError {
     },
 }
 
-/// The URL with any password replaced, for messages and logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// The default ledger: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_URL: &str = "sqlite://cellwatch-slo.db?mode=rwc";
 
@@ -103,7 +89,7 @@ impl Ledger {
         let sqlite = url.starts_with("sqlite:");
         let memory = sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
         let open_err = |source| LedgerError::Open {
-            url: redact(&url),
+            url: crate::util::redact::password(&url),
             source,
         };
         // SQLite: one writer (writes serialize anyway); PostgreSQL: a few.
@@ -124,7 +110,7 @@ impl Ledger {
             .run(&pool)
             .await
             .map_err(|source| LedgerError::Migrate {
-                url: redact(&url),
+                url: crate::util::redact::password(&url),
                 source,
             })?;
         let read = if memory {
@@ -148,20 +134,5 @@ impl Ledger {
     pub async fn close(self) {
         self.read.close().await;
         self.pool.close().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgres://cw:secret@db:5432/cw"),
-            "postgres://cw:***@db:5432/cw"
-        );
-        assert_eq!(redact("postgres://cw@db/cw"), "postgres://cw@db/cw");
-        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
     }
 }

@@ -4,19 +4,6 @@ use crate::ledger::OutboxRow;
 
 use super::*;
 
-/// A URL for messages: only its scheme and host (webhook paths hold secrets).
-pub(super) fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority = rest.split('/').next().unwrap_or("");
-            // user:password@host: the credentials are secrets too.
-            let host = authority.rsplit('@').next().unwrap_or("");
-            format!("{scheme}://{host}/…")
-        }
-        None => "(url)".into(),
-    }
-}
-
 pub(super) fn read_secret(
     file: &Option<std::path::PathBuf>,
     env: &Option<String>,

@@ -3,7 +3,6 @@ use crate::config::Alerting;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-use super::*;
 use crate::util::time::rfc3339;
 
 pub(super) async fn post_json(
@@ -11,16 +10,21 @@ pub(super) async fn post_json(
     url: &str,
     body: &Value,
 ) -> Result<(), String> {
-    let resp = client
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| format!("POST {}: {}", redact_url(url), e.without_url()))?;
+    let resp = client.post(url).json(body).send().await.map_err(|e| {
+        format!(
+            "POST {}: {}",
+            crate::util::redact::origin(url),
+            e.without_url()
+        )
+    })?;
     if resp.status().is_success() {
         Ok(())
     } else {
-        Err(format!("POST {}: HTTP {}", redact_url(url), resp.status()))
+        Err(format!(
+            "POST {}: HTTP {}",
+            crate::util::redact::origin(url),
+            resp.status()
+        ))
     }
 }
 

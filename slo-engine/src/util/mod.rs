@@ -1,4 +1,5 @@
 //! Small pure helpers every layer may use: time, secrets, URL redaction, digests, PromQL text.
 
+pub mod redact;
 pub mod text;
 pub mod time;

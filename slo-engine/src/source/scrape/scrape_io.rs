@@ -77,7 +77,7 @@ pub async fn scrape_once(
             let auth = auth.clone();
             async move {
                 // Credentials in a URL never reach the logs.
-                let url = cellwatch_exporter::tls::without_credentials(&n.url);
+                let url = crate::util::redact::credentials(&n.url);
                 let r = async {
                     let mut req = client.get(&n.url);
                     if let Some((user, pass)) = auth {
