@@ -4,13 +4,13 @@
 //! pure functions of recorded slices, tested in virtual time), the [`ledger`] (SQLite or
 //! PostgreSQL), the two data sources ([`scrape`] and [`promsource`]), the evaluation and HTTP
 //! outputs ([`engine`]), Prometheus rule generation ([`rules`]) and Grafana dashboards
-//! ([`dashboards`]).
+//! ([`generate::dashboards`]).
 
 pub mod alerting;
 pub mod config;
-pub mod dashboards;
 pub mod demo;
 pub mod engine;
+pub mod generate;
 pub mod ledger;
 pub mod math;
 pub mod notify;
