@@ -1,8 +1,25 @@
 //! cellwatch-slo: cell-level error budgets for latency, availability and tokens/kWh.
+//!
+//! The crate is cut in layers, bottom first; each imports only the layers before it here (the test
+//! `tests/layers.rs` holds it, the README's "Architecture" section draws it):
+//!
+//! 1. [`util`]: time, message text, URL redaction, secrets, PromQL text.
+//! 2. [`model`]: labels, matchers, silences, the Workbook windows, the slice.
+//! 3. [`config`]: raw YAML types, resolved types, validation, OpenSLO import.
+//! 4. [`math`]: pure SLO math of slices (budgets, burn rates, periods, the slice verdict).
+//! 5. [`ledger`]: SQLite or PostgreSQL, one file per table group.
+//! 6. [`source`]: the `scrape` and `prometheus` sources, each with its I/O and pure parts.
+//! 7. [`eval`]: the evaluation of every SLO of every cell over every window.
+//! 8. [`alerting`]: wanted alerts, state, inhibition, muting, routing.
+//! 9. [`report`]: SLO reports (table, JSON, CSV).
+//! 10. [`notify`]: the outbox, one file per integration.
+//! 11. [`web`]: API, silences, status page, `/metrics`.
+//! 12. [`runtime`]: the lease, the leader's tick, the delivery loop.
+//! 13. [`generate`]: Prometheus rules and targets, Grafana dashboards.
+//! 14. [`demo`]: the demo cell.
 
 pub mod alerting;
 pub mod config;
-pub mod dashboards;
 pub mod demo;
 pub mod eval;
 pub mod generate;

@@ -266,7 +266,7 @@ fn print_generated(
 
 /// Writes the dashboards and provisioning files; returns how many files.
 fn write_dashboards(dir: &std::path::Path) -> Result<usize, String> {
-    use cellwatch_slo::dashboards as d;
+    use cellwatch_slo::generate::dashboards as d;
     let prov = dir.join("provisioning");
     std::fs::create_dir_all(&prov).map_err(|e| format!("{}: {e}", prov.display()))?;
     let mut files: Vec<(PathBuf, String)> = d::all()

@@ -199,16 +199,18 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
     let mut missing = Vec::new();
     let mut checked = 0;
     let deadline = Instant::now() + Duration::from_secs(40);
-    for (file, d) in cellwatch_slo::dashboards::all() {
+    for (file, d) in cellwatch_slo::generate::dashboards::all() {
         let committed: Value =
             serde_json::from_str(&read(&workspace().join("dashboards").join(file))).unwrap();
         assert_eq!(committed, d, "dashboards/{file} is stale");
-        for (title, expr) in cellwatch_slo::dashboards::queries(&d) {
+        for (title, expr) in cellwatch_slo::generate::dashboards::queries(&d) {
             // With $cell the Apple cell or the GPU pool (the discrete-GPU panels have data
             // for the GPU pool only).
             let qs: Vec<String> = [CELL, GPU_CELL]
                 .iter()
-                .map(|c| cellwatch_slo::dashboards::substitute(&expr, c, ".*", ".*", "30s"))
+                .map(|c| {
+                    cellwatch_slo::generate::dashboards::substitute(&expr, c, ".*", ".*", "30s")
+                })
                 .collect();
             checked += 1;
             'wait: loop {

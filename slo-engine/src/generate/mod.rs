@@ -1,3 +1,5 @@
-//! Generated files: Prometheus rules and file_sd targets, Grafana dashboards.
+//! Generated files: Prometheus rules and file_sd targets (`cellwatch-slo rules`, `targets`),
+//! Grafana dashboards and their provisioning (`cellwatch-slo dashboards`).
 
+pub mod dashboards;
 pub mod prometheus;

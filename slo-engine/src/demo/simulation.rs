@@ -1,0 +1,106 @@
+//! The simulation's shared state, the clients' load and the incident's timeline.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::power::{JOULES_PER_TOKEN, JOULES_PER_TOKEN_REGRESSED};
+use super::scenario::{ALL_NODES, CELL, MODEL, Ports, node_name};
+
+/// How many times slower the slowed node answers.
+pub(super) const SLOWDOWN: u32 = 4;
+/// Concurrent clients per node.
+const CLIENTS: usize = 6;
+
+/// The simulation's shared state.
+pub(super) struct Sim {
+    /// The slowed node (1..=4), 0 for none.
+    pub(super) slow: AtomicUsize,
+    /// Joules per generated token, in millijoules.
+    pub(super) mj_per_token: AtomicU64,
+    /// Generated tokens streamed per node.
+    pub(super) tokens: [AtomicU64; ALL_NODES],
+    /// Where pages are appended.
+    pub(super) pages_log: PathBuf,
+    /// Pages received.
+    pub(super) pages: AtomicU64,
+}
+
+impl Sim {
+    /// No incident, the normal energy per token, no tokens or pages yet.
+    pub(super) fn new(pages_log: PathBuf) -> Sim {
+        Sim {
+            slow: AtomicUsize::new(0),
+            mj_per_token: AtomicU64::new((JOULES_PER_TOKEN * 1000.0) as u64),
+            tokens: Default::default(),
+            pages_log,
+            pages: AtomicU64::new(0),
+        }
+    }
+}
+
+/// `CLIENTS` clients per node, each sending streaming chat completions to the node's proxy.
+pub(super) fn load(ports: Ports) -> Vec<tokio::task::JoinHandle<()>> {
+    let client = cellwatch_exporter::tls::http_client()
+        .build()
+        .unwrap_or_default();
+    let mut tasks = Vec::new();
+    for i in 1..=ALL_NODES {
+        for _ in 0..CLIENTS {
+            let client = client.clone();
+            let url = format!("http://127.0.0.1:{}/v1/chat/completions", ports.proxy(i));
+            tasks.push(tokio::spawn(async move {
+                let body = json!({
+                    "model": MODEL, "stream": true, "stream_options": {"include_usage": true},
+                    "messages": [{"role": "user", "content": "Summarise the SLO report (simulated client)."}],
+                });
+                loop {
+                    let r = client.post(&url).json(&body).send().await;
+                    let ok = match r {
+                        Ok(resp) => resp.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    let pause = if ok { fastrand::u64(20..200) } else { 500 };
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+            }));
+        }
+    }
+    tasks
+}
+
+/// The incident, on the demo's clock.
+pub(super) fn timeline(
+    sim: Arc<Sim>,
+    at: Duration,
+    lasts: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let slow = 3;
+        tokio::time::sleep(at).await;
+        sim.slow.store(slow, Ordering::Relaxed);
+        println!(
+            "\n[demo] SIMULATED INCIDENT: {} slows down {SLOWDOWN}× (latency and time to first token burn their budgets)",
+            node_name(slow)
+        );
+        let regress = Duration::from_secs(30).min(lasts);
+        tokio::time::sleep(regress).await;
+        sim.mj_per_token.store(
+            (JOULES_PER_TOKEN_REGRESSED * 1000.0) as u64,
+            Ordering::Relaxed,
+        );
+        println!(
+            "[demo] SIMULATED ENERGY REGRESSION: every Mac Studio of {CELL} now needs {JOULES_PER_TOKEN_REGRESSED} J per token instead of {JOULES_PER_TOKEN} (tokens/kWh burns; the GPU pool is the control and never pages)"
+        );
+        tokio::time::sleep(lasts - regress).await;
+        sim.slow.store(0, Ordering::Relaxed);
+        sim.mj_per_token
+            .store((JOULES_PER_TOKEN * 1000.0) as u64, Ordering::Relaxed);
+        println!(
+            "[demo] the simulated incident is over; the page resolves once the 5m windows no longer see it (about 5 minutes)"
+        );
+    })
+}

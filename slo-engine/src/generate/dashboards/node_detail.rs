@@ -1,0 +1,437 @@
+//! `node-detail`: one or more nodes of a cell: power by component and whole node, discrete GPUs,
+//! memory, Thunderbolt 5 / RDMA or InfiniBand/RoCE links, inference and collector health.
+
+use cellwatch_metrics as m;
+use serde_json::{Value, json};
+
+use super::board::{Board, Kind, q};
+use super::promql::quantile;
+use super::tune::{tx_negative, unit_min0, up_down};
+use super::variables::{v_cell, v_datasource, v_node};
+
+/// The dashboard (uid `cellwatch-node`), row by row.
+pub(super) fn dashboard() -> Value {
+    let s = "cell=\"$cell\",node=~\"$node\"";
+    let mut b = Board::new();
+    power(&mut b, s);
+    discrete_gpus(&mut b, s);
+    unified_memory(&mut b, s);
+    links(&mut b, s);
+    inference(&mut b, s);
+    collectors(&mut b, s);
+    b.finish(
+        "cellwatch-node",
+        "cellwatch / Node detail",
+        "One or more nodes of a cell: power by component and whole node, discrete GPUs, memory, Thunderbolt 5 / RDMA or InfiniBand/RoCE links, inference and collector health.",
+        vec![v_datasource(), v_cell(false), v_node()],
+        "now-1h",
+    )
+}
+
+/// Power: by component and whole node, then clocks and thermal pressure.
+fn power(b: &mut Board, s: &str) {
+    b.row("Power");
+    power_draw(b, s);
+    clocks_and_thermal(b, s);
+}
+
+/// Power by component and whole-node power.
+fn power_draw(b: &mut Board, s: &str) {
+    b.panel(
+        Kind::Stacked,
+        "Power by component",
+        "CPU, GPU and ANE power (powermetrics), DRAM power (macmon), per node.",
+        "watt",
+        8,
+        8,
+        vec![q(
+            format!("{}{{{s}}}", m::POWER_WATTS.name),
+            "{{node}} {{component}}",
+        )],
+        unit_min0,
+    );
+    b.panel(
+        Kind::Timeseries,
+        "Whole-node power",
+        "source=smc: the whole system from the SMC (macmon); source=soc: CPU + GPU + ANE (powermetrics); Linux: source=rapl (CPU packages and DRAM) and source=nvidia (GPUs), to add up.",
+        "watt",
+        8,
+        8,
+        vec![q(
+            format!("{}{{{s}}}", m::NODE_POWER_WATTS.name),
+            "{{node}} {{source}}",
+        )],
+        unit_min0,
+    );
+}
+
+/// GPU and CPU cluster frequencies, thermal pressure.
+fn clocks_and_thermal(b: &mut Board, s: &str) {
+    b.panel(
+        Kind::Timeseries,
+        "GPU frequency and activity",
+        "GPU active frequency, and the share of time the GPU was active.",
+        "hertz",
+        8,
+        8,
+        vec![
+            q(
+                format!("{}{{{s}}}", m::GPU_FREQUENCY.name),
+                "{{node}} frequency",
+            ),
+            q(format!("{}{{{s}}}", m::GPU_ACTIVE.name), "{{node}} active"),
+        ],
+        |p| {
+            p["fieldConfig"]["overrides"] = json!([{
+                "matcher": { "id": "byRegexp", "options": "/.*active/" },
+                "properties": [
+                    { "id": "unit", "value": "percentunit" },
+                    { "id": "custom.axisPlacement", "value": "right" },
+                ],
+            }]);
+        },
+    );
+    b.panel(
+        Kind::Timeseries,
+        "CPU cluster frequency",
+        "Active frequency of each CPU cluster.",
+        "hertz",
+        12,
+        7,
+        vec![q(
+            format!("{}{{{s}}}", m::CPU_CLUSTER_FREQUENCY.name),
+            "{{node}} {{cluster}}",
+        )],
+        unit_min0,
+    );
+    b.panel(
+        Kind::StateTimeline,
+        "Thermal pressure",
+        "0 nominal, 1 moderate, 2 heavy, 3 critical.",
+        "none",
+        12,
+        7,
+        vec![q(
+            format!("{}{{{s}}}", m::THERMAL_PRESSURE.name),
+            "{{node}}",
+        )],
+        |p| {
+            p["fieldConfig"]["defaults"]["mappings"] = json!([{ "type": "value", "options": {
+                "0": { "text": "nominal", "color": "green", "index": 0 },
+                "1": { "text": "moderate", "color": "yellow", "index": 1 },
+                "2": { "text": "heavy", "color": "orange", "index": 2 },
+                "3": { "text": "critical", "color": "red", "index": 3 },
+            } }]);
+        },
+    );
+}
+
+/// NVIDIA GPUs of Linux nodes: memory and utilisation.
+fn discrete_gpus(b: &mut Board, s: &str) {
+    b.row("Discrete GPUs (Linux nodes)");
+    b.panel(
+        Kind::Timeseries,
+        "GPU memory used and installed",
+        "Memory in use and installed per NVIDIA GPU (nvidia-smi).",
+        "bytes",
+        12,
+        7,
+        vec![
+            q(
+                format!("{}{{{s}}}", m::GPU_MEMORY_USED.name),
+                "{{node}} gpu{{gpu}} used",
+            ),
+            q(
+                format!("{}{{{s}}}", m::GPU_MEMORY_TOTAL.name),
+                "{{node}} gpu{{gpu}} installed",
+            ),
+        ],
+        unit_min0,
+    );
+    b.panel(
+        Kind::Timeseries,
+        "GPU utilisation",
+        "Share of the sample period a kernel ran, per NVIDIA GPU.",
+        "percentunit",
+        12,
+        7,
+        vec![q(
+            format!("{}{{{s}}}", m::GPU_UTILIZATION.name),
+            "{{node}} gpu{{gpu}}",
+        )],
+        |p| {
+            p["fieldConfig"]["defaults"]["min"] = json!(0);
+            p["fieldConfig"]["defaults"]["max"] = json!(1);
+        },
+    );
+}
+
+/// Unified memory: by state, totals, pressure.
+fn unified_memory(b: &mut Board, s: &str) {
+    b.row("Unified memory");
+    b.panel(
+        Kind::Stacked,
+        "Memory by state",
+        "App, wired, compressed, cached and free memory (vm_stat pages × page size).",
+        "bytes",
+        8,
+        8,
+        vec![q(
+            format!("{}{{{s}}}", m::MEMORY_BYTES.name),
+            "{{node}} {{state}}",
+        )],
+        unit_min0,
+    );
+    b.panel(
+        Kind::Timeseries,
+        "Used, total, swap and GPU wired limit",
+        "Memory used as Activity Monitor shows it, memory installed, swap in use, and the GPU wired limit (0: the macOS default policy).",
+        "bytes",
+        8,
+        8,
+        vec![
+            q(
+                format!("{}{{{s}}}", m::MEMORY_USED.name),
+                "{{node}} used",
+            ),
+            q(
+                format!("{}{{{s}}}", m::MEMORY_TOTAL.name),
+                "{{node}} total",
+            ),
+            q(
+                format!("{}{{{s}}}", m::MEMORY_SWAP_USED.name),
+                "{{node}} swap",
+            ),
+            q(
+                format!("{}{{{s}}}", m::GPU_WIRED_LIMIT.name),
+                "{{node}} GPU wired limit",
+            ),
+        ],
+        unit_min0,
+    );
+    b.panel(
+        Kind::StateTimeline,
+        "Memory pressure",
+        "0 normal, 1 warning, 2 critical.",
+        "none",
+        8,
+        8,
+        vec![q(format!("{}{{{s}}}", m::MEMORY_PRESSURE.name), "{{node}}")],
+        |p| {
+            p["fieldConfig"]["defaults"]["mappings"] = json!([{ "type": "value", "options": {
+                "0": { "text": "normal", "color": "green", "index": 0 },
+                "1": { "text": "warning", "color": "orange", "index": 1 },
+                "2": { "text": "critical", "color": "red", "index": 2 },
+            } }]);
+        },
+    );
+}
+
+/// Thunderbolt 5 / RDMA links: traffic, then link and RDMA state.
+fn links(b: &mut Board, s: &str) {
+    b.row("Thunderbolt 5 / RDMA links");
+    link_traffic(b, s);
+    link_state(b, s);
+}
+
+/// Link throughput, errors and speed.
+fn link_traffic(b: &mut Board, s: &str) {
+    b.panel(
+        Kind::Timeseries,
+        "Link throughput (rx up, tx down)",
+        "Bytes per second on each Thunderbolt network interface.",
+        "Bps",
+        8,
+        8,
+        vec![
+            q(
+                format!(
+                    "rate({}{{{s}}}[$__rate_interval])",
+                    m::LINK_RECEIVED_BYTES.name
+                ),
+                "{{node}} {{link}} rx",
+            ),
+            q(
+                format!(
+                    "rate({}{{{s}}}[$__rate_interval])",
+                    m::LINK_TRANSMITTED_BYTES.name
+                ),
+                "{{node}} {{link}} tx",
+            ),
+        ],
+        tx_negative,
+    );
+    b.panel(
+        Kind::Timeseries,
+        "Link errors",
+        "Interface errors per second by direction.",
+        "cps",
+        8,
+        8,
+        vec![q(
+            format!("rate({}{{{s}}}[$__rate_interval])", m::LINK_ERRORS.name),
+            "{{node}} {{link}} {{direction}}",
+        )],
+        unit_min0,
+    );
+    b.panel(
+        Kind::Timeseries,
+        "Link speed",
+        "Negotiated Thunderbolt link speed, while a device is connected.",
+        "Bps",
+        8,
+        8,
+        vec![q(
+            format!("{}{{{s}}}", m::LINK_SPEED.name),
+            "{{node}} {{link}}",
+        )],
+        unit_min0,
+    );
+}
+
+/// Link up, RDMA port active, RDMA enabled.
+fn link_state(b: &mut Board, s: &str) {
+    b.panel(
+        Kind::StateTimeline,
+        "Link and RDMA state",
+        "Link up (a device connected), RDMA port active (PORT_ACTIVE) and RDMA enabled (rdma_ctl).",
+        "none",
+        24,
+        8,
+        vec![
+            q(
+                format!("{}{{{s}}}", m::LINK_UP.name),
+                "{{node}} {{link}} up",
+            ),
+            q(
+                format!("{}{{{s}}}", m::RDMA_PORT_ACTIVE.name),
+                "{{node}} {{device}} RDMA port",
+            ),
+            q(
+                format!("{}{{{s}}}", m::RDMA_ENABLED.name),
+                "{{node}} RDMA enabled",
+            ),
+        ],
+        up_down,
+    );
+}
+
+/// Inference per node: requests, tokens and in flight, latency.
+fn inference(b: &mut Board, s: &str) {
+    b.row("Inference");
+    b.panel(
+        Kind::Timeseries,
+        "Requests by outcome",
+        "Finished requests per second on each node.",
+        "reqps",
+        8,
+        8,
+        vec![q(
+            format!(
+                "sum by (node, outcome) (rate({}{{{s}}}[$__rate_interval]))",
+                m::INFERENCE_REQUESTS.name
+            ),
+            "{{node}} {{outcome}}",
+        )],
+        unit_min0,
+    );
+    b.panel(
+        Kind::Timeseries,
+        "Tokens per second and in flight",
+        "Generated tokens per second, and requests in flight, per node.",
+        "suffix: tok/s",
+        8,
+        8,
+        vec![
+            q(
+                format!(
+                    "sum by (node) (rate({}{{kind=\"generated\",{s}}}[$__rate_interval]))",
+                    m::INFERENCE_TOKENS.name
+                ),
+                "{{node}} generated",
+            ),
+            q(
+                format!("sum by (node) ({}{{{s}}})", m::INFERENCE_IN_FLIGHT.name),
+                "{{node}} in flight",
+            ),
+        ],
+        |p| {
+            p["fieldConfig"]["overrides"] = json!([{
+                "matcher": { "id": "byRegexp", "options": "/.*in flight/" },
+                "properties": [
+                    { "id": "unit", "value": "short" },
+                    { "id": "custom.axisPlacement", "value": "right" },
+                ],
+            }]);
+        },
+    );
+    b.panel(
+        Kind::Timeseries,
+        "Latency p99 and TTFT p99",
+        "Per node.",
+        "s",
+        8,
+        8,
+        vec![
+            q(
+                quantile(0.99, m::INFERENCE_REQUEST_DURATION.name, s, "node"),
+                "{{node}} latency",
+            ),
+            q(
+                quantile(0.99, m::INFERENCE_TTFT.name, s, "node"),
+                "{{node}} TTFT",
+            ),
+        ],
+        unit_min0,
+    );
+}
+
+/// The exporters' collectors: up, duration, errors and restarts.
+fn collectors(b: &mut Board, s: &str) {
+    b.row("Collectors");
+    b.panel(
+        Kind::StateTimeline,
+        "Collector up",
+        "1 if the collector's last sample succeeded.",
+        "none",
+        12,
+        8,
+        vec![q(
+            format!("{}{{{s}}}", m::COLLECTOR_UP.name),
+            "{{node}} {{collector}}",
+        )],
+        up_down,
+    );
+    b.panel(
+        Kind::Timeseries,
+        "Collector duration",
+        "Time each collector's last sample took.",
+        "s",
+        12,
+        8,
+        vec![q(
+            format!("{}{{{s}}}", m::COLLECTOR_DURATION.name),
+            "{{node}} {{collector}}",
+        )],
+        unit_min0,
+    );
+    b.panel(
+        Kind::Timeseries,
+        "Collector errors and restarts",
+        "Failed samples and restarts of long-running children (powermetrics, macmon) over 5 minutes.",
+        "short",
+        24,
+        7,
+        vec![
+            q(
+                format!("increase({}{{{s}}}[5m])", m::COLLECTOR_ERRORS.name),
+                "{{node}} {{collector}} errors",
+            ),
+            q(
+                format!("increase({}{{{s}}}[5m])", m::COLLECTOR_RESTARTS.name),
+                "{{node}} {{collector}} restarts",
+            ),
+        ],
+        unit_min0,
+    );
+}
