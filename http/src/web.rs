@@ -552,7 +552,7 @@ impl Default for Limits {
 /// A request body that must arrive within a time: the whole of it by a deadline (`gap:
 /// false`), or each chunk within `timeout` of the previous one (`gap: true`). The timer is only
 /// armed when the client makes the server wait.
-pub(crate) struct TimedBody<B> {
+pub struct TimedBody<B> {
     inner: B,
     timeout: Duration,
     gap: bool,
@@ -566,7 +566,7 @@ pub(crate) struct TimedBody<B> {
 pub struct BodyTimeout(pub Duration);
 
 impl<B> TimedBody<B> {
-    pub(crate) fn new(inner: B, timeout: Duration, gap: bool) -> Self {
+    pub fn new(inner: B, timeout: Duration, gap: bool) -> Self {
         TimedBody {
             inner,
             timeout,
@@ -642,7 +642,7 @@ async fn body_deadline(State(timeout): State<Duration>, req: Request, next: Next
 /// connections otherwise); past the limit, each loop holds at most the one connection waiting
 /// and the rest wait in the kernel's accept queue. Accept errors (out of file handles,
 /// typically) back off from 5 ms to 1 s rather than spin.
-pub(crate) async fn accept_loop<F>(
+pub async fn accept_loop<F>(
     listener: &tokio::net::TcpListener,
     slots: &Arc<tokio::sync::Semaphore>,
     shutdown: F,
@@ -838,7 +838,7 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
 /// long); a write that makes no progress for `write_timeout` (a client that stopped reading)
 /// ends the connection. When `stop` turns `true` the connection shuts down gracefully: a request
 /// in flight is answered, then the connection closes (an idle one closes at once).
-pub(crate) async fn serve_connection(
+pub async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
