@@ -83,7 +83,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(10 * 31_557_600);
 /// Values quoted in messages are cut after this many characters.
 pub const QUOTE_CHARS: usize = 100;
 
-pub use cellwatch_exporter::file::{read_bounded, read_text};
+pub use cellwatch_http::file::{read_bounded, read_text};
 
 /// A secret file's content (at most [`MAX_SECRET_BYTES`]), with the error naming the file only.
 pub fn read_secret_file(path: &Path) -> Result<String, String> {
@@ -212,7 +212,7 @@ fn check_url(url: &str, secret: bool, example: &str) -> Result<(), String> {
             // The error names the field.
             "the value".to_string()
         } else {
-            quote(&cellwatch_exporter::tls::without_credentials(url))
+            quote(&cellwatch_http::tls::without_credentials(url))
         }
     };
     let why = match reqwest::Url::parse(url) {
@@ -1362,7 +1362,7 @@ fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigErr
                             format!("{}: {e}", show_path(&path)),
                         )
                     })?;
-                    cellwatch_exporter::tls::client_config(Some(&pem)).map_err(|e| {
+                    cellwatch_http::tls::client_config(Some(&pem)).map_err(|e| {
                         err(
                             "source.scrape.ca_file".into(),
                             format!("{}: {}", show_path(&path), one_line(&e.to_string())),

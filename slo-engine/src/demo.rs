@@ -425,7 +425,7 @@ async fn page(State(sim): State<Arc<Sim>>, body: Bytes) -> StatusCode {
 
 /// `CLIENTS` clients per node, each sending streaming chat completions to the node's proxy.
 fn load(ports: Ports) -> Vec<tokio::task::JoinHandle<()>> {
-    let client = cellwatch_exporter::tls::http_client()
+    let client = cellwatch_http::tls::http_client()
         .build()
         .unwrap_or_default();
     let mut tasks = Vec::new();
@@ -817,7 +817,7 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         crate::engine::run_with(config, ledger, &listen, crate::engine::Clock::default()).await
     });
 
-    let client = cellwatch_exporter::tls::http_client()
+    let client = cellwatch_http::tls::http_client()
         .build()
         .unwrap_or_default();
     let status = format!("http://127.0.0.1:{}/", ports.engine);

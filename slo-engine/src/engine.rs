@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use cellwatch_exporter::store::{Sample, encode};
+use cellwatch_http::exposition::{Sample, encode};
 use cellwatch_metrics as m;
 use serde::Serialize;
 
@@ -633,7 +633,7 @@ pub async fn scrape_once(
             let auth = auth.clone();
             async move {
                 // Credentials in a URL never reach the logs.
-                let url = cellwatch_exporter::tls::without_credentials(&n.url);
+                let url = cellwatch_http::tls::without_credentials(&n.url);
                 let r = async {
                     let mut req = client.get(&n.url);
                     if let Some((user, pass)) = auth {
@@ -835,7 +835,7 @@ impl PromSource {
                 map.insert(k, v);
             }
         }
-        let client = cellwatch_exporter::tls::http_client()
+        let client = cellwatch_http::tls::http_client()
             .timeout(timeout)
             .default_headers(map)
             .build()
@@ -1081,7 +1081,7 @@ pub struct Limits {
     pub max_silences: usize,
     /// The listener's bounds (`--web.read-header-timeout`, `--web.read-timeout`,
     /// `--web.max-connections`).
-    pub web: cellwatch_exporter::web::Limits,
+    pub web: cellwatch_http::web::Limits,
 }
 
 /// The default bound on active and pending silences.
@@ -1390,7 +1390,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
-            cellwatch_exporter::server::TEXT_FORMAT,
+            cellwatch_http::exposition::TEXT_FORMAT,
         )],
         text,
     )
@@ -1452,7 +1452,7 @@ async fn deliver_forever(
     clock: Clock,
     is_leader: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    let client = cellwatch_exporter::tls::http_client()
+    let client = cellwatch_http::tls::http_client()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap_or_default();
@@ -1541,7 +1541,7 @@ impl Clock {
         let offset = self
             .offset_file
             .as_ref()
-            .and_then(|f| cellwatch_exporter::file::read_text(f, 64).ok())
+            .and_then(|f| cellwatch_http::file::read_text(f, 64).ok())
             .and_then(|s| s.trim().parse::<i64>().ok())
             .unwrap_or(0);
         now_ms().saturating_add(offset.saturating_mul(1000))
@@ -1570,7 +1570,7 @@ pub async fn run_web(
     ledger: Ledger,
     listen: &str,
     clock: Clock,
-    web: Option<cellwatch_exporter::web::WebConfig>,
+    web: Option<cellwatch_http::web::WebConfig>,
     limits: Limits,
 ) -> std::io::Result<()> {
     let retention = retention(&config);
@@ -1581,9 +1581,9 @@ pub async fn run_web(
             *interval,
             Feeder::Scrape {
                 client: {
-                    let mut b = cellwatch_exporter::tls::http_client();
+                    let mut b = cellwatch_http::tls::http_client();
                     if let Some(pem) = ca_pem
-                        && let Ok(tls) = cellwatch_exporter::tls::client_config(Some(pem))
+                        && let Ok(tls) = cellwatch_http::tls::client_config(Some(pem))
                     {
                         b = b.use_preconfigured_tls(tls);
                     }
@@ -1878,7 +1878,7 @@ pub async fn run_web(
         w.bearer_prefix = Some("/api/v1/silences");
         w
     });
-    cellwatch_exporter::web::serve(
+    cellwatch_http::web::serve(
         listener,
         app,
         web.as_ref(),
