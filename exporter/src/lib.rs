@@ -9,7 +9,6 @@ pub mod collector;
 pub mod command;
 pub mod config;
 pub mod counter;
-pub mod file;
 pub mod group;
 pub mod node;
 pub mod otlp;
@@ -19,6 +18,6 @@ pub mod replay;
 pub mod server;
 pub mod store;
 pub mod supervisor;
-pub mod text;
-pub mod tls;
-pub mod web;
+
+// Shared with the engine; at their old paths.
+pub use cellwatch_http::{file, text, tls, web};

@@ -8,10 +8,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+use cellwatch_http::html::escape;
+
 use crate::store::Store;
 
-/// The content type of the text exposition format.
-pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub use cellwatch_http::exposition::TEXT_FORMAT;
 
 #[derive(Clone)]
 struct AppState {
@@ -33,13 +34,6 @@ async fn landing(State(s): State<AppState>) -> Html<String> {
 
 async fn healthy() -> impl IntoResponse {
     (StatusCode::OK, "Healthy\n")
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The router: `GET <telemetry_path>`, `GET /`, `GET /-/healthy`.

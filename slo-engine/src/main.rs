@@ -318,7 +318,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 fn main() -> ExitCode {
-    cellwatch_exporter::tls::install_default();
+    cellwatch_http::tls::install_default();
     match Cli::parse().command {
         Command::Run {
             config,
@@ -332,7 +332,7 @@ fn main() -> ExitCode {
             clock_offset_file,
             max_silences,
         } => {
-            let limits = cellwatch_exporter::web::Limits {
+            let limits = cellwatch_http::web::Limits {
                 read_header_timeout,
                 read_timeout,
                 max_connections: max_connections as usize,
@@ -349,7 +349,7 @@ fn main() -> ExitCode {
             };
             let web = match web_config_file
                 .as_deref()
-                .map(cellwatch_exporter::web::load)
+                .map(cellwatch_http::web::load)
                 .transpose()
             {
                 Ok(w) => w,
@@ -358,7 +358,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            cellwatch_exporter::web::warn_if_few_files(limits.max_connections as u64 + 64);
+            cellwatch_http::web::warn_if_few_files(limits.max_connections as u64 + 64);
             let listen = match listen_address.strip_prefix(':') {
                 Some(port) => format!("0.0.0.0:{port}"),
                 None => listen_address,

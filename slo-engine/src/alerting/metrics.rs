@@ -1,5 +1,5 @@
 use crate::alerting;
-use cellwatch_exporter::store::Sample;
+use cellwatch_http::exposition::Sample;
 use cellwatch_metrics as m;
 
 /// The pending and firing alerts as metrics (as Prometheus' ALERTS).

@@ -13,7 +13,7 @@
 //!     sli: { latency: { threshold: 2s } }
 //! ```
 
-pub use cellwatch_exporter::file::{read_bounded, read_text};
+pub use cellwatch_http::file::{read_bounded, read_text};
 
 use crate::util::text::{clip, one_line, quote, regex_error, show_path};
 

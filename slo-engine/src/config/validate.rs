@@ -115,7 +115,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
                             format!("{}: {e}", show_path(&path)),
                         )
                     })?;
-                    cellwatch_exporter::tls::client_config(Some(&pem)).map_err(|e| {
+                    cellwatch_http::tls::client_config(Some(&pem)).map_err(|e| {
                         err(
                             "source.scrape.ca_file".into(),
                             format!("{}: {}", show_path(&path), one_line(&e.to_string())),

@@ -143,7 +143,7 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     let mut children = exporters::start_all(&exporter, &standins, ports, &dir)?;
     let mut engine = startup::start_engine(&opts, ports, &dir).await?;
 
-    let client = cellwatch_exporter::tls::http_client()
+    let client = cellwatch_http::tls::http_client()
         .build()
         .unwrap_or_default();
     let status = format!("http://127.0.0.1:{}/", ports.engine);

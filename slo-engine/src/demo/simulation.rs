@@ -44,7 +44,7 @@ impl Sim {
 
 /// `CLIENTS` clients per node, each sending streaming chat completions to the node's proxy.
 pub(super) fn load(ports: Ports) -> Vec<tokio::task::JoinHandle<()>> {
-    let client = cellwatch_exporter::tls::http_client()
+    let client = cellwatch_http::tls::http_client()
         .build()
         .unwrap_or_default();
     let mut tasks = Vec::new();

@@ -1,4 +1,4 @@
-use cellwatch_exporter::store::Sample;
+use cellwatch_http::exposition::Sample;
 use cellwatch_metrics as m;
 
 use super::*;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::util::time::rfc3339;
+use cellwatch_http::html::escape as html;
 
 /// A scheduled budget report, as queued for mail.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -121,13 +122,6 @@ pub fn mail_text(alerting: &Alerting, n: &Notification) -> (String, String, Stri
         html(&subject)
     );
     (subject, text, body)
-}
-
-pub(super) fn html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 pub(super) async fn send_mail(

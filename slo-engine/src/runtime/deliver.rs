@@ -14,7 +14,7 @@ pub(super) async fn deliver_forever(
     clock: Clock,
     is_leader: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    let client = cellwatch_exporter::tls::http_client()
+    let client = cellwatch_http::tls::http_client()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap_or_default();

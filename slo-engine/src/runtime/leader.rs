@@ -14,7 +14,7 @@ use crate::web::{
 use crate::{alerting, notify};
 use axum::Router;
 use axum::routing::get;
-use cellwatch_exporter::store::{Sample, encode};
+use cellwatch_http::exposition::{Sample, encode};
 use cellwatch_metrics as m;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,7 +51,7 @@ pub async fn run_web(
     ledger: Ledger,
     listen: &str,
     clock: Clock,
-    web: Option<cellwatch_exporter::web::WebConfig>,
+    web: Option<cellwatch_http::web::WebConfig>,
     limits: Limits,
 ) -> std::io::Result<()> {
     let retention = retention(&config);
@@ -62,9 +62,9 @@ pub async fn run_web(
             *interval,
             Feeder::Scrape {
                 client: {
-                    let mut b = cellwatch_exporter::tls::http_client();
+                    let mut b = cellwatch_http::tls::http_client();
                     if let Some(pem) = ca_pem
-                        && let Ok(tls) = cellwatch_exporter::tls::client_config(Some(pem))
+                        && let Ok(tls) = cellwatch_http::tls::client_config(Some(pem))
                     {
                         b = b.use_preconfigured_tls(tls);
                     }
@@ -360,7 +360,7 @@ pub async fn run_web(
         w.bearer_prefix = Some("/api/v1/silences");
         w
     });
-    cellwatch_exporter::web::serve(
+    cellwatch_http::web::serve(
         listener,
         app,
         web.as_ref(),

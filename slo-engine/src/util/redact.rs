@@ -3,7 +3,7 @@
 //! scheme and host (the path of a webhook is a secret).
 
 /// A URL without its user information (scrape targets, the Prometheus source, OTLP endpoints).
-pub use cellwatch_exporter::tls::without_credentials as credentials;
+pub use cellwatch_http::tls::without_credentials as credentials;
 
 /// The URL with any password replaced, for messages and logs.
 pub fn password(url: &str) -> String {

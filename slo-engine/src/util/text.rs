@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+pub use cellwatch_http::text::{QUOTE_CHARS, quote};
+
 /// A value for a message: on one line, at most [`QUOTE_CHARS`] characters, control characters
 /// escaped; a longer value is cut and its length given.
 pub fn clip(v: &str) -> String {
@@ -18,16 +20,6 @@ pub fn clip(v: &str) -> String {
         }
     }
     out
-}
-
-/// A value quoted for a message, cut as [`clip`] cuts it: `"studio-a"`.
-pub fn quote(v: &str) -> String {
-    let cut: String = v.chars().take(QUOTE_CHARS).collect();
-    if cut.len() < v.len() {
-        format!("{cut:?}… ({} bytes)", v.len())
-    } else {
-        format!("{cut:?}")
-    }
 }
 
 pub fn show_path(p: &Path) -> String {
@@ -73,6 +65,3 @@ pub fn regex_error(e: &regex::Error) -> String {
         other => one_line(&other.to_string()),
     }
 }
-
-/// Values quoted in messages are cut after this many characters.
-pub const QUOTE_CHARS: usize = 100;

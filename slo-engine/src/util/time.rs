@@ -14,7 +14,7 @@ impl Clock {
         let offset = self
             .offset_file
             .as_ref()
-            .and_then(|f| cellwatch_exporter::file::read_text(f, 64).ok())
+            .and_then(|f| cellwatch_http::file::read_text(f, 64).ok())
             .and_then(|s| s.trim().parse::<i64>().ok())
             .unwrap_or(0);
         now_ms().saturating_add(offset.saturating_mul(1000))

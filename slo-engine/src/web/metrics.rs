@@ -8,7 +8,7 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
-            cellwatch_exporter::server::TEXT_FORMAT,
+            cellwatch_http::exposition::TEXT_FORMAT,
         )],
         text,
     )

@@ -35,7 +35,7 @@ pub struct Limits {
     pub max_silences: usize,
     /// The listener's bounds (`--web.read-header-timeout`, `--web.read-timeout`,
     /// `--web.max-connections`).
-    pub web: cellwatch_exporter::web::Limits,
+    pub web: cellwatch_http::web::Limits,
 }
 
 /// The default bound on active and pending silences.

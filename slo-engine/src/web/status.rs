@@ -8,12 +8,7 @@ use crate::alerting::State;
 use crate::eval::Report;
 use crate::model::Silence;
 
-pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use cellwatch_http::html::escape as esc;
 
 use crate::util::time::utc as time;
 

@@ -72,7 +72,7 @@ impl PromSource {
                 map.insert(k, v);
             }
         }
-        let client = cellwatch_exporter::tls::http_client()
+        let client = cellwatch_http::tls::http_client()
             .timeout(timeout)
             .default_headers(map)
             .build()

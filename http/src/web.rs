@@ -209,118 +209,24 @@ pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
 
 /// Parses a web configuration (`path` names it in errors and anchors relative paths).
 pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
-    let invalid = |field: &str, message: String| WebConfigError::Invalid {
-        path: path.into(),
-        field: field.into(),
-        message,
-    };
     let raw: RawWebConfig = if text.trim().is_empty() {
         RawWebConfig::default()
     } else {
         let de = yaml_serde::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
-            invalid(&field, redact(&e.into_inner().to_string()))
+            invalid(path, &field, redact(&e.into_inner().to_string()))
         })?
     };
-    let base = path.parent().unwrap_or(Path::new("."));
     let tls = match raw.tls_server_config {
         None => None,
-        Some(t) => {
-            if let Some(a) = t.client_auth_type.as_deref()
-                && a != "NoClientCert"
-            {
-                return Err(invalid(
-                    "tls_server_config.client_auth_type",
-                    format!(
-                        "{}: client certificates are not supported (NoClientCert only)",
-                        quote(a)
-                    ),
-                ));
-            }
-            let (Some(cert), Some(key)) = (t.cert_file, t.key_file) else {
-                return Err(invalid(
-                    "tls_server_config",
-                    "cert_file and key_file are both required".into(),
-                ));
-            };
-            let min = version(
-                path,
-                "min_version",
-                t.min_version.as_deref().unwrap_or("TLS12"),
-            )?;
-            let max = version(
-                path,
-                "max_version",
-                t.max_version.as_deref().unwrap_or("TLS13"),
-            )?;
-            let versions: Vec<&'static rustls::SupportedProtocolVersion> =
-                [&rustls::version::TLS12, &rustls::version::TLS13]
-                    .into_iter()
-                    .filter(|v| {
-                        (u16::from(min.version)..=u16::from(max.version))
-                            .contains(&u16::from(v.version))
-                    })
-                    .collect();
-            if versions.is_empty() {
-                return Err(invalid(
-                    "tls_server_config.max_version",
-                    "is below min_version".into(),
-                ));
-            }
-            Some(Arc::new(server_config(
-                &base.join(cert),
-                &base.join(key),
-                &versions,
-            )?))
-        }
+        Some(t) => Some(Arc::new(tls_config(path, t)?)),
     };
-    let mut headers = Vec::new();
-    if let Some(h) = raw.http_server_config {
-        // http2: accepted for compatibility and ignored: the server speaks HTTP/1.1 only (as it
-        // always has: hyper-util is built without HTTP/2), which every scraper speaks.
-        let _ = h.http2;
-        for (k, v) in h.headers {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-                invalid(
-                    "http_server_config.headers",
-                    format!("{} is not a header name", quote(&k)),
-                )
-            })?;
-            let value = HeaderValue::from_str(&v).map_err(|_| {
-                invalid(
-                    "http_server_config.headers",
-                    format!("the value of {} is not valid", quote(&k)),
-                )
-            })?;
-            headers.push((name, value));
-        }
-    }
-    for (user, hash) in &raw.basic_auth_users {
-        let field = format!(
-            "basic_auth_users.{}",
-            user.chars().take(100).collect::<String>()
-        );
-        match bcrypt_cost(hash) {
-            None => {
-                return Err(invalid(
-                    &field,
-                    "is not a bcrypt hash ($2a$, $2b$ or $2y$; make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)".into(),
-                ));
-            }
-            Some(c) if !BCRYPT_COSTS.contains(&c) => {
-                return Err(invalid(
-                    &field,
-                    format!(
-                        "bcrypt cost {c} is outside {}..={} (10 to 12 is usual)",
-                        BCRYPT_COSTS.start(),
-                        BCRYPT_COSTS.end()
-                    ),
-                ));
-            }
-            Some(_) => {}
-        }
-    }
+    let headers = match raw.http_server_config {
+        None => Vec::new(),
+        Some(h) => headers(path, h)?,
+    };
+    check_users(path, &raw.basic_auth_users)?;
     // Unknown users are checked against a hash of the costliest user's cost (at most 12),
     // made on the first unknown user: as long as for a known user up to that cost, and no
     // hash to compute at start.
@@ -340,6 +246,122 @@ pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
         checks: Arc::new(tokio::sync::Semaphore::new(parallel)),
         bearer_prefix: None,
     })
+}
+
+fn invalid(path: &Path, field: &str, message: String) -> WebConfigError {
+    WebConfigError::Invalid {
+        path: path.into(),
+        field: field.into(),
+        message,
+    }
+}
+
+/// `tls_server_config`: the server configuration; certificate paths relative to `path`'s
+/// directory.
+fn tls_config(path: &Path, t: RawTls) -> Result<rustls::ServerConfig, WebConfigError> {
+    if let Some(a) = t.client_auth_type.as_deref()
+        && a != "NoClientCert"
+    {
+        return Err(invalid(
+            path,
+            "tls_server_config.client_auth_type",
+            format!(
+                "{}: client certificates are not supported (NoClientCert only)",
+                quote(a)
+            ),
+        ));
+    }
+    let (Some(cert), Some(key)) = (t.cert_file, t.key_file) else {
+        return Err(invalid(
+            path,
+            "tls_server_config",
+            "cert_file and key_file are both required".into(),
+        ));
+    };
+    let min = version(
+        path,
+        "min_version",
+        t.min_version.as_deref().unwrap_or("TLS12"),
+    )?;
+    let max = version(
+        path,
+        "max_version",
+        t.max_version.as_deref().unwrap_or("TLS13"),
+    )?;
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        [&rustls::version::TLS12, &rustls::version::TLS13]
+            .into_iter()
+            .filter(|v| {
+                (u16::from(min.version)..=u16::from(max.version)).contains(&u16::from(v.version))
+            })
+            .collect();
+    if versions.is_empty() {
+        return Err(invalid(
+            path,
+            "tls_server_config.max_version",
+            "is below min_version".into(),
+        ));
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    server_config(&base.join(cert), &base.join(key), &versions)
+}
+
+/// `http_server_config`: the response headers.
+fn headers(path: &Path, h: RawHttp) -> Result<Vec<(HeaderName, HeaderValue)>, WebConfigError> {
+    // http2: accepted for compatibility and ignored: the server speaks HTTP/1.1 only (as it
+    // always has: hyper-util is built without HTTP/2), which every scraper speaks.
+    let _ = h.http2;
+    let mut headers = Vec::new();
+    for (k, v) in h.headers {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+            invalid(
+                path,
+                "http_server_config.headers",
+                format!("{} is not a header name", quote(&k)),
+            )
+        })?;
+        let value = HeaderValue::from_str(&v).map_err(|_| {
+            invalid(
+                path,
+                "http_server_config.headers",
+                format!("the value of {} is not valid", quote(&k)),
+            )
+        })?;
+        headers.push((name, value));
+    }
+    Ok(headers)
+}
+
+/// `basic_auth_users`: every hash a bcrypt hash of a cost the bcrypt crate verifies.
+fn check_users(path: &Path, users: &BTreeMap<String, String>) -> Result<(), WebConfigError> {
+    for (user, hash) in users {
+        let field = format!(
+            "basic_auth_users.{}",
+            user.chars().take(100).collect::<String>()
+        );
+        match bcrypt_cost(hash) {
+            None => {
+                return Err(invalid(
+                    path,
+                    &field,
+                    "is not a bcrypt hash ($2a$, $2b$ or $2y$; make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)".into(),
+                ));
+            }
+            Some(c) if !BCRYPT_COSTS.contains(&c) => {
+                return Err(invalid(
+                    path,
+                    &field,
+                    format!(
+                        "bcrypt cost {c} is outside {}..={} (10 to 12 is usual)",
+                        BCRYPT_COSTS.start(),
+                        BCRYPT_COSTS.end()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn bcrypt_cost(hash: &str) -> Option<u32> {
@@ -552,7 +574,7 @@ impl Default for Limits {
 /// A request body that must arrive within a time: the whole of it by a deadline (`gap:
 /// false`), or each chunk within `timeout` of the previous one (`gap: true`). The timer is only
 /// armed when the client makes the server wait.
-pub(crate) struct TimedBody<B> {
+pub struct TimedBody<B> {
     inner: B,
     timeout: Duration,
     gap: bool,
@@ -566,7 +588,7 @@ pub(crate) struct TimedBody<B> {
 pub struct BodyTimeout(pub Duration);
 
 impl<B> TimedBody<B> {
-    pub(crate) fn new(inner: B, timeout: Duration, gap: bool) -> Self {
+    pub fn new(inner: B, timeout: Duration, gap: bool) -> Self {
         TimedBody {
             inner,
             timeout,
@@ -642,7 +664,7 @@ async fn body_deadline(State(timeout): State<Duration>, req: Request, next: Next
 /// connections otherwise); past the limit, each loop holds at most the one connection waiting
 /// and the rest wait in the kernel's accept queue. Accept errors (out of file handles,
 /// typically) back off from 5 ms to 1 s rather than spin.
-pub(crate) async fn accept_loop<F>(
+pub async fn accept_loop<F>(
     listener: &tokio::net::TcpListener,
     slots: &Arc<tokio::sync::Semaphore>,
     shutdown: F,
@@ -838,7 +860,7 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
 /// long); a write that makes no progress for `write_timeout` (a client that stopped reading)
 /// ends the connection. When `stop` turns `true` the connection shuts down gracefully: a request
 /// in flight is answered, then the connection closes (an idle one closes at once).
-pub(crate) async fn serve_connection(
+pub async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,

@@ -1,13 +1,17 @@
 //! One-line error text helpers shared by the exporter and the engine: values quoted and cut
 //! short, and deserialization errors with the values they quote hidden (they may be secrets).
 
-/// A value for an error message: quoted, at most 100 characters.
+/// How many characters of a value a message quotes.
+pub const QUOTE_CHARS: usize = 100;
+
+/// A value quoted for a message, at most [`QUOTE_CHARS`] characters: `"studio-a"`; a longer
+/// value is cut and its length given (`"aaaa…"… (4096 bytes)`).
 pub fn quote(v: &str) -> String {
-    let short: String = v.chars().take(100).collect();
-    if short.len() < v.len() {
-        format!("{short:?}…")
+    let cut: String = v.chars().take(QUOTE_CHARS).collect();
+    if cut.len() < v.len() {
+        format!("{cut:?}… ({} bytes)", v.len())
     } else {
-        format!("{short:?}")
+        format!("{cut:?}")
     }
 }
 
@@ -44,7 +48,7 @@ mod tests {
     fn values_are_quoted_and_cut_short() {
         assert_eq!(quote("TLS11"), "\"TLS11\"");
         let long = quote(&"x".repeat(500));
-        assert!(long.ends_with('…') && long.chars().count() < 110, "{long}");
+        assert_eq!(long, format!("{:?}… (500 bytes)", "x".repeat(QUOTE_CHARS)));
     }
 
     #[test]
