@@ -1,22 +1,10 @@
 use crate::config::{Budgeting, Config, Period, Sli, Slo};
 use crate::model::WINDOWS;
 use crate::model::burn_factor;
+use crate::util::promql::{any_of, duration, le_matcher};
 use cellwatch_metrics as m;
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// A Prometheus duration for whole seconds (`5m`, `1h`, `30d`).
-pub fn prom_duration(secs: u64) -> String {
-    if secs.is_multiple_of(86400) {
-        format!("{}d", secs / 86400)
-    } else if secs.is_multiple_of(3600) {
-        format!("{}h", secs / 3600)
-    } else if secs.is_multiple_of(60) {
-        format!("{}m", secs / 60)
-    } else {
-        format!("{secs}s")
-    }
-}
 
 #[derive(Debug, Serialize)]
 pub(super) struct RuleFile {
@@ -54,37 +42,7 @@ pub(super) fn period_secs(p: &Period) -> u64 {
 pub(super) fn cells_matcher(slo: &Slo) -> String {
     let mut cells = slo.cells.clone();
     cells.sort();
-    format!(
-        "cell=~\"{}\"",
-        cells
-            .iter()
-            .map(|c| regex_escape(c))
-            .collect::<Vec<_>>()
-            .join("|")
-    )
-}
-
-pub(super) fn regex_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push_str("\\\\");
-        }
-        if c == '"' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The `le` matcher of a bucket bound: Prometheus 2 stores `le="2"`, Prometheus 3 `le="2.0"`.
-pub(super) fn le_matcher(t: f64) -> String {
-    if t.fract() == 0.0 {
-        format!("le=~\"{t}|{t}\\\\.0\"")
-    } else {
-        format!("le=\"{t}\"")
-    }
+    format!("cell=~\"{}\"", any_of(&cells))
 }
 
 /// Energy of each node from its best source (the SMC's whole-system reading, else the SoC's;
@@ -134,7 +92,7 @@ pub(super) fn error_ratio(slo: &Slo, w: &str) -> String {
             b,
         ) => {
             let s = match b {
-                Budgeting::Timeslices { slice, .. } => prom_duration(slice.as_secs()),
+                Budgeting::Timeslices { slice, .. } => duration(slice.as_secs()),
                 Budgeting::Occurrences => "5m".to_string(),
             };
             let tokens = format!(
@@ -153,7 +111,7 @@ pub(super) fn error_ratio(slo: &Slo, w: &str) -> String {
                 slice_target,
             },
         ) => {
-            let s = prom_duration(slice.as_secs());
+            let s = duration(slice.as_secs());
             let (good, total) = events(slo, &s).unwrap_or_default();
             format!(
                 "1 - avg_over_time((\n  ({good} / {total} >= bool {slice_target})\n  and on (cell)\n  ({total} > 0)\n)[{w}:{s}])"
@@ -197,14 +155,7 @@ pub fn rules(config: &Config) -> String {
     let mut groups = Vec::new();
     // Cell efficiency, shared by the tokens/kWh SLOs and the dashboards.
     let all_cells: Vec<String> = config.cells.iter().map(|c| c.name.clone()).collect();
-    let cells = format!(
-        "cell=~\"{}\"",
-        all_cells
-            .iter()
-            .map(|c| regex_escape(c))
-            .collect::<Vec<_>>()
-            .join("|")
-    );
+    let cells = format!("cell=~\"{}\"", any_of(&all_cells));
     groups.push(Group {
         name: "cellwatch-cell-efficiency".into(),
         rules: vec![
@@ -234,11 +185,9 @@ pub fn rules(config: &Config) -> String {
             continue;
         }
         let period = period_secs(&slo.period);
-        let mut windows: Vec<(String, u64)> = WINDOWS
-            .iter()
-            .map(|(_, s)| (prom_duration(*s), *s))
-            .collect();
-        windows.push((prom_duration(period), period));
+        let mut windows: Vec<(String, u64)> =
+            WINDOWS.iter().map(|(_, s)| (duration(*s), *s)).collect();
+        windows.push((duration(period), period));
         let mut sli = Vec::new();
         for (w, _) in &windows {
             let mut labels = slo_labels(slo);
@@ -255,7 +204,7 @@ pub fn rules(config: &Config) -> String {
         });
 
         let sel = selector(slo);
-        let pw = prom_duration(period);
+        let pw = duration(period);
         let mut info = slo_labels(slo);
         info.insert(
             "sloth_objective".into(),
@@ -316,7 +265,7 @@ pub fn rules(config: &Config) -> String {
                 .filter(|b| b.severity == severity && b.long <= period)
                 .map(|b| {
                     let f = burn_factor(b.budget, b.long, period);
-                    let (lw, sw) = (prom_duration(b.long), prom_duration(b.short));
+                    let (lw, sw) = (duration(b.long), duration(b.short));
                     format!(
                         "(\n    max(slo:sli_error:ratio_rate{sw}{{{sel}}} > ({f} * {budget})) without (sloth_window)\n    and\n    max(slo:sli_error:ratio_rate{lw}{{{sel}}} > ({f} * {budget})) without (sloth_window){}\n)",
                         guard(&lw)

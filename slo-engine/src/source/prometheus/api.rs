@@ -148,14 +148,8 @@ impl PromSource {
         config: &Config,
         at_ms: i64,
     ) -> Result<std::collections::BTreeSet<String>, QueryError> {
-        let cells: Vec<String> = config
-            .cells
-            .iter()
-            .map(|c| c.name.replace('.', "\\."))
-            .collect();
-        let series = self
-            .query(&format!("up{{cell=~\"{}\"}}[5m]", cells.join("|")), at_ms)
-            .await?;
+        let cells: Vec<&str> = config.cells.iter().map(|c| c.name.as_str()).collect();
+        let series = self.query(&super::up_query(&cells), at_ms).await?;
         Ok(super::down_cells(&series))
     }
 

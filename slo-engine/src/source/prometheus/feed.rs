@@ -21,13 +21,15 @@ pub fn selector(cells: &[&str], range_secs: i64) -> String {
     format!(
         "{{__name__=~\"{}\",cell=~\"{}\"}}[{}s]",
         SERIES.join("|"),
-        cells
-            .iter()
-            .map(|c| c.replace('.', "\\\\."))
-            .collect::<Vec<_>>()
-            .join("|"),
+        crate::util::promql::any_of(cells),
         range_secs.max(1)
     )
+}
+
+/// The `up` samples of `cells` over the last five minutes: a cell whose every target is down
+/// over them is down.
+pub fn up_query(cells: &[&str]) -> String {
+    format!("up{{cell=~\"{}\"}}[5m]", crate::util::promql::any_of(cells))
 }
 
 /// One series of a matrix result.
