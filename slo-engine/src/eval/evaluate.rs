@@ -217,11 +217,8 @@ pub async fn evaluate_with(
         let mut paging = false;
         let mut any_data = false;
         for slo in config.slos.iter().filter(|s| s.cells.contains(&cell.name)) {
-            let page_factor = crate::model::burn_factor(
-                0.02,
-                3600,
-                math::period_length(&slo.period, now).as_secs(),
-            );
+            let page_factor =
+                crate::model::page_factor(math::period_length(&slo.period, now).as_secs());
             let sums = slo_sums_by_name
                 .get(&slo.name)
                 .and_then(|m| m.get(&cell.name))
@@ -283,7 +280,7 @@ pub async fn evaluate_with(
     Ok(report)
 }
 
-/// One period plus a margin (a calendar month counts as its longest, 31 days), and never less
+/// One period plus a margin (a calendar month counts as its longest), and never less
 /// than the longest fixed window: how long the ledger keeps rows and how far a first start of
 /// the `prometheus` source backfills.
 pub fn retention(config: &Config) -> i64 {
@@ -292,7 +289,7 @@ pub fn retention(config: &Config) -> i64 {
         .iter()
         .map(|s| match s.period {
             crate::config::Period::Rolling(d) => d.as_secs() as i64,
-            crate::config::Period::CalendarMonth(_) => 31 * 86400,
+            crate::config::Period::CalendarMonth(_) => crate::model::MONTH_LONGEST as i64,
         })
         .max()
         .unwrap_or(0)

@@ -12,7 +12,7 @@ pub const WINDOWS: [(&str, u64); 7] = [
 /// The SRE Workbook's multiwindow, multi-burn-rate alerts: (severity, long window, short
 /// window, share of the budget spent over the long window) for the page and ticket pairs.
 pub const BURN_ALERTS: [(&str, u64, u64, f64); 4] = [
-    ("page", 3600, 300, 0.02),
+    ("page", PAGE_WINDOW, 300, PAGE_SHARE),
     ("page", 21600, 1800, 0.05),
     ("ticket", 86400, 7200, 0.10),
     ("ticket", 259200, 21600, 0.10),
@@ -24,8 +24,47 @@ pub fn burn_factor(share: f64, window_secs: u64, period_secs: u64) -> f64 {
     share * period_secs as f64 / window_secs as f64
 }
 
+/// The SRE Workbook's fast page: [`PAGE_SHARE`] of the budget spent in [`PAGE_WINDOW`] seconds.
+pub const PAGE_SHARE: f64 = 0.02;
+
+/// The long window of the fast page (1 h), seconds.
+pub const PAGE_WINDOW: u64 = 3600;
+
+/// The burn rate at which the fast page fires over a period of `period_secs` (14.4 for 30 days).
+pub fn page_factor(period_secs: u64) -> f64 {
+    burn_factor(PAGE_SHARE, PAGE_WINDOW, period_secs)
+}
+
+/// A calendar month where no date is at hand, seconds: at its shortest (28 days: a check that
+/// must hold in every month)…
+pub const MONTH_SHORTEST: u64 = 28 * 86_400;
+
+/// …as Prometheus rules count it (30 days: they have no calendar)…
+pub const MONTH_IN_RULES: u64 = 30 * 86_400;
+
+/// …and at its longest (31 days: how long rows are kept).
+pub const MONTH_LONGEST: u64 = 31 * 86_400;
+
 /// The longest fixed window (3 days), seconds.
 pub const WINDOWS_MAX: i64 = 259_200;
 
 /// How long minute rows of occurrence SLOs and cell totals are kept: windows up to 6h read them.
 pub const MINUTE_RETENTION: i64 = 86_400;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factors_are_the_workbook_defaults_for_30_days() {
+        let p = 30 * 86400;
+        let f: Vec<f64> = BURN_ALERTS
+            .iter()
+            .map(|(_, l, _, s)| (burn_factor(*s, *l, p) * 1e9).round() / 1e9)
+            .collect();
+        assert_eq!(f, [14.4, 6.0, 3.0, 1.0]);
+        // A 7-day period scales them down.
+        assert!((burn_factor(0.02, 3600, 7 * 86400) - 3.36).abs() < 1e-9);
+        assert!((page_factor(7 * 86400) - 3.36).abs() < 1e-9);
+    }
+}

@@ -35,7 +35,7 @@ pub(super) struct Rule {
 pub(super) fn period_secs(p: &Period) -> u64 {
     match p {
         Period::Rolling(d) => d.as_secs(),
-        Period::CalendarMonth(_) => 30 * 86400,
+        Period::CalendarMonth(_) => crate::model::MONTH_IN_RULES,
     }
 }
 
