@@ -1,28 +1,10 @@
-use crate::config::{Budgeting, Config, Sli};
+use crate::config::{Budgeting, Config};
 use crate::ledger::{Judge, Ledger, LedgerError};
 use crate::math::{self};
 use crate::model::WINDOWS_MAX;
 use std::collections::BTreeMap;
 
 use super::*;
-
-/// How a time-slice SLO's slices are judged, for the database.
-pub fn judge_of(slo: &crate::config::Slo) -> Option<Judge> {
-    match (&slo.sli, slo.budgeting) {
-        (_, Budgeting::Occurrences) => None,
-        (
-            Sli::TokensPerKwh {
-                threshold,
-                min_tokens,
-            },
-            _,
-        ) => Some(Judge::TokensPerKwh {
-            threshold: *threshold,
-            min_tokens: *min_tokens as f64,
-        }),
-        (_, Budgeting::Timeslices { slice_target, .. }) => Some(Judge::Ratio { slice_target }),
-    }
-}
 
 /// Sums per cell of one SLO's rows (`None`: the cells' totals) at `now`. Windows up to 6h
 /// cover exactly the slices that start in their last `w` seconds; a day and longer, and the
@@ -40,7 +22,7 @@ pub(super) async fn slo_sums(
         None => (now + 1, None, now - 300),
         Some(s) => {
             let (start, _) = math::period_bounds(&s.period, now);
-            match (s.budgeting, judge_of(s)) {
+            match (s.budgeting, Judge::of_timeslices(s)) {
                 (Budgeting::Timeslices { slice, .. }, Some(_)) => (
                     math::slice_start(now, slice),
                     Some(start),
@@ -181,7 +163,9 @@ pub async fn evaluate_with(
     };
     let keep = retention(config);
     for slo in config.slos.iter().filter(|_| judge) {
-        if let (Budgeting::Timeslices { slice, .. }, Some(j)) = (slo.budgeting, judge_of(slo)) {
+        if let (Budgeting::Timeslices { slice, .. }, Some(j)) =
+            (slo.budgeting, Judge::of_timeslices(slo))
+        {
             ledger
                 .judge(
                     &slo.name,

@@ -1,5 +1,3 @@
-use super::*;
-
 /// Sums of one SLO (or of the cells' totals) for one cell: every window of `crate::model::WINDOWS`, the
 /// period, and the last few minutes (the no-data test). Each is `[good, total, tokens, joules,
 /// requests]`; for time slices, good and total count judged slices.
@@ -85,7 +83,7 @@ impl Columns {
             ]
         };
         let plain = cols("good", "total");
-        match slo.map(|s| (s, judge_of(s))) {
+        match slo.map(|s| (s, crate::math::Judge::of_timeslices(s))) {
             Some((s, Some(j))) => {
                 let (g, t, params) = j.sql(1);
                 Columns {

@@ -2,68 +2,7 @@ use sqlx::Row;
 
 use super::*;
 
-/// How a time slice is judged, as SQL: the same comparisons as [`crate::math::judge`], on the
-/// same IEEE doubles, so the database and the pure math agree to the slice.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Judge {
-    /// Good when good / total reaches the slice target; idle without events.
-    Ratio {
-        /// Share of good events that makes a slice good.
-        slice_target: f64,
-    },
-    /// Good when tokens per kWh reach the threshold; idle under `min_tokens` tokens or without
-    /// an energy reading.
-    TokensPerKwh {
-        /// Tokens per kWh.
-        threshold: f64,
-        /// Fewest tokens.
-        min_tokens: f64,
-    },
-}
-
-impl Judge {
-    /// (good, judged) SQL expressions of a row's verdict (1 or 0), and the values of their
-    /// placeholders, numbered from `$first`.
-    pub fn sql(&self, first: usize) -> (String, String, Vec<f64>) {
-        let p = |i: usize| format!("${}", first + i);
-        match *self {
-            Judge::Ratio { slice_target } => (
-                format!(
-                    "CASE WHEN total > 0 AND good / total >= {} THEN 1 ELSE 0 END",
-                    p(0)
-                ),
-                "CASE WHEN total > 0 THEN 1 ELSE 0 END".into(),
-                vec![slice_target],
-            ),
-            Judge::TokensPerKwh {
-                threshold,
-                min_tokens,
-            } => {
-                let judged = format!("tokens >= {} AND tokens > 0 AND joules > 0", p(0));
-                (
-                    format!(
-                        "CASE WHEN {judged} AND tokens / (joules / {}) >= {} THEN 1 ELSE 0 END",
-                        p(1),
-                        p(2)
-                    ),
-                    format!("CASE WHEN {judged} THEN 1 ELSE 0 END"),
-                    vec![min_tokens, 3.6e6, threshold],
-                )
-            }
-        }
-    }
-
-    /// The parameters, as the judging cursor's name.
-    fn key(&self) -> String {
-        match self {
-            Judge::Ratio { slice_target } => format!("ratio {slice_target:?}"),
-            Judge::TokensPerKwh {
-                threshold,
-                min_tokens,
-            } => format!("tokens_per_kwh {threshold:?} {min_tokens:?}"),
-        }
-    }
-}
+pub use crate::math::Judge;
 
 impl Ledger {
     /// Judges the complete time slices of one SLO that start in `[cursor, to)` and adds their

@@ -83,18 +83,16 @@ pub(super) fn events(slo: &Slo, w: &str) -> Option<(String, String)> {
 /// missed (idle slices dropped), judged on slices of the SLO's own length.
 pub(super) fn error_ratio(slo: &Slo, w: &str) -> String {
     let cells = cells_matcher(slo);
-    match (&slo.sli, slo.budgeting) {
-        (
-            Sli::TokensPerKwh {
-                threshold,
-                min_tokens,
-            },
-            b,
-        ) => {
-            let s = match b {
-                Budgeting::Timeslices { slice, .. } => duration(slice.as_secs()),
-                Budgeting::Occurrences => "5m".to_string(),
-            };
+    let slice = match slo.budgeting {
+        Budgeting::Timeslices { slice, .. } => duration(slice.as_secs()),
+        Budgeting::Occurrences => "5m".to_string(),
+    };
+    match crate::math::Judge::of(slo) {
+        crate::math::Judge::TokensPerKwh {
+            threshold,
+            min_tokens,
+        } => {
+            let s = slice;
             let tokens = format!(
                 "sum by (cell) (increase({}{{{cells},kind=\"generated\"}}[{s}]))",
                 m::INFERENCE_TOKENS.name
@@ -104,20 +102,14 @@ pub(super) fn error_ratio(slo: &Slo, w: &str) -> String {
                 cell_energy(&cells, &s)
             )
         }
-        (
-            _,
-            Budgeting::Timeslices {
-                slice,
-                slice_target,
-            },
-        ) => {
-            let s = duration(slice.as_secs());
+        crate::math::Judge::Ratio { slice_target } => {
+            let s = slice;
             let (good, total) = events(slo, &s).unwrap_or_default();
             format!(
                 "1 - avg_over_time((\n  ({good} / {total} >= bool {slice_target})\n  and on (cell)\n  ({total} > 0)\n)[{w}:{s}])"
             )
         }
-        (_, Budgeting::Occurrences) => {
+        crate::math::Judge::AllGood => {
             let (good, total) = events(slo, w).unwrap_or_default();
             format!("1 - (\n  {good}\n  /\n  {total}\n)")
         }
