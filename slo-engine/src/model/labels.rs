@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+
 /// An alert's labels: its identity.
 pub type Labels = BTreeMap<String, String>;
 

@@ -1,5 +1,6 @@
 use crate::model::Labels;
 use serde::{Deserialize, Serialize};
+
 /// A label matcher, as Alertmanager's API v2 writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

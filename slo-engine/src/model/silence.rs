@@ -1,5 +1,6 @@
 use crate::model::{CompiledMatcher, Labels, Matcher};
 use serde::{Deserialize, Serialize};
+
 /// A silence: alerts matching every matcher send nothing from `starts_at` to `ends_at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Silence {

@@ -2,15 +2,19 @@ use crate::source::scrape::{Key, Reading, Tracker};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 
-/// The series the SLOs read: histogram buckets and counters of the inference and energy
-/// families (the same ones [`crate::source::scrape::read`] keeps).
-pub const SERIES: [&str; 5] = [
-    "cellwatch_inference_request_duration_seconds_bucket",
-    "cellwatch_inference_time_to_first_token_seconds_bucket",
-    "cellwatch_inference_requests_total",
-    "cellwatch_inference_tokens_total",
-    "cellwatch_node_energy_joules_total",
-];
+/// The stored series of the families the engine reads ([`FAMILIES`]): a histogram's
+/// `_bucket` series, a counter itself.
+///
+/// [`FAMILIES`]: crate::source::scrape::FAMILIES
+pub fn series() -> Vec<String> {
+    crate::source::scrape::FAMILIES
+        .iter()
+        .map(|f| match f.kind {
+            cellwatch_metrics::Kind::Histogram => format!("{}_bucket", f.name),
+            _ => f.name.to_string(),
+        })
+        .collect()
+}
 
 /// Target labels that name where a series came from, not what it counts.
 pub(super) const TARGET_LABELS: [&str; 4] = ["cell", "node", "instance", "job"];
@@ -20,7 +24,7 @@ pub(super) const TARGET_LABELS: [&str; 4] = ["cell", "node", "instance", "job"];
 pub fn selector(cells: &[&str], range_secs: i64) -> String {
     format!(
         "{{__name__=~\"{}\",cell=~\"{}\"}}[{}s]",
-        SERIES.join("|"),
+        series().join("|"),
         crate::util::promql::any_of(cells),
         range_secs.max(1)
     )

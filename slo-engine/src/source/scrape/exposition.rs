@@ -2,12 +2,14 @@ use prometheus_parse::{Scrape, Value};
 
 use super::*;
 
-pub(super) const FAMILIES: [&str; 5] = [
-    "cellwatch_inference_request_duration_seconds",
-    "cellwatch_inference_time_to_first_token_seconds",
-    "cellwatch_inference_requests_total",
-    "cellwatch_inference_tokens_total",
-    "cellwatch_node_energy_joules_total",
+/// The families the engine reads from an exporter: latency and time to first token
+/// (histograms), requests, tokens and energy (counters).
+pub static FAMILIES: [&cellwatch_metrics::MetricDef; 5] = [
+    &cellwatch_metrics::INFERENCE_REQUEST_DURATION,
+    &cellwatch_metrics::INFERENCE_TTFT,
+    &cellwatch_metrics::INFERENCE_REQUESTS,
+    &cellwatch_metrics::INFERENCE_TOKENS,
+    &cellwatch_metrics::NODE_ENERGY_JOULES,
 ];
 
 pub(super) fn le(x: f64) -> String {
@@ -31,7 +33,7 @@ pub fn read(page: &str) -> Result<Reading, String> {
             .metric
             .trim_end_matches("_count")
             .trim_end_matches("_bucket");
-        if !FAMILIES.contains(&base) {
+        if !FAMILIES.iter().any(|f| f.name == base) {
             continue;
         }
         let mut labels: Vec<(String, String)> = s
