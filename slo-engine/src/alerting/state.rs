@@ -155,13 +155,50 @@ impl State {
         muted: &dyn Fn(&Labels) -> bool,
         now: i64,
     ) -> Vec<Notification> {
+        let current = self.notifiable(routes, muted);
+        self.open_groups(&current, timing, now);
+        let all_firing: BTreeSet<&String> = self
+            .alerts
+            .values()
+            .filter(|a| a.firing())
+            .map(|a| &a.fingerprint)
+            .collect();
+        let mut out = Vec::new();
+        let mut done = Vec::new();
+        for (key, g) in self.groups.iter_mut() {
+            if now < g.next_flush {
+                continue;
+            }
+            let now_firing = current.get(key).map(|c| c.2.clone()).unwrap_or_default();
+            let (said, closes) = flush(key, g, &self.alerts, &now_firing, &all_firing, timing, now);
+            out.extend(said);
+            if closes {
+                done.push(key.clone());
+            }
+        }
+        for key in done {
+            self.groups.remove(&key);
+        }
+        // Resolved alerts no group still reports can go.
+        let reported: BTreeSet<&String> = self.groups.values().flat_map(|g| &g.notified).collect();
+        self.alerts
+            .retain(|fp, a| a.resolved_at.is_none() || reported.contains(fp));
+        out
+    }
+
+    /// Group key → (receiver, cell, fingerprints) of the firing alerts that may notify: not
+    /// muted, not inhibited.
+    fn notifiable(
+        &self,
+        routes: &Routes,
+        muted: &dyn Fn(&Labels) -> bool,
+    ) -> BTreeMap<String, (String, String, BTreeSet<String>)> {
         let firing: Vec<&Labels> = self
             .alerts
             .values()
             .filter(|a| a.firing())
             .map(|a| &a.labels)
             .collect();
-        // Group key → fingerprints of the notifiable firing alerts.
         let mut current: BTreeMap<String, (String, String, BTreeSet<String>)> = BTreeMap::new();
         for a in self.alerts.values().filter(|a| a.firing()) {
             if muted(&a.labels) || inhibited(&a.labels, &firing) {
@@ -177,7 +214,17 @@ impl State {
                     .insert(a.fingerprint.clone());
             }
         }
-        for (key, (receiver, cell, _)) in &current {
+        current
+    }
+
+    /// A group for each new group key, first flushed after `group_wait`.
+    fn open_groups(
+        &mut self,
+        current: &BTreeMap<String, (String, String, BTreeSet<String>)>,
+        timing: &Timing,
+        now: i64,
+    ) {
+        for (key, (receiver, cell, _)) in current {
             self.groups.entry(key.clone()).or_insert_with(|| Group {
                 receiver: receiver.clone(),
                 cell: cell.clone(),
@@ -189,96 +236,94 @@ impl State {
                 incident: None,
             });
         }
-        let all_firing: BTreeSet<&String> = self
-            .alerts
-            .values()
-            .filter(|a| a.firing())
-            .map(|a| &a.fingerprint)
-            .collect();
-        let mut out = Vec::new();
-        let mut done = Vec::new();
-        for (key, g) in self.groups.iter_mut() {
-            if now < g.next_flush {
-                continue;
-            }
-            let now_firing = current.get(key).map(|c| c.2.clone()).unwrap_or_default();
-            // Notified alerts that still fire but are muted or inhibited now are not resolved:
-            // they stay in the group, unsaid, until they resolve.
-            let (still, resolved): (BTreeSet<String>, BTreeSet<String>) = g
-                .notified
-                .iter()
-                .cloned()
-                .partition(|fp| all_firing.contains(fp));
-            let next: BTreeSet<String> = now_firing.union(&still).cloned().collect();
-            let added = !now_firing.is_subset(&g.notified);
-            let reason = if now_firing.is_empty() && still.is_empty() {
-                if resolved.is_empty() {
-                    // Flapped within group_wait, or muted throughout: nothing was ever said.
-                    done.push(key.clone());
-                    continue;
-                }
-                "all_resolved"
-            } else if added {
-                "new_alerts"
-            } else if !resolved.is_empty() {
-                "some_resolved"
-            } else if !now_firing.is_empty()
-                && g.last_sent
-                    .is_some_and(|t| now - t >= timing.repeat_interval)
-            {
-                "repeat"
-            } else {
-                g.notified = next;
-                continue;
-            };
-            g.seq += 1;
-            let nkey = format!("{key}@{}/{}", g.created, g.seq);
-            let incident = g.incident.get_or_insert_with(|| nkey.clone()).clone();
-            let mut alerts: Vec<Notified> = Vec::new();
-            for fp in now_firing.iter().chain(&resolved) {
-                if let Some(a) = self.alerts.get(fp) {
-                    let firing = now_firing.contains(fp);
-                    alerts.push(Notified {
-                        status: if firing { "firing" } else { "resolved" }.into(),
-                        labels: a.labels.clone(),
-                        annotations: a.annotations.clone(),
-                        fingerprint: fp.clone(),
-                        starts_at: a.active_since,
-                        ends_at: if firing {
-                            None
-                        } else {
-                            a.resolved_at.or(Some(now))
-                        },
-                    });
-                }
-            }
-            let all_resolved = reason == "all_resolved";
-            out.push(Notification {
-                key: nkey,
-                group_key: key.clone(),
-                incident,
-                receiver: g.receiver.clone(),
-                cell: g.cell.clone(),
-                status: if all_resolved { "resolved" } else { "firing" }.into(),
-                reason: reason.into(),
-                at: now,
-                alerts,
-            });
-            if all_resolved {
-                done.push(key.clone());
-            } else {
-                g.last_sent = Some(now);
-                g.notified = next;
-                g.next_flush = now + timing.group_interval;
-            }
-        }
-        for key in done {
-            self.groups.remove(&key);
-        }
-        // Resolved alerts no group still reports can go.
-        let reported: BTreeSet<&String> = self.groups.values().flat_map(|g| &g.notified).collect();
-        self.alerts
-            .retain(|fp, a| a.resolved_at.is_none() || reported.contains(fp));
-        out
     }
+}
+
+/// One group's flush: what it says (if anything) and whether it closes.
+fn flush(
+    key: &str,
+    g: &mut Group,
+    alerts: &BTreeMap<String, Alert>,
+    now_firing: &BTreeSet<String>,
+    all_firing: &BTreeSet<&String>,
+    timing: &Timing,
+    now: i64,
+) -> (Option<Notification>, bool) {
+    // Notified alerts that still fire but are muted or inhibited now are not resolved:
+    // they stay in the group, unsaid, until they resolve.
+    let (still, resolved): (BTreeSet<String>, BTreeSet<String>) = g
+        .notified
+        .iter()
+        .cloned()
+        .partition(|fp| all_firing.contains(fp));
+    let next: BTreeSet<String> = now_firing.union(&still).cloned().collect();
+    let added = !now_firing.is_subset(&g.notified);
+    let reason = if now_firing.is_empty() && still.is_empty() {
+        if resolved.is_empty() {
+            // Flapped within group_wait, or muted throughout: nothing was ever said.
+            return (None, true);
+        }
+        "all_resolved"
+    } else if added {
+        "new_alerts"
+    } else if !resolved.is_empty() {
+        "some_resolved"
+    } else if !now_firing.is_empty()
+        && g.last_sent
+            .is_some_and(|t| now - t >= timing.repeat_interval)
+    {
+        "repeat"
+    } else {
+        g.notified = next;
+        return (None, false);
+    };
+    g.seq += 1;
+    let nkey = format!("{key}@{}/{}", g.created, g.seq);
+    let incident = g.incident.get_or_insert_with(|| nkey.clone()).clone();
+    let all_resolved = reason == "all_resolved";
+    let said = Notification {
+        key: nkey,
+        group_key: key.to_string(),
+        incident,
+        receiver: g.receiver.clone(),
+        cell: g.cell.clone(),
+        status: if all_resolved { "resolved" } else { "firing" }.into(),
+        reason: reason.into(),
+        at: now,
+        alerts: notified(alerts, now_firing, &resolved, now),
+    };
+    if !all_resolved {
+        g.last_sent = Some(now);
+        g.notified = next;
+        g.next_flush = now + timing.group_interval;
+    }
+    (Some(said), all_resolved)
+}
+
+/// The alerts a notification carries: the firing ones, then the resolved ones.
+fn notified(
+    alerts: &BTreeMap<String, Alert>,
+    now_firing: &BTreeSet<String>,
+    resolved: &BTreeSet<String>,
+    now: i64,
+) -> Vec<Notified> {
+    let mut out = Vec::new();
+    for fp in now_firing.iter().chain(resolved) {
+        if let Some(a) = alerts.get(fp) {
+            let firing = now_firing.contains(fp);
+            out.push(Notified {
+                status: if firing { "firing" } else { "resolved" }.into(),
+                labels: a.labels.clone(),
+                annotations: a.annotations.clone(),
+                fingerprint: fp.clone(),
+                starts_at: a.active_since,
+                ends_at: if firing {
+                    None
+                } else {
+                    a.resolved_at.or(Some(now))
+                },
+            });
+        }
+    }
+    out
 }
