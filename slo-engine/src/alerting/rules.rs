@@ -1,6 +1,6 @@
 use crate::config::Timing;
 use crate::config::{Config, Slo};
-use crate::eval::Report;
+use crate::eval::{Report, SloReport};
 use crate::math;
 use crate::model::burn_factor;
 use crate::model::{Labels, names};
@@ -79,51 +79,10 @@ pub fn wanted(
         let Some(slo) = config.slos.iter().find(|s| s.name == r.slo) else {
             continue;
         };
-        // An alert about this SLO of this cell, with its budget left.
-        let slo_alert = |alertname: &str, severity: &str, summary: String, hold: i64| Wanted {
-            labels: labels(&[
-                ("alertname", alertname),
-                ("cell", &r.cell),
-                ("slo", &r.slo),
-                ("severity", severity),
-            ]),
-            annotations: labels(&[
-                ("summary", &summary),
-                (
-                    "budget_remaining",
-                    &r.budget_remaining
-                        .map_or("unknown".into(), |b| format!("{:.1} %", b * 100.0)),
-                ),
-            ]),
-            hold,
-        };
-        let mut by_severity: BTreeMap<&str, Vec<(u64, f64, f64)>> = BTreeMap::new();
-        for (severity, long, f, l) in burning(&config.alerting.burn_rates, slo, r, report.at) {
-            by_severity.entry(severity).or_default().push((long, f, l));
-        }
-        for (severity, tiers) in by_severity {
-            let detail: Vec<String> = tiers
-                .iter()
-                .map(|(long, f, l)| {
-                    format!(
-                        "{:.1}× over {} (threshold {:.1}×)",
-                        l,
-                        window_name(*long),
-                        f
-                    )
-                })
-                .collect();
-            let mut w = slo_alert(
-                names::BURN,
-                severity,
-                format!("Cell {} burns the {} error budget too fast", r.cell, r.slo),
-                0,
-            );
-            w.annotations.insert("burn_rates".into(), detail.join("; "));
-            out.push(w);
-        }
+        out.extend(burn_alerts(config, slo, r, report.at));
         if r.budget_remaining.is_some_and(|b| b <= 0.0) {
             out.push(slo_alert(
+                r,
                 names::EXHAUSTED,
                 "ticket",
                 format!(
@@ -135,6 +94,7 @@ pub fn wanted(
         }
         if r.data_missing {
             out.push(slo_alert(
+                r,
                 names::NO_DATA,
                 "ticket",
                 format!("SLO {} of cell {} has no data", r.slo, r.cell),
@@ -152,6 +112,59 @@ pub fn wanted(
             annotations: labels(&[("summary", &format!("No exporter of cell {cell} answers"))]),
             hold: timing.cell_down_for,
         });
+    }
+    out
+}
+
+/// An alert about one SLO of one cell, with its budget left.
+fn slo_alert(r: &SloReport, alertname: &str, severity: &str, summary: String, hold: i64) -> Wanted {
+    Wanted {
+        labels: labels(&[
+            ("alertname", alertname),
+            ("cell", &r.cell),
+            ("slo", &r.slo),
+            ("severity", severity),
+        ]),
+        annotations: labels(&[
+            ("summary", &summary),
+            (
+                "budget_remaining",
+                &r.budget_remaining
+                    .map_or("unknown".into(), |b| format!("{:.1} %", b * 100.0)),
+            ),
+        ]),
+        hold,
+    }
+}
+
+/// One burn-rate alert per severity whose windows burn, naming each burning window.
+fn burn_alerts(config: &Config, slo: &Slo, r: &SloReport, at: i64) -> Vec<Wanted> {
+    let mut by_severity: BTreeMap<&str, Vec<(u64, f64, f64)>> = BTreeMap::new();
+    for (severity, long, f, l) in burning(&config.alerting.burn_rates, slo, r, at) {
+        by_severity.entry(severity).or_default().push((long, f, l));
+    }
+    let mut out = Vec::new();
+    for (severity, tiers) in by_severity {
+        let detail: Vec<String> = tiers
+            .iter()
+            .map(|(long, f, l)| {
+                format!(
+                    "{:.1}× over {} (threshold {:.1}×)",
+                    l,
+                    window_name(*long),
+                    f
+                )
+            })
+            .collect();
+        let mut w = slo_alert(
+            r,
+            names::BURN,
+            severity,
+            format!("Cell {} burns the {} error budget too fast", r.cell, r.slo),
+            0,
+        );
+        w.annotations.insert("burn_rates".into(), detail.join("; "));
+        out.push(w);
     }
     out
 }
