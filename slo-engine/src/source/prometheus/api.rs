@@ -178,101 +178,9 @@ impl PromSource {
             None => ledger.cursor(&self.key).await?,
         };
         let mut cursor = expected.unwrap_or(to - self.backfill.as_millis() as i64);
-        let cells: Vec<&str> = config.cells.iter().map(|c| c.name.as_str()).collect();
         while cursor < to {
             let end = (cursor + CHUNK_MS).min(to);
-            // A fresh feed reaches back for every node's last reading before the cursor (its
-            // baseline); afterwards the feed holds them, and a second of overlap is enough.
-            let lookback = if self.fresh { LOOKBACK_MS } else { 1000 };
-            let range = (end - cursor + lookback + 999) / 1000;
-            // Every query first: a failed one leaves the feeds where they were.
-            let series = self.query(&super::selector(&cells, range), end).await?;
-            // PromQL ratio SLIs: one point a step, the events of the step before it.
-            let (first, last) = (
-                (cursor - if self.fresh { LOOKBACK_MS } else { 0 }).div_euclid(self.step)
-                    * self.step,
-                end.div_euclid(self.step) * self.step,
-            );
-            let mut ratio_results = Vec::new();
-            for slo in config.slos.iter().filter(|_| last > cursor) {
-                let Sli::Ratio(q) = &slo.sli else { continue };
-                let queries = [
-                    (q.good.as_deref(), 1.0, 0.0),
-                    (q.bad.as_deref(), -1.0, 0.0),
-                    // good = total − bad when bad is given.
-                    (
-                        Some(q.total.as_str()),
-                        if q.bad.is_some() { 1.0 } else { 0.0 },
-                        1.0,
-                    ),
-                ];
-                for (expr, to_good, to_total) in queries {
-                    let Some(expr) = expr else { continue };
-                    let result = self.query_range(expr, first, last).await?;
-                    ratio_results.push((slo, q.counter, expr, result, to_good, to_total));
-                }
-            }
-
-            let incs = self.feed.feed(super::readings(&series), cursor, end);
-            self.fresh = false;
-            let mut sums: BTreeMap<(String, String, i64), SliceData> = BTreeMap::new();
-            for i in &incs {
-                // Configured nodes only, as the scrape source reads them.
-                let known = config
-                    .cells
-                    .iter()
-                    .any(|c| c.name == i.cell && c.nodes.iter().any(|n| n.name == i.node));
-                if !known {
-                    continue;
-                }
-                for (cell, slo, s) in cell_rows(config, &i.cell, i.at, std::slice::from_ref(&i.inc))
-                {
-                    let e = sums.entry((cell, slo, s.start)).or_insert(SliceData {
-                        start: s.start,
-                        ..Default::default()
-                    });
-                    e.good += s.good;
-                    e.total += s.total;
-                    e.tokens += s.tokens;
-                    e.joules += s.joules;
-                    e.requests += s.requests;
-                }
-            }
-            for (slo, counter, expr, result, to_good, to_total) in ratio_results {
-                let len = match slo.budgeting {
-                    Budgeting::Timeslices { slice, .. } => slice,
-                    Budgeting::Occurrences => Duration::from_secs(SLICE as u64),
-                };
-                let name = format!("{}\u{0}{expr}", slo.name);
-                for e in self.ratios.feed(&name, &result, counter, last, cursor) {
-                    let cell = match (&e.cell, slo.cells.as_slice()) {
-                        (Some(c), cells) if cells.contains(c) => c.clone(),
-                        (None, [only]) => only.clone(),
-                        _ => continue,
-                    };
-                    let at = (e.at - 1).div_euclid(1000);
-                    if config
-                        .maintenance
-                        .iter()
-                        .any(|m| m.exclude_from_budget && m.active(&cell, at))
-                    {
-                        continue;
-                    }
-                    let start = math::slice_start((e.at - 1).div_euclid(1000), len);
-                    let row = sums
-                        .entry((cell, slo.name.clone(), start))
-                        .or_insert(SliceData {
-                            start,
-                            ..Default::default()
-                        });
-                    row.good += to_good * e.events;
-                    row.total += to_total * e.events;
-                }
-            }
-            let rows: Vec<(String, String, SliceData)> = sums
-                .into_iter()
-                .map(|((cell, slo, _), s)| (cell, slo, s))
-                .collect();
+            let rows = self.read_chunk(config, cursor, end).await?;
             // Only if the cursor is still where this engine read it: another engine that led
             // meanwhile recorded this stretch.
             if let Err(e) = ledger.record_chunk(&rows, &self.key, expected, end).await {
@@ -288,5 +196,159 @@ impl PromSource {
             self.cursor = Some(cursor);
         }
         Ok(cursor.div_euclid(1000))
+    }
+
+    /// The rows of `[cursor, end)`: every query first (a failed one leaves the feeds where they
+    /// were), then the counters' increases and the ratio SLIs' events, summed per slice.
+    async fn read_chunk(
+        &mut self,
+        config: &Config,
+        cursor: i64,
+        end: i64,
+    ) -> Result<Vec<(String, String, SliceData)>, QueryError> {
+        let cells: Vec<&str> = config.cells.iter().map(|c| c.name.as_str()).collect();
+        // A fresh feed reaches back for every node's last reading before the cursor (its
+        // baseline); afterwards the feed holds them, and a second of overlap is enough.
+        let lookback = if self.fresh { LOOKBACK_MS } else { 1000 };
+        let range = (end - cursor + lookback + 999) / 1000;
+        let series = self.query(&super::selector(&cells, range), end).await?;
+        // PromQL ratio SLIs: one point a step, the events of the step before it.
+        let (first, last) = (
+            (cursor - if self.fresh { LOOKBACK_MS } else { 0 }).div_euclid(self.step) * self.step,
+            end.div_euclid(self.step) * self.step,
+        );
+        let ratio_results = self.ratio_queries(config, cursor, first, last).await?;
+
+        let incs = self.feed.feed(super::readings(&series), cursor, end);
+        self.fresh = false;
+        let mut sums: BTreeMap<(String, String, i64), SliceData> = BTreeMap::new();
+        counter_rows(config, &incs, &mut sums);
+        for r in ratio_results {
+            self.ratio_rows(config, r, cursor, last, &mut sums);
+        }
+        Ok(sums
+            .into_iter()
+            .map(|((cell, slo, _), s)| (cell, slo, s))
+            .collect())
+    }
+
+    /// The range queries of every PromQL ratio SLI over `[first, last]` (none when no step
+    /// ends after `cursor`).
+    async fn ratio_queries<'a>(
+        &self,
+        config: &'a Config,
+        cursor: i64,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<RatioResult<'a>>, QueryError> {
+        let mut out = Vec::new();
+        for slo in config.slos.iter().filter(|_| last > cursor) {
+            let Sli::Ratio(q) = &slo.sli else { continue };
+            let queries = [
+                (q.good.as_deref(), 1.0, 0.0),
+                (q.bad.as_deref(), -1.0, 0.0),
+                // good = total − bad when bad is given.
+                (
+                    Some(q.total.as_str()),
+                    if q.bad.is_some() { 1.0 } else { 0.0 },
+                    1.0,
+                ),
+            ];
+            for (expr, to_good, to_total) in queries {
+                let Some(expr) = expr else { continue };
+                let series = self.query_range(expr, first, last).await?;
+                out.push(RatioResult {
+                    slo,
+                    counter: q.counter,
+                    expr,
+                    series,
+                    to_good,
+                    to_total,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds one ratio query's events to the slices of its SLO, outside maintenance windows that
+    /// exclude them from the budget.
+    fn ratio_rows(
+        &mut self,
+        config: &Config,
+        r: RatioResult<'_>,
+        cursor: i64,
+        last: i64,
+        sums: &mut BTreeMap<(String, String, i64), SliceData>,
+    ) {
+        let slo = r.slo;
+        let len = match slo.budgeting {
+            Budgeting::Timeslices { slice, .. } => slice,
+            Budgeting::Occurrences => Duration::from_secs(SLICE as u64),
+        };
+        let name = format!("{}\u{0}{}", slo.name, r.expr);
+        for e in self.ratios.feed(&name, &r.series, r.counter, last, cursor) {
+            let cell = match (&e.cell, slo.cells.as_slice()) {
+                (Some(c), cells) if cells.contains(c) => c.clone(),
+                (None, [only]) => only.clone(),
+                _ => continue,
+            };
+            let at = (e.at - 1).div_euclid(1000);
+            if config
+                .maintenance
+                .iter()
+                .any(|m| m.exclude_from_budget && m.active(&cell, at))
+            {
+                continue;
+            }
+            let start = math::slice_start((e.at - 1).div_euclid(1000), len);
+            let row = sums
+                .entry((cell, slo.name.clone(), start))
+                .or_insert(SliceData {
+                    start,
+                    ..Default::default()
+                });
+            row.good += r.to_good * e.events;
+            row.total += r.to_total * e.events;
+        }
+    }
+}
+
+/// One range query of a PromQL ratio SLI, and how its events count: `to_good` and `to_total`
+/// times the events go to the slice's good and total.
+struct RatioResult<'a> {
+    slo: &'a crate::config::Slo,
+    counter: bool,
+    expr: &'a str,
+    series: Vec<super::Series>,
+    to_good: f64,
+    to_total: f64,
+}
+
+/// Adds the counters' increases of configured nodes (as the scrape source reads them) to the
+/// slices they fall in.
+fn counter_rows(
+    config: &Config,
+    incs: &[super::Increase],
+    sums: &mut BTreeMap<(String, String, i64), SliceData>,
+) {
+    for i in incs {
+        let known = config
+            .cells
+            .iter()
+            .any(|c| c.name == i.cell && c.nodes.iter().any(|n| n.name == i.node));
+        if !known {
+            continue;
+        }
+        for (cell, slo, s) in cell_rows(config, &i.cell, i.at, std::slice::from_ref(&i.inc)) {
+            let e = sums.entry((cell, slo, s.start)).or_insert(SliceData {
+                start: s.start,
+                ..Default::default()
+            });
+            e.good += s.good;
+            e.total += s.total;
+            e.tokens += s.tokens;
+            e.joules += s.joules;
+            e.requests += s.requests;
+        }
     }
 }
