@@ -62,43 +62,41 @@ pub async fn scrape_once(
     } else if baselines.is_none() {
         *baselines = Some(load_baselines(ledger).await?);
     }
+    let (scraped, readings) = fetch_all(config, client).await;
+    let Some(base) = baselines.as_mut() else {
+        return Ok(scraped);
+    };
+    match record_readings(config, ledger, base, &readings, now, max_gap).await {
+        Ok(()) => Ok(scraped),
+        Err(e) => {
+            if matches!(e, LedgerError::Moved { .. }) {
+                *baselines = None;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Each cell's nodes' readings, fetched at once per cell; the nodes that did not answer and
+/// the cells none of whose nodes did.
+async fn fetch_all<'a>(
+    config: &'a Config,
+    client: &reqwest::Client,
+) -> (Scraped, Vec<(&'a str, Vec<(String, scrape::Reading)>)>) {
     let mut problems = Vec::new();
     let mut down = std::collections::BTreeSet::new();
-    let mut readings: Vec<(&str, Vec<(String, scrape::Reading)>)> = Vec::new();
+    let mut readings = Vec::new();
+    let auth = match &config.source {
+        Source::Scrape {
+            basic_auth: Some(b),
+            ..
+        } => Some((b.username.clone(), b.password())),
+        _ => None,
+    };
     for cell in &config.cells {
-        let auth = match &config.source {
-            Source::Scrape {
-                basic_auth: Some(b),
-                ..
-            } => Some((b.username.clone(), b.password())),
-            _ => None,
-        };
         let fetches = cell.nodes.iter().map(|n| {
             let auth = auth.clone();
-            async move {
-                // Credentials in a URL never reach the logs.
-                let url = crate::util::redact::credentials(&n.url);
-                let r = async {
-                    let mut req = client.get(&n.url);
-                    if let Some((user, pass)) = auth {
-                        req = req.basic_auth(user, Some(pass?));
-                    }
-                    let resp = req
-                        .send()
-                        .await
-                        .map_err(|e| format!("{url}: {}", e.without_url()))?;
-                    if !resp.status().is_success() {
-                        return Err(format!("{url}: HTTP {}", resp.status()));
-                    }
-                    let text = resp
-                        .text()
-                        .await
-                        .map_err(|e| format!("{url}: {}", e.without_url()))?;
-                    scrape::read(&text).map_err(|e| format!("{url}: {e}"))
-                }
-                .await;
-                (n.name.clone(), r)
-            }
+            async move { (n.name.clone(), fetch(client, &n.url, auth).await) }
         });
         let results = futures_util::future::join_all(fetches).await;
         if results.iter().all(|(_, r)| r.is_err()) {
@@ -111,15 +109,50 @@ pub async fn scrape_once(
                 Err(e) => problems.push(format!("cell {} node {node}: {e}", cell.name)),
             }
         }
-        readings.push((&cell.name, ok));
+        readings.push((cell.name.as_str(), ok));
     }
-    let scraped = Scraped { problems, down };
-    let Some(base) = baselines.as_mut() else {
-        return Ok(scraped);
-    };
+    (Scraped { problems, down }, readings)
+}
+
+/// One node's reading; the error names the URL without its credentials.
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    auth: Option<(String, Result<String, String>)>,
+) -> Result<scrape::Reading, String> {
+    // Credentials in a URL never reach the logs.
+    let shown = crate::util::redact::credentials(url);
+    let mut req = client.get(url);
+    if let Some((user, pass)) = auth {
+        req = req.basic_auth(user, Some(pass?));
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("{shown}: {}", e.without_url()))?;
+    if !resp.status().is_success() {
+        return Err(format!("{shown}: HTTP {}", resp.status()));
+    }
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| format!("{shown}: {}", e.without_url()))?;
+    scrape::read(&text).map_err(|e| format!("{shown}: {e}"))
+}
+
+/// The increases since each node's baseline as rows, recorded with the new baselines in one
+/// transaction; the baselines in memory move only when it commits.
+async fn record_readings(
+    config: &Config,
+    ledger: &Ledger,
+    base: &mut std::collections::HashMap<String, scrape::Baseline>,
+    readings: &[(&str, Vec<(String, scrape::Reading)>)],
+    now: i64,
+    max_gap: i64,
+) -> Result<(), LedgerError> {
     let mut rows: Vec<(String, String, SliceData)> = Vec::new();
     let mut moves = Vec::new();
-    for (cell, nodes) in &readings {
+    for (cell, nodes) in readings {
         let mut incs = Vec::new();
         for (node, reading) in nodes {
             let key = format!("{cell}/{node}");
@@ -141,27 +174,18 @@ pub async fn scrape_once(
         .iter()
         .map(|(k, g, at, json, _)| (k.clone(), *g, *at, json.clone()))
         .collect();
-    match ledger.record_scrape(&rows, &written).await {
-        Ok(()) => {
-            for (key, generation, at, _, reading) in moves {
-                base.insert(
-                    key,
-                    scrape::Baseline {
-                        at,
-                        generation: Some(generation.map_or(0, |g| g + 1)),
-                        reading: reading.clone(),
-                    },
-                );
-            }
-            Ok(scraped)
-        }
-        Err(e) => {
-            if matches!(e, LedgerError::Moved { .. }) {
-                *baselines = None;
-            }
-            Err(e)
-        }
+    ledger.record_scrape(&rows, &written).await?;
+    for (key, generation, at, _, reading) in moves {
+        base.insert(
+            key,
+            scrape::Baseline {
+                at,
+                generation: Some(generation.map_or(0, |g| g + 1)),
+                reading: reading.clone(),
+            },
+        );
     }
+    Ok(())
 }
 
 /// What one scrape of every node found wrong.
