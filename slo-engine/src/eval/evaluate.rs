@@ -161,21 +161,8 @@ pub async fn evaluate_with(
         at: now,
         ..Default::default()
     };
-    let keep = retention(config);
-    for slo in config.slos.iter().filter(|_| judge) {
-        if let (Budgeting::Timeslices { slice, .. }, Some(j)) =
-            (slo.budgeting, Judge::of_timeslices(slo))
-        {
-            ledger
-                .judge(
-                    &slo.name,
-                    &j,
-                    slice.as_secs() as i64,
-                    now - keep,
-                    math::slice_start(now, slice),
-                )
-                .await?;
-        }
+    if judge {
+        judge_slices(config, ledger, now).await?;
     }
     // Every SLO and the totals at once: PostgreSQL answers them on several connections.
     let mut all = futures_util::future::try_join_all(
@@ -194,74 +181,113 @@ pub async fn evaluate_with(
         .map(|s| s.name.clone())
         .zip(all)
         .collect();
-    let n = crate::model::WINDOWS.len();
-
     for cell in &config.cells {
         let mut headroom: Option<f64> = None;
         let mut paging = false;
         let mut any_data = false;
         for slo in config.slos.iter().filter(|s| s.cells.contains(&cell.name)) {
-            let page_factor =
-                crate::model::page_factor(math::period_length(&slo.period, now).as_secs());
             let sums = slo_sums_by_name
                 .get(&slo.name)
                 .and_then(|m| m.get(&cell.name))
                 .cloned()
                 .unwrap_or_else(|| Sums {
-                    windows: vec![[0.0; 5]; n],
+                    windows: vec![[0.0; 5]; crate::model::WINDOWS.len()],
                     ..Default::default()
                 });
-            let tally = |s: &[f64; 5]| math::Tally {
-                good: s[0],
-                total: s[1],
-            };
-            let tallies: Vec<math::Tally> = sums.windows.iter().map(tally).collect();
-            let period = tally(&sums.period);
-            let data_missing = !(sums.recent[1] > 0.0 || sums.recent[2] > 0.0);
-            let mut windows = Vec::new();
-            for ((name, _), t) in crate::model::WINDOWS.iter().zip(&tallies) {
-                let mut w = window_report(name, math::window_state(slo, *t));
-                w.total = t.total;
-                if *name == "1h" && w.burn_rate.is_some_and(|b| b >= page_factor) {
-                    paging = true;
-                }
-                windows.push(w);
-            }
-            let mut w = window_report("period", math::window_state(slo, period));
-            w.total = period.total;
-            windows.push(w);
-            any_data |= !data_missing;
-            let budget = math::budget_from_tally(slo, period, now);
-            if let Some(b) = budget {
+            let (r, pages) = slo_report(&cell.name, slo, &sums, now);
+            paging |= pages;
+            any_data |= !r.data_missing;
+            if let Some(b) = r.budget_remaining {
                 headroom = Some(headroom.map_or(b, |h: f64| h.min(b)));
             }
-            report.slos.push(SloReport {
-                cell: cell.name.clone(),
-                slo: slo.name.clone(),
-                objective: slo.objective,
-                budget_remaining: budget,
-                data_missing,
-                windows,
-            });
+            report.slos.push(r);
         }
         let sums = totals.get(&cell.name);
-        let mut tpk = BTreeMap::new();
-        let mut kpr = BTreeMap::new();
-        for (i, (name, _)) in crate::model::WINDOWS.iter().enumerate() {
-            let s = sums.map(|s| s.windows[i]).unwrap_or_default();
-            tpk.insert(name.to_string(), math::tokens_per_kwh(s[2], s[3]));
-            kpr.insert(name.to_string(), math::kwh_per_1k_requests(s[3], s[4]));
-        }
-        let recent_totals = sums.is_some_and(|s| s.recent[2..].iter().any(|v| *v > 0.0));
-        report.cells.push(CellReport {
-            cell: cell.name.clone(),
-            tokens_per_kwh: tpk,
-            kwh_per_1k_requests: kpr,
-            budget_headroom: headroom,
-            healthy: (any_data || recent_totals) && !paging,
-        });
+        report
+            .cells
+            .push(cell_report(&cell.name, sums, headroom, any_data, paging));
     }
     Ok(report)
+}
+
+/// Judges the complete time slices of every time-slice SLO up to `now`.
+async fn judge_slices(config: &Config, ledger: &Ledger, now: i64) -> Result<(), LedgerError> {
+    let keep = retention(config);
+    for slo in &config.slos {
+        if let (Budgeting::Timeslices { slice, .. }, Some(j)) =
+            (slo.budgeting, Judge::of_timeslices(slo))
+        {
+            ledger
+                .judge(
+                    &slo.name,
+                    &j,
+                    slice.as_secs() as i64,
+                    now - keep,
+                    math::slice_start(now, slice),
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// One SLO of one cell over every window and its period, and whether its 1 h burn rate pages.
+fn slo_report(cell: &str, slo: &crate::config::Slo, sums: &Sums, now: i64) -> (SloReport, bool) {
+    let page_factor = crate::model::page_factor(math::period_length(&slo.period, now).as_secs());
+    let tally = |s: &[f64; 5]| math::Tally {
+        good: s[0],
+        total: s[1],
+    };
+    let tallies: Vec<math::Tally> = sums.windows.iter().map(tally).collect();
+    let period = tally(&sums.period);
+    let data_missing = !(sums.recent[1] > 0.0 || sums.recent[2] > 0.0);
+    let mut paging = false;
+    let mut windows = Vec::new();
+    for ((name, _), t) in crate::model::WINDOWS.iter().zip(&tallies) {
+        let mut w = window_report(name, math::window_state(slo, *t));
+        w.total = t.total;
+        if *name == "1h" && w.burn_rate.is_some_and(|b| b >= page_factor) {
+            paging = true;
+        }
+        windows.push(w);
+    }
+    let mut w = window_report("period", math::window_state(slo, period));
+    w.total = period.total;
+    windows.push(w);
+    let report = SloReport {
+        cell: cell.to_string(),
+        slo: slo.name.clone(),
+        objective: slo.objective,
+        budget_remaining: math::budget_from_tally(slo, period, now),
+        data_missing,
+        windows,
+    };
+    (report, paging)
+}
+
+/// A cell's efficiency over every window, its budget headroom and health.
+fn cell_report(
+    cell: &str,
+    sums: Option<&Sums>,
+    headroom: Option<f64>,
+    any_data: bool,
+    paging: bool,
+) -> CellReport {
+    let mut tpk = BTreeMap::new();
+    let mut kpr = BTreeMap::new();
+    for (i, (name, _)) in crate::model::WINDOWS.iter().enumerate() {
+        let s = sums.map(|s| s.windows[i]).unwrap_or_default();
+        tpk.insert(name.to_string(), math::tokens_per_kwh(s[2], s[3]));
+        kpr.insert(name.to_string(), math::kwh_per_1k_requests(s[3], s[4]));
+    }
+    let recent_totals = sums.is_some_and(|s| s.recent[2..].iter().any(|v| *v > 0.0));
+    CellReport {
+        cell: cell.to_string(),
+        tokens_per_kwh: tpk,
+        kwh_per_1k_requests: kpr,
+        budget_headroom: headroom,
+        healthy: (any_data || recent_totals) && !paging,
+    }
 }
 
 /// One period plus a margin (a calendar month counts as its longest), and never less
