@@ -21,52 +21,11 @@ impl Ledger {
     ) -> Result<std::collections::HashMap<String, Vec<[f64; 5]>>, LedgerError> {
         let mut out = std::collections::HashMap::new();
         let last = bounds.len().saturating_sub(1);
-        // Maximal runs of kept bands: each one range scan.
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        for i in (0..last).filter(|&i| keep.get(i).copied().unwrap_or(false)) {
-            match runs.last_mut() {
-                Some((_, end)) if *end == i => *end = i + 1,
-                _ => runs.push((i, i + 1)),
-            }
-        }
+        let runs = kept_runs(keep, last);
         if runs.is_empty() {
             return Ok(out);
         }
-        let n = params.len();
-        let p = |i: usize| format!("${}", n + i);
-        // $n+1: slo; $n+2..: bounds, every one named in the CASE (SQLite counts placeholders
-        // by the highest one named).
-        let mut case = format!("CASE WHEN start >= {} THEN {last}", p(2 + last));
-        for i in (0..last).rev() {
-            case.push_str(&format!(" WHEN start >= {} THEN {i}", p(2 + i)));
-        }
-        case.push_str(" END");
-        let inner: Vec<String> = cols
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c} AS c{i}"))
-            .collect();
-        let scans: Vec<String> = runs
-            .iter()
-            .map(|(from, to)| {
-                format!(
-                    "SELECT cell, {case} AS band, {} FROM {} WHERE slo = {} AND start >= {} AND start < {}",
-                    inner.join(", "),
-                    table.name(),
-                    p(1),
-                    p(2 + from),
-                    p(2 + to)
-                )
-            })
-            .collect();
-        let sums: Vec<String> = (0..5)
-            .map(|i| format!("CAST(SUM(c{i}) AS DOUBLE PRECISION)"))
-            .collect();
-        let sql = format!(
-            "SELECT cell, CAST(band AS BIGINT), {} FROM ({}) AS r GROUP BY cell, band",
-            sums.join(", "),
-            scans.join(" UNION ALL ")
-        );
+        let sql = bands_sql(table, cols, params.len(), last, &runs);
         let mut q = sqlx::query(&sql);
         for v in params {
             q = q.bind(*v);
@@ -83,16 +42,7 @@ impl Ledger {
                 source,
             })?;
         for r in rows {
-            let decode = || -> Result<(String, i64, [f64; 5]), sqlx::Error> {
-                let cell: String = r.try_get(0)?;
-                let band: i64 = r.try_get::<Option<i64>, _>(1)?.unwrap_or(-1);
-                let mut v = [0.0; 5];
-                for (i, x) in v.iter_mut().enumerate() {
-                    *x = r.try_get::<Option<f64>, _>(2 + i)?.unwrap_or(0.0);
-                }
-                Ok((cell, band, v))
-            };
-            let (cell, band, v) = decode().map_err(|source| LedgerError::Query {
+            let (cell, band, v) = decode_band(&r).map_err(|source| LedgerError::Query {
                 what: "decode band sums",
                 source,
             })?;
@@ -104,4 +54,71 @@ impl Ledger {
         }
         Ok(out)
     }
+}
+
+/// Maximal runs of kept bands among the first `last`: each one range scan.
+fn kept_runs(keep: &[bool], last: usize) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for i in (0..last).filter(|&i| keep.get(i).copied().unwrap_or(false)) {
+        match runs.last_mut() {
+            Some((_, end)) if *end == i => *end = i + 1,
+            _ => runs.push((i, i + 1)),
+        }
+    }
+    runs
+}
+
+/// The query summing `cols` per cell and band over the kept runs. Placeholders: `$1..$n` the
+/// columns' parameters, `$n+1` the SLO, `$n+2..` the bounds, every one named in the CASE
+/// (SQLite counts placeholders by the highest one named).
+fn bands_sql(
+    table: Table,
+    cols: &[String; 5],
+    n: usize,
+    last: usize,
+    runs: &[(usize, usize)],
+) -> String {
+    let p = |i: usize| format!("${}", n + i);
+    let mut case = format!("CASE WHEN start >= {} THEN {last}", p(2 + last));
+    for i in (0..last).rev() {
+        case.push_str(&format!(" WHEN start >= {} THEN {i}", p(2 + i)));
+    }
+    case.push_str(" END");
+    let inner: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} AS c{i}"))
+        .collect();
+    let scans: Vec<String> = runs
+        .iter()
+        .map(|(from, to)| {
+            format!(
+                "SELECT cell, {case} AS band, {} FROM {} WHERE slo = {} AND start >= {} AND start < {}",
+                inner.join(", "),
+                table.name(),
+                p(1),
+                p(2 + from),
+                p(2 + to)
+            )
+        })
+        .collect();
+    let sums: Vec<String> = (0..5)
+        .map(|i| format!("CAST(SUM(c{i}) AS DOUBLE PRECISION)"))
+        .collect();
+    format!(
+        "SELECT cell, CAST(band AS BIGINT), {} FROM ({}) AS r GROUP BY cell, band",
+        sums.join(", "),
+        scans.join(" UNION ALL ")
+    )
+}
+
+/// (cell, band, the five sums) of one result row.
+fn decode_band(r: &sqlx::any::AnyRow) -> Result<(String, i64, [f64; 5]), sqlx::Error> {
+    let cell: String = r.try_get(0)?;
+    let band: i64 = r.try_get::<Option<i64>, _>(1)?.unwrap_or(-1);
+    let mut v = [0.0; 5];
+    for (i, x) in v.iter_mut().enumerate() {
+        *x = r.try_get::<Option<f64>, _>(2 + i)?.unwrap_or(0.0);
+    }
+    Ok((cell, band, v))
 }

@@ -38,23 +38,7 @@ impl Ledger {
             Some(ms) => ms.div_euclid(1000),
             None => {
                 // First judging under these parameters: start over.
-                for table in ["slices_hourly", "slices_daily"] {
-                    sqlx::query(&format!(
-                        "UPDATE {table} SET judged_good = 0, judged_total = 0 WHERE slo = $1"
-                    ))
-                    .bind(slo)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err)?;
-                }
-                sqlx::query(
-                    "DELETE FROM source_cursors WHERE substr(source, 1, CAST($1 AS INTEGER)) = $2",
-                )
-                .bind(prefix.len() as i64)
-                .bind(prefix.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
+                start_over(&mut tx, slo, &prefix).await.map_err(err)?;
                 from
             }
         };
@@ -65,18 +49,7 @@ impl Ledger {
         let (good, total, params) = judge.sql(1);
         let n = params.len();
         for (table, unit) in [("slices_hourly", 3600), ("slices_daily", 86400)] {
-            let sql = format!(
-                "INSERT INTO {table} (cell, slo, start, judged_good, judged_total) \
-                 SELECT cell, slo, start - (start % {unit}), CAST(SUM({good}) AS DOUBLE PRECISION), CAST(SUM({total}) AS DOUBLE PRECISION) \
-                 FROM slices WHERE slo = ${} AND start >= ${} AND start < ${} \
-                 GROUP BY cell, slo, start - (start % {unit}) \
-                 ON CONFLICT (cell, slo, start) DO UPDATE SET \
-                   judged_good = {table}.judged_good + excluded.judged_good, \
-                   judged_total = {table}.judged_total + excluded.judged_total",
-                n + 1,
-                n + 2,
-                n + 3
-            );
+            let sql = rollup_sql(table, unit, &good, &total, n);
             let mut q = sqlx::query(&sql);
             for v in &params {
                 q = q.bind(*v);
@@ -100,4 +73,44 @@ impl Ledger {
         tx.commit().await.map_err(err)?;
         Ok(to)
     }
+}
+
+/// Clears the verdicts of `slo` in the rollups and forgets its judging cursors (all named by
+/// `prefix`): its slices are judged again from the start.
+async fn start_over(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    slo: &str,
+    prefix: &str,
+) -> Result<(), sqlx::Error> {
+    for table in ["slices_hourly", "slices_daily"] {
+        sqlx::query(&format!(
+            "UPDATE {table} SET judged_good = 0, judged_total = 0 WHERE slo = $1"
+        ))
+        .bind(slo)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query("DELETE FROM source_cursors WHERE substr(source, 1, CAST($1 AS INTEGER)) = $2")
+        .bind(prefix.len() as i64)
+        .bind(prefix)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds the verdicts of one SLO's slices in `[$n+2, $n+3)` to a rollup of `unit` seconds;
+/// `$1..$n` are the verdict's parameters, `$n+1` the SLO.
+fn rollup_sql(table: &str, unit: i64, good: &str, total: &str, n: usize) -> String {
+    format!(
+        "INSERT INTO {table} (cell, slo, start, judged_good, judged_total) \
+         SELECT cell, slo, start - (start % {unit}), CAST(SUM({good}) AS DOUBLE PRECISION), CAST(SUM({total}) AS DOUBLE PRECISION) \
+         FROM slices WHERE slo = ${} AND start >= ${} AND start < ${} \
+         GROUP BY cell, slo, start - (start % {unit}) \
+         ON CONFLICT (cell, slo, start) DO UPDATE SET \
+           judged_good = {table}.judged_good + excluded.judged_good, \
+           judged_total = {table}.judged_total + excluded.judged_total",
+        n + 1,
+        n + 2,
+        n + 3
+    )
 }
