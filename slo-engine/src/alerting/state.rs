@@ -109,24 +109,18 @@ impl State {
         for w in wanted {
             let fp = fingerprint(&w.labels);
             seen.insert(fp.clone());
-            let a = self.alerts.entry(fp.clone()).or_insert_with(|| Alert {
+            let fresh = || Alert {
                 labels: w.labels.clone(),
                 annotations: w.annotations.clone(),
                 fingerprint: fp.clone(),
                 active_since: now,
                 fired_at: None,
                 resolved_at: None,
-            });
+            };
+            let a = self.alerts.entry(fp.clone()).or_insert_with(fresh);
             if a.resolved_at.is_some() {
                 // Back before its resolve was notified: a new episode.
-                *a = Alert {
-                    labels: w.labels.clone(),
-                    annotations: w.annotations.clone(),
-                    fingerprint: fp.clone(),
-                    active_since: now,
-                    fired_at: None,
-                    resolved_at: None,
-                };
+                *a = fresh();
             }
             a.annotations = w.annotations.clone();
             if a.fired_at.is_none() && now - a.active_since >= w.hold {

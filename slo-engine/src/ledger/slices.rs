@@ -164,27 +164,11 @@ impl Ledger {
         from: i64,
         to: i64,
     ) -> Result<Vec<SliceData>, LedgerError> {
-        let rows = sqlx::query(
-            "SELECT start, good, total, tokens, joules, requests FROM slices \
-             WHERE cell = $1 AND slo = $2 AND start >= $3 AND start < $4 ORDER BY start",
-        )
-        .bind(cell)
-        .bind(slo)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.read)
-        .await
-        .map_err(|source| LedgerError::Query {
-            what: "read slices",
-            source,
-        })?;
-        rows.iter()
-            .map(|r| slice_at(r, 0))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|source| LedgerError::Query {
-                what: "decode slices",
-                source,
-            })
+        Ok(self
+            .slices_by_cell(slo, from, to)
+            .await?
+            .remove(cell)
+            .unwrap_or_default())
     }
 
     /// The slices of one SLO for every cell that start in `[from, to)`, oldest first, by cell.
