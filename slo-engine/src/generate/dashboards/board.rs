@@ -16,6 +16,11 @@ pub(super) struct Q {
     legend: &'static str,
 }
 
+/// A query of one metric's series under the selector `s` (`{cell=~"$cell"}`-like, no braces).
+pub(super) fn series(metric: &cellwatch_metrics::MetricDef, s: &str, legend: &'static str) -> Q {
+    q(format!("{}{{{s}}}", metric.name), legend)
+}
+
 pub(super) fn q(expr: impl Into<String>, legend: &'static str) -> Q {
     Q {
         expr: expr.into(),

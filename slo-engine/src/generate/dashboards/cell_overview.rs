@@ -36,31 +36,34 @@ fn latency_beside_power(b: &mut Board, c: &str) {
 
 /// Request latency and time to first token, p95 and p99.
 fn latency(b: &mut Board, c: &str) {
-    let dur = m::INFERENCE_REQUEST_DURATION.name;
-    let ttft = m::INFERENCE_TTFT.name;
-    b.panel(
-        Kind::Timeseries,
+    p95_p99(
+        b,
         "Request latency p95 / p99",
         "End-to-end latency of ok requests, from the exporters' histograms (metering proxy or server adapter). The nodes of a cell should share bucket bounds (--collector.inference.buckets) for the quantiles to be right.",
-        "s",
-        6,
-        8,
-        vec![
-            q(quantile(0.95, dur, c, ""), "p95"),
-            q(quantile(0.99, dur, c, ""), "p99"),
-        ],
-        unit_min0,
+        m::INFERENCE_REQUEST_DURATION.name,
+        c,
     );
-    b.panel(
-        Kind::Timeseries,
+    p95_p99(
+        b,
         "Time to first token p95 / p99",
         "Time from request to the first generated token, ok requests.",
+        m::INFERENCE_TTFT.name,
+        c,
+    );
+}
+
+/// A panel of a histogram's p95 and p99 over the cell.
+fn p95_p99(b: &mut Board, title: &str, description: &str, histogram: &str, c: &str) {
+    b.panel(
+        Kind::Timeseries,
+        title,
+        description,
         "s",
         6,
         8,
         vec![
-            q(quantile(0.95, ttft, c, ""), "p95"),
-            q(quantile(0.99, ttft, c, ""), "p99"),
+            q(quantile(0.95, histogram, c, ""), "p95"),
+            q(quantile(0.99, histogram, c, ""), "p99"),
         ],
         unit_min0,
     );

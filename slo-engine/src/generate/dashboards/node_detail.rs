@@ -4,7 +4,7 @@
 use cellwatch_metrics as m;
 use serde_json::{Value, json};
 
-use super::board::{Board, Kind, q};
+use super::board::{Board, Kind, q, series};
 use super::promql::quantile;
 use super::tune::{tx_negative, unit_min0, up_down};
 use super::variables::{v_cell, v_datasource, v_node};
@@ -44,10 +44,7 @@ fn power_draw(b: &mut Board, s: &str) {
         "watt",
         8,
         8,
-        vec![q(
-            format!("{}{{{s}}}", m::POWER_WATTS.name),
-            "{{node}} {{component}}",
-        )],
+        vec![series(&m::POWER_WATTS, s, "{{node}} {{component}}")],
         unit_min0,
     );
     b.panel(
@@ -57,10 +54,7 @@ fn power_draw(b: &mut Board, s: &str) {
         "watt",
         8,
         8,
-        vec![q(
-            format!("{}{{{s}}}", m::NODE_POWER_WATTS.name),
-            "{{node}} {{source}}",
-        )],
+        vec![series(&m::NODE_POWER_WATTS, s, "{{node}} {{source}}")],
         unit_min0,
     );
 }
@@ -75,11 +69,8 @@ fn clocks_and_thermal(b: &mut Board, s: &str) {
         8,
         8,
         vec![
-            q(
-                format!("{}{{{s}}}", m::GPU_FREQUENCY.name),
-                "{{node}} frequency",
-            ),
-            q(format!("{}{{{s}}}", m::GPU_ACTIVE.name), "{{node}} active"),
+            series(&m::GPU_FREQUENCY, s, "{{node}} frequency"),
+            series(&m::GPU_ACTIVE, s, "{{node}} active"),
         ],
         |p| {
             p["fieldConfig"]["overrides"] = json!([{
@@ -98,10 +89,7 @@ fn clocks_and_thermal(b: &mut Board, s: &str) {
         "hertz",
         12,
         7,
-        vec![q(
-            format!("{}{{{s}}}", m::CPU_CLUSTER_FREQUENCY.name),
-            "{{node}} {{cluster}}",
-        )],
+        vec![series(&m::CPU_CLUSTER_FREQUENCY, s, "{{node}} {{cluster}}")],
         unit_min0,
     );
     b.panel(
@@ -111,10 +99,7 @@ fn clocks_and_thermal(b: &mut Board, s: &str) {
         "none",
         12,
         7,
-        vec![q(
-            format!("{}{{{s}}}", m::THERMAL_PRESSURE.name),
-            "{{node}}",
-        )],
+        vec![series(&m::THERMAL_PRESSURE, s, "{{node}}")],
         |p| {
             p["fieldConfig"]["defaults"]["mappings"] = json!([{ "type": "value", "options": {
                 "0": { "text": "nominal", "color": "green", "index": 0 },
@@ -137,14 +122,8 @@ fn discrete_gpus(b: &mut Board, s: &str) {
         12,
         7,
         vec![
-            q(
-                format!("{}{{{s}}}", m::GPU_MEMORY_USED.name),
-                "{{node}} gpu{{gpu}} used",
-            ),
-            q(
-                format!("{}{{{s}}}", m::GPU_MEMORY_TOTAL.name),
-                "{{node}} gpu{{gpu}} installed",
-            ),
+            series(&m::GPU_MEMORY_USED, s, "{{node}} gpu{{gpu}} used"),
+            series(&m::GPU_MEMORY_TOTAL, s, "{{node}} gpu{{gpu}} installed"),
         ],
         unit_min0,
     );
@@ -155,10 +134,7 @@ fn discrete_gpus(b: &mut Board, s: &str) {
         "percentunit",
         12,
         7,
-        vec![q(
-            format!("{}{{{s}}}", m::GPU_UTILIZATION.name),
-            "{{node}} gpu{{gpu}}",
-        )],
+        vec![series(&m::GPU_UTILIZATION, s, "{{node}} gpu{{gpu}}")],
         |p| {
             p["fieldConfig"]["defaults"]["min"] = json!(0);
             p["fieldConfig"]["defaults"]["max"] = json!(1);
@@ -176,10 +152,7 @@ fn unified_memory(b: &mut Board, s: &str) {
         "bytes",
         8,
         8,
-        vec![q(
-            format!("{}{{{s}}}", m::MEMORY_BYTES.name),
-            "{{node}} {{state}}",
-        )],
+        vec![series(&m::MEMORY_BYTES, s, "{{node}} {{state}}")],
         unit_min0,
     );
     b.panel(
@@ -190,22 +163,10 @@ fn unified_memory(b: &mut Board, s: &str) {
         8,
         8,
         vec![
-            q(
-                format!("{}{{{s}}}", m::MEMORY_USED.name),
-                "{{node}} used",
-            ),
-            q(
-                format!("{}{{{s}}}", m::MEMORY_TOTAL.name),
-                "{{node}} total",
-            ),
-            q(
-                format!("{}{{{s}}}", m::MEMORY_SWAP_USED.name),
-                "{{node}} swap",
-            ),
-            q(
-                format!("{}{{{s}}}", m::GPU_WIRED_LIMIT.name),
-                "{{node}} GPU wired limit",
-            ),
+            series(&m::MEMORY_USED, s, "{{node}} used"),
+            series(&m::MEMORY_TOTAL, s, "{{node}} total"),
+            series(&m::MEMORY_SWAP_USED, s, "{{node}} swap"),
+            series(&m::GPU_WIRED_LIMIT, s, "{{node}} GPU wired limit"),
         ],
         unit_min0,
     );
@@ -216,7 +177,7 @@ fn unified_memory(b: &mut Board, s: &str) {
         "none",
         8,
         8,
-        vec![q(format!("{}{{{s}}}", m::MEMORY_PRESSURE.name), "{{node}}")],
+        vec![series(&m::MEMORY_PRESSURE, s, "{{node}}")],
         |p| {
             p["fieldConfig"]["defaults"]["mappings"] = json!([{ "type": "value", "options": {
                 "0": { "text": "normal", "color": "green", "index": 0 },
@@ -281,10 +242,7 @@ fn link_traffic(b: &mut Board, s: &str) {
         "Bps",
         8,
         8,
-        vec![q(
-            format!("{}{{{s}}}", m::LINK_SPEED.name),
-            "{{node}} {{link}}",
-        )],
+        vec![series(&m::LINK_SPEED, s, "{{node}} {{link}}")],
         unit_min0,
     );
 }
@@ -299,18 +257,9 @@ fn link_state(b: &mut Board, s: &str) {
         24,
         8,
         vec![
-            q(
-                format!("{}{{{s}}}", m::LINK_UP.name),
-                "{{node}} {{link}} up",
-            ),
-            q(
-                format!("{}{{{s}}}", m::RDMA_PORT_ACTIVE.name),
-                "{{node}} {{device}} RDMA port",
-            ),
-            q(
-                format!("{}{{{s}}}", m::RDMA_ENABLED.name),
-                "{{node}} RDMA enabled",
-            ),
+            series(&m::LINK_UP, s, "{{node}} {{link}} up"),
+            series(&m::RDMA_PORT_ACTIVE, s, "{{node}} {{device}} RDMA port"),
+            series(&m::RDMA_ENABLED, s, "{{node}} RDMA enabled"),
         ],
         up_down,
     );
@@ -396,10 +345,7 @@ fn collectors(b: &mut Board, s: &str) {
         "none",
         12,
         8,
-        vec![q(
-            format!("{}{{{s}}}", m::COLLECTOR_UP.name),
-            "{{node}} {{collector}}",
-        )],
+        vec![series(&m::COLLECTOR_UP, s, "{{node}} {{collector}}")],
         up_down,
     );
     b.panel(
@@ -409,10 +355,7 @@ fn collectors(b: &mut Board, s: &str) {
         "s",
         12,
         8,
-        vec![q(
-            format!("{}{{{s}}}", m::COLLECTOR_DURATION.name),
-            "{{node}} {{collector}}",
-        )],
+        vec![series(&m::COLLECTOR_DURATION, s, "{{node}} {{collector}}")],
         unit_min0,
     );
     b.panel(

@@ -3,7 +3,7 @@
 use cellwatch_metrics as m;
 use serde_json::{Value, json};
 
-use super::board::{Board, Kind, q};
+use super::board::{Board, Kind, q, series};
 use super::tune::{alerts_table, burn_threshold};
 use super::variables::{v_datasource, v_query};
 
@@ -33,10 +33,7 @@ fn error_budgets(b: &mut Board, s: &str) {
         "percentunit",
         12,
         9,
-        vec![q(
-            format!("{}{{{s}}}", m::SLO_BUDGET_REMAINING.name),
-            "{{cell}} {{slo}}",
-        )],
+        vec![series(&m::SLO_BUDGET_REMAINING, s, "{{cell}} {{slo}}")],
         |_| {},
     );
     b.panel(
@@ -51,10 +48,7 @@ fn error_budgets(b: &mut Board, s: &str) {
                 format!("{}{{{s},window=\"period\"}}", m::SLO_SLI.name),
                 "{{cell}} {{slo}}",
             ),
-            q(
-                format!("{}{{{s}}}", m::SLO_OBJECTIVE.name),
-                "{{cell}} {{slo}} objective",
-            ),
+            series(&m::SLO_OBJECTIVE, s, "{{cell}} {{slo}} objective"),
         ],
         |_| {},
     );
@@ -105,10 +99,7 @@ fn alerts_and_data(b: &mut Board, s: &str) {
         "none",
         8,
         7,
-        vec![q(
-            format!("{}{{{s}}}", m::SLO_DATA_MISSING.name),
-            "{{cell}} {{slo}}",
-        )],
+        vec![series(&m::SLO_DATA_MISSING, s, "{{cell}} {{slo}}")],
         |p| {
             p["fieldConfig"]["defaults"]["mappings"] = json!([{ "type": "value", "options": {
                 "0": { "text": "data", "color": "green", "index": 0 },
