@@ -1,5 +1,6 @@
 //! Small pure helpers every layer may use: time, secrets, URL redaction, digests, PromQL text.
 
 pub mod redact;
+pub mod secret;
 pub mod text;
 pub mod time;
