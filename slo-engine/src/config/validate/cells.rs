@@ -10,12 +10,7 @@ pub(super) fn cells(raw: &[RawCell], fail: Fail<'_>) -> Result<Vec<Cell>, Config
     let mut names = BTreeSet::new();
     for (i, c) in raw.iter().enumerate() {
         let f = format!("cells[{i}]");
-        if !name_safe(&c.name) {
-            return Err(fail.at(
-                format!("{f}.name"),
-                format!("{}: {NAME_RULE}", quote(&c.name)),
-            ));
-        }
+        safe_name(&c.name, &f, fail)?;
         if !names.insert(c.name.clone()) {
             return Err(fail.at(
                 format!("{f}.name"),

@@ -33,6 +33,14 @@ impl Fail<'_> {
     }
 }
 
+/// `{f}.name`: a name that PromQL strings, regexes and rule groups can hold.
+pub(super) fn safe_name(name: &str, f: &str, fail: Fail<'_>) -> Result<(), ConfigError> {
+    if name_safe(name) {
+        return Ok(());
+    }
+    Err(fail.at(format!("{f}.name"), format!("{}: {NAME_RULE}", quote(name))))
+}
+
 /// The OpenSLO field that holds what one of our SLO fields was made from.
 pub(super) fn openslo_field(ours: &str) -> &'static str {
     match ours.split('.').next().unwrap_or("") {

@@ -29,12 +29,7 @@ fn receiver(
     base: &Path,
     fail: Fail<'_>,
 ) -> Result<Receiver, ConfigError> {
-    if !name_safe(&r.name) {
-        return Err(fail.at(
-            format!("{f}.name"),
-            format!("{}: {NAME_RULE}", quote(&r.name)),
-        ));
-    }
+    safe_name(&r.name, f, fail)?;
     if r.email.is_none()
         && r.webhook.is_none()
         && r.pagerduty.is_none()

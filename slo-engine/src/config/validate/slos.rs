@@ -28,12 +28,7 @@ pub(super) fn slos(
             Some(o) => imported_error(o, &s.name, &f, field, message),
         };
         let fail = Fail(&at);
-        if !name_safe(&s.name) {
-            return Err(fail.at(
-                format!("{f}.name"),
-                format!("{}: {NAME_RULE}", quote(&s.name)),
-            ));
-        }
+        safe_name(&s.name, &f, fail)?;
         if !slo_names.insert(s.name.clone()) {
             return Err(fail.at(
                 format!("{f}.name"),
