@@ -208,11 +208,25 @@ pub(crate) fn prepare<'a>(text: &'a str, path: &Path) -> Result<&'a str, ConfigE
 /// deepest part found.
 pub fn locate(text: &str, field: &str) -> usize {
     let lines: Vec<&str> = text.lines().collect();
-    let indent = |l: &str| l.len() - l.trim_start().len();
-    let content = |l: &str| {
-        let t = l.trim_start();
-        !t.is_empty() && !t.starts_with('#')
-    };
+    // The lines the next part is looked for in, and the indentation of their parent.
+    let (mut from, mut to, mut parent) = (0usize, lines.len(), -1i64);
+    let mut found = 0usize;
+    for part in path_parts(field) {
+        let hit = match part.strip_prefix('[').and_then(|i| i.parse::<usize>().ok()) {
+            Some(idx) => find_item(&lines, from, to, parent, idx),
+            None => find_key(&lines, from, to, &part),
+        };
+        let Some((at, end, own)) = hit else { break };
+        found = at;
+        from = at;
+        to = end;
+        parent = own as i64;
+    }
+    found + 1
+}
+
+/// `slos[2].sli` → `slos`, `[2`, `sli`.
+fn path_parts(field: &str) -> Vec<String> {
     let mut parts: Vec<String> = Vec::new();
     for seg in field.split('.') {
         match seg.split_once('[') {
@@ -227,62 +241,70 @@ pub fn locate(text: &str, field: &str) -> usize {
             None => parts.push(seg.to_string()),
         }
     }
-    let (mut from, mut to, mut parent) = (0usize, lines.len(), -1i64);
-    let mut found = 0usize;
-    for part in parts {
-        if let Some(idx) = part.strip_prefix('[').and_then(|i| i.parse::<usize>().ok()) {
-            // The idx-th `- ` item directly under the parent.
-            let items: Vec<usize> = (from..to)
-                .filter(|&i| {
-                    content(lines[i])
-                        && lines[i].trim_start().starts_with('-')
-                        && indent(lines[i]) as i64 > parent
-                })
-                .collect();
-            let Some(min_indent) = items.iter().map(|&i| indent(lines[i])).min() else {
-                break;
-            };
-            let items: Vec<usize> = items
-                .into_iter()
-                .filter(|&i| indent(lines[i]) == min_indent)
-                .collect();
-            let Some(&at) = items.get(idx) else { break };
-            let end = items.get(idx + 1).copied().unwrap_or_else(|| {
-                (at + 1..to)
-                    .find(|&i| content(lines[i]) && indent(lines[i]) < min_indent)
-                    .unwrap_or(to)
-            });
-            found = at;
-            from = at;
-            to = end;
-            parent = min_indent as i64;
+    parts
+}
+
+fn indent(l: &str) -> usize {
+    l.len() - l.trim_start().len()
+}
+
+/// Neither blank nor a comment.
+fn content(l: &str) -> bool {
+    let t = l.trim_start();
+    !t.is_empty() && !t.starts_with('#')
+}
+
+/// The idx-th `- ` item directly under the parent: its line, where it ends, its indentation.
+fn find_item(
+    lines: &[&str],
+    from: usize,
+    to: usize,
+    parent: i64,
+    idx: usize,
+) -> Option<(usize, usize, usize)> {
+    let items: Vec<usize> = (from..to)
+        .filter(|&i| {
+            content(lines[i])
+                && lines[i].trim_start().starts_with('-')
+                && indent(lines[i]) as i64 > parent
+        })
+        .collect();
+    let min_indent = items.iter().map(|&i| indent(lines[i])).min()?;
+    let items: Vec<usize> = items
+        .into_iter()
+        .filter(|&i| indent(lines[i]) == min_indent)
+        .collect();
+    let &at = items.get(idx)?;
+    let end = items.get(idx + 1).copied().unwrap_or_else(|| {
+        (at + 1..to)
+            .find(|&i| content(lines[i]) && indent(lines[i]) < min_indent)
+            .unwrap_or(to)
+    });
+    Some((at, end, min_indent))
+}
+
+/// The first line holding `key:` (in block or flow style): its line, where its value ends, and
+/// its own indentation (a `- ` item's key is two columns right of the dash).
+fn find_key(lines: &[&str], from: usize, to: usize, part: &str) -> Option<(usize, usize, usize)> {
+    let key = format!("{part}:");
+    let at = (from..to).find(|&i| {
+        let t = lines[i].trim_start().trim_start_matches("- ").trim_start();
+        content(lines[i])
+            && (t.starts_with(&key)
+                || t.starts_with(&format!("{{ {key}"))
+                || t.contains(&format!(" {key}"))
+                || t.contains(&format!("{{{key}")))
+    })?;
+    let own = indent(lines[at])
+        + if lines[at].trim_start().starts_with("- ") {
+            2
         } else {
-            let key = format!("{part}:");
-            let hit = (from..to).find(|&i| {
-                let t = lines[i].trim_start().trim_start_matches("- ").trim_start();
-                content(lines[i])
-                    && (t.starts_with(&key)
-                        || t.starts_with(&format!("{{ {key}"))
-                        || t.contains(&format!(" {key}"))
-                        || t.contains(&format!("{{{key}")))
-            });
-            let Some(at) = hit else { break };
-            let own = indent(lines[at])
-                + if lines[at].trim_start().starts_with("- ") {
-                    2
-                } else {
-                    0
-                };
-            let end = (at + 1..to)
-                .find(|&i| content(lines[i]) && indent(lines[i]) <= own)
-                .unwrap_or(to);
-            found = at;
-            from = at;
-            to = end;
-            parent = own as i64;
-        }
-    }
-    found + 1
+            0
+        };
+    let end = (at + 1..to)
+        .find(|&i| content(lines[i]) && indent(lines[i]) <= own)
+        .unwrap_or(to);
+    Some((at, end, own))
 }
 
 /// A serde error as a [`ConfigError::Syntax`]: the field's path and position; the value is left
