@@ -2,7 +2,7 @@
 //! order of the file, so the first error a user sees stays the one the file shows first.
 //!
 //! File I/O (the CA file, secret files, a Slack URL file, OpenSLO documents) happens only in
-//! the named steps of [`files`] and [`openslo`](super::openslo), at the same point of the
+//! the named steps of `files.rs` and [`openslo`](super::openslo), at the same point of the
 //! sequence as before; every other check is pure.
 
 use super::*;
