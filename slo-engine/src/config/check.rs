@@ -1,10 +1,9 @@
 use super::*;
 use std::path::Path;
 
-/// A secret file's content (at most [`MAX_SECRET_BYTES`]), with the error naming the file only.
-pub fn read_secret_file(path: &Path) -> Result<String, String> {
-    read_text(path, MAX_SECRET_BYTES).map_err(|e| format!("{}: {e}", show_path(path)))
-}
+/// A secret file's secret (at most [`MAX_SECRET_BYTES`], white space at both ends removed: the
+/// one rule of [`crate::util::secret`]), with the error naming the file only.
+pub use crate::util::secret::read_file as read_secret_file;
 
 /// Whether `field` (a path such as `alerting.receivers[0].slack.url`) holds a value that may be
 /// a secret, which messages must not show: anything under a header, basic auth, a Slack or
@@ -81,8 +80,7 @@ pub(super) const NAME_RULE: &str = "a name of letters, digits and _ . : - (at mo
 /// Checks a secret file now (it is read again at each use, so it can be rotated): a regular file
 /// of at most [`MAX_SECRET_BYTES`], not empty. The message names the file, never its content.
 pub(super) fn check_secret_file(path: &Path) -> Result<(), String> {
-    let v = read_secret_file(path)?;
-    if v.trim().is_empty() {
+    if read_secret_file(path)?.is_empty() {
         return Err(format!("{}: the file is empty", show_path(path)));
     }
     Ok(())

@@ -56,8 +56,7 @@ pub enum ConfigError {
 /// The largest configuration or OpenSLO file read (4 MiB).
 pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
 
-/// The largest secret file read (password, token, routing key, webhook URL: 64 KiB).
-pub const MAX_SECRET_BYTES: u64 = 64 << 10;
+pub use crate::util::secret::MAX_SECRET_BYTES;
 
 /// The largest CA certificate file read (1 MiB).
 pub const MAX_CA_BYTES: u64 = 1 << 20;

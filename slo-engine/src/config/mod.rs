@@ -24,6 +24,7 @@ mod locate;
 mod message;
 pub mod openslo;
 mod raw;
+mod receiver;
 mod types;
 mod validate;
 
@@ -33,6 +34,7 @@ pub use load::*;
 pub use locate::*;
 pub use message::*;
 pub use raw::*;
+pub use receiver::*;
 pub use types::*;
 
 #[cfg(test)]
@@ -413,5 +415,65 @@ slos:
         assert_eq!(locate(GOOD, "cells[0].nodes[1].labels"), 8);
         assert_eq!(locate(GOOD, "slos[0]"), 10);
         assert_eq!(locate(GOOD, "nope"), 1);
+    }
+
+    /// Every secret follows the one rule of `util::secret`: white space at both ends removed.
+    /// Before, a basic-auth password lost only its trailing CR/LF (a password ending in a space
+    /// kept it) and the API token only its trailing white space; now both lose white space at
+    /// both ends, as notifier secrets always did.
+    #[test]
+    fn secrets_lose_white_space_at_both_ends() {
+        let dir = std::env::temp_dir().join(format!("cellwatch-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let password_file = dir.join("password");
+        std::fs::write(&password_file, " pass word \t\r\n").unwrap();
+        let b = BasicAuth {
+            username: "u".into(),
+            password_file: password_file.clone(),
+        };
+        assert_eq!(b.password().unwrap(), "pass word");
+        let token = TokenSource::File(password_file.clone());
+        assert_eq!(token.read().as_deref(), Some("pass word"));
+        assert_eq!(token.fetch("f", "v").unwrap(), "pass word");
+        std::fs::write(&password_file, " \n").unwrap();
+        assert_eq!(token.read(), None, "a blank file holds no token");
+        let gone = TokenSource::File(dir.join("missing"));
+        let e = gone.fetch("password_file", "password_env").unwrap_err();
+        assert!(
+            e.starts_with("password_file ") && e.contains("missing"),
+            "{e}"
+        );
+        let unset = TokenSource::Env("CELLWATCH_TEST_SURELY_UNSET".into());
+        assert_eq!(
+            unset
+                .fetch("routing key file", "routing key variable")
+                .unwrap_err(),
+            "routing key variable CELLWATCH_TEST_SURELY_UNSET is not set"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn receivers_resolve_in_outbox_order_with_the_smarthost_split() {
+        let text = format!(
+            "{GOOD}alerting:\n  receivers:\n    - name: all\n      alertmanager: {{ url: \"http://am:9093/\" }}\n      webhook: {{ url: \"http://h/x\" }}\n      email: {{ to: [a@b.c], from: x@y.z, smarthost: \"smtp.example.com:465\", tls: implicit }}\n"
+        );
+        let c = p(&text).unwrap();
+        let r = &c.alerting.receivers["all"];
+        let kinds: Vec<&str> = r.integrations.iter().map(Integration::kind).collect();
+        assert_eq!(kinds, ["email", "webhook", "alertmanager"]);
+        let e = r.email().unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.tls),
+            ("smtp.example.com", 465, SmtpTls::Implicit)
+        );
+        assert_eq!(e.auth, None);
+        assert_eq!(
+            r.integration("alertmanager"),
+            Some(&Integration::Alertmanager(AlertmanagerApi {
+                alerts_url: "http://am:9093/api/v2/alerts".into()
+            }))
+        );
+        assert_eq!(r.integration("slack"), None);
     }
 }

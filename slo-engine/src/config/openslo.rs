@@ -205,276 +205,300 @@ pub(super) fn typed<T: for<'de> Deserialize<'de>>(
     result.map_err(|e| syntax_error(path, doc, first, prefix, e))
 }
 
+/// An SLO document, read but not yet converted.
+struct Parsed {
+    path: PathBuf,
+    first: usize,
+    doc: String,
+    name: String,
+    labels: BTreeMap<String, LabelValue>,
+    spec: yaml_serde::Value,
+}
+
+/// The SLI documents, by name, for `indicatorRef`.
+type Slis = BTreeMap<String, SliSpec>;
+
 /// Reads OpenSLO files and returns their SLOs as configuration SLOs, in file order.
 pub fn import(paths: &[PathBuf]) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
-    struct Parsed {
-        path: PathBuf,
-        first: usize,
-        doc: String,
-        name: String,
-        labels: BTreeMap<String, LabelValue>,
-        spec: yaml_serde::Value,
-    }
+    let (slos, slis) = read_documents(paths)?;
+    slos.iter().map(|p| convert(p, &slis)).collect()
+}
+
+/// Every file's SLO and SLI documents (other kinds are skipped), all of them read before any
+/// is converted, so that an `indicatorRef` may point to a later file.
+fn read_documents(paths: &[PathBuf]) -> Result<(Vec<Parsed>, Slis), ConfigError> {
     let mut slos = Vec::new();
-    let mut slis: BTreeMap<String, (SliSpec, PathBuf, usize, String)> = BTreeMap::new();
+    let mut slis = Slis::new();
     // Every document is kept until all are read: a bound on the whole, not only on each file.
     let mut total = 0usize;
     for path in paths {
-        let text = read_text(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        total += text.len();
-        if total > MAX_OPENSLO_TOTAL_BYTES {
-            return Err(ConfigError::Read {
-                path: path.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "the OpenSLO files together pass the limit of {} MiB",
-                        MAX_OPENSLO_TOTAL_BYTES >> 20
-                    ),
-                ),
-            });
-        }
+        let text = read_file(path, &mut total)?;
         let text = crate::config::prepare(&text, path)?;
         for (first, doc) in documents(text) {
-            let invalid = |field: &str, message: String| ConfigError::Invalid {
-                path: path.clone(),
-                line: locate(&doc, field) + first - 1,
-                field: field.to_string(),
-                message,
-            };
             let d: Doc = typed(path, &doc, first, "", None)?;
             if d.api_version != "openslo/v1" {
-                return Err(invalid(
-                    "apiVersion",
-                    format!(
+                return Err(ConfigError::Invalid {
+                    path: path.clone(),
+                    line: locate(&doc, "apiVersion") + first - 1,
+                    field: "apiVersion".to_string(),
+                    message: format!(
                         "{}: only openslo/v1 documents can be imported",
                         quote(&d.api_version)
                     ),
-                ));
+                });
             }
             match d.kind.as_str() {
                 "SLO" => slos.push(Parsed {
                     path: path.clone(),
                     first,
-                    doc: doc.clone(),
+                    doc,
                     name: d.metadata.name,
                     labels: d.metadata.labels,
                     spec: d.spec,
                 }),
                 "SLI" => {
                     let spec: SliSpec = typed(path, &doc, first, "spec.", Some(d.spec))?;
-                    slis.insert(d.metadata.name, (spec, path.clone(), first, doc.clone()));
+                    slis.insert(d.metadata.name, spec);
                 }
                 // Services, data sources, alert policies…: nothing to import.
                 _ => {}
             }
         }
     }
-    let mut out = Vec::new();
-    for p in slos {
-        let invalid = |field: &str, message: String| ConfigError::Invalid {
-            path: p.path.clone(),
-            line: locate(&p.doc, field) + p.first - 1,
+    Ok((slos, slis))
+}
+
+/// One file's text, counted against [`MAX_OPENSLO_TOTAL_BYTES`].
+fn read_file(path: &Path, total: &mut usize) -> Result<String, ConfigError> {
+    let text = read_text(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    *total += text.len();
+    if *total > MAX_OPENSLO_TOTAL_BYTES {
+        return Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the OpenSLO files together pass the limit of {} MiB",
+                    MAX_OPENSLO_TOTAL_BYTES >> 20
+                ),
+            ),
+        });
+    }
+    Ok(text)
+}
+
+impl Parsed {
+    /// An error at a field of this SLO document.
+    fn invalid(&self, field: &str, message: impl std::fmt::Display) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            line: locate(&self.doc, field) + self.first - 1,
             field: field.to_string(),
-            message: format!("SLO {}: {message}", quote(&p.name)),
-        };
-        let spec: SloSpec = typed(&p.path, &p.doc, p.first, "spec.", Some(p.spec.clone()))?;
-        let (sli, sli_field) = match (&spec.indicator, &spec.indicator_ref) {
-            (Some(i), None) => {
-                let _ = &i.metadata;
-                (i.spec.clone(), "spec.indicator.spec".to_string())
-            }
-            (None, Some(r)) => match slis.get(r) {
-                Some((s, ..)) => (s.clone(), "spec.indicatorRef".to_string()),
-                None => {
-                    return Err(invalid(
-                        "spec.indicatorRef",
-                        format!("no SLI document named {} in the imported files", quote(r)),
-                    ));
-                }
-            },
-            _ => {
-                return Err(invalid(
-                    "spec",
-                    "needs exactly one of indicator and indicatorRef".into(),
-                ));
-            }
-        };
-        if sli.threshold_metric.is_some() {
-            return Err(invalid(
-                &sli_field,
-                "thresholdMetric indicators cannot be imported: use a ratioMetric".into(),
-            ));
+            message: format!("SLO {}: {message}", quote(&self.name)),
         }
-        let Some(ratio) = sli.ratio_metric else {
-            return Err(invalid(&sli_field, "needs a ratioMetric".into()));
-        };
-        if ratio.raw.is_some() {
-            return Err(invalid(
-                &sli_field,
-                "ratioMetric.raw (a precomputed ratio) cannot be imported: give good (or bad) and total".into(),
-            ));
-        }
-        let query =
-            |which: &str, h: &Option<MetricHolder>| -> Result<Option<String>, ConfigError> {
-                let Some(h) = h else { return Ok(None) };
-                let f = format!("{sli_field}.ratioMetric.{which}.metricSource");
-                if let Some(k) = &h.metric_source.kind
-                    && !k.eq_ignore_ascii_case("prometheus")
-                {
-                    return Err(invalid(
-                        &f,
-                        format!(
-                            "type {}: only Prometheus metric sources can be imported",
-                            quote(k)
-                        ),
-                    ));
-                }
-                match h.metric_source.spec.get("query").and_then(|q| q.as_str()) {
-                    Some(q) if !q.trim().is_empty() => Ok(Some(q.trim().to_string())),
-                    _ => Err(invalid(
-                        &format!("{f}.spec"),
-                        "needs spec.query, a PromQL expression".into(),
-                    )),
-                }
-            };
-        let good = query("good", &ratio.good)?;
-        let bad = query("bad", &ratio.bad)?;
-        let Some(total) = query("total", &ratio.total)? else {
-            return Err(invalid(
-                &format!("{sli_field}.ratioMetric"),
-                "needs total".into(),
-            ));
-        };
-        if spec.objectives.len() != 1 {
-            return Err(invalid(
-                "spec.objectives",
-                format!(
-                    "has {} objectives; cellwatch takes one per SLO: split it into one SLO per objective",
-                    spec.objectives.len()
-                ),
-            ));
-        }
-        let o = &spec.objectives[0];
-        if o.op.is_some() || o.value.is_some() {
-            return Err(invalid(
-                "spec.objectives[0]",
-                "op and value belong to thresholdMetric indicators, which cannot be imported"
-                    .into(),
-            ));
-        }
-        let objective = match (o.target, o.target_percent) {
-            (Some(t), None) => t,
-            (None, Some(p)) => p / 100.0,
-            _ => {
-                return Err(invalid(
-                    "spec.objectives[0]",
-                    "needs exactly one of target and targetPercent".into(),
-                ));
+    }
+}
+
+/// One SLO document as one of our SLOs: indicator, objective, window, budgeting, cells.
+fn convert(p: &Parsed, slis: &Slis) -> Result<(RawSlo, Origin), ConfigError> {
+    let spec: SloSpec = typed(&p.path, &p.doc, p.first, "spec.", Some(p.spec.clone()))?;
+    let (sli, sli_field) = indicator(p, &spec, slis)?;
+    let sli = ratio(p, sli, &sli_field)?;
+    let (o, objective) = objective(p, &spec)?;
+    let (period, timezone) = window(p, &spec)?;
+    let budgeting = budgeting(p, &spec)?;
+    let cells = match p.labels.get("cell") {
+        None => None,
+        Some(LabelValue::One(c)) => Some(vec![c.clone()]),
+        Some(LabelValue::Many(c)) => Some(c.clone()),
+    };
+    let slo = RawSlo {
+        name: p.name.clone(),
+        description: spec.description.clone(),
+        cells,
+        objective,
+        period,
+        timezone,
+        budgeting: Some(budgeting.to_string()),
+        // A bare number means minutes.
+        slice: o.time_slice_window.as_ref().map(|w| {
+            if w.trim().chars().all(|c| c.is_ascii_digit()) {
+                format!("{}m", w.trim())
+            } else {
+                w.clone()
             }
-        };
-        if spec.time_window.len() != 1 {
-            return Err(invalid(
-                "spec.timeWindow",
-                "needs exactly one time window".into(),
-            ));
+        }),
+        slice_target: o.time_slice_target,
+        min_events: 0,
+        sli,
+    };
+    let origin = Origin {
+        path: p.path.clone(),
+        line: p.first,
+        doc: p.doc.clone(),
+    };
+    Ok((slo, origin))
+}
+
+/// The inline indicator or the SLI document it refers to, and the field to blame for it.
+fn indicator(p: &Parsed, spec: &SloSpec, slis: &Slis) -> Result<(SliSpec, String), ConfigError> {
+    match (&spec.indicator, &spec.indicator_ref) {
+        (Some(i), None) => {
+            let _ = &i.metadata;
+            Ok((i.spec.clone(), "spec.indicator.spec".to_string()))
         }
-        let w = &spec.time_window[0];
-        let (period, timezone) = if w.is_rolling {
-            match w.duration.trim().strip_suffix('w').map(str::parse::<u64>) {
-                Some(Ok(weeks)) => match weeks.checked_mul(7) {
-                    Some(days) => (format!("{days}d"), None),
-                    None => {
-                        return Err(invalid(
-                            "spec.timeWindow[0].duration",
-                            format!("{} is too long", quote(&w.duration)),
-                        ));
-                    }
-                },
-                _ if w.duration.ends_with(['M', 'Q', 'Y']) => {
-                    return Err(invalid(
-                        "spec.timeWindow[0].duration",
-                        format!(
-                            "{}: a rolling window of months, quarters or years has no fixed length: give it in days (30d), \
-                             or use a calendar window of 1M",
-                            quote(&w.duration)
-                        ),
-                    ));
-                }
-                _ => (w.duration.clone(), None),
-            }
-        } else if w.duration == "1M" {
-            (
-                "calendar-month".to_string(),
-                w.calendar.as_ref().and_then(|c| c.time_zone.clone()),
-            )
-        } else {
-            return Err(invalid(
-                "spec.timeWindow[0].duration",
-                format!(
-                    "{}: a calendar window must be one month (1M); rolling windows take any duration",
-                    quote(&w.duration)
-                ),
-            ));
-        };
-        let budgeting = match spec.budgeting_method.as_str() {
-            "Occurrences" => "occurrences",
-            "Timeslices" => "timeslices",
-            "RatioTimeslices" => {
-                return Err(invalid(
-                    "spec.budgetingMethod",
-                    "RatioTimeslices (an average of per-slice ratios) is not supported: use Occurrences or Timeslices".into(),
-                ));
-            }
-            other => {
-                return Err(invalid(
-                    "spec.budgetingMethod",
-                    format!("{}: use Occurrences or Timeslices", quote(other)),
-                ));
-            }
-        };
-        let cells = match p.labels.get("cell") {
-            None => None,
-            Some(LabelValue::One(c)) => Some(vec![c.clone()]),
-            Some(LabelValue::Many(c)) => Some(c.clone()),
-        };
-        out.push((
-            RawSlo {
-                name: p.name.clone(),
-                description: spec.description.clone(),
-                cells,
-                objective,
-                period,
-                timezone,
-                budgeting: Some(budgeting.to_string()),
-                // A bare number means minutes.
-                slice: o.time_slice_window.as_ref().map(|w| {
-                    if w.trim().chars().all(|c| c.is_ascii_digit()) {
-                        format!("{}m", w.trim())
-                    } else {
-                        w.clone()
-                    }
-                }),
-                slice_target: o.time_slice_target,
-                min_events: 0,
-                sli: RawSli::Ratio {
-                    good,
-                    bad,
-                    total,
-                    counter: ratio.counter,
-                },
-            },
-            Origin {
-                path: p.path.clone(),
-                line: p.first,
-                doc: p.doc.clone(),
-            },
+        (None, Some(r)) => match slis.get(r) {
+            Some(s) => Ok((s.clone(), "spec.indicatorRef".to_string())),
+            None => Err(p.invalid(
+                "spec.indicatorRef",
+                format!("no SLI document named {} in the imported files", quote(r)),
+            )),
+        },
+        _ => Err(p.invalid("spec", "needs exactly one of indicator and indicatorRef")),
+    }
+}
+
+/// A ratioMetric's Prometheus queries, as our ratio indicator.
+fn ratio(p: &Parsed, sli: SliSpec, sli_field: &str) -> Result<RawSli, ConfigError> {
+    if sli.threshold_metric.is_some() {
+        return Err(p.invalid(
+            sli_field,
+            "thresholdMetric indicators cannot be imported: use a ratioMetric",
         ));
     }
-    Ok(out)
+    let Some(ratio) = sli.ratio_metric else {
+        return Err(p.invalid(sli_field, "needs a ratioMetric"));
+    };
+    if ratio.raw.is_some() {
+        return Err(p.invalid(
+            sli_field,
+            "ratioMetric.raw (a precomputed ratio) cannot be imported: give good (or bad) and total",
+        ));
+    }
+    let good = query(p, sli_field, "good", &ratio.good)?;
+    let bad = query(p, sli_field, "bad", &ratio.bad)?;
+    let Some(total) = query(p, sli_field, "total", &ratio.total)? else {
+        return Err(p.invalid(&format!("{sli_field}.ratioMetric"), "needs total"));
+    };
+    Ok(RawSli::Ratio {
+        good,
+        bad,
+        total,
+        counter: ratio.counter,
+    })
+}
+
+/// One of a ratio's metric sources: a Prometheus query, trimmed.
+fn query(
+    p: &Parsed,
+    sli_field: &str,
+    which: &str,
+    h: &Option<MetricHolder>,
+) -> Result<Option<String>, ConfigError> {
+    let Some(h) = h else { return Ok(None) };
+    let f = format!("{sli_field}.ratioMetric.{which}.metricSource");
+    if let Some(k) = &h.metric_source.kind
+        && !k.eq_ignore_ascii_case("prometheus")
+    {
+        return Err(p.invalid(
+            &f,
+            format!(
+                "type {}: only Prometheus metric sources can be imported",
+                quote(k)
+            ),
+        ));
+    }
+    match h.metric_source.spec.get("query").and_then(|q| q.as_str()) {
+        Some(q) if !q.trim().is_empty() => Ok(Some(q.trim().to_string())),
+        _ => Err(p.invalid(
+            &format!("{f}.spec"),
+            "needs spec.query, a PromQL expression",
+        )),
+    }
+}
+
+/// The one objective, and its target as a ratio.
+fn objective<'a>(p: &Parsed, spec: &'a SloSpec) -> Result<(&'a Objective, f64), ConfigError> {
+    if spec.objectives.len() != 1 {
+        return Err(p.invalid(
+            "spec.objectives",
+            format!(
+                "has {} objectives; cellwatch takes one per SLO: split it into one SLO per objective",
+                spec.objectives.len()
+            ),
+        ));
+    }
+    let o = &spec.objectives[0];
+    if o.op.is_some() || o.value.is_some() {
+        return Err(p.invalid(
+            "spec.objectives[0]",
+            "op and value belong to thresholdMetric indicators, which cannot be imported",
+        ));
+    }
+    match (o.target, o.target_percent) {
+        (Some(t), None) => Ok((o, t)),
+        (None, Some(pc)) => Ok((o, pc / 100.0)),
+        _ => Err(p.invalid(
+            "spec.objectives[0]",
+            "needs exactly one of target and targetPercent",
+        )),
+    }
+}
+
+/// The one time window, as our period and time zone: rolling (weeks become days) or one
+/// calendar month.
+fn window(p: &Parsed, spec: &SloSpec) -> Result<(String, Option<String>), ConfigError> {
+    if spec.time_window.len() != 1 {
+        return Err(p.invalid("spec.timeWindow", "needs exactly one time window"));
+    }
+    let w = &spec.time_window[0];
+    let field = "spec.timeWindow[0].duration";
+    if !w.is_rolling {
+        if w.duration == "1M" {
+            let tz = w.calendar.as_ref().and_then(|c| c.time_zone.clone());
+            return Ok(("calendar-month".to_string(), tz));
+        }
+        return Err(p.invalid(
+            field,
+            format!(
+                "{}: a calendar window must be one month (1M); rolling windows take any duration",
+                quote(&w.duration)
+            ),
+        ));
+    }
+    match w.duration.trim().strip_suffix('w').map(str::parse::<u64>) {
+        Some(Ok(weeks)) => match weeks.checked_mul(7) {
+            Some(days) => Ok((format!("{days}d"), None)),
+            None => Err(p.invalid(field, format!("{} is too long", quote(&w.duration)))),
+        },
+        _ if w.duration.ends_with(['M', 'Q', 'Y']) => Err(p.invalid(
+            field,
+            format!(
+                "{}: a rolling window of months, quarters or years has no fixed length: give it in days (30d), \
+                 or use a calendar window of 1M",
+                quote(&w.duration)
+            ),
+        )),
+        _ => Ok((w.duration.clone(), None)),
+    }
+}
+
+fn budgeting(p: &Parsed, spec: &SloSpec) -> Result<&'static str, ConfigError> {
+    match spec.budgeting_method.as_str() {
+        "Occurrences" => Ok("occurrences"),
+        "Timeslices" => Ok("timeslices"),
+        "RatioTimeslices" => Err(p.invalid(
+            "spec.budgetingMethod",
+            "RatioTimeslices (an average of per-slice ratios) is not supported: use Occurrences or Timeslices",
+        )),
+        other => Err(p.invalid(
+            "spec.budgetingMethod",
+            format!("{}: use Occurrences or Timeslices", quote(other)),
+        )),
+    }
 }
 
 #[cfg(test)]

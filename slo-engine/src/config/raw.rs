@@ -361,14 +361,15 @@ impl Default for RawSource {
 pub struct BasicAuth {
     /// The user.
     pub username: String,
-    /// A file holding the password (a trailing newline is ignored).
+    /// A file holding the password (white space at both ends is ignored: see
+    /// [`crate::util::secret`]).
     pub password_file: PathBuf,
 }
 
 impl BasicAuth {
     /// The password, read now.
     pub fn password(&self) -> Result<String, String> {
-        read_secret_file(&self.password_file).map(|p| p.trim_end_matches(['\n', '\r']).to_string())
+        read_secret_file(&self.password_file)
     }
 }
 

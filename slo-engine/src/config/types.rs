@@ -118,7 +118,7 @@ pub struct Alerting {
     /// Dashboard URL template.
     pub dashboard_url: Option<String>,
     /// Receivers by name.
-    pub receivers: BTreeMap<String, RawReceiver>,
+    pub receivers: BTreeMap<String, Receiver>,
     /// Routes.
     pub routes: Vec<crate::config::Route>,
     /// Where the API's bearer token is.
@@ -144,10 +144,12 @@ pub struct ReportSchedule {
     pub receiver: String,
 }
 
-/// Where a secret is read from (at each use, so it can be rotated).
+/// Where a secret is read from (at each use, so it can be rotated): the API token, an SMTP
+/// password, a PagerDuty routing key. Either way, [`crate::util::secret`]'s one rule applies
+/// (white space at both ends removed).
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenSource {
-    /// A file (trailing whitespace trimmed).
+    /// A file.
     File(PathBuf),
     /// An environment variable.
     Env(String),
@@ -156,12 +158,20 @@ pub enum TokenSource {
 impl TokenSource {
     /// The secret, if it can be read and is not empty.
     pub fn read(&self) -> Option<String> {
-        let v = match self {
-            TokenSource::File(p) => read_secret_file(p).ok()?,
-            TokenSource::Env(v) => std::env::var(v).ok()?,
-        };
-        let v = v.trim_end().to_string();
-        (!v.is_empty()).then_some(v)
+        self.fetch("", "").ok().filter(|v| !v.is_empty())
+    }
+
+    /// The secret (perhaps empty), or why not: `"{file} {path}: {error}"` or
+    /// `"{variable} {name} is not set"`.
+    pub fn fetch(&self, file: &str, variable: &str) -> Result<String, String> {
+        match self {
+            TokenSource::File(p) => {
+                crate::util::secret::read_file(p).map_err(|e| format!("{file} {e}"))
+            }
+            TokenSource::Env(v) => {
+                crate::util::secret::read_env(v).ok_or_else(|| format!("{variable} {v} is not set"))
+            }
+        }
     }
 }
 

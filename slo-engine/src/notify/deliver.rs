@@ -1,25 +1,8 @@
 use crate::alerting::Notification;
-use crate::config::Alerting;
+use crate::config::{Alerting, Integration, SlackUrl};
 use crate::ledger::OutboxRow;
 
 use super::*;
-
-pub(super) fn read_secret(
-    file: &Option<std::path::PathBuf>,
-    env: &Option<String>,
-    what: &str,
-) -> Result<String, String> {
-    let v = match (file, env) {
-        (Some(f), _) => {
-            crate::config::read_secret_file(f).map_err(|e| format!("{what} file {e}"))?
-        }
-        (None, Some(v)) => {
-            std::env::var(v).map_err(|_| format!("{what} variable {v} is not set"))?
-        }
-        (None, None) => return Err(format!("no {what}")),
-    };
-    Ok(v.trim().to_string())
-}
 
 /// Delivers one outbox row. `Err` says why (it is retried later).
 pub async fn deliver(
@@ -35,8 +18,7 @@ pub async fn deliver(
         let mail: ReportMail =
             serde_json::from_str(&row.payload).map_err(|e| format!("undecodable report: {e}"))?;
         let e = r
-            .email
-            .as_ref()
+            .email()
             .ok_or_else(|| format!("receiver {:?} has no email any more", row.receiver))?;
         return send_report(e, &mail, &row.key).await;
     }
@@ -48,30 +30,26 @@ pub async fn deliver(
             row.receiver, row.integration
         )
     };
-    match row.integration.as_str() {
-        "email" => send_mail(r.email.as_ref().ok_or_else(gone)?, alerting, &n).await,
-        "webhook" => {
-            let w = r.webhook.as_ref().ok_or_else(gone)?;
-            post_json(client, &w.url, &webhook_payload(alerting, &n)).await
-        }
-        "pagerduty" => {
-            let p = r.pagerduty.as_ref().ok_or_else(gone)?;
-            let key = read_secret(&p.routing_key_file, &p.routing_key_env, "routing key")?;
+    match r.integration(&row.integration).ok_or_else(gone)? {
+        Integration::Email(e) => send_mail(e, alerting, &n).await,
+        Integration::Webhook(w) => post_json(client, &w.url, &webhook_payload(alerting, &n)).await,
+        Integration::PagerDuty(p) => {
+            let key = p
+                .routing_key
+                .fetch("routing key file", "routing key variable")?;
             post_json(client, &p.url, &pagerduty_event(alerting, &n, &key)).await
         }
-        "slack" => {
-            let sl = r.slack.as_ref().ok_or_else(gone)?;
+        Integration::Slack(sl) => {
             let url = match &sl.url {
-                Some(u) => u.clone(),
-                None => read_secret(&sl.url_file, &None, "Slack URL")?,
+                SlackUrl::Inline(u) => u.clone(),
+                SlackUrl::File(f) => {
+                    crate::util::secret::read_file(f).map_err(|e| format!("Slack URL file {e}"))?
+                }
             };
             post_json(client, &url, &slack_message(alerting, &n)).await
         }
-        "alertmanager" => {
-            let a = r.alertmanager.as_ref().ok_or_else(gone)?;
-            let url = format!("{}/api/v2/alerts", a.url.trim_end_matches('/'));
-            post_json(client, &url, &alertmanager_alerts(alerting, &n)).await
+        Integration::Alertmanager(a) => {
+            post_json(client, &a.alerts_url, &alertmanager_alerts(alerting, &n)).await
         }
-        _ => Err(gone()),
     }
 }

@@ -1,5 +1,5 @@
 use crate::alerting::Notification;
-use crate::config::{Alerting, Email};
+use crate::config::{Alerting, EmailTarget, SmtpTls};
 use std::collections::BTreeMap;
 
 use super::*;
@@ -17,7 +17,11 @@ pub struct ReportMail {
     pub csv: String,
 }
 
-pub(super) async fn send_report(e: &Email, mail: &ReportMail, key: &str) -> Result<(), String> {
+pub(super) async fn send_report(
+    e: &EmailTarget,
+    mail: &ReportMail,
+    key: &str,
+) -> Result<(), String> {
     use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
     let mut m = lettre::Message::builder()
         .from(e.from.parse().map_err(|x| format!("from: {x}"))?)
@@ -42,8 +46,25 @@ pub(super) async fn send_report(e: &Email, mail: &ReportMail, key: &str) -> Resu
 /// The mail's subject and its text and HTML bodies: which cell, which SLOs, budget left, burn
 /// rates, since when, and links.
 pub fn mail_text(alerting: &Alerting, n: &Notification) -> (String, String, String) {
-    let firing: Vec<&crate::alerting::Notified> =
-        n.alerts.iter().filter(|a| a.status == "firing").collect();
+    let subject = subject(n);
+    let mut text = format!("{subject}\n\n");
+    let mut rows = String::new();
+    for a in &n.alerts {
+        text.push_str(&alert_line(a));
+        rows.push_str(&alert_row(a));
+    }
+    let links = links(alerting, n, &mut text);
+    text.push_str(&format!("\nIncident key: {}\n", n.incident));
+    let body = format!(
+        "<html><body><h2>{}</h2><table border=\"1\" cellpadding=\"4\"><tr><th>status</th><th>SLO</th><th>severity</th><th>summary</th><th>burn rates</th><th>since</th></tr>{rows}</table>{links}</body></html>",
+        html(&subject)
+    );
+    (subject, text, body)
+}
+
+/// `[FIRING:n] cell c: slos (severity)` or `[RESOLVED] cell c: slos`.
+fn subject(n: &Notification) -> String {
+    let firing = n.alerts.iter().filter(|a| a.status == "firing").count();
     let what: Vec<String> = n
         .alerts
         .iter()
@@ -65,47 +86,56 @@ pub fn mail_text(alerting: &Alerting, n: &Notification) -> (String, String, Stri
     } else {
         "ticket"
     };
-    let subject = if n.status == "resolved" {
+    if n.status == "resolved" {
         format!("[RESOLVED] cell {}: {}", n.cell, what.join(", "))
     } else {
         format!(
-            "[FIRING:{}] cell {}: {} ({severity})",
-            firing.len(),
+            "[FIRING:{firing}] cell {}: {} ({severity})",
             n.cell,
             what.join(", ")
         )
-    };
-    let mut text = format!("{subject}\n\n");
-    let mut rows = String::new();
-    for a in &n.alerts {
-        let get = |m: &BTreeMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
-        let line = format!(
-            "- {} {} {}: {}\n  budget left: {}; burn rates: {}\n  since {}{}\n",
-            a.status.to_uppercase(),
-            get(&a.labels, "alertname"),
-            get(&a.labels, "severity"),
-            get(&a.annotations, "summary"),
-            a.annotations
-                .get("budget_remaining")
-                .map_or("n/a", String::as_str),
-            a.annotations
-                .get("burn_rates")
-                .map_or("n/a", String::as_str),
-            rfc3339(a.starts_at),
-            a.ends_at
-                .map_or(String::new(), |e| format!(", resolved {}", rfc3339(e))),
-        );
-        text.push_str(&line);
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html(&a.status),
-            html(&get(&a.labels, "slo")),
-            html(&get(&a.labels, "severity")),
-            html(&get(&a.annotations, "summary")),
-            html(a.annotations.get("burn_rates").map_or("", String::as_str)),
-            html(&rfc3339(a.starts_at)),
-        ));
     }
+}
+
+fn get(m: &BTreeMap<String, String>, k: &str) -> String {
+    m.get(k).cloned().unwrap_or_default()
+}
+
+/// One alert in the text body.
+fn alert_line(a: &crate::alerting::Notified) -> String {
+    format!(
+        "- {} {} {}: {}\n  budget left: {}; burn rates: {}\n  since {}{}\n",
+        a.status.to_uppercase(),
+        get(&a.labels, "alertname"),
+        get(&a.labels, "severity"),
+        get(&a.annotations, "summary"),
+        a.annotations
+            .get("budget_remaining")
+            .map_or("n/a", String::as_str),
+        a.annotations
+            .get("burn_rates")
+            .map_or("n/a", String::as_str),
+        rfc3339(a.starts_at),
+        a.ends_at
+            .map_or(String::new(), |e| format!(", resolved {}", rfc3339(e))),
+    )
+}
+
+/// One alert in the HTML table.
+fn alert_row(a: &crate::alerting::Notified) -> String {
+    format!(
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        html(&a.status),
+        html(&get(&a.labels, "slo")),
+        html(&get(&a.labels, "severity")),
+        html(&get(&a.annotations, "summary")),
+        html(a.annotations.get("burn_rates").map_or("", String::as_str)),
+        html(&rfc3339(a.starts_at)),
+    )
+}
+
+/// The dashboard and status-page links: appended to the text, returned as HTML.
+fn links(alerting: &Alerting, n: &Notification, text: &mut String) -> String {
     let mut links = String::new();
     if let Some(d) = &alerting.dashboard_url {
         let url = d.replace("{cell}", &n.cell);
@@ -116,16 +146,11 @@ pub fn mail_text(alerting: &Alerting, n: &Notification) -> (String, String, Stri
         text.push_str(&format!("Status page: {e}/\n"));
         links.push_str(&format!("<p><a href=\"{0}/\">Status page</a></p>", html(e)));
     }
-    text.push_str(&format!("\nIncident key: {}\n", n.incident));
-    let body = format!(
-        "<html><body><h2>{}</h2><table border=\"1\" cellpadding=\"4\"><tr><th>status</th><th>SLO</th><th>severity</th><th>summary</th><th>burn rates</th><th>since</th></tr>{rows}</table>{links}</body></html>",
-        html(&subject)
-    );
-    (subject, text, body)
+    links
 }
 
 pub(super) async fn send_mail(
-    e: &Email,
+    e: &EmailTarget,
     alerting: &Alerting,
     n: &Notification,
 ) -> Result<(), String> {
@@ -151,36 +176,23 @@ pub(super) async fn send_mail(
     smtp_send(e, msg).await
 }
 
-pub(super) async fn smtp_send(e: &Email, msg: lettre::Message) -> Result<(), String> {
+pub(super) async fn smtp_send(e: &EmailTarget, msg: lettre::Message) -> Result<(), String> {
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-    let (host, port) = e
-        .smarthost
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
-        .ok_or_else(|| format!("smarthost {:?} is not host:port", e.smarthost))?;
-    let mut b = match e.tls.as_str() {
-        "implicit" => AsyncSmtpTransport::<Tokio1Executor>::relay(&host),
-        "none" => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            &host,
+    let (host, port) = (&e.host, e.port);
+    let mut b = match e.tls {
+        SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
+        SmtpTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            host,
         )),
-        _ => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host),
+        SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
     }
     .map_err(|x| format!("{host}: {x}"))?
     .port(port)
     .timeout(Some(std::time::Duration::from_secs(10)));
-    if let Some(user) = &e.username {
-        let password = match (&e.password_file, &e.password_env) {
-            (Some(f), _) => crate::config::read_secret_file(f)
-                .map_err(|x| format!("password_file {x}"))?
-                .trim_end()
-                .to_string(),
-            (None, Some(v)) => {
-                std::env::var(v).map_err(|_| format!("password_env {v} is not set"))?
-            }
-            (None, None) => String::new(),
-        };
-        b = b.credentials(Credentials::new(user.clone(), password));
+    if let Some(auth) = &e.auth {
+        let password = auth.password.fetch("password_file", "password_env")?;
+        b = b.credentials(Credentials::new(auth.username.clone(), password));
     }
     b.build()
         .send(msg)

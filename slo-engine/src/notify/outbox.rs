@@ -1,5 +1,5 @@
 use crate::alerting::Notification;
-use crate::config::{Alerting, RawReceiver};
+use crate::config::Alerting;
 use crate::ledger::OutboxRow;
 use sha2::{Digest, Sha256};
 
@@ -13,7 +13,7 @@ pub fn outbox_rows(alerting: &Alerting, notes: &[Notification]) -> Vec<OutboxRow
             continue;
         };
         let payload = serde_json::to_string(n).unwrap_or_default();
-        for integration in integrations(r) {
+        for integration in r.integrations.iter().map(|i| i.kind()) {
             out.push(OutboxRow {
                 key: format!("{}#{integration}", n.key),
                 receiver: n.receiver.clone(),
@@ -25,26 +25,6 @@ pub fn outbox_rows(alerting: &Alerting, notes: &[Notification]) -> Vec<OutboxRow
         }
     }
     out
-}
-
-pub(super) fn integrations(r: &RawReceiver) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    if r.email.is_some() {
-        v.push("email");
-    }
-    if r.webhook.is_some() {
-        v.push("webhook");
-    }
-    if r.pagerduty.is_some() {
-        v.push("pagerduty");
-    }
-    if r.slack.is_some() {
-        v.push("slack");
-    }
-    if r.alertmanager.is_some() {
-        v.push("alertmanager");
-    }
-    v
 }
 
 /// The starts of a schedule in `(after, upto]` (Unix seconds).

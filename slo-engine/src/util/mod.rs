@@ -2,5 +2,6 @@
 
 pub mod promql;
 pub mod redact;
+pub mod secret;
 pub mod text;
 pub mod time;

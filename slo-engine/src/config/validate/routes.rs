@@ -1,0 +1,68 @@
+use super::*;
+use crate::model::Matcher;
+use std::collections::BTreeMap;
+
+/// `alerting.routes`: known receivers, whole-value regular expressions. None: everything goes
+/// to the first receiver.
+pub(super) fn routes(
+    raw: &RawAlerting,
+    receivers: &BTreeMap<String, Receiver>,
+    fail: Fail<'_>,
+) -> Result<Vec<Route>, ConfigError> {
+    let mut routes = Vec::new();
+    for (i, r) in raw.routes.iter().enumerate() {
+        if !receivers.contains_key(&r.receiver) {
+            return Err(fail.at(
+                format!("alerting.routes[{i}].receiver"),
+                format!(
+                    "no receiver named {} (receivers: {})",
+                    quote(&r.receiver),
+                    clip(&receivers.keys().cloned().collect::<Vec<_>>().join(", "))
+                ),
+            ));
+        }
+        let mut match_re = Vec::new();
+        for (k, v) in &r.match_re {
+            let field = format!("alerting.routes[{i}].match_re.{}", clip(k));
+            match_re.push(regex_matcher(k, v, field, fail)?);
+        }
+        routes.push(Route {
+            receiver: r.receiver.clone(),
+            matchers: r.matchers.clone(),
+            match_re,
+            continue_: r.continue_,
+        });
+    }
+    if routes.is_empty()
+        && let Some(first) = raw.receivers.first()
+    {
+        routes.push(Route {
+            receiver: first.name.clone(),
+            matchers: BTreeMap::new(),
+            match_re: Vec::new(),
+            continue_: false,
+        });
+    }
+    Ok(routes)
+}
+
+fn regex_matcher(k: &str, v: &str, field: String, fail: Fail<'_>) -> Result<Matcher, ConfigError> {
+    let m = Matcher {
+        name: k.to_string(),
+        value: v.to_string(),
+        is_regex: true,
+        is_equal: true,
+    };
+    if let Err(e) = regex::Regex::new(&format!("^(?:{v})$")) {
+        return Err(fail.at(
+            field,
+            format!(
+                "{} is not a regular expression: {}",
+                quote(v),
+                regex_error(&e)
+            ),
+        ));
+    }
+    m.validate().map_err(|e| fail.at(field, one_line(&e)))?;
+    Ok(m)
+}
