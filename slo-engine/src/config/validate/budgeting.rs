@@ -84,7 +84,7 @@ fn fits_period(
 ) -> Result<(), ConfigError> {
     let period_len = match period {
         Period::Rolling(d) => *d,
-        Period::CalendarMonth(_) => Duration::from_secs(28 * 86400),
+        Period::CalendarMonth(_) => Duration::from_secs(crate::model::MONTH_SHORTEST),
     };
     if let Budgeting::Timeslices { slice, .. } = budgeting
         && slice.as_secs() * 2 > period_len.as_secs()
@@ -94,7 +94,7 @@ fn fits_period(
             format!("{slice:?} is more than half the period: a period needs many slices"),
         ));
     }
-    let page = crate::model::burn_factor(0.02, 3600, period_len.as_secs()) * (1.0 - s.objective);
+    let page = crate::model::page_factor(period_len.as_secs()) * (1.0 - s.objective);
     if page >= 1.0 {
         return Err(fail.at(
             format!("{f}.objective"),

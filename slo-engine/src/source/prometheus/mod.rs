@@ -2,7 +2,7 @@
 //! counters through the HTTP API (an instant query of a range selector, which Prometheus,
 //! Thanos, Mimir and VictoriaMetrics all answer with the stored samples), groups them into one
 //! reading per node and scrape, and feeds those readings, in time order, through the same
-//! [`Tracker`] as the `scrape` source. Increases are therefore exact, with the same reset,
+//! [`Tracker`](crate::source::scrape::Tracker) as the `scrape` source. Increases are therefore exact, with the same reset,
 //! new-series and gap rules, and both sources fill the same slices.
 
 mod api;
