@@ -1,22 +1,17 @@
 use super::{deliver_forever, hold_lease};
 use crate::alerting::alert_samples;
 use crate::config::{Budgeting, Config, Source};
-use crate::eval::{Report, evaluate_with, retention, samples};
+use crate::eval::{evaluate_with, retention, samples};
 use crate::ledger::{Ledger, LedgerError};
 use crate::model::MINUTE_RETENTION;
 use crate::source::prometheus::PromSource;
 use crate::source::scrape::{Baselines, scrape_once};
 use crate::util::time::{Clock, now_ms};
-use crate::web::{
-    AppState, Limits, SilenceStore, api_alerts, api_cells, api_slos, expire_silence, list_silences,
-    metrics, post_silence, status_page,
-};
+use crate::web::{AppState, Limits};
 use crate::{alerting, notify};
-use axum::Router;
-use axum::routing::get;
 use cellwatch_http::exposition::{Sample, encode};
 use cellwatch_metrics as m;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(super) enum Feeder {
@@ -95,31 +90,12 @@ pub async fn run_web(
             ))),
         ),
     };
-    let state = AppState {
-        last: Arc::new(Mutex::new((Report::default(), String::new()))),
-        alerts: Arc::new(Mutex::new(alerting::State::default())),
-        ledger: ledger.clone(),
-        clock: clock.clone(),
-        token: config.alerting.api_token.clone(),
-        silences: SilenceStore::default(),
-        limits,
-    };
+    let token = config.alerting.api_token.clone();
+    let state = AppState::new(ledger.clone(), clock.clone(), token, limits);
     let routes = alerting::Routes::new(&config.alerting.routes);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, cells = config.cells.len(), slos = config.slos.len(), "listening");
-    let app = Router::new()
-        .route("/", get(status_page))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/slos", get(api_slos))
-        .route("/api/v1/cells", get(api_cells))
-        .route("/api/v1/alerts", get(api_alerts))
-        .route("/api/v1/silences", get(list_silences).post(post_silence))
-        .route(
-            "/api/v1/silences/{id}",
-            axum::routing::delete(expire_silence),
-        )
-        .route("/-/healthy", get(|| async { "Healthy\n" }))
-        .with_state(state.clone());
+    let app = crate::web::router(state.clone());
     // Loaded from the ledger when this engine takes the lead (below).
     let mut alerts = alerting::State::default();
     let wake = Arc::new(tokio::sync::Notify::new());
@@ -249,7 +225,7 @@ pub async fn run_web(
                     let mut all = samples(&r);
                     all.push(took(started));
                     let text = encode(&all);
-                    *state.last.lock().unwrap_or_else(|e| e.into_inner()) = (r, text);
+                    state.publish(r, text);
                 }
                 Ok(r) => {
                     let a = &config.alerting;
@@ -279,8 +255,7 @@ pub async fn run_web(
                                 tracing::info!(cell = %n.cell, receiver = %n.receiver, status = %n.status, reason = %n.reason, alerts = n.alerts.len(), key = %n.key, "notification queued");
                             }
                             alerts = next;
-                            *state.alerts.lock().unwrap_or_else(|e| e.into_inner()) =
-                                alerts.clone();
+                            state.set_alerts(alerts.clone());
                             if !rows.is_empty() {
                                 wake.notify_one();
                             }
@@ -293,7 +268,7 @@ pub async fn run_web(
                     all.extend(alert_samples(&alerts));
                     all.push(duration);
                     let text = encode(&all);
-                    *state.last.lock().unwrap_or_else(|e| e.into_inner()) = (r, text);
+                    state.publish(r, text);
                     // Scheduled reports due since the last tick (a restart or a failover within
                     // two intervals still sends them; their keys make them once only).
                     let since = match ledger.cursor("reports").await {

@@ -11,6 +11,8 @@ use crate::model::Silence;
 use cellwatch_http::html::escape as esc;
 
 use crate::util::time::utc as time;
+use crate::web::AppState;
+use axum::response::{Html, IntoResponse};
 
 pub(crate) fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "no data".into(), |v| format!("{:.2} %", v * 100.0))
@@ -18,6 +20,18 @@ pub(crate) fn pct(v: Option<f64>) -> String {
 
 pub(crate) fn num(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "–".into(), |v| format!("{v:.digits$}"))
+}
+
+/// `GET /`: the page for the last evaluation, the held alerts and silences, now.
+pub(crate) async fn status_page(
+    axum::extract::State(s): axum::extract::State<AppState>,
+) -> impl IntoResponse {
+    let report = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+    let alerts = s.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let silences = s.silences.snapshot();
+    let now = s.clock.now_ms().div_euclid(1000);
+    let silences: Vec<&crate::model::Silence> = silences.iter().map(|c| &c.silence).collect();
+    Html(page(&report, &alerts, &silences, now))
 }
 
 /// The page's head: the title, the viewport, the 15 s refresh and the style sheet.
