@@ -71,25 +71,17 @@ impl Leader {
         let now_ms = self.clock.now_ms();
         self.follow_lease().await;
         // The time the ledger is complete up to: evaluation windows end there.
-        let Some(t) = self
-            .feeder
-            .read(
-                &self.config,
-                &self.ledger,
-                now_ms,
-                self.leading,
-                &mut self.down_cells,
-            )
-            .await
-        else {
-            return;
+        let Some(t) = self.read_source(now_ms).await else {
+            return; // Prometheus failed: nothing new to evaluate
         };
         self.refresh_silences().await;
         let started = Instant::now();
         match evaluate_with(&self.config, &self.ledger, t, self.leading).await {
+            // A standby serves its evaluation, and neither alerts nor sends.
             Ok(r) if !self.leading => self.publish(r, None, || took(started)),
             Ok(r) => {
                 let stepped = self.step_alerts(&r, t);
+                // The evaluation's duration includes stepping the alerts, not saving them.
                 let duration = took(started);
                 self.save_alerts(stepped, t).await;
                 self.publish(r, Some(&self.alerts), || duration);
@@ -121,6 +113,16 @@ impl Leader {
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "reading the alert state failed"),
         }
+    }
+
+    /// Reads the source at `now_ms` (recording when leading) and learns which cells are down.
+    /// Returns the time the ledger is complete up to; None when Prometheus failed.
+    async fn read_source(&mut self, now_ms: i64) -> Option<i64> {
+        let leading = self.leading;
+        let (config, ledger) = (&self.config, &self.ledger);
+        self.feeder
+            .read(config, ledger, now_ms, leading, &mut self.down_cells)
+            .await
     }
 
     /// Takes the silences made or expired through another engine's API (each compiled once).
