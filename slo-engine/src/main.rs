@@ -1,6 +1,6 @@
 //! The `cellwatch-slo` binary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -18,48 +18,7 @@ struct Cli {
 enum Command {
     /// Run the engine: scrape the cells' exporters, record slices in the ledger, evaluate every
     /// SLO, and serve /metrics and the JSON API under /api/v1/.
-    Run {
-        /// The configuration file (YAML).
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
-        /// The ledger: sqlite://FILE (created on first start) or postgres://USER@HOST/DB. A URL
-        /// with a password is better given in CELLWATCH_SLO_DATABASE_URL than on the command line.
-        #[arg(long = "database-url", value_name = "URL", env = "CELLWATCH_SLO_DATABASE_URL", hide_env_values = true, default_value = cellwatch_slo::ledger::DEFAULT_URL)]
-        database_url: String,
-        /// Address to listen on: HOST:PORT, or :PORT for every interface.
-        #[arg(
-            long = "web.listen-address",
-            value_name = "ADDR",
-            default_value = ":9820"
-        )]
-        listen_address: String,
-        /// Log level (error, warn, info, debug, trace).
-        #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
-        log_level: String,
-        /// TLS and basic authentication, in prometheus/exporter-toolkit's web configuration
-        /// format (tls_server_config, http_server_config, basic_auth_users). Silence writes
-        /// keep their bearer token.
-        #[arg(long = "web.config.file", value_name = "FILE")]
-        web_config_file: Option<PathBuf>,
-        /// Longest wait for a request's headers, from the connection's start (a TLS handshake
-        /// gets as long again) or from the end of the previous response: so also how long an
-        /// idle connection stays open.
-        #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = web_duration)]
-        read_header_timeout: std::time::Duration,
-        /// Longest a request's body may take to arrive, from the end of its headers.
-        #[arg(long = "web.read-timeout", value_name = "DURATION", default_value = "30s", value_parser = web_duration)]
-        read_timeout: std::time::Duration,
-        /// Most connections served at once; more wait (in the kernel's accept queue) until one
-        /// closes.
-        #[arg(long = "web.max-connections", value_name = "N", default_value = "512", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
-        max_connections: u32,
-        /// For tests: a file of seconds added to the clock, read at every tick.
-        #[arg(long = "testing.clock-offset-file", value_name = "FILE", hide = true)]
-        clock_offset_file: Option<PathBuf>,
-        /// Most silences active or pending at once; a POST beyond it is refused (400).
-        #[arg(long = "silences.max-active", value_name = "N", default_value_t = cellwatch_slo::web::DEFAULT_MAX_SILENCES)]
-        max_silences: usize,
-    },
+    Run(RunArgs),
     /// Print Prometheus recording and alerting rules for the configured SLOs (Sloth-compatible
     /// names, a `cell` label, multiwindow multi-burn-rate alerts).
     Rules {
@@ -78,46 +37,7 @@ enum Command {
     /// their real metering proxies, and the engine (SQLite ledger, SLO periods compressed to 1h,
     /// status page). About a minute in, a Mac slows down, then an energy regression follows; a
     /// page is printed (and written to pages.log, and mailed with --smtp), and it resolves later.
-    Demo {
-        /// The engine's port (status page, /metrics, API). The five exporters take PORT+1 to
-        /// PORT+5, their metering proxies PORT+11 to PORT+15, the simulated servers PORT+20.
-        #[arg(long, value_name = "PORT", default_value_t = 9820)]
-        port: u16,
-        /// Stop after this long (e.g. 10m); without it, run until Ctrl-C.
-        #[arg(long, value_name = "DURATION", value_parser = cellwatch_slo::config::duration)]
-        duration: Option<std::time::Duration>,
-        /// When the simulated incident starts.
-        #[arg(long = "incident-at", value_name = "DURATION", default_value = "60s", value_parser = cellwatch_slo::config::duration)]
-        incident_at: std::time::Duration,
-        /// How long the simulated incident lasts (at least 30s: the energy regression starts
-        /// 30 s in).
-        #[arg(long = "incident-for", value_name = "DURATION", default_value = "150s", value_parser = cellwatch_slo::config::duration)]
-        incident_for: std::time::Duration,
-        /// Also mail pages to this SMTP server (HOST:PORT, plain SMTP).
-        #[arg(long, value_name = "HOST:PORT")]
-        smtp: Option<String>,
-        /// Where mailed pages go.
-        #[arg(
-            long = "mail-to",
-            value_name = "ADDRESS",
-            default_value = "oncall@example.com"
-        )]
-        mail_to: String,
-        /// Working directory (ledger, configuration, logs, pages.log, prometheus.yml); default:
-        /// a new one under the temporary directory.
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-        /// The cellwatch-exporter binary; default: beside this one, else on PATH.
-        #[arg(long, value_name = "FILE")]
-        exporter: Option<PathBuf>,
-        /// The stand-in macOS commands (powermetrics, vm_stat, netstat...); default:
-        /// exporter/testdata/standins of the checkout this binary was built from.
-        #[arg(long, value_name = "DIR")]
-        standins: Option<PathBuf>,
-        /// Log level of the engine (error, warn, info, debug, trace).
-        #[arg(long = "log.level", value_name = "LEVEL", default_value = "warn")]
-        log_level: String,
-    },
+    Demo(DemoArgs),
     /// Write the Grafana dashboards (cell-overview, node-detail, fleet, slo) and their
     /// provisioning files into a directory.
     Dashboards {
@@ -128,23 +48,7 @@ enum Command {
     /// Print a budget report for a range from the ledger: per cell and SLO the good and total
     /// events (or slices), the SLI and the share of the range's error budget used, with the
     /// cell's tokens/kWh and kWh per 1,000 requests. The range is widened to whole hours.
-    Report {
-        /// The configuration file (YAML).
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
-        /// The ledger: sqlite://FILE or postgres://USER@HOST/DB.
-        #[arg(long = "database-url", value_name = "URL", default_value = cellwatch_slo::ledger::DEFAULT_URL)]
-        database_url: String,
-        /// Start: an RFC 3339 time (2026-11-01T00:00:00Z) or a duration before now (7d).
-        #[arg(long, value_name = "TIME", default_value = "7d")]
-        from: String,
-        /// End: an RFC 3339 time, a duration before now, or `now`.
-        #[arg(long, value_name = "TIME", default_value = "now")]
-        to: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
-    },
+    Report(ReportArgs),
     /// Validate a configuration file; errors name the file, line and field. Exits 1 when the
     /// file is not usable.
     Check {
@@ -152,6 +56,114 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+}
+
+// The flags of `run` (its help text is the doc comment of `Command::Run`).
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The configuration file (YAML).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The ledger: sqlite://FILE (created on first start) or postgres://USER@HOST/DB. A URL
+    /// with a password is better given in CELLWATCH_SLO_DATABASE_URL than on the command line.
+    #[arg(long = "database-url", value_name = "URL", env = "CELLWATCH_SLO_DATABASE_URL", hide_env_values = true, default_value = cellwatch_slo::ledger::DEFAULT_URL)]
+    database_url: String,
+    /// Address to listen on: HOST:PORT, or :PORT for every interface.
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = ":9820"
+    )]
+    listen_address: String,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
+    log_level: String,
+    /// TLS and basic authentication, in prometheus/exporter-toolkit's web configuration
+    /// format (tls_server_config, http_server_config, basic_auth_users). Silence writes
+    /// keep their bearer token.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
+    /// Longest wait for a request's headers, from the connection's start (a TLS handshake
+    /// gets as long again) or from the end of the previous response: so also how long an
+    /// idle connection stays open.
+    #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = web_duration)]
+    read_header_timeout: std::time::Duration,
+    /// Longest a request's body may take to arrive, from the end of its headers.
+    #[arg(long = "web.read-timeout", value_name = "DURATION", default_value = "30s", value_parser = web_duration)]
+    read_timeout: std::time::Duration,
+    /// Most connections served at once; more wait (in the kernel's accept queue) until one
+    /// closes.
+    #[arg(long = "web.max-connections", value_name = "N", default_value = "512", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    max_connections: u32,
+    /// For tests: a file of seconds added to the clock, read at every tick.
+    #[arg(long = "testing.clock-offset-file", value_name = "FILE", hide = true)]
+    clock_offset_file: Option<PathBuf>,
+    /// Most silences active or pending at once; a POST beyond it is refused (400).
+    #[arg(long = "silences.max-active", value_name = "N", default_value_t = cellwatch_slo::web::DEFAULT_MAX_SILENCES)]
+    max_silences: usize,
+}
+
+// The flags of `demo`.
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// The engine's port (status page, /metrics, API). The five exporters take PORT+1 to
+    /// PORT+5, their metering proxies PORT+11 to PORT+15, the simulated servers PORT+20.
+    #[arg(long, value_name = "PORT", default_value_t = 9820)]
+    port: u16,
+    /// Stop after this long (e.g. 10m); without it, run until Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = cellwatch_slo::config::duration)]
+    duration: Option<std::time::Duration>,
+    /// When the simulated incident starts.
+    #[arg(long = "incident-at", value_name = "DURATION", default_value = "60s", value_parser = cellwatch_slo::config::duration)]
+    incident_at: std::time::Duration,
+    /// How long the simulated incident lasts (at least 30s: the energy regression starts
+    /// 30 s in).
+    #[arg(long = "incident-for", value_name = "DURATION", default_value = "150s", value_parser = cellwatch_slo::config::duration)]
+    incident_for: std::time::Duration,
+    /// Also mail pages to this SMTP server (HOST:PORT, plain SMTP).
+    #[arg(long, value_name = "HOST:PORT")]
+    smtp: Option<String>,
+    /// Where mailed pages go.
+    #[arg(
+        long = "mail-to",
+        value_name = "ADDRESS",
+        default_value = "oncall@example.com"
+    )]
+    mail_to: String,
+    /// Working directory (ledger, configuration, logs, pages.log, prometheus.yml); default:
+    /// a new one under the temporary directory.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The cellwatch-exporter binary; default: beside this one, else on PATH.
+    #[arg(long, value_name = "FILE")]
+    exporter: Option<PathBuf>,
+    /// The stand-in macOS commands (powermetrics, vm_stat, netstat...); default:
+    /// exporter/testdata/standins of the checkout this binary was built from.
+    #[arg(long, value_name = "DIR")]
+    standins: Option<PathBuf>,
+    /// Log level of the engine (error, warn, info, debug, trace).
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "warn")]
+    log_level: String,
+}
+
+// The flags of `report`.
+#[derive(Debug, clap::Args)]
+struct ReportArgs {
+    /// The configuration file (YAML).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The ledger: sqlite://FILE or postgres://USER@HOST/DB.
+    #[arg(long = "database-url", value_name = "URL", default_value = cellwatch_slo::ledger::DEFAULT_URL)]
+    database_url: String,
+    /// Start: an RFC 3339 time (2026-11-01T00:00:00Z) or a duration before now (7d).
+    #[arg(long, value_name = "TIME", default_value = "7d")]
+    from: String,
+    /// End: an RFC 3339 time, a duration before now, or `now`.
+    #[arg(long, value_name = "TIME", default_value = "now")]
+    to: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
 }
 
 /// A report's format.
@@ -163,6 +175,268 @@ enum Format {
     Json,
     /// CSV.
     Csv,
+}
+
+fn main() -> ExitCode {
+    cellwatch_http::tls::install_default();
+    match Cli::parse().command {
+        Command::Run(a) => run(a),
+        Command::Report(a) => report(a),
+        Command::Demo(a) => demo(a),
+        Command::Dashboards { out } => dashboards(&out),
+        Command::Rules { config } => {
+            print_generated(&config, cellwatch_slo::generate::prometheus::rules)
+        }
+        Command::Targets { config } => {
+            print_generated(&config, cellwatch_slo::generate::prometheus::targets)
+        }
+        Command::Check { config } => check(&config),
+    }
+}
+
+/// `run`: the logs, the configuration and the web configuration, then the engine until it
+/// stops.
+fn run(a: RunArgs) -> ExitCode {
+    let limits = cellwatch_http::web::Limits {
+        read_header_timeout: a.read_header_timeout,
+        read_timeout: a.read_timeout,
+        max_connections: a.max_connections as usize,
+    };
+    if let Err(code) = init_logs(&a.log_level) {
+        return code;
+    }
+    let cfg = match load_config(&a.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let web = match a
+        .web_config_file
+        .as_deref()
+        .map(cellwatch_http::web::load)
+        .transpose()
+    {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("cellwatch-slo: --web.config.file: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    cellwatch_http::web::warn_if_few_files(limits.max_connections as u64 + 64);
+    let listen = match a.listen_address.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => a.listen_address.clone(),
+    };
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let limits = cellwatch_slo::web::Limits {
+        max_silences: a.max_silences,
+        web: limits,
+    };
+    let clock = cellwatch_slo::runtime::Clock {
+        offset_file: a.clock_offset_file,
+    };
+    runtime.block_on(serve(cfg, &a.database_url, &listen, clock, web, limits))
+}
+
+/// Opens the ledger and runs the engine on `listen` until it stops.
+async fn serve(
+    cfg: cellwatch_slo::config::Config,
+    database_url: &str,
+    listen: &str,
+    clock: cellwatch_slo::runtime::Clock,
+    web: Option<cellwatch_http::web::WebConfig>,
+    limits: cellwatch_slo::web::Limits,
+) -> ExitCode {
+    let ledger = match cellwatch_slo::ledger::Ledger::open(database_url).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the ledger");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cellwatch_slo::runtime::run_web(cfg, ledger, listen, clock, web, limits).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(address = %listen, error = %e, "the engine stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `report`: the configuration and the range (a bad range exits 2), then the report printed
+/// in its format.
+fn report(a: ReportArgs) -> ExitCode {
+    let cfg = match load_config(&a.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (from, to) = match range(&a.from, &a.to) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cellwatch-slo: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(print_report(&cfg, &a.database_url, from, to, a.format))
+}
+
+/// `--from` and `--to` as Unix seconds, the first before the second; else exit 2.
+fn range(from: &str, to: &str) -> Result<(i64, i64), ExitCode> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match (when("from", from, now), when("to", to, now)) {
+        (Ok(f), Ok(t)) if f < t => Ok((f, t)),
+        (Ok(_), Ok(_)) => {
+            eprintln!("cellwatch-slo: --from must be before --to");
+            Err(ExitCode::from(2))
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("cellwatch-slo: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// Builds the report of `from..to` from the ledger at `url` and prints it.
+async fn print_report(
+    cfg: &cellwatch_slo::config::Config,
+    url: &str,
+    from: i64,
+    to: i64,
+    format: Format,
+) -> ExitCode {
+    let ledger = match cellwatch_slo::ledger::Ledger::open(url).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cellwatch-slo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cellwatch_slo::report::build(cfg, &ledger, from, to).await {
+        Ok(r) => {
+            print!(
+                "{}",
+                match format {
+                    Format::Table => cellwatch_slo::report::table(&r),
+                    Format::Json => cellwatch_slo::report::json(&r),
+                    Format::Csv => cellwatch_slo::report::csv(&r),
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cellwatch-slo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `demo`: its flags checked (exit 2), then the demo until it ends.
+fn demo(a: DemoArgs) -> ExitCode {
+    if a.incident_for < std::time::Duration::from_secs(30) {
+        eprintln!("cellwatch-slo: --incident-for must be at least 30s");
+        return ExitCode::from(2);
+    }
+    if a.port > u16::MAX - 20 {
+        eprintln!(
+            "cellwatch-slo: --port {}: the demo needs PORT to PORT+20",
+            a.port
+        );
+        return ExitCode::from(2);
+    }
+    if let Err(code) = init_logs(&a.log_level) {
+        return code;
+    }
+    let opts = cellwatch_slo::demo::Options {
+        dir: a.dir,
+        port: a.port,
+        duration: a.duration,
+        incident_at: a.incident_at,
+        incident_for: a.incident_for,
+        smtp: a.smtp,
+        mail_to: a.mail_to,
+        exporter: a.exporter,
+        standins: a.standins.unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../exporter/testdata/standins"
+            ))
+        }),
+    };
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match runtime.block_on(cellwatch_slo::demo::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cellwatch-slo demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `dashboards`: writes them into `out` and says how many files.
+fn dashboards(out: &Path) -> ExitCode {
+    match write_dashboards(out) {
+        Ok(n) => {
+            println!("{}: {n} files written", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cellwatch-slo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `rules` and `targets`: prints what `generate` makes of the configuration at `path`.
+fn print_generated(
+    path: &Path,
+    generate: fn(&cellwatch_slo::config::Config) -> String,
+) -> ExitCode {
+    match load_config(path) {
+        Ok(c) => {
+            print!("{}", generate(&c));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// `check`: the configuration at `path`, counted.
+fn check(path: &Path) -> ExitCode {
+    let c = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let nodes: usize = c.cells.iter().map(|c| c.nodes.len()).sum();
+    println!(
+        "{}: ok: {} cells, {} nodes, {} SLOs",
+        path.display(),
+        c.cells.len(),
+        nodes,
+        c.slos.len()
+    );
+    ExitCode::SUCCESS
+}
+
+/// The configuration at `path`; an unusable one is told on stderr and exits 1.
+fn load_config(path: &Path) -> Result<cellwatch_slo::config::Config, ExitCode> {
+    cellwatch_slo::config::load(path).map_err(|e| {
+        eprintln!("cellwatch-slo: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 /// An RFC 3339 time, a duration before `now` (at most 10 years), or `now`.
@@ -185,82 +459,6 @@ fn when(what: &str, v: &str, now: i64) -> Result<i64, String> {
             "--{what} {}: give an RFC 3339 time (2026-11-01T00:00:00Z), a duration before now (7d) or now",
             quote(v)
         )),
-    }
-}
-
-fn report(config: &std::path::Path, url: &str, from: &str, to: &str, format: Format) -> ExitCode {
-    let cfg = match cellwatch_slo::config::load(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cellwatch-slo: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (from, to) = match (when("from", from, now), when("to", to, now)) {
-        (Ok(f), Ok(t)) if f < t => (f, t),
-        (Ok(_), Ok(_)) => {
-            eprintln!("cellwatch-slo: --from must be before --to");
-            return ExitCode::from(2);
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("cellwatch-slo: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cellwatch-slo: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let ledger = match cellwatch_slo::ledger::Ledger::open(url).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("cellwatch-slo: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match cellwatch_slo::report::build(&cfg, &ledger, from, to).await {
-            Ok(r) => {
-                print!(
-                    "{}",
-                    match format {
-                        Format::Table => cellwatch_slo::report::table(&r),
-                        Format::Json => cellwatch_slo::report::json(&r),
-                        Format::Csv => cellwatch_slo::report::csv(&r),
-                    }
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("cellwatch-slo: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
-}
-
-fn print_generated(
-    path: &std::path::Path,
-    generate: fn(&cellwatch_slo::config::Config) -> String,
-) -> ExitCode {
-    match cellwatch_slo::config::load(path) {
-        Ok(c) => {
-            print!("{}", generate(&c));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("cellwatch-slo: {e}");
-            ExitCode::FAILURE
-        }
     }
 }
 
@@ -315,180 +513,4 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("cellwatch-slo: cannot start the async runtime: {e}");
             ExitCode::FAILURE
         })
-}
-
-fn main() -> ExitCode {
-    cellwatch_http::tls::install_default();
-    match Cli::parse().command {
-        Command::Run {
-            config,
-            database_url,
-            listen_address,
-            log_level,
-            web_config_file,
-            read_header_timeout,
-            read_timeout,
-            max_connections,
-            clock_offset_file,
-            max_silences,
-        } => {
-            let limits = cellwatch_http::web::Limits {
-                read_header_timeout,
-                read_timeout,
-                max_connections: max_connections as usize,
-            };
-            if let Err(code) = init_logs(&log_level) {
-                return code;
-            }
-            let cfg = match cellwatch_slo::config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("cellwatch-slo: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let web = match web_config_file
-                .as_deref()
-                .map(cellwatch_http::web::load)
-                .transpose()
-            {
-                Ok(w) => w,
-                Err(e) => {
-                    eprintln!("cellwatch-slo: --web.config.file: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            cellwatch_http::web::warn_if_few_files(limits.max_connections as u64 + 64);
-            let listen = match listen_address.strip_prefix(':') {
-                Some(port) => format!("0.0.0.0:{port}"),
-                None => listen_address,
-            };
-            let runtime = match runtime() {
-                Ok(r) => r,
-                Err(code) => return code,
-            };
-            runtime.block_on(async move {
-                let ledger = match cellwatch_slo::ledger::Ledger::open(&database_url).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot open the ledger");
-                        return ExitCode::FAILURE;
-                    }
-                };
-                let clock = cellwatch_slo::runtime::Clock {
-                    offset_file: clock_offset_file,
-                };
-                match cellwatch_slo::runtime::run_web(
-                    cfg,
-                    ledger,
-                    &listen,
-                    clock,
-                    web,
-                    cellwatch_slo::web::Limits {
-                        max_silences,
-                        web: limits,
-                    },
-                )
-                .await
-                {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        tracing::error!(address = %listen, error = %e, "the engine stopped");
-                        ExitCode::FAILURE
-                    }
-                }
-            })
-        }
-        Command::Report {
-            config,
-            database_url,
-            from,
-            to,
-            format,
-        } => report(&config, &database_url, &from, &to, format),
-        Command::Demo {
-            port,
-            duration,
-            incident_at,
-            incident_for,
-            smtp,
-            mail_to,
-            dir,
-            exporter,
-            standins,
-            log_level,
-        } => {
-            if incident_for < std::time::Duration::from_secs(30) {
-                eprintln!("cellwatch-slo: --incident-for must be at least 30s");
-                return ExitCode::from(2);
-            }
-            if port > u16::MAX - 20 {
-                eprintln!("cellwatch-slo: --port {port}: the demo needs PORT to PORT+20");
-                return ExitCode::from(2);
-            }
-            if let Err(code) = init_logs(&log_level) {
-                return code;
-            }
-            let opts = cellwatch_slo::demo::Options {
-                dir,
-                port,
-                duration,
-                incident_at,
-                incident_for,
-                smtp,
-                mail_to,
-                exporter,
-                standins: standins.unwrap_or_else(|| {
-                    PathBuf::from(concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/../exporter/testdata/standins"
-                    ))
-                }),
-            };
-            let runtime = match runtime() {
-                Ok(r) => r,
-                Err(code) => return code,
-            };
-            match runtime.block_on(cellwatch_slo::demo::run(opts)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("cellwatch-slo demo: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Dashboards { out } => match write_dashboards(&out) {
-            Ok(n) => {
-                println!("{}: {n} files written", out.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("cellwatch-slo: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Rules { config } => {
-            print_generated(&config, cellwatch_slo::generate::prometheus::rules)
-        }
-        Command::Targets { config } => {
-            print_generated(&config, cellwatch_slo::generate::prometheus::targets)
-        }
-        Command::Check { config } => match cellwatch_slo::config::load(&config) {
-            Ok(c) => {
-                let nodes: usize = c.cells.iter().map(|c| c.nodes.len()).sum();
-                println!(
-                    "{}: ok: {} cells, {} nodes, {} SLOs",
-                    config.display(),
-                    c.cells.len(),
-                    nodes,
-                    c.slos.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("cellwatch-slo: {e}");
-                ExitCode::FAILURE
-            }
-        },
-    }
 }

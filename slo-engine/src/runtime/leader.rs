@@ -1,371 +1,202 @@
-use super::{deliver_forever, hold_lease};
-use crate::alerting::alert_samples;
-use crate::config::{Budgeting, Config, Source};
-use crate::eval::{Report, evaluate_with, retention, samples};
-use crate::ledger::{Ledger, LedgerError};
-use crate::model::MINUTE_RETENTION;
-use crate::source::prometheus::PromSource;
-use crate::source::scrape::{Baselines, scrape_once};
-use crate::util::time::{Clock, now_ms};
-use crate::web::{
-    AppState, Limits, SilenceStore, api_alerts, api_cells, api_slos, expire_silence, list_silences,
-    metrics, post_silence, status_page,
-};
-use crate::{alerting, notify};
-use axum::Router;
-use axum::routing::get;
+//! The engine's tick, every interval (and at once when this engine takes the lead): read the
+//! source, evaluate, step the alerts, publish, and, when leading, send the scheduled reports
+//! and prune the ledger.
+
+use super::feeder::Feeder;
+use super::{prune, reports};
+use crate::alerting::{self, alert_samples};
+use crate::config::Config;
+use crate::eval::{Report, evaluate_with, samples};
+use crate::ledger::Ledger;
+use crate::model::{CompiledSilence, Labels};
+use crate::notify;
+use crate::util::time::Clock;
+use crate::web::AppState;
 use cellwatch_http::exposition::{Sample, encode};
 use cellwatch_metrics as m;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
-pub(super) enum Feeder {
-    Scrape {
-        client: reqwest::Client,
-        baselines: Baselines,
-        max_gap: i64,
-        last_problems: String,
-    },
-    Prometheus(Box<PromSource>),
+/// What the tick reads and writes, and what it carries from one tick to the next.
+pub(super) struct Leader {
+    pub(super) config: Config,
+    pub(super) ledger: Ledger,
+    pub(super) clock: Clock,
+    /// What the web serves: the last evaluation, the alerts, the silences.
+    pub(super) web: AppState,
+    pub(super) routes: alerting::Routes,
+    /// This engine's name in the leader lease.
+    pub(super) me: String,
+    /// Set by the lease holder.
+    pub(super) is_leader: Arc<AtomicBool>,
+    /// Wakes the delivery loop.
+    pub(super) wake: Arc<Notify>,
+    pub(super) interval: Duration,
+    /// The longest period (seconds).
+    pub(super) retention: i64,
+    pub(super) feeder: Feeder,
+    /// Whether this engine led at the last tick.
+    pub(super) leading: bool,
+    /// Loaded from the ledger when this engine takes the lead.
+    pub(super) alerts: alerting::State,
+    /// The cells none of whose nodes answered, as the source last said.
+    pub(super) down_cells: BTreeSet<String>,
 }
 
-/// Runs the engine until the process ends.
-pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Result<()> {
-    run_with(config, ledger, listen, Clock::default()).await
+/// The alert state after one evaluation, and the notifications it calls for: saved together.
+struct Stepped {
+    next: alerting::State,
+    notes: Vec<alerting::Notification>,
 }
 
-/// Runs the engine with a given clock.
-pub async fn run_with(
-    config: Config,
-    ledger: Ledger,
-    listen: &str,
-    clock: Clock,
-) -> std::io::Result<()> {
-    run_web(config, ledger, listen, clock, None, Limits::default()).await
-}
-
-/// As [`run_with`], serving over TLS and behind basic authentication when `web` says so
-/// (`--web.config.file`); silence writes keep authenticating with the API's bearer token.
-pub async fn run_web(
-    config: Config,
-    ledger: Ledger,
-    listen: &str,
-    clock: Clock,
-    web: Option<cellwatch_http::web::WebConfig>,
-    limits: Limits,
-) -> std::io::Result<()> {
-    let retention = retention(&config);
-    let (interval, mut feeder) = match &config.source {
-        Source::Scrape {
-            interval, ca_pem, ..
-        } => (
-            *interval,
-            Feeder::Scrape {
-                client: {
-                    let mut b = cellwatch_http::tls::http_client();
-                    if let Some(pem) = ca_pem
-                        && let Ok(tls) = cellwatch_http::tls::client_config(Some(pem))
-                    {
-                        b = b.use_preconfigured_tls(tls);
-                    }
-                    b.timeout((*interval).min(Duration::from_secs(10)))
-                        .build()
-                        .unwrap_or_default()
-                },
-                baselines: None,
-                max_gap: (interval.as_secs() as i64 * 3).max(30),
-                last_problems: String::new(),
-            },
-        ),
-        Source::Prometheus {
-            url,
-            interval,
-            delay,
-            timeout,
-            headers,
-        } => (
-            *interval,
-            Feeder::Prometheus(Box::new(PromSource::new(
-                url,
-                *interval,
-                *delay,
-                *timeout,
-                headers,
-                Duration::from_secs(retention as u64),
-            ))),
-        ),
-    };
-    let state = AppState {
-        last: Arc::new(Mutex::new((Report::default(), String::new()))),
-        alerts: Arc::new(Mutex::new(alerting::State::default())),
-        ledger: ledger.clone(),
-        clock: clock.clone(),
-        token: config.alerting.api_token.clone(),
-        silences: SilenceStore::default(),
-        limits,
-    };
-    let routes = alerting::Routes::new(&config.alerting.routes);
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(address = %listener.local_addr()?, cells = config.cells.len(), slos = config.slos.len(), "listening");
-    let app = Router::new()
-        .route("/", get(status_page))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/slos", get(api_slos))
-        .route("/api/v1/cells", get(api_cells))
-        .route("/api/v1/alerts", get(api_alerts))
-        .route("/api/v1/silences", get(list_silences).post(post_silence))
-        .route(
-            "/api/v1/silences/{id}",
-            axum::routing::delete(expire_silence),
-        )
-        .route("/-/healthy", get(|| async { "Healthy\n" }))
-        .with_state(state.clone());
-    // Loaded from the ledger when this engine takes the lead (below).
-    let mut alerts = alerting::State::default();
-    let wake = Arc::new(tokio::sync::Notify::new());
-    let is_leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // This engine's name in the leader lease, and the lease's length: a standby takes over
-    // within two intervals of the leader's last renewal.
-    let me = format!("{}-{}", std::process::id(), now_ms() % 1_000_000);
-    let mut leader = false;
-    let took_lease = Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(hold_lease(
-        ledger.clone(),
-        me.clone(),
-        interval,
-        clock.clone(),
-        is_leader.clone(),
-        took_lease.clone(),
-    ));
-    tokio::spawn(deliver_forever(
-        config.alerting.clone(),
-        ledger.clone(),
-        wake.clone(),
-        clock.clone(),
-        is_leader.clone(),
-    ));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
+impl Leader {
+    /// Ticks every interval, and at once when `took_lease` says this engine took the lead.
+    pub(super) async fn run(mut self, took_lease: Arc<Notify>) {
+        let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_error = String::new();
-        let mut down_cells = std::collections::BTreeSet::new();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = took_lease.notified() => {}
             }
-            let now_ms = clock.now_ms();
-            let was_leader = leader;
-            leader = is_leader.load(std::sync::atomic::Ordering::Relaxed);
-            if leader && !was_leader {
-                tracing::info!(engine = %me, "leading: recording, judging, alerting and delivering");
-                // Carry on from what the last leader saved.
-                match ledger.alert_state().await {
-                    Ok(Some(json)) => match serde_json::from_str(&json) {
-                        Ok(a) => alerts = a,
-                        Err(e) => {
-                            tracing::error!(error = %e, "the saved alert state is unreadable; starting with none")
-                        }
-                    },
-                    Ok(None) => {}
-                    Err(e) => tracing::error!(error = %e, "reading the alert state failed"),
+            self.tick().await;
+        }
+    }
+
+    /// One tick, its steps in order.
+    async fn tick(&mut self) {
+        let now_ms = self.clock.now_ms();
+        self.follow_lease().await;
+        // The time the ledger is complete up to: evaluation windows end there.
+        let Some(t) = self.read_source(now_ms).await else {
+            return; // Prometheus failed: nothing new to evaluate
+        };
+        self.refresh_silences().await;
+        let started = Instant::now();
+        match evaluate_with(&self.config, &self.ledger, t, self.leading).await {
+            // A standby serves its evaluation, and neither alerts nor sends.
+            Ok(r) if !self.leading => self.publish(r, None, || took(started)),
+            Ok(r) => {
+                let stepped = self.step_alerts(&r, t);
+                // The evaluation's duration includes stepping the alerts, not saving them.
+                let duration = took(started);
+                self.save_alerts(stepped, t).await;
+                self.publish(r, Some(&self.alerts), || duration);
+                reports::queue_due(&self.config, &self.ledger, &self.wake, self.interval, t).await;
+            }
+            Err(e) => tracing::error!(error = %e, "evaluation failed"),
+        }
+        if self.leading && prune::due(t, self.interval) {
+            prune::prune(&self.config, &self.ledger, t, self.retention).await;
+        }
+    }
+
+    /// Follows the lease: on taking the lead, carries on from the alert state the last leader
+    /// saved.
+    async fn follow_lease(&mut self) {
+        let was_leading = self.leading;
+        self.leading = self.is_leader.load(Ordering::Relaxed);
+        if !self.leading || was_leading {
+            return;
+        }
+        tracing::info!(engine = %self.me, "leading: recording, judging, alerting and delivering");
+        match self.ledger.alert_state().await {
+            Ok(Some(json)) => match serde_json::from_str(&json) {
+                Ok(a) => self.alerts = a,
+                Err(e) => {
+                    tracing::error!(error = %e, "the saved alert state is unreadable; starting with none")
+                }
+            },
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "reading the alert state failed"),
+        }
+    }
+
+    /// Reads the source at `now_ms` (recording when leading) and learns which cells are down.
+    /// Returns the time the ledger is complete up to; None when Prometheus failed.
+    async fn read_source(&mut self, now_ms: i64) -> Option<i64> {
+        let leading = self.leading;
+        let (config, ledger) = (&self.config, &self.ledger);
+        self.feeder
+            .read(config, ledger, now_ms, leading, &mut self.down_cells)
+            .await
+    }
+
+    /// Takes the silences made or expired through another engine's API (each compiled once).
+    async fn refresh_silences(&self) {
+        if let Err(e) = self.web.silences.refresh(&self.ledger).await {
+            tracing::error!(error = %e, "reading silences failed; using the ones held");
+        }
+    }
+
+    /// The alerts an evaluation calls for, stepped from the held state, and the notifications
+    /// due at `t`, leaving out alerts that active silences or maintenance windows mute.
+    fn step_alerts(&self, r: &Report, t: i64) -> Stepped {
+        let a = &self.config.alerting;
+        let wanted = alerting::wanted(&self.config, r, &self.down_cells, &a.timing);
+        let mut next = self.alerts.clone();
+        next.step_alerts(&wanted, t);
+        let silences = self.web.silences.snapshot();
+        let active: Vec<&CompiledSilence> = silences
+            .iter()
+            .map(|c| c.as_ref())
+            .filter(|c| c.silence.state(t) == "active")
+            .collect();
+        let maintenance = &self.config.maintenance;
+        let muted = |l: &Labels| alerting::muted(&active, maintenance, l, t);
+        let notes = next.dispatch(&self.routes, &a.timing, &muted, t);
+        Stepped { next, notes }
+    }
+
+    /// Saves the stepped state with its notifications' outbox rows in one transaction; once
+    /// saved, the state is held and served, and the delivery loop woken. When saving fails,
+    /// the held state stays and the next tick evaluates again.
+    async fn save_alerts(&mut self, Stepped { next, notes }: Stepped, t: i64) {
+        let rows = notify::outbox_rows(&self.config.alerting, &notes);
+        let json = serde_json::to_string(&next).unwrap_or_default();
+        let lease = Some((self.me.as_str(), self.clock.now_ms()));
+        match self.ledger.save_alerts(&json, t, &rows, lease).await {
+            Ok(()) => {
+                for n in &notes {
+                    tracing::info!(cell = %n.cell, receiver = %n.receiver, status = %n.status, reason = %n.reason, alerts = n.alerts.len(), key = %n.key, "notification queued");
+                }
+                self.alerts = next;
+                self.web.set_alerts(self.alerts.clone());
+                if !rows.is_empty() {
+                    self.wake.notify_one();
                 }
             }
-            // The time the ledger is complete up to: evaluation windows end there.
-            let t = match &mut feeder {
-                Feeder::Scrape {
-                    client,
-                    baselines,
-                    max_gap,
-                    last_problems,
-                } => {
-                    let t = now_ms.div_euclid(1000);
-                    // A standby scrapes too (which cells are down), but records nothing: the
-                    // ledger's baselines say where the leader's records reach.
-                    match scrape_once(&config, &ledger, client, baselines, t, *max_gap, leader)
-                        .await
-                    {
-                        Ok(p) => {
-                            down_cells = p.down;
-                            let joined = p.problems.join("; ");
-                            if joined != *last_problems {
-                                if !joined.is_empty() {
-                                    tracing::warn!(problems = %joined, "some nodes did not answer");
-                                }
-                                *last_problems = joined;
-                            }
-                        }
-                        Err(e @ LedgerError::Moved { .. }) => {
-                            tracing::warn!(error = %e, "another engine recorded meanwhile; carrying on from its baselines at the next scrape")
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "recording slices failed; the next scrape records the increases")
-                        }
-                    }
-                    t
-                }
-                Feeder::Prometheus(src) if !leader => {
-                    src.stand_by();
-                    (now_ms - src.delay.as_millis() as i64).div_euclid(1000)
-                }
-                Feeder::Prometheus(src) => match src.pull(&config, &ledger, now_ms).await {
-                    Ok(t) => {
-                        match src.down_cells(&config, now_ms).await {
-                            Ok(d) => down_cells = d,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "reading up from Prometheus failed")
-                            }
-                        }
-                        if !last_error.is_empty() {
-                            tracing::info!(url = %src.url, "Prometheus answers again");
-                            last_error.clear();
-                        }
-                        t
-                    }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        if msg != last_error {
-                            tracing::error!(error = %msg, "reading from Prometheus failed; retrying every interval");
-                            last_error = msg;
-                        }
-                        continue;
-                    }
-                },
-            };
-            // Silences made or expired through another engine's API: compiled once each.
-            if let Err(e) = state.silences.refresh(&ledger).await {
-                tracing::error!(error = %e, "reading silences failed; using the ones held");
-            }
-            let started = std::time::Instant::now();
-            let took = |started: std::time::Instant| {
-                Sample::new(
-                    &m::SLO_EVALUATION_DURATION,
-                    &[],
-                    started.elapsed().as_secs_f64(),
-                )
-            };
-            match evaluate_with(&config, &ledger, t, leader).await {
-                Ok(r) if !leader => {
-                    let mut all = samples(&r);
-                    all.push(took(started));
-                    let text = encode(&all);
-                    *state.last.lock().unwrap_or_else(|e| e.into_inner()) = (r, text);
-                }
-                Ok(r) => {
-                    let a = &config.alerting;
-                    let wanted = alerting::wanted(&config, &r, &down_cells, &a.timing);
-                    let mut next = alerts.clone();
-                    next.step_alerts(&wanted, t);
-                    let silences = state.silences.snapshot();
-                    let active: Vec<&crate::model::CompiledSilence> = silences
-                        .iter()
-                        .map(|c| c.as_ref())
-                        .filter(|c| c.silence.state(t) == "active")
-                        .collect();
-                    let maintenance = &config.maintenance;
-                    let muted =
-                        |l: &crate::model::Labels| alerting::muted(&active, maintenance, l, t);
-                    let notes = next.dispatch(&routes, &a.timing, &muted, t);
-                    let duration = took(started);
-                    let rows = notify::outbox_rows(a, &notes);
-                    let json = serde_json::to_string(&next).unwrap_or_default();
-                    // The state change and its notifications, in one transaction.
-                    match ledger
-                        .save_alerts(&json, t, &rows, Some((&me, clock.now_ms())))
-                        .await
-                    {
-                        Ok(()) => {
-                            for n in &notes {
-                                tracing::info!(cell = %n.cell, receiver = %n.receiver, status = %n.status, reason = %n.reason, alerts = n.alerts.len(), key = %n.key, "notification queued");
-                            }
-                            alerts = next;
-                            *state.alerts.lock().unwrap_or_else(|e| e.into_inner()) =
-                                alerts.clone();
-                            if !rows.is_empty() {
-                                wake.notify_one();
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "saving the alert state failed; evaluated again next interval")
-                        }
-                    }
-                    let mut all = samples(&r);
-                    all.extend(alert_samples(&alerts));
-                    all.push(duration);
-                    let text = encode(&all);
-                    *state.last.lock().unwrap_or_else(|e| e.into_inner()) = (r, text);
-                    // Scheduled reports due since the last tick (a restart or a failover within
-                    // two intervals still sends them; their keys make them once only).
-                    let since = match ledger.cursor("reports").await {
-                        Ok(Some(ms)) => ms.div_euclid(1000),
-                        _ => t - (2 * interval.as_secs() as i64).max(2),
-                    }
-                    .max(t - 86_400);
-                    for sched in &config.alerting.reports {
-                        for at in notify::occurrences(sched, since, t) {
-                            match crate::report::build(&config, &ledger, at - sched.range, at).await
-                            {
-                                Ok(rep) => {
-                                    let mail = notify::ReportMail {
-                                        subject: format!("cellwatch budget report: {}", sched.name),
-                                        text: crate::report::table(&rep),
-                                        csv: crate::report::csv(&rep),
-                                    };
-                                    let row = notify::report_row(sched, at, &mail);
-                                    match ledger.queue(&[row]).await {
-                                        Ok(()) => {
-                                            tracing::info!(report = %sched.name, receiver = %sched.receiver, "report queued");
-                                            wake.notify_one();
-                                        }
-                                        Err(e) => {
-                                            tracing::error!(error = %e, report = %sched.name, "queueing a report failed")
-                                        }
-                                    }
-                                }
-                                Err(e) => {
-                                    tracing::error!(error = %e, report = %sched.name, "building a report failed")
-                                }
-                            }
-                        }
-                    }
-                    if !config.alerting.reports.is_empty()
-                        && let Err(e) = ledger.record_upto(&[], Some(("reports", t * 1000))).await
-                    {
-                        tracing::error!(error = %e, "saving the reports cursor failed");
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "evaluation failed"),
-            }
-            if leader && t % 3600 < interval.as_secs() as i64 {
-                // Minute rows: a day for the short windows (longer ones come from the rollups),
-                // the whole period for time-slice SLOs (judged again from them when their
-                // threshold changes); rollups: the period.
-                for slo in &config.slos {
-                    let keep = match slo.budgeting {
-                        Budgeting::Timeslices { .. } => retention,
-                        Budgeting::Occurrences => MINUTE_RETENTION,
-                    };
-                    let _ = ledger.prune_minutes(Some(&slo.name), t - keep).await;
-                }
-                let _ = ledger.prune_minutes(Some(""), t - MINUTE_RETENTION).await;
-                // And rows of SLOs no longer configured.
-                let _ = ledger.prune_minutes(None, t - retention).await;
-                let _ = ledger.prune_hourly(t - retention).await;
-                // Delivered notifications and ended silences: kept a period for the record.
-                let _ = ledger.prune_delivered(t - retention).await;
+            Err(e) => {
+                tracing::error!(error = %e, "saving the alert state failed; evaluated again next interval")
             }
         }
-    });
-    let web = web.map(|mut w| {
-        w.bearer_prefix = Some("/api/v1/silences");
-        w
-    });
-    cellwatch_http::web::serve(
-        listener,
-        app,
-        web.as_ref(),
-        limits.web,
-        std::future::pending(),
+    }
+
+    /// Serves an evaluation: the report, and on `/metrics` its samples, the alerts' (when
+    /// leading) and the evaluation's duration (`duration` is called last).
+    fn publish(
+        &self,
+        r: Report,
+        alerts: Option<&alerting::State>,
+        duration: impl FnOnce() -> Sample,
+    ) {
+        let mut all = samples(&r);
+        if let Some(a) = alerts {
+            all.extend(alert_samples(a));
+        }
+        all.push(duration());
+        self.web.publish(r, encode(&all));
+    }
+}
+
+/// The evaluation's duration since `started`, as a sample.
+fn took(started: Instant) -> Sample {
+    Sample::new(
+        &m::SLO_EVALUATION_DURATION,
+        &[],
+        started.elapsed().as_secs_f64(),
     )
-    .await
 }

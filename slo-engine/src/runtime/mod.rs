@@ -1,11 +1,109 @@
 //! `cellwatch-slo run`: the clock, the leader lease, the leader's tick (read the source, evaluate,
-//! step the alerts, serve), the delivery loop.
+//! step the alerts, publish, send the scheduled reports, prune), the delivery loop. This module
+//! only wires them to the web's routes.
 
 mod deliver;
+mod feeder;
 mod leader;
 mod lease;
+mod prune;
+mod reports;
 
+use crate::config::Config;
+use crate::eval::retention;
+use crate::ledger::Ledger;
 pub use crate::util::time::Clock;
-use deliver::*;
-pub use leader::*;
-use lease::*;
+use crate::util::time::now_ms;
+use crate::web::{AppState, Limits};
+use deliver::deliver_forever;
+use feeder::Feeder;
+use leader::Leader;
+use lease::hold_lease;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use tokio::sync::Notify;
+
+/// Runs the engine until the process ends.
+pub async fn run(config: Config, ledger: Ledger, listen: &str) -> std::io::Result<()> {
+    run_with(config, ledger, listen, Clock::default()).await
+}
+
+/// Runs the engine with a given clock.
+pub async fn run_with(
+    config: Config,
+    ledger: Ledger,
+    listen: &str,
+    clock: Clock,
+) -> std::io::Result<()> {
+    run_web(config, ledger, listen, clock, None, Limits::default()).await
+}
+
+/// As [`run_with`], serving over TLS and behind basic authentication when `web` says so
+/// (`--web.config.file`); silence writes keep authenticating with the API's bearer token.
+pub async fn run_web(
+    config: Config,
+    ledger: Ledger,
+    listen: &str,
+    clock: Clock,
+    web: Option<cellwatch_http::web::WebConfig>,
+    limits: Limits,
+) -> std::io::Result<()> {
+    let retention = retention(&config);
+    let (interval, feeder) = Feeder::new(&config.source, retention);
+    let token = config.alerting.api_token.clone();
+    let state = AppState::new(ledger.clone(), clock.clone(), token, limits);
+    let routes = crate::alerting::Routes::new(&config.alerting.routes);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(address = %listener.local_addr()?, cells = config.cells.len(), slos = config.slos.len(), "listening");
+    let app = crate::web::router(state.clone());
+    let wake = Arc::new(Notify::new());
+    let is_leader = Arc::new(AtomicBool::new(false));
+    // This engine's name in the leader lease: a standby takes over within two intervals of
+    // the leader's last renewal.
+    let me = format!("{}-{}", std::process::id(), now_ms() % 1_000_000);
+    let took_lease = Arc::new(Notify::new());
+    tokio::spawn(hold_lease(
+        ledger.clone(),
+        me.clone(),
+        interval,
+        clock.clone(),
+        is_leader.clone(),
+        took_lease.clone(),
+    ));
+    tokio::spawn(deliver_forever(
+        config.alerting.clone(),
+        ledger.clone(),
+        wake.clone(),
+        clock.clone(),
+        is_leader.clone(),
+    ));
+    let leader = Leader {
+        config,
+        ledger,
+        clock,
+        web: state,
+        routes,
+        me,
+        is_leader,
+        wake,
+        interval,
+        retention,
+        feeder,
+        leading: false,
+        alerts: Default::default(),
+        down_cells: Default::default(),
+    };
+    tokio::spawn(leader.run(took_lease));
+    let web = web.map(|mut w| {
+        w.bearer_prefix = Some("/api/v1/silences");
+        w
+    });
+    cellwatch_http::web::serve(
+        listener,
+        app,
+        web.as_ref(),
+        limits.web,
+        std::future::pending(),
+    )
+    .await
+}

@@ -30,12 +30,3 @@ pub(crate) async fn api_cells(State(s): State<AppState>) -> impl IntoResponse {
     let r = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
     axum::Json(serde_json::json!({ "at": r.at, "cells": r.cells }))
 }
-
-pub(crate) async fn status_page(State(s): State<AppState>) -> impl IntoResponse {
-    let report = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
-    let alerts = s.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let silences = s.silences.snapshot();
-    let now = s.clock.now_ms().div_euclid(1000);
-    let silences: Vec<&crate::model::Silence> = silences.iter().map(|c| &c.silence).collect();
-    axum::response::Html(crate::web::status::page(&report, &alerts, &silences, now))
-}

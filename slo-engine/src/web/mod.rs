@@ -1,21 +1,26 @@
 //! The HTTP outputs: the API (`/api/v1/…`: alerts, SLOs, cells, silences), `/metrics` and the
-//! status page.
-use crate::eval::Report;
-use crate::util::time::Clock;
+//! status page, behind one [`router`].
 
 mod api;
 mod metrics;
 mod silences;
 pub mod status;
 
-pub(crate) use api::*;
-pub(crate) use metrics::*;
-pub(crate) use silences::*;
+use api::*;
+use metrics::*;
+use silences::*;
+use status::status_page;
 
 use crate::alerting;
+use crate::eval::Report;
 use crate::ledger::Ledger;
+use crate::util::time::Clock;
+use axum::Router;
+use axum::routing::{delete, get};
 use std::sync::{Arc, Mutex};
 
+/// What the handlers read: the last evaluation and its `/metrics` text, the alerts, the
+/// silences; the ledger and clock for silence writes, the API token, the limits.
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) last: Arc<Mutex<(Report, String)>>,
@@ -25,6 +30,50 @@ pub(crate) struct AppState {
     pub(crate) clock: Clock,
     pub(crate) token: Option<crate::config::TokenSource>,
     pub(crate) limits: Limits,
+}
+
+impl AppState {
+    /// Nothing evaluated yet, no alerts, no silences (read at the first tick).
+    pub(crate) fn new(
+        ledger: Ledger,
+        clock: Clock,
+        token: Option<crate::config::TokenSource>,
+        limits: Limits,
+    ) -> AppState {
+        AppState {
+            last: Arc::new(Mutex::new((Report::default(), String::new()))),
+            alerts: Arc::new(Mutex::new(alerting::State::default())),
+            ledger,
+            clock,
+            token,
+            silences: SilenceStore::default(),
+            limits,
+        }
+    }
+
+    /// Serves an evaluation: its report on the API and the status page, `text` on `/metrics`.
+    pub(crate) fn publish(&self, report: Report, text: String) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = (report, text);
+    }
+
+    /// Serves the alert state on the API and the status page.
+    pub(crate) fn set_alerts(&self, alerts: alerting::State) {
+        *self.alerts.lock().unwrap_or_else(|e| e.into_inner()) = alerts;
+    }
+}
+
+/// Every route: the status page, `/metrics`, the API and the health check.
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(status_page))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/slos", get(api_slos))
+        .route("/api/v1/cells", get(api_cells))
+        .route("/api/v1/alerts", get(api_alerts))
+        .route("/api/v1/silences", get(list_silences).post(post_silence))
+        .route("/api/v1/silences/{id}", delete(expire_silence))
+        .route("/-/healthy", get(|| async { "Healthy\n" }))
+        .with_state(state)
 }
 
 /// The engine's limits.

@@ -11,6 +11,8 @@ use crate::model::Silence;
 use cellwatch_http::html::escape as esc;
 
 use crate::util::time::utc as time;
+use crate::web::AppState;
+use axum::response::{Html, IntoResponse};
 
 pub(crate) fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "no data".into(), |v| format!("{:.2} %", v * 100.0))
@@ -20,18 +22,31 @@ pub(crate) fn num(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "–".into(), |v| format!("{v:.digits$}"))
 }
 
+/// `GET /`: the page for the last evaluation, the held alerts and silences, now.
+pub(crate) async fn status_page(
+    axum::extract::State(s): axum::extract::State<AppState>,
+) -> impl IntoResponse {
+    let report = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+    let alerts = s.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let silences = s.silences.snapshot();
+    let now = s.clock.now_ms().div_euclid(1000);
+    let silences: Vec<&crate::model::Silence> = silences.iter().map(|c| &c.silence).collect();
+    Html(page(&report, &alerts, &silences, now))
+}
+
+/// The page's head: the title, the viewport, the 15 s refresh and the style sheet.
+const HEAD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+     <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+     <meta http-equiv=\"refresh\" content=\"15\"><title>cellwatch status</title><style>\
+     body{font-family:system-ui,sans-serif;margin:1rem;max-width:70rem}\
+     table{border-collapse:collapse;width:100%;margin-bottom:1.5rem;font-size:.9rem}\
+     th,td{padding:.3rem .5rem;border-bottom:1px solid #ddd;text-align:left}\
+     .wrap{overflow-x:auto}.bad{color:#b00020;font-weight:600}.ok{color:#1b5e20}\
+     h2{margin-top:1.5rem}</style></head><body><h1>cellwatch status</h1>";
+
 /// The page for a report, the alert state and the silences, at `now`.
 pub fn page(report: &Report, alerts: &State, silences: &[&Silence], now: i64) -> String {
-    let mut h = String::from(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"refresh\" content=\"15\"><title>cellwatch status</title><style>\
-         body{font-family:system-ui,sans-serif;margin:1rem;max-width:70rem}\
-         table{border-collapse:collapse;width:100%;margin-bottom:1.5rem;font-size:.9rem}\
-         th,td{padding:.3rem .5rem;border-bottom:1px solid #ddd;text-align:left}\
-         .wrap{overflow-x:auto}.bad{color:#b00020;font-weight:600}.ok{color:#1b5e20}\
-         h2{margin-top:1.5rem}</style></head><body><h1>cellwatch status</h1>",
-    );
+    let mut h = String::from(HEAD);
     let _ = write!(
         h,
         "<p>Evaluated {}; this page refreshes every 15 s.</p>",
@@ -41,27 +56,41 @@ pub fn page(report: &Report, alerts: &State, silences: &[&Silence], now: i64) ->
             "not yet".into()
         }
     );
+    firing_alerts(&mut h, alerts);
+    cells(&mut h, report);
+    slos(&mut h, report);
+    active_silences(&mut h, silences, now);
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// The firing alerts, or "None.".
+fn firing_alerts(h: &mut String, alerts: &State) {
     let firing: Vec<_> = alerts.alerts.values().filter(|a| a.firing()).collect();
     let _ = write!(h, "<h2 id=\"alerts\">Firing alerts ({})</h2>", firing.len());
     if firing.is_empty() {
         h.push_str("<p class=\"ok\">None.</p>");
-    } else {
-        h.push_str("<div class=\"wrap\"><table><tr><th>alert</th><th>cell</th><th>SLO</th><th>severity</th><th>since</th><th>summary</th></tr>");
-        for a in firing {
-            let get = |k: &str| esc(a.labels.get(k).map_or("", String::as_str));
-            let _ = write!(
-                h,
-                "<tr class=\"alert\"><td class=\"bad\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                get("alertname"),
-                get("cell"),
-                get("slo"),
-                get("severity"),
-                time(a.active_since),
-                esc(a.annotations.get("summary").map_or("", String::as_str)),
-            );
-        }
-        h.push_str("</table></div>");
+        return;
     }
+    h.push_str("<div class=\"wrap\"><table><tr><th>alert</th><th>cell</th><th>SLO</th><th>severity</th><th>since</th><th>summary</th></tr>");
+    for a in firing {
+        let get = |k: &str| esc(a.labels.get(k).map_or("", String::as_str));
+        let _ = write!(
+            h,
+            "<tr class=\"alert\"><td class=\"bad\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            get("alertname"),
+            get("cell"),
+            get("slo"),
+            get("severity"),
+            time(a.active_since),
+            esc(a.annotations.get("summary").map_or("", String::as_str)),
+        );
+    }
+    h.push_str("</table></div>");
+}
+
+/// Every cell: healthy, budget headroom, efficiency over the last hour.
+fn cells(h: &mut String, report: &Report) {
     h.push_str("<h2 id=\"cells\">Cells</h2><div class=\"wrap\"><table><tr><th>cell</th><th>healthy</th><th>budget headroom</th><th>tokens/kWh (1h)</th><th>kWh per 1k requests (1h)</th></tr>");
     for c in &report.cells {
         let _ = write!(
@@ -75,7 +104,12 @@ pub fn page(report: &Report, alerts: &State, silences: &[&Silence], now: i64) ->
             num(c.kwh_per_1k_requests.get("1h").copied().flatten(), 4),
         );
     }
-    h.push_str("</table></div><h2 id=\"slos\">SLOs</h2><div class=\"wrap\"><table><tr><th>cell</th><th>SLO</th><th>objective</th><th>SLI (period)</th><th>budget left</th><th>burn 1h</th><th>burn 6h</th><th>data</th></tr>");
+    h.push_str("</table></div>");
+}
+
+/// Every SLO of every cell: objective, SLI over the period, budget left, burn rates.
+fn slos(h: &mut String, report: &Report) {
+    h.push_str("<h2 id=\"slos\">SLOs</h2><div class=\"wrap\"><table><tr><th>cell</th><th>SLO</th><th>objective</th><th>SLI (period)</th><th>budget left</th><th>burn 1h</th><th>burn 6h</th><th>data</th></tr>");
     for s in &report.slos {
         let w = |name: &str| s.windows.iter().find(|w| w.window == name);
         let burn = |name: &str| num(w(name).and_then(|w| w.burn_rate), 2);
@@ -95,6 +129,10 @@ pub fn page(report: &Report, alerts: &State, silences: &[&Silence], now: i64) ->
         );
     }
     h.push_str("</table></div>");
+}
+
+/// The silences active at `now`: matchers, end, author, comment.
+fn active_silences(h: &mut String, silences: &[&Silence], now: i64) {
     let active: Vec<_> = silences
         .iter()
         .filter(|s| s.state(now) == "active")
@@ -105,23 +143,7 @@ pub fn page(report: &Report, alerts: &State, silences: &[&Silence], now: i64) ->
         active.len()
     );
     for s in active {
-        let m: Vec<String> = s
-            .matchers
-            .iter()
-            .map(|m| {
-                format!(
-                    "{}{}{}",
-                    m.name,
-                    match (m.is_equal, m.is_regex) {
-                        (true, false) => "=",
-                        (false, false) => "!=",
-                        (true, true) => "=~",
-                        (false, true) => "!~",
-                    },
-                    m.value
-                )
-            })
-            .collect();
+        let m: Vec<String> = s.matchers.iter().map(matcher).collect();
         let _ = write!(
             h,
             "<p class=\"silence\">{{{}}} until {} by {}: {}</p>",
@@ -131,8 +153,17 @@ pub fn page(report: &Report, alerts: &State, silences: &[&Silence], now: i64) ->
             esc(&s.comment)
         );
     }
-    h.push_str("</body></html>\n");
-    h
+}
+
+/// A matcher as Alertmanager writes it: `name=value`, `!=`, `=~`, `!~`.
+fn matcher(m: &crate::model::Matcher) -> String {
+    let op = match (m.is_equal, m.is_regex) {
+        (true, false) => "=",
+        (false, false) => "!=",
+        (true, true) => "=~",
+        (false, true) => "!~",
+    };
+    format!("{}{}{}", m.name, op, m.value)
 }
 
 #[cfg(test)]
