@@ -1,3 +1,6 @@
+//! Inhibition: a burn-rate page of a cell and SLO inhibits its ticket; CellDown inhibits every other
+//! alert of the cell.
+
 use crate::model::{Labels, names};
 
 /// Whether an alert is inhibited by another active one: a page inhibits the ticket of the same

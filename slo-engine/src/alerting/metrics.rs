@@ -1,3 +1,5 @@
+//! The alert state as `/metrics` samples (`cellwatch_slo_alerts`).
+
 use crate::alerting;
 use cellwatch_http::exposition::Sample;
 use cellwatch_metrics as m;

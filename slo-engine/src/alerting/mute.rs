@@ -1,3 +1,5 @@
+//! Muting: silences and maintenance windows that keep an alert from notifying.
+
 use crate::config::Maintenance;
 use crate::model::{CompiledSilence, Labels};
 

@@ -1,3 +1,5 @@
+//! Routes: which receivers an alert goes to, first match in order, matchers compiled once.
+
 use crate::config::Route;
 use crate::model::{CompiledMatcher, Labels, Matcher};
 

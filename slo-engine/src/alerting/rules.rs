@@ -1,3 +1,6 @@
+//! The alerts an evaluation calls for: burn-rate pages and tickets, budget exhausted, no data, cell
+//! down.
+
 use crate::config::Timing;
 use crate::config::{Config, Slo};
 use crate::eval::{Report, SloReport};

@@ -1,3 +1,5 @@
+//! The alert state machine (pending, firing, resolved) and its grouping per cell and receiver.
+
 use crate::config::Timing;
 use crate::model::{Labels, fingerprint};
 use serde::{Deserialize, Serialize};

@@ -1,3 +1,5 @@
+//! Checks shared by the sections: URLs, secret fields and files, cron schedules, safe names.
+
 use super::*;
 use std::path::Path;
 

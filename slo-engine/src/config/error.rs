@@ -1,3 +1,5 @@
+//! `ConfigError` and the size limits of what the configuration reads.
+
 use super::*;
 use std::path::PathBuf;
 use std::time::Duration;

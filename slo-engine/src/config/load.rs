@@ -1,3 +1,5 @@
+//! Loading: read the file, parse the YAML, validate.
+
 use super::validate::validate;
 use super::*;
 use std::path::Path;

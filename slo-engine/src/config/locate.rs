@@ -1,3 +1,6 @@
+//! Where a field is in the YAML text (its line), and the depth pre-scan that refuses a deeply
+//! nested file.
+
 use super::*;
 use std::path::Path;
 

@@ -1,3 +1,5 @@
+//! Durations in the configuration: parsed with their bounds, errors that name no field.
+
 use super::*;
 use std::time::Duration;
 

@@ -1,3 +1,6 @@
+//! The YAML as written: serde types with `deny_unknown_fields`, defaults; never used past
+//! validation.
+
 use super::*;
 use serde::Deserialize;
 use std::collections::BTreeMap;

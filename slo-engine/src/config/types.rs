@@ -1,3 +1,5 @@
+//! The resolved configuration every other layer reads: cells, sources, SLOs, alerting, maintenance.
+
 use super::*;
 use crate::model::{Labels, Matcher};
 use serde::Deserialize;

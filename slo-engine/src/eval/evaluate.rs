@@ -1,3 +1,5 @@
+//! The evaluation: judge time slices, sum every window, one report per SLO and per cell.
+
 use crate::config::{Budgeting, Config};
 use crate::ledger::{Judge, Ledger, LedgerError};
 use crate::math::{self};

@@ -1,3 +1,5 @@
+//! The evaluation as `/metrics` samples (`cellwatch_slo_*`).
+
 use cellwatch_http::exposition::Sample;
 use cellwatch_metrics as m;
 

@@ -1,3 +1,5 @@
+//! Which ledger tiers (minutes, hours, days) and pieces cover each window.
+
 /// Sums of one SLO (or of the cells' totals) for one cell: every window of `crate::model::WINDOWS`, the
 /// period, and the last few minutes (the no-data test). Each is `[good, total, tokens, joules,
 /// requests]`; for time slices, good and total count judged slices.

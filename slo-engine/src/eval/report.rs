@@ -1,3 +1,5 @@
+//! The `Report` of an evaluation: windows, SLOs, cells.
+
 use crate::math::WindowState;
 use serde::Serialize;
 use std::collections::BTreeMap;

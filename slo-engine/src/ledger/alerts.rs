@@ -1,3 +1,5 @@
+//! The alert state and its outbox rows, saved in one transaction.
+
 use sqlx::Row;
 
 use super::*;

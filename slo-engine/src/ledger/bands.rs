@@ -1,3 +1,5 @@
+//! Sums of rows over bands of time (the windows), one range scan per run of bands.
+
 use sqlx::Row;
 
 use super::*;

@@ -1,3 +1,5 @@
+//! Source cursors, scrape baselines and the leader lease.
+
 use crate::model::SliceData;
 use sqlx::Row;
 

@@ -1,3 +1,5 @@
+//! Judging time slices into the hourly and daily rollups, exactly once per slice.
+
 use sqlx::Row;
 
 use super::*;

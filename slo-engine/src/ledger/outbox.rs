@@ -1,3 +1,5 @@
+//! The outbox: notifications queued, taken when due, retried.
+
 use sqlx::Row;
 
 use super::*;

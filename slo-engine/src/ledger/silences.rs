@@ -1,3 +1,5 @@
+//! Silences: added, listed, expired.
+
 use sqlx::Row;
 
 use super::*;

@@ -1,3 +1,5 @@
+//! Slices: recorded (with their rollups), read, pruned.
+
 use crate::model::SliceData;
 use sqlx::Row;
 

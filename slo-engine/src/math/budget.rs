@@ -1,3 +1,5 @@
+//! Tallies, window states, burn rates and the budget left.
+
 use crate::config::{Budgeting, Period, Slo};
 use crate::model::{SliceData, Verdict};
 

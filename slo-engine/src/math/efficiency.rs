@@ -1,3 +1,5 @@
+//! Tokens per kWh and kWh per 1,000 requests.
+
 /// Tokens per kWh, when energy was used.
 pub fn tokens_per_kwh(tokens: f64, joules: f64) -> Option<f64> {
     (joules > 0.0 && tokens.is_finite()).then(|| tokens / (joules / 3.6e6))

@@ -1,3 +1,5 @@
+//! The slice-judging rule, in Rust, SQL and as a key.
+
 use crate::config::{Budgeting, Sli, Slo};
 use crate::model::{SliceData, Verdict};
 

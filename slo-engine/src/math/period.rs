@@ -1,3 +1,5 @@
+//! SLO periods: rolling or calendar month, their bounds and length; slice starts.
+
 use crate::config::Period;
 use chrono::{Datelike, TimeZone};
 use std::time::Duration;

@@ -1,3 +1,5 @@
+//! Labels, the alert names, fingerprints.
+
 use std::collections::BTreeMap;
 
 /// An alert's labels: its identity.

@@ -1,3 +1,5 @@
+//! Label matchers (Alertmanager's API v2), compiled once.
+
 use crate::model::Labels;
 use serde::{Deserialize, Serialize};
 

@@ -1,3 +1,5 @@
+//! Silences, and silences with their matchers compiled.
+
 use crate::model::{CompiledMatcher, Labels, Matcher};
 use serde::{Deserialize, Serialize};
 

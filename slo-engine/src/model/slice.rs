@@ -1,3 +1,5 @@
+//! The slice every source fills and the verdict on it.
+
 /// What one slice of one cell recorded for one SLO. Times are Unix seconds; a slice covers
 /// `[start, start + length)`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

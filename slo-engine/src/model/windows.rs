@@ -1,3 +1,5 @@
+//! The SRE Workbook's windows, burn-rate alerts and page, and the calendar month's lengths.
+
 /// The multiwindow set every SLO reports, besides its period.
 pub const WINDOWS: [(&str, u64); 7] = [
     ("5m", 300),

@@ -1,3 +1,5 @@
+//! The Alertmanager integration: alerts posted to its API v2.
+
 use crate::alerting::Notification;
 use crate::config::Alerting;
 use serde_json::{Value, json};

@@ -1,3 +1,5 @@
+//! Delivering one outbox row through its integration.
+
 use crate::alerting::Notification;
 use crate::config::{Alerting, Integration, SlackUrl};
 use crate::ledger::OutboxRow;

@@ -1,3 +1,5 @@
+//! The email integration: subject, text and HTML bodies, SMTP; scheduled report mails.
+
 use crate::alerting::Notification;
 use crate::config::{Alerting, EmailTarget, SmtpTls};
 use std::collections::BTreeMap;

@@ -1,3 +1,5 @@
+//! Outbox rows of notifications and reports, their keys and retry backoff.
+
 use crate::alerting::Notification;
 use crate::config::Alerting;
 use crate::ledger::OutboxRow;

@@ -1,3 +1,5 @@
+//! The PagerDuty integration: Events API v2.
+
 use crate::alerting::Notification;
 use crate::config::Alerting;
 use serde_json::{Value, json};

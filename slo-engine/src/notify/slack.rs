@@ -1,3 +1,5 @@
+//! The Slack integration: an incoming webhook message.
+
 use crate::alerting::Notification;
 use crate::config::Alerting;
 use serde_json::{Value, json};

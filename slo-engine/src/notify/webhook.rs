@@ -1,3 +1,6 @@
+//! The webhook integration: Alertmanager's webhook payload, and the one JSON POST every integration
+//! uses.
+
 use crate::alerting::Notification;
 use crate::config::Alerting;
 use serde_json::{Value, json};

@@ -1,3 +1,5 @@
+//! Building an SLO report from the ledger.
+
 use crate::config::{Budgeting, Config};
 use crate::eval::range_sums;
 use crate::ledger::{Ledger, LedgerError};

@@ -1,3 +1,5 @@
+//! Writing a report: table, JSON, CSV.
+
 use super::*;
 
 use crate::util::time::rfc3339 as time;

@@ -1,3 +1,5 @@
+//! The delivery loop: due outbox rows, sent and marked.
+
 use crate::ledger::Ledger;
 use crate::notify;
 use crate::util::time::Clock;

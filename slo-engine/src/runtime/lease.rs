@@ -1,3 +1,5 @@
+//! Holding the leader lease.
+
 use crate::ledger::Ledger;
 use crate::util::time::Clock;
 use std::sync::Arc;

@@ -1,3 +1,5 @@
+//! The API: alerts, SLOs, cells.
+
 use crate::web::AppState;
 use axum::extract::State;
 use axum::response::IntoResponse;

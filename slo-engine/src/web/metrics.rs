@@ -1,3 +1,5 @@
+//! The engine's `/metrics`.
+
 use crate::web::AppState;
 use axum::extract::State;
 use axum::http::header;

@@ -1,3 +1,5 @@
+//! Silences over the API: list, create (authorized), expire.
+
 use crate::ledger::{Ledger, LedgerError};
 use crate::web::{ApiError, AppState, api_error};
 use axum::extract::State;

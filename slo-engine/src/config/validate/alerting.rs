@@ -1,3 +1,5 @@
+//! Validation of `alerting`: links, timing, the API token.
+
 use super::*;
 use std::time::Duration;
 

@@ -1,3 +1,5 @@
+//! Validation of an SLO's budgeting (occurrences or time slices) and whether a page can fire.
+
 use super::*;
 use std::time::Duration;
 

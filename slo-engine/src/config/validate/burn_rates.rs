@@ -1,3 +1,5 @@
+//! Validation of `alerting.burn_rates`.
+
 use super::*;
 
 /// `alerting.burn_rates`: windows the engine keeps, short under long. None: the Workbook's.

@@ -1,3 +1,5 @@
+//! Validation of `cells` and their nodes.
+
 use super::*;
 use std::collections::BTreeSet;
 

@@ -1,3 +1,5 @@
+//! Validation of `maintenance` windows.
+
 use super::*;
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -1,3 +1,5 @@
+//! Validation of `alerting.receivers` into resolved integrations.
+
 use super::*;
 use std::collections::BTreeMap;
 

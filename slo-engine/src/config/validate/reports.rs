@@ -1,3 +1,5 @@
+//! Validation of `reports` schedules.
+
 use super::*;
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,3 +1,5 @@
+//! Validation of `alerting.routes`.
+
 use super::*;
 use crate::model::Matcher;
 use std::collections::BTreeMap;

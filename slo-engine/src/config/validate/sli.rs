@@ -1,3 +1,5 @@
+//! Validation of an SLO's SLI.
+
 use super::*;
 
 /// `slos[i].sli`: thresholds on bucket bounds, ratios only with the prometheus source.

@@ -1,3 +1,5 @@
+//! Validation of `slos`, with those imported from OpenSLO files.
+
 use super::*;
 use crate::config::openslo::{Origin, import};
 use std::collections::BTreeSet;

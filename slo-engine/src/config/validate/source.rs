@@ -1,3 +1,5 @@
+//! Validation of `source` (scrape or prometheus) and the histogram buckets.
+
 use super::*;
 use std::collections::BTreeMap;
 use std::time::Duration;

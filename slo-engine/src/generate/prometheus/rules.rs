@@ -1,3 +1,5 @@
+//! `cellwatch-slo rules`: Sloth-compatible recording rules and multiwindow burn-rate alerts.
+
 use crate::config::{Budgeting, Config, Period, Sli, Slo};
 use crate::model::WINDOWS;
 use crate::model::burn_factor;

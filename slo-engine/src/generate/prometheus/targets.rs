@@ -1,3 +1,5 @@
+//! `cellwatch-slo targets`: Prometheus file_sd targets of the configured nodes.
+
 use crate::config::Config;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -1,3 +1,5 @@
+//! The `prometheus` source's I/O: queries, chunks read and recorded.
+
 use crate::config::{Budgeting, Config, Sli};
 use crate::ledger::{Ledger, LedgerError};
 use crate::math::{self};

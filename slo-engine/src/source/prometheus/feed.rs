@@ -1,3 +1,6 @@
+//! The `prometheus` source's pure part: selectors, matrix parsing, feeds of readings and ratio
+//! points.
+
 use crate::source::scrape::{Key, Reading, Tracker};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};

@@ -1,3 +1,5 @@
+//! Reading an exporter's `/metrics` page: the families the engine reads.
+
 use prometheus_parse::{Scrape, Value};
 
 use super::*;

@@ -1,3 +1,5 @@
+//! The `scrape` source's I/O: fetch every node, record increases with the new baselines.
+
 use crate::config::{Config, Source};
 use crate::ledger::{Ledger, LedgerError};
 use crate::model::SliceData;

@@ -1,3 +1,5 @@
+//! Increases into slices: events per SLI, totals, the rows of a cell.
+
 use crate::config::{Budgeting, Config};
 use crate::config::{Sli, Slo};
 use crate::model::SLICE;

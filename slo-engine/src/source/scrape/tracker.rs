@@ -1,3 +1,5 @@
+//! Readings into exact increases: resets, new series, gaps; baselines.
+
 use std::collections::{BTreeMap, HashMap};
 
 /// One counter series: family and sorted label pairs.
