@@ -1,6 +1,7 @@
 //! The generated rules and targets for the example configuration are committed under `alerts/`:
 //! they must not drift from the generator, `promtool check rules` must accept them, and the unit
-//! tests in `alerts/cellwatch-slo.rules.test.yml` must pass under `promtool test rules`.
+//! tests in `alerts/cellwatch-slo.rules.test.yml` must pass under `promtool test rules`. Every
+//! query the engine builds is valid PromQL that selects exactly its cells, dotted names included.
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test -p cellwatch-slo --test rules`.
 
 use std::path::{Path, PathBuf};
@@ -8,9 +9,8 @@ use std::process::Command;
 
 use cellwatch_slo::config;
 use cellwatch_slo::generate::prometheus as rules;
-
-use cellwatch_slo::generate::prometheus::rules;
 use cellwatch_slo::source::prometheus::{selector, up_query};
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -134,7 +134,7 @@ fn yaml(s: &str) -> String {
 fn the_rules_for_dotted_cell_names_are_valid_promql() {
     let dir = tempfile::tempdir().unwrap();
     let config = config::parse(&config_text(), std::path::Path::new("cells.yaml")).unwrap();
-    std::fs::write(dir.path().join("rules.yml"), rules(&config)).unwrap();
+    std::fs::write(dir.path().join("rules.yml"), rules::rules(&config)).unwrap();
     let (ok, out) = promtool_in(dir.path(), &["check", "rules", "rules.yml"]);
     assert!(ok && out.contains("SUCCESS"), "{out}");
 }
