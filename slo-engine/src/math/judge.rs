@@ -24,7 +24,7 @@ pub enum Judge {
         /// Tokens per kWh.
         threshold: f64,
         /// Fewest tokens.
-        min_tokens: f64,
+        min_tokens: u64,
     },
 }
 
@@ -40,7 +40,7 @@ impl Judge {
                 _,
             ) => Judge::TokensPerKwh {
                 threshold: *threshold,
-                min_tokens: *min_tokens as f64,
+                min_tokens: *min_tokens,
             },
             (_, Budgeting::Timeslices { slice_target, .. }) => Judge::Ratio { slice_target },
             (_, Budgeting::Occurrences) => Judge::AllGood,
@@ -63,7 +63,7 @@ impl Judge {
                 threshold,
                 min_tokens,
             } => {
-                if s.tokens < min_tokens || s.tokens <= 0.0 {
+                if s.tokens < min_tokens as f64 || s.tokens <= 0.0 {
                     return Verdict::Idle;
                 }
                 match tokens_per_kwh(s.tokens, s.joules) {
@@ -109,7 +109,7 @@ impl Judge {
                         p(2)
                     ),
                     format!("CASE WHEN {judged} THEN 1 ELSE 0 END"),
-                    vec![min_tokens, 3.6e6, threshold],
+                    vec![min_tokens as f64, 3.6e6, threshold],
                 )
             }
         }
@@ -123,7 +123,7 @@ impl Judge {
             Judge::TokensPerKwh {
                 threshold,
                 min_tokens,
-            } => format!("tokens_per_kwh {threshold:?} {min_tokens:?}"),
+            } => format!("tokens_per_kwh {threshold:?} {:?}", *min_tokens as f64),
         }
     }
 }

@@ -59,6 +59,17 @@ mod tests {
     }
 
     #[test]
+    fn judging_keys_stay_as_the_ledger_stored_them() {
+        // The ledger names its judging cursors by these keys: a changed key re-judges every slice.
+        let tokens = Judge::TokensPerKwh {
+            threshold: 50_000.0,
+            min_tokens: 100,
+        };
+        assert_eq!(tokens.key(), "tokens_per_kwh 50000.0 100.0");
+        assert_eq!(Judge::Ratio { slice_target: 0.9 }.key(), "ratio 0.9");
+    }
+
+    #[test]
     fn budget_and_burn_rates_equal_a_hand_computation_to_the_event() {
         let s = slo(
             Sli::Latency(2.0),
