@@ -106,7 +106,7 @@ pub fn events(slo: &Slo, inc: &Reading) -> (f64, f64) {
             });
             (good, total)
         }
-        // Not read from exporter pages: see `promsource`.
+        // Not read from exporter pages: see `source::prometheus`.
         Sli::TokensPerKwh { .. } | Sli::Ratio(_) => (0.0, 0.0),
     }
 }
