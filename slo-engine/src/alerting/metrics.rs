@@ -1,8 +1,9 @@
 //! The alert state as `/metrics` samples (`cellwatch_slo_alerts`).
 
-use crate::alerting;
 use cellwatch_http::exposition::Sample;
 use cellwatch_metrics as m;
+
+use crate::alerting;
 
 /// The pending and firing alerts as metrics (as Prometheus' ALERTS).
 pub fn alert_samples(state: &alerting::State) -> Vec<Sample> {

@@ -1,13 +1,12 @@
 //! The alerts an evaluation calls for: burn-rate pages and tickets, budget exhausted, no data, cell
 //! down.
 
-use crate::config::Timing;
-use crate::config::{Config, Slo};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::{Config, Slo, Timing};
 use crate::eval::{Report, SloReport};
 use crate::math;
-use crate::model::burn_factor;
-use crate::model::{Labels, names};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::model::{Labels, burn_factor, names};
 
 /// An alert an evaluation calls for.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,9 +1,11 @@
 //! The alert state machine (pending, firing, resolved) and its grouping per cell and receiver.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
 use crate::config::Timing;
 use crate::model::{Labels, fingerprint};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 

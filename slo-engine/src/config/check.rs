@@ -1,7 +1,8 @@
 //! Checks shared by the sections: URLs, secret fields and files, cron schedules, safe names.
 
-use super::*;
 use std::path::Path;
+
+use super::*;
 
 /// A secret file's secret (at most [`MAX_SECRET_BYTES`], white space at both ends removed: the
 /// one rule of [`crate::util::secret`]), with the error naming the file only.

@@ -1,9 +1,11 @@
 //! `ConfigError` and the size limits of what the configuration reads.
 
-use super::*;
 use std::path::PathBuf;
 use std::time::Duration;
+
 use thiserror::Error;
+
+use super::*;
 
 /// A configuration that cannot be used. Displayed on one line; quoted values are cut (see
 /// [`quote`]) and secrets are never shown.

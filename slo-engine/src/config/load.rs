@@ -1,8 +1,10 @@
 //! Loading: read the file, parse the YAML, validate.
 
-use super::validate::validate;
-use super::*;
 use std::path::Path;
+
+use super::validate::validate;
+
+use super::*;
 
 /// Reads and validates a configuration file (a regular file of at most [`MAX_CONFIG_BYTES`]).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -1,8 +1,9 @@
 //! Where a field is in the YAML text (its line), and the depth pre-scan that refuses a deeply
 //! nested file.
 
-use super::*;
 use std::path::Path;
+
+use super::*;
 
 /// Estimates the nesting depth of YAML text in one pass, without parsing it, and returns the
 /// 1-based line where it first passes [`MAX_DEPTH`]. Block structure counts each deeper

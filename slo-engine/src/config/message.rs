@@ -1,7 +1,8 @@
 //! Durations in the configuration: parsed with their bounds, errors that name no field.
 
-use super::*;
 use std::time::Duration;
+
+use super::*;
 
 /// Parses a duration (`30s`, `5m`, `30d`) of at most [`MAX_DURATION`]; the message says what is
 /// wrong without naming the field.

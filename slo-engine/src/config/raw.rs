@@ -1,11 +1,13 @@
 //! The YAML as written: serde types with `deny_unknown_fields`, defaults; never used past
 //! validation.
 
-use super::*;
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::*;
 
 pub(super) fn default_scrape_interval() -> Duration {
     Duration::from_secs(15)

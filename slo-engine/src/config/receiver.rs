@@ -2,8 +2,9 @@
 //! from the YAML's [`RawReceiver`](super::RawReceiver); secrets stay where they are (a file or
 //! a variable) and are read at each delivery, so they can be rotated.
 
-use super::TokenSource;
 use std::path::PathBuf;
+
+use super::TokenSource;
 
 /// A receiver: its integrations, in the order the outbox queues them (email, webhook,
 /// pagerduty, slack, alertmanager).

@@ -1,12 +1,14 @@
 //! The resolved configuration every other layer reads: cells, sources, SLOs, alerting, maintenance.
 
-use super::*;
-use crate::model::{Labels, Matcher};
-use serde::Deserialize;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Labels, Matcher};
+
+use super::*;
 
 /// Timings, seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -1,10 +1,11 @@
 //! The evaluation: judge time slices, sum every window, one report per SLO and per cell.
 
+use std::collections::BTreeMap;
+
 use crate::config::{Budgeting, Config};
 use crate::ledger::{Judge, Ledger, LedgerError};
-use crate::math::{self};
+use crate::math;
 use crate::model::WINDOWS_MAX;
-use std::collections::BTreeMap;
 
 use super::*;
 

@@ -1,8 +1,10 @@
 //! The `Report` of an evaluation: windows, SLOs, cells.
 
-use crate::math::WindowState;
-use serde::Serialize;
 use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::math::WindowState;
 
 /// One window of one SLO, for the API.
 #[derive(Debug, Clone, Serialize, PartialEq)]

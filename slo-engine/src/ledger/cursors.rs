@@ -1,7 +1,8 @@
 //! Source cursors, scrape baselines and the leader lease.
 
-use crate::model::SliceData;
 use sqlx::Row;
+
+use crate::model::SliceData;
 
 use super::*;
 

@@ -1,7 +1,8 @@
 //! Slices: recorded (with their rollups), read, pruned.
 
-use crate::model::SliceData;
 use sqlx::Row;
+
+use crate::model::SliceData;
 
 use super::*;
 

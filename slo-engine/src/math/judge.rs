@@ -1,9 +1,8 @@
 //! The slice-judging rule, in Rust, SQL and as a key.
 
+use super::tokens_per_kwh;
 use crate::config::{Budgeting, Sli, Slo};
 use crate::model::{SliceData, Verdict};
-
-use super::tokens_per_kwh;
 
 /// How one slice of an SLO is judged: the one rule. The math applies it to recorded slices
 /// ([`Judge::verdict`]), the ledger to stored rows as SQL ([`Judge::sql`], the same comparisons

@@ -1,8 +1,10 @@
 //! SLO periods: rolling or calendar month, their bounds and length; slice starts.
 
-use crate::config::Period;
-use chrono::{Datelike, TimeZone};
 use std::time::Duration;
+
+use chrono::{Datelike, TimeZone};
+
+use crate::config::Period;
 
 /// The SLO period containing `now`: `[start, end)`; for a rolling period, the window ending now.
 pub fn period_bounds(period: &Period, now: i64) -> (i64, i64) {

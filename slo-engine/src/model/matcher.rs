@@ -1,7 +1,8 @@
 //! Label matchers (Alertmanager's API v2), compiled once.
 
-use crate::model::Labels;
 use serde::{Deserialize, Serialize};
+
+use crate::model::Labels;
 
 /// A label matcher, as Alertmanager's API v2 writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! Silences, and silences with their matchers compiled.
 
-use crate::model::{CompiledMatcher, Labels, Matcher};
 use serde::{Deserialize, Serialize};
+
+use crate::model::{CompiledMatcher, Labels, Matcher};
 
 /// A silence: alerts matching every matcher send nothing from `starts_at` to `ends_at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

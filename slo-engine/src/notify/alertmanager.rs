@@ -1,9 +1,9 @@
 //! The Alertmanager integration: alerts posted to its API v2.
 
-use crate::alerting::Notification;
-use crate::config::Alerting;
 use serde_json::{Value, json};
 
+use crate::alerting::Notification;
+use crate::config::Alerting;
 use crate::util::time::rfc3339;
 
 /// Alertmanager's `POST /api/v2/alerts` body. Firing alerts carry an `endsAt` past the next

@@ -1,12 +1,14 @@
 //! The email integration: subject, text and HTML bodies, SMTP; scheduled report mails.
 
-use crate::alerting::Notification;
-use crate::config::{Alerting, EmailTarget, SmtpTls};
 use std::collections::BTreeMap;
 
-use super::*;
-use crate::util::time::rfc3339;
 use cellwatch_http::html::escape as html;
+
+use crate::alerting::Notification;
+use crate::config::{Alerting, EmailTarget, SmtpTls};
+use crate::util::time::rfc3339;
+
+use super::*;
 
 /// A scheduled budget report, as queued for mail.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -1,9 +1,10 @@
 //! Outbox rows of notifications and reports, their keys and retry backoff.
 
+use sha2::{Digest, Sha256};
+
 use crate::alerting::Notification;
 use crate::config::Alerting;
 use crate::ledger::OutboxRow;
-use sha2::{Digest, Sha256};
 
 use super::*;
 

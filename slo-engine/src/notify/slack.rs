@@ -1,8 +1,9 @@
 //! The Slack integration: an incoming webhook message.
 
+use serde_json::{Value, json};
+
 use crate::alerting::Notification;
 use crate::config::Alerting;
-use serde_json::{Value, json};
 
 use super::*;
 

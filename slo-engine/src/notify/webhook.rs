@@ -1,11 +1,12 @@
 //! The webhook integration: Alertmanager's webhook payload, and the one JSON POST every integration
 //! uses.
 
-use crate::alerting::Notification;
-use crate::config::Alerting;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
+use serde_json::{Value, json};
+
+use crate::alerting::Notification;
+use crate::config::Alerting;
 use crate::util::time::rfc3339;
 
 pub(super) async fn post_json(

@@ -1,10 +1,11 @@
 //! Building an SLO report from the ledger.
 
+use serde::Serialize;
+
 use crate::config::{Budgeting, Config};
 use crate::eval::range_sums;
 use crate::ledger::{Ledger, LedgerError};
 use crate::math;
-use serde::Serialize;
 
 /// One SLO of one cell over the range.
 #[derive(Debug, Clone, PartialEq, Serialize)]

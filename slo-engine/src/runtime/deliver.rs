@@ -1,10 +1,11 @@
 //! The delivery loop: due outbox rows, sent and marked.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::ledger::Ledger;
 use crate::notify;
 use crate::util::time::Clock;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// Delivers due outbox rows until the process ends: woken when rows are queued, and every
 /// second for retries. A failed attempt is retried with capped exponential backoff; rows

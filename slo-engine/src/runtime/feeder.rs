@@ -1,12 +1,13 @@
 //! The tick's first read: the configured source (the exporters' scrape, or Prometheus) brings
 //! the ledger up to date and says which cells are down.
 
+use std::collections::BTreeSet;
+use std::time::Duration;
+
 use crate::config::{Config, Source};
 use crate::ledger::{Ledger, LedgerError};
 use crate::source::prometheus::PromSource;
 use crate::source::scrape::{Baselines, scrape_once};
-use std::collections::BTreeSet;
-use std::time::Duration;
 
 /// The source, with what it carries from one tick to the next.
 pub(super) enum Feeder {

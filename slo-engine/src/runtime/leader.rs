@@ -2,6 +2,15 @@
 //! source, evaluate, step the alerts, publish, and, when leading, send the scheduled reports
 //! and prune the ledger.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cellwatch_http::exposition::{Sample, encode};
+use cellwatch_metrics as m;
+use tokio::sync::Notify;
+
 use super::feeder::Feeder;
 use super::{prune, reports};
 use crate::alerting::{self, alert_samples};
@@ -12,13 +21,6 @@ use crate::model::{CompiledSilence, Labels};
 use crate::notify;
 use crate::util::time::Clock;
 use crate::web::AppState;
-use cellwatch_http::exposition::{Sample, encode};
-use cellwatch_metrics as m;
-use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 /// What the tick reads and writes, and what it carries from one tick to the next.
 pub(super) struct Leader {

@@ -1,9 +1,10 @@
 //! Holding the leader lease.
 
-use crate::ledger::Ledger;
-use crate::util::time::Clock;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::ledger::Ledger;
+use crate::util::time::Clock;
 
 /// Takes and renews the leader lease every quarter interval; the lease lasts 1.25 intervals, so
 /// a standby holds it within 1.5 intervals of the leader's death, and evaluates as the leader

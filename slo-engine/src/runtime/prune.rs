@@ -1,9 +1,10 @@
 //! The leader's hourly pruning of the ledger.
 
+use std::time::Duration;
+
 use crate::config::{Budgeting, Config};
 use crate::ledger::Ledger;
 use crate::model::MINUTE_RETENTION;
-use std::time::Duration;
 
 /// Whether the tick at `t` (Unix seconds) prunes: the first tick of each hour.
 pub(super) fn due(t: i64, interval: Duration) -> bool {

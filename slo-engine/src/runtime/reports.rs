@@ -1,10 +1,11 @@
 //! The leader's scheduled reports: each one due since the last tick is built from the ledger and
 //! queued for delivery, once.
 
+use std::time::Duration;
+
 use crate::config::{Config, ReportSchedule};
 use crate::ledger::Ledger;
 use crate::notify;
-use std::time::Duration;
 
 /// Queues the reports due up to `t` (Unix seconds) since the reports cursor, then moves the
 /// cursor to `t`. Without a cursor, since two intervals ago: a restart or a failover within

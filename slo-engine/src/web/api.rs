@@ -1,8 +1,9 @@
 //! The API: alerts, SLOs, cells.
 
-use crate::web::AppState;
 use axum::extract::State;
 use axum::response::IntoResponse;
+
+use crate::web::AppState;
 
 pub(crate) async fn api_alerts(State(s): State<AppState>) -> impl IntoResponse {
     let a = s.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -1,9 +1,10 @@
 //! The engine's `/metrics`.
 
-use crate::web::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+
+use crate::web::AppState;
 
 pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let text = s.last.lock().unwrap_or_else(|e| e.into_inner()).1.clone();

@@ -1,10 +1,12 @@
 //! Silences over the API: list, create (authorized), expire.
 
-use crate::ledger::{Ledger, LedgerError};
-use crate::web::{ApiError, AppState, api_error};
+use std::sync::{Arc, Mutex};
+
 use axum::extract::State;
 use axum::http::header;
-use std::sync::{Arc, Mutex};
+
+use crate::ledger::{Ledger, LedgerError};
+use crate::web::{ApiError, AppState, api_error};
 
 pub(super) type Compiled = Arc<crate::model::CompiledSilence>;
 

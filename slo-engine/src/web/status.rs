@@ -4,15 +4,14 @@
 
 use std::fmt::Write;
 
+use axum::response::{Html, IntoResponse};
+use cellwatch_http::html::escape as esc;
+
 use crate::alerting::State;
 use crate::eval::Report;
 use crate::model::Silence;
-
-use cellwatch_http::html::escape as esc;
-
 use crate::util::time::utc as time;
 use crate::web::AppState;
-use axum::response::{Html, IntoResponse};
 
 pub(crate) fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "no data".into(), |v| format!("{:.2} %", v * 100.0))

@@ -1,7 +1,8 @@
 //! Validation of `alerting`: links, timing, the API token.
 
-use super::*;
 use std::time::Duration;
+
+use super::*;
 
 /// `alerting:` links, timings, receivers, routes, reports, burn rates, the API token.
 pub(super) fn alerting(

@@ -1,7 +1,8 @@
 //! Validation of an SLO's budgeting (occurrences or time slices) and whether a page can fire.
 
-use super::*;
 use std::time::Duration;
+
+use super::*;
 
 /// `slos[i].budgeting` (with `slice` and `slice_target`), then whether the period holds many
 /// slices and whether a page can fire at all.

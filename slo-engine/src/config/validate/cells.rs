@@ -1,7 +1,8 @@
 //! Validation of `cells` and their nodes.
 
-use super::*;
 use std::collections::BTreeSet;
+
+use super::*;
 
 /// `cells:` at least one, names unique and safe, each with nodes.
 pub(super) fn cells(raw: &[RawCell], fail: Fail<'_>) -> Result<Vec<Cell>, ConfigError> {

@@ -1,7 +1,8 @@
 //! The only validation steps that read files: each names the field it checks.
 
-use super::*;
 use std::path::PathBuf;
+
+use super::*;
 
 /// `source.scrape.ca_file`: read and parsed as PEM certificates now.
 pub(super) fn ca_pem(path: &Path, fail: Fail<'_>) -> Result<Vec<u8>, ConfigError> {

@@ -1,8 +1,9 @@
 //! Validation of `maintenance` windows.
 
-use super::*;
 use std::collections::BTreeSet;
 use std::time::Duration;
+
+use super::*;
 
 /// `maintenance:` windows: a schedule that starts some day, at least 1m long, known cells.
 pub(super) fn windows(

@@ -5,9 +5,10 @@
 //! the named steps of `files.rs` and [`openslo`](super::openslo), at the same point of the
 //! sequence as before; every other check is pure.
 
-use super::*;
 use std::collections::BTreeSet;
 use std::path::Path;
+
+use super::*;
 
 mod alerting;
 mod budgeting;

@@ -1,7 +1,8 @@
 //! Validation of `alerting.receivers` into resolved integrations.
 
-use super::*;
 use std::collections::BTreeMap;
+
+use super::*;
 
 /// `alerting.receivers`: safe unique names, at least one integration each, resolved.
 pub(super) fn receivers(

@@ -1,8 +1,9 @@
 //! Validation of `reports` schedules.
 
-use super::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+use super::*;
 
 /// `alerting.reports`: a schedule that fires, a receiver with email, at least 1h each.
 pub(super) fn reports(

@@ -1,8 +1,10 @@
 //! Validation of `alerting.routes`.
 
-use super::*;
-use crate::model::Matcher;
 use std::collections::BTreeMap;
+
+use crate::model::Matcher;
+
+use super::*;
 
 /// `alerting.routes`: known receivers, whole-value regular expressions. None: everything goes
 /// to the first receiver.

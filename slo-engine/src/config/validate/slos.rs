@@ -1,10 +1,12 @@
 //! Validation of `slos`, with those imported from OpenSLO files.
 
-use super::*;
-use crate::config::openslo::{Origin, import};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::config::openslo::{Origin, import};
+
+use super::*;
 
 /// `slos:` and the SLOs imported from `openslo:` files, validated alike, names unique.
 pub(super) fn slos(

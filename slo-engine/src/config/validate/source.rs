@@ -1,8 +1,9 @@
 //! Validation of `source` (scrape or prometheus) and the histogram buckets.
 
-use super::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+use super::*;
 
 /// `source:` scrape or prometheus, then its interval.
 pub(super) fn source(raw: RawSource, base: &Path, fail: Fail<'_>) -> Result<Source, ConfigError> {

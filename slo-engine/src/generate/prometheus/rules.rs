@@ -1,12 +1,13 @@
 //! `cellwatch-slo rules`: Sloth-compatible recording rules and multiwindow burn-rate alerts.
 
-use crate::config::{Budgeting, Config, Period, Sli, Slo};
-use crate::model::WINDOWS;
-use crate::model::burn_factor;
-use crate::util::promql::{any_of, duration, le_matcher};
+use std::collections::BTreeMap;
+
 use cellwatch_metrics as m;
 use serde::Serialize;
-use std::collections::BTreeMap;
+
+use crate::config::{Budgeting, Config, Period, Sli, Slo};
+use crate::model::{WINDOWS, burn_factor};
+use crate::util::promql::{any_of, duration, le_matcher};
 
 #[derive(Debug, Serialize)]
 pub(super) struct RuleFile {

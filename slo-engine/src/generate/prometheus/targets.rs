@@ -1,8 +1,10 @@
 //! `cellwatch-slo targets`: Prometheus file_sd targets of the configured nodes.
 
-use crate::config::Config;
-use serde::Serialize;
 use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::Config;
 
 #[derive(Debug, Serialize)]
 pub(super) struct Target {

@@ -1,14 +1,14 @@
 //! The `prometheus` source's I/O: queries, chunks read and recorded.
 
-use crate::config::{Budgeting, Config, Sli};
-use crate::ledger::{Ledger, LedgerError};
-use crate::math::{self};
-use crate::model::SLICE;
-use crate::model::SliceData;
-use crate::source::scrape::cell_rows;
-use crate::util::time::secs;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+use crate::config::{Budgeting, Config, Sli};
+use crate::ledger::{Ledger, LedgerError};
+use crate::math;
+use crate::model::{SLICE, SliceData};
+use crate::source::scrape::cell_rows;
+use crate::util::time::secs;
 
 /// The `prometheus` source's settings and state between queries.
 pub struct PromSource {

@@ -1,9 +1,11 @@
 //! The `prometheus` source's pure part: selectors, matrix parsing, feeds of readings and ratio
 //! points.
 
-use crate::source::scrape::{Key, Reading, Tracker};
-use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use crate::source::scrape::{Key, Reading, Tracker};
 
 /// The stored series of the families the engine reads ([`FAMILIES`]): a histogram's
 /// `_bucket` series, a counter itself.

@@ -1,11 +1,11 @@
 //! Increases into slices: events per SLI, totals, the rows of a cell.
 
-use crate::config::{Budgeting, Config};
-use crate::config::{Sli, Slo};
-use crate::model::SLICE;
-use crate::model::SliceData;
-use cellwatch_metrics as m;
 use std::time::Duration;
+
+use cellwatch_metrics as m;
+
+use crate::config::{Budgeting, Config, Sli, Slo};
+use crate::model::{SLICE, SliceData};
 
 use super::*;
 
