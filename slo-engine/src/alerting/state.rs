@@ -4,10 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::inhibit::inhibited;
+use super::route::{Routes, receivers};
+use super::rules::Wanted;
 use crate::config::Timing;
 use crate::model::{Labels, fingerprint};
-
-use super::*;
 
 /// One alert's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::*;
+use crate::util::text::{quote, show_path};
 
 /// A secret file's secret (at most [`MAX_SECRET_BYTES`], white space at both ends removed: the
 /// one rule of [`crate::util::secret`]), with the error naming the file only.

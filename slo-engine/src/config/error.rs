@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use super::*;
+use crate::util::text::{clip, one_line, show_path};
 
 /// A configuration that cannot be used. Displayed on one line; quoted values are cut (see
 /// [`quote`]) and secrets are never shown.

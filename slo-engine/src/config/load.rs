@@ -2,9 +2,13 @@
 
 use std::path::Path;
 
-use super::validate::validate;
+use cellwatch_http::file::read_text;
 
-use super::*;
+use super::error::{ConfigError, MAX_CONFIG_BYTES};
+use super::locate::{prepare, syntax_error};
+use super::raw::RawConfig;
+use super::types::Config;
+use super::validate::validate;
 
 /// Reads and validates a configuration file (a regular file of at most [`MAX_CONFIG_BYTES`]).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

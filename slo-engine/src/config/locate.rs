@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use super::*;
+use super::check::secret_field;
+use super::error::{ConfigError, MAX_DEPTH};
 
 /// Estimates the nesting depth of YAML text in one pass, without parsing it, and returns the
 /// 1-based line where it first passes [`MAX_DEPTH`]. Block structure counts each deeper

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::*;
+use super::error::MAX_DURATION;
+use crate::util::text::quote;
 
 /// Parses a duration (`30s`, `5m`, `30d`) of at most [`MAX_DURATION`]; the message says what is
 /// wrong without naming the field.

@@ -15,7 +15,7 @@
 
 pub use cellwatch_http::file::{read_bounded, read_text};
 
-use crate::util::text::{clip, one_line, quote, regex_error, show_path};
+use crate::util::text::quote;
 
 mod check;
 mod error;
@@ -25,6 +25,7 @@ mod message;
 pub mod openslo;
 mod raw;
 mod receiver;
+mod secret_source;
 mod types;
 mod validate;
 
@@ -35,12 +36,14 @@ pub use locate::*;
 pub use message::*;
 pub use raw::*;
 pub use receiver::*;
+pub use secret_source::*;
 pub use types::*;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::util::text::QUOTE_CHARS;
+    use crate::util::text::{clip, one_line, regex_error};
 
     use std::path::Path;
     use std::time::Duration;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::*;
+use super::check::read_secret_file;
+use super::message::duration;
 
 pub(super) fn default_scrape_interval() -> Duration {
     Duration::from_secs(15)

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::TokenSource;
+use super::secret_source::TokenSource;
 
 /// A receiver: its integrations, in the order the outbox queues them (email, webhook,
 /// pagerduty, slack, alertmanager).

@@ -20,10 +20,8 @@ const RECORDING: &str = include_str!("../../../exporter/testdata/macos/powermetr
 pub(super) const RECORDED_SOC_WATTS: f64 = 191.5;
 /// Whole-system (SMC) power over SoC power in the recorded macmon line (236.4 / 191.5).
 const SMC_OVER_SOC: f64 = 236.4 / 191.5;
-/// The simulated power model: idle SoC watts, and joules per generated token.
+/// The simulated power model: idle SoC watts (joules per generated token: the simulation's).
 pub(super) const IDLE_WATTS: f64 = 40.0;
-pub(super) const JOULES_PER_TOKEN: f64 = 0.5;
-pub(super) const JOULES_PER_TOKEN_REGRESSED: f64 = 2.0;
 /// The GPU node's power model: per GPU idle watts and joules per token; CPU packages and DRAM (RAPL).
 const GPU_IDLE_WATTS: f64 = 50.0;
 const GPU_JOULES_PER_TOKEN: f64 = 0.3;

@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::power::{JOULES_PER_TOKEN, JOULES_PER_TOKEN_REGRESSED};
 use super::scenario::{ALL_NODES, CELL, MODEL, Ports, node_name};
+
+/// Joules per generated token of the simulated Macs, normally and during the efficiency
+/// regression of the incident timeline.
+pub(super) const JOULES_PER_TOKEN: f64 = 0.5;
+pub(super) const JOULES_PER_TOKEN_REGRESSED: f64 = 2.0;
 
 /// How many times slower the slowed node answers.
 pub(super) const SLOWDOWN: u32 = 4;

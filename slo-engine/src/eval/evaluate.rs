@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use super::plan::{Columns, Sums, TIERS, add, hour, period_hour, pieces};
+use super::report::{CellReport, Report, SloReport, window_report};
 use crate::config::{Budgeting, Config};
 use crate::ledger::{Judge, Ledger, LedgerError};
 use crate::math;
 use crate::model::WINDOWS_MAX;
-
-use super::*;
 
 /// Sums per cell of one SLO's rows (`None`: the cells' totals) at `now`. Windows up to 6h
 /// cover exactly the slices that start in their last `w` seconds; a day and longer, and the

@@ -3,7 +3,7 @@
 use cellwatch_http::exposition::Sample;
 use cellwatch_metrics as m;
 
-use super::*;
+use super::report::Report;
 
 /// The report as metrics.
 pub fn samples(report: &Report) -> Vec<Sample> {

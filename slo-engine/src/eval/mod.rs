@@ -8,12 +8,11 @@ mod report;
 
 pub use evaluate::*;
 pub use metrics::*;
-use plan::*;
 pub use report::*;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::plan::{period_hour, pieces};
 
     #[test]
     fn windows_split_into_minutes_hours_and_days() {

@@ -2,7 +2,8 @@
 
 use sqlx::Row;
 
-use super::*;
+use super::outbox::{OutboxRow, insert_outbox};
+use super::{Ledger, LedgerError};
 
 impl Ledger {
     /// The alerting state saved last (JSON), if any.

@@ -2,7 +2,8 @@
 
 use sqlx::Row;
 
-use super::*;
+use super::slices::Table;
+use super::{Ledger, LedgerError};
 
 impl Ledger {
     /// Sums per cell and band of one SLO's rows (or `""`, the cells' totals) in `table`: band

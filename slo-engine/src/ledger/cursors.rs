@@ -2,9 +2,9 @@
 
 use sqlx::Row;
 
+use super::slices::insert_slices;
+use super::{Ledger, LedgerError};
 use crate::model::SliceData;
-
-use super::*;
 
 impl Ledger {
     /// Every node's scrape baseline: (when, generation, reading as JSON), by node.

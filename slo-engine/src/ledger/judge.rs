@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::*;
+use super::{Ledger, LedgerError};
 
 pub use crate::math::Judge;
 

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::*;
+use super::{Ledger, LedgerError};
 
 /// Inserts outbox rows in a transaction; a key already queued is left alone.
 pub(super) async fn insert_outbox(

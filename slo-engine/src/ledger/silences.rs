@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::*;
+use super::{Ledger, LedgerError};
 
 impl Ledger {
     /// Stores a silence unless `max_active` silences are already active or pending at `now`

@@ -2,9 +2,8 @@
 
 use sqlx::Row;
 
+use super::{Ledger, LedgerError};
 use crate::model::SliceData;
-
-use super::*;
 
 /// Reads a slice from columns `at..at + 6` (start, good, total, tokens, joules, requests).
 pub(super) fn slice_at(r: &sqlx::any::AnyRow, at: usize) -> Result<SliceData, sqlx::Error> {

@@ -1,9 +1,9 @@
 //! Tallies, window states, burn rates and the budget left.
 
+use super::judge::judge;
+use super::period::{period_bounds, period_length, slice_start};
 use crate::config::{Budgeting, Period, Slo};
 use crate::model::{SliceData, Verdict};
-
-use super::*;
 
 /// Good and total units (events, or judged slices) over a window.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

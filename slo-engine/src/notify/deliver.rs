@@ -1,10 +1,14 @@
 //! Delivering one outbox row through its integration.
 
+use super::alertmanager::alertmanager_alerts;
+use super::email::{send_mail, send_report};
+use super::outbox::ReportMail;
+use super::pagerduty::pagerduty_event;
+use super::slack::slack_message;
+use super::webhook::{post_json, webhook_payload};
 use crate::alerting::Notification;
 use crate::config::{Alerting, Integration, SlackUrl};
 use crate::ledger::OutboxRow;
-
-use super::*;
 
 /// Delivers one outbox row. `Err` says why (it is retried later).
 pub async fn deliver(

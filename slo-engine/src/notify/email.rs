@@ -4,22 +4,10 @@ use std::collections::BTreeMap;
 
 use cellwatch_http::html::escape as html;
 
+use super::outbox::{ReportMail, message_id};
 use crate::alerting::Notification;
 use crate::config::{Alerting, EmailTarget, SmtpTls};
 use crate::util::time::rfc3339;
-
-use super::*;
-
-/// A scheduled budget report, as queued for mail.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ReportMail {
-    /// Subject.
-    pub subject: String,
-    /// The report as a text table (the body).
-    pub text: String,
-    /// The report as CSV (attached).
-    pub csv: String,
-}
 
 pub(super) async fn send_report(
     e: &EmailTarget,

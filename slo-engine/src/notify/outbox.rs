@@ -6,7 +6,16 @@ use crate::alerting::Notification;
 use crate::config::Alerting;
 use crate::ledger::OutboxRow;
 
-use super::*;
+/// A scheduled budget report, as queued for mail.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReportMail {
+    /// Subject.
+    pub subject: String,
+    /// The report as a text table (the body).
+    pub text: String,
+    /// The report as CSV (attached).
+    pub csv: String,
+}
 
 /// The outbox rows of notifications: one per integration of each notification's receiver.
 pub fn outbox_rows(alerting: &Alerting, notes: &[Notification]) -> Vec<OutboxRow> {

@@ -2,11 +2,11 @@
 
 use serde_json::{Value, json};
 
+use super::email::mail_text;
+use super::outbox::digest;
 use crate::alerting::Notification;
 use crate::config::Alerting;
 use crate::util::time::rfc3339;
-
-use super::*;
 
 /// PagerDuty Events API v2: one event per notification; the incident's key (SHA-256) is the
 /// `dedup_key`, so a resolve closes the incident its page opened.

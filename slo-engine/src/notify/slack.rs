@@ -2,10 +2,9 @@
 
 use serde_json::{Value, json};
 
+use super::email::mail_text;
 use crate::alerting::Notification;
 use crate::config::Alerting;
-
-use super::*;
 
 /// A Slack incoming-webhook message.
 pub fn slack_message(alerting: &Alerting, n: &Notification) -> Value {

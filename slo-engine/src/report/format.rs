@@ -1,8 +1,7 @@
 //! Writing a report: table, JSON, CSV.
 
+use super::build::Report;
 use crate::util::time::rfc3339 as time;
-
-use super::*;
 
 pub(super) fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "-".into(), f)

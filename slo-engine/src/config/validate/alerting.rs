@@ -1,8 +1,14 @@
 //! Validation of `alerting`: links, timing, the API token.
 
+use std::path::Path;
 use std::time::Duration;
 
-use super::*;
+use super::{Fail, burn_rates, files, receivers, reports, routes};
+use crate::config::check::check_url;
+use crate::config::error::ConfigError;
+use crate::config::raw::RawAlerting;
+use crate::config::secret_source::TokenSource;
+use crate::config::types::{Alerting, Timing};
 
 /// `alerting:` links, timings, receivers, routes, reports, burn rates, the API token.
 pub(super) fn alerting(

@@ -2,7 +2,12 @@
 
 use std::time::Duration;
 
-use super::*;
+use super::Fail;
+use crate::config::error::ConfigError;
+use crate::config::message::parse_duration;
+use crate::config::raw::RawSlo;
+use crate::config::types::{Budgeting, Period, Sli};
+use crate::util::text::quote;
 
 /// `slos[i].budgeting` (with `slice` and `slice_target`), then whether the period holds many
 /// slices and whether a page can fire at all.

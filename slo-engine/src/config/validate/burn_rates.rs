@@ -1,6 +1,10 @@
 //! Validation of `alerting.burn_rates`.
 
-use super::*;
+use super::Fail;
+use crate::config::error::ConfigError;
+use crate::config::raw::RawBurnRate;
+use crate::config::types::{BurnRate, default_burn_rates};
+use crate::util::text::quote;
 
 /// `alerting.burn_rates`: windows the engine keeps, short under long. None: the Workbook's.
 pub(super) fn burn_rates(

@@ -2,7 +2,12 @@
 
 use std::collections::BTreeSet;
 
-use super::*;
+use super::{Fail, safe_name};
+use crate::config::check::{check_url, label_safe};
+use crate::config::error::ConfigError;
+use crate::config::raw::RawCell;
+use crate::config::types::{Cell, Node};
+use crate::util::text::quote;
 
 /// `cells:` at least one, names unique and safe, each with nodes.
 pub(super) fn cells(raw: &[RawCell], fail: Fail<'_>) -> Result<Vec<Cell>, ConfigError> {

@@ -1,8 +1,14 @@
 //! The only validation steps that read files: each names the field it checks.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::*;
+use cellwatch_http::file::read_bounded;
+
+use super::Fail;
+use crate::config::check::{check_secret_file, check_url, read_secret_file};
+use crate::config::error::{ConfigError, MAX_CA_BYTES};
+use crate::config::raw::BasicAuth;
+use crate::util::text::{one_line, show_path};
 
 /// `source.scrape.ca_file`: read and parsed as PEM certificates now.
 pub(super) fn ca_pem(path: &Path, fail: Fail<'_>) -> Result<Vec<u8>, ConfigError> {

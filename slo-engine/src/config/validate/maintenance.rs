@@ -3,7 +3,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::*;
+use super::{Fail, schedule};
+use crate::config::error::ConfigError;
+use crate::config::raw::RawMaintenance;
+use crate::config::types::{Cell, Maintenance};
+use crate::util::text::quote;
 
 /// `maintenance:` windows: a schedule that starts some day, at least 1m long, known cells.
 pub(super) fn windows(

@@ -8,7 +8,12 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::*;
+use crate::config::check::{NAME_RULE, name_safe};
+use crate::config::error::ConfigError;
+use crate::config::locate::locate;
+use crate::config::raw::RawConfig;
+use crate::config::types::Config;
+use crate::util::text::quote;
 
 mod alerting;
 mod budgeting;

@@ -1,8 +1,19 @@
 //! Validation of `alerting.receivers` into resolved integrations.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use super::*;
+use super::{Fail, files, safe_name};
+use crate::config::check::check_url;
+use crate::config::error::ConfigError;
+use crate::config::raw::{Email, PagerDuty, RawReceiver, Slack};
+
+use crate::config::receiver::{
+    AlertmanagerApi, EmailTarget, Integration, PagerDutyTarget, Receiver, SlackTarget, SlackUrl,
+    SmtpAuth, SmtpTls, WebhookTarget,
+};
+use crate::config::secret_source::TokenSource;
+use crate::util::text::quote;
 
 /// `alerting.receivers`: safe unique names, at least one integration each, resolved.
 pub(super) fn receivers(

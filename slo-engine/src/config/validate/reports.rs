@@ -3,7 +3,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::*;
+use super::{Fail, schedule};
+use crate::config::error::ConfigError;
+use crate::config::raw::RawReport;
+use crate::config::receiver::Receiver;
+use crate::config::types::ReportSchedule;
+use crate::util::text::quote;
 
 /// `alerting.reports`: a schedule that fires, a receiver with email, at least 1h each.
 pub(super) fn reports(

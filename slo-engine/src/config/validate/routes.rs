@@ -2,9 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use super::Fail;
+use crate::config::error::ConfigError;
+use crate::config::raw::RawAlerting;
+use crate::config::receiver::Receiver;
+use crate::config::types::Route;
 use crate::model::Matcher;
-
-use super::*;
+use crate::util::text::{clip, one_line, quote, regex_error};
 
 /// `alerting.routes`: known receivers, whole-value regular expressions. None: everything goes
 /// to the first receiver.

@@ -1,6 +1,9 @@
 //! Cron schedules and time zones, as maintenance windows and reports both take them.
 
-use super::*;
+use super::Fail;
+use crate::config::check::cron_fires;
+use crate::config::error::ConfigError;
+use crate::util::text::{one_line, quote};
 
 /// An IANA time zone (default UTC).
 pub(super) fn timezone(

@@ -1,6 +1,11 @@
 //! Validation of an SLO's SLI.
 
-use super::*;
+use super::Fail;
+use crate::config::error::ConfigError;
+use crate::config::message::parse_duration;
+use crate::config::raw::RawSli;
+use crate::config::types::{RatioQueries, Sli, Source};
+use crate::util::text::clip;
 
 /// `slos[i].sli`: thresholds on bucket bounds, ratios only with the prometheus source.
 pub(super) fn sli(

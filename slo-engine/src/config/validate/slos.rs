@@ -1,12 +1,17 @@
 //! Validation of `slos`, with those imported from OpenSLO files.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::{Fail, budgeting, openslo_field, safe_name, schedule, sli};
+use crate::config::error::ConfigError;
+use crate::config::locate::locate;
+use crate::config::message::parse_duration;
 use crate::config::openslo::{Origin, import};
-
-use super::*;
+use crate::config::raw::{RawConfig, RawSlo};
+use crate::config::types::{Cell, Period, Slo, Source};
+use crate::util::text::{clip, quote};
 
 /// `slos:` and the SLOs imported from `openslo:` files, validated alike, names unique.
 pub(super) fn slos(

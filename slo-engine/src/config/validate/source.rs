@@ -1,9 +1,15 @@
 //! Validation of `source` (scrape or prometheus) and the histogram buckets.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
-use super::*;
+use super::{Fail, files};
+use crate::config::check::check_url;
+use crate::config::error::ConfigError;
+use crate::config::raw::RawSource;
+use crate::config::types::Source;
+use crate::util::text::quote;
 
 /// `source:` scrape or prometheus, then its interval.
 pub(super) fn source(raw: RawSource, base: &Path, fail: Fail<'_>) -> Result<Source, ConfigError> {

@@ -2,7 +2,7 @@
 
 use prometheus_parse::{Scrape, Value};
 
-use super::*;
+use super::tracker::Reading;
 
 /// The families the engine reads from an exporter: latency and time to first token
 /// (histograms), requests, tokens and energy (counters).

@@ -4,10 +4,9 @@ use std::time::Duration;
 
 use cellwatch_metrics as m;
 
+use super::tracker::Reading;
 use crate::config::{Budgeting, Config, Sli, Slo};
 use crate::model::{SLICE, SliceData};
-
-use super::*;
 
 pub(super) fn sum(inc: &Reading, family: &str, pred: impl Fn(&[(String, String)]) -> bool) -> f64 {
     inc.iter()
