@@ -15,10 +15,13 @@
 //! 10. [`notify`]: the outbox, one file per integration.
 //! 11. [`web`]: API, silences, status page, `/metrics`.
 //! 12. [`runtime`]: the lease, the leader's tick, the delivery loop.
-//! 13. [`generate`]: Prometheus rules and targets, Grafana dashboards.
-//! 14. [`demo`]: the demo cell.
+//! 13. [`backtest`]: a history replayed in virtual time through the ledger, evaluation and
+//!     alerting.
+//! 14. [`generate`]: Prometheus rules and targets, Grafana dashboards.
+//! 15. [`demo`]: the demo cell.
 
 pub mod alerting;
+pub mod backtest;
 pub mod config;
 pub mod demo;
 pub mod eval;

@@ -1,0 +1,6 @@
+//! `cellwatch-slo backtest`: a history replayed through the real ledger, evaluation and alert
+//! state machine in virtual time, and what would have fired.
+
+mod result;
+
+pub use result::*;
