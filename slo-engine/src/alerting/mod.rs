@@ -21,7 +21,7 @@ pub use state::*;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Maintenance, Route, Timing};
+    use crate::config::{Maintenance, NotifyPolicy, Route, Timing};
     use crate::model::{Labels, MAX_REGEX_LEN, Matcher, Silence, fingerprint, names};
     use std::collections::BTreeSet;
 
@@ -76,17 +76,19 @@ slos:
         r
     }
 
-    fn route() -> Vec<Route> {
+    fn route(notify: NotifyPolicy, update_interval: i64) -> Vec<Route> {
         vec![Route {
             receiver: "oncall".into(),
             matchers: Labels::new(),
             match_re: Vec::new(),
             continue_: false,
+            notify,
+            update_interval,
         }]
     }
 
     /// Runs evaluations every 15 s from `from` to `to` with `burns` and returns the
-    /// notifications.
+    /// notifications, through one route of the default (`incident`) policy.
     fn run(
         state: &mut State,
         from: i64,
@@ -94,6 +96,19 @@ slos:
         burns: &[(&str, &str, f64)],
         down: &[&str],
         muted: &dyn Fn(&Labels) -> bool,
+    ) -> Vec<Notification> {
+        let r = route(NotifyPolicy::Incident, 0);
+        run_with(state, (from, to), burns, down, muted, &r)
+    }
+
+    /// As [`run`], through `routes`.
+    fn run_with(
+        state: &mut State,
+        (from, to): (i64, i64),
+        burns: &[(&str, &str, f64)],
+        down: &[&str],
+        muted: &dyn Fn(&Labels) -> bool,
+        routes: &[Route],
     ) -> Vec<Notification> {
         let cfg = config();
         let timing = Timing::default();
@@ -103,7 +118,7 @@ slos:
         while t < to {
             let w = wanted(&cfg, &report(t, burns), &down, &timing);
             state.step_alerts(&w, t);
-            out.extend(state.dispatch(&Routes::new(&route()), &timing, muted, t));
+            out.extend(state.dispatch(&Routes::new(routes), &timing, muted, t));
             t += 15;
         }
         out
@@ -197,19 +212,27 @@ slos:
     }
 
     #[test]
-    fn a_long_incident_repeats_after_repeat_interval() {
-        let mut s = State::default();
+    fn a_long_incident_repeats_after_repeat_interval_when_grouped() {
         let burns = [("studio-a", "latency", 20.0)];
-        let n = run(&mut s, 0, 5 * 3600, &burns, &[], &|_| false);
+        let grouped = route(NotifyPolicy::Grouped, 0);
+        let mut s = State::default();
+        let n = run_with(&mut s, (0, 5 * 3600), &burns, &[], &|_| false, &grouped);
         let reasons: Vec<(&str, i64)> = n.iter().map(|n| (n.reason.as_str(), n.at)).collect();
         assert_eq!(reasons, [("new_alerts", 30), ("repeat", 30 + 4 * 3600)]);
+        // An incident route pages once: the pager holds the incident.
+        let mut s = State::default();
+        let n = run(&mut s, 0, 5 * 3600, &burns, &[], &|_| false);
+        let reasons: Vec<(&str, i64)> = n.iter().map(|n| (n.reason.as_str(), n.at)).collect();
+        assert_eq!(reasons, [("new_alerts", 30)]);
+        assert!(n[0].pages);
     }
 
     #[test]
     fn a_cell_down_inhibits_its_slo_alerts_and_other_cells_page_apart() {
         let mut s = State::default();
         let burns = [("studio-a", "latency", 20.0), ("studio-b", "latency", 20.0)];
-        let n = run(&mut s, 0, 600, &burns, &["studio-a"], &|_| false);
+        let grouped = route(NotifyPolicy::Grouped, 0);
+        let n = run_with(&mut s, (0, 600), &burns, &["studio-a"], &|_| false, &grouped);
         let a: Vec<&Notification> = n.iter().filter(|n| n.cell == "studio-a").collect();
         let b: Vec<&Notification> = n.iter().filter(|n| n.cell == "studio-b").collect();
         // studio-a: the burn page goes out first; the cell-down page (after 1 minute)
@@ -370,18 +393,24 @@ slos:
                 matchers: labels(&[("severity", "page")]),
                 match_re: vec![re("cell", "studio-.*")],
                 continue_: true,
+                notify: NotifyPolicy::Incident,
+                update_interval: 0,
             },
             Route {
                 receiver: "pager".into(),
                 matchers: labels(&[("severity", "page")]),
                 match_re: Vec::new(),
                 continue_: false,
+                notify: NotifyPolicy::Incident,
+                update_interval: 0,
             },
             Route {
                 receiver: "rest".into(),
                 matchers: Labels::new(),
                 match_re: Vec::new(),
                 continue_: false,
+                notify: NotifyPolicy::Grouped,
+                update_interval: 0,
             },
         ];
         let routes = Routes::new(&routes);
@@ -435,5 +464,139 @@ slos:
             w.state = "too_thin";
         }
         assert!(wanted(&config(), &r, &BTreeSet::new(), &Timing::default()).is_empty());
+    }
+
+    /// (reason, at, pages) of each notification.
+    fn said(n: &[Notification]) -> Vec<(&str, i64, bool)> {
+        n.iter().map(|n| (n.reason.as_str(), n.at, n.pages)).collect()
+    }
+
+    #[test]
+    fn alerts_that_join_a_paging_incident_send_nothing_and_one_resolve_lists_them() {
+        let mut s = State::default();
+        let never = |_: &Labels| false;
+        // The availability page opens the incident; 10 minutes later latency joins, with its
+        // tickets; 30 minutes in, both stop.
+        let mut n = run(&mut s, 0, 600, &[("studio-a", "availability", 20.0)], &[], &never);
+        let both = [
+            ("studio-a", "availability", 20.0),
+            ("studio-a", "latency", 20.0),
+        ];
+        n.extend(run(&mut s, 600, 1800, &both, &[], &never));
+        n.extend(run(&mut s, 1800, 7200, &[], &[], &never));
+        // Opened at group_wait; resolved once every alert stayed resolved for resolve_wait.
+        assert_eq!(
+            said(&n),
+            [("new_alerts", 30, true), ("all_resolved", 1800 + 300, false)]
+        );
+        let listed: BTreeSet<&str> = n[1]
+            .alerts
+            .iter()
+            .map(|a| a.labels["slo"].as_str())
+            .collect();
+        assert_eq!(listed, BTreeSet::from(["availability", "latency"]));
+        assert_eq!(n[1].incident, n[0].key);
+        assert!(s.groups.is_empty() && s.alerts.is_empty(), "{s:#?}");
+    }
+
+    #[test]
+    fn a_ticket_only_incident_that_gains_a_page_escalates_with_a_new_page() {
+        let mut s = State::default();
+        let never = |_: &Labels| false;
+        // 2× fires only the 3d/1× ticket; 20× pages.
+        let mut n = run(&mut s, 0, 1200, &[("studio-a", "latency", 2.0)], &[], &never);
+        n.extend(run(&mut s, 1200, 2400, &[("studio-a", "latency", 20.0)], &[], &never));
+        assert_eq!(
+            said(&n),
+            [("new_alerts", 30, false), ("escalated", 1200, true)]
+        );
+        assert_ne!(n[1].incident, n[0].incident, "a pager opens a new incident");
+        // Tickets alone keep Alertmanager's grouping: a new ticket after group_interval.
+        let mut s = State::default();
+        let mut n = run(&mut s, 0, 60, &[("studio-a", "latency", 2.0)], &[], &never);
+        let two = [("studio-a", "latency", 2.0), ("studio-a", "availability", 2.0)];
+        n.extend(run(&mut s, 60, 600, &two, &[], &never));
+        assert_eq!(
+            said(&n),
+            [("new_alerts", 30, false), ("new_alerts", 330, false)]
+        );
+    }
+
+    #[test]
+    fn a_page_that_flaps_within_resolve_wait_stays_one_incident() {
+        let mut s = State::default();
+        let never = |_: &Labels| false;
+        let burn = [("studio-a", "availability", 20.0)];
+        let mut n = Vec::new();
+        // Firing 7 minutes, quiet 3, six times; then quiet.
+        for i in 0..6 {
+            let t = i * 600;
+            n.extend(run(&mut s, t, t + 420, &burn, &[], &never));
+            n.extend(run(&mut s, t + 420, t + 600, &[], &[], &never));
+        }
+        n.extend(run(&mut s, 3600, 7200, &[], &[], &never));
+        assert_eq!(
+            said(&n),
+            [("new_alerts", 30, true), ("all_resolved", 3000 + 420 + 300, false)]
+        );
+    }
+
+    #[test]
+    fn an_incident_route_with_update_interval_sends_digests_that_do_not_page() {
+        let mut s = State::default();
+        let never = |_: &Labels| false;
+        let r = route(NotifyPolicy::Incident, 600);
+        let one = [("studio-a", "availability", 20.0)];
+        let two = [
+            ("studio-a", "availability", 20.0),
+            ("studio-a", "latency", 20.0),
+        ];
+        let mut n = run_with(&mut s, (0, 120), &one, &[], &never, &r);
+        n.extend(run_with(&mut s, (120, 1800), &two, &[], &never, &r));
+        assert_eq!(said(&n), [("new_alerts", 30, true), ("update", 630, false)]);
+        assert_eq!(n[1].incident, n[0].key);
+    }
+
+    #[test]
+    fn an_inhibition_holds_through_the_evaluation_that_ends_its_inhibitor() {
+        let cfg = config();
+        let timing = Timing::default();
+        let grouped = route(NotifyPolicy::Grouped, 0);
+        let routes = Routes::new(&grouped);
+        let mut s = State::default();
+        let never = |_: &Labels| false;
+        let down = BTreeSet::from(["studio-a".to_string()]);
+        // The cell is down and its SLOs have no data, for an hour.
+        let mut r = report(0, &[]);
+        for x in &mut r.slos {
+            x.data_missing = x.cell == "studio-a";
+        }
+        let mut n = Vec::new();
+        let mut t = 0;
+        while t <= 3600 {
+            r.at = t;
+            s.step_alerts(&wanted(&cfg, &r, &down, &timing), t);
+            n.extend(s.dispatch(&routes, &timing, &never, t));
+            t += 15;
+        }
+        // It comes back: the evaluation that drops CellDown still misses data; the next has it.
+        s.step_alerts(&wanted(&cfg, &r, &BTreeSet::new(), &timing), t);
+        n.extend(s.dispatch(&routes, &timing, &never, t));
+        for x in &mut r.slos {
+            x.data_missing = false;
+        }
+        for t in (t + 15..t + 1800).step_by(15) {
+            r.at = t;
+            s.step_alerts(&wanted(&cfg, &r, &BTreeSet::new(), &timing), t);
+            n.extend(s.dispatch(&routes, &timing, &never, t));
+        }
+        let firing: BTreeSet<&str> = n
+            .iter()
+            .flat_map(|n| &n.alerts)
+            .filter(|a| a.status == "firing")
+            .map(|a| a.labels["alertname"].as_str())
+            .collect();
+        assert_eq!(firing, BTreeSet::from([names::CELL_DOWN]), "{n:#?}");
+        assert_eq!(n.len(), 2, "one page, one resolve: {n:#?}");
     }
 }

@@ -25,6 +25,14 @@ impl Routes {
 
 /// The receivers an alert goes to.
 pub fn receivers<'a>(routes: &'a Routes, labels: &Labels) -> Vec<&'a str> {
+    matching(routes, labels)
+        .into_iter()
+        .map(|r| r.receiver.as_str())
+        .collect()
+}
+
+/// The routes an alert takes, in order.
+pub fn matching<'a>(routes: &'a Routes, labels: &Labels) -> Vec<&'a Route> {
     let mut out = Vec::new();
     for (r, re) in &routes.0 {
         if r.matchers.iter().all(|(k, v)| labels.get(k) == Some(v))
@@ -32,7 +40,7 @@ pub fn receivers<'a>(routes: &'a Routes, labels: &Labels) -> Vec<&'a str> {
                 .as_ref()
                 .is_some_and(|re| re.iter().all(|m| m.matches(labels)))
         {
-            out.push(r.receiver.as_str());
+            out.push(r);
             if !r.continue_ {
                 break;
             }

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::inhibit::inhibited;
-use super::route::{Routes, receivers};
+use super::route::{Routes, matching};
 use super::rules::Wanted;
-use crate::config::Timing;
+use crate::config::{NotifyPolicy, Timing};
 use crate::model::{Labels, fingerprint};
 
 /// One alert's state.
@@ -64,6 +64,32 @@ pub struct Group {
     pub seq: u64,
     /// The incident's first notification's key (resolves thread to it).
     pub incident: Option<String>,
+    /// How the group notifies (from the first route that made it).
+    #[serde(default)]
+    pub policy: NotifyPolicy,
+    /// Seconds between digests of a paging incident (0: none).
+    #[serde(default)]
+    pub update_interval: i64,
+    /// Whether the incident has paged (its later alerts join it without a new page).
+    #[serde(default)]
+    pub paged: bool,
+    /// Since when none of a paging incident's alerts fires (its resolve waits `resolve_wait`).
+    #[serde(default)]
+    pub quiet_since: Option<i64>,
+    /// Every alert a paging incident carried firing (its resolve lists them).
+    #[serde(default)]
+    pub carried: BTreeSet<String>,
+}
+
+/// What the group of one key may notify now: receiver, cell, the firing alerts not muted or
+/// inhibited, and the policy of the first route that led there.
+#[derive(Debug, Clone)]
+struct Current {
+    receiver: String,
+    cell: String,
+    firing: BTreeSet<String>,
+    policy: NotifyPolicy,
+    update_interval: i64,
 }
 
 /// One alert in a notification.
@@ -98,8 +124,12 @@ pub struct Notification {
     pub cell: String,
     /// `firing` or `resolved` (the group as a whole).
     pub status: String,
-    /// Why: `new_alerts`, `repeat`, `some_resolved` or `all_resolved`.
+    /// Why: `new_alerts`, `escalated` (a ticket-only incident gained a page), `update` (a
+    /// digest of a paging incident), `repeat`, `some_resolved` or `all_resolved`.
     pub reason: String,
+    /// Whether it wakes someone: firing with a page among its firing alerts, not a digest.
+    #[serde(default)]
+    pub pages: bool,
     /// When (Unix seconds).
     pub at: i64,
     /// Its alerts, firing first.
@@ -143,10 +173,15 @@ impl State {
     }
 
     /// Groups the firing alerts per receiver and cell and returns the notifications due at
-    /// `now`, with Alertmanager's semantics: a new group waits `group_wait`; a group notifies
-    /// again after `group_interval` when alerts were added or resolved, after
-    /// `repeat_interval` when nothing changed, and once when all its alerts resolved. `muted`
-    /// alerts (silenced, in a maintenance window) and inhibited ones are left out.
+    /// `now`. A new group waits `group_wait`. Under a route's `incident` policy (the default) a
+    /// group is a cell incident: it opens with one notification, alerts that join a paging
+    /// incident send nothing (or a digest every `update_interval`), a ticket-only incident that
+    /// gains a page escalates with a new page, and the one resolve goes out once every alert
+    /// stayed resolved for `resolve_wait`, listing what fired. Ticket-only incidents, and every
+    /// group under the `grouped` policy, follow Alertmanager: again after `group_interval` when
+    /// alerts were added or resolved, after `repeat_interval` when nothing changed, and once when
+    /// all resolved. `muted` alerts (silenced, in a maintenance window) and inhibited ones are
+    /// left out.
     pub fn dispatch(
         &mut self,
         routes: &Routes,
@@ -154,7 +189,7 @@ impl State {
         muted: &dyn Fn(&Labels) -> bool,
         now: i64,
     ) -> Vec<Notification> {
-        let current = self.notifiable(routes, muted);
+        let current = self.notifiable(routes, muted, now);
         self.open_groups(&current, timing, now);
         let all_firing: BTreeSet<&String> = self
             .alerts
@@ -168,8 +203,22 @@ impl State {
             if now < g.next_flush {
                 continue;
             }
-            let now_firing = current.get(key).map(|c| c.2.clone()).unwrap_or_default();
-            let (said, closes) = flush(key, g, &self.alerts, &now_firing, &all_firing, timing, now);
+            let now_firing = current
+                .get(key)
+                .map(|c| c.firing.clone())
+                .unwrap_or_default();
+            let at = Flush {
+                key,
+                alerts: &self.alerts,
+                now_firing: &now_firing,
+                all_firing: &all_firing,
+                timing,
+                now,
+            };
+            let (said, closes) = match g.policy {
+                NotifyPolicy::Incident => at.incident(g),
+                NotifyPolicy::Grouped => at.grouped(g),
+            };
             out.extend(said);
             if closes {
                 done.push(key.clone());
@@ -179,37 +228,49 @@ impl State {
             self.groups.remove(&key);
         }
         // Resolved alerts no group still reports can go.
-        let reported: BTreeSet<&String> = self.groups.values().flat_map(|g| &g.notified).collect();
+        let reported: BTreeSet<&String> = self
+            .groups
+            .values()
+            .flat_map(|g| g.notified.iter().chain(&g.carried))
+            .collect();
         self.alerts
             .retain(|fp, a| a.resolved_at.is_none() || reported.contains(fp));
         out
     }
 
-    /// Group key → (receiver, cell, fingerprints) of the firing alerts that may notify: not
-    /// muted, not inhibited.
+    /// Group key → what it may notify: the firing alerts not muted and not inhibited. An alert
+    /// that stopped at `now` still inhibits in this evaluation, so what it held back never
+    /// notifies in the evaluation that ends it.
     fn notifiable(
         &self,
         routes: &Routes,
         muted: &dyn Fn(&Labels) -> bool,
-    ) -> BTreeMap<String, (String, String, BTreeSet<String>)> {
-        let firing: Vec<&Labels> = self
+        now: i64,
+    ) -> BTreeMap<String, Current> {
+        let inhibitors: Vec<&Labels> = self
             .alerts
             .values()
-            .filter(|a| a.firing())
+            .filter(|a| a.firing() || (a.fired_at.is_some() && a.resolved_at == Some(now)))
             .map(|a| &a.labels)
             .collect();
-        let mut current: BTreeMap<String, (String, String, BTreeSet<String>)> = BTreeMap::new();
+        let mut current: BTreeMap<String, Current> = BTreeMap::new();
         for a in self.alerts.values().filter(|a| a.firing()) {
-            if muted(&a.labels) || inhibited(&a.labels, &firing) {
+            if muted(&a.labels) || inhibited(&a.labels, &inhibitors) {
                 continue;
             }
             let cell = a.labels.get("cell").cloned().unwrap_or_default();
-            for r in receivers(routes, &a.labels) {
-                let key = format!("{r}:{{cell=\"{cell}\"}}");
+            for r in matching(routes, &a.labels) {
+                let key = format!("{}:{{cell=\"{cell}\"}}", r.receiver);
                 current
                     .entry(key)
-                    .or_insert_with(|| (r.to_string(), cell.clone(), BTreeSet::new()))
-                    .2
+                    .or_insert_with(|| Current {
+                        receiver: r.receiver.clone(),
+                        cell: cell.clone(),
+                        firing: BTreeSet::new(),
+                        policy: r.notify,
+                        update_interval: r.update_interval,
+                    })
+                    .firing
                     .insert(a.fingerprint.clone());
             }
         }
@@ -217,86 +278,168 @@ impl State {
     }
 
     /// A group for each new group key, first flushed after `group_wait`.
-    fn open_groups(
-        &mut self,
-        current: &BTreeMap<String, (String, String, BTreeSet<String>)>,
-        timing: &Timing,
-        now: i64,
-    ) {
-        for (key, (receiver, cell, _)) in current {
+    fn open_groups(&mut self, current: &BTreeMap<String, Current>, timing: &Timing, now: i64) {
+        for (key, c) in current {
             self.groups.entry(key.clone()).or_insert_with(|| Group {
-                receiver: receiver.clone(),
-                cell: cell.clone(),
+                receiver: c.receiver.clone(),
+                cell: c.cell.clone(),
                 next_flush: now + timing.group_wait,
                 last_sent: None,
                 notified: BTreeSet::new(),
                 created: now,
                 seq: 0,
                 incident: None,
+                policy: c.policy,
+                update_interval: c.update_interval,
+                paged: false,
+                quiet_since: None,
+                carried: BTreeSet::new(),
             });
         }
     }
 }
 
-/// One group's flush: what it says (if anything) and whether it closes.
-fn flush(
-    key: &str,
-    g: &mut Group,
-    alerts: &BTreeMap<String, Alert>,
-    now_firing: &BTreeSet<String>,
-    all_firing: &BTreeSet<&String>,
-    timing: &Timing,
+/// One group's flush at `now`: what it says (if anything) and whether it closes.
+struct Flush<'a> {
+    key: &'a str,
+    alerts: &'a BTreeMap<String, Alert>,
+    /// The group's firing alerts that may notify now.
+    now_firing: &'a BTreeSet<String>,
+    /// Every firing alert (muted and inhibited ones too).
+    all_firing: &'a BTreeSet<&'a String>,
+    timing: &'a Timing,
     now: i64,
-) -> (Option<Notification>, bool) {
-    // Notified alerts that still fire but are muted or inhibited now are not resolved:
-    // they stay in the group, unsaid, until they resolve.
-    let (still, resolved): (BTreeSet<String>, BTreeSet<String>) = g
-        .notified
-        .iter()
-        .cloned()
-        .partition(|fp| all_firing.contains(fp));
-    let next: BTreeSet<String> = now_firing.union(&still).cloned().collect();
-    let added = !now_firing.is_subset(&g.notified);
-    let reason = if now_firing.is_empty() && still.is_empty() {
-        if resolved.is_empty() {
-            // Flapped within group_wait, or muted throughout: nothing was ever said.
-            return (None, true);
+}
+
+impl Flush<'_> {
+    /// The `incident` policy (see [`State::dispatch`]).
+    fn incident(&self, g: &mut Group) -> (Option<Notification>, bool) {
+        let page = |fp: &String| {
+            self.alerts
+                .get(fp)
+                .is_some_and(|a| a.labels.get("severity").map(String::as_str) == Some("page"))
+        };
+        if !g.paged {
+            if !self.now_firing.iter().any(page) {
+                // Ticket-only so far: Alertmanager's grouping.
+                return self.grouped(g);
+            }
+            // The incident opens with a page, or a ticket-only one escalates: a new page, with
+            // a new incident key (a pager deduplicates on it).
+            let reason = if g.seq == 0 { "new_alerts" } else { "escalated" };
+            g.incident = None;
+            g.paged = true;
+            g.carried.extend(self.now_firing.iter().cloned());
+            let said = self.say(g, reason, &BTreeSet::new());
+            // From now on the incident is looked at every evaluation.
+            g.next_flush = self.now;
+            return (Some(said), false);
         }
-        "all_resolved"
-    } else if added {
-        "new_alerts"
-    } else if !resolved.is_empty() {
-        "some_resolved"
-    } else if !now_firing.is_empty()
-        && g.last_sent
-            .is_some_and(|t| now - t >= timing.repeat_interval)
-    {
-        "repeat"
-    } else {
-        g.notified = next;
-        return (None, false);
-    };
-    g.seq += 1;
-    let nkey = format!("{key}@{}/{}", g.created, g.seq);
-    let incident = g.incident.get_or_insert_with(|| nkey.clone()).clone();
-    let all_resolved = reason == "all_resolved";
-    let said = Notification {
-        key: nkey,
-        group_key: key.to_string(),
-        incident,
-        receiver: g.receiver.clone(),
-        cell: g.cell.clone(),
-        status: if all_resolved { "resolved" } else { "firing" }.into(),
-        reason: reason.into(),
-        at: now,
-        alerts: notified(alerts, now_firing, &resolved, now),
-    };
-    if !all_resolved {
-        g.last_sent = Some(now);
-        g.notified = next;
-        g.next_flush = now + timing.group_interval;
+        g.next_flush = self.now;
+        g.carried.extend(self.now_firing.iter().cloned());
+        // Alerts that still fire but are muted or inhibited keep the incident open.
+        let still = g.carried.iter().any(|fp| self.all_firing.contains(fp));
+        if self.now_firing.is_empty() && !still {
+            let since = *g.quiet_since.get_or_insert(self.now);
+            if self.now - since < self.timing.resolve_wait {
+                return (None, false);
+            }
+            let all = g.carried.clone();
+            let said = self.say(g, "all_resolved", &all);
+            return (Some(said), true);
+        }
+        g.quiet_since = None;
+        let changed = *self.now_firing != g.notified;
+        let due = g
+            .last_sent
+            .is_some_and(|t| self.now - t >= g.update_interval);
+        if g.update_interval > 0 && changed && due {
+            let resolved: BTreeSet<String> = g
+                .notified
+                .difference(self.now_firing)
+                .filter(|fp| !self.all_firing.contains(fp))
+                .cloned()
+                .collect();
+            let said = self.say(g, "update", &resolved);
+            return (Some(said), false);
+        }
+        (None, false)
     }
-    (Some(said), all_resolved)
+
+    /// Alertmanager's grouping (see [`State::dispatch`]).
+    fn grouped(&self, g: &mut Group) -> (Option<Notification>, bool) {
+        // Notified alerts that still fire but are muted or inhibited now are not resolved:
+        // they stay in the group, unsaid, until they resolve.
+        let (still, resolved): (BTreeSet<String>, BTreeSet<String>) = g
+            .notified
+            .iter()
+            .cloned()
+            .partition(|fp| self.all_firing.contains(fp));
+        let next: BTreeSet<String> = self.now_firing.union(&still).cloned().collect();
+        let added = !self.now_firing.is_subset(&g.notified);
+        let reason = if self.now_firing.is_empty() && still.is_empty() {
+            if resolved.is_empty() {
+                // Flapped within group_wait, or muted throughout: nothing was ever said.
+                return (None, true);
+            }
+            "all_resolved"
+        } else if added {
+            "new_alerts"
+        } else if !resolved.is_empty() {
+            "some_resolved"
+        } else if !self.now_firing.is_empty()
+            && g.last_sent
+                .is_some_and(|t| self.now - t >= self.timing.repeat_interval)
+        {
+            "repeat"
+        } else {
+            g.notified = next;
+            return (None, false);
+        };
+        let said = self.say(g, reason, &resolved);
+        let all_resolved = reason == "all_resolved";
+        if !all_resolved {
+            g.notified = next;
+        }
+        (Some(said), all_resolved)
+    }
+
+    /// The notification of `reason`, with the firing alerts and `resolved`; moves the group's
+    /// sequence, incident key and (unless it resolves) last_sent, notified and next flush.
+    fn say(&self, g: &mut Group, reason: &str, resolved: &BTreeSet<String>) -> Notification {
+        g.seq += 1;
+        let nkey = format!("{}@{}/{}", self.key, g.created, g.seq);
+        let incident = g.incident.get_or_insert_with(|| nkey.clone()).clone();
+        let all_resolved = reason == "all_resolved";
+        let firing: &BTreeSet<String> = if all_resolved {
+            &BTreeSet::new()
+        } else {
+            self.now_firing
+        };
+        let alerts = notified(self.alerts, firing, resolved, self.now);
+        let pages = !all_resolved
+            && reason != "update"
+            && alerts.iter().any(|a| {
+                a.status == "firing" && a.labels.get("severity").map(String::as_str) == Some("page")
+            });
+        if !all_resolved {
+            g.last_sent = Some(self.now);
+            g.notified = self.now_firing.clone();
+            g.next_flush = self.now + self.timing.group_interval;
+        }
+        Notification {
+            key: nkey,
+            group_key: self.key.to_string(),
+            incident,
+            receiver: g.receiver.clone(),
+            cell: g.cell.clone(),
+            status: if all_resolved { "resolved" } else { "firing" }.into(),
+            reason: reason.into(),
+            pages,
+            at: self.now,
+            alerts,
+        }
+    }
 }
 
 /// The alerts a notification carries: the firing ones, then the resolved ones.

@@ -97,6 +97,11 @@ pub struct RawAlerting {
     /// inhibits the cell's other alerts (default 1m).
     #[serde(default = "d_secs::<60>", with = "humantime_duration")]
     pub cell_down_for: Duration,
+    /// How long every alert of a paging incident must stay resolved before its one resolve
+    /// notification goes out; an alert that fires again within it rejoins the incident without
+    /// a new page (default 5m).
+    #[serde(default = "d_secs::<300>", with = "humantime_duration")]
+    pub resolve_wait: Duration,
     /// The engine's own URL, for links to its status page in notifications.
     #[serde(default)]
     pub external_url: Option<String>,
@@ -278,6 +283,18 @@ pub struct RawRoute {
     /// Go on matching later routes.
     #[serde(default, rename = "continue")]
     pub continue_: bool,
+    /// How the route notifies. `incident` (default): a cell's incident opens with one
+    /// notification; alerts that join it (another SLO, a ticket) send nothing more, a ticket-only
+    /// incident that gains a page escalates with a new page, and one resolve goes out when the
+    /// whole incident is over, listing what fired. Ticket-only incidents keep Alertmanager's
+    /// grouping. `grouped`: Alertmanager's grouping for everything (group_interval,
+    /// repeat_interval).
+    #[serde(default)]
+    pub notify: crate::config::types::NotifyPolicy,
+    /// During an open paging incident, one digest of what joined or resolved at most this often
+    /// (default 0s: none; `incident` routes only).
+    #[serde(default, with = "humantime_duration")]
+    pub update_interval: Duration,
 }
 
 /// One cell.

@@ -23,6 +23,9 @@ pub struct Timing {
     pub no_data_for: i64,
     /// A cell whose exporters all fail for this long raises a cell-down page.
     pub cell_down_for: i64,
+    /// How long a paging incident's alerts must all stay resolved before it resolves.
+    #[serde(default)]
+    pub resolve_wait: i64,
 }
 
 impl Default for Timing {
@@ -33,6 +36,7 @@ impl Default for Timing {
             repeat_interval: 4 * 3600,
             no_data_for: 600,
             cell_down_for: 60,
+            resolve_wait: 300,
         }
     }
 }
@@ -84,6 +88,23 @@ pub struct Route {
     /// Keep matching later routes.
     #[serde(default)]
     pub continue_: bool,
+    /// How the route notifies.
+    #[serde(default)]
+    pub notify: NotifyPolicy,
+    /// Seconds between digests of an open paging incident (0: none).
+    #[serde(default)]
+    pub update_interval: i64,
+}
+
+/// How a route notifies (see the `notify` key of a route).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyPolicy {
+    /// One notification per cell incident, escalation, one resolve.
+    #[default]
+    Incident,
+    /// Alertmanager's grouping.
+    Grouped,
 }
 
 /// One multiwindow burn-rate alert, resolved.

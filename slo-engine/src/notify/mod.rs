@@ -49,6 +49,7 @@ mod tests {
             cell: "studio-a".into(),
             status: status.into(),
             reason: "new_alerts".into(),
+            pages: true,
             at: 1_700_000_000,
             alerts: ["latency", "availability"]
                 .iter()

@@ -66,6 +66,7 @@ fn timing(a: &RawAlerting, fail: Fail<'_>) -> Result<Timing, ConfigError> {
         repeat_interval: secs(a.repeat_interval),
         no_data_for: secs(a.no_data_for),
         cell_down_for: secs(a.cell_down_for),
+        resolve_wait: secs(a.resolve_wait),
     })
 }
 

@@ -39,6 +39,8 @@ pub(super) fn routes(
             matchers: r.matchers.clone(),
             match_re,
             continue_: r.continue_,
+            notify: r.notify,
+            update_interval: r.update_interval.as_secs() as i64,
         });
     }
     if routes.is_empty()
@@ -49,6 +51,8 @@ pub(super) fn routes(
             matchers: BTreeMap::new(),
             match_re: Vec::new(),
             continue_: false,
+            notify: Default::default(),
+            update_interval: 0,
         });
     }
     Ok(routes)
