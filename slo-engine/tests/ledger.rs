@@ -649,3 +649,36 @@ async fn a_query_sources_stretch_is_recorded_once() {
         l.close().await;
     }
 }
+
+#[tokio::test]
+async fn zero_traffic_is_data_and_no_rows_is_no_data() {
+    let cfg = cellwatch_slo::config::parse(
+        "cells:
+  - { name: idle, nodes: [ { name: n1, url: \"http://n1:9817/metrics\" } ] }
+  - { name: silent, nodes: [ { name: n1, url: \"http://m1:9817/metrics\" } ] }
+slos:
+  - { name: latency, objective: 0.99, period: 30d, sli: { latency: { threshold: 2s } } }
+",
+        std::path::Path::new("t.yaml"),
+    )
+    .unwrap();
+    let now = 40 * 86_400;
+    for b in backends("nodata").await {
+        let l = Ledger::open(&b.url).await.unwrap();
+        // The idle cell's exporters answered: rows of zeros (and idle watts in the totals).
+        l.record("idle", "latency", &slice(now - 120, 0.0, 0.0))
+            .await
+            .unwrap();
+        let mut totals = slice(now - 120, 0.0, 0.0);
+        totals.joules = 6000.0;
+        l.record("idle", "", &totals).await.unwrap();
+        let r = cellwatch_slo::eval::evaluate(&cfg, &l, now).await.unwrap();
+        let missing: Vec<(&str, bool)> = r
+            .slos
+            .iter()
+            .map(|s| (s.cell.as_str(), s.data_missing))
+            .collect();
+        assert_eq!(missing, [("idle", false), ("silent", true)], "{}", b.name);
+        l.close().await;
+    }
+}

@@ -232,7 +232,14 @@ slos:
         let mut s = State::default();
         let burns = [("studio-a", "latency", 20.0), ("studio-b", "latency", 20.0)];
         let grouped = route(NotifyPolicy::Grouped, 0);
-        let n = run_with(&mut s, (0, 600), &burns, &["studio-a"], &|_| false, &grouped);
+        let n = run_with(
+            &mut s,
+            (0, 600),
+            &burns,
+            &["studio-a"],
+            &|_| false,
+            &grouped,
+        );
         let a: Vec<&Notification> = n.iter().filter(|n| n.cell == "studio-a").collect();
         let b: Vec<&Notification> = n.iter().filter(|n| n.cell == "studio-b").collect();
         // studio-a: the burn page goes out first; the cell-down page (after 1 minute)
@@ -468,7 +475,9 @@ slos:
 
     /// (reason, at, pages) of each notification.
     fn said(n: &[Notification]) -> Vec<(&str, i64, bool)> {
-        n.iter().map(|n| (n.reason.as_str(), n.at, n.pages)).collect()
+        n.iter()
+            .map(|n| (n.reason.as_str(), n.at, n.pages))
+            .collect()
     }
 
     #[test]
@@ -477,7 +486,14 @@ slos:
         let never = |_: &Labels| false;
         // The availability page opens the incident; 10 minutes later latency joins, with its
         // tickets; 30 minutes in, both stop.
-        let mut n = run(&mut s, 0, 600, &[("studio-a", "availability", 20.0)], &[], &never);
+        let mut n = run(
+            &mut s,
+            0,
+            600,
+            &[("studio-a", "availability", 20.0)],
+            &[],
+            &never,
+        );
         let both = [
             ("studio-a", "availability", 20.0),
             ("studio-a", "latency", 20.0),
@@ -487,7 +503,10 @@ slos:
         // Opened at group_wait; resolved once every alert stayed resolved for resolve_wait.
         assert_eq!(
             said(&n),
-            [("new_alerts", 30, true), ("all_resolved", 1800 + 300, false)]
+            [
+                ("new_alerts", 30, true),
+                ("all_resolved", 1800 + 300, false)
+            ]
         );
         let listed: BTreeSet<&str> = n[1]
             .alerts
@@ -504,8 +523,22 @@ slos:
         let mut s = State::default();
         let never = |_: &Labels| false;
         // 2× fires only the 3d/1× ticket; 20× pages.
-        let mut n = run(&mut s, 0, 1200, &[("studio-a", "latency", 2.0)], &[], &never);
-        n.extend(run(&mut s, 1200, 2400, &[("studio-a", "latency", 20.0)], &[], &never));
+        let mut n = run(
+            &mut s,
+            0,
+            1200,
+            &[("studio-a", "latency", 2.0)],
+            &[],
+            &never,
+        );
+        n.extend(run(
+            &mut s,
+            1200,
+            2400,
+            &[("studio-a", "latency", 20.0)],
+            &[],
+            &never,
+        ));
         assert_eq!(
             said(&n),
             [("new_alerts", 30, false), ("escalated", 1200, true)]
@@ -514,7 +547,10 @@ slos:
         // Tickets alone keep Alertmanager's grouping: a new ticket after group_interval.
         let mut s = State::default();
         let mut n = run(&mut s, 0, 60, &[("studio-a", "latency", 2.0)], &[], &never);
-        let two = [("studio-a", "latency", 2.0), ("studio-a", "availability", 2.0)];
+        let two = [
+            ("studio-a", "latency", 2.0),
+            ("studio-a", "availability", 2.0),
+        ];
         n.extend(run(&mut s, 60, 600, &two, &[], &never));
         assert_eq!(
             said(&n),
@@ -537,7 +573,10 @@ slos:
         n.extend(run(&mut s, 3600, 7200, &[], &[], &never));
         assert_eq!(
             said(&n),
-            [("new_alerts", 30, true), ("all_resolved", 3000 + 420 + 300, false)]
+            [
+                ("new_alerts", 30, true),
+                ("all_resolved", 3000 + 420 + 300, false)
+            ]
         );
     }
 

@@ -326,7 +326,11 @@ impl Flush<'_> {
             }
             // The incident opens with a page, or a ticket-only one escalates: a new page, with
             // a new incident key (a pager deduplicates on it).
-            let reason = if g.seq == 0 { "new_alerts" } else { "escalated" };
+            let reason = if g.seq == 0 {
+                "new_alerts"
+            } else {
+                "escalated"
+            };
             g.incident = None;
             g.paged = true;
             g.carried.extend(self.now_firing.iter().cloned());

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::plan::{Columns, Sums, TIERS, add, hour, period_hour, pieces};
+use super::plan::{COLUMNS, Columns, ROWS, Sums, TIERS, add, hour, period_hour, pieces};
 use super::report::{CellReport, Report, SloReport, window_report};
 use crate::config::{Budgeting, Config};
 use crate::ledger::{Judge, Ledger, LedgerError};
@@ -59,7 +59,7 @@ pub(super) async fn slo_sums(
     let mut out = std::collections::HashMap::new();
     for cell in cells {
         let sum_of = |pieces: &[(usize, i64, i64)]| {
-            let mut acc = [0.0; 5];
+            let mut acc = [0.0; COLUMNS];
             for (tier, from, to) in pieces {
                 let (bounds, sums) = &per_tier[*tier];
                 let Some(bands) = sums.get(cell) else {
@@ -97,17 +97,21 @@ pub async fn range_sums(
 ) -> Result<std::collections::HashMap<String, [f64; 5]>, LedgerError> {
     let mut split = Vec::new();
     pieces(from, to, 0, &mut split);
-    let mut out: std::collections::HashMap<String, [f64; 5]> = std::collections::HashMap::new();
+    let mut out: std::collections::HashMap<String, [f64; COLUMNS]> =
+        std::collections::HashMap::new();
     // Every kept band lies in the range; the others are zero.
     for (_, sums) in tier_bands(ledger, &Columns::of(slo), &[split]).await? {
         for (cell, bands) in sums {
-            let acc = out.entry(cell).or_insert([0.0; 5]);
+            let acc = out.entry(cell).or_insert([0.0; COLUMNS]);
             for b in &bands {
                 add(acc, b);
             }
         }
     }
-    Ok(out)
+    Ok(out
+        .into_iter()
+        .map(|(cell, s)| (cell, [s[0], s[1], s[2], s[3], s[4]]))
+        .collect())
 }
 
 /// Per tier (minutes, hours, days): the band bounds of every piece of `split` in that tier and
@@ -116,7 +120,13 @@ pub(super) async fn tier_bands(
     ledger: &Ledger,
     c: &Columns,
     split: &[Vec<(usize, i64, i64)>],
-) -> Result<Vec<(Vec<i64>, std::collections::HashMap<String, Vec<[f64; 5]>>)>, LedgerError> {
+) -> Result<
+    Vec<(
+        Vec<i64>,
+        std::collections::HashMap<String, Vec<[f64; COLUMNS]>>,
+    )>,
+    LedgerError,
+> {
     let mut per_tier = Vec::new();
     for (tier, (table, _)) in TIERS.iter().enumerate() {
         let mine: Vec<(i64, i64)> = split
@@ -194,7 +204,7 @@ pub async fn evaluate_with(
                 .and_then(|m| m.get(&cell.name))
                 .cloned()
                 .unwrap_or_else(|| Sums {
-                    windows: vec![[0.0; 5]; crate::model::WINDOWS.len()],
+                    windows: vec![[0.0; COLUMNS]; crate::model::WINDOWS.len()],
                     ..Default::default()
                 });
             let (r, pages) = slo_report(&cell.name, slo, &sums, now);
@@ -237,13 +247,16 @@ async fn judge_slices(config: &Config, ledger: &Ledger, now: i64) -> Result<(), 
 /// One SLO of one cell over every window and its period, and whether its 1 h burn rate pages.
 fn slo_report(cell: &str, slo: &crate::config::Slo, sums: &Sums, now: i64) -> (SloReport, bool) {
     let page_factor = crate::model::page_factor(math::period_length(&slo.period, now).as_secs());
-    let tally = |s: &[f64; 5]| math::Tally {
+    let tally = |s: &[f64; COLUMNS]| math::Tally {
         good: s[0],
         total: s[1],
     };
     let tallies: Vec<math::Tally> = sums.windows.iter().map(tally).collect();
     let period = tally(&sums.period);
-    let data_missing = !(sums.recent[1] > 0.0 || sums.recent[2] > 0.0);
+    // No data is no rows: zero traffic recorded (an idle cell, requests that all failed and so
+    // carry no latency) is data; a cell whose exporters do not answer, or whose series are
+    // absent, records nothing.
+    let data_missing = sums.recent[ROWS] <= 0.0;
     let mut paging = false;
     let mut windows = Vec::new();
     for ((name, _), t) in crate::model::WINDOWS.iter().zip(&tallies) {

@@ -1,16 +1,23 @@
 //! Which ledger tiers (minutes, hours, days) and pieces cover each window.
 
+/// How many sums a band holds: `[good, total, tokens, joules, requests, rows]`; for time
+/// slices, good and total count judged slices; `rows` counts the rows recorded (a row of zeros
+/// is traffic that was looked at and found idle, no row is no data).
+pub(super) const COLUMNS: usize = 6;
+
+/// The column of [`COLUMNS`] that counts rows.
+pub(super) const ROWS: usize = 5;
+
 /// Sums of one SLO (or of the cells' totals) for one cell: every window of `crate::model::WINDOWS`, the
-/// period, and the last few minutes (the no-data test). Each is `[good, total, tokens, joules,
-/// requests]`; for time slices, good and total count judged slices.
+/// period, and the last few minutes (the no-data test), each as [`COLUMNS`].
 #[derive(Debug, Clone, Default)]
 pub(super) struct Sums {
-    pub(super) windows: Vec<[f64; 5]>,
-    pub(super) period: [f64; 5],
-    pub(super) recent: [f64; 5],
+    pub(super) windows: Vec<[f64; COLUMNS]>,
+    pub(super) period: [f64; COLUMNS],
+    pub(super) recent: [f64; COLUMNS],
 }
 
-pub(super) fn add(a: &mut [f64; 5], b: &[f64; 5]) {
+pub(super) fn add(a: &mut [f64; COLUMNS], b: &[f64; COLUMNS]) {
     for (x, y) in a.iter_mut().zip(b) {
         *x += y;
     }
@@ -63,25 +70,26 @@ pub(super) fn period_hour(slo: Option<&crate::config::Slo>, p: i64) -> i64 {
     }
 }
 
-/// What is summed for an SLO (or the cells' totals): its name in the ledger, the five columns
+/// What is summed for an SLO (or the cells' totals): its name in the ledger, the columns
 /// of minute rows and of rollups (judged verdicts for a time-slice SLO), and the verdicts'
 /// parameters.
 pub(super) struct Columns {
     pub(super) name: String,
-    pub(super) minute: [String; 5],
-    pub(super) rollup: [String; 5],
+    pub(super) minute: [String; COLUMNS],
+    pub(super) rollup: [String; COLUMNS],
     pub(super) params: Vec<f64>,
 }
 
 impl Columns {
     pub(super) fn of(slo: Option<&crate::config::Slo>) -> Columns {
-        let cols = |g: &str, t: &str| -> [String; 5] {
+        let cols = |g: &str, t: &str| -> [String; COLUMNS] {
             [
                 g.to_string(),
                 t.to_string(),
                 "tokens".into(),
                 "joules".into(),
                 "requests".into(),
+                "1".into(),
             ]
         };
         let plain = cols("good", "total");

@@ -8,20 +8,20 @@ use super::{Ledger, LedgerError};
 impl Ledger {
     /// Sums per cell and band of one SLO's rows (or `""`, the cells' totals) in `table`: band
     /// `i` holds the rows that start in `[bounds[i], bounds[i + 1])` (`bounds` ascending); only
-    /// the bands with `keep[i]` are read (the others stay zero). `cols` are the five SQL
+    /// the bands with `keep[i]` are read (the others stay zero). `cols` are the SQL
     /// expressions summed (columns, or verdicts of [`Judge::sql`]) and `params` the values of
     /// their placeholders, numbered from `$1`: the query's own placeholders follow them. One
     /// query, one pass over the kept ranges of the covering index, summed in the database.
     /// `result[cell][band][col]`.
-    pub async fn bands(
+    pub async fn bands<const N: usize>(
         &self,
         table: Table,
         slo: &str,
         bounds: &[i64],
         keep: &[bool],
-        cols: &[String; 5],
+        cols: &[String; N],
         params: &[f64],
-    ) -> Result<std::collections::HashMap<String, Vec<[f64; 5]>>, LedgerError> {
+    ) -> Result<std::collections::HashMap<String, Vec<[f64; N]>>, LedgerError> {
         let mut out = std::collections::HashMap::new();
         let last = bounds.len().saturating_sub(1);
         let runs = kept_runs(keep, last);
@@ -52,7 +52,7 @@ impl Ledger {
             if let Ok(band) = usize::try_from(band)
                 && band < last
             {
-                out.entry(cell).or_insert_with(|| vec![[0.0; 5]; last])[band] = v;
+                out.entry(cell).or_insert_with(|| vec![[0.0; N]; last])[band] = v;
             }
         }
         Ok(out)
@@ -76,7 +76,7 @@ fn kept_runs(keep: &[bool], last: usize) -> Vec<(usize, usize)> {
 /// (SQLite counts placeholders by the highest one named).
 fn bands_sql(
     table: Table,
-    cols: &[String; 5],
+    cols: &[String],
     n: usize,
     last: usize,
     runs: &[(usize, usize)],
@@ -105,7 +105,7 @@ fn bands_sql(
             )
         })
         .collect();
-    let sums: Vec<String> = (0..5)
+    let sums: Vec<String> = (0..cols.len())
         .map(|i| format!("CAST(SUM(c{i}) AS DOUBLE PRECISION)"))
         .collect();
     format!(
@@ -115,11 +115,13 @@ fn bands_sql(
     )
 }
 
-/// (cell, band, the five sums) of one result row.
-fn decode_band(r: &sqlx::any::AnyRow) -> Result<(String, i64, [f64; 5]), sqlx::Error> {
+/// (cell, band, the sums) of one result row.
+fn decode_band<const N: usize>(
+    r: &sqlx::any::AnyRow,
+) -> Result<(String, i64, [f64; N]), sqlx::Error> {
     let cell: String = r.try_get(0)?;
     let band: i64 = r.try_get::<Option<i64>, _>(1)?.unwrap_or(-1);
-    let mut v = [0.0; 5];
+    let mut v = [0.0; N];
     for (i, x) in v.iter_mut().enumerate() {
         *x = r.try_get::<Option<f64>, _>(2 + i)?.unwrap_or(0.0);
     }
