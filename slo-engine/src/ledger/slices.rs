@@ -73,6 +73,18 @@ pub(super) async fn insert_slices(
 }
 
 impl Ledger {
+    /// Whether the ledger holds any slice (a backtest replays into an empty one).
+    pub async fn holds_slices(&self) -> Result<bool, LedgerError> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM slices LIMIT 1")
+            .fetch_optional(&self.read)
+            .await
+            .map_err(|source| LedgerError::Query {
+                what: "look for slices",
+                source,
+            })?;
+        Ok(row.is_some())
+    }
+
     /// Adds a slice's counts to what the ledger holds for it (a slice may be recorded in parts).
     pub async fn record(&self, cell: &str, slo: &str, s: &SliceData) -> Result<(), LedgerError> {
         self.record_many(&[(cell.to_string(), slo.to_string(), *s)])

@@ -155,6 +155,40 @@ impl PromSource {
         Ok(super::down_cells(&series))
     }
 
+    /// Every raw sample the engine reads, and `up`, of the configured cells over `(from_ms,
+    /// to_ms]`, read in chunks: the history `cellwatch-slo backtest` replays. Samples a chunk
+    /// boundary returns twice are kept once.
+    pub async fn history(
+        &self,
+        config: &Config,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<super::Series>, QueryError> {
+        let cells: Vec<&str> = config.cells.iter().map(|c| c.name.as_str()).collect();
+        let mut merged: BTreeMap<BTreeMap<String, String>, Vec<(i64, f64)>> = BTreeMap::new();
+        let mut start = from_ms;
+        while start < to_ms {
+            let end = (start + CHUNK_MS).min(to_ms);
+            let range = (end - start + 999) / 1000;
+            let up = format!(
+                "up{{cell=~\"{}\"}}[{range}s]",
+                crate::util::promql::any_of(&cells)
+            );
+            for expr in [super::selector(&cells, range), up] {
+                for s in self.query(&expr, end).await? {
+                    let kept = merged.entry(s.labels).or_default();
+                    let last = kept.last().map_or(i64::MIN, |(t, _)| *t);
+                    kept.extend(s.samples.into_iter().filter(|(t, _)| *t > last));
+                }
+            }
+            start = end;
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(labels, samples)| super::Series { labels, samples })
+            .collect())
+    }
+
     /// Forgets what it read: when it leads again it starts from the ledger's cursor, which the
     /// leader moved meanwhile.
     pub fn stand_by(&mut self) {
@@ -328,7 +362,7 @@ struct RatioResult<'a> {
 
 /// Adds the counters' increases of configured nodes (as the scrape source reads them) to the
 /// slices they fall in.
-fn counter_rows(
+pub fn counter_rows(
     config: &Config,
     incs: &[super::Increase],
     sums: &mut BTreeMap<(String, String, i64), SliceData>,

@@ -1,0 +1,206 @@
+//! A backtest from the command line's choices: load the history once, replay it through each
+//! configuration into a ledger of its own.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::replay::{BacktestError, History, Range, replay};
+use super::result::Backtest;
+use crate::config::{Config, Source};
+use crate::ledger::Ledger;
+
+/// Where the history comes from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A Prometheus server's raw samples of the configured cells (the `prometheus` source's
+    /// selectors, and `up`), over `--from`/`--to`.
+    Prometheus(String),
+    /// OpenMetrics text files with timestamps.
+    Files(Vec<PathBuf>),
+    /// A history the engine ships (see `backtest::SCENARIOS`).
+    Scenario(String),
+}
+
+/// What to replay, through what, into what.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configurations to compare, each with the name it is shown under.
+    pub configs: Vec<(String, Config)>,
+    /// The history.
+    pub input: Input,
+    /// The range (Unix seconds); None: the whole history (required for Prometheus).
+    pub range: Option<(i64, i64)>,
+    /// The ledger URL (an empty database); None: a temporary SQLite file per configuration.
+    pub ledger: Option<String>,
+}
+
+/// Loads the history, then replays it through every configuration, in order.
+pub async fn run(o: &Options, history: &History) -> Result<Vec<Backtest>, BacktestError> {
+    let range = match o.range {
+        Some((from, to)) => Range { from, to },
+        None => whole(history)?,
+    };
+    if o.ledger.is_some() && o.configs.len() > 1 {
+        return Err(BacktestError::Usage(
+            "--ledger takes one --config: each replay needs an empty ledger (leave --ledger out to give each configuration a temporary SQLite ledger)".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for (name, config) in &o.configs {
+        let temp = match &o.ledger {
+            Some(_) => None,
+            None => Some(TempLedger::new()?),
+        };
+        let url = o
+            .ledger
+            .clone()
+            .or_else(|| temp.as_ref().map(TempLedger::url))
+            .unwrap_or_default();
+        let ledger = Ledger::open(&url).await?;
+        if ledger.holds_slices().await? {
+            ledger.close().await;
+            return Err(BacktestError::Usage(format!(
+                "the ledger {} already holds slices: backtest replays into an empty database",
+                crate::util::redact::credentials(&url)
+            )));
+        }
+        let kind = if url.starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        };
+        let r = replay(config, name, history, &ledger, kind, range).await;
+        ledger.close().await;
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+/// The history from the input: Prometheus over the range, files, or a shipped scenario.
+pub async fn load(o: &Options) -> Result<History, BacktestError> {
+    match &o.input {
+        Input::Prometheus(url) => {
+            let Some((from, to)) = o.range else {
+                return Err(BacktestError::Usage(
+                    "--prometheus needs --from and --to".into(),
+                ));
+            };
+            let Some((_, config)) = o.configs.first() else {
+                return Err(BacktestError::Usage("give at least one --config".into()));
+            };
+            let source = prometheus(url, config);
+            // From a lookback before the range: every node's reading before it is a baseline.
+            let series = source
+                .history(config, (from - 300) * 1000, to * 1000)
+                .await
+                .map_err(|e| BacktestError::History(e.to_string()))?;
+            Ok(History {
+                series,
+                origin: crate::util::redact::credentials(url),
+                ..Default::default()
+            })
+        }
+        Input::Files(paths) => {
+            let mut series = Vec::new();
+            for p in paths {
+                let text = crate::config::read_text(p, 1 << 30)
+                    .map_err(|e| BacktestError::History(format!("{}: {e}", p.display())))?;
+                let origin = p.display().to_string();
+                series.extend(
+                    super::openmetrics::parse(&text, &origin)
+                        .map_err(|e| BacktestError::History(e.to_string()))?,
+                );
+            }
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            Ok(History {
+                series,
+                origin: names.join(", "),
+                ..Default::default()
+            })
+        }
+        Input::Scenario(name) => {
+            let s = super::scenario::scenario(name).ok_or_else(|| {
+                let known: Vec<&str> = super::scenario::SCENARIOS.iter().map(|s| s.0).collect();
+                BacktestError::Usage(format!(
+                    "no scenario named {} (scenarios: {})",
+                    crate::util::text::quote(name),
+                    known.join(", ")
+                ))
+            })?;
+            Ok(History {
+                series: s.history,
+                origin: format!("scenario {}", s.name),
+                onset: s.onset,
+                recovery: s.recovery,
+            })
+        }
+    }
+}
+
+/// The `prometheus` source of `config` pointed at `url` (its timeout and headers when the
+/// configuration reads Prometheus).
+fn prometheus(url: &str, config: &Config) -> crate::source::prometheus::PromSource {
+    let (interval, timeout, headers) = match &config.source {
+        Source::Prometheus {
+            interval,
+            timeout,
+            headers,
+            ..
+        } => (*interval, *timeout, headers.clone()),
+        Source::Scrape { interval, .. } => {
+            (*interval, Duration::from_secs(30), Default::default())
+        }
+    };
+    crate::source::prometheus::PromSource::new(
+        url.trim_end_matches('/'),
+        interval,
+        Duration::ZERO,
+        timeout,
+        &headers,
+        Duration::ZERO,
+    )
+}
+
+/// The whole history's range: from its first sample to just after its last.
+fn whole(h: &History) -> Result<Range, BacktestError> {
+    let times = h.series.iter().flat_map(|s| s.samples.iter().map(|(t, _)| *t));
+    let (min, max) = times.fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)));
+    if min > max {
+        return Err(BacktestError::Empty {
+            history: h.origin.clone(),
+            cells: "any".into(),
+        });
+    }
+    Ok(Range {
+        from: min.div_euclid(1000),
+        to: max.div_euclid(1000) + 1,
+    })
+}
+
+/// A temporary directory holding one replay's SQLite ledger, removed when dropped.
+struct TempLedger {
+    dir: PathBuf,
+}
+
+impl TempLedger {
+    fn new() -> Result<TempLedger, BacktestError> {
+        let dir = std::env::temp_dir().join(format!(
+            "cellwatch-backtest-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BacktestError::Usage(format!("{}: {e}", dir.display())))?;
+        Ok(TempLedger { dir })
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.dir.join("ledger.db").display())
+    }
+}
+
+impl Drop for TempLedger {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
