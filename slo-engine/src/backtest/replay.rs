@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
-use super::result::{Backtest, Episode, Incident, Point, Sent, SloSeries};
+use super::result::{Backtest, Episode, Incident, Point, Sent, SloSeries, Threshold};
 use crate::alerting::{self, Notification, Routes, State};
 use crate::config::{Config, Source};
 use crate::eval::{Report, evaluate};
@@ -290,7 +290,7 @@ impl Run {
         for n in &notes {
             self.sent(n, out);
         }
-        self.points(report, t, changed || !notes.is_empty(), out);
+        self.points(config, report, t, changed || !notes.is_empty(), out);
     }
 
     /// Opens an episode for each alert that fired at `t` and closes those that resolved.
@@ -384,7 +384,14 @@ impl Run {
     }
 
     /// A point per cell and SLO every `point_step`, and whenever an alert changed.
-    fn points(&mut self, report: &Report, t: i64, changed: bool, out: &mut Backtest) {
+    fn points(
+        &mut self,
+        config: &Config,
+        report: &Report,
+        t: i64,
+        changed: bool,
+        out: &mut Backtest,
+    ) {
         for r in &report.slos {
             let key = (r.cell.clone(), r.slo.clone());
             if !changed
@@ -419,6 +426,7 @@ impl Run {
                     cell: r.cell.clone(),
                     slo: r.slo.clone(),
                     objective: r.objective,
+                    thresholds: thresholds(config, &r.slo, t),
                     points: vec![point],
                 }),
             }
@@ -429,6 +437,24 @@ impl Run {
     fn finish(&mut self, out: &mut Backtest) {
         out.incidents.sort_by_key(|i| i.opened_at);
     }
+}
+
+/// The burn-rate thresholds of an SLO's alert tiers over its period at `t`.
+fn thresholds(config: &Config, slo: &str, t: i64) -> Vec<Threshold> {
+    let Some(slo) = config.slos.iter().find(|s| s.name == slo) else {
+        return Vec::new();
+    };
+    let period = crate::math::period_length(&slo.period, t).as_secs();
+    config
+        .alerting
+        .burn_rates
+        .iter()
+        .filter(|b| b.long <= period)
+        .map(|b| Threshold {
+            label: format!("{} {}", b.severity, crate::util::promql::duration(b.long)),
+            factor: crate::model::burn_factor(b.budget, b.long, period),
+        })
+        .collect()
 }
 
 #[cfg(test)]

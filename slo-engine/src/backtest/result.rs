@@ -120,8 +120,19 @@ pub struct SloSeries {
     pub slo: String,
     /// Objective.
     pub objective: f64,
+    /// The burn-rate thresholds of its alert tiers, drawn on the plot.
+    pub thresholds: Vec<Threshold>,
     /// Points, oldest first (at most one every `step` seconds, and at every alert change).
     pub points: Vec<Point>,
+}
+
+/// One burn-rate tier's threshold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Threshold {
+    /// The tier, e.g. `page 1h`.
+    pub label: String,
+    /// The burn rate at which it fires (14.4 for the Workbook's 1 h page).
+    pub factor: f64,
 }
 
 /// An SLO of a cell at one evaluation.
