@@ -4,6 +4,7 @@
 mod render;
 mod replay;
 mod result;
+mod skip;
 
 pub use render::{html, json, table};
 pub use replay::*;
