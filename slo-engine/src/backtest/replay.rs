@@ -55,6 +55,8 @@ pub struct History {
     pub onset: Option<i64>,
     /// See `onset`.
     pub recovery: Option<i64>,
+    /// The range to evaluate when none is asked for (a scenario's; None: the whole history).
+    pub range: Option<(i64, i64)>,
 }
 
 /// One replay's settings.

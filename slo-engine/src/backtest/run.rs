@@ -32,13 +32,19 @@ pub struct Options {
     pub range: Option<(i64, i64)>,
     /// The ledger URL (an empty database); None: a temporary SQLite file per configuration.
     pub ledger: Option<String>,
+    /// Evaluate at every interval (see [`Range::exact`]).
+    pub exact: bool,
 }
 
 /// Loads the history, then replays it through every configuration, in order.
 pub async fn run(o: &Options, history: &History) -> Result<Vec<Backtest>, BacktestError> {
     let range = match o.range {
-        Some((from, to)) => Range { from, to },
-        None => whole(history)?,
+        Some((from, to)) => Range {
+            from,
+            to,
+            exact: o.exact,
+        },
+        None => whole(history, o.exact)?,
     };
     if o.ledger.is_some() && o.configs.len() > 1 {
         return Err(BacktestError::Usage(
@@ -89,9 +95,11 @@ pub async fn load(o: &Options) -> Result<History, BacktestError> {
                 return Err(BacktestError::Usage("give at least one --config".into()));
             };
             let source = prometheus(url, config);
-            // From a lookback before the range: every node's reading before it is a baseline.
+            // The longest window before the range, so every window is full at its start, and a
+            // lookback for the nodes' baselines.
+            let before = crate::model::WINDOWS_MAX + 300;
             let series = source
-                .history(config, (from - 300) * 1000, to * 1000)
+                .history(config, (from - before) * 1000, to * 1000)
                 .await
                 .map_err(|e| BacktestError::History(e.to_string()))?;
             Ok(History {
@@ -132,6 +140,7 @@ pub async fn load(o: &Options) -> Result<History, BacktestError> {
                 origin: format!("scenario {}", s.name),
                 onset: s.onset,
                 recovery: s.recovery,
+                range: Some((s.from, s.to)),
             })
         }
     }
@@ -161,8 +170,12 @@ fn prometheus(url: &str, config: &Config) -> crate::source::prometheus::PromSour
     )
 }
 
-/// The whole history's range: from its first sample to just after its last.
-fn whole(h: &History) -> Result<Range, BacktestError> {
+/// The history's own range (a scenario's), else the whole history: from its first sample to
+/// just after its last.
+fn whole(h: &History, exact: bool) -> Result<Range, BacktestError> {
+    if let Some((from, to)) = h.range {
+        return Ok(Range { from, to, exact });
+    }
     let times = h.series.iter().flat_map(|s| s.samples.iter().map(|(t, _)| *t));
     let (min, max) = times.fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)));
     if min > max {
@@ -174,6 +187,7 @@ fn whole(h: &History) -> Result<Range, BacktestError> {
     Ok(Range {
         from: min.div_euclid(1000),
         to: max.div_euclid(1000) + 1,
+        exact,
     })
 }
 

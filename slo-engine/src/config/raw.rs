@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::check::read_secret_file;
 use super::message::duration;
@@ -290,7 +290,7 @@ pub struct RawRoute {
     /// grouping. `grouped`: Alertmanager's grouping for everything (group_interval,
     /// repeat_interval).
     #[serde(default)]
-    pub notify: crate::config::types::NotifyPolicy,
+    pub notify: NotifyPolicy,
     /// During an open paging incident, one digest of what joined or resolved at most this often
     /// (default 0s: none; `incident` routes only).
     #[serde(default, with = "humantime_duration")]
@@ -500,4 +500,15 @@ pub(super) fn default_true() -> bool {
 
 pub(super) fn default_min_tokens() -> u64 {
     100
+}
+
+/// How a route notifies (see the `notify` key of a route).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyPolicy {
+    /// One notification per cell incident, escalation, one resolve.
+    #[default]
+    Incident,
+    /// Alertmanager's grouping.
+    Grouped,
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::raw::BasicAuth;
+use super::raw::{BasicAuth, NotifyPolicy};
 use super::receiver::Receiver;
 use super::secret_source::TokenSource;
 use crate::model::{Labels, Matcher};
@@ -96,16 +96,6 @@ pub struct Route {
     pub update_interval: i64,
 }
 
-/// How a route notifies (see the `notify` key of a route).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NotifyPolicy {
-    /// One notification per cell incident, escalation, one resolve.
-    #[default]
-    Incident,
-    /// Alertmanager's grouping.
-    Grouped,
-}
 
 /// One multiwindow burn-rate alert, resolved.
 #[derive(Debug, Clone, PartialEq)]
