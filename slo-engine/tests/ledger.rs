@@ -133,7 +133,7 @@ async fn budgets_from_the_ledger_match_the_hand_computation() {
         objective: 0.99,
         period: Period::Rolling(Duration::from_secs(86400)),
         budgeting: Budgeting::Occurrences,
-        min_events: 0,
+        min_events: cellwatch_slo::config::MinEvents::Fixed(0),
         sli: Sli::Latency(2.0),
     };
     for b in backends("budgets").await {

@@ -249,7 +249,9 @@ fn slo_report(cell: &str, slo: &crate::config::Slo, sums: &Sums, now: i64) -> (S
     for ((name, _), t) in crate::model::WINDOWS.iter().zip(&tallies) {
         let mut w = window_report(name, math::window_state(slo, *t));
         w.total = t.total;
-        if *name == "1h" && w.burn_rate.is_some_and(|b| b >= page_factor) {
+        // As the page fires: never on one bad event of a quiet cell (automatic min_events).
+        let enough = t.total >= math::tier_min_events(slo, page_factor) as f64;
+        if *name == "1h" && enough && w.burn_rate.is_some_and(|b| b >= page_factor) {
             paging = true;
         }
         windows.push(w);

@@ -2,7 +2,8 @@
 
 use super::judge::judge;
 use super::period::{period_bounds, period_length, slice_start};
-use crate::config::{Budgeting, Period, Slo};
+use crate::config::{Budgeting, MinEvents, Period, Slo};
+use crate::model::low_traffic_guard;
 use crate::model::{SliceData, Verdict};
 
 /// Good and total units (events, or judged slices) over a window.
@@ -41,7 +42,7 @@ pub fn tally(slo: &Slo, slices: &[SliceData], from: i64, to: i64) -> Tally {
 pub enum WindowState {
     /// No events (or no judged slice) at all.
     NoData,
-    /// Fewer units than the SLO's `min_events`: reported, not judged.
+    /// Fewer units than the SLO's fixed `min_events`: reported, not judged.
     TooThin {
         /// The SLI so far.
         sli: f64,
@@ -63,7 +64,9 @@ pub fn window_state(slo: &Slo, t: Tally) -> WindowState {
         return WindowState::NoData;
     }
     let sli = t.good / t.total;
-    if t.total < slo.min_events as f64 {
+    if let MinEvents::Fixed(n) = slo.min_events
+        && t.total < n as f64
+    {
         return WindowState::TooThin {
             sli,
             total: t.total,
@@ -72,6 +75,17 @@ pub fn window_state(slo: &Slo, t: Tally) -> WindowState {
     WindowState::Judged {
         sli,
         burn_rate: (1.0 - sli) / (1.0 - slo.objective),
+    }
+}
+
+/// The fewest units the long window of a burn tier (factor `factor`) must hold for the tier to
+/// fire: with the automatic `min_events`, an occurrence SLO's [`low_traffic_guard`] (one bad
+/// event alone never fires a tier); otherwise 0 (time slices have no minimum, and a fixed
+/// `min_events` already leaves thinner windows unjudged).
+pub fn tier_min_events(slo: &Slo, factor: f64) -> u64 {
+    match (slo.min_events, slo.budgeting) {
+        (MinEvents::Auto, Budgeting::Occurrences) => low_traffic_guard(slo.objective, factor),
+        _ => 0,
     }
 }
 

@@ -15,12 +15,18 @@ pub use period::*;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Budgeting, Period, Sli, Slo};
+    use crate::config::{Budgeting, MinEvents, Period, Sli, Slo};
     use crate::model::{SliceData, Verdict};
     use chrono::TimeZone;
     use std::time::Duration;
 
-    fn slo(sli: Sli, budgeting: Budgeting, objective: f64, period: Period, min_events: u64) -> Slo {
+    fn slo(
+        sli: Sli,
+        budgeting: Budgeting,
+        objective: f64,
+        period: Period,
+        min_events: MinEvents,
+    ) -> Slo {
         Slo {
             name: "s".into(),
             description: None,
@@ -76,7 +82,7 @@ mod tests {
             Budgeting::Occurrences,
             0.99,
             Period::Rolling(Duration::from_secs(30 * 86400)),
-            0,
+            MinEvents::Auto,
         );
         let slices = month_of_traffic();
         let now = 30 * DAY;
@@ -135,7 +141,7 @@ mod tests {
             Budgeting::Occurrences,
             0.999,
             Period::Rolling(Duration::from_secs(7 * 86400)),
-            0,
+            MinEvents::Auto,
         );
         let w = window_state(
             &s,
@@ -161,7 +167,7 @@ mod tests {
             Budgeting::Occurrences,
             0.99,
             Period::Rolling(Duration::from_secs(86400)),
-            50,
+            MinEvents::Fixed(50),
         );
         assert_eq!(window_state(&s, Tally::default()), WindowState::NoData);
         assert_eq!(
@@ -185,6 +191,53 @@ mod tests {
     }
 
     #[test]
+    fn the_automatic_minimum_guards_each_tier_of_occurrence_slos_only() {
+        let month = Period::Rolling(Duration::from_secs(30 * 86400));
+        let auto = slo(
+            Sli::Availability,
+            Budgeting::Occurrences,
+            0.999,
+            month.clone(),
+            MinEvents::Auto,
+        );
+        // 14.4× page: 70 events an hour; 6× page: 167 in 6 h; 1× ticket: 1001 in 3 d.
+        assert_eq!(tier_min_events(&auto, 14.4), 70);
+        assert_eq!(tier_min_events(&auto, 6.0), 167);
+        assert_eq!(tier_min_events(&auto, 1.0), 1001);
+        // Automatic windows are judged however thin: the guard is per tier, not per window.
+        let one_bad = Tally {
+            good: 0.0,
+            total: 1.0,
+        };
+        assert!(matches!(
+            window_state(&auto, one_bad),
+            WindowState::Judged { burn_rate, .. } if burn_rate > 999.0
+        ));
+        // A fixed minimum keeps its per-window meaning and adds no tier guard.
+        let fixed = Slo {
+            min_events: MinEvents::Fixed(10),
+            ..auto.clone()
+        };
+        assert_eq!(tier_min_events(&fixed, 14.4), 0);
+        assert_eq!(
+            window_state(&fixed, one_bad),
+            WindowState::TooThin {
+                sli: 0.0,
+                total: 1.0
+            }
+        );
+        // Time slices: no automatic minimum.
+        let slices = Slo {
+            budgeting: Budgeting::Timeslices {
+                slice: Duration::from_secs(60),
+                slice_target: 0.999,
+            },
+            ..auto
+        };
+        assert_eq!(tier_min_events(&slices, 14.4), 0);
+    }
+
+    #[test]
     fn tokens_per_kwh_timeslices_with_idle_slices() {
         let s = slo(
             Sli::TokensPerKwh {
@@ -197,7 +250,7 @@ mod tests {
             },
             0.95,
             Period::Rolling(Duration::from_secs(86400)),
-            0,
+            MinEvents::Auto,
         );
         // 1 kWh = 3.6e6 J. 200,000 tokens on 1 kWh: good; 100,000: bad; 50 tokens: idle.
         let slices = [

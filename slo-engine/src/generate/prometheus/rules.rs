@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use cellwatch_metrics as m;
 use serde::Serialize;
 
-use crate::config::{Budgeting, Config, Period, Sli, Slo};
+use crate::config::{Budgeting, Config, MinEvents, Period, Sli, Slo};
 use crate::model::{WINDOWS, burn_factor};
 use crate::util::promql::{any_of, duration, le_matcher};
 
@@ -272,30 +272,19 @@ fn meta_group(slo: &Slo, period: u64) -> Group {
     }
 }
 
-/// The `min_events` guard of an alert window: no page on fewer events than the SLO asks for.
-fn min_events_guard(slo: &Slo, w: &str) -> String {
-    if slo.min_events == 0 {
-        return String::new();
-    }
-    let events = match slo.sli {
-        Sli::Latency(_) => format!(
-            "sum by (cell) (increase({}_count{{{}}}[{w}]))",
-            m::INFERENCE_REQUEST_DURATION.name,
-            cells_matcher(slo)
-        ),
-        Sli::Ttft(_) => format!(
-            "sum by (cell) (increase({}_count{{{}}}[{w}]))",
-            m::INFERENCE_TTFT.name,
-            cells_matcher(slo)
-        ),
-        Sli::Availability => format!(
-            "sum by (cell) (increase({}{{{}}}[{w}]))",
-            m::INFERENCE_REQUESTS.name,
-            cells_matcher(slo)
-        ),
-        Sli::TokensPerKwh { .. } | Sli::Ratio(_) => return String::new(),
+/// The `min_events` guard of a burn tier's long window `w` (factor `f`), as the engine applies
+/// it: a fixed `min_events`, or the automatic low-traffic guard of occurrence SLOs
+/// ([`crate::math::tier_min_events`]: one bad event alone never fires a tier). The short window
+/// needs no guard: without events its error ratio is NaN, never above a threshold.
+fn min_events_guard(slo: &Slo, w: &str, f: f64) -> String {
+    let min = match slo.min_events {
+        MinEvents::Fixed(n) => n,
+        MinEvents::Auto => crate::math::tier_min_events(slo, f),
     };
-    format!("\n    and on (cell) ({events} >= {})", slo.min_events)
+    match events(slo, w) {
+        Some((_, total)) if min > 0 => format!("\n    and on (cell) ({total} >= {min})"),
+        _ => String::new(),
+    }
 }
 
 /// The multiwindow, multi-burn-rate page and ticket alerts of `slo`.
@@ -328,7 +317,7 @@ fn burn_conditions(config: &Config, slo: &Slo, period: u64, severity: &str) -> V
             let (lw, sw) = (duration(b.long), duration(b.short));
             format!(
                 "(\n    max(slo:sli_error:ratio_rate{sw}{{{sel}}} > ({f} * {budget})) without (sloth_window)\n    and\n    max(slo:sli_error:ratio_rate{lw}{{{sel}}} > ({f} * {budget})) without (sloth_window){}\n)",
-                min_events_guard(slo, &lw)
+                min_events_guard(slo, &lw, f)
             )
         })
         .collect()
