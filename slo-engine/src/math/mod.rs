@@ -99,7 +99,7 @@ mod tests {
         assert!(remaining < 0.0, "the incident overspent the budget");
         // The 1h window ending at 13:00 on day 29 is the incident: SLI 0.6, burn rate 40.
         let at = 29 * DAY + 13 * 3600;
-        let w = window_state(&s, tally(&s, &slices, at - 3600, at));
+        let w = window_state(&s, tally(&s, &slices, at - 3600, at), 3600);
         assert_eq!(
             w.round(),
             WindowState::Judged {
@@ -108,7 +108,7 @@ mod tests {
             }
         );
         // A quiet 5m window burns at 1x.
-        let w = window_state(&s, tally(&s, &slices, 300, 600));
+        let w = window_state(&s, tally(&s, &slices, 300, 600), 300);
         assert_eq!(
             w.round(),
             WindowState::Judged {
@@ -149,6 +149,7 @@ mod tests {
                 good: 999.0,
                 total: 1000.0,
             },
+            3600,
         )
         .round();
         assert_eq!(
@@ -169,14 +170,18 @@ mod tests {
             Period::Rolling(Duration::from_secs(86400)),
             MinEvents::Fixed(50),
         );
-        assert_eq!(window_state(&s, Tally::default()), WindowState::NoData);
+        assert_eq!(
+            window_state(&s, Tally::default(), 3600),
+            WindowState::NoData
+        );
         assert_eq!(
             window_state(
                 &s,
                 Tally {
                     good: 3.0,
                     total: 4.0
-                }
+                },
+                3600
             ),
             WindowState::TooThin {
                 sli: 0.75,
@@ -210,7 +215,7 @@ mod tests {
             total: 1.0,
         };
         assert!(matches!(
-            window_state(&auto, one_bad),
+            window_state(&auto, one_bad, 3600),
             WindowState::Judged { burn_rate, .. } if burn_rate > 999.0
         ));
         // A fixed minimum keeps its per-window meaning and adds no tier guard.
@@ -220,7 +225,7 @@ mod tests {
         };
         assert_eq!(tier_min_events(&fixed, 14.4), 0);
         assert_eq!(
-            window_state(&fixed, one_bad),
+            window_state(&fixed, one_bad, 3600),
             WindowState::TooThin {
                 sli: 0.0,
                 total: 1.0
@@ -235,6 +240,72 @@ mod tests {
             ..auto
         };
         assert_eq!(tier_min_events(&slices, 14.4), 0);
+    }
+
+    #[test]
+    fn time_slice_burn_rates_share_the_budgets_denominator() {
+        // A cell idle 90 % of an hour of one-minute slices: 6 judged slices, 1 of them bad,
+        // objective 0.99 over 30 days (43,200 slices, 432 of which may be bad).
+        let s = slo(
+            Sli::Availability,
+            Budgeting::Timeslices {
+                slice: Duration::from_secs(60),
+                slice_target: 0.99,
+            },
+            0.99,
+            Period::Rolling(Duration::from_secs(30 * 86400)),
+            MinEvents::Auto,
+        );
+        let minute = |m: i64, good: f64| SliceData {
+            start: 86400 + m * 60,
+            good,
+            total: 10.0,
+            ..Default::default()
+        };
+        // Minutes 0, 10, … 50 have traffic; minute 20 misses the slice target.
+        let slices: Vec<SliceData> = (0..6)
+            .map(|i| minute(i * 10, if i == 2 { 5.0 } else { 10.0 }))
+            .collect();
+        let now = 86400 + 3600;
+        let t = tally(&s, &slices, now - 3600, now);
+        assert_eq!(
+            t,
+            Tally {
+                good: 5.0,
+                total: 6.0
+            }
+        );
+        let WindowState::Judged { sli, burn_rate } = window_state(&s, t, 3600) else {
+            panic!("judged")
+        };
+        // The SLI stays good / judged; the burn rate is 1 / (0.01 × 60), not (1/6) / 0.01 =
+        // 16.7, which would page (14.4×).
+        assert!((sli - 5.0 / 6.0).abs() < 1e-12, "{sli}");
+        assert!((burn_rate - 1.0 / 0.6).abs() < 1e-9, "{burn_rate}");
+        assert_eq!((burn_rate * 100.0).round() / 100.0, 1.67);
+        // The budget this hour spent: the burn rate × window / period = 1 / 432.
+        let period = 30.0 * 86400.0;
+        let spent = 1.0 - budget_remaining(&s, &slices, now).unwrap();
+        assert!(
+            (spent - burn_rate * 3600.0 / period).abs() < 1e-12,
+            "{spent}"
+        );
+        assert!((spent - 1.0 / 432.0).abs() < 1e-12, "{spent}");
+        // The period's burn rate runs over the slices elapsed so far: the same budget spent.
+        let elapsed = period_elapsed(&s, now);
+        assert_eq!(elapsed, 30 * 86400);
+        let (start, _) = period_bounds(&s.period, now);
+        let WindowState::Judged { burn_rate, .. } =
+            window_state(&s, tally(&s, &slices, start, now), elapsed)
+        else {
+            panic!("judged")
+        };
+        assert!((spent - burn_rate * elapsed as f64 / period).abs() < 1e-12);
+        // A window never counts fewer slices than it judged (a period just begun).
+        let WindowState::Judged { burn_rate, .. } = window_state(&s, t, 60) else {
+            panic!("judged")
+        };
+        assert!((burn_rate - 1.0 / (0.01 * 6.0)).abs() < 1e-9, "{burn_rate}");
     }
 
     #[test]

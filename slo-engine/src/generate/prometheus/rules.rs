@@ -81,42 +81,67 @@ pub(super) fn events(slo: &Slo, w: &str) -> Option<(String, String)> {
     })
 }
 
-/// The error-ratio expression of an SLO over a window (`w` a Prometheus duration), matching
-/// the engine: occurrences are 1 − good/total; time slices are the share of judged slices that
-/// missed (idle slices dropped), judged on slices of the SLO's own length.
-pub(super) fn error_ratio(slo: &Slo, w: &str) -> String {
+/// The error-ratio expression of an SLO over a window of `secs` seconds, matching the engine:
+/// occurrences are 1 − good/total; time slices (judged on slices of the SLO's own length) are
+/// the bad slices over every slice of the window, judged or idle, the budget's denominator, so
+/// that the ratio over 1 − objective is the engine's burn rate and idle slices neither burn
+/// nor fill the budget.
+pub(super) fn error_ratio(slo: &Slo, secs: u64) -> String {
     let cells = cells_matcher(slo);
     let slice = match slo.budgeting {
-        Budgeting::Timeslices { slice, .. } => duration(slice.as_secs()),
-        Budgeting::Occurrences => "5m".to_string(),
+        Budgeting::Timeslices { slice, .. } => slice.as_secs().max(1),
+        Budgeting::Occurrences => 300,
     };
-    match crate::math::Judge::of(slo) {
+    let s = duration(slice);
+    let bad = match crate::math::Judge::of(slo) {
         crate::math::Judge::TokensPerKwh {
             threshold,
             min_tokens,
         } => {
-            let s = slice;
             let tokens = format!(
                 "sum by (cell) (increase({}{{{cells},kind=\"generated\"}}[{s}]))",
                 m::INFERENCE_TOKENS.name
             );
             format!(
-                "1 - avg_over_time((\n  ({tokens} / on (cell) ({} / 3.6e6 > 0) >= bool {threshold})\n  and on (cell)\n  ({tokens} >= {min_tokens})\n)[{w}:{s}])",
+                "({tokens} / on (cell) ({} / 3.6e6 > 0) < bool {threshold})\n  and on (cell)\n  ({tokens} >= {min_tokens})",
                 cell_energy(&cells, &s)
             )
         }
         crate::math::Judge::Ratio { slice_target } => {
-            let s = slice;
             let (good, total) = events(slo, &s).unwrap_or_default();
-            format!(
-                "1 - avg_over_time((\n  ({good} / {total} >= bool {slice_target})\n  and on (cell)\n  ({total} > 0)\n)[{w}:{s}])"
-            )
+            format!("({good} / {total} < bool {slice_target})\n  and on (cell)\n  ({total} > 0)")
         }
         crate::math::Judge::AllGood => {
-            let (good, total) = events(slo, w).unwrap_or_default();
-            format!("1 - (\n  {good}\n  /\n  {total}\n)")
+            let (good, total) = events(slo, &duration(secs)).unwrap_or_default();
+            return format!("1 - (\n  {good}\n  /\n  {total}\n)");
         }
-    }
+    };
+    // One point per slice that ends in the window: the range stops a millisecond short of the
+    // window, so the slice that ended exactly a window ago (a Prometheus 2 range includes its
+    // start) is not counted.
+    let slices = (secs as f64 / slice as f64).max(1.0);
+    format!(
+        "sum_over_time((\n  {bad}\n)[{}:{s}]) / {slices}",
+        just_under(secs)
+    )
+}
+
+/// A Prometheus duration one millisecond short of `secs` seconds (`4m59s999ms` for 5m).
+fn just_under(secs: u64) -> String {
+    let ms = (secs * 1000).saturating_sub(1);
+    let parts = [
+        (ms / 86_400_000, "d"),
+        (ms / 3_600_000 % 24, "h"),
+        (ms / 60_000 % 60, "m"),
+        (ms / 1000 % 60, "s"),
+        (ms % 1000, "ms"),
+    ];
+    let text: String = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() { "0s".into() } else { text }
 }
 
 pub(super) fn slo_labels(slo: &Slo) -> BTreeMap<String, String> {
@@ -206,12 +231,12 @@ fn sli_group(slo: &Slo, period: u64) -> Group {
     let mut windows: Vec<(String, u64)> = WINDOWS.iter().map(|(_, s)| (duration(*s), *s)).collect();
     windows.push((duration(period), period));
     let mut sli = Vec::new();
-    for (w, _) in &windows {
+    for (w, secs) in &windows {
         let mut labels = slo_labels(slo);
         labels.insert("sloth_window".into(), w.clone());
         sli.push(record(
             &format!("slo:sli_error:ratio_rate{w}"),
-            error_ratio(slo, w),
+            error_ratio(slo, *secs),
             labels,
         ));
     }
