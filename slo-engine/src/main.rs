@@ -420,6 +420,9 @@ fn check(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    for w in c.warnings() {
+        eprintln!("cellwatch-slo: warning: {w}");
+    }
     let nodes: usize = c.cells.iter().map(|c| c.nodes.len()).sum();
     println!(
         "{}: ok: {} cells, {} nodes, {} SLOs",

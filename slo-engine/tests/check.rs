@@ -402,3 +402,38 @@ fn values_that_may_be_secrets_are_never_shown() {
         assert!(!c.stderr.contains("SECRET"), "{text}: {}", c.stderr);
     }
 }
+
+#[test]
+fn a_fixed_min_events_under_a_page_guard_is_warned_about() {
+    let slo = |min: &str, budgeting: &str| {
+        format!(
+            "{BASE}slos:\n  - {{ name: avail, objective: 0.999, period: 30d,{min}{budgeting} sli: {{ availability: {{}} }} }}\n"
+        )
+    };
+    let (c, _d) = check_text(&slo(" min_events: 10,", ""));
+    assert_eq!(c.code, Some(0), "{}", c.stderr);
+    assert_eq!(
+        c.stderr,
+        "cellwatch-slo: warning: SLO \"avail\" (objective 0.999): min_events 10 is under the \
+         low-traffic guard of its 1h page: a single failed request would page when the 1h window \
+         holds fewer than 70 events (omit min_events for the automatic guard, or set at least 70)\n"
+    );
+    // Over the 1 h page's guard (70) but under the 6 h page's (167 at 6×).
+    let (c, _d) = check_text(&slo(" min_events: 100,", ""));
+    assert_eq!(c.code, Some(0), "{}", c.stderr);
+    assert_eq!(
+        c.stderr,
+        "cellwatch-slo: warning: SLO \"avail\" (objective 0.999): min_events 100 is under the \
+         low-traffic guard of its 6h page: a single failed request would page when the 6h window \
+         holds fewer than 167 events (omit min_events for the automatic guard, or set at least 167)\n"
+    );
+    // Automatic, at least every page tier's guard, or time slices: nothing to say.
+    for text in [
+        slo("", ""),
+        slo(" min_events: 167,", ""),
+        slo(" min_events: 1,", " budgeting: timeslices,"),
+    ] {
+        let (c, _d) = check_text(&text);
+        assert_eq!((c.code, c.stderr.as_str()), (Some(0), ""), "{text}");
+    }
+}

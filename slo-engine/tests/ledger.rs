@@ -133,7 +133,7 @@ async fn budgets_from_the_ledger_match_the_hand_computation() {
         objective: 0.99,
         period: Period::Rolling(Duration::from_secs(86400)),
         budgeting: Budgeting::Occurrences,
-        min_events: 0,
+        min_events: cellwatch_slo::config::MinEvents::Fixed(0),
         sli: Sli::Latency(2.0),
     };
     for b in backends("budgets").await {
@@ -314,6 +314,14 @@ fn random_rows(from: i64, to: i64, seed: u64) -> Vec<(String, String, SliceData)
 /// The report the pure math gives for the same rows, with the engine's windows: up to 6h, the
 /// slices that start in the last `w` before `to` (`now + 1`, or the start of the time slice in
 /// progress); a day and longer, and the period, from the start of the hour in which they begin.
+/// The burn rate of a judged window.
+fn burn(w: cellwatch_slo::math::WindowState) -> Option<f64> {
+    match w {
+        cellwatch_slo::math::WindowState::Judged { burn_rate, .. } => Some(burn_rate),
+        _ => None,
+    }
+}
+
 fn check_against_math(
     name: &str,
     cfg: &cellwatch_slo::config::Config,
@@ -352,8 +360,11 @@ fn check_against_math(
                 s.cell,
                 s.slo
             );
+            assert_eq!(got.burn_rate, burn(math::window_state(slo, want, *secs)));
         }
         let want = math::tally(slo, &slices, hour(start), to);
+        let period = math::window_state(slo, want, math::period_elapsed(slo, now));
+        assert_eq!(s.windows.last().unwrap().burn_rate, burn(period));
         assert_eq!(
             s.windows.last().unwrap().total,
             want.total,

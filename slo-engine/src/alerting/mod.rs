@@ -464,6 +464,25 @@ slos:
     }
 
     #[test]
+    fn one_bad_event_on_a_quiet_cell_never_pages() {
+        // Objective 0.99, automatic min_events: the 14.4× page needs 7 events in its 1 h window
+        // (one bad among 6 burns at 16.7×), the 6× page 17 in 6 h, the tickets 34 and 101.
+        let quiet = |total: f64| {
+            let mut r = report(0, &[("studio-a", "latency", 100.0)]);
+            for w in &mut r.slos[0].windows {
+                w.total = total;
+            }
+            wanted(&config(), &r, &BTreeSet::new(), &Timing::default())
+        };
+        assert!(quiet(6.0).is_empty());
+        let fired = quiet(7.0);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!(fired[0].labels["severity"], "page");
+        assert!(fired[0].annotations["burn_rates"].contains("over 1h"));
+        assert_eq!(quiet(101.0).len(), 2, "page and ticket");
+    }
+
+    #[test]
     fn thin_windows_never_page() {
         let mut r = report(0, &[("studio-a", "latency", 100.0)]);
         for w in &mut r.slos[0].windows {

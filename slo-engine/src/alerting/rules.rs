@@ -56,10 +56,15 @@ pub(super) fn burning<'a>(
         }
         let f = burn_factor(b.budget, long, period);
         let burn = |secs| window(r, window_name(secs)).and_then(|w| w.burn_rate);
-        // Judged windows only: a window too thin for min_events has no burn rate.
+        let units = |secs| window(r, window_name(secs)).map_or(0.0, |w| w.total);
+        // Judged windows only: a window too thin for a fixed min_events has no burn rate, and
+        // one with a burn rate holds at least one unit. Low traffic (automatic min_events): the
+        // long window must hold enough events that one bad event alone cannot fire the tier.
         if let (Some(l), Some(s)) = (burn(long), burn(short))
             && l >= f
             && s >= f
+            && units(long) >= math::tier_min_events(slo, f) as f64
+            && units(short) >= 1.0
         {
             out.push((severity, long, f, l));
         }

@@ -332,7 +332,8 @@ fn convert(p: &Parsed, slis: &Slis) -> Result<(RawSlo, Origin), ConfigError> {
             }
         }),
         slice_target: o.time_slice_target,
-        min_events: 0,
+        // The automatic low-traffic guard, as for a YAML SLO without `min_events`.
+        min_events: None,
         sli,
     };
     let origin = Origin {

@@ -438,9 +438,11 @@ pub struct RawSlo {
     #[serde(default)]
     pub slice_target: Option<f64>,
     /// Windows with fewer events (or judged slices) are too thin to judge: no burn alert fires
-    /// on them. Default 0.
+    /// on them. Omitted: automatic (each burn tier of an occurrence SLO fires only when its long
+    /// window holds enough events that one bad event alone stays under its threshold; no minimum
+    /// for time slices).
     #[serde(default)]
-    pub min_events: u64,
+    pub min_events: Option<u64>,
     /// The indicator: one of `latency`, `ttft`, `availability`, `tokens_per_kwh`.
     #[serde(with = "yaml_serde::with::singleton_map")]
     pub sli: RawSli,

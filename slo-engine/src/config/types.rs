@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::raw::{BasicAuth, NotifyPolicy};
 use super::receiver::Receiver;
 use super::secret_source::TokenSource;
-use crate::model::{Labels, Matcher};
+use crate::model::{Labels, MONTH_SHORTEST, Matcher, burn_factor, low_traffic_guard};
+use crate::util::text::quote;
 
 /// Timings, seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -176,6 +177,47 @@ pub struct Config {
     pub maintenance: Vec<crate::config::Maintenance>,
 }
 
+impl Config {
+    /// What `cellwatch-slo check` warns about without refusing the file: an occurrence SLO whose
+    /// fixed `min_events` is under the automatic low-traffic guard of one of its page tiers, so that
+    /// a single failed request can page (the first such tier is named). A calendar month counts as
+    /// its shortest, where the guard is highest.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for slo in &self.slos {
+            let (MinEvents::Fixed(min), Budgeting::Occurrences) = (slo.min_events, slo.budgeting)
+            else {
+                continue;
+            };
+            let period = match slo.period {
+                Period::Rolling(d) => d.as_secs(),
+                Period::CalendarMonth(_) => MONTH_SHORTEST,
+            };
+            let tier = self
+                .alerting
+                .burn_rates
+                .iter()
+                .filter(|b| b.severity == "page" && b.long <= period)
+                .map(|b| {
+                    let f = burn_factor(b.budget, b.long, period);
+                    (b.long, low_traffic_guard(slo.objective, f))
+                })
+                .find(|(_, guard)| min < *guard);
+            if let Some((long, guard)) = tier {
+                let window = crate::util::promql::duration(long);
+                out.push(format!(
+                    "SLO {} (objective {}): min_events {min} is under the low-traffic guard of its {window} page: \
+                     a single failed request would page when the {window} window holds fewer than {guard} events \
+                     (omit min_events for the automatic guard, or set at least {guard})",
+                    quote(&slo.name),
+                    slo.objective
+                ));
+            }
+        }
+        out
+    }
+}
+
 /// A cell.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
@@ -294,8 +336,21 @@ pub struct Slo {
     pub period: Period,
     /// Budgeting.
     pub budgeting: Budgeting,
-    /// Minimum events (or judged slices) for a window to be judged.
-    pub min_events: u64,
+    /// Minimum events (or judged slices) before a window's burn rate alerts.
+    pub min_events: MinEvents,
     /// Indicator.
     pub sli: Sli,
+}
+
+/// How many events a window needs before its burn rate may alert (`min_events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinEvents {
+    /// `min_events` omitted: a burn tier of an occurrence SLO fires only when its long window
+    /// holds at least [`low_traffic_guard`](crate::model::low_traffic_guard) events, so that one
+    /// bad event alone never fires it (70 per hour for the 14.4× page at 99.9 %). Time-slice
+    /// SLOs have no minimum: their units are slices, and idle slices are not judged.
+    Auto,
+    /// `min_events: n`: every window with fewer than `n` units (events, or judged slices) is too
+    /// thin to judge.
+    Fixed(u64),
 }

@@ -259,15 +259,18 @@ fn slo_report(cell: &str, slo: &crate::config::Slo, sums: &Sums, now: i64) -> (S
     let data_missing = sums.recent[ROWS] <= 0.0;
     let mut paging = false;
     let mut windows = Vec::new();
-    for ((name, _), t) in crate::model::WINDOWS.iter().zip(&tallies) {
-        let mut w = window_report(name, math::window_state(slo, *t));
+    for ((name, secs), t) in crate::model::WINDOWS.iter().zip(&tallies) {
+        let mut w = window_report(name, math::window_state(slo, *t, *secs));
         w.total = t.total;
-        if *name == "1h" && w.burn_rate.is_some_and(|b| b >= page_factor) {
+        // As the page fires: never on one bad event of a quiet cell (automatic min_events).
+        let enough = t.total >= math::tier_min_events(slo, page_factor) as f64;
+        if *name == "1h" && enough && w.burn_rate.is_some_and(|b| b >= page_factor) {
             paging = true;
         }
         windows.push(w);
     }
-    let mut w = window_report("period", math::window_state(slo, period));
+    let elapsed = math::period_elapsed(slo, now);
+    let mut w = window_report("period", math::window_state(slo, period, elapsed));
     w.total = period.total;
     windows.push(w);
     let report = SloReport {

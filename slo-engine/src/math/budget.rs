@@ -2,7 +2,8 @@
 
 use super::judge::judge;
 use super::period::{period_bounds, period_length, slice_start};
-use crate::config::{Budgeting, Period, Slo};
+use crate::config::{Budgeting, MinEvents, Period, Slo};
+use crate::model::low_traffic_guard;
 use crate::model::{SliceData, Verdict};
 
 /// Good and total units (events, or judged slices) over a window.
@@ -41,7 +42,7 @@ pub fn tally(slo: &Slo, slices: &[SliceData], from: i64, to: i64) -> Tally {
 pub enum WindowState {
     /// No events (or no judged slice) at all.
     NoData,
-    /// Fewer units than the SLO's `min_events`: reported, not judged.
+    /// Fewer units than the SLO's fixed `min_events`: reported, not judged.
     TooThin {
         /// The SLI so far.
         sli: f64,
@@ -50,28 +51,63 @@ pub enum WindowState {
     },
     /// Enough data.
     Judged {
-        /// Good / total.
+        /// Good / total (judged slices for time slices).
         sli: f64,
-        /// (1 − SLI) / (1 − objective): 1 spends the budget exactly over the period.
+        /// How fast the window spends the budget: 1 spends it exactly over the period.
+        /// Occurrences: (1 − SLI) / (1 − objective). Time slices: bad slices / ((1 − objective)
+        /// × every slice of the window), the budget's own denominator, so idle slices neither
+        /// burn nor fill the budget.
         burn_rate: f64,
     },
 }
 
-/// The state of a window from its tally.
-pub fn window_state(slo: &Slo, t: Tally) -> WindowState {
+/// The state of a window of `window_secs` seconds (see [`period_elapsed`] for the period's)
+/// from its tally.
+pub fn window_state(slo: &Slo, t: Tally, window_secs: u64) -> WindowState {
     if t.total <= 0.0 {
         return WindowState::NoData;
     }
     let sli = t.good / t.total;
-    if t.total < slo.min_events as f64 {
+    if let MinEvents::Fixed(n) = slo.min_events
+        && t.total < n as f64
+    {
         return WindowState::TooThin {
             sli,
             total: t.total,
         };
     }
-    WindowState::Judged {
-        sli,
-        burn_rate: (1.0 - sli) / (1.0 - slo.objective),
+    let burn_rate = match slo.budgeting {
+        Budgeting::Occurrences => (1.0 - sli) / (1.0 - slo.objective),
+        Budgeting::Timeslices { slice, .. } => {
+            // A window holds at least the slices it judged.
+            let slices = (window_secs as f64 / slice.as_secs().max(1) as f64).max(t.total);
+            (t.total - t.good) / ((1.0 - slo.objective) * slices)
+        }
+    };
+    WindowState::Judged { sli, burn_rate }
+}
+
+/// The length of the period's window at `now`, seconds: for time slices, from the period's
+/// start to the start of the slice in progress (the slices so far, judged or idle); for
+/// occurrences, the period's length (their burn rate does not depend on it).
+pub fn period_elapsed(slo: &Slo, now: i64) -> u64 {
+    match slo.budgeting {
+        Budgeting::Timeslices { slice, .. } => {
+            let (start, _) = period_bounds(&slo.period, now);
+            (slice_start(now, slice) - start).max(0) as u64
+        }
+        Budgeting::Occurrences => period_length(&slo.period, now).as_secs(),
+    }
+}
+
+/// The fewest units the long window of a burn tier (factor `factor`) must hold for the tier to
+/// fire: with the automatic `min_events`, an occurrence SLO's [`low_traffic_guard`] (one bad
+/// event alone never fires a tier); otherwise 0 (time slices have no minimum, and a fixed
+/// `min_events` already leaves thinner windows unjudged).
+pub fn tier_min_events(slo: &Slo, factor: f64) -> u64 {
+    match (slo.min_events, slo.budgeting) {
+        (MinEvents::Auto, Budgeting::Occurrences) => low_traffic_guard(slo.objective, factor),
+        _ => 0,
     }
 }
 
@@ -79,7 +115,8 @@ pub fn window_state(slo: &Slo, t: Tally) -> WindowState {
 /// 1 untouched, 0 spent, below 0 overspent; `None` without data.
 ///
 /// Occurrences: the budget is (1 − objective) × events so far. Timeslices: (1 − objective) ×
-/// every slice of the period (judged or not yet), so an idle cell spends nothing.
+/// every slice of the period (judged, idle or not yet), so an idle cell spends nothing; the
+/// budget spent is the period's burn rate × the share of the period elapsed.
 pub fn budget_remaining(slo: &Slo, slices: &[SliceData], now: i64) -> Option<f64> {
     let (start, end) = period_bounds(&slo.period, now);
     let to = match slo.period {

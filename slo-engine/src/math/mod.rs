@@ -15,12 +15,18 @@ pub use period::*;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Budgeting, Period, Sli, Slo};
+    use crate::config::{Budgeting, MinEvents, Period, Sli, Slo};
     use crate::model::{SliceData, Verdict};
     use chrono::TimeZone;
     use std::time::Duration;
 
-    fn slo(sli: Sli, budgeting: Budgeting, objective: f64, period: Period, min_events: u64) -> Slo {
+    fn slo(
+        sli: Sli,
+        budgeting: Budgeting,
+        objective: f64,
+        period: Period,
+        min_events: MinEvents,
+    ) -> Slo {
         Slo {
             name: "s".into(),
             description: None,
@@ -76,7 +82,7 @@ mod tests {
             Budgeting::Occurrences,
             0.99,
             Period::Rolling(Duration::from_secs(30 * 86400)),
-            0,
+            MinEvents::Auto,
         );
         let slices = month_of_traffic();
         let now = 30 * DAY;
@@ -93,7 +99,7 @@ mod tests {
         assert!(remaining < 0.0, "the incident overspent the budget");
         // The 1h window ending at 13:00 on day 29 is the incident: SLI 0.6, burn rate 40.
         let at = 29 * DAY + 13 * 3600;
-        let w = window_state(&s, tally(&s, &slices, at - 3600, at));
+        let w = window_state(&s, tally(&s, &slices, at - 3600, at), 3600);
         assert_eq!(
             w.round(),
             WindowState::Judged {
@@ -102,7 +108,7 @@ mod tests {
             }
         );
         // A quiet 5m window burns at 1x.
-        let w = window_state(&s, tally(&s, &slices, 300, 600));
+        let w = window_state(&s, tally(&s, &slices, 300, 600), 300);
         assert_eq!(
             w.round(),
             WindowState::Judged {
@@ -135,7 +141,7 @@ mod tests {
             Budgeting::Occurrences,
             0.999,
             Period::Rolling(Duration::from_secs(7 * 86400)),
-            0,
+            MinEvents::Auto,
         );
         let w = window_state(
             &s,
@@ -143,6 +149,7 @@ mod tests {
                 good: 999.0,
                 total: 1000.0,
             },
+            3600,
         )
         .round();
         assert_eq!(
@@ -161,16 +168,20 @@ mod tests {
             Budgeting::Occurrences,
             0.99,
             Period::Rolling(Duration::from_secs(86400)),
-            50,
+            MinEvents::Fixed(50),
         );
-        assert_eq!(window_state(&s, Tally::default()), WindowState::NoData);
+        assert_eq!(
+            window_state(&s, Tally::default(), 3600),
+            WindowState::NoData
+        );
         assert_eq!(
             window_state(
                 &s,
                 Tally {
                     good: 3.0,
                     total: 4.0
-                }
+                },
+                3600
             ),
             WindowState::TooThin {
                 sli: 0.75,
@@ -182,6 +193,119 @@ mod tests {
             None,
             "no data is not a full budget"
         );
+    }
+
+    #[test]
+    fn the_automatic_minimum_guards_each_tier_of_occurrence_slos_only() {
+        let month = Period::Rolling(Duration::from_secs(30 * 86400));
+        let auto = slo(
+            Sli::Availability,
+            Budgeting::Occurrences,
+            0.999,
+            month.clone(),
+            MinEvents::Auto,
+        );
+        // 14.4× page: 70 events an hour; 6× page: 167 in 6 h; 1× ticket: 1001 in 3 d.
+        assert_eq!(tier_min_events(&auto, 14.4), 70);
+        assert_eq!(tier_min_events(&auto, 6.0), 167);
+        assert_eq!(tier_min_events(&auto, 1.0), 1001);
+        // Automatic windows are judged however thin: the guard is per tier, not per window.
+        let one_bad = Tally {
+            good: 0.0,
+            total: 1.0,
+        };
+        assert!(matches!(
+            window_state(&auto, one_bad, 3600),
+            WindowState::Judged { burn_rate, .. } if burn_rate > 999.0
+        ));
+        // A fixed minimum keeps its per-window meaning and adds no tier guard.
+        let fixed = Slo {
+            min_events: MinEvents::Fixed(10),
+            ..auto.clone()
+        };
+        assert_eq!(tier_min_events(&fixed, 14.4), 0);
+        assert_eq!(
+            window_state(&fixed, one_bad, 3600),
+            WindowState::TooThin {
+                sli: 0.0,
+                total: 1.0
+            }
+        );
+        // Time slices: no automatic minimum.
+        let slices = Slo {
+            budgeting: Budgeting::Timeslices {
+                slice: Duration::from_secs(60),
+                slice_target: 0.999,
+            },
+            ..auto
+        };
+        assert_eq!(tier_min_events(&slices, 14.4), 0);
+    }
+
+    #[test]
+    fn time_slice_burn_rates_share_the_budgets_denominator() {
+        // A cell idle 90 % of an hour of one-minute slices: 6 judged slices, 1 of them bad,
+        // objective 0.99 over 30 days (43,200 slices, 432 of which may be bad).
+        let s = slo(
+            Sli::Availability,
+            Budgeting::Timeslices {
+                slice: Duration::from_secs(60),
+                slice_target: 0.99,
+            },
+            0.99,
+            Period::Rolling(Duration::from_secs(30 * 86400)),
+            MinEvents::Auto,
+        );
+        let minute = |m: i64, good: f64| SliceData {
+            start: 86400 + m * 60,
+            good,
+            total: 10.0,
+            ..Default::default()
+        };
+        // Minutes 0, 10, … 50 have traffic; minute 20 misses the slice target.
+        let slices: Vec<SliceData> = (0..6)
+            .map(|i| minute(i * 10, if i == 2 { 5.0 } else { 10.0 }))
+            .collect();
+        let now = 86400 + 3600;
+        let t = tally(&s, &slices, now - 3600, now);
+        assert_eq!(
+            t,
+            Tally {
+                good: 5.0,
+                total: 6.0
+            }
+        );
+        let WindowState::Judged { sli, burn_rate } = window_state(&s, t, 3600) else {
+            panic!("judged")
+        };
+        // The SLI stays good / judged; the burn rate is 1 / (0.01 × 60), not (1/6) / 0.01 =
+        // 16.7, which would page (14.4×).
+        assert!((sli - 5.0 / 6.0).abs() < 1e-12, "{sli}");
+        assert!((burn_rate - 1.0 / 0.6).abs() < 1e-9, "{burn_rate}");
+        assert_eq!((burn_rate * 100.0).round() / 100.0, 1.67);
+        // The budget this hour spent: the burn rate × window / period = 1 / 432.
+        let period = 30.0 * 86400.0;
+        let spent = 1.0 - budget_remaining(&s, &slices, now).unwrap();
+        assert!(
+            (spent - burn_rate * 3600.0 / period).abs() < 1e-12,
+            "{spent}"
+        );
+        assert!((spent - 1.0 / 432.0).abs() < 1e-12, "{spent}");
+        // The period's burn rate runs over the slices elapsed so far: the same budget spent.
+        let elapsed = period_elapsed(&s, now);
+        assert_eq!(elapsed, 30 * 86400);
+        let (start, _) = period_bounds(&s.period, now);
+        let WindowState::Judged { burn_rate, .. } =
+            window_state(&s, tally(&s, &slices, start, now), elapsed)
+        else {
+            panic!("judged")
+        };
+        assert!((spent - burn_rate * elapsed as f64 / period).abs() < 1e-12);
+        // A window never counts fewer slices than it judged (a period just begun).
+        let WindowState::Judged { burn_rate, .. } = window_state(&s, t, 60) else {
+            panic!("judged")
+        };
+        assert!((burn_rate - 1.0 / (0.01 * 6.0)).abs() < 1e-9, "{burn_rate}");
     }
 
     #[test]
@@ -197,7 +321,7 @@ mod tests {
             },
             0.95,
             Period::Rolling(Duration::from_secs(86400)),
-            0,
+            MinEvents::Auto,
         );
         // 1 kWh = 3.6e6 J. 200,000 tokens on 1 kWh: good; 100,000: bad; 50 tokens: idle.
         let slices = [

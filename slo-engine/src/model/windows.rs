@@ -26,6 +26,24 @@ pub fn burn_factor(share: f64, window_secs: u64, period_secs: u64) -> f64 {
     share * period_secs as f64 / window_secs as f64
 }
 
+/// The fewest events the long window of a burn tier (factor `factor`) must hold for the tier to
+/// fire on an occurrence SLO, so that one bad event alone stays under its threshold: among `n`
+/// events, one bad burns at 1 / (n × (1 − objective)), which is under `factor` once
+/// n > 1 / (factor × (1 − objective)). Hence ⌊1 / (factor × (1 − objective))⌋ + 1: 70 events
+/// for the 14.4× page at 99.9 %, 7 at 99 % (the SRE Workbook's low-traffic advice, derived from
+/// the objective). A quotient a rounding error short of a whole number counts as that number, so
+/// the engine's own float burn rate never reaches the factor on one bad event. 0 when the
+/// objective or factor is not usable (the configuration refuses those).
+pub fn low_traffic_guard(objective: f64, factor: f64) -> u64 {
+    let budget = 1.0 - objective;
+    if !(budget > 0.0 && factor > 0.0) {
+        return 0;
+    }
+    let x = 1.0 / (factor * budget);
+    // `as` saturates: an absurdly small budget asks for u64::MAX events, never wraps.
+    (x + x * 1e-9).floor() as u64 + 1
+}
+
 /// The SRE Workbook's fast page: [`PAGE_SHARE`] of the budget spent in [`PAGE_WINDOW`] seconds.
 pub const PAGE_SHARE: f64 = 0.02;
 
@@ -68,5 +86,31 @@ mod tests {
         // A 7-day period scales them down.
         assert!((burn_factor(0.02, 3600, 7 * 86400) - 3.36).abs() < 1e-9);
         assert!((page_factor(7 * 86400) - 3.36).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_low_traffic_guard_keeps_one_bad_event_under_each_tier() {
+        let page = page_factor(30 * 86400);
+        assert_eq!(low_traffic_guard(0.999, page), 70);
+        assert_eq!(low_traffic_guard(0.99, page), 7);
+        // A whole quotient: 100 events with one bad burn at exactly 1×, so 101 are needed.
+        assert_eq!(low_traffic_guard(0.99, 1.0), 101);
+        assert_eq!(low_traffic_guard(1.0, page), 0);
+        assert_eq!(low_traffic_guard(0.99, 0.0), 0);
+        // The burn rate the engine computes (1 − good/total) / (1 − objective) for one bad event
+        // among n: under the factor at the guard, at or over it one event below.
+        let burn = |n: u64, objective: f64| (1.0 - (n - 1) as f64 / n as f64) / (1.0 - objective);
+        for objective in [0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999] {
+            for (_, long, _, share) in BURN_ALERTS {
+                for period in [7 * 86400, 28 * 86400, 30 * 86400, 31 * 86400] {
+                    let f = burn_factor(share, long, period);
+                    let n = low_traffic_guard(objective, f);
+                    assert!(burn(n, objective) < f, "{objective} {f}: {n}");
+                    if n > 1 {
+                        assert!(burn(n - 1, objective) >= f, "{objective} {f}: {n}");
+                    }
+                }
+            }
+        }
     }
 }

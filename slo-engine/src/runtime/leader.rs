@@ -32,6 +32,8 @@ pub(super) struct Leader {
     pub(super) routes: alerting::Routes,
     /// This engine's name in the leader lease.
     pub(super) me: String,
+    /// The lease's own timeline, which fences the saves.
+    pub(super) lease: super::lease::LeaseTimeline,
     /// Set by the lease holder.
     pub(super) is_leader: Arc<AtomicBool>,
     /// Wakes the delivery loop.
@@ -155,11 +157,17 @@ impl Leader {
 
     /// Saves the stepped state with its notifications' outbox rows in one transaction; once
     /// saved, the state is held and served, and the delivery loop woken. When saving fails,
-    /// the held state stays and the next tick evaluates again.
+    /// the held state stays and the next tick evaluates again. The save is fenced on the lease's
+    /// own timeline (its last renewal plus the monotonic time since), not on the wall clock,
+    /// which NTP may step during the evaluation.
     async fn save_alerts(&mut self, Stepped { next, notes }: Stepped, t: i64) {
+        let Some(lease_now) = self.lease.now_ms() else {
+            tracing::warn!(engine = %self.me, "lost the leader lease; the alert state was not saved");
+            return;
+        };
         let rows = notify::outbox_rows(&self.config.alerting, &notes);
         let json = serde_json::to_string(&next).unwrap_or_default();
-        let lease = Some((self.me.as_str(), self.clock.now_ms()));
+        let lease = Some((self.me.as_str(), lease_now));
         match self.ledger.save_alerts(&json, t, &rows, lease).await {
             Ok(()) => {
                 for n in &notes {

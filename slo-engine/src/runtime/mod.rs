@@ -18,7 +18,7 @@ use crate::web::{AppState, Limits};
 use deliver::deliver_forever;
 use feeder::Feeder;
 use leader::Leader;
-use lease::hold_lease;
+use lease::{LeaseTimeline, hold_lease};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use tokio::sync::Notify;
@@ -62,11 +62,13 @@ pub async fn run_web(
     // the leader's last renewal.
     let me = format!("{}-{}", std::process::id(), now_ms() % 1_000_000);
     let took_lease = Arc::new(Notify::new());
+    let lease = LeaseTimeline::default();
     tokio::spawn(hold_lease(
         ledger.clone(),
         me.clone(),
         interval,
         clock.clone(),
+        lease.clone(),
         is_leader.clone(),
         took_lease.clone(),
     ));
@@ -84,6 +86,7 @@ pub async fn run_web(
         web: state,
         routes,
         me,
+        lease,
         is_leader,
         wake,
         interval,

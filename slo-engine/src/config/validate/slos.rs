@@ -10,7 +10,7 @@ use crate::config::locate::locate;
 use crate::config::message::parse_duration;
 use crate::config::openslo::{Origin, import};
 use crate::config::raw::{RawConfig, RawSlo};
-use crate::config::types::{Cell, Period, Slo, Source};
+use crate::config::types::{Cell, MinEvents, Period, Slo, Source};
 use crate::util::text::{clip, quote};
 
 /// `slos:` and the SLOs imported from `openslo:` files, validated alike, names unique.
@@ -112,7 +112,7 @@ fn slo(
         objective: s.objective,
         period,
         budgeting,
-        min_events: s.min_events,
+        min_events: s.min_events.map_or(MinEvents::Auto, MinEvents::Fixed),
         sli,
     })
 }

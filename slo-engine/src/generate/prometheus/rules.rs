@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use cellwatch_metrics as m;
 use serde::Serialize;
 
-use crate::config::{Budgeting, Config, Period, Sli, Slo};
+use crate::config::{Budgeting, Config, MinEvents, Period, Sli, Slo};
 use crate::model::{WINDOWS, burn_factor};
 use crate::util::promql::{any_of, duration, le_matcher};
 
@@ -81,42 +81,67 @@ pub(super) fn events(slo: &Slo, w: &str) -> Option<(String, String)> {
     })
 }
 
-/// The error-ratio expression of an SLO over a window (`w` a Prometheus duration), matching
-/// the engine: occurrences are 1 − good/total; time slices are the share of judged slices that
-/// missed (idle slices dropped), judged on slices of the SLO's own length.
-pub(super) fn error_ratio(slo: &Slo, w: &str) -> String {
+/// The error-ratio expression of an SLO over a window of `secs` seconds, matching the engine:
+/// occurrences are 1 − good/total; time slices (judged on slices of the SLO's own length) are
+/// the bad slices over every slice of the window, judged or idle, the budget's denominator, so
+/// that the ratio over 1 − objective is the engine's burn rate and idle slices neither burn
+/// nor fill the budget.
+pub(super) fn error_ratio(slo: &Slo, secs: u64) -> String {
     let cells = cells_matcher(slo);
     let slice = match slo.budgeting {
-        Budgeting::Timeslices { slice, .. } => duration(slice.as_secs()),
-        Budgeting::Occurrences => "5m".to_string(),
+        Budgeting::Timeslices { slice, .. } => slice.as_secs().max(1),
+        Budgeting::Occurrences => 300,
     };
-    match crate::math::Judge::of(slo) {
+    let s = duration(slice);
+    let bad = match crate::math::Judge::of(slo) {
         crate::math::Judge::TokensPerKwh {
             threshold,
             min_tokens,
         } => {
-            let s = slice;
             let tokens = format!(
                 "sum by (cell) (increase({}{{{cells},kind=\"generated\"}}[{s}]))",
                 m::INFERENCE_TOKENS.name
             );
             format!(
-                "1 - avg_over_time((\n  ({tokens} / on (cell) ({} / 3.6e6 > 0) >= bool {threshold})\n  and on (cell)\n  ({tokens} >= {min_tokens})\n)[{w}:{s}])",
+                "({tokens} / on (cell) ({} / 3.6e6 > 0) < bool {threshold})\n  and on (cell)\n  ({tokens} >= {min_tokens})",
                 cell_energy(&cells, &s)
             )
         }
         crate::math::Judge::Ratio { slice_target } => {
-            let s = slice;
             let (good, total) = events(slo, &s).unwrap_or_default();
-            format!(
-                "1 - avg_over_time((\n  ({good} / {total} >= bool {slice_target})\n  and on (cell)\n  ({total} > 0)\n)[{w}:{s}])"
-            )
+            format!("({good} / {total} < bool {slice_target})\n  and on (cell)\n  ({total} > 0)")
         }
         crate::math::Judge::AllGood => {
-            let (good, total) = events(slo, w).unwrap_or_default();
-            format!("1 - (\n  {good}\n  /\n  {total}\n)")
+            let (good, total) = events(slo, &duration(secs)).unwrap_or_default();
+            return format!("1 - (\n  {good}\n  /\n  {total}\n)");
         }
-    }
+    };
+    // One point per slice that ends in the window: the range stops a millisecond short of the
+    // window, so the slice that ended exactly a window ago (a Prometheus 2 range includes its
+    // start) is not counted.
+    let slices = (secs as f64 / slice as f64).max(1.0);
+    format!(
+        "sum_over_time((\n  {bad}\n)[{}:{s}]) / {slices}",
+        just_under(secs)
+    )
+}
+
+/// A Prometheus duration one millisecond short of `secs` seconds (`4m59s999ms` for 5m).
+fn just_under(secs: u64) -> String {
+    let ms = (secs * 1000).saturating_sub(1);
+    let parts = [
+        (ms / 86_400_000, "d"),
+        (ms / 3_600_000 % 24, "h"),
+        (ms / 60_000 % 60, "m"),
+        (ms / 1000 % 60, "s"),
+        (ms % 1000, "ms"),
+    ];
+    let text: String = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() { "0s".into() } else { text }
 }
 
 pub(super) fn slo_labels(slo: &Slo) -> BTreeMap<String, String> {
@@ -206,12 +231,12 @@ fn sli_group(slo: &Slo, period: u64) -> Group {
     let mut windows: Vec<(String, u64)> = WINDOWS.iter().map(|(_, s)| (duration(*s), *s)).collect();
     windows.push((duration(period), period));
     let mut sli = Vec::new();
-    for (w, _) in &windows {
+    for (w, secs) in &windows {
         let mut labels = slo_labels(slo);
         labels.insert("sloth_window".into(), w.clone());
         sli.push(record(
             &format!("slo:sli_error:ratio_rate{w}"),
-            error_ratio(slo, w),
+            error_ratio(slo, *secs),
             labels,
         ));
     }
@@ -272,30 +297,19 @@ fn meta_group(slo: &Slo, period: u64) -> Group {
     }
 }
 
-/// The `min_events` guard of an alert window: no page on fewer events than the SLO asks for.
-fn min_events_guard(slo: &Slo, w: &str) -> String {
-    if slo.min_events == 0 {
-        return String::new();
-    }
-    let events = match slo.sli {
-        Sli::Latency(_) => format!(
-            "sum by (cell) (increase({}_count{{{}}}[{w}]))",
-            m::INFERENCE_REQUEST_DURATION.name,
-            cells_matcher(slo)
-        ),
-        Sli::Ttft(_) => format!(
-            "sum by (cell) (increase({}_count{{{}}}[{w}]))",
-            m::INFERENCE_TTFT.name,
-            cells_matcher(slo)
-        ),
-        Sli::Availability => format!(
-            "sum by (cell) (increase({}{{{}}}[{w}]))",
-            m::INFERENCE_REQUESTS.name,
-            cells_matcher(slo)
-        ),
-        Sli::TokensPerKwh { .. } | Sli::Ratio(_) => return String::new(),
+/// The `min_events` guard of a burn tier's long window `w` (factor `f`), as the engine applies
+/// it: a fixed `min_events`, or the automatic low-traffic guard of occurrence SLOs
+/// ([`crate::math::tier_min_events`]: one bad event alone never fires a tier). The short window
+/// needs no guard: without events its error ratio is NaN, never above a threshold.
+fn min_events_guard(slo: &Slo, w: &str, f: f64) -> String {
+    let min = match slo.min_events {
+        MinEvents::Fixed(n) => n,
+        MinEvents::Auto => crate::math::tier_min_events(slo, f),
     };
-    format!("\n    and on (cell) ({events} >= {})", slo.min_events)
+    match events(slo, w) {
+        Some((_, total)) if min > 0 => format!("\n    and on (cell) ({total} >= {min})"),
+        _ => String::new(),
+    }
 }
 
 /// The multiwindow, multi-burn-rate page and ticket alerts of `slo`.
@@ -328,7 +342,7 @@ fn burn_conditions(config: &Config, slo: &Slo, period: u64, severity: &str) -> V
             let (lw, sw) = (duration(b.long), duration(b.short));
             format!(
                 "(\n    max(slo:sli_error:ratio_rate{sw}{{{sel}}} > ({f} * {budget})) without (sloth_window)\n    and\n    max(slo:sli_error:ratio_rate{lw}{{{sel}}} > ({f} * {budget})) without (sloth_window){}\n)",
-                min_events_guard(slo, &lw)
+                min_events_guard(slo, &lw, f)
             )
         })
         .collect()

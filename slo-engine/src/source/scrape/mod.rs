@@ -50,7 +50,7 @@ mod tests {
             objective: 0.99,
             period: Period::Rolling(Duration::from_secs(86400)),
             budgeting: Budgeting::Occurrences,
-            min_events: 0,
+            min_events: crate::config::MinEvents::Fixed(0),
             sli,
         }
     }
