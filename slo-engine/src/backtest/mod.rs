@@ -1,6 +1,8 @@
 //! `cellwatch-slo backtest`: a history replayed through the real ledger, evaluation and alert
 //! state machine in virtual time, and what would have fired.
 
+pub mod openmetrics;
 mod result;
 
+pub use openmetrics::HistoryError;
 pub use result::*;
