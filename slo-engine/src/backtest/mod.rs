@@ -3,6 +3,8 @@
 
 pub mod openmetrics;
 mod result;
+mod scenario;
 
 pub use openmetrics::HistoryError;
 pub use result::*;
+pub use scenario::{SCENARIOS, Scenario, scenario};
