@@ -4,6 +4,8 @@
 //! reads, and written back from them.
 
 use std::collections::{BTreeMap, HashMap};
+
+use fnv::FnvHashMap;
 use std::fmt::Write as _;
 
 use cellwatch_metrics::Kind;
@@ -254,7 +256,9 @@ struct Found<'a> {
     series: Vec<Series>,
     /// Per series: the line of its last sample.
     last_line: Vec<usize>,
-    by_text: HashMap<&'a str, usize>,
+    /// FNV: hashing every line's series text is much of the work; the input is a file the
+    /// operator chose, not a request from the network.
+    by_text: FnvHashMap<&'a str, usize>,
     by_labels: HashMap<BTreeMap<String, String>, usize>,
 }
 
