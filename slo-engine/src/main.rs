@@ -49,6 +49,14 @@ enum Command {
     /// events (or slices), the SLI and the share of the range's error budget used, with the
     /// cell's tokens/kWh and kWh per 1,000 requests. The range is widened to whole hours.
     Report(ReportArgs),
+    /// Replay a history through the ledger, the evaluation and the alert state machine in
+    /// virtual time, and print every alert that would have fired (when, notified, resolved),
+    /// the notifications per incident, detection times and the budget over time. The history
+    /// is a Prometheus range (the prometheus source's selectors and `up`; the 3 days before
+    /// --from are read too, so every window is full at the first evaluation), OpenMetrics
+    /// files with timestamps, or a shipped scenario. Several --config compare candidates on the
+    /// same history.
+    Backtest(BacktestArgs),
     /// Validate a configuration file; errors name the file, line and field. Exits 1 when the
     /// file is not usable.
     Check {
@@ -166,6 +174,57 @@ struct ReportArgs {
     format: Format,
 }
 
+// The flags of `backtest`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("history").required(true).args(["prometheus", "openmetrics", "scenario"])))]
+struct BacktestArgs {
+    /// A configuration file (YAML); give several to compare them on the same history.
+    #[arg(long, value_name = "FILE", required = true)]
+    config: Vec<PathBuf>,
+    /// Read the history from this Prometheus server (needs --from and --to).
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
+    /// Read the history from OpenMetrics files with timestamps (the format of `promtool tsdb
+    /// create-blocks-from openmetrics`), every series with `cell` and `node` labels.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    openmetrics: Vec<PathBuf>,
+    /// Replay a shipped scenario of a four-node cell (`--scenario list` names them).
+    #[arg(long, value_name = "NAME")]
+    scenario: Option<String>,
+    /// First evaluation: an RFC 3339 time or a duration before now (default: the history's
+    /// start).
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// End: an RFC 3339 time, a duration before now, or `now` (default: the history's end).
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// Replay into this ledger (sqlite://FILE or postgres://USER@HOST/DB: an empty database);
+    /// default: a temporary SQLite ledger per configuration.
+    #[arg(long, value_name = "URL")]
+    ledger: Option<String>,
+    /// Evaluate at every interval, as the engine does, instead of skipping quiet ones (slower;
+    /// the same alerts).
+    #[arg(long)]
+    exact: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: BacktestFormat,
+    /// Write the output to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+/// A backtest's format.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum BacktestFormat {
+    /// Aligned text tables.
+    Table,
+    /// JSON.
+    Json,
+    /// A self-contained HTML page with a budget-and-burn plot per cell and SLO.
+    Html,
+}
+
 /// A report's format.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Format {
@@ -191,6 +250,79 @@ fn main() -> ExitCode {
             print_generated(&config, cellwatch_slo::generate::prometheus::targets)
         }
         Command::Check { config } => check(&config),
+        Command::Backtest(a) => backtest(a),
+    }
+}
+
+/// `backtest`: the configurations, the range and the history, then each replay, printed.
+fn backtest(a: BacktestArgs) -> ExitCode {
+    use cellwatch_slo::backtest::{self, Input, Options};
+    if a.scenario.as_deref() == Some("list") {
+        for (name, what) in backtest::SCENARIOS {
+            println!("{name:<20} {what}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let mut configs = Vec::new();
+    for path in &a.config {
+        match load_config(path) {
+            Ok(c) => configs.push((path.display().to_string(), c)),
+            Err(code) => return code,
+        }
+    }
+    let range = match (&a.from, &a.to) {
+        (None, None) => None,
+        (from, to) => match range(
+            from.as_deref().unwrap_or("10y"),
+            to.as_deref().unwrap_or("now"),
+        ) {
+            Ok(r) => Some(r),
+            Err(code) => return code,
+        },
+    };
+    let input = match (a.prometheus, a.scenario) {
+        (Some(url), _) => Input::Prometheus(url),
+        (_, Some(name)) => Input::Scenario(name),
+        _ => Input::Files(a.openmetrics),
+    };
+    let o = Options {
+        configs,
+        input,
+        range,
+        ledger: a.ledger,
+        exact: a.exact,
+    };
+    let Ok(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let results = rt.block_on(async {
+        let history = backtest::load(&o).await?;
+        backtest::run(&o, &history).await
+    });
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cellwatch-slo: backtest: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = match a.format {
+        BacktestFormat::Table => backtest::table(&results),
+        BacktestFormat::Json => backtest::json(&results),
+        BacktestFormat::Html => backtest::html(&results),
+    };
+    match &a.out {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cellwatch-slo: {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
