@@ -280,6 +280,10 @@ metrics! {
     SLO_EVALUATION_DURATION = "cellwatch_slo_evaluation_duration_seconds", Gauge, "seconds", [], "slo-engine",
         "Wall time of the engine's last evaluation: summing the ledger, stepping the alerts and matching them against routes and silences.",
         "the engine's clock";
+    /// Readings further apart than the source allows.
+    SLO_SCRAPE_GAPS = "cellwatch_slo_scrape_gaps_total", Counter, "", ["cell", "counted"], "slo-engine",
+        "Node readings the leading engine recorded more than the source's gap (scrape: max(3 × interval, 30 s); prometheus: 3 scrape intervals) after the node's previous one. counted=true: the whole increase was counted in the later reading's slice; counted=false: the previous reading was more than an hour old, so the reading only became the new baseline. Counted since the engine started.",
+        "the scrape or prometheus source's readings";
 }
 
 /// Default bucket bounds (seconds) of the inference duration and time-to-first-token histograms:

@@ -614,10 +614,19 @@ async fn increases_scraped_while_not_recording_are_recorded_exactly_once() {
             "{}: after a restart",
             b.name
         );
-        // Longer than max_gap since the last record: a new baseline, as for a node that was down.
+        // Longer than max_gap since the last record, no reset: the whole increase counts.
         scrape(&mut c, &l, 70, 1100, true).await.unwrap();
         scrape(&mut c, &l, 71, 1101, true).await.unwrap();
-        assert_eq!(recorded(&l).await, (56.0, 56.0), "{}: after a gap", b.name);
+        assert_eq!(recorded(&l).await, (71.0, 71.0), "{}: after a gap", b.name);
+        // More than an hour since the last record: only a new baseline.
+        scrape(&mut c, &l, 80, 1101 + 3601, true).await.unwrap();
+        scrape(&mut c, &l, 81, 1101 + 3602, true).await.unwrap();
+        assert_eq!(
+            recorded(&l).await,
+            (72.0, 72.0),
+            "{}: after more than an hour",
+            b.name
+        );
         l.close().await;
     }
 }

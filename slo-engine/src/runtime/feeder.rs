@@ -1,16 +1,26 @@
 //! The tick's first read: the configured source (the exporters' scrape, or Prometheus) brings
 //! the ledger up to date and says which cells are down.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+use cellwatch_http::exposition::Sample;
+use cellwatch_metrics as m;
 
 use crate::config::{Config, Source};
 use crate::ledger::{Ledger, LedgerError};
 use crate::source::prometheus::PromSource;
-use crate::source::scrape::{Baselines, scrape_once};
+use crate::source::scrape::{Baselines, NodeGap, scrape_once};
 
-/// The source, with what it carries from one tick to the next.
-pub(super) enum Feeder {
+/// The source, with what it carries from one tick to the next, and the gaps it recorded.
+pub(super) struct Feeder {
+    source: Fed,
+    /// Readings recorded after a gap, per (cell, counted), since the engine started.
+    gaps: BTreeMap<(String, bool), u64>,
+}
+
+/// The source and its state.
+enum Fed {
     Scrape {
         client: reqwest::Client,
         baselines: Baselines,
@@ -29,12 +39,68 @@ impl Feeder {
     /// The source of `source`, and its interval (the tick's); `retention` (seconds) is how far
     /// back Prometheus is read on a first start.
     pub(super) fn new(source: &Source, retention: i64) -> (Duration, Feeder) {
+        let (interval, source) = Fed::new(source, retention);
+        let gaps = BTreeMap::new();
+        (interval, Feeder { source, gaps })
+    }
+
+    /// Reads the source at `now_ms` (recording into the ledger when `leading`) and updates
+    /// `down_cells`. Returns the time (Unix seconds) the ledger is complete up to, where the
+    /// evaluation windows end; None when Prometheus failed, and the tick stops there.
+    pub(super) async fn read(
+        &mut self,
+        config: &Config,
+        ledger: &Ledger,
+        now_ms: i64,
+        leading: bool,
+        down_cells: &mut BTreeSet<String>,
+    ) -> Option<i64> {
+        let (t, gaps) = self
+            .source
+            .read(config, ledger, now_ms, leading, down_cells)
+            .await;
+        self.count(gaps);
+        t
+    }
+
+    /// Counts recorded gaps, per cell and whether they counted.
+    fn count(&mut self, gaps: Vec<NodeGap>) {
+        for g in gaps {
+            *self.gaps.entry((g.cell, g.gap.counted)).or_default() += 1;
+        }
+    }
+
+    /// `cellwatch_slo_scrape_gaps_total` of every configured cell (0 until a gap), counted
+    /// and not.
+    pub(super) fn gap_samples(&self, config: &Config) -> Vec<Sample> {
+        let mut out = Vec::new();
+        for cell in &config.cells {
+            for counted in [true, false] {
+                let n = self
+                    .gaps
+                    .get(&(cell.name.clone(), counted))
+                    .copied()
+                    .unwrap_or(0);
+                let label = if counted { "true" } else { "false" };
+                out.push(Sample::new(
+                    &m::SLO_SCRAPE_GAPS,
+                    &[&cell.name, label],
+                    n as f64,
+                ));
+            }
+        }
+        out
+    }
+}
+
+impl Fed {
+    fn new(source: &Source, retention: i64) -> (Duration, Fed) {
         match source {
             Source::Scrape {
                 interval, ca_pem, ..
             } => (
                 *interval,
-                Feeder::Scrape {
+                Fed::Scrape {
                     client: scrape_client(*interval, ca_pem.as_deref()),
                     baselines: None,
                     max_gap: (interval.as_secs() as i64 * 3).max(30),
@@ -49,7 +115,7 @@ impl Feeder {
                 headers,
             } => (
                 *interval,
-                Feeder::Prometheus {
+                Fed::Prometheus {
                     src: Box::new(PromSource::new(
                         url,
                         *interval,
@@ -64,19 +130,17 @@ impl Feeder {
         }
     }
 
-    /// Reads the source at `now_ms` (recording into the ledger when `leading`) and updates
-    /// `down_cells`. Returns the time (Unix seconds) the ledger is complete up to, where the
-    /// evaluation windows end; None when Prometheus failed, and the tick stops there.
-    pub(super) async fn read(
+    /// [`Feeder::read`], with the gaps of the readings recorded (each logged by the source).
+    async fn read(
         &mut self,
         config: &Config,
         ledger: &Ledger,
         now_ms: i64,
         leading: bool,
         down_cells: &mut BTreeSet<String>,
-    ) -> Option<i64> {
+    ) -> (Option<i64>, Vec<NodeGap>) {
         match self {
-            Feeder::Scrape {
+            Fed::Scrape {
                 client,
                 baselines,
                 max_gap,
@@ -87,15 +151,16 @@ impl Feeder {
                 // ledger's baselines say where the leader's records reach.
                 let scraped =
                     scrape_once(config, ledger, client, baselines, t, *max_gap, leading).await;
-                note_scrape(scraped, down_cells, last_problems);
-                Some(t)
+                (Some(t), note_scrape(scraped, down_cells, last_problems))
             }
-            Feeder::Prometheus { src, .. } if !leading => {
+            Fed::Prometheus { src, .. } if !leading => {
                 src.stand_by();
-                Some((now_ms - src.delay.as_millis() as i64).div_euclid(1000))
+                let t = (now_ms - src.delay.as_millis() as i64).div_euclid(1000);
+                (Some(t), src.take_gaps())
             }
-            Feeder::Prometheus { src, last_error } => {
-                pull(src, last_error, config, ledger, now_ms, down_cells).await
+            Fed::Prometheus { src, last_error } => {
+                let t = pull(src, last_error, config, ledger, now_ms, down_cells).await;
+                (t, src.take_gaps())
             }
         }
     }
@@ -115,12 +180,13 @@ fn scrape_client(interval: Duration, ca_pem: Option<&[u8]>) -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// Takes a scrape's down cells, and logs its problems when they changed, or its failure.
+/// Takes a scrape's down cells, and logs its problems when they changed, or its failure;
+/// returns its gaps.
 fn note_scrape(
     scraped: Result<crate::source::scrape::Scraped, LedgerError>,
     down_cells: &mut BTreeSet<String>,
     last_problems: &mut String,
-) {
+) -> Vec<NodeGap> {
     match scraped {
         Ok(p) => {
             *down_cells = p.down;
@@ -131,12 +197,15 @@ fn note_scrape(
                 }
                 *last_problems = joined;
             }
+            p.gaps
         }
         Err(e @ LedgerError::Moved { .. }) => {
-            tracing::warn!(error = %e, "another engine recorded meanwhile; carrying on from its baselines at the next scrape")
+            tracing::warn!(error = %e, "another engine recorded meanwhile; carrying on from its baselines at the next scrape");
+            Vec::new()
         }
         Err(e) => {
-            tracing::error!(error = %e, "recording slices failed; the next scrape records the increases")
+            tracing::error!(error = %e, "recording slices failed; the next scrape records the increases");
+            Vec::new()
         }
     }
 }
@@ -173,5 +242,51 @@ async fn pull(
             }
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::scrape::Gap;
+
+    #[test]
+    fn gaps_are_counted_per_cell_and_exposed_from_zero() {
+        let config = crate::config::parse(
+            "cells:\n  - { name: a, nodes: [ { name: n1, url: \"http://127.0.0.1:1/metrics\" } ] }\n  \
+             - { name: b, nodes: [ { name: n1, url: \"http://127.0.0.1:2/metrics\" } ] }\n\
+             slos:\n  - { name: s, objective: 0.99, period: 1d, sli: { availability: {} } }\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        let (interval, mut f) = Feeder::new(&config.source, 86400);
+        let gap = |cell: &str, seconds, counted| NodeGap {
+            cell: cell.into(),
+            node: "n1".into(),
+            at: 0,
+            gap: Gap { seconds, counted },
+        };
+        f.count(vec![gap("a", 120, true), gap("a", 60, true)]);
+        f.count(vec![gap("a", 7200, false)]);
+        let text = cellwatch_http::exposition::encode(&f.gap_samples(&config));
+        let value = |s: &str| cellwatch_metrics::exposition::value(&text, s);
+        assert_eq!(interval, Duration::from_secs(15));
+        assert_eq!(
+            value("cellwatch_slo_scrape_gaps_total{cell=\"a\",counted=\"true\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            value("cellwatch_slo_scrape_gaps_total{cell=\"a\",counted=\"false\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value("cellwatch_slo_scrape_gaps_total{cell=\"b\",counted=\"true\"}"),
+            Some(0.0),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE cellwatch_slo_scrape_gaps_total counter"),
+            "{text}"
+        );
     }
 }

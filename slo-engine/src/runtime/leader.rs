@@ -186,7 +186,7 @@ impl Leader {
     }
 
     /// Serves an evaluation: the report, and on `/metrics` its samples, the alerts' (when
-    /// leading) and the evaluation's duration (`duration` is called last).
+    /// leading), the source's gaps and the evaluation's duration (`duration` is called last).
     fn publish(
         &self,
         r: Report,
@@ -197,6 +197,7 @@ impl Leader {
         if let Some(a) = alerts {
             all.extend(alert_samples(a));
         }
+        all.extend(self.feeder.gap_samples(&self.config));
         all.push(duration());
         self.web.publish(r, encode(&all));
     }

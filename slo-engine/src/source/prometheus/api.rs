@@ -7,7 +7,7 @@ use crate::config::{Budgeting, Config, Sli};
 use crate::ledger::{Ledger, LedgerError};
 use crate::math;
 use crate::model::{SLICE, SliceData};
-use crate::source::scrape::cell_rows;
+use crate::source::scrape::{NodeGap, cell_rows, log_gap};
 use crate::util::time::secs;
 
 /// The `prometheus` source's settings and state between queries.
@@ -29,6 +29,8 @@ pub struct PromSource {
     cursor: Option<i64>,
     /// The feeds hold no readings yet (a start, or after a failed write).
     fresh: bool,
+    /// The gaps of recorded readings (logged), until [`PromSource::take_gaps`].
+    gaps: Vec<NodeGap>,
 }
 
 /// How far back before the cursor each query reaches, so that a fresh start finds every
@@ -90,7 +92,13 @@ impl PromSource {
             step: interval.as_millis().clamp(1000, 60_000) as i64 / 1000 * 1000,
             cursor: None,
             fresh: true,
+            gaps: Vec::new(),
         }
+    }
+
+    /// The gaps of the readings recorded since the last call (each logged when recorded).
+    pub fn take_gaps(&mut self) -> Vec<NodeGap> {
+        std::mem::take(&mut self.gaps)
     }
 
     async fn query(&self, expr: &str, at_ms: i64) -> Result<Vec<super::Series>, QueryError> {
@@ -226,6 +234,10 @@ impl PromSource {
                 self.cursor = None;
                 self.fresh = true;
                 return Err(e.into());
+            }
+            for g in self.feed.take_gaps() {
+                log_gap(&g);
+                self.gaps.push(g);
             }
             cursor = end;
             expected = Some(end);

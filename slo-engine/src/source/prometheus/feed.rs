@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
-use crate::source::scrape::{Key, Reading, Tracker};
+use crate::source::scrape::{Key, NodeGap, Reading, Tracker};
 
 /// The stored series of the families the engine reads ([`FAMILIES`]): a histogram's
 /// `_bucket` series, a counter itself.
@@ -179,6 +179,8 @@ pub struct Feed {
     tracker: Tracker,
     /// Per node: the last fed timestamp (ms) and the shortest spacing seen (ms).
     fed: HashMap<NodeKey, (i64, i64)>,
+    /// The gaps before readings later than `after`, fed since the last [`Feed::take_gaps`].
+    gaps: Vec<NodeGap>,
 }
 
 /// The gap that makes a reading a baseline while a node's scrape interval is not known yet
@@ -200,10 +202,13 @@ pub struct Increase {
 
 impl Feed {
     /// Feeds `readings` (all at or before `upto` ms). A reading at or before a node's last fed
-    /// one is skipped; a reading at or before `after` only moves the baseline. A gap longer
-    /// than three scrape intervals (the node's shortest spacing, at least 10 s; 3 minutes
-    /// while it is unknown) makes the next reading a baseline, as the `scrape` source does for
-    /// a node that was down.
+    /// one is skipped; a reading at or before `after` only moves the baseline. After a gap
+    /// longer than three scrape intervals (the node's shortest spacing, at least 10 s; 3
+    /// minutes while it is unknown) the reading still counts its whole increase, in its own
+    /// slice, and the gap is kept for [`Feed::take_gaps`]; a reading more than an hour
+    /// ([`CATCH_UP_LIMIT`](crate::source::scrape::CATCH_UP_LIMIT)) after the node's previous
+    /// one is only a baseline. The same rules as the `scrape` source
+    /// ([`step`](crate::source::scrape::step)).
     pub fn feed(
         &mut self,
         readings: BTreeMap<NodeKey, BTreeMap<i64, Reading>>,
@@ -239,10 +244,20 @@ impl Feed {
                 // The tracker compares whole seconds: a gap of exactly the allowed length
                 // stays an increase.
                 let max_gap = max_gap_ms.div_euclid(1000);
-                let inc = self
+                let step = self
                     .tracker
-                    .increases(&name, t.div_euclid(1000), reading, max_gap);
-                if let Some(inc) = inc
+                    .step(&name, t.div_euclid(1000), reading, max_gap);
+                if let Some(gap) = step.gap
+                    && t > after
+                {
+                    self.gaps.push(NodeGap {
+                        cell: node.0.clone(),
+                        node: node.1.clone(),
+                        at: t.div_euclid(1000),
+                        gap,
+                    });
+                }
+                if let Some(inc) = step.increases
                     && t > after
                 {
                     out.push(Increase {
@@ -255,6 +270,12 @@ impl Feed {
             }
         }
         out
+    }
+
+    /// The gaps before the readings fed since the last call whose increases were returned
+    /// (or, past the catch-up limit, not counted).
+    pub fn take_gaps(&mut self) -> Vec<NodeGap> {
+        std::mem::take(&mut self.gaps)
     }
 }
 

@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn a_gap_before_the_scrape_interval_is_known_is_a_gap() {
         let n = "cellwatch_inference_requests_total";
-        // Down for five minutes between the first two readings, then every 15 s.
+        // Not scraped for five minutes between the first two readings, then every 15 s.
         let body = answer(&[(
             n,
             "n1",
@@ -148,7 +148,22 @@ mod tests {
         let mut feed = Feed::default();
         let incs = feed.feed(readings(&parse_matrix(&body).unwrap()), -1, 400_000);
         let sum: f64 = incs.iter().flat_map(|i| i.inc.values()).sum();
-        assert_eq!(sum, 3.0, "the 39 of the outage are not counted");
+        assert_eq!(sum, 42.0, "the 39 of the gap count too");
+        assert_eq!(incs[0].at, 300, "in the slice of the reading after the gap");
+        let gaps = feed.take_gaps();
+        assert_eq!(
+            gaps.iter()
+                .map(|g| (
+                    g.cell.as_str(),
+                    g.node.as_str(),
+                    g.at,
+                    g.gap.seconds,
+                    g.gap.counted
+                ))
+                .collect::<Vec<_>>(),
+            [("a", "n1", 300, 300, true)]
+        );
+        assert!(feed.take_gaps().is_empty(), "taken once");
     }
 
     #[test]
@@ -222,7 +237,7 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_makes_a_baseline() {
+    fn a_gap_counts_its_whole_increase_unless_longer_than_an_hour() {
         let n = "cellwatch_inference_requests_total";
         let body = answer(&[(
             n,
@@ -237,12 +252,33 @@ mod tests {
             ],
         )]);
         let mut feed = Feed::default();
-        let incs = feed.feed(readings(&parse_matrix(&body).unwrap()), -1, 400_000);
+        let r = readings(&parse_matrix(&body).unwrap());
+        // Already recorded up to 30 s: the readings before only move the baseline.
+        let incs = feed.feed(r.clone(), 30_000, 400_000);
         let sum: f64 = incs.iter().flat_map(|i| i.inc.values()).sum();
+        assert_eq!(sum, 47.0 + 2.0, "the 47 across the 270 s gap count");
+        assert_eq!(feed.take_gaps().len(), 1);
+        // Recorded up to 300 s: the gap was reported when its reading was recorded.
+        let mut feed = Feed::default();
+        feed.feed(r, 300_000, 400_000);
+        assert!(feed.take_gaps().is_empty());
+        // More than an hour between two readings: only a baseline, reported as not counted.
+        let body = answer(&[(
+            n,
+            "n1",
+            "ok",
+            &[(0.0, 1.0), (15.0, 2.0), (3616.0, 50.0), (3631.0, 52.0)],
+        )]);
+        let mut feed = Feed::default();
+        let incs = feed.feed(readings(&parse_matrix(&body).unwrap()), -1, 4_000_000);
+        let sum: f64 = incs.iter().flat_map(|i| i.inc.values()).sum();
+        assert_eq!(sum, 1.0 + 2.0);
+        let gaps = feed.take_gaps();
         assert_eq!(
-            sum,
-            1.0 + 1.0 + 2.0,
-            "the 47 across the 270 s gap are not counted"
+            gaps.iter()
+                .map(|g| (g.gap.seconds, g.gap.counted))
+                .collect::<Vec<_>>(),
+            [(3601, false)]
         );
     }
 }

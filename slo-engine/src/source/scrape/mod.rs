@@ -133,11 +133,27 @@ mod tests {
         );
         let inc = t.increases("n1", 45, read(&p).unwrap(), 60).unwrap();
         assert_eq!(events(&slo(Sli::Availability), &inc), (0.0, 4.0));
-        // Down for five minutes: the first reading after is a baseline, not an increase.
+        // Not read for almost five minutes, no reset: the whole increase counts, in the
+        // later reading, and the step says there was a gap.
+        let s = t.step("n1", 330, read(&page(9, 9, 30, 90.0, 9, 0)).unwrap(), 60);
         assert_eq!(
-            t.increases("n1", 330, read(&page(9, 9, 30, 90.0, 9, 0)).unwrap(), 60),
-            None
+            s.gap,
+            Some(Gap {
+                seconds: 285,
+                counted: true
+            })
         );
+        assert_eq!(
+            totals(&s.increases.unwrap()),
+            Totals {
+                tokens: 27.0,
+                joules: 80.0,
+                requests: 8.0
+            }
+        );
+        // Within max_gap: no gap.
+        let s = t.step("n1", 345, read(&page(9, 9, 30, 90.0, 9, 0)).unwrap(), 60);
+        assert_eq!(s.gap, None);
     }
 
     #[test]
@@ -160,8 +176,106 @@ mod tests {
         assert_eq!(first.from, Some((0, Some(3))));
         assert_eq!(totals(&first.increases.unwrap()).requests, 8.0);
         assert_eq!(totals(&both.increases.unwrap()).requests, 13.0);
-        // Longer than max_gap: a new baseline, no increase.
-        assert_eq!(step(Some(&base), 61, &r2, 60).increases, None);
+        // Longer than max_gap: still the whole increase, with the gap.
+        let late = step(Some(&base), 61, &r2, 60);
+        assert_eq!(totals(&late.increases.unwrap()).requests, 13.0);
+        assert_eq!(
+            late.gap,
+            Some(Gap {
+                seconds: 61,
+                counted: true
+            })
+        );
+        assert_eq!(first.gap, None);
+    }
+
+    #[test]
+    fn a_reset_after_a_gap_is_still_a_reset() {
+        let mut t = Tracker::default();
+        t.increases("n", 0, read(&page(10, 12, 100, 1000.0, 11, 1)).unwrap(), 45);
+        // 120 s later every counter is smaller: the exporter restarted in the gap, and only
+        // what it counted since counts.
+        let s = t.step("n", 120, read(&page(2, 3, 7, 20.0, 3, 0)).unwrap(), 45);
+        assert_eq!(
+            s.gap,
+            Some(Gap {
+                seconds: 120,
+                counted: true
+            })
+        );
+        let inc = s.increases.unwrap();
+        assert_eq!(
+            totals(&inc),
+            Totals {
+                tokens: 7.0,
+                joules: 20.0,
+                requests: 3.0
+            }
+        );
+        assert_eq!(events(&slo(Sli::Availability), &inc), (3.0, 3.0));
+    }
+
+    #[test]
+    fn a_histogram_resets_as_a_whole_after_a_gap() {
+        let h = |b2: u64, inf: u64| {
+            format!(
+                "# TYPE cellwatch_inference_request_duration_seconds histogram\n\
+                 cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"2\"}} {b2}\n\
+                 cellwatch_inference_request_duration_seconds_bucket{{model=\"m\",le=\"+Inf\"}} {inf}\n"
+            )
+        };
+        let mut t = Tracker::default();
+        t.increases("n", 0, read(&h(50, 100)).unwrap(), 45);
+        // +Inf went down over the gap, le=2 did not: the whole histogram reset.
+        let s = t.step("n", 120, read(&h(60, 90)).unwrap(), 45);
+        assert!(s.gap.is_some_and(|g| g.counted));
+        assert_eq!(
+            events(&slo(Sli::Latency(2.0)), &s.increases.unwrap()),
+            (60.0, 90.0)
+        );
+        // Without a reset, the same gap counts the difference.
+        let s = t.step("n", 240, read(&h(70, 110)).unwrap(), 45);
+        assert_eq!(
+            events(&slo(Sli::Latency(2.0)), &s.increases.unwrap()),
+            (10.0, 20.0)
+        );
+    }
+
+    #[test]
+    fn a_baseline_older_than_the_catch_up_limit_only_moves() {
+        let r0 = read(&page(10, 12, 100, 1000.0, 11, 1)).unwrap();
+        let r1 = read(&page(15, 20, 150, 1360.0, 18, 2)).unwrap();
+        let base = Baseline {
+            at: 1000,
+            generation: Some(1),
+            reading: r0,
+        };
+        // An hour exactly: counted.
+        let s = step(Some(&base), 1000 + CATCH_UP_LIMIT, &r1, 45);
+        assert_eq!(totals(&s.increases.unwrap()).requests, 8.0);
+        assert!(s.gap.is_some_and(|g| g.counted));
+        // A second more: only a baseline, and the gap says it was not counted.
+        let s = step(Some(&base), 1001 + CATCH_UP_LIMIT, &r1, 45);
+        assert_eq!(s.increases, None);
+        assert_eq!(s.from, Some((1000, Some(1))));
+        assert_eq!(
+            s.gap,
+            Some(Gap {
+                seconds: CATCH_UP_LIMIT + 1,
+                counted: false
+            })
+        );
+        // The tracker too: the reading after it counts from it.
+        let mut t = Tracker::default();
+        t.increases("n", 0, base.reading.clone(), 45);
+        assert_eq!(t.increases("n", 7200, r1.clone(), 45), None);
+        let s = t.step(
+            "n",
+            7215,
+            read(&page(16, 21, 160, 1400.0, 19, 2)).unwrap(),
+            45,
+        );
+        assert_eq!((s.gap, totals(&s.increases.unwrap()).requests), (None, 1.0));
     }
 
     #[test]

@@ -41,7 +41,9 @@ pub(super) async fn load_baselines(
 }
 
 /// One scrape of every node; when `record`, the increases since each node's baseline in the
-/// ledger are recorded as slices of `now`, moving the baselines in the same transaction. A
+/// ledger are recorded as slices of `now`, moving the baselines in the same transaction (after
+/// a gap longer than `max_gap` too, up to [`scrape::CATCH_UP_LIMIT`]: see [`scrape::step`];
+/// each gap is logged and returned in [`Scraped::gaps`]). A
 /// write that fails moves nothing: the next one records the increases (once). A standby
 /// (`record` false) records nothing and forgets its baselines: when it leads, it starts from
 /// the ledger's, where the last leader left them.
@@ -69,7 +71,12 @@ pub async fn scrape_once(
         return Ok(scraped);
     };
     match record_readings(config, ledger, base, &readings, now, max_gap).await {
-        Ok(()) => Ok(scraped),
+        Ok(gaps) => {
+            for g in &gaps {
+                log_gap(g);
+            }
+            Ok(Scraped { gaps, ..scraped })
+        }
         Err(e) => {
             if matches!(e, LedgerError::Moved { .. }) {
                 *baselines = None;
@@ -113,7 +120,14 @@ async fn fetch_all<'a>(
         }
         readings.push((cell.name.as_str(), ok));
     }
-    (Scraped { problems, down }, readings)
+    (
+        Scraped {
+            problems,
+            down,
+            gaps: Vec::new(),
+        },
+        readings,
+    )
 }
 
 /// One node's reading; the error names the URL without its credentials.
@@ -143,7 +157,8 @@ async fn fetch(
 }
 
 /// The increases since each node's baseline as rows, recorded with the new baselines in one
-/// transaction; the baselines in memory move only when it commits.
+/// transaction; the baselines in memory move only when it commits. Returns the gaps the
+/// recorded readings came after.
 async fn record_readings(
     config: &Config,
     ledger: &Ledger,
@@ -151,15 +166,22 @@ async fn record_readings(
     readings: &[(&str, Vec<(String, scrape::Reading)>)],
     now: i64,
     max_gap: i64,
-) -> Result<(), LedgerError> {
+) -> Result<Vec<scrape::NodeGap>, LedgerError> {
     let mut rows: Vec<(String, String, SliceData)> = Vec::new();
     let mut moves = Vec::new();
+    let mut gaps = Vec::new();
     for (cell, nodes) in readings {
         let mut incs = Vec::new();
         for (node, reading) in nodes {
             let key = format!("{cell}/{node}");
             let step = scrape::step(base.get(&key), now, reading, max_gap);
             incs.extend(step.increases);
+            gaps.extend(step.gap.map(|gap| scrape::NodeGap {
+                cell: cell.to_string(),
+                node: node.clone(),
+                at: now,
+                gap,
+            }));
             let generation = step.from.and_then(|(_, g)| g);
             moves.push((
                 key,
@@ -187,7 +209,19 @@ async fn record_readings(
             },
         );
     }
-    Ok(())
+    Ok(gaps)
+}
+
+/// Logs a gap a source recorded: one warning per node and gap.
+pub fn log_gap(g: &scrape::NodeGap) {
+    if g.gap.counted {
+        tracing::warn!(cell = %g.cell, node = %g.node, gap_seconds = g.gap.seconds, counted = true,
+            "a node's readings were further apart than the source allows; its whole increase was counted in the slice of the later reading");
+    } else {
+        tracing::warn!(cell = %g.cell, node = %g.node, gap_seconds = g.gap.seconds, counted = false,
+            limit_seconds = scrape::CATCH_UP_LIMIT,
+            "a node's baseline was older than the catch-up limit; its increase was not counted and the reading is the new baseline");
+    }
 }
 
 /// What one scrape of every node found wrong.
@@ -197,4 +231,6 @@ pub struct Scraped {
     pub problems: Vec<String>,
     /// Cells none of whose nodes answered.
     pub down: std::collections::BTreeSet<String>,
+    /// The recorded readings that came more than `max_gap` after their baseline (logged).
+    pub gaps: Vec<scrape::NodeGap>,
 }

@@ -1,4 +1,4 @@
-//! Readings into exact increases: resets, new series, gaps; baselines.
+//! Readings into exact increases: resets, new series, gaps (counted up to an hour); baselines.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,13 +11,14 @@ pub type Reading = BTreeMap<Key, f64>;
 /// Follows each node's counters across readings.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    last: HashMap<String, (i64, Reading)>,
+    last: HashMap<String, Baseline>,
 }
 
 impl Tracker {
     /// Takes a node's reading at `now` and returns the increases since its previous reading,
-    /// or `None` for a first reading, or one after a gap longer than `max_gap` seconds (the
-    /// node was down: its events in the gap are not attributed to the slice it came back in).
+    /// or `None` for a first reading, or one more than [`CATCH_UP_LIMIT`] after the previous
+    /// one. After a gap longer than `max_gap` seconds (and within the limit) the whole increase
+    /// counts, in the reading's slice: see [`step`].
     pub fn increases(
         &mut self,
         node: &str,
@@ -25,12 +26,22 @@ impl Tracker {
         reading: Reading,
         max_gap: i64,
     ) -> Option<Reading> {
-        let prev = self.last.insert(node.to_string(), (now, reading));
-        let (then, old) = prev?;
-        if now - then > max_gap {
-            return None;
-        }
-        Some(increase(&old, &self.last[node].1))
+        self.step(node, now, reading, max_gap).increases
+    }
+
+    /// [`Tracker::increases`], with the gap before the reading, if there was one.
+    pub fn step(&mut self, node: &str, now: i64, reading: Reading, max_gap: i64) -> Step {
+        let base = self.last.remove(node);
+        let s = step(base.as_ref(), now, &reading, max_gap);
+        self.last.insert(
+            node.to_string(),
+            Baseline {
+                at: now,
+                generation: None,
+                reading,
+            },
+        );
+        s
     }
 }
 
@@ -99,29 +110,72 @@ pub struct Baseline {
     pub reading: Reading,
 }
 
+/// How old a baseline may be for a reading to count its increase over it (seconds: one hour).
+/// An older one (the engine was stopped, a node was away for long) is only replaced: an hour of
+/// history is never dumped into one slice.
+pub const CATCH_UP_LIMIT: i64 = 3600;
+
+/// A node's reading that came more than the source's `max_gap` after its baseline (a late
+/// scrape, a stalled engine, a node that did not answer for a while).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// Seconds from the baseline to the reading.
+    pub seconds: i64,
+    /// Whether the increase over the gap was counted (false: the baseline was older than
+    /// [`CATCH_UP_LIMIT`], and the reading only became the new baseline).
+    pub counted: bool,
+}
+
+/// A gap of one node, as a source reports it once the increases are recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeGap {
+    /// Cell.
+    pub cell: String,
+    /// Node (for the prometheus source, `node/job/instance`).
+    pub node: String,
+    /// The reading's time (Unix seconds): the slice the increase was recorded into.
+    pub at: i64,
+    /// How long, and whether it counted.
+    pub gap: Gap,
+}
+
 /// What one node's new reading does: its increases (None: it only sets a baseline) and its
 /// next baseline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    /// The increases since the baseline; None for a first reading or one after a gap longer
-    /// than `max_gap` (the node was down: its events in the gap are not attributed to the
-    /// slice it came back in).
+    /// The increases since the baseline; None for a first reading or one more than
+    /// [`CATCH_UP_LIMIT`] after its baseline.
     pub increases: Option<Reading>,
     /// The baseline the increases were computed from (its generation is the one expected in
     /// the ledger).
     pub from: Option<(i64, Option<i64>)>,
+    /// Set when the reading came more than `max_gap` after its baseline.
+    pub gap: Option<Gap>,
 }
 
 /// Compares a node's new reading at `now` with its baseline.
+///
+/// A reading more than `max_gap` seconds after its baseline (a late scrape, a paused VM, a
+/// node that did not answer for a while) still counts its whole increase, with the same
+/// rules as any other (a counter that went down was reset, a histogram resets as a whole, a
+/// new series counts in full): the counters say exactly what happened in the gap. The
+/// increase is recorded into the slice of the new reading (`now`), not spread over the slices
+/// the gap covered: which of them the events fell in is not known. The step says so in
+/// [`Step::gap`]. Exception: a baseline more than [`CATCH_UP_LIMIT`] old is only replaced
+/// (`increases` None, the gap not counted).
 pub fn step(base: Option<&Baseline>, now: i64, reading: &Reading, max_gap: i64) -> Step {
-    match base {
-        None => Step {
+    let Some(b) = base else {
+        return Step {
             increases: None,
             from: None,
-        },
-        Some(b) => Step {
-            increases: (now - b.at <= max_gap).then(|| increase(&b.reading, reading)),
-            from: Some((b.at, b.generation)),
-        },
+            gap: None,
+        };
+    };
+    let seconds = now.saturating_sub(b.at);
+    let counted = seconds <= CATCH_UP_LIMIT;
+    Step {
+        increases: counted.then(|| increase(&b.reading, reading)),
+        from: Some((b.at, b.generation)),
+        gap: (seconds > max_gap).then_some(Gap { seconds, counted }),
     }
 }
