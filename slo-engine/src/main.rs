@@ -292,8 +292,16 @@ fn backtest(a: BacktestArgs) -> ExitCode {
         ledger: a.ledger,
         exact: a.exact,
     };
-    let Ok(rt) = runtime() else {
-        return ExitCode::FAILURE;
+    // One thread: the replay is sequential, and every wake-up between threads costs.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cellwatch-slo: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let results = rt.block_on(async {
         let history = backtest::load(&o).await?;

@@ -552,6 +552,7 @@ mod tests {
             origin: "test".into(),
             onset: Some(bad_from),
             recovery: Some(bad_to),
+            range: None,
         }
     }
 

@@ -30,7 +30,7 @@ pub struct Options {
     pub input: Input,
     /// The range (Unix seconds); None: the whole history (required for Prometheus).
     pub range: Option<(i64, i64)>,
-    /// The ledger URL (an empty database); None: a temporary SQLite file per configuration.
+    /// The ledger URL (an empty database); None: an in-memory SQLite ledger per configuration.
     pub ledger: Option<String>,
     /// Evaluate at every interval (see [`Range::exact`]).
     pub exact: bool,
@@ -53,15 +53,8 @@ pub async fn run(o: &Options, history: &History) -> Result<Vec<Backtest>, Backte
     }
     let mut out = Vec::new();
     for (name, config) in &o.configs {
-        let temp = match &o.ledger {
-            Some(_) => None,
-            None => Some(TempLedger::new()?),
-        };
-        let url = o
-            .ledger
-            .clone()
-            .or_else(|| temp.as_ref().map(TempLedger::url))
-            .unwrap_or_default();
+        // Default: SQLite in memory, one per replay (no file, nothing synced to disk).
+        let url = o.ledger.clone().unwrap_or_else(|| "sqlite::memory:".into());
         let ledger = Ledger::open(&url).await?;
         if ledger.holds_slices().await? {
             ledger.close().await;
@@ -136,7 +129,8 @@ pub async fn load(o: &Options) -> Result<History, BacktestError> {
                 ))
             })?;
             Ok(History {
-                series: s.history,
+                // A month of the baseline before it: budgets and windows start full.
+                series: super::scenario::with_period(s.history, s.from),
                 origin: format!("scenario {}", s.name),
                 onset: s.onset,
                 recovery: s.recovery,
@@ -156,9 +150,7 @@ fn prometheus(url: &str, config: &Config) -> crate::source::prometheus::PromSour
             headers,
             ..
         } => (*interval, *timeout, headers.clone()),
-        Source::Scrape { interval, .. } => {
-            (*interval, Duration::from_secs(30), Default::default())
-        }
+        Source::Scrape { interval, .. } => (*interval, Duration::from_secs(30), Default::default()),
     };
     crate::source::prometheus::PromSource::new(
         url.trim_end_matches('/'),
@@ -176,7 +168,10 @@ fn whole(h: &History, exact: bool) -> Result<Range, BacktestError> {
     if let Some((from, to)) = h.range {
         return Ok(Range { from, to, exact });
     }
-    let times = h.series.iter().flat_map(|s| s.samples.iter().map(|(t, _)| *t));
+    let times = h
+        .series
+        .iter()
+        .flat_map(|s| s.samples.iter().map(|(t, _)| *t));
     let (min, max) = times.fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)));
     if min > max {
         return Err(BacktestError::Empty {
@@ -189,32 +184,4 @@ fn whole(h: &History, exact: bool) -> Result<Range, BacktestError> {
         to: max.div_euclid(1000) + 1,
         exact,
     })
-}
-
-/// A temporary directory holding one replay's SQLite ledger, removed when dropped.
-struct TempLedger {
-    dir: PathBuf,
-}
-
-impl TempLedger {
-    fn new() -> Result<TempLedger, BacktestError> {
-        let dir = std::env::temp_dir().join(format!(
-            "cellwatch-backtest-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| BacktestError::Usage(format!("{}: {e}", dir.display())))?;
-        Ok(TempLedger { dir })
-    }
-
-    fn url(&self) -> String {
-        format!("sqlite://{}", self.dir.join("ledger.db").display())
-    }
-}
-
-impl Drop for TempLedger {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }

@@ -97,7 +97,6 @@ pub struct Route {
     pub update_interval: i64,
 }
 
-
 /// One multiwindow burn-rate alert, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BurnRate {

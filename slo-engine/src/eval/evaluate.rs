@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::plan::{COLUMNS, Columns, ROWS, Sums, TIERS, add, hour, period_hour, pieces};
 use super::report::{CellReport, Report, SloReport, window_report};
 use crate::config::{Budgeting, Config};
-use crate::ledger::{Judge, Ledger, LedgerError};
+use crate::ledger::{BandQuery, Judge, Ledger, LedgerError};
 use crate::math;
 use crate::model::WINDOWS_MAX;
 
@@ -115,7 +115,7 @@ pub async fn range_sums(
 }
 
 /// Per tier (minutes, hours, days): the band bounds of every piece of `split` in that tier and
-/// the sums per cell and band, one query per table.
+/// the sums per cell and band, the three tables in one query.
 pub(super) async fn tier_bands(
     ledger: &Ledger,
     c: &Columns,
@@ -127,8 +127,8 @@ pub(super) async fn tier_bands(
     )>,
     LedgerError,
 > {
-    let mut per_tier = Vec::new();
-    for (tier, (table, _)) in TIERS.iter().enumerate() {
+    let mut plans = Vec::new();
+    for tier in 0..TIERS.len() {
         let mine: Vec<(i64, i64)> = split
             .iter()
             .flatten()
@@ -142,17 +142,27 @@ pub(super) async fn tier_bands(
             .windows(2)
             .map(|w| mine.iter().any(|(a, b)| *a <= w[0] && w[1] <= *b))
             .collect();
-        let (cols, params) = if tier == 0 {
-            (&c.minute, c.params.as_slice())
-        } else {
-            (&c.rollup, &[][..])
-        };
-        let sums = ledger
-            .bands(*table, &c.name, &bounds, &keep, cols, params)
-            .await?;
-        per_tier.push((bounds, sums));
+        plans.push((bounds, keep));
     }
-    Ok(per_tier)
+    let parts: Vec<BandQuery<'_, COLUMNS>> = plans
+        .iter()
+        .zip(TIERS)
+        .enumerate()
+        .map(|(tier, ((bounds, keep), (table, _)))| BandQuery {
+            table,
+            slo: &c.name,
+            bounds,
+            keep,
+            // Only minute rows are judged here (their verdicts' placeholders come first).
+            cols: if tier == 0 { &c.minute } else { &c.rollup },
+        })
+        .collect();
+    let sums = ledger.bands_of(&parts, &c.params).await?;
+    Ok(plans
+        .into_iter()
+        .map(|(bounds, _)| bounds)
+        .zip(sums)
+        .collect())
 }
 
 /// Evaluates every SLO of every cell at `now` from the ledger. First the time slices completed

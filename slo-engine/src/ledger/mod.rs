@@ -7,6 +7,7 @@ use thiserror::Error;
 
 mod alerts;
 mod bands;
+pub use bands::BandQuery;
 mod cursors;
 mod judge;
 mod outbox;
@@ -93,7 +94,10 @@ impl Ledger {
             source,
         };
         // SQLite: one writer (writes serialize anyway); PostgreSQL: a few.
+        // No ping before each use: a broken connection fails its query, which is retried at the
+        // next tick; a ping per query doubled every round trip.
         let pool = AnyPoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(if sqlite { 1 } else { 4 })
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(&url)
@@ -117,6 +121,7 @@ impl Ledger {
             pool.clone()
         } else {
             AnyPoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(if sqlite { 4 } else { 8 })
                 .acquire_timeout(std::time::Duration::from_secs(10))
                 .connect(&url)

@@ -38,35 +38,67 @@ impl Table {
     }
 }
 
-/// Adds slices to the minute rows and the hourly and daily rollups, in a transaction.
+/// Rows per multi-row statement: 8 placeholders each (SQLite finds a placeholder by scanning
+/// the names, so a statement of thousands costs more than several of hundreds).
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// Adds slices to the minute rows and the hourly and daily rollups, in a transaction: the rows
+/// summed per table and key first (a multi-row upsert may not touch a row twice), then one
+/// statement per table and hundred rows.
 pub(super) async fn insert_slices(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     rows: &[(String, String, SliceData)],
 ) -> Result<(), sqlx::Error> {
-    for (cell, slo, s) in rows {
-        for (table, start) in [
-            ("slices", s.start),
-            ("slices_hourly", s.start - s.start.rem_euclid(3600)),
-            ("slices_daily", s.start - s.start.rem_euclid(86400)),
-        ] {
-            sqlx::query(&format!(
+    for (table, unit) in [
+        ("slices", 0),
+        ("slices_hourly", 3600),
+        ("slices_daily", 86400),
+    ] {
+        let mut summed: std::collections::BTreeMap<(&str, &str, i64), SliceData> =
+            std::collections::BTreeMap::new();
+        for (cell, slo, s) in rows {
+            let start = if unit == 0 {
+                s.start
+            } else {
+                s.start - s.start.rem_euclid(unit)
+            };
+            let e = summed.entry((cell, slo, start)).or_default();
+            e.good += s.good;
+            e.total += s.total;
+            e.tokens += s.tokens;
+            e.joules += s.joules;
+            e.requests += s.requests;
+        }
+        let summed: Vec<_> = summed.into_iter().collect();
+        for chunk in summed.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p: Vec<String> = (1..=8).map(|k| format!("${}", i * 8 + k)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!(
                 "INSERT INTO {table} (cell, slo, start, good, total, tokens, joules, requests) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 VALUES {} \
                  ON CONFLICT (cell, slo, start) DO UPDATE SET \
                    good = {table}.good + excluded.good, total = {table}.total + excluded.total, \
                    tokens = {table}.tokens + excluded.tokens, joules = {table}.joules + excluded.joules, \
-                   requests = {table}.requests + excluded.requests"
-            ))
-            .bind(cell.as_str())
-            .bind(slo.as_str())
-            .bind(start)
-            .bind(s.good)
-            .bind(s.total)
-            .bind(s.tokens)
-            .bind(s.joules)
-            .bind(s.requests)
-            .execute(&mut **tx)
-            .await?;
+                   requests = {table}.requests + excluded.requests",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for ((cell, slo, start), s) in chunk {
+                q = q
+                    .bind(*cell)
+                    .bind(*slo)
+                    .bind(*start)
+                    .bind(s.good)
+                    .bind(s.total)
+                    .bind(s.tokens)
+                    .bind(s.joules)
+                    .bind(s.requests);
+            }
+            q.execute(&mut **tx).await?;
         }
     }
     Ok(())

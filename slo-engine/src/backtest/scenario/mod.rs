@@ -5,8 +5,10 @@
 
 mod catalog;
 mod generate;
+mod period;
 
 pub use catalog::{SCENARIOS, Scenario, scenario};
+pub use period::with_period;
 
 #[cfg(test)]
 mod tests {
