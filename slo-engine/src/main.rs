@@ -179,7 +179,7 @@ struct ReportArgs {
 #[command(group(clap::ArgGroup::new("history").required(true).args(["prometheus", "openmetrics", "scenario"])))]
 struct BacktestArgs {
     /// A configuration file (YAML); give several to compare them on the same history.
-    #[arg(long, value_name = "FILE", required = true)]
+    #[arg(long, value_name = "FILE")]
     config: Vec<PathBuf>,
     /// Read the history from this Prometheus server (needs --from and --to).
     #[arg(long, value_name = "URL")]
@@ -199,7 +199,7 @@ struct BacktestArgs {
     #[arg(long, value_name = "TIME")]
     to: Option<String>,
     /// Replay into this ledger (sqlite://FILE or postgres://USER@HOST/DB: an empty database);
-    /// default: a temporary SQLite ledger per configuration.
+    /// default: an in-memory SQLite ledger per configuration.
     #[arg(long, value_name = "URL")]
     ledger: Option<String>,
     /// Evaluate at every interval, as the engine does, instead of skipping quiet ones (slower;
@@ -262,6 +262,10 @@ fn backtest(a: BacktestArgs) -> ExitCode {
             println!("{name:<20} {what}");
         }
         return ExitCode::SUCCESS;
+    }
+    if a.config.is_empty() {
+        eprintln!("cellwatch-slo: backtest needs --config FILE (one or more)");
+        return ExitCode::from(2);
     }
     let mut configs = Vec::new();
     for path in &a.config {

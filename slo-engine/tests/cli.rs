@@ -33,6 +33,7 @@ fn help_matches_the_snapshots() {
         (&["--help"][..], "help.txt"),
         (&["demo", "--help"][..], "demo-help.txt"),
         (&["run", "--help"][..], "run-help.txt"),
+        (&["backtest", "--help"][..], "backtest-help.txt"),
     ] {
         let out = slo(args);
         assert!(out.status.success(), "{args:?}");

@@ -48,7 +48,7 @@ pub async fn run(o: &Options, history: &History) -> Result<Vec<Backtest>, Backte
     };
     if o.ledger.is_some() && o.configs.len() > 1 {
         return Err(BacktestError::Usage(
-            "--ledger takes one --config: each replay needs an empty ledger (leave --ledger out to give each configuration a temporary SQLite ledger)".into(),
+            "--ledger takes one --config: each replay needs an empty ledger (leave --ledger out to give each configuration an in-memory SQLite ledger)".into(),
         ));
     }
     let mut out = Vec::new();

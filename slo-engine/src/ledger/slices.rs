@@ -40,7 +40,7 @@ impl Table {
 
 /// Rows per multi-row statement: 8 placeholders each (SQLite finds a placeholder by scanning
 /// the names, so a statement of thousands costs more than several of hundreds).
-const ROWS_PER_STATEMENT: usize = 100;
+const ROWS_PER_STATEMENT: usize = 50;
 
 /// Adds slices to the minute rows and the hourly and daily rollups, in a transaction: the rows
 /// summed per table and key first (a multi-row upsert may not touch a row twice), then one

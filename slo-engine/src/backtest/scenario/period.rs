@@ -1,23 +1,22 @@
-//! The SLO period before a scenario: a month of the cell's baseline traffic, read hourly, then
-//! every 5 minutes for the last 3 days, so that a replay starts as a cell that ran for a month
-//! (its 30-day budgets and 3-day windows full) without generating a month of 15-second scrapes.
+//! The SLO period before a scenario: a month of the cell's baseline traffic, read every 5
+//! minutes, so that a replay starts as a cell that ran for a month (its 30-day budgets and 3-day
+//! windows full) without generating a month of 15-second scrapes. Five minutes is the time
+//! slice of the scenarios' tokens/kWh SLO: each reading's increase fills one slice, as 15-second
+//! readings would.
 
 use crate::source::prometheus::Series;
 
 /// How far back the period reaches before the first 15-second scrape (a 30-day period).
 const PERIOD: i64 = 30 * 86_400;
-/// The last stretch before the first scrape read every 5 minutes (the longest window, 3 days).
-const FINE: i64 = 3 * 86_400;
+/// Seconds between the period's readings.
+const EVERY: i64 = 300;
 
-/// The history with the period before `from` in front: readings hourly from `from − 30 d`,
-/// every 5 minutes over the last 3 days. Each counter runs at its rate over the history's first
+/// The history with the period before `from` in front: readings every 5 minutes from
+/// `from − 30 d`. Each counter runs at its rate over the history's first
 /// hour (clean in every scenario) up to where the history begins; the whole series is lifted by
 /// what it counted over the period, so no counter goes below zero. `up` is 1.
 pub fn with_period(history: Vec<Series>, from: i64) -> Vec<Series> {
-    let times: Vec<i64> = (from - PERIOD..from - FINE)
-        .step_by(3600)
-        .chain((from - FINE..from).step_by(300))
-        .collect();
+    let times: Vec<i64> = (from - PERIOD..from).step_by(EVERY as usize).collect();
     history
         .into_iter()
         .map(|s| {
@@ -66,8 +65,8 @@ mod tests {
                 .collect(),
         };
         let s = &with_period(vec![counter], from)[0];
-        // 648 hourly and 864 five-minute readings, then the history, never falling.
-        assert_eq!(s.samples.len(), 648 + 864 + 241);
+        // 8,640 five-minute readings, then the history, never falling.
+        assert_eq!(s.samples.len(), 8640 + 241);
         assert!(
             s.samples
                 .windows(2)
