@@ -258,7 +258,7 @@ fn main() -> ExitCode {
 fn backtest(a: BacktestArgs) -> ExitCode {
     use cellwatch_slo::backtest::{self, Input, Options};
     if a.scenario.as_deref() == Some("list") {
-        for (name, what) in backtest::SCENARIOS {
+        for (name, what) in backtest::SCENARIOS.iter().chain([&backtest::MONTH]) {
             println!("{name:<20} {what}");
         }
         return ExitCode::SUCCESS;

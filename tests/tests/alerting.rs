@@ -50,7 +50,7 @@ fn config_with(up: &Upstream, smtp_port: u16, alerting: &str, top: &str) -> Stri
          source:\n  scrape: {{ interval: 1s }}\n\
          slos:\n  - {{ name: latency-2s, objective: 0.99, period: 30d, sli: {{ latency: {{ threshold: 2s }} }} }}\n\
          \x20 - {{ name: availability, objective: 0.99, period: 30d, sli: {{ availability: {{}} }} }}\n\
-         alerting:\n  group_wait: 0s\n  group_interval: 2s\n  repeat_interval: 1h\n\
+         alerting:\n  group_wait: 0s\n  group_interval: 2s\n  repeat_interval: 1h\n  resolve_wait: 1s\n\
          \x20 external_url: http://cellwatch.test:9820\n\
          \x20 receivers:\n    - name: oncall\n      email: {{ to: [oncall@example.com], from: cellwatch@example.com, smarthost: \"127.0.0.1:{smtp_port}\", tls: none }}\n\
          \x20 routes:\n    - {{ receiver: oncall, matchers: {{ severity: page }} }}\n{alerting}{top}"

@@ -101,7 +101,7 @@ pub async fn replay(
     }
     let started = Instant::now();
     let step = interval(config);
-    let mut tape = Tape::new(config, history, range, step);
+    let mut tape = Tape::new(config, history, step);
     if tape.is_empty() {
         return Err(BacktestError::Empty {
             history: history.origin.clone(),
@@ -167,48 +167,60 @@ fn add(a: &mut SliceData, b: &SliceData) {
     a.requests += b.requests;
 }
 
-/// The history cut into what each tick reads: the readings of every node, by time, and the
-/// `up` samples of every target.
-struct Tape {
-    /// Readings by time (ms), oldest first.
-    by_time: Vec<(i64, NodeKey, Reading)>,
-    next: usize,
+/// The history cut into what each tick reads: every counter series of the configured cells
+/// with its node and key (labelled once, as the `prometheus` source labels them) and how far it
+/// was read, and the `up` samples of every target. Readings are built tick by tick, so a month
+/// of history costs its samples, not a month of readings at once.
+struct Tape<'h> {
+    /// Per counter series: its node, its key in a reading, its samples.
+    counters: Vec<(NodeKey, crate::source::scrape::Key, &'h [(i64, f64)])>,
+    /// Per counter series: the first sample not yet read.
+    next: Vec<usize>,
     feed: Feed,
     /// Per cell: per target, the `up` samples (ms, value).
-    up: BTreeMap<String, Vec<Vec<(i64, f64)>>>,
+    up: BTreeMap<String, Vec<&'h [(i64, f64)]>>,
     /// Per cell: the last reading's time (ms).
     seen: HashMap<String, i64>,
     /// A cell without `up` samples is down when no node was read for this long (ms).
     silence_ms: i64,
 }
 
-impl Tape {
-    fn new(config: &Config, history: &History, range: Range, step: i64) -> Tape {
+impl<'h> Tape<'h> {
+    fn new(config: &Config, history: &'h History, step: i64) -> Tape<'h> {
         let cells: BTreeSet<&str> = config.cells.iter().map(|c| c.name.as_str()).collect();
-        let mut by_time = Vec::new();
-        for (node, times) in readings(&history.series) {
-            if !cells.contains(node.0.as_str()) {
-                continue;
-            }
-            for (t, r) in times {
-                if t < range.to * 1000 {
-                    by_time.push((t, node.clone(), r));
-                }
-            }
-        }
-        by_time.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        let mut up: BTreeMap<String, Vec<Vec<(i64, f64)>>> = BTreeMap::new();
+        let families = crate::source::prometheus::series();
+        let mut counters = Vec::new();
+        let mut up: BTreeMap<String, Vec<&'h [(i64, f64)]>> = BTreeMap::new();
         for s in &history.series {
-            if s.labels.get("__name__").map(String::as_str) != Some("up") {
+            let name = s.labels.get("__name__").map_or("", String::as_str);
+            let Some(cell) = s.labels.get("cell").filter(|c| cells.contains(c.as_str())) else {
+                continue;
+            };
+            if name == "up" {
+                up.entry(cell.clone()).or_default().push(&s.samples);
                 continue;
             }
-            if let Some(cell) = s.labels.get("cell").filter(|c| cells.contains(c.as_str())) {
-                up.entry(cell.clone()).or_default().push(s.samples.clone());
+            if !families.iter().any(|f| f == name) {
+                continue;
+            }
+            // The source's own labelling, applied to one sample of the series.
+            let one = Series {
+                labels: s.labels.clone(),
+                samples: vec![(0, 0.0)],
+            };
+            let labelled = readings(std::slice::from_ref(&one)).into_iter().next();
+            if let Some((node, times)) = labelled
+                && let Some(key) = times
+                    .into_values()
+                    .next()
+                    .and_then(|r| r.into_keys().next())
+            {
+                counters.push((node, key, s.samples.as_slice()));
             }
         }
         Tape {
-            by_time,
-            next: 0,
+            next: vec![0; counters.len()],
+            counters,
             feed: Feed::default(),
             up,
             seen: HashMap::new(),
@@ -217,7 +229,7 @@ impl Tape {
     }
 
     fn is_empty(&self) -> bool {
-        self.by_time.is_empty() && self.up.is_empty()
+        self.counters.is_empty() && self.up.is_empty()
     }
 
     /// The rows the readings up to `t` add, through the `prometheus` source's feed: a node's
@@ -230,14 +242,24 @@ impl Tape {
     ) -> Vec<(String, String, crate::model::SliceData)> {
         let upto = t * 1000;
         let mut batch: BTreeMap<NodeKey, BTreeMap<i64, Reading>> = BTreeMap::new();
-        while let Some((at, node, _)) = self.by_time.get(self.next) {
-            if *at > upto {
-                break;
+        for ((node, key, samples), next) in self.counters.iter().zip(self.next.iter_mut()) {
+            while let Some((at, v)) = samples.get(*next) {
+                if *at > upto {
+                    break;
+                }
+                *next += 1;
+                if !v.is_finite() {
+                    continue;
+                }
+                let seen = self.seen.entry(node.0.clone()).or_insert(*at);
+                *seen = (*seen).max(*at);
+                batch
+                    .entry(node.clone())
+                    .or_default()
+                    .entry(*at)
+                    .or_default()
+                    .insert(key.clone(), *v);
             }
-            self.seen.insert(node.0.clone(), *at);
-            let (at, node, r) = std::mem::take(&mut self.by_time[self.next]);
-            batch.entry(node).or_default().insert(at, r);
-            self.next += 1;
         }
         let incs = self.feed.feed(batch, i64::MIN, upto);
         let mut sums = BTreeMap::new();
@@ -259,7 +281,7 @@ impl Tape {
                 .get(&cell.name)
                 .into_iter()
                 .flatten()
-                .filter_map(|samples| {
+                .filter_map(|samples: &&[(i64, f64)]| {
                     let i = samples.partition_point(|(at, _)| *at <= now);
                     i.checked_sub(1)
                         .map(|i| samples[i])

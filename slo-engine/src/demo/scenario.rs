@@ -81,7 +81,7 @@ pub fn config_yaml(ports: Ports, smtp: Option<&str>, mail_to: &str) -> String {
          \x20 - {{ name: ttft-500ms, description: \"95 % of requests get their first token under 500 ms\", objective: 0.95, period: 1h, min_events: 300, sli: {{ ttft: {{ threshold: 500ms }} }} }}\n\
          \x20 - {{ name: availability, objective: 0.99, period: 1h, min_events: 300, sli: {{ availability: {{}} }} }}\n\
          \x20 - {{ name: efficiency, description: \"90 % of minutes deliver at least 2.5 M tokens per kWh\", objective: 0.9, period: 1h, budgeting: timeslices, slice: 1m, sli: {{ tokens_per_kwh: {{ threshold: 2500000, min_tokens: 1000 }} }} }}\n\
-         alerting:\n  group_wait: 5s\n  group_interval: 30s\n  repeat_interval: 1h\n\
+         alerting:\n  group_wait: 5s\n  group_interval: 30s\n  repeat_interval: 1h\n  resolve_wait: 30s\n\
          \x20 burn_rates:\n    - {{ severity: page, long: 30m, short: 5m, budget: 0.5 }}\n\
          \x20 external_url: http://127.0.0.1:{engine}\n\
          \x20 dashboard_url: http://localhost:3000/d/cellwatch-cell?var-cell={{cell}}\n\

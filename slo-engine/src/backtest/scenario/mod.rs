@@ -7,7 +7,7 @@ mod catalog;
 mod generate;
 mod period;
 
-pub use catalog::{SCENARIOS, Scenario, scenario};
+pub use catalog::{MONTH, SCENARIOS, Scenario, scenario};
 pub use period::with_period;
 
 #[cfg(test)]
