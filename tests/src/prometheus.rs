@@ -16,7 +16,18 @@ impl Prometheus {
     /// Starts `prometheus` with `config` (YAML; `DIR` in it is replaced by the data directory,
     /// for file_sd paths) and waits until it is ready.
     pub async fn start(config: &str, files: &[(&str, &str)]) -> Prometheus {
+        Prometheus::start_with(config, files, |_| {}).await
+    }
+
+    /// As [`Prometheus::start`], after `prepare` has filled the data directory (e.g. with
+    /// `promtool tsdb create-blocks-from openmetrics`).
+    pub async fn start_with(
+        config: &str,
+        files: &[(&str, &str)],
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Prometheus {
         let dir = tempfile::tempdir().expect("tempdir");
+        prepare(&dir.path().join("data"));
         for (name, content) in files {
             std::fs::write(dir.path().join(name), content).expect("write");
         }

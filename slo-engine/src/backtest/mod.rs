@@ -14,4 +14,4 @@ pub use render::{html, json, table};
 pub use replay::*;
 pub use result::*;
 pub use run::*;
-pub use scenario::{MONTH, SCENARIOS, Scenario, scenario};
+pub use scenario::{MONTH, SCENARIOS, Scenario, scenario, with_period};

@@ -130,7 +130,7 @@ pub async fn replay(
     let mut t = range.from;
     while t < range.to {
         let rows = tape.rows_upto(config, t);
-        skip.saw(config, &rows, t, step);
+        skip.saw(config, &rows, t);
         for (cell, slo, s) in rows {
             add(unrecorded.entry((cell, slo, s.start)).or_default(), &s);
         }
@@ -167,13 +167,16 @@ fn add(a: &mut SliceData, b: &SliceData) {
     a.requests += b.requests;
 }
 
+/// One counter series of the history: its node, its key in a reading, its samples.
+type Counter<'h> = (NodeKey, crate::source::scrape::Key, &'h [(i64, f64)]);
+
 /// The history cut into what each tick reads: every counter series of the configured cells
 /// with its node and key (labelled once, as the `prometheus` source labels them) and how far it
 /// was read, and the `up` samples of every target. Readings are built tick by tick, so a month
 /// of history costs its samples, not a month of readings at once.
 struct Tape<'h> {
     /// Per counter series: its node, its key in a reading, its samples.
-    counters: Vec<(NodeKey, crate::source::scrape::Key, &'h [(i64, f64)])>,
+    counters: Vec<Counter<'h>>,
     /// Per counter series: the first sample not yet read.
     next: Vec<usize>,
     feed: Feed,

@@ -30,21 +30,17 @@ pub struct Skip {
     had_rows: BTreeMap<String, bool>,
     /// A bad event or slice arrived since the last evaluation.
     bad: bool,
-    /// A time-slice SLO's slice completed since the last evaluation.
+    /// A time-slice SLO's slice that completed since the last evaluation was bad.
     slice_done: bool,
+    /// Time-slice SLOs' slices in progress, as recorded so far: (cell, SLO, start) → data.
+    open_slices: BTreeMap<(String, String, i64), SliceData>,
     /// When the last evaluation ran.
     last: Option<i64>,
 }
 
 impl Skip {
     /// Takes one tick's rows (recorded before the next evaluation) at `t`.
-    pub fn saw(
-        &mut self,
-        config: &Config,
-        rows: &[(String, String, SliceData)],
-        t: i64,
-        step: i64,
-    ) {
+    pub fn saw(&mut self, config: &Config, rows: &[(String, String, SliceData)], t: i64) {
         let with_rows: BTreeSet<&str> = rows.iter().map(|(c, ..)| c.as_str()).collect();
         for cell in &config.cells {
             let now = with_rows.contains(cell.name.as_str());
@@ -53,18 +49,46 @@ impl Skip {
                 self.changed_data.insert(cell.name.clone(), t);
             }
         }
-        for (_, slo, s) in rows {
+        for (cell, slo, s) in rows {
             let Some(slo) = config.slos.iter().find(|x| x.name == *slo) else {
                 continue;
             };
             match slo.budgeting {
                 Budgeting::Occurrences => self.bad |= s.total > s.good,
-                Budgeting::Timeslices { slice, .. } => {
-                    let len = slice.as_secs() as i64;
-                    // A slice completed in this tick: judged at the next evaluation.
-                    self.slice_done |= (t - step).div_euclid(len) != t.div_euclid(len);
-                    self.bad |= Judge::of(slo).verdict(s) == Verdict::Bad;
+                Budgeting::Timeslices { .. } => {
+                    let e = self
+                        .open_slices
+                        .entry((cell.clone(), slo.name.clone(), s.start))
+                        .or_default();
+                    e.start = s.start;
+                    e.good += s.good;
+                    e.total += s.total;
+                    e.tokens += s.tokens;
+                    e.joules += s.joules;
+                    e.requests += s.requests;
                 }
+            }
+        }
+        // A slice complete at `t` is judged by the evaluation at `t`: only a bad one can
+        // move a burn rate up (a good or idle slice spends nothing).
+        let done: Vec<(String, String, i64)> = self
+            .open_slices
+            .keys()
+            .filter(|(_, slo, start)| {
+                config.slos.iter().any(|x| {
+                    x.name == *slo
+                        && matches!(x.budgeting, Budgeting::Timeslices { slice, .. }
+                            if start + slice.as_secs() as i64 <= t)
+                })
+            })
+            .cloned()
+            .collect();
+        for key in done {
+            let Some(data) = self.open_slices.remove(&key) else {
+                continue;
+            };
+            if let Some(slo) = config.slos.iter().find(|x| x.name == key.1) {
+                self.slice_done |= Judge::of(slo).verdict(&data) == Verdict::Bad;
             }
         }
     }
@@ -115,5 +139,93 @@ impl Skip {
             });
             hot || r.budget_remaining.is_some_and(|b| b <= 0.1)
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        crate::config::parse(
+            "cells: [ { name: c, nodes: [ { name: n, url: \"http://n:9817/metrics\" } ] } ]
+slos:
+  - { name: avail, objective: 0.999, period: 30d, sli: { availability: {} } }
+  - name: tpk
+    objective: 0.95
+    period: 30d
+    budgeting: timeslices
+    slice: 5m
+    sli: { tokens_per_kwh: { threshold: 1000000, min_tokens: 10 } }
+",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap()
+    }
+
+    fn row(
+        slo: &str,
+        start: i64,
+        good: f64,
+        total: f64,
+        tokens: f64,
+        joules: f64,
+    ) -> (String, String, SliceData) {
+        let s = SliceData {
+            start,
+            good,
+            total,
+            tokens,
+            joules,
+            requests: total,
+        };
+        ("c".into(), slo.into(), s)
+    }
+
+    #[test]
+    fn only_what_could_change_an_alert_wakes_the_evaluation() {
+        let cfg = config();
+        let quiet = BTreeSet::new();
+        let mut skip = Skip::default();
+        let report = Report::default();
+        // Rows every tick, all good: evaluated once, then only every `every`.
+        skip.saw(&cfg, &[row("avail", 0, 10.0, 10.0, 0.0, 0.0)], 0);
+        assert!(skip.must_evaluate(true, &quiet, 0, 3600));
+        skip.evaluated(&cfg, &report, &quiet, 0);
+        for t in (15..1200).step_by(15) {
+            let slice = t - t % 300;
+            skip.saw(
+                &cfg,
+                &[
+                    row("avail", t - t % 60, 10.0, 10.0, 0.0, 0.0),
+                    // 2,000 tokens for 3,600 J: 2 M tokens/kWh, a good slice.
+                    row("tpk", slice, 0.0, 0.0, 100.0, 180.0),
+                ],
+                t,
+            );
+            // Rows began at 0: ten minutes in which no-data may still change.
+            if t > 600 {
+                assert!(!skip.must_evaluate(true, &quiet, t, 3600), "{t}");
+            }
+        }
+        // A failed request, a cell down, an alert held: evaluate.
+        skip.saw(&cfg, &[row("avail", 1200, 9.0, 10.0, 0.0, 0.0)], 1200);
+        assert!(skip.must_evaluate(true, &quiet, 1200, 3600));
+        skip.evaluated(&cfg, &report, &quiet, 1200);
+        let down = BTreeSet::from(["c".to_string()]);
+        assert!(skip.must_evaluate(true, &down, 1215, 3600));
+        assert!(skip.must_evaluate(false, &quiet, 1215, 3600));
+        // A bad time slice, once complete: 100 tokens for 3,600 J is 0.1 M tokens/kWh.
+        for t in (1215..=1500).step_by(15) {
+            skip.saw(
+                &cfg,
+                &[
+                    row("avail", t - t % 60, 10.0, 10.0, 0.0, 0.0),
+                    row("tpk", 1200, 0.0, 0.0, 5.0, 180.0),
+                ],
+                t,
+            );
+            assert_eq!(skip.must_evaluate(true, &quiet, t, 3600), t == 1500, "{t}");
+        }
     }
 }

@@ -294,7 +294,11 @@ fn others(name: &str) -> Option<Plan> {
 /// The scenario `name` (one of [`SCENARIOS`]), generated: the same history for the same name.
 pub fn scenario(name: &str) -> Option<Scenario> {
     let (spec, bad, expect) = burns(name).or_else(|| others(name))?;
-    let summary = SCENARIOS.iter().find(|(n, _)| *n == name)?.1;
+    let summary = SCENARIOS
+        .iter()
+        .chain([&MONTH])
+        .find(|(n, _)| *n == name)?
+        .1;
     let onset = spec.phases.iter().map(|p| p.from).min()?;
     let recovery = match name {
         // The incident is the hour of bursts, not the last burst's end.
