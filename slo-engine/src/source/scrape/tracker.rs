@@ -65,7 +65,8 @@ pub fn increase(old: &Reading, new: &Reading) -> Reading {
     let mut inc = Reading::new();
     for (k, v) in new {
         let d = match old.get(k) {
-            _ if reset.contains(&group(k)) => *v,
+            // (No reset, the common case: no key is grouped.)
+            _ if !reset.is_empty() && reset.contains(&group(k)) => *v,
             Some(o) => v - o,
             // A series that appeared since the last reading (a model's first request, an
             // exporter that restarted): everything it counts happened since then.
