@@ -297,15 +297,8 @@ fn backtest(a: BacktestArgs) -> ExitCode {
         exact: a.exact,
     };
     // One thread: the replay is sequential, and every wake-up between threads costs.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cellwatch-slo: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Ok(rt) = one_thread() else {
+        return ExitCode::FAILURE;
     };
     let results = rt.block_on(async {
         let history = backtest::load(&o).await?;
@@ -420,15 +413,8 @@ fn report(a: ReportArgs) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cellwatch-slo: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Ok(runtime) = one_thread() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(print_report(&cfg, &a.database_url, from, to, a.format))
 }
@@ -648,6 +634,14 @@ fn web_duration(s: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{s}: outside 100ms..=1h"));
     }
     Ok(d)
+}
+
+/// A runtime on this thread (`report`, `backtest`); an error is told on stderr.
+fn one_thread() -> Result<tokio::runtime::Runtime, ()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("cellwatch-slo: cannot start the async runtime: {e}"))
 }
 
 /// The two-worker runtime `run` and `demo` use.

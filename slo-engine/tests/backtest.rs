@@ -184,6 +184,17 @@ fn readme_row(name: &str, expected: &str, v: &Value) {
     );
 }
 
+/// The pager heard of one incident: one page, then one resolve.
+fn one_page_one_resolve(v: &Value) {
+    let pager = incidents(v, "pager");
+    assert_eq!(pager.len(), 1, "{pager:#?}");
+    let counts = (
+        pager[0]["notifications"].as_u64(),
+        pager[0]["pages"].as_u64(),
+    );
+    assert_eq!(counts, (Some(2), Some(1)), "{pager:#?}");
+}
+
 fn nothing_notified(v: &Value) {
     assert!(
         list(v, "notifications").is_empty(),
@@ -207,15 +218,7 @@ fn full_outage_pages_once_and_resolves_once() {
         "{reset}"
     );
     // One page and one resolve; no no-data, no cell-down.
-    let pager = incidents(&v, "pager");
-    assert_eq!(pager.len(), 1, "{pager:#?}");
-    assert_eq!(
-        (
-            pager[0]["notifications"].as_u64(),
-            pager[0]["pages"].as_u64()
-        ),
-        (Some(2), Some(1))
-    );
+    one_page_one_resolve(&v);
     assert!(fired(&alerts, "CellwatchSLONoData", "ticket").is_empty());
     assert!(fired(&alerts, "CellwatchCellDown", "page").is_empty());
     readme_row("full-outage", &human(expected), &v);
@@ -273,15 +276,7 @@ fn flapping_is_one_incident() {
         0.0,
     );
     // Quiet for less than resolve_wait between bursts: one page, one resolve.
-    let pager = incidents(&v, "pager");
-    assert_eq!(pager.len(), 1, "{pager:#?}");
-    assert_eq!(
-        (
-            pager[0]["notifications"].as_u64(),
-            pager[0]["pages"].as_u64()
-        ),
-        (Some(2), Some(1))
-    );
+    one_page_one_resolve(&v);
     readme_row("flapping", &human(expected), &v);
 }
 
@@ -314,15 +309,7 @@ fn all_nodes_down_and_back_is_one_cell_down_page() {
             .iter()
             .all(|a| a["notified"] == false)
     );
-    let pager = incidents(&v, "pager");
-    assert_eq!(pager.len(), 1, "{pager:#?}");
-    assert_eq!(
-        (
-            pager[0]["notifications"].as_u64(),
-            pager[0]["pages"].as_u64()
-        ),
-        (Some(2), Some(1))
-    );
+    one_page_one_resolve(&v);
     assert!(incidents(&v, "tickets").is_empty());
     readme_row("all-down-and-back", &human(60.0), &v);
 }

@@ -132,7 +132,13 @@ pub async fn replay(
         let rows = tape.rows_upto(config, t);
         skip.saw(config, &rows, t);
         for (cell, slo, s) in rows {
-            add(unrecorded.entry((cell, slo, s.start)).or_default(), &s);
+            unrecorded
+                .entry((cell, slo, s.start))
+                .or_insert(SliceData {
+                    start: s.start,
+                    ..Default::default()
+                })
+                .add(&s);
         }
         let down = tape.down_cells(config, t);
         let quiet = run.state.alerts.is_empty() && run.state.groups.is_empty();
@@ -155,16 +161,6 @@ pub async fn replay(
     run.finish(&mut out);
     out.replay_seconds = started.elapsed().as_secs_f64();
     Ok(out)
-}
-
-/// Adds one slice's counts to another's.
-fn add(a: &mut SliceData, b: &SliceData) {
-    a.start = b.start;
-    a.good += b.good;
-    a.total += b.total;
-    a.tokens += b.tokens;
-    a.joules += b.joules;
-    a.requests += b.requests;
 }
 
 /// One counter series of the history: its node, its key in a reading, its samples.

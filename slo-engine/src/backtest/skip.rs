@@ -56,16 +56,10 @@ impl Skip {
             match slo.budgeting {
                 Budgeting::Occurrences => self.bad |= s.total > s.good,
                 Budgeting::Timeslices { .. } => {
-                    let e = self
-                        .open_slices
+                    self.open_slices
                         .entry((cell.clone(), slo.name.clone(), s.start))
-                        .or_default();
-                    e.start = s.start;
-                    e.good += s.good;
-                    e.total += s.total;
-                    e.tokens += s.tokens;
-                    e.joules += s.joules;
-                    e.requests += s.requests;
+                        .or_default()
+                        .add(s);
                 }
             }
         }

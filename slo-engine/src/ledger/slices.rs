@@ -62,12 +62,7 @@ pub(super) async fn insert_slices(
             } else {
                 s.start - s.start.rem_euclid(unit)
             };
-            let e = summed.entry((cell, slo, start)).or_default();
-            e.good += s.good;
-            e.total += s.total;
-            e.tokens += s.tokens;
-            e.joules += s.joules;
-            e.requests += s.requests;
+            summed.entry((cell, slo, start)).or_default().add(s);
         }
         let summed: Vec<_> = summed.into_iter().collect();
         for chunk in summed.chunks(ROWS_PER_STATEMENT) {

@@ -18,6 +18,17 @@ pub struct SliceData {
     pub requests: f64,
 }
 
+impl SliceData {
+    /// Adds another part of the same slice (its counts; the start is kept).
+    pub fn add(&mut self, other: &SliceData) {
+        self.good += other.good;
+        self.total += other.total;
+        self.tokens += other.tokens;
+        self.joules += other.joules;
+        self.requests += other.requests;
+    }
+}
+
 /// A slice's verdict under timeslices budgeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

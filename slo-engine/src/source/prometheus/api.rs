@@ -388,15 +388,12 @@ pub fn counter_rows(
             continue;
         }
         for (cell, slo, s) in cell_rows(config, &i.cell, i.at, std::slice::from_ref(&i.inc)) {
-            let e = sums.entry((cell, slo, s.start)).or_insert(SliceData {
-                start: s.start,
-                ..Default::default()
-            });
-            e.good += s.good;
-            e.total += s.total;
-            e.tokens += s.tokens;
-            e.joules += s.joules;
-            e.requests += s.requests;
+            sums.entry((cell, slo, s.start))
+                .or_insert(SliceData {
+                    start: s.start,
+                    ..Default::default()
+                })
+                .add(&s);
         }
     }
 }
