@@ -541,28 +541,42 @@ slos:
     fn a_ticket_only_incident_that_gains_a_page_escalates_with_a_new_page() {
         let mut s = State::default();
         let never = |_: &Labels| false;
+        let ticket = [("studio-a", "latency", 2.0)];
+        let page = [("studio-a", "latency", 20.0)];
         // 2× fires only the 3d/1× ticket; 20× pages.
-        let mut n = run(
-            &mut s,
-            0,
-            1200,
-            &[("studio-a", "latency", 2.0)],
-            &[],
-            &never,
-        );
-        n.extend(run(
-            &mut s,
-            1200,
-            2400,
-            &[("studio-a", "latency", 20.0)],
-            &[],
-            &never,
-        ));
+        let mut n = run(&mut s, 0, 1200, &ticket, &[], &never);
+        n.extend(run(&mut s, 1200, 2400, &page, &[], &never));
+        n.extend(run(&mut s, 2400, 4 * 3600, &[], &[], &never));
+        // The ticket incident is closed into the page's, which a pager opens as new.
         assert_eq!(
             said(&n),
-            [("new_alerts", 30, false), ("escalated", 1200, true)]
+            [
+                ("new_alerts", 30, false),
+                ("superseded", 1200, false),
+                ("escalated", 1200, true),
+                ("all_resolved", 2400 + 300, false)
+            ]
         );
-        assert_ne!(n[1].incident, n[0].incident, "a pager opens a new incident");
+        assert_eq!(
+            (n[1].incident.as_str(), n[1].status.as_str()),
+            (n[0].incident.as_str(), "resolved")
+        );
+        assert_ne!(n[2].incident, n[0].incident, "a pager opens a new incident");
+        assert_eq!(n[3].incident, n[2].incident);
+        // The one resolve lists the ticket too.
+        assert_eq!(n[3].alerts.len(), 2, "{:#?}", n[3]);
+        // A page that joins within group_interval of the ticket escalates at once.
+        let mut s = State::default();
+        let mut n = run(&mut s, 0, 60, &ticket, &[], &never);
+        n.extend(run(&mut s, 60, 120, &page, &[], &never));
+        assert_eq!(
+            said(&n),
+            [
+                ("new_alerts", 30, false),
+                ("superseded", 60, false),
+                ("escalated", 60, true)
+            ]
+        );
         // Tickets alone keep Alertmanager's grouping: a new ticket after group_interval.
         let mut s = State::default();
         let mut n = run(&mut s, 0, 60, &[("studio-a", "latency", 2.0)], &[], &never);

@@ -124,8 +124,9 @@ pub struct Notification {
     pub cell: String,
     /// `firing` or `resolved` (the group as a whole).
     pub status: String,
-    /// Why: `new_alerts`, `escalated` (a ticket-only incident gained a page), `update` (a
-    /// digest of a paging incident), `repeat`, `some_resolved` or `all_resolved`.
+    /// Why: `new_alerts`, `escalated` (a ticket-only incident gained a page: a new incident),
+    /// `superseded` (the ticket incident it grew from, resolved), `update` (a digest of a paging
+    /// incident), `repeat`, `some_resolved` or `all_resolved`.
     pub reason: String,
     /// Whether it wakes someone: firing with a page among its firing alerts, not a digest.
     #[serde(default)]
@@ -167,9 +168,16 @@ impl State {
                 a.resolved_at = Some(now);
             }
         }
-        // A pending alert that stopped never fired: forget it.
-        self.alerts
-            .retain(|_, a| a.fired_at.is_some() || a.resolved_at.is_none());
+        // A pending alert that stopped never fired: forget it, unless an incident carries it
+        // (it fired before, and the incident's resolve lists it).
+        let carried: BTreeSet<&String> = self
+            .groups
+            .values()
+            .flat_map(|g| g.carried.iter().chain(&g.notified))
+            .collect();
+        self.alerts.retain(|fp, a| {
+            a.fired_at.is_some() || a.resolved_at.is_none() || carried.contains(fp)
+        });
     }
 
     /// Groups the firing alerts per receiver and cell and returns the notifications due at
@@ -200,13 +208,19 @@ impl State {
         let mut out = Vec::new();
         let mut done = Vec::new();
         for (key, g) in self.groups.iter_mut() {
-            if now < g.next_flush {
-                continue;
-            }
             let now_firing = current
                 .get(key)
                 .map(|c| c.firing.clone())
                 .unwrap_or_default();
+            // A page that joins a ticket-only incident escalates at once, not after the
+            // tickets' group_interval.
+            let escalates = g.policy == NotifyPolicy::Incident
+                && !g.paged
+                && g.seq > 0
+                && now_firing.iter().any(|fp| is_page(&self.alerts, fp));
+            if now < g.next_flush && !escalates {
+                continue;
+            }
             let at = Flush {
                 key,
                 alerts: &self.alerts,
@@ -217,7 +231,10 @@ impl State {
             };
             let (said, closes) = match g.policy {
                 NotifyPolicy::Incident => at.incident(g),
-                NotifyPolicy::Grouped => at.grouped(g),
+                NotifyPolicy::Grouped => {
+                    let (n, closes) = at.grouped(g);
+                    (n.into_iter().collect(), closes)
+                }
             };
             out.extend(said);
             if closes {
@@ -313,31 +330,34 @@ struct Flush<'a> {
 
 impl Flush<'_> {
     /// The `incident` policy (see [`State::dispatch`]).
-    fn incident(&self, g: &mut Group) -> (Option<Notification>, bool) {
-        let page = |fp: &String| {
-            self.alerts
-                .get(fp)
-                .is_some_and(|a| a.labels.get("severity").map(String::as_str) == Some("page"))
-        };
+    fn incident(&self, g: &mut Group) -> (Vec<Notification>, bool) {
         if !g.paged {
-            if !self.now_firing.iter().any(page) {
+            if !self.now_firing.iter().any(|fp| is_page(self.alerts, fp)) {
                 // Ticket-only so far: Alertmanager's grouping.
-                return self.grouped(g);
+                let (n, closes) = self.grouped(g);
+                return (n.into_iter().collect(), closes);
             }
             // The incident opens with a page, or a ticket-only one escalates: a new page, with
-            // a new incident key (a pager deduplicates on it).
+            // a new incident key (a pager deduplicates on it). The ticket incident it grew
+            // from is closed first (`superseded`), its tickets carried into the page's.
+            let mut out = Vec::new();
             let reason = if g.seq == 0 {
                 "new_alerts"
             } else {
                 "escalated"
             };
+            if g.incident.is_some() {
+                let told = g.notified.clone();
+                out.push(self.say(g, "superseded", &told));
+                g.carried.extend(told);
+            }
             g.incident = None;
             g.paged = true;
             g.carried.extend(self.now_firing.iter().cloned());
-            let said = self.say(g, reason, &BTreeSet::new());
+            out.push(self.say(g, reason, &BTreeSet::new()));
             // From now on the incident is looked at every evaluation.
             g.next_flush = self.now;
-            return (Some(said), false);
+            return (out, false);
         }
         g.next_flush = self.now;
         g.carried.extend(self.now_firing.iter().cloned());
@@ -346,11 +366,11 @@ impl Flush<'_> {
         if self.now_firing.is_empty() && !still {
             let since = *g.quiet_since.get_or_insert(self.now);
             if self.now - since < self.timing.resolve_wait {
-                return (None, false);
+                return (Vec::new(), false);
             }
             let all = g.carried.clone();
             let said = self.say(g, "all_resolved", &all);
-            return (Some(said), true);
+            return (vec![said], true);
         }
         g.quiet_since = None;
         let changed = *self.now_firing != g.notified;
@@ -365,9 +385,9 @@ impl Flush<'_> {
                 .cloned()
                 .collect();
             let said = self.say(g, "update", &resolved);
-            return (Some(said), false);
+            return (vec![said], false);
         }
-        (None, false)
+        (Vec::new(), false)
     }
 
     /// Alertmanager's grouping (see [`State::dispatch`]).
@@ -408,13 +428,16 @@ impl Flush<'_> {
         (Some(said), all_resolved)
     }
 
-    /// The notification of `reason`, with the firing alerts and `resolved`; moves the group's
+    /// The notification of `reason`, with the firing alerts and `resolved` (`all_resolved` and
+    /// `superseded` resolve their incident and carry only `resolved`); moves the group's
     /// sequence, incident key and (unless it resolves) last_sent, notified and next flush.
     fn say(&self, g: &mut Group, reason: &str, resolved: &BTreeSet<String>) -> Notification {
         g.seq += 1;
         let nkey = format!("{}@{}/{}", self.key, g.created, g.seq);
         let incident = g.incident.get_or_insert_with(|| nkey.clone()).clone();
-        let all_resolved = reason == "all_resolved";
+        // A resolve, or a ticket incident closed into the page incident it became: the group's
+        // state moves on with the notification that follows, or ends.
+        let all_resolved = matches!(reason, "all_resolved" | "superseded");
         let firing: &BTreeSet<String> = if all_resolved {
             &BTreeSet::new()
         } else {
@@ -444,6 +467,13 @@ impl Flush<'_> {
             alerts,
         }
     }
+}
+
+/// Whether the alert `fp` is a page.
+fn is_page(alerts: &BTreeMap<String, Alert>, fp: &String) -> bool {
+    alerts
+        .get(fp)
+        .is_some_and(|a| a.labels.get("severity").map(String::as_str) == Some("page"))
 }
 
 /// The alerts a notification carries: the firing ones, then the resolved ones.

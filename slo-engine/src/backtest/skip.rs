@@ -10,8 +10,9 @@ use crate::eval::Report;
 use crate::math::Judge;
 use crate::model::{SliceData, Verdict};
 
-/// How close to a threshold counts as warm: a window at a quarter of its tier's factor.
-const WARM: f64 = 0.25;
+/// A budget this low may run out without a new bad event (its period's good events leaving a
+/// rolling period): evaluated every interval.
+const WARM_BUDGET: f64 = 0.1;
 
 /// How long after a cell's data stopped or came back its no-data state may still change
 /// (the evaluation's "recent" reach, 5 minutes), seconds.
@@ -20,7 +21,8 @@ const NO_DATA_REACH: i64 = 300;
 /// What the replay knows between evaluations.
 #[derive(Debug, Default)]
 pub struct Skip {
-    /// Whether the last evaluation had a window near a threshold or a budget near spent.
+    /// Whether the last evaluation had a bad event in a tier's short window or a budget near
+    /// spent.
     warm: bool,
     /// The cells down at the last evaluation.
     down: BTreeSet<String>,
@@ -88,8 +90,8 @@ impl Skip {
     }
 
     /// Whether the tick at `t` must be evaluated: the alert state is not `quiet` (an alert
-    /// pending, firing or unsent, a group open), the last evaluation was warm (a window at a
-    /// quarter of its tier's threshold, a budget under 10 %), a bad event or slice arrived,
+    /// pending, firing or unsent, a group open), the last evaluation was warm (a bad event in a
+    /// tier's short window, a budget under 10 %), a bad event or slice arrived,
     /// a time slice completed, the cells down changed, a cell's data stopped or came back in
     /// the last five minutes, or `every` seconds passed.
     pub fn must_evaluate(&self, quiet: bool, down: &BTreeSet<String>, t: i64, every: i64) -> bool {
@@ -112,26 +114,21 @@ impl Skip {
         self.slice_done = false;
         self.down = down.clone();
         self.warm = report.slos.iter().any(|r| {
-            let burn = |secs: u64| {
-                r.windows
-                    .iter()
-                    .find(|w| {
-                        crate::model::WINDOWS
-                            .iter()
-                            .any(|(n, s)| *n == w.window && *s == secs)
-                    })
-                    .and_then(|w| w.burn_rate)
-                    .unwrap_or(0.0)
+            // Whether a window holds a bad event (its SLI is below 1, judged or too thin).
+            let bad_in = |secs: u64| {
+                r.windows.iter().any(|w| {
+                    crate::model::WINDOWS
+                        .iter()
+                        .any(|(n, s)| *n == w.window && *s == secs)
+                        && w.sli.is_some_and(|sli| sli < 1.0)
+                })
             };
-            let Some(slo) = config.slos.iter().find(|s| s.name == r.slo) else {
-                return true;
-            };
-            let period = crate::math::period_length(&slo.period, t).as_secs();
-            let hot = config.alerting.burn_rates.iter().any(|b| {
-                let f = crate::model::burn_factor(b.budget, b.long, period) * WARM;
-                burn(b.long) >= f && burn(b.short) >= f
-            });
-            hot || r.budget_remaining.is_some_and(|b| b <= 0.1)
+            // A bad event in a tier's short window: its burn rates can still rise without a new
+            // one (good events leaving the windows faster than bad ones, when traffic drops).
+            // Once every short window is clean, a tier fires only after a new bad event: bad
+            // events enter a window at its recent end, which the short window covers.
+            let exposed = config.alerting.burn_rates.iter().any(|b| bad_in(b.short));
+            exposed || r.budget_remaining.is_some_and(|b| b <= WARM_BUDGET)
         });
     }
 }

@@ -44,7 +44,7 @@ const ROWS_PER_STATEMENT: usize = 50;
 
 /// Adds slices to the minute rows and the hourly and daily rollups, in a transaction: the rows
 /// summed per table and key first (a multi-row upsert may not touch a row twice), then one
-/// statement per table and hundred rows.
+/// statement per table and 50 rows.
 pub(super) async fn insert_slices(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     rows: &[(String, String, SliceData)],
