@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Bottom first. A layer may import any layer before it in this list, never one after it.
-const LAYERS: [&str; 15] = [
-    "util", "model", "config", "math", "ledger", "source", "eval", "alerting", "report", "notify",
-    "web", "runtime", "backtest", "generate", "demo",
+const LAYERS: [&str; 16] = [
+    "util", "model", "config", "math", "health", "ledger", "source", "eval", "alerting", "report",
+    "notify", "web", "runtime", "backtest", "generate", "demo",
 ];
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -316,6 +316,9 @@ fn cell_report(
         kwh_per_1k_requests: kpr,
         budget_headroom: headroom,
         healthy: (any_data || recent_totals) && !paging,
+        health: Default::default(),
+        take_traffic: true,
+        drain: Vec::new(),
     }
 }
 

@@ -52,6 +52,12 @@ pub struct CellReport {
     /// No SLO of the cell burns at the page rate (14.4× over 1h) and the cell has data: a gateway
     /// may route "fast-enough" calls here, preferring the highest tokens/kWh.
     pub healthy: bool,
+    /// Power, links, latency and restart loops now.
+    pub health: crate::health::CellHealth,
+    /// The cell should take traffic: no drain reason (`GET /api/v1/cells/{cell}/health`).
+    pub take_traffic: bool,
+    /// Why it should be drained, when it should.
+    pub drain: Vec<crate::health::DrainReason>,
 }
 
 /// The last evaluation.

@@ -181,6 +181,9 @@ mod tests {
             kwh_per_1k_requests: Default::default(),
             budget_headroom: Some(0.5),
             healthy: false,
+            health: Default::default(),
+            take_traffic: true,
+            drain: Vec::new(),
         });
         let mut st = State::default();
         let labels: crate::model::Labels = [
