@@ -280,6 +280,26 @@ metrics! {
     SLO_EVALUATION_DURATION = "cellwatch_slo_evaluation_duration_seconds", Gauge, "seconds", [], "slo-engine",
         "Wall time of the engine's last evaluation: summing the ledger, stepping the alerts and matching them against routes and silences.",
         "the engine's clock";
+    /// Whole-cell power now.
+    CELL_POWER_WATTS = "cellwatch_cell_power_watts", Gauge, "watts", ["cell"], "slo-engine",
+        "Whole-cell power at the last reading: the sum of the answering nodes' whole-node power (the rule of cellwatch_node_power_watts: smc, else soc; rapl plus nvidia on Linux); absent without a reading.",
+        "the scrape source's readings of cellwatch_node_power_watts";
+    /// A cell's power cap.
+    CELL_POWER_CAP = "cellwatch_cell_power_cap_watts", Gauge, "watts", ["cell"], "slo-engine",
+        "The cell's power cap (power_cap_watts: the circuit's rating times a safety factor); absent when none is set.",
+        "the engine's configuration";
+    /// State of an expected link.
+    CELL_LINK_STATE = "cellwatch_cell_link_state", Gauge, "", ["cell", "node", "peer", "state"], "slo-engine",
+        "State of an expected link of the cell's topology between node and peer: 1 for the current state, 0 for the others (state: up, down, slow, rdma_inactive, errors).",
+        "the exporters' cellwatch_link_up, cellwatch_link_speed_bytes_per_second, cellwatch_link_info, cellwatch_rdma_port_active and cellwatch_link_errors_total, matched to the topology";
+    /// Whether a cell should take traffic.
+    CELL_TAKE_TRAFFIC = "cellwatch_cell_take_traffic", Gauge, "", ["cell"], "slo-engine",
+        "1 if the cell should take traffic, 0 if it should be drained (GET /api/v1/cells/CELL/health answers 200 or 503).",
+        "the engine's drain decision";
+    /// Why a cell should be drained.
+    CELL_DRAIN_REASON = "cellwatch_cell_drain_reason", Gauge, "", ["cell", "reason"], "slo-engine",
+        "1 while the reason to drain the cell holds, else 0 (reason: down, mesh_split, budget_exhausted, flapping, over_power_cap, maintenance).",
+        "the engine's drain decision";
     /// Readings further apart than the source allows.
     SLO_SCRAPE_GAPS = "cellwatch_slo_scrape_gaps_total", Counter, "", ["cell", "counted"], "slo-engine",
         "Node readings the leading engine recorded more than the source's gap (scrape: max(3 × interval, 30 s); prometheus: 3 scrape intervals) after the node's previous one. counted=true: the whole increase was counted in the later reading's slice; counted=false: the previous reading was more than an hour old, so the reading only became the new baseline. Counted since the engine started.",

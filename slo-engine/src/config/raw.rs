@@ -47,6 +47,69 @@ pub struct RawConfig {
     /// budgets too.
     #[serde(default)]
     pub maintenance: Vec<RawMaintenance>,
+    /// Cell health thresholds: link errors, flaps, power warnings, restart loops, topology
+    /// learning. Omitted: the defaults below.
+    #[serde(default)]
+    pub health: RawHealth,
+}
+
+/// Cell health thresholds, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// A link with more interface errors per second than this (both ends, received and
+    /// transmitted) is unhealthy (default 1).
+    #[serde(default = "d_one")]
+    pub link_error_rate: f64,
+    /// A link that went down or came up this many times within `flap_window` is flapping
+    /// (default 4).
+    #[serde(default = "d_four")]
+    pub flap_transitions: u32,
+    /// The window of `flap_transitions` (default 10m).
+    #[serde(default = "d_secs::<600>", with = "humantime_duration")]
+    pub flap_window: Duration,
+    /// A link unhealthy (or a mesh split) for this long raises its alert (default 1m).
+    #[serde(default = "d_secs::<60>", with = "humantime_duration")]
+    pub link_for: Duration,
+    /// Share of `power_cap_watts` above which a cell's power warns (default 0.9).
+    #[serde(default = "d_warn_share")]
+    pub power_warn_share: f64,
+    /// Power above the warn share for this long raises the power page (default 2m).
+    #[serde(default = "d_secs::<120>", with = "humantime_duration")]
+    pub power_warn_for: Duration,
+    /// This many restarts of an inference server, or of an exporter child, within
+    /// `restart_window` is a restart loop (default 3).
+    #[serde(default = "d_three")]
+    pub restarts: u32,
+    /// The window of `restarts` (default 15m).
+    #[serde(default = "d_secs::<900>", with = "humantime_duration")]
+    pub restart_window: Duration,
+    /// `topology: learn` takes the links seen healthy over this long after the engine first
+    /// sees the cell, and stores them in the ledger (default 1h).
+    #[serde(default = "d_secs::<3600>", with = "humantime_duration")]
+    pub learn_for: Duration,
+}
+
+impl Default for RawHealth {
+    fn default() -> Self {
+        yaml_serde::from_str("{}").unwrap_or_else(|_| unreachable!("every field has a default"))
+    }
+}
+
+fn d_one() -> f64 {
+    1.0
+}
+
+fn d_four() -> u32 {
+    4
+}
+
+fn d_three() -> u32 {
+    3
+}
+
+fn d_warn_share() -> f64 {
+    0.9
 }
 
 /// A maintenance window, as written.
@@ -305,6 +368,32 @@ pub struct RawCell {
     pub name: String,
     /// Its nodes.
     pub nodes: Vec<RawNode>,
+    /// The links its nodes should have: `mesh` (a link between every pair), `chain` (each node
+    /// to the next, in the order of `nodes`), `learn` (the links seen healthy over the first
+    /// `health.learn_for`, stored in the ledger), or a list of pairs, each end a node or
+    /// `node:port` (`[studio-a-1:en2, studio-a-2:en3]`). Omitted: links are not checked.
+    #[serde(default)]
+    pub topology: Option<RawTopology>,
+    /// The speed every expected link should run at, e.g. `80Gb/s`. Omitted: not checked.
+    #[serde(default)]
+    pub link_speed: Option<String>,
+    /// RDMA must be active on both ends of every expected link (default false).
+    #[serde(default)]
+    pub rdma: bool,
+    /// The cell's power cap in watts: the circuit's rating times a safety factor. Omitted: no
+    /// power cap.
+    #[serde(default)]
+    pub power_cap_watts: Option<f64>,
+}
+
+/// A cell's topology, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawTopology {
+    /// `mesh`, `chain` or `learn`.
+    Named(String),
+    /// Pairs of ends.
+    Links(Vec<Vec<String>>),
 }
 
 /// One node of a cell.
@@ -443,7 +532,8 @@ pub struct RawSlo {
     /// for time slices).
     #[serde(default)]
     pub min_events: Option<u64>,
-    /// The indicator: one of `latency`, `ttft`, `availability`, `tokens_per_kwh`.
+    /// The indicator: one of `latency`, `ttft`, `availability`, `tokens_per_kwh`, `link_health`,
+    /// `power_cap`, `ratio`.
     #[serde(with = "yaml_serde::with::singleton_map")]
     pub sli: RawSli,
 }
@@ -477,6 +567,13 @@ pub enum RawSli {
         #[serde(default = "default_min_tokens")]
         min_tokens: u64,
     },
+    /// Share of minutes (time slices) in which every expected link of the cell's `topology` is
+    /// up, at `link_speed`, with RDMA active where `rdma` is set and errors under
+    /// `health.link_error_rate` (source: scrape).
+    LinkHealth {},
+    /// Share of minutes (time slices) whose peak whole-cell power stays at or under the cell's
+    /// `power_cap_watts` (source: scrape).
+    PowerCap {},
     /// Any ratio of two PromQL queries (source: prometheus only; OpenSLO imports become these).
     /// Results with a `cell` label count for that cell; without one, for the SLO's only cell.
     Ratio {

@@ -174,6 +174,8 @@ pub struct Config {
     pub alerting: Alerting,
     /// Maintenance windows.
     pub maintenance: Vec<crate::config::Maintenance>,
+    /// Cell health thresholds.
+    pub health: HealthRules,
 }
 
 impl Config {
@@ -224,6 +226,124 @@ pub struct Cell {
     pub name: String,
     /// Nodes.
     pub nodes: Vec<Node>,
+    /// The links its nodes should have (`None`: links are not checked).
+    pub topology: Option<Topology>,
+    /// Expected link speed, bytes per second.
+    pub link_speed: Option<f64>,
+    /// RDMA must be active on every expected link.
+    pub rdma: bool,
+    /// Power cap, watts.
+    pub power_cap_watts: Option<f64>,
+}
+
+/// The links a cell's nodes should have.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Topology {
+    /// Every pair of nodes.
+    Mesh,
+    /// Each node to the next.
+    Chain,
+    /// The links seen healthy over `health.learn_for`, then stored.
+    Learn,
+    /// These links.
+    Links(Vec<ExpectedLink>),
+}
+
+/// One end of an expected link.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LinkEnd {
+    /// The node.
+    pub node: String,
+    /// Its port (`link` label), when given.
+    pub port: Option<String>,
+}
+
+/// An expected link.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExpectedLink {
+    /// One end.
+    pub a: LinkEnd,
+    /// The other.
+    pub b: LinkEnd,
+}
+
+impl ExpectedLink {
+    /// A link between two nodes, ports to be found.
+    pub fn between(a: &str, b: &str) -> ExpectedLink {
+        let end = |n: &str| LinkEnd {
+            node: n.to_string(),
+            port: None,
+        };
+        ExpectedLink {
+            a: end(a),
+            b: end(b),
+        }
+    }
+}
+
+impl Cell {
+    /// The expected links of a fixed topology (mesh, chain, list); `learned` for `learn`
+    /// (empty until learned); none without a topology.
+    pub fn expected_links(&self, learned: Option<&[ExpectedLink]>) -> Vec<ExpectedLink> {
+        let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+        match &self.topology {
+            None => Vec::new(),
+            Some(Topology::Mesh) => {
+                let mut out = Vec::new();
+                for (i, a) in names.iter().enumerate() {
+                    for b in &names[i + 1..] {
+                        out.push(ExpectedLink::between(a, b));
+                    }
+                }
+                out
+            }
+            Some(Topology::Chain) => names
+                .windows(2)
+                .map(|w| ExpectedLink::between(w[0], w[1]))
+                .collect(),
+            Some(Topology::Learn) => learned.map(<[_]>::to_vec).unwrap_or_default(),
+            Some(Topology::Links(l)) => l.clone(),
+        }
+    }
+}
+
+/// Cell health thresholds, resolved (seconds for durations).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthRules {
+    /// Most interface errors per second on a healthy link.
+    pub link_error_rate: f64,
+    /// Transitions within `flap_window` that make a link flapping.
+    pub flap_transitions: u32,
+    /// Flap window.
+    pub flap_window: i64,
+    /// Hold of link and mesh-split alerts.
+    pub link_for: i64,
+    /// Share of the cap that warns.
+    pub power_warn_share: f64,
+    /// Hold of the power page.
+    pub power_warn_for: i64,
+    /// Restarts within `restart_window` that make a loop.
+    pub restarts: u32,
+    /// Restart window.
+    pub restart_window: i64,
+    /// How long `topology: learn` watches.
+    pub learn_for: i64,
+}
+
+impl Default for HealthRules {
+    fn default() -> Self {
+        HealthRules {
+            link_error_rate: 1.0,
+            flap_transitions: 4,
+            flap_window: 600,
+            link_for: 60,
+            power_warn_share: 0.9,
+            power_warn_for: 120,
+            restarts: 3,
+            restart_window: 900,
+            learn_for: 3600,
+        }
+    }
 }
 
 /// A node.
@@ -303,6 +423,10 @@ pub enum Sli {
         /// Fewest tokens for a slice to be judged.
         min_tokens: u64,
     },
+    /// Minutes in which every expected link is healthy.
+    LinkHealth,
+    /// Minutes whose peak cell power stays under the cap.
+    PowerCap,
     /// A ratio of PromQL queries.
     Ratio(RatioQueries),
 }

@@ -31,6 +31,32 @@ pub(super) fn budgeting(
                 "tokens_per_kwh is judged per time slice: use timeslices (or omit budgeting)",
             ));
         }
+        (Some("occurrences"), Sli::LinkHealth | Sli::PowerCap) => {
+            return Err(fail.at(
+                format!("{f}.budgeting"),
+                "link_health and power_cap are judged per minute: use timeslices (or omit budgeting)",
+            ));
+        }
+        (None | Some("timeslices"), Sli::LinkHealth | Sli::PowerCap) => {
+            // A slice is good when every reading in it was: the peak decides.
+            if s.slice_target.is_some_and(|t| t != 1.0) {
+                return Err(fail.at(
+                    format!("{f}.slice_target"),
+                    "a link_health or power_cap slice is good only when every reading in it is: omit slice_target",
+                ));
+            }
+            let slice = slice.unwrap_or(Duration::from_secs(60));
+            if slice < Duration::from_secs(10) || slice > Duration::from_secs(86400) {
+                return Err(fail.at(
+                    format!("{f}.slice"),
+                    format!("{slice:?} is outside 10s..=1d"),
+                ));
+            }
+            Budgeting::Timeslices {
+                slice,
+                slice_target: 1.0,
+            }
+        }
         (Some("occurrences"), _)
         | (None, Sli::Latency(_) | Sli::Ttft(_) | Sli::Availability | Sli::Ratio(_)) => {
             if slice.is_some() || s.slice_target.is_some() {

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use super::{Fail, safe_name};
 use crate::config::check::{check_url, label_safe};
 use crate::config::error::ConfigError;
-use crate::config::raw::RawCell;
-use crate::config::types::{Cell, Node};
+use crate::config::raw::{RawCell, RawHealth, RawTopology};
+use crate::config::types::{Cell, ExpectedLink, HealthRules, LinkEnd, Node, Topology};
 use crate::util::text::quote;
 
 /// `cells:` at least one, names unique and safe, each with nodes.
@@ -31,9 +31,45 @@ pub(super) fn cells(raw: &[RawCell], fail: Fail<'_>) -> Result<Vec<Cell>, Config
                 format!("cell {} has no nodes", quote(&c.name)),
             ));
         }
+        let nodes = nodes(c, &f, fail)?;
+        let topology = c
+            .topology
+            .as_ref()
+            .map(|t| topology(t, &nodes, &f, fail))
+            .transpose()?;
+        let link_speed = c
+            .link_speed
+            .as_deref()
+            .map(|s| {
+                link_speed(s).ok_or_else(|| {
+                    fail.at(
+                        format!("{f}.link_speed"),
+                        format!("{} is not a speed such as 80Gb/s", quote(s)),
+                    )
+                })
+            })
+            .transpose()?;
+        if let Some(w) = c.power_cap_watts
+            && !(w.is_finite() && w > 0.0)
+        {
+            return Err(fail.at(
+                format!("{f}.power_cap_watts"),
+                format!("{w} is not a positive number of watts"),
+            ));
+        }
+        if topology.is_none() && (link_speed.is_some() || c.rdma) {
+            return Err(fail.at(
+                format!("{f}.topology"),
+                "link_speed and rdma apply to the links of a topology: set topology",
+            ));
+        }
         cells.push(Cell {
             name: c.name.clone(),
-            nodes: nodes(c, &f, fail)?,
+            nodes,
+            topology,
+            link_speed,
+            rdma: c.rdma,
+            power_cap_watts: c.power_cap_watts,
         });
     }
     Ok(cells)
@@ -89,4 +125,155 @@ fn target_label(k: &str) -> bool {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     valid && !k.starts_with("__") && k != "cell" && k != "node"
+}
+
+/// `cells[i].topology`: a name, or pairs of ends naming the cell's nodes.
+fn topology(
+    raw: &RawTopology,
+    nodes: &[Node],
+    f: &str,
+    fail: Fail<'_>,
+) -> Result<Topology, ConfigError> {
+    let field = format!("{f}.topology");
+    let links = match raw {
+        RawTopology::Named(n) => {
+            return match n.as_str() {
+                "mesh" => Ok(Topology::Mesh),
+                "chain" => Ok(Topology::Chain),
+                "learn" => Ok(Topology::Learn),
+                other => Err(fail.at(
+                    field,
+                    format!(
+                        "{}: use mesh, chain, learn or a list of node pairs",
+                        quote(other)
+                    ),
+                )),
+            };
+        }
+        RawTopology::Links(l) => l,
+    };
+    if nodes.len() < 2 {
+        return Err(fail.at(field, "a topology needs at least two nodes"));
+    }
+    let mut out: Vec<ExpectedLink> = Vec::new();
+    for (k, pair) in links.iter().enumerate() {
+        let lf = format!("{field}[{k}]");
+        let [a, b] = pair.as_slice() else {
+            return Err(fail.at(
+                lf,
+                "a link is a pair of ends: [node, node] or [node:port, node:port]",
+            ));
+        };
+        let (a, b) = (end(a, nodes, &lf, fail)?, end(b, nodes, &lf, fail)?);
+        if a.node == b.node {
+            return Err(fail.at(lf, format!("links node {} to itself", quote(&a.node))));
+        }
+        let link = if a <= b {
+            ExpectedLink { a, b }
+        } else {
+            ExpectedLink { a: b, b: a }
+        };
+        if out.iter().any(|l| {
+            l.a.node == link.a.node
+                && l.b.node == link.b.node
+                && (l.a.port.is_none() || l.a.port == link.a.port)
+        }) {
+            return Err(fail.at(
+                lf,
+                format!(
+                    "the link {} – {} is listed twice",
+                    quote(&link.a.node),
+                    quote(&link.b.node)
+                ),
+            ));
+        }
+        out.push(link);
+    }
+    if out.is_empty() {
+        return Err(fail.at(field, "an empty list of links"));
+    }
+    Ok(Topology::Links(out))
+}
+
+/// One end: `node` or `node:port`, the node one of the cell's.
+fn end(s: &str, nodes: &[Node], f: &str, fail: Fail<'_>) -> Result<LinkEnd, ConfigError> {
+    let (node, port) = match s.rsplit_once(':') {
+        Some((n, p)) if nodes.iter().any(|x| x.name == n) && !p.is_empty() => {
+            (n, Some(p.to_string()))
+        }
+        _ => (s, None),
+    };
+    if !nodes.iter().any(|n| n.name == node) {
+        return Err(fail.at(f, format!("{} is not a node of the cell", quote(node))));
+    }
+    Ok(LinkEnd {
+        node: node.to_string(),
+        port,
+    })
+}
+
+/// A link speed such as `80Gb/s`, `80 Gb/s`, `40Gbps` or `800Mb/s`, in bytes per second.
+pub(crate) fn link_speed(s: &str) -> Option<f64> {
+    let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let t = t.to_ascii_lowercase();
+    let (num, scale) = if let Some(n) = t.strip_suffix("gb/s").or_else(|| t.strip_suffix("gbps")) {
+        (n, 1e9)
+    } else if let Some(n) = t.strip_suffix("mb/s").or_else(|| t.strip_suffix("mbps")) {
+        (n, 1e6)
+    } else {
+        return None;
+    };
+    let v: f64 = num.parse().ok()?;
+    (v.is_finite() && v > 0.0).then_some(v * scale / 8.0)
+}
+
+/// `health:` thresholds.
+pub(super) fn health(raw: &RawHealth, fail: Fail<'_>) -> Result<HealthRules, ConfigError> {
+    if !(raw.link_error_rate.is_finite() && raw.link_error_rate >= 0.0) {
+        return Err(fail.at(
+            "health.link_error_rate",
+            format!(
+                "{} is not a rate of errors per second (0 or more)",
+                raw.link_error_rate
+            ),
+        ));
+    }
+    if !(raw.power_warn_share > 0.0 && raw.power_warn_share <= 1.0) {
+        return Err(fail.at(
+            "health.power_warn_share",
+            format!(
+                "{} is not a share of the cap between 0 and 1",
+                raw.power_warn_share
+            ),
+        ));
+    }
+    if raw.flap_transitions < 2 {
+        return Err(fail.at(
+            "health.flap_transitions",
+            "at least 2 (a link going down and coming back is 2)",
+        ));
+    }
+    if raw.restarts == 0 {
+        return Err(fail.at("health.restarts", "at least 1"));
+    }
+    for (name, d) in [
+        ("flap_window", raw.flap_window),
+        ("restart_window", raw.restart_window),
+        ("learn_for", raw.learn_for),
+    ] {
+        if d.is_zero() {
+            return Err(fail.at(format!("health.{name}"), "a window longer than zero"));
+        }
+    }
+    Ok(HealthRules {
+        link_error_rate: raw.link_error_rate,
+        flap_transitions: raw.flap_transitions,
+        flap_window: raw.flap_window.as_secs() as i64,
+        link_for: raw.link_for.as_secs() as i64,
+        power_warn_share: raw.power_warn_share,
+        power_warn_for: raw.power_warn_for.as_secs() as i64,
+        restarts: raw.restarts,
+        restart_window: raw.restart_window.as_secs() as i64,
+        learn_for: raw.learn_for.as_secs() as i64,
+    })
 }

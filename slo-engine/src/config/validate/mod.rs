@@ -77,6 +77,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     let slos = slos::slos(&raw, &cells, &names, &source, base, fail)?;
     let alerting = alerting::alerting(&raw.alerting, base, fail)?;
     let maintenance = maintenance::windows(&raw.maintenance, &cells, &names, fail)?;
+    let health = cells::health(&raw.health, fail)?;
     Ok(Config {
         cells,
         source,
@@ -84,5 +85,6 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         slos,
         alerting,
         maintenance,
+        health,
     })
 }

@@ -21,6 +21,21 @@ pub(super) fn sli(
         }
         RawSli::Ttft { threshold } => Sli::Ttft(bound(threshold, f, "ttft", buckets, fail)?),
         RawSli::Availability {} => Sli::Availability,
+        RawSli::LinkHealth {} | RawSli::PowerCap {} => {
+            let (name, sli) = match raw {
+                RawSli::LinkHealth {} => ("link_health", Sli::LinkHealth),
+                _ => ("power_cap", Sli::PowerCap),
+            };
+            if !matches!(source, Source::Scrape { .. }) {
+                return Err(fail.at(
+                    format!("{f}.sli.{name}"),
+                    format!(
+                        "{name} reads the exporters' link and power gauges: it needs source: scrape"
+                    ),
+                ));
+            }
+            sli
+        }
         RawSli::Ratio {
             good,
             bad,

@@ -77,7 +77,7 @@ pub(super) fn events(slo: &Slo, w: &str) -> Option<(String, String)> {
             format!("sum by (cell) (increase({r}{{{cells},outcome=~\"ok|client_error\"}}[{w}]))"),
             format!("sum by (cell) (increase({r}{{{cells},outcome!=\"cancelled\"}}[{w}]))"),
         ),
-        Sli::TokensPerKwh { .. } | Sli::Ratio(_) => return None,
+        Sli::TokensPerKwh { .. } | Sli::Ratio(_) | Sli::LinkHealth | Sli::PowerCap => return None,
     })
 }
 

@@ -107,6 +107,8 @@ pub fn events(slo: &Slo, inc: &Reading) -> (f64, f64) {
         }
         // Not read from exporter pages: see `source::prometheus`.
         Sli::TokensPerKwh { .. } | Sli::Ratio(_) => (0.0, 0.0),
+        // Judged from the cell's health, not from increases: see `cell_rows`.
+        Sli::LinkHealth | Sli::PowerCap => (0.0, 0.0),
     }
 }
 
