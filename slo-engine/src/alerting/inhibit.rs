@@ -1,5 +1,6 @@
 //! Inhibition: a burn-rate page of a cell and SLO inhibits its ticket; CellDown inhibits every other
-//! alert of the cell.
+//! alert of the cell; a mesh split inhibits the cell's link tickets; a flapping link inhibits
+//! its own unhealthy ticket.
 
 use crate::model::{Labels, names};
 
@@ -12,7 +13,16 @@ pub fn inhibited(target: &Labels, firing: &[&Labels]) -> bool {
             return false;
         }
         let same_cell = get(src, "cell") == get(target, "cell");
-        (get(src, "alertname") == names::CELL_DOWN && same_cell)
+        let (from, to) = (get(src, "alertname"), get(target, "alertname"));
+        let link_ticket = to == names::LINK_UNHEALTHY || to == names::LINK_FLAPPING;
+        let same_link =
+            get(src, "node") == get(target, "node") && get(src, "peer") == get(target, "peer");
+        (from == names::MESH_SPLIT && link_ticket && same_cell)
+            || (from == names::LINK_FLAPPING
+                && to == names::LINK_UNHEALTHY
+                && same_cell
+                && same_link)
+            || (get(src, "alertname") == names::CELL_DOWN && same_cell)
             || (get(src, "alertname") == names::BURN
                 && get(src, "severity") == "page"
                 && get(target, "severity") == "ticket"

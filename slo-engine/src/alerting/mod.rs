@@ -4,6 +4,7 @@
 //! (group_wait, group_interval, repeat_interval). No IO and no clock: every step takes the
 //! time, so days of incidents are tested in milliseconds.
 
+mod health;
 mod inhibit;
 mod metrics;
 mod mute;

@@ -74,20 +74,34 @@ pub(super) fn burning<'a>(
 
 /// The alerts an evaluation calls for, before inhibition: per cell and SLO, a page and a
 /// ticket for the burn-rate tiers that fire, budget exhausted, no data; per cell, cell down
-/// when every exporter of `down_cells` failed.
+/// when every exporter of `down_cells` failed, and the alerts of its health.
 pub fn wanted(
     config: &Config,
     report: &Report,
     down_cells: &BTreeSet<String>,
     timing: &Timing,
 ) -> Vec<Wanted> {
+    let health = super::health::health_alerts(config, report);
     let mut out = Vec::new();
     for r in &report.slos {
         let Some(slo) = config.slos.iter().find(|s| s.name == r.slo) else {
             continue;
         };
-        out.extend(burn_alerts(config, slo, r, report.at));
-        if r.budget_remaining.is_some_and(|b| b <= 0.0) {
+        // A health SLO (link_health, power_cap) alerts through its conditions, which name the
+        // link or the power: no burn tiers, and no exhausted ticket while one of them is wanted.
+        let conditions = super::health::is_health_slo(config, &r.slo);
+        let condition_wanted = conditions.is_some_and(|names| {
+            health.iter().any(|w| {
+                w.labels.get("cell") == Some(&r.cell)
+                    && w.labels
+                        .get("alertname")
+                        .is_some_and(|a| names.contains(&a.as_str()))
+            })
+        });
+        if conditions.is_none() {
+            out.extend(burn_alerts(config, slo, r, report.at));
+        }
+        if r.budget_remaining.is_some_and(|b| b <= 0.0) && !condition_wanted {
             out.push(slo_alert(
                 r,
                 names::EXHAUSTED,
@@ -120,6 +134,7 @@ pub fn wanted(
             hold: timing.cell_down_for,
         });
     }
+    out.extend(health);
     out
 }
 

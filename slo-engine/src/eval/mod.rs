@@ -1,11 +1,13 @@
 //! `cellwatch-slo run`: the `scrape` source feeding the ledger, the evaluation of every SLO of
 //! every cell over every window, and the HTTP outputs (`/metrics`, `/api/v1/…`).
 
+mod drain;
 mod evaluate;
 mod metrics;
 mod plan;
 mod report;
 
+pub use drain::*;
 pub use evaluate::*;
 pub use metrics::*;
 pub use report::*;

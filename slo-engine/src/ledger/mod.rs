@@ -13,6 +13,7 @@ mod judge;
 mod outbox;
 mod silences;
 mod slices;
+mod topology;
 
 pub use judge::*;
 pub use outbox::*;

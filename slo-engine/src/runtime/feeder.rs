@@ -8,6 +8,7 @@ use cellwatch_http::exposition::Sample;
 use cellwatch_metrics as m;
 
 use crate::config::{Config, Source};
+use crate::health::{CellHealth, Tracker};
 use crate::ledger::{Ledger, LedgerError};
 use crate::source::prometheus::PromSource;
 use crate::source::scrape::{Baselines, NodeGap, scrape_once};
@@ -17,6 +18,8 @@ pub(super) struct Feeder {
     source: Fed,
     /// Readings recorded after a gap, per (cell, counted), since the engine started.
     gaps: BTreeMap<(String, bool), u64>,
+    /// Each cell's health at the last read (scrape source only).
+    pub(super) health: BTreeMap<String, CellHealth>,
 }
 
 /// The source and its state.
@@ -27,6 +30,10 @@ enum Fed {
         max_gap: i64,
         /// The nodes that did not answer, as last logged.
         last_problems: String,
+        /// The cells' health over time.
+        tracker: Box<Tracker>,
+        /// The learned topologies were read from the ledger.
+        learned_read: bool,
     },
     Prometheus {
         src: Box<PromSource>,
@@ -41,7 +48,15 @@ impl Feeder {
     pub(super) fn new(source: &Source, retention: i64) -> (Duration, Feeder) {
         let (interval, source) = Fed::new(source, retention);
         let gaps = BTreeMap::new();
-        (interval, Feeder { source, gaps })
+        let health = BTreeMap::new();
+        (
+            interval,
+            Feeder {
+                source,
+                gaps,
+                health,
+            },
+        )
     }
 
     /// Reads the source at `now_ms` (recording into the ledger when `leading`) and updates
@@ -57,7 +72,14 @@ impl Feeder {
     ) -> Option<i64> {
         let (t, gaps) = self
             .source
-            .read(config, ledger, now_ms, leading, down_cells)
+            .read(
+                config,
+                ledger,
+                now_ms,
+                leading,
+                down_cells,
+                &mut self.health,
+            )
             .await;
         self.count(gaps);
         t
@@ -105,6 +127,8 @@ impl Fed {
                     baselines: None,
                     max_gap: (interval.as_secs() as i64 * 3).max(30),
                     last_problems: String::new(),
+                    tracker: Box::default(),
+                    learned_read: false,
                 },
             ),
             Source::Prometheus {
@@ -138,6 +162,7 @@ impl Fed {
         now_ms: i64,
         leading: bool,
         down_cells: &mut BTreeSet<String>,
+        health: &mut BTreeMap<String, CellHealth>,
     ) -> (Option<i64>, Vec<NodeGap>) {
         match self {
             Fed::Scrape {
@@ -145,12 +170,25 @@ impl Fed {
                 baselines,
                 max_gap,
                 last_problems,
+                tracker,
+                learned_read,
             } => {
                 let t = now_ms.div_euclid(1000);
-                // A standby scrapes too (which cells are down), but records nothing: the
-                // ledger's baselines say where the leader's records reach.
-                let scraped =
-                    scrape_once(config, ledger, client, baselines, t, *max_gap, leading).await;
+                if !*learned_read {
+                    *learned_read = read_learned(config, ledger, tracker).await;
+                }
+                // A standby scrapes too (which cells are down, their health), but records
+                // nothing: the ledger's baselines say where the leader's records reach.
+                let scraped = scrape_once(
+                    config, ledger, client, baselines, tracker, t, *max_gap, leading,
+                )
+                .await;
+                if let Ok(s) = &scraped {
+                    health.clone_from(&s.health);
+                }
+                if leading {
+                    store_learned(ledger, tracker, t).await;
+                }
                 (Some(t), note_scrape(scraped, down_cells, last_problems))
             }
             Fed::Prometheus { src, .. } if !leading => {
@@ -161,6 +199,50 @@ impl Fed {
             Fed::Prometheus { src, last_error } => {
                 let t = pull(src, last_error, config, ledger, now_ms, down_cells).await;
                 (t, src.take_gaps())
+            }
+        }
+    }
+}
+
+/// Hands the topologies learned before (stored in the ledger) to the tracker; false when the
+/// ledger could not be read (tried again next tick).
+async fn read_learned(config: &Config, ledger: &Ledger, tracker: &mut Tracker) -> bool {
+    let learn = |c: &&crate::config::Cell| c.topology == Some(crate::config::Topology::Learn);
+    if !config.cells.iter().any(|c| learn(&c)) {
+        return true;
+    }
+    match ledger.learned_links().await {
+        Ok(stored) => {
+            for (cell, pairs) in stored {
+                let links = pairs
+                    .iter()
+                    .map(|(a, b)| crate::config::ExpectedLink::between(a, b))
+                    .collect();
+                tracker.set_learned(&cell, links);
+            }
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading learned topologies failed; retrying next tick");
+            false
+        }
+    }
+}
+
+/// Stores the topologies learned since the last tick (one line each in the log).
+async fn store_learned(ledger: &Ledger, tracker: &mut Tracker, at: i64) {
+    for (cell, links) in tracker.take_learned() {
+        let pairs: Vec<(String, String)> = links
+            .iter()
+            .map(|l| (l.a.node.clone(), l.b.node.clone()))
+            .collect();
+        let shown: Vec<String> = pairs.iter().map(|(a, b)| format!("{a}–{b}")).collect();
+        match ledger.save_learned_links(&cell, &pairs, at).await {
+            Ok(()) => {
+                tracing::info!(cell = %cell, links = %shown.join(", "), "learned the cell's topology")
+            }
+            Err(e) => {
+                tracing::error!(cell = %cell, error = %e, "storing the learned topology failed; it is kept in memory")
             }
         }
     }

@@ -15,7 +15,7 @@ use super::feeder::Feeder;
 use super::{prune, reports};
 use crate::alerting::{self, alert_samples};
 use crate::config::Config;
-use crate::eval::{Report, evaluate_with, samples};
+use crate::eval::{Report, attach_health, evaluate_with, samples};
 use crate::ledger::Ledger;
 use crate::model::{CompiledSilence, Labels};
 use crate::notify;
@@ -80,7 +80,14 @@ impl Leader {
         };
         self.refresh_silences().await;
         let started = Instant::now();
-        match evaluate_with(&self.config, &self.ledger, t, self.leading).await {
+        let evaluated = evaluate_with(&self.config, &self.ledger, t, self.leading)
+            .await
+            .map(|mut r| {
+                let (health, down) = (&self.feeder.health, &self.down_cells);
+                attach_health(&mut r, &self.config, health, down, t);
+                r
+            });
+        match evaluated {
             // A standby serves its evaluation, and neither alerts nor sends.
             Ok(r) if !self.leading => self.publish(r, None, || took(started)),
             Ok(r) => {

@@ -33,3 +33,46 @@ pub(crate) async fn api_cells(State(s): State<AppState>) -> impl IntoResponse {
     let r = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
     axum::Json(serde_json::json!({ "at": r.at, "cells": r.cells }))
 }
+
+/// `GET /api/v1/cells/{cell}/health`: 200 when the cell should take traffic, 503 with the
+/// reasons when it should be drained (and before the first evaluation), 404 for a cell the
+/// configuration does not have. For load balancers' health checks (HAProxy `httpchk`, Envoy,
+/// nginx, Traefik).
+pub(crate) async fn api_cell_health(
+    State(s): State<AppState>,
+    axum::extract::Path(cell): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let r = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+    let Some(c) = r.cells.iter().find(|c| c.cell == cell) else {
+        if r.at == 0 {
+            let body = serde_json::json!({
+                "cell": cell, "status": "drain", "at": r.at,
+                "reasons": [{ "reason": "not_evaluated", "detail": "the engine has not evaluated yet" }],
+            });
+            return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+        }
+        let msg = format!("no cell {cell:?} in the configuration");
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": msg })),
+        )
+            .into_response();
+    };
+    let code = if c.take_traffic {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "cell": c.cell,
+        "status": if c.take_traffic { "take_traffic" } else { "drain" },
+        "at": r.at,
+        "reasons": c.drain,
+        "power_watts": c.health.power_watts,
+        "power_cap_watts": c.health.power_cap_watts,
+        "power_headroom_watts": c.health.power_headroom_watts,
+        "links_healthy": c.health.links_healthy,
+    });
+    (code, axum::Json(body)).into_response()
+}

@@ -69,6 +69,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/slos", get(api_slos))
         .route("/api/v1/cells", get(api_cells))
+        .route("/api/v1/cells/{cell}/health", get(api_cell_health))
         .route("/api/v1/alerts", get(api_alerts))
         .route("/api/v1/silences", get(list_silences).post(post_silence))
         .route("/api/v1/silences/{id}", delete(expire_silence))

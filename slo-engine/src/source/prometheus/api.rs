@@ -387,7 +387,7 @@ pub fn counter_rows(
         if !known {
             continue;
         }
-        for (cell, slo, s) in cell_rows(config, &i.cell, i.at, std::slice::from_ref(&i.inc)) {
+        for (cell, slo, s) in cell_rows(config, &i.cell, i.at, std::slice::from_ref(&i.inc), None) {
             sums.entry((cell, slo, s.start))
                 .or_insert(SliceData {
                     start: s.start,

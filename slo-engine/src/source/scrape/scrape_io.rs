@@ -52,11 +52,13 @@ pub(super) async fn load_baselines(
 /// baseline it is compared with; when another engine moved a baseline since (two engines that
 /// both believe they lead, a leader that stalled), nothing is written
 /// ([`LedgerError::Moved`]) and the next scrape starts from the ledger's baselines.
+#[allow(clippy::too_many_arguments)]
 pub async fn scrape_once(
     config: &Config,
     ledger: &Ledger,
     client: &reqwest::Client,
     baselines: &mut Baselines,
+    tracker: &mut crate::health::Tracker,
     now: i64,
     max_gap: i64,
     record: bool,
@@ -66,11 +68,30 @@ pub async fn scrape_once(
     } else if baselines.is_none() {
         *baselines = Some(load_baselines(ledger).await?);
     }
-    let (scraped, readings) = fetch_all(config, client).await;
+    let (mut scraped, readings) = fetch_all(config, client).await;
+    // Every engine follows the cells' health (the drain signal is served by any of them).
+    for ((cell, nodes), c) in readings.iter().zip(&config.cells) {
+        let snaps: Vec<(String, crate::health::NodeSnapshot)> = nodes
+            .iter()
+            .map(|(n, (_, s))| (n.clone(), s.clone()))
+            .collect();
+        let h = tracker.observe(c, &config.health, now, &snaps);
+        scraped.health.insert(cell.to_string(), h);
+    }
     let Some(base) = baselines.as_mut() else {
         return Ok(scraped);
     };
-    match record_readings(config, ledger, base, &readings, now, max_gap).await {
+    match record_readings(
+        config,
+        ledger,
+        base,
+        &readings,
+        &scraped.health,
+        now,
+        max_gap,
+    )
+    .await
+    {
         Ok(gaps) => {
             for g in &gaps {
                 log_gap(g);
@@ -86,12 +107,15 @@ pub async fn scrape_once(
     }
 }
 
-/// Each cell's nodes' readings, fetched at once per cell; the nodes that did not answer and
-/// the cells none of whose nodes did.
+/// A node's counters and health series.
+type NodeReading = (scrape::Reading, crate::health::NodeSnapshot);
+
+/// Each cell's nodes' readings, fetched at once per cell (in config order); the nodes that did
+/// not answer and the cells none of whose nodes did.
 async fn fetch_all<'a>(
     config: &'a Config,
     client: &reqwest::Client,
-) -> (Scraped, Vec<(&'a str, Vec<(String, scrape::Reading)>)>) {
+) -> (Scraped, Vec<(&'a str, Vec<(String, NodeReading)>)>) {
     let mut problems = Vec::new();
     let mut down = std::collections::BTreeSet::new();
     let mut readings = Vec::new();
@@ -125,6 +149,7 @@ async fn fetch_all<'a>(
             problems,
             down,
             gaps: Vec::new(),
+            health: Default::default(),
         },
         readings,
     )
@@ -135,7 +160,7 @@ async fn fetch(
     client: &reqwest::Client,
     url: &str,
     auth: Option<(String, Result<String, String>)>,
-) -> Result<scrape::Reading, String> {
+) -> Result<NodeReading, String> {
     // Credentials in a URL never reach the logs.
     let shown = crate::util::redact::credentials(url);
     let mut req = client.get(url);
@@ -153,7 +178,7 @@ async fn fetch(
         .text()
         .await
         .map_err(|e| format!("{shown}: {}", e.without_url()))?;
-    scrape::read(&text).map_err(|e| format!("{shown}: {e}"))
+    scrape::read_all(&text).map_err(|e| format!("{shown}: {e}"))
 }
 
 /// The increases since each node's baseline as rows, recorded with the new baselines in one
@@ -163,7 +188,8 @@ async fn record_readings(
     config: &Config,
     ledger: &Ledger,
     base: &mut std::collections::HashMap<String, scrape::Baseline>,
-    readings: &[(&str, Vec<(String, scrape::Reading)>)],
+    readings: &[(&str, Vec<(String, NodeReading)>)],
+    health: &std::collections::BTreeMap<String, crate::health::CellHealth>,
     now: i64,
     max_gap: i64,
 ) -> Result<Vec<scrape::NodeGap>, LedgerError> {
@@ -172,7 +198,7 @@ async fn record_readings(
     let mut gaps = Vec::new();
     for (cell, nodes) in readings {
         let mut incs = Vec::new();
-        for (node, reading) in nodes {
+        for (node, (reading, _)) in nodes {
             let key = format!("{cell}/{node}");
             let step = scrape::step(base.get(&key), now, reading, max_gap);
             incs.extend(step.increases);
@@ -192,7 +218,7 @@ async fn record_readings(
             ));
         }
         // Every node down (or first readings): no rows, so no data; never good or bad events.
-        rows.extend(cell_rows(config, cell, now, &incs));
+        rows.extend(cell_rows(config, cell, now, &incs, health.get(*cell)));
     }
     let written: Vec<(String, Option<i64>, i64, String)> = moves
         .iter()
@@ -233,4 +259,6 @@ pub struct Scraped {
     pub down: std::collections::BTreeSet<String>,
     /// The recorded readings that came more than `max_gap` after their baseline (logged).
     pub gaps: Vec<scrape::NodeGap>,
+    /// Each cell's health at this scrape.
+    pub health: std::collections::BTreeMap<String, crate::health::CellHealth>,
 }

@@ -131,12 +131,15 @@ pub fn slice(slo: &Slo, start: i64, nodes: &[Reading]) -> SliceData {
 }
 
 /// The rows (per SLO, and the cell's totals under `""`) that increases of a cell's nodes at
-/// `at` add; none without increases.
+/// `at` add (none without increases), and the rows of its health SLIs: one reading, good when
+/// every expected link is healthy (link_health) or the cell's power is at or under its cap
+/// (power_cap); none without a topology, a cap or a power reading.
 pub(crate) fn cell_rows(
     config: &Config,
     cell: &str,
     at: i64,
     incs: &[super::Reading],
+    health: Option<&crate::health::CellHealth>,
 ) -> Vec<(String, String, SliceData)> {
     let mut rows = Vec::new();
     // A maintenance window that excludes its slices from the budget: nothing is recorded.
@@ -144,13 +147,38 @@ pub(crate) fn cell_rows(
         .maintenance
         .iter()
         .any(|m| m.exclude_from_budget && m.active(cell, at));
-    if incs.is_empty() || excluded {
+    if excluded {
+        return rows;
+    }
+    let of_cell = |s: &&Slo| s.cells.iter().any(|c| c == cell);
+    for slo in config.slos.iter().filter(of_cell) {
+        let good = match (&slo.sli, health) {
+            (Sli::LinkHealth, Some(h)) => h.links_healthy,
+            (Sli::PowerCap, Some(h)) => h
+                .power_watts
+                .zip(h.power_cap_watts)
+                .map(|(p, cap)| p <= cap),
+            _ => continue,
+        };
+        let (Some(good), Budgeting::Timeslices { slice, .. }) = (good, slo.budgeting) else {
+            continue;
+        };
+        let s = SliceData {
+            start: crate::math::slice_start(at, slice),
+            good: if good { 1.0 } else { 0.0 },
+            total: 1.0,
+            ..Default::default()
+        };
+        rows.push((cell.to_string(), slo.name.clone(), s));
+    }
+    if incs.is_empty() {
         return rows;
     }
     for slo in config
         .slos
         .iter()
-        .filter(|s| s.cells.iter().any(|c| c == cell) && !matches!(s.sli, Sli::Ratio(_)))
+        .filter(of_cell)
+        .filter(|s| !matches!(s.sli, Sli::Ratio(_) | Sli::LinkHealth | Sli::PowerCap))
     {
         let len = match slo.budgeting {
             Budgeting::Timeslices { slice, .. } => slice,
