@@ -16,6 +16,7 @@
 
 mod exporters;
 mod gpu_tree;
+pub mod links;
 mod power;
 mod scenario;
 mod server;
