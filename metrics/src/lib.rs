@@ -201,9 +201,9 @@ metrics! {
         "1 if a device is connected on the link's Thunderbolt receptacle (InfiniBand/RoCE: the port's physical state is LinkUp), else 0.",
         "`system_profiler SPThunderboltDataType -json` `receptacle_status_key`; sysfs `phys_state`";
     /// Link identity.
-    LINK_INFO = "cellwatch_link_info", Gauge, "", ["link", "rdma_device", "peer"], "thunderbolt",
-        "Link identity (value 1): Thunderbolt interface (or InfiniBand/RoCE DEVICE/PORT), its RDMA device (empty when none) and the connected peer (empty when none or unknown).",
-        "`networksetup -listallhardwareports`, `system_profiler SPThunderboltDataType -json`, `ibv_devinfo`";
+    LINK_INFO = "cellwatch_link_info", Gauge, "", ["link", "rdma_device", "peer", "domain", "peer_domain"], "thunderbolt",
+        "Link identity (value 1): Thunderbolt interface (or InfiniBand/RoCE DEVICE/PORT), its RDMA device (empty when none), the connected peer's name (empty when none or unknown), the domain UUID of the local Thunderbolt bus (domain) and of the connected peer (peer_domain, empty when nothing is connected). InfiniBand/RoCE links have empty domain and peer_domain (sysfs does not know the peer). A link's peer node is the node one of whose links has domain equal to this link's peer_domain, else the node whose name equals peer.",
+        "`networksetup -listallhardwareports`, `system_profiler SPThunderboltDataType -json` (bus `domain_uuid_key`; first `_items[]` `_name` and `domain_uuid_key`), `ibv_devinfo`";
     /// RDMA port state.
     RDMA_PORT_ACTIVE = "cellwatch_rdma_port_active", Gauge, "", ["device"], "thunderbolt",
         "1 if the RDMA device has a port in state PORT_ACTIVE, else 0.",
