@@ -238,6 +238,10 @@ metrics! {
     INFERENCE_USAGE_ANOMALIES = "cellwatch_inference_usage_anomalies_total", Counter, "", ["model"], "inference",
         "Responses whose reported token usage (prompt or generated) exceeded 10,000,000 tokens; the count added to cellwatch_inference_tokens_total was clamped to that bound.",
         "metering proxy: `usage`, Ollama `prompt_eval_count`/`eval_count` above the bound";
+    /// Restarts of an inference server.
+    INFERENCE_UPSTREAM_RESTARTS = "cellwatch_inference_upstream_restarts_total", Counter, "", ["server"], "inference",
+        "Restarts of an inference server seen by the exporter (server: the adapter kind vllm, llamacpp, sglang, tgi, or proxy for the metering proxy's upstream); 0 from the start for each configured server. An adapter counts one when a page shows a counter it reads gone down or a changed process_start_time_seconds, or when a page is fetched again after connections to the server failed; the proxy counts one when the upstream answers again after connections to it failed. One restart counts once however many counters reset.",
+        "the vLLM, llama.cpp, SGLang and TGI adapters (counter resets, `process_start_time_seconds`, connect errors then a page); the metering proxy (connect errors, then a response)";
     /// Adapter samples dropped.
     INFERENCE_ADAPTER_DROPPED = "cellwatch_inference_adapter_dropped_samples_total", Counter, "", ["server", "reason"], "inference",
         "Samples of an inference server's /metrics page that were dropped (reason: non_finite for NaN or ±Inf, negative, series_limit for a family with more than 2,000 series on one page, too_large for a counter above 2^53); a histogram counts as one sample when its values are invalid.",

@@ -961,6 +961,29 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
     Response::from_parts(parts, Body::new(body))
 }
 
+/// A bare HTTP/1.1 server that answers every request with `body` and closes the connection
+/// (so no pooled connection outlives the server), until the task is aborted.
+#[cfg(test)]
+pub(crate) async fn serve_until_aborted(listener: tokio::net::TcpListener, body: String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while let Ok((mut tcp, _)) = listener.accept().await {
+        let mut buf = vec![0u8; 4096];
+        let mut read = 0;
+        while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
+            match tcp.read(&mut buf[read..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tcp.write_all(resp.as_bytes()).await;
+        let _ = tcp.shutdown().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
