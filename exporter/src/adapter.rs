@@ -202,6 +202,8 @@ pub struct Page {
     pub readings: Vec<Normalized>,
     /// What was dropped.
     pub dropped: Dropped,
+    /// The page's `process_start_time_seconds`, when it has one (the largest, if several).
+    pub start_time: Option<f64>,
 }
 
 /// The upstream families (names with colons as underscores, without the server prefix) a
@@ -261,6 +263,22 @@ fn family_of(server: Server, name: &str) -> Option<&'static str> {
     })
 }
 
+/// The standard process collector's start time, which every server kind exports (Python's
+/// prometheus_client for vLLM and SGLang, the Rust and C++ process collectors): a change means
+/// a new process.
+const START_TIME: &str = "process_start_time_seconds";
+
+/// The value of a sample line's rest after its name: `{labels} value [timestamp]`.
+fn sample_value(rest: &str) -> Option<f64> {
+    let rest = rest.trim_start();
+    let rest = match rest.strip_prefix('{') {
+        // Label values may hold `}` inside quotes; the value follows the last `}`.
+        Some(_) => &rest[rest.rfind('}')? + 1..],
+        None => rest,
+    };
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 #[derive(Debug, Default)]
 struct FamilyLines {
     type_line: String,
@@ -278,6 +296,7 @@ pub struct PageFilter {
     families: HashMap<&'static str, FamilyLines>,
     samples: u64,
     prefixed: bool,
+    start_time: Option<f64>,
     /// Bytes searched for a line end so far: each byte once, however the page is split.
     scanned: u64,
 }
@@ -288,6 +307,7 @@ pub struct Filtered {
     text: String,
     samples: u64,
     prefixed: bool,
+    start_time: Option<f64>,
     dropped: Dropped,
 }
 
@@ -300,6 +320,7 @@ impl PageFilter {
             families: HashMap::new(),
             samples: 0,
             prefixed: false,
+            start_time: None,
             scanned: 0,
         }
     }
@@ -363,6 +384,12 @@ impl PageFilter {
         self.samples += 1;
         let end = l.find(['{', ' ', '\t']).unwrap_or(l.len());
         let name = l[..end].replace(':', "_");
+        if name == START_TIME {
+            if let Some(v) = sample_value(&l[end..]).filter(|v| v.is_finite() && *v > 0.0) {
+                self.start_time = Some(self.start_time.map_or(v, |t| t.max(v)));
+            }
+            return;
+        }
         if !name.starts_with(prefix(self.server)) {
             return;
         }
@@ -406,6 +433,7 @@ impl PageFilter {
             text,
             samples: self.samples,
             prefixed: self.prefixed,
+            start_time: self.start_time,
             dropped,
         }
     }
@@ -657,6 +685,7 @@ pub fn normalize_filtered(
     Ok(Page {
         readings: out,
         dropped,
+        start_time: filtered.start_time,
     })
 }
 
@@ -674,6 +703,8 @@ pub struct Monotonize {
     /// Per series part: its state and the page that last had it.
     counters: HashMap<String, (Monotonic, u64)>,
     page: u64,
+    /// Whether the last page had a counter (or a histogram's count) below its previous value.
+    reset: bool,
 }
 
 impl Monotonize {
@@ -688,9 +719,17 @@ impl Monotonize {
         state
     }
 
+    /// Whether the last page given to [`Monotonize::families`] had a counter, or a histogram's
+    /// count, below its value on an earlier page: the server restarted (or a series it summed
+    /// vanished). One flag per page, however many counters went down.
+    pub fn reset_seen(&self) -> bool {
+        self.reset
+    }
+
     /// Families for one page's readings.
     pub fn families(&mut self, readings: &[Normalized]) -> Vec<MetricFamily> {
         self.page += 1;
+        self.reset = false;
         let families = self.build(readings);
         if self.counters.len() > MAX_COUNTER_STATES {
             self.prune(MAX_COUNTER_STATES * 3 / 4);
@@ -727,7 +766,10 @@ impl Monotonize {
             let kind = match &n.reading {
                 Reading::Counter(v) => {
                     let mut c = proto::Counter::default();
-                    c.set_value(self.state(Self::key(n, "")).observe(*v));
+                    let state = self.state(Self::key(n, ""));
+                    let went_down = state.last_raw().is_some_and(|last| *v < last);
+                    c.set_value(state.observe(*v));
+                    self.reset |= went_down;
                     metric.set_counter(c);
                     MetricType::COUNTER
                 }
@@ -746,6 +788,7 @@ impl Monotonize {
                     let count_state = self.state(Self::key(n, "count"));
                     let reset = count_state.last_raw().is_some_and(|last| *count < last);
                     let count = count_state.observe(*count);
+                    self.reset |= reset;
                     let sum = self.state(Self::key(n, "sum")).observe_reset(*sum, reset);
                     let mut h = proto::Histogram::default();
                     h.set_sample_count(count.round() as u64);
@@ -868,6 +911,99 @@ impl DropCounter {
         }
         f
     }
+}
+
+/// What one scrape of an adapter's server showed, for [`RestartWatch`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scraped {
+    /// A page was read and normalized.
+    Page {
+        /// A counter it maps (or a histogram's count) went down ([`Monotonize::reset_seen`]).
+        reset: bool,
+        /// Its `process_start_time_seconds`, when it has one.
+        start_time: Option<f64>,
+    },
+    /// No connection to the server (refused, unreachable): it is not running.
+    Unreachable,
+    /// Anything else failed (no answer in time, an HTTP error status, a page too large or
+    /// unparsable): the server runs, so this says nothing about restarts.
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+enum Seen {
+    /// No page yet.
+    #[default]
+    Never,
+    /// The last reach succeeded; the last start time known.
+    Up(Option<f64>),
+    /// Connections failed after a page had been read.
+    Down(Option<f64>),
+}
+
+/// Restarts of one adapter's server, from what its scrapes showed. A restart is counted when a
+/// page follows failed connections (the server came back), or when a page shows a counter gone
+/// down or a changed `process_start_time_seconds` since the page before; one restart counts
+/// once, whichever of these (and however many counters) show it. Not counted: a server that is
+/// down when the exporter starts and then comes up, slow or failing pages of a running server,
+/// and a restart that both keeps every counter above its old value and happens between two
+/// scrapes of a server without `process_start_time_seconds`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RestartWatch {
+    seen: Seen,
+    restarts: u64,
+}
+
+impl RestartWatch {
+    /// Takes one scrape's result; returns whether it showed a restart.
+    pub fn observe(&mut self, scraped: Scraped) -> bool {
+        let (next, restarted) = match (self.seen, scraped) {
+            (Seen::Never, Scraped::Page { start_time, .. }) => (Seen::Up(start_time), false),
+            (Seen::Up(before), Scraped::Page { reset, start_time }) => {
+                let moved =
+                    matches!((before, start_time), (Some(a), Some(b)) if (a - b).abs() > 1e-3);
+                (Seen::Up(start_time.or(before)), reset || moved)
+            }
+            (Seen::Down(before), Scraped::Page { start_time, .. }) => {
+                (Seen::Up(start_time.or(before)), true)
+            }
+            (Seen::Up(t) | Seen::Down(t), Scraped::Unreachable) => (Seen::Down(t), false),
+            (seen, _) => (seen, false),
+        };
+        self.seen = next;
+        self.restarts += u64::from(restarted);
+        restarted
+    }
+
+    /// Restarts counted so far.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+}
+
+/// `cellwatch_inference_upstream_restarts_total` of the adapters: one series per server kind
+/// (servers of one kind add up), each present from the start.
+pub fn restarts_family<'a>(
+    servers: impl IntoIterator<Item = (Server, &'a RestartWatch)>,
+) -> MetricFamily {
+    let def = &m::INFERENCE_UPSTREAM_RESTARTS;
+    let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for (server, watch) in servers {
+        *totals.entry(server.name()).or_default() += watch.restarts();
+    }
+    let mut f = MetricFamily::default();
+    f.set_name(def.name.to_string());
+    f.set_help(def.help.to_string());
+    f.set_field_type(MetricType::COUNTER);
+    for (server, n) in totals {
+        let mut metric = proto::Metric::default();
+        metric.set_label(crate::store::label_pairs(def.labels, &[server.to_string()]));
+        let mut c = proto::Counter::default();
+        c.set_value(n as f64);
+        metric.set_counter(c);
+        f.mut_metric().push(metric);
+    }
+    f
 }
 
 #[cfg(test)]
@@ -1277,5 +1413,156 @@ mod tests {
         );
         assert!(normalize(Server::Vllm, "", "x", &models).is_err());
         assert!(normalize(Server::Vllm, "<html>not metrics</html>", "x", &models).is_err());
+    }
+
+    #[test]
+    fn a_restart_is_counted_once_whichever_signs_show_it() {
+        let page = |reset, start_time| Scraped::Page { reset, start_time };
+        let run = |steps: &[Scraped]| {
+            let mut w = RestartWatch::default();
+            let seen: Vec<bool> = steps.iter().map(|s| w.observe(*s)).collect();
+            (seen, w.restarts())
+        };
+        // Counters reset: one restart, however many counters (one flag per page).
+        assert_eq!(
+            run(&[page(false, None), page(true, None), page(false, None)]),
+            (vec![false, true, false], 1)
+        );
+        // Refused, then back with its counters reset and a new start time: once.
+        assert_eq!(
+            run(&[
+                page(false, Some(100.0)),
+                Scraped::Unreachable,
+                Scraped::Unreachable,
+                page(true, Some(200.0)),
+                page(false, Some(200.0)),
+            ]),
+            (vec![false, false, false, true, false], 1)
+        );
+        // Back with counters above their old values: still a restart (it was not reachable).
+        assert_eq!(
+            run(&[page(false, None), Scraped::Unreachable, page(false, None)]),
+            (vec![false, false, true], 1)
+        );
+        // A new start time alone (a restart between two scrapes, counters grown past).
+        assert_eq!(
+            run(&[
+                page(false, Some(100.0)),
+                page(false, Some(100.0)),
+                page(false, Some(160.0))
+            ]),
+            (vec![false, false, true], 1)
+        );
+        // A page without the start time keeps the one known: the next change still counts.
+        assert_eq!(
+            run(&[
+                page(false, Some(100.0)),
+                page(false, None),
+                page(false, Some(160.0))
+            ]),
+            (vec![false, false, true], 1)
+        );
+        // Down at the exporter's start, then up: no restart seen. Slow or failing pages of a
+        // running server: none either.
+        assert_eq!(
+            run(&[
+                Scraped::Unreachable,
+                page(false, Some(1.0)),
+                Scraped::Failed,
+                page(false, Some(1.0)),
+            ]),
+            (vec![false, false, false, false], 0)
+        );
+        // A restart loop: every come-back counts.
+        let mut w = RestartWatch::default();
+        w.observe(page(false, None));
+        for _ in 0..3 {
+            w.observe(Scraped::Unreachable);
+            w.observe(page(true, None));
+        }
+        assert_eq!(w.restarts(), 3);
+    }
+
+    #[test]
+    fn resets_are_seen_per_page_and_the_start_time_is_read() {
+        let models = ModelLabels::new(4);
+        let mut mono = Monotonize::default();
+        let mut resets = Vec::new();
+        for (tokens, extra) in [
+            (100, ""),
+            (120, ""),
+            (5, ""),
+            (7, "process_start_time_seconds 1.7e9\n"),
+        ] {
+            let text = format!("{extra}{}", tokens_page(&tokens.to_string()));
+            let page = normalize_page(Server::Vllm, &text, "x", &models).unwrap();
+            mono.families(&page.readings);
+            resets.push((mono.reset_seen(), page.start_time));
+        }
+        assert_eq!(
+            resets,
+            [
+                (false, None),
+                (false, None),
+                (true, None),
+                (false, Some(1.7e9))
+            ]
+        );
+        // Labels, a timestamp, several processes (the newest counts), garbage.
+        let page = "# TYPE process_start_time_seconds gauge\n\
+            process_start_time_seconds{pid=\"1\",x=\"}\"} 100.5 1700000000000\n\
+            process_start_time_seconds{pid=\"2\"} 200\n\
+            process_start_time_seconds NaN\n\
+            vllm:num_requests_running 1\n";
+        let page = normalize_page(Server::Vllm, page, "x", &models).unwrap();
+        assert_eq!(page.start_time, Some(200.0));
+        // A histogram whose count goes down is a reset too.
+        let hist = |count: u64| {
+            format!(
+                "# TYPE vllm:e2e_request_latency_seconds histogram\n\
+                 vllm:e2e_request_latency_seconds_bucket{{le=\"+Inf\",model_name=\"m\"}} {count}\n\
+                 vllm:e2e_request_latency_seconds_count{{model_name=\"m\"}} {count}\n"
+            )
+        };
+        let mut mono = Monotonize::default();
+        let mut seen = Vec::new();
+        for c in [10, 12, 3] {
+            let page = normalize_page(Server::Vllm, &hist(c), "x", &models).unwrap();
+            assert_eq!(page.readings.len(), 1);
+            mono.families(&page.readings);
+            seen.push(mono.reset_seen());
+        }
+        assert_eq!(seen, [false, false, true]);
+    }
+
+    #[test]
+    fn the_restarts_family_has_every_server_at_zero_and_adds_up_one_kind() {
+        let mut a = RestartWatch::default();
+        a.observe(Scraped::Page {
+            reset: false,
+            start_time: None,
+        });
+        a.observe(Scraped::Page {
+            reset: true,
+            start_time: None,
+        });
+        let b = a.clone();
+        let idle = RestartWatch::default();
+        let text = crate::store::encode_families(vec![restarts_family([
+            (Server::Vllm, &a),
+            (Server::Vllm, &b),
+            (Server::Tgi, &idle),
+        ])]);
+        let v = |s: &str| {
+            cellwatch_metrics::exposition::value(
+                &text,
+                &format!(r#"cellwatch_inference_upstream_restarts_total{{server="{s}"}}"#),
+            )
+        };
+        assert_eq!(
+            (v("vllm"), v("tgi"), v("sglang")),
+            (Some(2.0), Some(0.0), None),
+            "{text}"
+        );
     }
 }

@@ -681,6 +681,23 @@ mod tests {
         assert_eq!(c.listen_address, "0.0.0.0:9817");
         assert_eq!(c.settings.interval, Duration::from_secs(1));
         assert_eq!(c.settings.slow_interval, Duration::from_secs(30));
+        // The slow interval's floor is 1 s (or --interval, when longer): end-to-end tests poll
+        // system_profiler every second.
+        for interval in ["200ms", "1s"] {
+            let c = parse(
+                &[
+                    "--interval",
+                    interval,
+                    "--collector.thunderbolt.slow-interval",
+                    "1s",
+                ],
+                true,
+            )
+            .unwrap();
+            assert_eq!(c.settings.slow_interval, Duration::from_secs(1));
+        }
+        let e = parse(&["--collector.thunderbolt.slow-interval", "500ms"], true).unwrap_err();
+        assert!(e.to_string().contains("slow-interval"), "{e}");
     }
 
     #[test]

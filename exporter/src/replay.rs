@@ -132,6 +132,10 @@ pub fn snapshot(dir: &Path, identity: &Identity) -> Result<Arc<Store>, ReplayErr
     dropped.register(crate::adapter::Server::Vllm);
     let mut all = crate::adapter::Monotonize::default().families(&readings);
     all.push(dropped.family());
+    all.push(crate::adapter::restarts_family([(
+        crate::adapter::Server::Vllm,
+        &crate::adapter::RestartWatch::default(),
+    )]));
     families.set(all);
     if let Ok(registry) = families.registry() {
         slot.register_live(registry);

@@ -128,7 +128,16 @@ fn golden_values_are_the_ones_the_inputs_imply() {
     );
     assert!(!text.contains(r#"link="bridge0""#) && !text.contains(r#"link="en0""#));
     assert_eq!(
-        value(r#"cellwatch_link_info{link="en2",rdma_device="rdma_en2",peer="studio-b"}"#),
+        value(
+            r#"cellwatch_link_info{link="en2",rdma_device="rdma_en2",peer="studio-b",domain="00000002-0000-4000-8000-000000000002",peer_domain="10000002-0000-4000-8000-000000000002"}"#
+        ),
+        1.0
+    );
+    // Nothing connected on en4 (receptacle 3): its bus's domain, no peer.
+    assert_eq!(
+        value(
+            r#"cellwatch_link_info{link="en4",rdma_device="rdma_en4",peer="",domain="00000000-0000-4000-8000-000000000000",peer_domain=""}"#
+        ),
         1.0
     );
     assert_eq!(

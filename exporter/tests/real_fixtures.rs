@@ -290,6 +290,25 @@ fn thunderbolt_captures() {
                     .any(|r| r.id == 1 && !r.connected && r.speed_bytes_per_second.is_none()),
                 "{n}: 'Up to 120 Gb/s' is no link"
             );
+            // The peer Mac's end of the link is its own bus's domain; the dock (SB-XTM5)
+            // reports none.
+            let domains: Vec<(u32, Option<&str>, Option<&str>)> = r
+                .iter()
+                .map(|r| (r.id, r.domain.as_deref(), r.peer_domain.as_deref()))
+                .collect();
+            assert_eq!(
+                domains,
+                [
+                    (3, Some("00000009-0000-4000-8000-000000000009"), None),
+                    (
+                        2,
+                        Some("00000004-0000-4000-8000-000000000004"),
+                        Some("00000003-0000-4000-8000-000000000003")
+                    ),
+                    (1, Some("00000008-0000-4000-8000-000000000008"), None),
+                ],
+                "{n}"
+            );
             seen.insert("system_profiler");
         } else if n.contains("ibv_devinfo") {
             let d = ibv_devinfo::parse(&t).unwrap_or_else(|e| panic!("{n}: {e}"));

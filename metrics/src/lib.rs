@@ -201,9 +201,9 @@ metrics! {
         "1 if a device is connected on the link's Thunderbolt receptacle (InfiniBand/RoCE: the port's physical state is LinkUp), else 0.",
         "`system_profiler SPThunderboltDataType -json` `receptacle_status_key`; sysfs `phys_state`";
     /// Link identity.
-    LINK_INFO = "cellwatch_link_info", Gauge, "", ["link", "rdma_device", "peer"], "thunderbolt",
-        "Link identity (value 1): Thunderbolt interface (or InfiniBand/RoCE DEVICE/PORT), its RDMA device (empty when none) and the connected peer (empty when none or unknown).",
-        "`networksetup -listallhardwareports`, `system_profiler SPThunderboltDataType -json`, `ibv_devinfo`";
+    LINK_INFO = "cellwatch_link_info", Gauge, "", ["link", "rdma_device", "peer", "domain", "peer_domain"], "thunderbolt",
+        "Link identity (value 1): Thunderbolt interface (or InfiniBand/RoCE DEVICE/PORT), its RDMA device (empty when none), the connected peer's name (empty when none or unknown), the domain UUID of the local Thunderbolt bus (domain) and of the connected peer (peer_domain, empty when nothing is connected). InfiniBand/RoCE links have empty domain and peer_domain (sysfs does not know the peer). A link's peer node is the node one of whose links has domain equal to this link's peer_domain, else the node whose name equals peer.",
+        "`networksetup -listallhardwareports`, `system_profiler SPThunderboltDataType -json` (bus `domain_uuid_key`; first `_items[]` `_name` and `domain_uuid_key`), `ibv_devinfo`";
     /// RDMA port state.
     RDMA_PORT_ACTIVE = "cellwatch_rdma_port_active", Gauge, "", ["device"], "thunderbolt",
         "1 if the RDMA device has a port in state PORT_ACTIVE, else 0.",
@@ -238,6 +238,10 @@ metrics! {
     INFERENCE_USAGE_ANOMALIES = "cellwatch_inference_usage_anomalies_total", Counter, "", ["model"], "inference",
         "Responses whose reported token usage (prompt or generated) exceeded 10,000,000 tokens; the count added to cellwatch_inference_tokens_total was clamped to that bound.",
         "metering proxy: `usage`, Ollama `prompt_eval_count`/`eval_count` above the bound";
+    /// Restarts of an inference server.
+    INFERENCE_UPSTREAM_RESTARTS = "cellwatch_inference_upstream_restarts_total", Counter, "", ["server"], "inference",
+        "Restarts of an inference server seen by the exporter (server: the adapter kind vllm, llamacpp, sglang, tgi, or proxy for the metering proxy's upstream); 0 from the start for each configured server. An adapter counts one when a page shows a counter it reads gone down or a changed process_start_time_seconds, or when a page is fetched again after connections to the server failed; the proxy counts one when the upstream answers again after connections to it failed. One restart counts once however many counters reset.",
+        "the vLLM, llama.cpp, SGLang and TGI adapters (counter resets, `process_start_time_seconds`, connect errors then a page); the metering proxy (connect errors, then a response)";
     /// Adapter samples dropped.
     INFERENCE_ADAPTER_DROPPED = "cellwatch_inference_adapter_dropped_samples_total", Counter, "", ["server", "reason"], "inference",
         "Samples of an inference server's /metrics page that were dropped (reason: non_finite for NaN or ±Inf, negative, series_limit for a family with more than 2,000 series on one page, too_large for a counter above 2^53); a histogram counts as one sample when its values are invalid.",

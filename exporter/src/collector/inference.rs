@@ -15,7 +15,8 @@ use tokio::time::Instant;
 
 use super::{Info, Problems, Settings, ticker};
 use crate::adapter::{
-    AdapterSpec, DropCounter, Filtered, Monotonize, PageFilter, Server, normalize_filtered,
+    AdapterSpec, DropCounter, Filtered, Monotonize, PageFilter, RestartWatch, Scraped, Server,
+    normalize_filtered, restarts_family,
 };
 use crate::proxy::{Meters, ModelLabels, Proxy, ProxyConfig, serve_on_threads};
 use crate::store::{SharedFamilies, Slot};
@@ -49,6 +50,23 @@ pub struct InferenceSettings {
     pub adapter_max_page: usize,
 }
 
+/// Why a page was not read: the message, and whether no connection could be made (the
+/// server is not running, which [`RestartWatch`] notes).
+#[derive(Debug)]
+struct FetchError {
+    message: String,
+    unreachable: bool,
+}
+
+impl From<String> for FetchError {
+    fn from(message: String) -> Self {
+        FetchError {
+            message,
+            unreachable: false,
+        }
+    }
+}
+
 /// GETs a page, filtered line by line as it arrives ([`PageFilter`]): only the lines the adapter
 /// maps are held, and a page longer than `max_page` bytes is an error.
 async fn fetch(
@@ -57,18 +75,18 @@ async fn fetch(
     timeout: Duration,
     server: Server,
     max_page: usize,
-) -> Result<Filtered, String> {
+) -> Result<Filtered, FetchError> {
     let uri: axum::http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     let work = async {
-        let resp = client
-            .get(uri)
-            .await
-            .map_err(|e| match std::error::Error::source(&e) {
+        let resp = client.get(uri).await.map_err(|e| FetchError {
+            message: match std::error::Error::source(&e) {
                 Some(s) => format!("{url}: {e}: {s}"),
                 None => format!("{url}: {e}"),
-            })?;
+            },
+            unreachable: e.is_connect(),
+        })?;
         if !resp.status().is_success() {
-            return Err(format!("{url}: HTTP {}", resp.status()));
+            return Err(format!("{url}: HTTP {}", resp.status()).into());
         }
         let mut body = resp.into_body();
         let mut filter = PageFilter::new(server);
@@ -81,7 +99,8 @@ async fn fetch(
                     return Err(format!(
                         "{url}: the page is larger than {max_page} bytes \
                          (--collector.inference.adapter-max-page-size)"
-                    ));
+                    )
+                    .into());
                 }
                 filter.push(&data);
             }
@@ -93,40 +112,148 @@ async fn fetch(
         .map_err(|_| format!("{url}: no answer within {timeout:?}"))?
 }
 
-async fn run(settings: Settings, slot: Arc<Slot>) {
-    let s = settings.inference.clone();
-    let models = Arc::new(ModelLabels::new(s.max_models));
-    let mut proxy_ok = true;
-    if let Some((listen, config)) = s.proxy.clone() {
-        proxy_ok = false;
-        match Meters::new(&config.buckets) {
-            Err(e) => {
-                tracing::error!(collector = NAME, error = %e, "cannot create the proxy's metrics")
-            }
-            Ok(meters) => {
-                slot.register_live(meters.registry.clone());
-                // Linux spreads connections over SO_REUSEPORT sockets; BSD kernels (macOS) give
-                // them all to one socket, so one event loop serves there.
-                let threads = if cfg!(target_os = "linux") {
-                    std::thread::available_parallelism()
-                        .map_or(1, |n| n.get())
-                        .min(8)
-                } else {
-                    1
-                };
-                let proxy = Proxy::new(config.clone(), meters, models.clone());
-                match serve_on_threads(&listen, threads, proxy) {
-                    Err(e) => {
-                        tracing::error!(collector = NAME, proxy_address = %listen, error = %e, "the metering proxy cannot listen")
-                    }
-                    Ok(address) => {
-                        tracing::info!(collector = NAME, proxy_address = %address, upstream = %config.upstream, threads, "metering proxy listening");
-                        proxy_ok = true;
-                    }
+/// One adapter between scrapes: its counters' states, its last families and its restarts.
+#[derive(Debug)]
+pub struct Adapter {
+    spec: AdapterSpec,
+    monotonize: Monotonize,
+    last: Vec<MetricFamily>,
+    restarts: RestartWatch,
+}
+
+/// What every adapter scrape shares.
+pub struct Scraping<'a> {
+    /// The HTTP client.
+    pub client: &'a Client<HttpConnector, Empty<Bytes>>,
+    /// Longest wait for a page.
+    pub timeout: Duration,
+    /// Largest page read.
+    pub max_page: usize,
+    /// Model labels, bounded.
+    pub models: &'a ModelLabels,
+    /// Dropped samples of every adapter.
+    pub dropped: &'a mut DropCounter,
+}
+
+impl Adapter {
+    /// A server not scraped yet.
+    pub fn new(spec: AdapterSpec) -> Self {
+        Adapter {
+            spec,
+            monotonize: Monotonize::default(),
+            last: Vec::new(),
+            restarts: RestartWatch::default(),
+        }
+    }
+
+    /// Scrapes the server once: its families are updated (counters keep their last values when
+    /// the page cannot be read) and a restart is noted.
+    pub async fn scrape(&mut self, s: &mut Scraping<'_>) -> Result<(), String> {
+        let spec = &self.spec;
+        let default_model = spec.model.as_deref().unwrap_or("unknown");
+        let page = fetch(s.client, &spec.url, s.timeout, spec.server, s.max_page)
+            .await
+            .and_then(|p| {
+                normalize_filtered(spec.server, p, default_model, s.models)
+                    .map_err(|e| format!("{}: {e}", spec.url).into())
+            });
+        match page {
+            Ok(page) => {
+                s.dropped.record(spec.server, &spec.url, &page.dropped);
+                self.last = self.monotonize.families(&page.readings);
+                let reset = self.monotonize.reset_seen();
+                if self.restarts.observe(Scraped::Page {
+                    reset,
+                    start_time: page.start_time,
+                }) {
+                    tracing::warn!(collector = NAME, server = spec.server.name(), url = %spec.url, reset, "the inference server restarted (counted in cellwatch_inference_upstream_restarts_total)");
                 }
+                Ok(())
+            }
+            Err(e) => {
+                self.restarts.observe(if e.unreachable {
+                    Scraped::Unreachable
+                } else {
+                    Scraped::Failed
+                });
+                // Counters keep their last values; gauges and histograms of a server that
+                // does not answer are not repeated.
+                self.last
+                    .retain(|f| f.get_field_type() == prometheus::proto::MetricType::COUNTER);
+                Err(format!("{} adapter: {}", spec.server.name(), e.message))
             }
         }
     }
+
+    /// The families of the last page (counters only, after a failed scrape).
+    pub fn families(&self) -> &[MetricFamily] {
+        &self.last
+    }
+
+    /// Restarts seen.
+    pub fn restarts(&self) -> &RestartWatch {
+        &self.restarts
+    }
+
+    /// The server kind.
+    pub fn server(&self) -> Server {
+        self.spec.server
+    }
+}
+
+/// Every adapter's families, their dropped samples and restarts.
+pub fn adapter_families(adapters: &[Adapter], dropped: &DropCounter) -> Vec<MetricFamily> {
+    adapters
+        .iter()
+        .flat_map(|a| a.families().iter().cloned())
+        .chain([
+            dropped.family(),
+            restarts_family(adapters.iter().map(|a| (a.server(), a.restarts()))),
+        ])
+        .collect()
+}
+
+/// Starts the metering proxy on `listen`, its series registered in `slot`; `false` when it
+/// cannot run.
+fn start_proxy(listen: &str, config: ProxyConfig, models: &Arc<ModelLabels>, slot: &Slot) -> bool {
+    let meters = match Meters::new(&config.buckets) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(collector = NAME, error = %e, "cannot create the proxy's metrics");
+            return false;
+        }
+    };
+    slot.register_live(meters.registry.clone());
+    // Linux spreads connections over SO_REUSEPORT sockets; BSD kernels (macOS) give them all to
+    // one socket, so one event loop serves there.
+    let threads = if cfg!(target_os = "linux") {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+    } else {
+        1
+    };
+    let upstream = config.upstream.clone();
+    let proxy = Proxy::new(config, meters, models.clone());
+    match serve_on_threads(listen, threads, proxy) {
+        Err(e) => {
+            tracing::error!(collector = NAME, proxy_address = %listen, error = %e, "the metering proxy cannot listen");
+            false
+        }
+        Ok(address) => {
+            tracing::info!(collector = NAME, proxy_address = %address, %upstream, threads, "metering proxy listening");
+            true
+        }
+    }
+}
+
+async fn run(settings: Settings, slot: Arc<Slot>) {
+    let s = settings.inference.clone();
+    let models = Arc::new(ModelLabels::new(s.max_models));
+    let proxy_ok = match s.proxy.clone() {
+        Some((listen, config)) => start_proxy(&listen, config, &models, &slot),
+        None => true,
+    };
     if !proxy_ok {
         slot.error();
     }
@@ -144,57 +271,92 @@ async fn run(settings: Settings, slot: Arc<Slot>) {
     }
     let client: Client<HttpConnector, Empty<Bytes>> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    let mut monotonize: Vec<Monotonize> =
-        s.adapters.iter().map(|_| Monotonize::default()).collect();
-    let mut last: Vec<Vec<MetricFamily>> = vec![Vec::new(); s.adapters.len()];
+    let mut adapters: Vec<Adapter> = s.adapters.iter().cloned().map(Adapter::new).collect();
     let mut dropped = DropCounter::default();
     for spec in &s.adapters {
         dropped.register(spec.server);
     }
+    // Every series at zero before the first scrape answers.
+    families.set(adapter_families(&adapters, &dropped));
     let mut tick = ticker(s.adapter_interval);
     let mut problems = Problems::default();
     loop {
         tick.tick().await;
         let started = Instant::now();
         let mut errors = Vec::new();
-        for (i, spec) in s.adapters.iter().enumerate() {
-            let default_model = spec.model.as_deref().unwrap_or("unknown");
-            let page = fetch(
-                &client,
-                &spec.url,
-                settings.command_timeout,
-                spec.server,
-                s.adapter_max_page,
-            )
-            .await;
-            match page.and_then(|p| {
-                normalize_filtered(spec.server, p, default_model, &models)
-                    .map_err(|e| format!("{}: {e}", spec.url))
-            }) {
-                Ok(page) => {
-                    dropped.record(spec.server, &spec.url, &page.dropped);
-                    last[i] = monotonize[i].families(&page.readings);
-                }
-                Err(e) => {
-                    // Counters keep their last values; gauges and histograms of a server that
-                    // does not answer are not repeated.
-                    last[i]
-                        .retain(|f| f.get_field_type() == prometheus::proto::MetricType::COUNTER);
-                    errors.push(format!("{} adapter: {e}", spec.server.name()));
-                }
+        let mut scraping = Scraping {
+            client: &client,
+            timeout: settings.command_timeout,
+            max_page: s.adapter_max_page,
+            models: &models,
+            dropped: &mut dropped,
+        };
+        for adapter in &mut adapters {
+            if let Err(e) = adapter.scrape(&mut scraping).await {
+                errors.push(e);
             }
         }
-        families.set(
-            last.iter()
-                .flatten()
-                .cloned()
-                .chain([dropped.family()])
-                .collect(),
-        );
+        families.set(adapter_families(&adapters, &dropped));
         if !errors.is_empty() {
             slot.error();
         }
         slot.publish(Vec::new(), started.elapsed(), proxy_ok && errors.is_empty());
         problems.report(NAME, &errors);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::serve_until_aborted;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn a_server_stopped_and_started_again_is_one_restart() {
+        let page = "# TYPE vllm:generation_tokens_total counter\n\
+                    vllm:generation_tokens_total{model_name=\"m\"} 100\n"
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve_until_aborted(listener, page.clone()));
+        let spec: AdapterSpec = format!("vllm=http://{addr}/metrics").parse().unwrap();
+        let client: Client<HttpConnector, Empty<Bytes>> =
+            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let models = ModelLabels::new(4);
+        let mut dropped = DropCounter::default();
+        let mut adapters = vec![Adapter::new(spec)];
+        let restarts = |adapters: &[Adapter], dropped: &DropCounter| {
+            let text = crate::store::encode_families(adapter_families(adapters, dropped));
+            cellwatch_metrics::exposition::value(
+                &text,
+                r#"cellwatch_inference_upstream_restarts_total{server="vllm"}"#,
+            )
+        };
+        assert_eq!(restarts(&adapters, &dropped), Some(0.0), "0 from the start");
+        let mut scrape = async |adapters: &mut Vec<Adapter>| {
+            let mut s = Scraping {
+                client: &client,
+                timeout: Duration::from_secs(5),
+                max_page: 1 << 20,
+                models: &models,
+                dropped: &mut dropped,
+            };
+            adapters[0].scrape(&mut s).await
+        };
+        scrape(&mut adapters).await.unwrap();
+        scrape(&mut adapters).await.unwrap();
+        // Stopped: the listener is closed, connections are refused.
+        server.abort();
+        let _ = server.await;
+        let e = scrape(&mut adapters).await.unwrap_err();
+        assert_eq!(adapters[0].restarts().restarts(), 0, "{e}");
+        // Started again on the same port, its counter not even reset: one restart.
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let server = tokio::spawn(serve_until_aborted(listener, page));
+        scrape(&mut adapters).await.unwrap();
+        scrape(&mut adapters).await.unwrap();
+        server.abort();
+        assert_eq!(adapters[0].restarts().restarts(), 1);
+        assert_eq!(restarts(&adapters, &dropped), Some(1.0));
     }
 }

@@ -142,7 +142,12 @@ impl Ports {
         let mut active: BTreeMap<&str, bool> = BTreeMap::new();
         for p in ports {
             let link = p.link();
-            out.push(Sample::new(&m::LINK_INFO, &[&link, &p.device, ""], 1.0));
+            // sysfs does not know the peer: no peer, no domains.
+            out.push(Sample::new(
+                &m::LINK_INFO,
+                &[&link, &p.device, "", "", ""],
+                1.0,
+            ));
             let up = p.phys_state == Some(5);
             if p.phys_state.is_some() {
                 out.push(Sample::new(&m::LINK_UP, &[&link], f64::from(u8::from(up))));

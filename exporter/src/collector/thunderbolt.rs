@@ -83,8 +83,17 @@ impl Topology {
                 .receptacles
                 .as_ref()
                 .and_then(|r| r.iter().find(|r| r.id == link.receptacle));
-            let peer = receptacle.and_then(|r| r.peer.as_deref()).unwrap_or("");
-            out.push(Sample::new(&m::LINK_INFO, &[l, rdma, peer], 1.0));
+            let text = |f: fn(&system_profiler::Receptacle) -> Option<&str>| {
+                receptacle.and_then(f).unwrap_or("")
+            };
+            let peer = text(|r| r.peer.as_deref());
+            let domain = text(|r| r.domain.as_deref());
+            let peer_domain = text(|r| r.peer_domain.as_deref());
+            out.push(Sample::new(
+                &m::LINK_INFO,
+                &[l, rdma, peer, domain, peer_domain],
+                1.0,
+            ));
             if let Some(r) = receptacle {
                 out.push(Sample::new(
                     &m::LINK_UP,
@@ -358,6 +367,8 @@ mod tests {
                 connected: true,
                 speed_bytes_per_second: Some(1e10),
                 peer: Some("studio-b".into()),
+                domain: Some("D1".into()),
+                peer_domain: Some("P1".into()),
             }]),
             rdma_devices: Some(vec![ibv_devinfo::Device {
                 name: "rdma_en2".into(),
@@ -369,7 +380,7 @@ mod tests {
         assert_eq!(
             cellwatch_metrics::exposition::value(
                 &text,
-                r#"cellwatch_link_info{link="en2",rdma_device="rdma_en2",peer="studio-b"}"#
+                r#"cellwatch_link_info{link="en2",rdma_device="rdma_en2",peer="studio-b",domain="D1",peer_domain="P1"}"#
             ),
             Some(1.0),
             "{text}"
@@ -377,7 +388,7 @@ mod tests {
         assert_eq!(
             cellwatch_metrics::exposition::value(
                 &text,
-                r#"cellwatch_link_info{link="en3",rdma_device="",peer=""}"#
+                r#"cellwatch_link_info{link="en3",rdma_device="",peer="",domain="",peer_domain=""}"#
             ),
             Some(1.0),
             "{text}"

@@ -14,6 +14,7 @@ pub mod meter;
 
 use std::collections::HashSet;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -148,6 +149,47 @@ impl ModelLabels {
     }
 }
 
+/// The upstream's state as the proxy's requests see it, for its restarts: a connection that
+/// fails after the upstream has served marks it down, and the next response from it (it came
+/// back) is a restart. Lock-free and cheap: while the upstream serves, a response costs one
+/// atomic load. A slow upstream (no response headers in time) is not down; one that is down when
+/// the proxy starts and then comes up is not a restart.
+#[derive(Debug)]
+pub struct UpstreamState(AtomicU8);
+
+impl Default for UpstreamState {
+    fn default() -> Self {
+        UpstreamState(AtomicU8::new(NEVER_SERVED))
+    }
+}
+
+const NEVER_SERVED: u8 = 0;
+const SERVING: u8 = 1;
+const DOWN: u8 = 2;
+
+impl UpstreamState {
+    /// The upstream sent a response; `true` when it was down since it last served (a restart).
+    /// Of racing responses after a restart, one gets `true`.
+    pub fn served(&self) -> bool {
+        if self.0.load(Ordering::Relaxed) == SERVING {
+            return false;
+        }
+        self.0.swap(SERVING, Ordering::Relaxed) == DOWN
+    }
+
+    /// A connection to the upstream failed (refused, unreachable, connect timeout).
+    pub fn unreachable(&self) {
+        let _ = self
+            .0
+            .compare_exchange(SERVING, DOWN, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Whether the upstream is down (it served, then a connection failed).
+    pub fn is_down(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == DOWN
+    }
+}
+
 /// The proxy's instruments, registered in their own registry.
 #[derive(Debug, Clone)]
 pub struct Meters {
@@ -160,6 +202,9 @@ pub struct Meters {
     anomalies: IntCounterVec,
     in_flight: IntGaugeVec,
     by_model: Arc<Mutex<std::collections::HashMap<String, Arc<ModelMeters>>>>,
+    /// `cellwatch_inference_upstream_restarts_total{server="proxy"}`.
+    restarts: prometheus::IntCounter,
+    upstream: Arc<UpstreamState>,
 }
 
 impl Meters {
@@ -172,6 +217,7 @@ impl Meters {
             )
         };
         let counter = |d: &m::MetricDef| IntCounterVec::new(Opts::new(d.name, d.help), d.labels);
+        let restarts = counter(&m::INFERENCE_UPSTREAM_RESTARTS)?;
         let meters = Meters {
             registry: Registry::new(),
             duration: hist(&m::INFERENCE_REQUEST_DURATION)?,
@@ -180,6 +226,9 @@ impl Meters {
             requests: counter(&m::INFERENCE_REQUESTS)?,
             anomalies: counter(&m::INFERENCE_USAGE_ANOMALIES)?,
             by_model: Arc::default(),
+            // At zero from the start, so increase() sees the first restart.
+            restarts: restarts.with_label_values(&["proxy"]),
+            upstream: Arc::default(),
             in_flight: IntGaugeVec::new(
                 Opts::new(m::INFERENCE_IN_FLIGHT.name, m::INFERENCE_IN_FLIGHT.help),
                 m::INFERENCE_IN_FLIGHT.labels,
@@ -199,7 +248,16 @@ impl Meters {
         meters
             .registry
             .register(Box::new(meters.in_flight.clone()))?;
+        meters.registry.register(Box::new(restarts))?;
         Ok(meters)
+    }
+
+    /// The upstream sent a response: a restart is counted when it was down.
+    fn upstream_served(&self, upstream: &Uri) {
+        if self.upstream.served() {
+            self.restarts.inc();
+            tracing::warn!(%upstream, "the upstream answers again after refusing connections: counted as a restart in cellwatch_inference_upstream_restarts_total");
+        }
     }
 
     /// Creates a model's series at zero, as its first request does (the replay uses it).
@@ -914,11 +972,17 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
                     }
                     return resp;
                 }
+                if e.is_connect() {
+                    p.meters.upstream.unreachable();
+                }
                 let msg = std::error::Error::source(&e)
                     .map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
                 return unavailable(StatusCode::BAD_GATEWAY, msg, record.take());
             }
-            Ok(Ok(r)) => r,
+            Ok(Ok(r)) => {
+                p.meters.upstream_served(&p.config.upstream);
+                r
+            }
         };
     if let (Some(r), Some(m)) = (record.as_mut(), late.as_ref().and_then(|l| l.get())) {
         r.relabel(&p.meters, &p.models.label(Some(m)));
@@ -959,6 +1023,29 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
         body.finish(None);
     }
     Response::from_parts(parts, Body::new(body))
+}
+
+/// A bare HTTP/1.1 server that answers every request with `body` and closes the connection
+/// (so no pooled connection outlives the server), until the task is aborted.
+#[cfg(test)]
+pub(crate) async fn serve_until_aborted(listener: tokio::net::TcpListener, body: String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while let Ok((mut tcp, _)) = listener.accept().await {
+        let mut buf = vec![0u8; 4096];
+        let mut read = 0;
+        while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
+            match tcp.read(&mut buf[read..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tcp.write_all(resp.as_bytes()).await;
+        let _ = tcp.shutdown().await;
+    }
 }
 
 #[cfg(test)]
@@ -1172,5 +1259,77 @@ mod tests {
             u.to_string(),
             "http://127.0.0.1:52415/base/v1/chat/completions?x=1"
         );
+    }
+
+    #[test]
+    fn the_upstream_state_counts_a_come_back_once() {
+        let s = UpstreamState::default();
+        // Refused before it ever served (it starts after the proxy): not down, no restart.
+        s.unreachable();
+        assert!(!s.is_down());
+        assert!(!s.served());
+        assert!(!s.served());
+        s.unreachable();
+        assert!(s.is_down());
+        s.unreachable();
+        // Back: one restart, however many requests it then serves.
+        assert!(s.served());
+        assert!(!s.served());
+        assert!(!s.is_down());
+        // Racing responses after a restart: exactly one counts.
+        s.unreachable();
+        let s = Arc::new(s);
+        let counted: usize = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || usize::from(s.served()))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(counted, 1);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_stopped_and_started_again_is_one_restart() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let upstream = tokio::spawn(serve_until_aborted(listener, "{}".into()));
+        let meters = Meters::new(DEFAULT_BUCKETS).unwrap();
+        let cfg = ProxyConfig {
+            upstream: format!("http://{addr}").parse().unwrap(),
+            max_body: 1 << 20,
+            connect_timeout: Duration::from_secs(2),
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            buckets: DEFAULT_BUCKETS.to_vec(),
+            limits: crate::web::Limits::default(),
+        };
+        let p = Proxy::new(cfg, meters.clone(), Arc::new(ModelLabels::new(1)));
+        let restarts = || {
+            let text = crate::store::encode_families(meters.registry.gather());
+            cellwatch_metrics::exposition::value(
+                &text,
+                r#"cellwatch_inference_upstream_restarts_total{server="proxy"}"#,
+            )
+        };
+        let get = async |path: &str| {
+            let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+            handle(State(p.clone()), req).await.status()
+        };
+        assert_eq!(restarts(), Some(0.0), "0 from the start");
+        assert_eq!(get("/v1/models").await, StatusCode::OK);
+        upstream.abort();
+        let _ = upstream.await;
+        assert_eq!(get("/v1/models").await, StatusCode::BAD_GATEWAY);
+        assert_eq!(get("/health").await, StatusCode::BAD_GATEWAY);
+        assert_eq!(restarts(), Some(0.0), "down is not yet a restart");
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let upstream = tokio::spawn(serve_until_aborted(listener, "{}".into()));
+        assert_eq!(get("/v1/models").await, StatusCode::OK);
+        assert_eq!(get("/v1/models").await, StatusCode::OK);
+        upstream.abort();
+        assert_eq!(restarts(), Some(1.0));
     }
 }
