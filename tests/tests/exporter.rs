@@ -87,7 +87,7 @@ async fn serves_the_values_the_inputs_imply_and_counters_rise() {
         Some(1e10)
     );
     assert_eq!(
-        m.value(r#"cellwatch_link_info{link="en2",rdma_device="rdma_en2",peer="studio-b"}"#),
+        m.value(r#"cellwatch_link_info{link="en2",rdma_device="rdma_en2",peer="studio-b",domain="00000002-0000-4000-8000-000000000002",peer_domain="10000002-0000-4000-8000-000000000002"}"#),
         Some(1.0)
     );
     assert_eq!(m.value("cellwatch_rdma_enabled"), Some(1.0));

@@ -64,7 +64,11 @@ impl Cabling {
 
     /// Node `i`'s receptacle (1-based) towards node `j`.
     pub fn receptacle(&self, i: usize, j: usize) -> usize {
-        (0..self.nodes.len()).filter(|k| *k != i).position(|k| k == j).unwrap_or(0) + 1
+        (0..self.nodes.len())
+            .filter(|k| *k != i)
+            .position(|k| k == j)
+            .unwrap_or(0)
+            + 1
     }
 
     /// Node `i`'s interface towards node `j` (`en{r+1}`).
@@ -134,7 +138,11 @@ impl Cabling {
                  \tsys_image_guid:\t\t\t0000:0000:00{i:02x}:0000\n\tphys_port_cnt:\t\t\t1\n\t\tport:\t1\n\
                  \t\t\tstate:\t\t\t{}\n\t\t\tmax_mtu:\t\t4096 (5)\n\t\t\tactive_mtu:\t\t4096 (5)\n\t\t\tlink_layer:\t\tThunderbolt\n\n",
                 r + 1,
-                if active { "PORT_ACTIVE (4)" } else { "PORT_DOWN (1)" }
+                if active {
+                    "PORT_ACTIVE (4)"
+                } else {
+                    "PORT_DOWN (1)"
+                }
             );
         }
         out
@@ -166,8 +174,22 @@ mod tests {
     fn each_node_sees_its_peers_domains() {
         let names: Vec<String> = (1..=4).map(|i| format!("s{i}")).collect();
         let mut c = Cabling::mesh(&names);
-        c.set(0, 1, Cable { gbps: 40, ..Cable::GOOD });
-        c.set(2, 3, Cable { connected: false, ..Cable::GOOD });
+        c.set(
+            0,
+            1,
+            Cable {
+                gbps: 40,
+                ..Cable::GOOD
+            },
+        );
+        c.set(
+            2,
+            3,
+            Cable {
+                connected: false,
+                ..Cable::GOOD
+            },
+        );
         let sp: serde_json::Value = serde_json::from_str(&c.system_profiler(0)).unwrap();
         let buses = sp["SPThunderboltDataType"].as_array().unwrap();
         assert_eq!(buses.len(), 3);
@@ -175,12 +197,20 @@ mod tests {
         assert_eq!(buses[0]["_items"][0]["_name"], "s2");
         assert_eq!(buses[0]["receptacle_1_tag"]["current_speed_key"], "40 Gb/s");
         let s2: serde_json::Value = serde_json::from_str(&c.system_profiler(1)).unwrap();
-        assert_eq!(buses[0]["_items"][0]["domain_uuid_key"], s2["SPThunderboltDataType"][0]["domain_uuid_key"]);
+        assert_eq!(
+            buses[0]["_items"][0]["domain_uuid_key"],
+            s2["SPThunderboltDataType"][0]["domain_uuid_key"]
+        );
         assert_eq!(c.port(2, 3), "en4");
         let s3: serde_json::Value = serde_json::from_str(&c.system_profiler(2)).unwrap();
         assert!(s3["SPThunderboltDataType"][2].get("_items").is_none());
         assert!(c.ibv_devinfo(3).contains("rdma_en4\n"));
         assert_eq!(c.ibv_devinfo(3).matches("PORT_DOWN").count(), 1);
-        assert_eq!(c.networksetup(1).matches("Hardware Port: Thunderbolt").count(), 4);
+        assert_eq!(
+            c.networksetup(1)
+                .matches("Hardware Port: Thunderbolt")
+                .count(),
+            4
+        );
     }
 }

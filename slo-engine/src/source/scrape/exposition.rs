@@ -118,7 +118,7 @@ fn snapshot(scrape: &Scrape, reading: &Reading) -> NodeSnapshot {
             n if n == m::COLLECTOR_RESTARTS.name => {
                 s.restarts.insert(("collector", l("collector")), v);
             }
-            n if n == UPSTREAM_RESTARTS => {
+            n if n == m::INFERENCE_UPSTREAM_RESTARTS.name => {
                 *s.restarts.entry(("inference", l("server"))).or_default() += v;
             }
             _ => {}
@@ -145,9 +145,6 @@ fn link_of<'a>(links: &'a mut BTreeMap<String, LinkObs>, name: &str) -> &'a mut 
         ..Default::default()
     })
 }
-
-/// `cellwatch_inference_upstream_restarts_total`.
-const UPSTREAM_RESTARTS: &str = "cellwatch_inference_upstream_restarts_total";
 
 /// A histogram's cumulative buckets summed over its series: (bound, count).
 fn histogram(reading: &Reading, family: &str) -> Vec<(f64, f64)> {
