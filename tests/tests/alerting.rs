@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use cellwatch_e2e::recorder::Recorder;
 use cellwatch_e2e::smtp::{Smtp, header};
 use cellwatch_e2e::upstream::Upstream;
 use cellwatch_e2e::{Exporter, first_evaluation, start_engine};
@@ -463,41 +464,6 @@ async fn a_maintenance_window_without_exclusion_mutes_but_counts() {
     incident(&up, &e).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(smtp.mails().is_empty(), "{:#?}", smtp.mails());
-}
-
-/// An in-test HTTP receiver that records every JSON body POSTed to it, by path (the webhook,
-/// PagerDuty and Slack endpoints).
-#[derive(Clone, Default)]
-struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>);
-
-impl Recorder {
-    async fn start() -> (Recorder, String) {
-        let r = Recorder::default();
-        let rec = r.clone();
-        let app =
-            axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
-                let rec = rec.clone();
-                async move {
-                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    rec.0.lock().unwrap().push((uri.path().to_string(), v));
-                    "ok"
-                }
-            });
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", l.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(l, app).await });
-        (r, base)
-    }
-
-    fn at(&self, path: &str) -> Vec<Value> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(p, _)| p == path)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
 }
 
 #[tokio::test]

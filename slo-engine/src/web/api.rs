@@ -73,6 +73,11 @@ pub(crate) async fn api_cell_health(
         "power_cap_watts": c.health.power_cap_watts,
         "power_headroom_watts": c.health.power_headroom_watts,
         "links_healthy": c.health.links_healthy,
+        // What is wrong without draining the cell: links not up, restart loops.
+        "unhealthy_links": c.health.links.iter()
+            .filter(|l| l.state != crate::health::LinkState::Up)
+            .collect::<Vec<_>>(),
+        "restart_loops": c.health.restart_loops,
     });
     (code, axum::Json(body)).into_response()
 }
