@@ -170,3 +170,112 @@ fn problem(l: &LinkStatus) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::alerting::State;
+    use crate::eval::attach_health;
+    use crate::health::{LinkObs, NodeSnapshot, Tracker};
+
+    const CONFIG: &str = "cells:
+  - name: c
+    topology: mesh
+    link_speed: 80Gb/s
+    rdma: true
+    power_cap_watts: 1000
+    nodes:
+      - { name: s1, url: \"http://s1/metrics\" }
+      - { name: s2, url: \"http://s2/metrics\" }
+      - { name: s3, url: \"http://s3/metrics\" }
+slos:
+  - { name: links, objective: 0.99, period: 30d, sli: { link_health: {} } }
+";
+
+    /// A three-node mesh at 80 Gb/s with RDMA; the cable s1–s2 pulled when `pulled`.
+    fn nodes(pulled: bool, watts: f64) -> Vec<(String, NodeSnapshot)> {
+        let names = ["s1", "s2", "s3"];
+        (0..3)
+            .map(|i| {
+                let mut s = NodeSnapshot {
+                    power_watts: Some(watts),
+                    rdma_enabled: Some(true),
+                    ..Default::default()
+                };
+                for j in (0..3).filter(|j| *j != i) {
+                    let cut = pulled && i + j == 1;
+                    s.links.push(LinkObs {
+                        link: format!("en{j}"),
+                        up: Some(!cut),
+                        speed: (!cut).then_some(1e10),
+                        rdma_device: format!("rdma_en{j}"),
+                        peer: if cut { String::new() } else { names[j].into() },
+                        ..Default::default()
+                    });
+                    s.rdma_active.insert(format!("rdma_en{j}"), !cut);
+                }
+                (names[i].to_string(), s)
+            })
+            .collect()
+    }
+
+    /// The alerts firing after each 15 s tick from `from` to `to` (virtual time).
+    fn run(
+        t: &mut Tracker,
+        st: &mut State,
+        from: i64,
+        to: i64,
+        n: &[(String, NodeSnapshot)],
+    ) -> BTreeSet<String> {
+        let config = crate::config::parse(CONFIG, std::path::Path::new("t.yaml")).unwrap();
+        let mut fired = BTreeSet::new();
+        for at in (from..to).step_by(15) {
+            let h = t.observe(&config.cells[0], &config.health, at, n);
+            let mut r = Report {
+                at,
+                cells: vec![crate::eval::CellReport {
+                    cell: "c".into(),
+                    tokens_per_kwh: BTreeMap::new(),
+                    kwh_per_1k_requests: BTreeMap::new(),
+                    budget_headroom: None,
+                    healthy: true,
+                    health: Default::default(),
+                    take_traffic: true,
+                    drain: Vec::new(),
+                }],
+                ..Default::default()
+            };
+            let health = BTreeMap::from([("c".to_string(), h)]);
+            attach_health(&mut r, &config, &health, &BTreeSet::new(), at);
+            let wanted =
+                crate::alerting::wanted(&config, &r, &BTreeSet::new(), &config.alerting.timing);
+            st.step_alerts(&wanted, at);
+            fired.extend(st.alerts.values().filter(|a| a.firing()).map(|a| {
+                format!(
+                    "{} {}-{}",
+                    a.labels["alertname"],
+                    a.labels.get("node").cloned().unwrap_or_default(),
+                    a.labels.get("peer").cloned().unwrap_or_default()
+                )
+            }));
+        }
+        fired
+    }
+
+    #[test]
+    fn a_healthy_hour_gives_nothing_and_a_pulled_cable_one_ticket() {
+        let (mut t, mut st) = (Tracker::default(), State::default());
+        let healthy = run(&mut t, &mut st, 0, 3600, &nodes(false, 250.0));
+        assert!(healthy.is_empty(), "{healthy:?}");
+        let pulled = run(&mut t, &mut st, 3600, 4200, &nodes(true, 250.0));
+        assert_eq!(
+            pulled,
+            BTreeSet::from(["CellwatchLinkUnhealthy s1-s2".to_string()])
+        );
+        // Power near the cap (950 W of 1000 W) for two minutes: the page.
+        let hot = run(&mut t, &mut st, 4200, 4400, &nodes(false, 950.0 / 3.0));
+        assert!(hot.contains("CellwatchPowerNearCap -"), "{hot:?}");
+    }
+}
