@@ -294,7 +294,7 @@ metrics! {
         "the engine's configuration";
     /// State of an expected link.
     CELL_LINK_STATE = "cellwatch_cell_link_state", Gauge, "", ["cell", "node", "peer", "state"], "slo-engine",
-        "State of an expected link of the cell's topology between node and peer: 1 for the current state, 0 for the others (state: up, down, slow, rdma_inactive, errors).",
+        "State of an expected link of the cell's topology between node and peer: 1 for the current state, 0 for the others (state: up, down, slow, rdma_inactive, errors, unknown: neither end reports its links yet).",
         "the exporters' cellwatch_link_up, cellwatch_link_speed_bytes_per_second, cellwatch_link_info, cellwatch_rdma_port_active and cellwatch_link_errors_total, matched to the topology";
     /// Whether a cell should take traffic.
     CELL_TAKE_TRAFFIC = "cellwatch_cell_take_traffic", Gauge, "", ["cell"], "slo-engine",

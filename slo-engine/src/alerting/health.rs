@@ -32,7 +32,7 @@ pub(super) fn health_alerts(config: &Config, report: &Report) -> Vec<Wanted> {
                     ),
                 ));
             }
-            if l.state != LinkState::Up {
+            if !matches!(l.state, LinkState::Up | LinkState::Unknown) {
                 out.push(link_alert(
                     c,
                     l,
@@ -157,6 +157,7 @@ fn problem(l: &LinkStatus) -> String {
     let gbps = |b: f64| format!("{:.0} Gb/s", b * 8.0 / 1e9);
     match l.state {
         LinkState::Up => "up".into(),
+        LinkState::Unknown => "unknown".into(),
         LinkState::Down => "down".into(),
         LinkState::Slow => format!(
             "slower than expected: {} of {}",

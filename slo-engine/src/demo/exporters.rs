@@ -28,6 +28,11 @@ pub(super) fn find_exporter(given: Option<PathBuf>) -> Result<PathBuf, DemoError
         .ok_or(DemoError::NoExporter(me))
 }
 
+/// The Mac Studios' node names, in order.
+pub(super) fn apple_nodes() -> Vec<String> {
+    (1..=super::scenario::NODES).map(node_name).collect()
+}
+
 /// Starts every node's exporter: the four Apple exporters (real binaries on stand-in macOS
 /// commands), then the GPU node's.
 pub(super) fn start_all(
@@ -51,14 +56,19 @@ pub(super) fn start_all(
             &scale_plist(IDLE_WATTS / RECORDED_SOC_WATTS),
         );
         write_atomically(&node.join("macmon.live"), &macmon_line(IDLE_WATTS));
+        // The cell's Thunderbolt 5 mesh, as the stand-ins print it (the timeline pulls a cable).
+        super::links::Cabling::mesh(&apple_nodes())
+            .write(i - 1, &node)
+            .map_err(io(&node))?;
         let collectors = ["powermetrics", "macmon", "vmstat", "thunderbolt"];
+        let slow = ["--collector.thunderbolt.slow-interval=2s".to_string()];
         children.push(spawn_exporter(
             exporter,
             &path,
             ports,
             i,
             &collectors,
-            &[],
+            &slow,
             &node,
         )?);
     }

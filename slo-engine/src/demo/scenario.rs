@@ -9,6 +9,9 @@ pub const MODEL: &str = "simulated-llama-70b";
 /// The demo cell and its nodes.
 pub const CELL: &str = "simulated-cell";
 pub(super) const NODES: usize = 4;
+/// The simulated cell's power cap: a 16 A circuit at 230 V (3,680 W) × 0.8, well above what the
+/// four Mac Studios draw even during the energy regression.
+pub(super) const POWER_CAP_WATTS: u32 = 2944;
 /// The simulated GPU pool: one Linux node with two H100s, node number 5.
 pub const GPU_CELL: &str = "simulated-gpu-pool";
 pub(super) const GPU_NODE: usize = 5;
@@ -74,19 +77,22 @@ pub fn config_yaml(ports: Ports, smtp: Option<&str>, mail_to: &str) -> String {
     format!(
         "# SIMULATED: the configuration `cellwatch-slo demo` runs. Periods are compressed to 1h so\n\
          # burns page within a minute; real cells use 30d or calendar-month.\n\
-         cells:\n  - name: {CELL}\n    nodes:\n{nodes}{gpu}\
+         cells:\n  - name: {CELL}\n    topology: mesh\n    link_speed: 80Gb/s\n    rdma: true\n    power_cap_watts: {POWER_CAP_WATTS}\n    nodes:\n{nodes}{gpu}\
          source:\n  scrape: {{ interval: 2s }}\n\
+         health: {{ link_for: 10s }}\n\
          slos:\n\
          \x20 - {{ name: latency-2500ms, description: \"99 % of requests finish under 2.5 s\", objective: 0.99, period: 1h, min_events: 300, sli: {{ latency: {{ threshold: 2.5s }} }} }}\n\
          \x20 - {{ name: ttft-500ms, description: \"95 % of requests get their first token under 500 ms\", objective: 0.95, period: 1h, min_events: 300, sli: {{ ttft: {{ threshold: 500ms }} }} }}\n\
          \x20 - {{ name: availability, objective: 0.99, period: 1h, min_events: 300, sli: {{ availability: {{}} }} }}\n\
          \x20 - {{ name: efficiency, description: \"90 % of minutes deliver at least 2.5 M tokens per kWh\", objective: 0.9, period: 1h, budgeting: timeslices, slice: 1m, sli: {{ tokens_per_kwh: {{ threshold: 2500000, min_tokens: 1000 }} }} }}\n\
+         \x20 - {{ name: links, description: \"90 % of minutes with every Thunderbolt 5 link up at 80 Gb/s with RDMA\", cells: [{CELL}], objective: 0.9, period: 1h, sli: {{ link_health: {{}} }} }}\n\
+         \x20 - {{ name: power-cap, description: \"99 % of minutes under the circuit's cap\", cells: [{CELL}], objective: 0.99, period: 1h, sli: {{ power_cap: {{}} }} }}\n\
          alerting:\n  group_wait: 5s\n  group_interval: 30s\n  repeat_interval: 1h\n  resolve_wait: 30s\n\
          \x20 burn_rates:\n    - {{ severity: page, long: 30m, short: 5m, budget: 0.5 }}\n\
          \x20 external_url: http://127.0.0.1:{engine}\n\
          \x20 dashboard_url: http://localhost:3000/d/cellwatch-cell?var-cell={{cell}}\n\
          \x20 receivers:\n    - name: demo-console\n      webhook: {{ url: \"http://127.0.0.1:{sim}/pages\" }}\n{mail_receiver}\
-         \x20 routes:\n{mail_route}    - {{ receiver: demo-console, matchers: {{ severity: page }} }}\n",
+         \x20 routes:\n{mail_route}    - {{ receiver: demo-console, matchers: {{ severity: page }} }}\n    - {{ receiver: demo-console, matchers: {{ severity: ticket }} }}\n",
         engine = ports.engine,
         sim = ports.sim(),
     )

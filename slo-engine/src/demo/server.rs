@@ -157,7 +157,8 @@ async fn stream_step(
     Some(out)
 }
 
-/// The demo's receiver: an Alertmanager v4 webhook payload, printed and appended to pages.log.
+/// The demo's receiver: an Alertmanager v4 webhook payload (a page or a ticket), printed and
+/// appended to pages.log.
 async fn page(State(sim): State<Arc<Sim>>, body: Bytes) -> StatusCode {
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let status = v["status"].as_str().unwrap_or("?").to_uppercase();
@@ -165,8 +166,11 @@ async fn page(State(sim): State<Arc<Sim>>, body: Bytes) -> StatusCode {
         .as_str()
         .or_else(|| v["commonLabels"]["cell"].as_str())
         .unwrap_or("?");
+    let alerts = v["alerts"].as_array().into_iter().flatten();
+    let is_page = alerts.clone().any(|a| a["labels"]["severity"] == "page");
+    let kind = if is_page { "PAGE" } else { "TICKET" };
     let mut text = format!(
-        "\n===== PAGE ({status}) for cell {cell} at {} — SIMULATED incident =====\n",
+        "\n===== {kind} ({status}) for cell {cell} at {} — SIMULATED incident =====\n",
         chrono::Utc::now().format("%H:%M:%S")
     );
     for a in v["alerts"].as_array().into_iter().flatten() {
@@ -195,6 +199,8 @@ async fn page(State(sim): State<Arc<Sim>>, body: Bytes) -> StatusCode {
         eprintln!("demo: {}: {e}", sim.pages_log.display());
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
-    sim.pages.fetch_add(1, Ordering::Relaxed);
+    if is_page {
+        sim.pages.fetch_add(1, Ordering::Relaxed);
+    }
     StatusCode::OK
 }

@@ -106,5 +106,51 @@ pub(super) fn timeline(
         println!(
             "[demo] the simulated incident is over; the page resolves once the 5m windows no longer see it (about 5 minutes)"
         );
+        cable_pull(&sim).await;
     })
+}
+
+/// 30 s after the incident, the cable between the first two Mac Studios is pulled; 40 s later
+/// it is plugged back in at half speed (one ticket, the link shown slow on the status page and
+/// in the health endpoint), and two minutes after that replaced (the ticket resolves).
+async fn cable_pull(sim: &Sim) {
+    use super::links::{Cable, Cabling};
+    let names = super::exporters::apple_nodes();
+    let mut cabling = Cabling::mesh(&names);
+    let steer = |c: &Cabling| {
+        for i in 0..names.len() {
+            let dir = sim.pages_log.with_file_name(&names[i]);
+            if let Err(e) = c.write(i, &dir) {
+                eprintln!("demo: {}: {e}", dir.display());
+            }
+        }
+    };
+    let (a, b) = (&names[0], &names[1]);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    cabling.set(
+        0,
+        1,
+        Cable {
+            connected: false,
+            ..Cable::GOOD
+        },
+    );
+    steer(&cabling);
+    println!(
+        "\n[demo] SIMULATED CABLE PULL: the Thunderbolt 5 cable {a} ↔ {b} is out (one ticket; see the status page and /api/v1/cells/{CELL}/health)"
+    );
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    cabling.set(
+        0,
+        1,
+        Cable {
+            gbps: 40,
+            ..Cable::GOOD
+        },
+    );
+    steer(&cabling);
+    println!("[demo] the cable {a} ↔ {b} is back, but at 40 Gb/s instead of 80 (the same ticket)");
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    steer(&Cabling::mesh(&names));
+    println!("[demo] the cable {a} ↔ {b} was replaced: 80 Gb/s again; the ticket resolves");
 }

@@ -73,6 +73,7 @@ fn health_samples(c: &super::CellReport, out: &mut Vec<Sample>) {
             LinkState::Slow,
             LinkState::RdmaInactive,
             LinkState::Errors,
+            LinkState::Unknown,
         ] {
             let v = if l.state == s { 1.0 } else { 0.0 };
             out.push(Sample::new(

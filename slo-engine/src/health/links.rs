@@ -59,9 +59,9 @@ impl<'a> LinkEnds<'a> {
     }
 }
 
-/// The state of an expected link: down when an answering end has no such port, or reports it
-/// down; else slow under the expected speed, RDMA inactive where required, errors over the
-/// threshold, or up. With neither end answering, down.
+/// The state of an expected link: unknown while neither end reports its links; down when a
+/// reporting end has no such port, or reports it down; else slow under the expected speed, RDMA
+/// inactive where required, errors over the threshold, or up.
 pub(super) fn link_status(
     t: &CellTrack,
     cell: &Cell,
@@ -69,9 +69,15 @@ pub(super) fn link_status(
     ends: &LinkEnds<'_>,
     now: i64,
 ) -> LinkStatus {
-    let answering: Vec<&End<'_>> = ends.ends.iter().filter(|e| e.snapshot.is_some()).collect();
-    let down = answering.is_empty()
-        || answering
+    // An end tells about its links once its exporter reports any (the collector's first slow
+    // reading may not have come yet).
+    let answering: Vec<&End<'_>> = ends
+        .ends
+        .iter()
+        .filter(|e| e.snapshot.is_some_and(|s| !s.links.is_empty()))
+        .collect();
+    let down = !answering.is_empty()
+        && answering
             .iter()
             .any(|e| e.obs.is_none_or(|o| o.up == Some(false)));
     let speed = answering
@@ -87,7 +93,9 @@ pub(super) fn link_status(
         })
         .flatten();
     let errors = error_rate(t, &answering, now);
-    let state = if down {
+    let state = if answering.is_empty() {
+        LinkState::Unknown
+    } else if down {
         LinkState::Down
     } else if cell
         .link_speed

@@ -16,7 +16,8 @@ pub struct CellHealth {
     pub latency_p95_seconds: Option<f64>,
     /// 95th percentile time to first token over the last 5 minutes, seconds.
     pub ttft_p95_seconds: Option<f64>,
-    /// Every link of the cell's topology is healthy now (`None` without a topology).
+    /// Every link of the cell's topology is healthy now (`None` without a topology, or while a
+    /// link's state is unknown).
     pub links_healthy: Option<bool>,
     /// The expected links, in topology order.
     pub links: Vec<LinkStatus>,
@@ -68,6 +69,9 @@ pub enum LinkState {
     RdmaInactive,
     /// Up with an error rate over the threshold.
     Errors,
+    /// Neither end reports its links yet (their exporters answer without link series, or do
+    /// not answer): not judged.
+    Unknown,
 }
 
 impl LinkState {
@@ -79,6 +83,7 @@ impl LinkState {
             LinkState::Slow => "slow",
             LinkState::RdmaInactive => "rdma_inactive",
             LinkState::Errors => "errors",
+            LinkState::Unknown => "unknown",
         }
     }
 }

@@ -247,3 +247,22 @@ fn p95_over_the_last_five_minutes() {
         .unwrap();
     assert!((p - 1.9).abs() < 1e-9, "{p}");
 }
+
+#[test]
+fn links_not_reported_yet_are_unknown_not_down() {
+    let (c, rules) = (cell(Topology::Mesh), HealthRules::default());
+    let mut t = Tracker::default();
+    // The exporters answer, but their Thunderbolt collector has not reported yet.
+    let mut nodes = mesh();
+    for (_, s) in &mut nodes {
+        s.links.clear();
+    }
+    let h = t.observe(&c, &rules, 0, &nodes);
+    assert!(h.links.iter().all(|l| l.state == LinkState::Unknown));
+    assert_eq!(h.links_healthy, None, "not judged");
+    assert!(h.unreachable.is_empty());
+    // Then they do: up, and no transition counted for the start.
+    let h = t.observe(&c, &rules, 15, &mesh());
+    assert_eq!(h.links_healthy, Some(true));
+    assert!(h.links.iter().all(|l| l.transitions == 0));
+}

@@ -82,9 +82,11 @@ impl Tracker {
         for e in &expected {
             let ends = LinkEnds::resolve(t, e, nodes);
             let mut s = link_status(t, cell, rules, &ends, now);
-            let (transitions, flapping) = t.flap(e, s.state != LinkState::Down, rules, now);
-            s.transitions = transitions;
-            s.flapping = flapping;
+            if s.state != LinkState::Unknown {
+                let (transitions, flapping) = t.flap(e, s.state != LinkState::Down, rules, now);
+                s.transitions = transitions;
+                s.flapping = flapping;
+            }
             links.push(s);
         }
         t.keep_errors(&expected, nodes, now);
@@ -97,8 +99,10 @@ impl Tracker {
             power_headroom_watts: cell.power_cap_watts.zip(power_watts).map(|(c, p)| c - p),
             latency_p95_seconds: latency_p95,
             ttft_p95_seconds: ttft_p95,
-            links_healthy: (!expected.is_empty() && !nodes.is_empty())
-                .then(|| links.iter().all(|l| l.state == LinkState::Up)),
+            links_healthy: (!expected.is_empty()
+                && !nodes.is_empty()
+                && links.iter().all(|l| l.state != LinkState::Unknown))
+            .then(|| links.iter().all(|l| l.state == LinkState::Up)),
             unreachable: split(cell, &links, nodes),
             links,
             restart_loops: t.restart_loops(rules, now, nodes),
@@ -107,10 +111,13 @@ impl Tracker {
 }
 
 impl CellTrack {
-    /// Counts a change of the link's up state; the transitions within the flap window and
-    /// whether they make it flap.
+    /// Counts a change of the link's up state, from the first time it was seen up; the
+    /// transitions within the flap window and whether they make it flap.
     fn flap(&mut self, e: &ExpectedLink, up: bool, rules: &HealthRules, now: i64) -> (u32, bool) {
         let key = (e.a.node.clone(), e.b.node.clone());
+        if !up && !self.flaps.contains_key(&key) {
+            return (0, false);
+        }
         let (last, times) = self.flaps.entry(key).or_insert((up, VecDeque::new()));
         if *last != up {
             times.push_back(now);

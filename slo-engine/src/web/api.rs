@@ -75,7 +75,7 @@ pub(crate) async fn api_cell_health(
         "links_healthy": c.health.links_healthy,
         // What is wrong without draining the cell: links not up, restart loops.
         "unhealthy_links": c.health.links.iter()
-            .filter(|l| l.state != crate::health::LinkState::Up)
+            .filter(|l| !matches!(l.state, crate::health::LinkState::Up | crate::health::LinkState::Unknown))
             .collect::<Vec<_>>(),
         "restart_loops": c.health.restart_loops,
     });
