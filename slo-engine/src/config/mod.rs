@@ -161,6 +161,64 @@ slos:
     }
 
     #[test]
+    fn cell_health_is_checked() {
+        let cell = |extra: &str| {
+            GOOD.replace(
+                "        labels: { rack: r1 }\n",
+                &format!("        labels: {{ rack: r1 }}\n{extra}"),
+            )
+        };
+        let c = p(&cell(
+            "    topology: [[\"studio-a-1:en2\", studio-a-2]]\n    link_speed: 80Gb/s\n    rdma: true\n    power_cap_watts: 2400\n",
+        ))
+        .unwrap();
+        let cell0 = &c.cells[0];
+        assert_eq!(cell0.link_speed, Some(1e10));
+        assert_eq!(cell0.power_cap_watts, Some(2400.0));
+        let links = cell0.expected_links(None);
+        assert_eq!(links.len(), 1);
+        assert_eq!(links[0].a.port.as_deref(), Some("en2"));
+        assert_eq!(links[0].b.node, "studio-a-2");
+        assert_eq!(c.health, HealthRules::default());
+        let mesh = p(&cell("    topology: mesh\n")).unwrap();
+        assert_eq!(mesh.cells[0].expected_links(None).len(), 1);
+        for (extra, field, words) in [
+            ("    topology: star\n", "cells[0].topology", "use mesh, chain, learn"),
+            ("    topology: [[studio-a-1, studio-z]]\n", "cells[0].topology[0]", "not a node of the cell"),
+            ("    topology: [[studio-a-1, studio-a-1]]\n", "cells[0].topology[0]", "to itself"),
+            ("    topology: [[studio-a-1]]\n", "cells[0].topology[0]", "a pair of ends"),
+            ("    topology: mesh\n    link_speed: fast\n", "cells[0].link_speed", "80Gb/s"),
+            ("    rdma: true\n", "cells[0].topology", "set topology"),
+            ("    power_cap_watts: -5\n", "cells[0].power_cap_watts", "positive"),
+        ] {
+            let e = error(&cell(extra));
+            assert!(e.contains(field) && e.contains(words), "{extra}: {e}");
+        }
+        let e = error(&format!("{GOOD}health: {{ power_warn_share: 1.5 }}\n"));
+        assert!(e.contains("health.power_warn_share"), "{e}");
+        let e = error(&format!("{GOOD}health: {{ flap_transitions: 1 }}\n"));
+        assert!(e.contains("health.flap_transitions"), "{e}");
+        let e = error(&format!("{GOOD}health: {{ restart_windw: 1m }}\n"));
+        assert!(e.contains("restart_windw"), "{e}");
+        let slo = |sli: &str, more: &str| {
+            format!("{GOOD}  - {{ name: h, objective: 0.99, period: 30d, {more}sli: {{ {sli}: {{}} }} }}\n")
+        };
+        let c = p(&slo("link_health", "")).unwrap();
+        let h = c.slos.iter().find(|s| s.name == "h").unwrap();
+        assert_eq!(
+            h.budgeting,
+            Budgeting::Timeslices {
+                slice: Duration::from_secs(60),
+                slice_target: 1.0
+            }
+        );
+        let e = error(&slo("power_cap", "budgeting: occurrences, "));
+        assert!(e.contains("judged per minute"), "{e}");
+        let e = error(&slo("power_cap", "slice_target: 0.9, budgeting: timeslices, "));
+        assert!(e.contains("omit slice_target"), "{e}");
+    }
+
+    #[test]
     fn errors_name_file_line_and_field() {
         let e = error(&GOOD.replace("threshold: 2s", "threshold: 1.5s"));
         assert!(
