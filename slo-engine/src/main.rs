@@ -128,6 +128,11 @@ struct DemoArgs {
     /// 30 s in).
     #[arg(long = "incident-for", value_name = "DURATION", default_value = "150s", value_parser = cellwatch_slo::config::duration)]
     incident_for: std::time::Duration,
+    /// When a Thunderbolt cable of the cell is pulled (then plugged back at half speed 40 s
+    /// later, and replaced two minutes after that); default: seven minutes after the incident
+    /// ends, once its page has resolved, so the link's ticket opens its own incident.
+    #[arg(long = "cable-pull-at", value_name = "DURATION", value_parser = cellwatch_slo::config::duration)]
+    cable_pull_at: Option<std::time::Duration>,
     /// Also mail pages to this SMTP server (HOST:PORT, plain SMTP).
     #[arg(long, value_name = "HOST:PORT")]
     smtp: Option<String>,
@@ -493,6 +498,9 @@ fn demo(a: DemoArgs) -> ExitCode {
         duration: a.duration,
         incident_at: a.incident_at,
         incident_for: a.incident_for,
+        cable_pull_at: a
+            .cable_pull_at
+            .unwrap_or(a.incident_at + a.incident_for + std::time::Duration::from_secs(420)),
         smtp: a.smtp,
         mail_to: a.mail_to,
         exporter: a.exporter,

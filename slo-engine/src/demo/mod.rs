@@ -35,7 +35,7 @@ use exporters::find_exporter;
 use gpu_tree::GpuTree;
 use power::power;
 use scenario::print_banner;
-use simulation::{Sim, load, timeline};
+use simulation::{Sim, cable_pull, load, timeline};
 use startup::{Engine, why_it_ended};
 
 /// What `cellwatch-slo demo` was asked for.
@@ -52,6 +52,8 @@ pub struct Options {
     pub incident_at: Duration,
     /// How long it lasts.
     pub incident_for: Duration,
+    /// When a cable of the cell is pulled, after the start.
+    pub cable_pull_at: Duration,
     /// An SMTP server (HOST:PORT, no TLS) to mail pages to, besides printing them.
     pub smtp: Option<String>,
     /// The address pages are mailed to.
@@ -160,6 +162,7 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     let mut tasks = load(ports);
     tasks.push(power(sim.clone(), dir.clone(), gpu_tree));
     tasks.push(timeline(sim.clone(), opts.incident_at, opts.incident_for));
+    tasks.push(cable_pull(sim.clone(), opts.cable_pull_at));
     tasks.push(server);
 
     let result = until_stopped(opts.duration, &mut term, &mut engine).await;

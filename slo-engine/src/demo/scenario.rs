@@ -136,7 +136,8 @@ pub(super) fn print_banner(opts: &Options, ports: Ports, dir: &Path, status: &st
          Grafana: add that Prometheus as a datasource, then import dashboards/*.json, or provision\n  \
          dashboards/provisioning/*.yml (see the README).\n\
          \nTimeline: at {a}s a node slows down, 30 s later an energy regression; both end at {b}s. A page\n\
-         arrives within a minute of the incident and resolves about 5 minutes after it ends. Ctrl-C stops.\n",
+         arrives within a minute of the incident and resolves about 5 minutes after it ends. At {c}s a\n\
+         Thunderbolt cable is pulled, then plugged back at half speed: one ticket. Ctrl-C stops.\n",
         d = dir.display(),
         prom = prometheus_yaml(ports)
             .lines()
@@ -150,6 +151,7 @@ pub(super) fn print_banner(opts: &Options, ports: Ports, dir: &Path, status: &st
             .unwrap_or_default(),
         a = incident_at.as_secs(),
         b = (incident_at + opts.incident_for).as_secs(),
+        c = opts.cable_pull_at.as_secs(),
     );
 }
 

@@ -106,14 +106,20 @@ pub(super) fn timeline(
         println!(
             "[demo] the simulated incident is over; the page resolves once the 5m windows no longer see it (about 5 minutes)"
         );
-        cable_pull(&sim).await;
     })
 }
 
-/// 30 s after the incident, the cable between the first two Mac Studios is pulled; 40 s later
-/// it is plugged back in at half speed (one ticket, the link shown slow on the status page and
-/// in the health endpoint), and two minutes after that replaced (the ticket resolves).
-async fn cable_pull(sim: &Sim) {
+/// At `at`, the cable between the first two Mac Studios is pulled; 40 s later it is plugged
+/// back in at half speed (one ticket, the link shown slow on the status page and in the health
+/// endpoint), and two minutes after that replaced (the ticket resolves).
+pub(super) fn cable_pull(sim: Arc<Sim>, at: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(at).await;
+        pull_and_replace(&sim).await;
+    })
+}
+
+async fn pull_and_replace(sim: &Sim) {
     use super::links::{Cable, Cabling};
     let names = super::exporters::apple_nodes();
     let mut cabling = Cabling::mesh(&names);
@@ -126,7 +132,6 @@ async fn cable_pull(sim: &Sim) {
         }
     };
     let (a, b) = (&names[0], &names[1]);
-    tokio::time::sleep(Duration::from_secs(30)).await;
     cabling.set(
         0,
         1,
