@@ -9,11 +9,13 @@ mod alerts;
 mod bands;
 pub use bands::BandQuery;
 mod cursors;
+mod history;
 mod judge;
 mod outbox;
 mod silences;
 mod slices;
 
+pub use history::HourRow;
 pub use judge::*;
 pub use outbox::*;
 pub use slices::*;
