@@ -3,8 +3,9 @@
 //!
 //! - Every cell is a card; every SLO of every cell has its plot (budget left and burn rate over
 //!   the period), and the page sent for the incident stands on the paging SLO's plot in red.
-//! - At 412 px wide nothing overflows the page horizontally: a probe (added by the test to a
-//!   copy of the page; the page itself has no script) measures the document in Chromium.
+//! - At 412 px wide nothing overflows the page horizontally: a copy of the page in a frame that
+//!   wide, with a probe added by the test (the page itself has no script), is measured in
+//!   Chromium.
 //! - The screenshot at that width is kept in `target/test-artifacts/status-page-phone.png`.
 
 use std::path::Path;
@@ -80,17 +81,33 @@ impl Drop for Demo {
     }
 }
 
-/// The probe: after the page's own body, what Chromium measured (the document's scroll width
-/// against the viewport, and every element whose right edge passes it).
-const PROBE: &str = "<pre id=\"probe\"></pre><script>\
+/// The probe, run by the copy of the page at the end of its body: what Chromium measured (the
+/// document's scroll width against its viewport, and every element whose right edge passes it,
+/// leaving out the insides of the tables' own scrolling boxes, `.wrap`), written into the
+/// frame's parent.
+const PROBE: &str = "<script>\
     var w = document.documentElement.clientWidth, over = [];\
     document.querySelectorAll('body *').forEach(function (e) {\
+      var s = e.parentElement && e.parentElement.closest('.wrap');\
+      if (s) return;\
       var r = e.getBoundingClientRect();\
-      if (r.right > w + 0.5 && e.id !== 'probe') over.push(e.tagName + '.' + e.getAttribute('class') + ':' + Math.round(r.right));\
+      if (r.right > w + 0.5) over.push(e.tagName + '.' + e.getAttribute('class') + ':' + Math.round(r.right));\
     });\
-    document.getElementById('probe').textContent = 'client=' + w + ' scroll=' +\
+    parent.document.getElementById('probe').textContent = 'client=' + w + ' scroll=' +\
       document.documentElement.scrollWidth + ' over=' + over.slice(0, 10).join(',');\
     </script>";
+
+/// A page holding `html` in a frame `WIDTH` px wide and `height` high, and the probe's output
+/// under it. Headless Chromium lays a window out at least 500 px wide (a screenshot of a
+/// narrower window is that layout cut off), so the phone is the frame.
+fn phone(html: &str, height: u32) -> String {
+    let doc = html.replace('&', "&amp;").replace('"', "&quot;");
+    format!(
+        "<!doctype html><html><head><style>body{{margin:0}}\
+         iframe{{border:0;width:{WIDTH}px;height:{height}px;display:block}}</style></head>\
+         <body><iframe srcdoc=\"{doc}\"></iframe><pre id=\"probe\"></pre></body></html>"
+    )
+}
 
 /// The PNG's width and height (its IHDR).
 fn png_size(png: &[u8]) -> (u32, u32) {
@@ -154,10 +171,13 @@ async fn the_status_page_draws_every_cell_and_slo_and_fits_a_phone() {
             .unwrap_or_else(|| panic!("{cell} {slo}: no figure\n{page}"));
         let figure = &page[at..at + page[at..].find("</figure>").unwrap()];
         assert!(figure.contains("<svg class=\"plot\""), "{figure}");
-        assert!(
-            figure.contains("<polyline class=\"budget\""),
-            "{cell} {slo}: {figure}"
-        );
+        // A budget in the report is a budget line on the plot (the same rows, hour by hour).
+        if !s["budget_remaining"].is_null() {
+            assert!(
+                figure.contains("<polyline class=\"budget\""),
+                "{cell} {slo}: {s}\n{figure}"
+            );
+        }
     }
     let cell = &page[page.find(&format!("id=\"cell-{CELL}\"")).unwrap()..];
     let cell = &cell[..cell.find("</section>").unwrap()];
@@ -167,19 +187,15 @@ async fn the_status_page_draws_every_cell_and_slo_and_fits_a_phone() {
     );
 
     // At a phone's width, in Chromium: nothing passes the right edge.
-    let probe = tmp.path().join("probe.html");
     let copy = page
-        .replacen("<head>", &format!("<head><base href=\"{base}\">"), 1)
         .replace("<meta http-equiv=\"refresh\" content=\"15\">", "")
         .replace("</body>", &format!("{PROBE}</body>"));
-    std::fs::write(&probe, copy).unwrap();
+    let probe = tmp.path().join("phone.html");
+    std::fs::write(&probe, phone(&copy, 2400)).unwrap();
+    let url = format!("file://{}", probe.display());
     let profile = tmp.path().join("chromium");
-    let size = format!("--window-size={WIDTH},900");
-    let dom = chromium(
-        &["--dump-dom", &size],
-        &format!("file://{}", probe.display()),
-        &profile,
-    );
+    let size = format!("--window-size={WIDTH},2400");
+    let dom = chromium(&["--dump-dom", &size], &url, &profile);
     let at = dom.find("<pre id=\"probe\">").expect("the probe ran") + 16;
     let measured = &dom[at..at + dom[at..].find("</pre>").unwrap()];
     let field = |k: &str| -> i64 {
@@ -200,11 +216,8 @@ async fn the_status_page_draws_every_cell_and_slo_and_fits_a_phone() {
     let shot = artifacts.join("status-page-phone.png");
     let _ = std::fs::remove_file(&shot);
     chromium(
-        &[
-            &format!("--screenshot={}", shot.display()),
-            &format!("--window-size={WIDTH},2400"),
-        ],
-        &base,
+        &[&format!("--screenshot={}", shot.display()), &size],
+        &url,
         &profile,
     );
     let png = std::fs::read(&shot).expect("the screenshot");

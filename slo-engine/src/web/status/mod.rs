@@ -50,13 +50,13 @@ pub(crate) async fn status_page(
 const HEAD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
      <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
      <meta http-equiv=\"refresh\" content=\"15\"><title>cellwatch status</title><style>\
-     body{font-family:system-ui,sans-serif;margin:1rem;max-width:70rem;overflow-wrap:anywhere}\
+     body{font-family:system-ui,sans-serif;margin:1rem;max-width:70rem;overflow-wrap:break-word}\
      table{border-collapse:collapse;width:100%;margin-bottom:1.5rem;font-size:.9rem}\
      th,td{padding:.3rem .5rem;border-bottom:1px solid #ddd;text-align:left}\
-     .wrap{overflow-x:auto}.bad{color:#b00020;font-weight:600}.ok{color:#1b5e20}\
+     .wrap{overflow-x:auto}.alert td:last-child{min-width:15rem}.bad{color:#b00020;font-weight:600}.ok{color:#1b5e20}\
      .warn{color:#a15c00}.muted{color:#666}h2{margin-top:1.5rem}\
      .cells{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,24rem),1fr));gap:1rem}\
-     .cell{border:1px solid #ccc;border-radius:.5rem;padding:.5rem .8rem;min-width:0}\
+     .cell{border:1px solid #ccc;border-radius:.5rem;padding:.5rem .8rem;min-width:0;overflow-wrap:anywhere}\
      .cell h3{margin:.2rem 0 .4rem}.state{font-size:.85rem;padding:.1rem .4rem;border-radius:.3rem;background:#f3f3f3}\
      .cell p,.cell ul{margin:.3rem 0}.cell ul{padding-left:1.2rem}\
      .bar{height:.7rem;background:#eee;border-radius:.35rem;overflow:hidden}\
