@@ -702,3 +702,92 @@ slos:
         l.close().await;
     }
 }
+
+#[tokio::test]
+async fn the_hourly_history_and_the_notifications_of_a_period() {
+    use cellwatch_slo::ledger::{HourRow, OutboxRow};
+    let h0 = 20_000 * 86_400;
+    for b in backends("history").await {
+        let l = Ledger::open(&b.url).await.unwrap();
+        let mut rows = Vec::new();
+        // Cell a: two minutes in hour 0 (one partly bad), one in hour 2; one before the range
+        // and one at its end (left out). Cell b: hour 1. Another SLO: left out.
+        for (cell, slo, start, good, total) in [
+            ("a", "avail", h0 + 60, 90.0, 100.0),
+            ("a", "avail", h0 + 120, 100.0, 100.0),
+            ("a", "avail", h0 + 2 * 3600 + 60, 50.0, 50.0),
+            ("a", "avail", h0 - 60, 1.0, 1.0),
+            ("a", "avail", h0 + 3 * 3600, 1.0, 1.0),
+            ("b", "avail", h0 + 3600 + 600, 7.0, 8.0),
+            ("a", "other", h0 + 60, 1.0, 1.0),
+        ] {
+            rows.push((cell.to_string(), slo.to_string(), slice(start, good, total)));
+        }
+        l.record_many(&rows).await.unwrap();
+        let h = l
+            .hourly_history("avail", false, h0, h0 + 3 * 3600)
+            .await
+            .unwrap();
+        let row = |start, good, total| HourRow { start, good, total };
+        assert_eq!(
+            h["a"],
+            [row(h0, 190.0, 200.0), row(h0 + 7200, 50.0, 50.0)],
+            "{}",
+            b.name
+        );
+        assert_eq!(h["b"], [row(h0 + 3600, 7.0, 8.0)], "{}", b.name);
+        assert_eq!(h.len(), 2, "{}", b.name);
+        // Judged time slices: a slice is good at 90 % good events; none judged yet.
+        let judged = l
+            .hourly_history("avail", true, h0, h0 + 3 * 3600)
+            .await
+            .unwrap();
+        assert_eq!(judged["a"][0], row(h0, 0.0, 0.0), "{}", b.name);
+        let judge = Judge::Ratio { slice_target: 0.95 };
+        l.judge("avail", &judge, 60, h0, h0 + 3 * 3600)
+            .await
+            .unwrap();
+        let judged = l
+            .hourly_history("avail", true, h0, h0 + 3 * 3600)
+            .await
+            .unwrap();
+        assert_eq!(
+            judged["a"],
+            [row(h0, 1.0, 2.0), row(h0 + 7200, 1.0, 1.0)],
+            "{}",
+            b.name
+        );
+        assert_eq!(judged["b"], [row(h0 + 3600, 0.0, 1.0)], "{}", b.name);
+
+        // Notifications: one row per notification, whatever its integrations; reports and
+        // rows outside the range left out.
+        let out = |key: &str, integration: &str, payload: &str, at: i64| OutboxRow {
+            key: format!("{key}#{integration}"),
+            receiver: "oncall".into(),
+            integration: integration.into(),
+            payload: payload.into(),
+            created_at: at,
+            attempts: 0,
+        };
+        l.queue(&[
+            out("n1", "email", "{\"n\":1}", h0 + 100),
+            out("n1", "slack", "{\"n\":1}", h0 + 100),
+            out("n2", "email", "{\"n\":2}", h0 + 200),
+            out("r", "report", "{\"report\":1}", h0 + 150),
+            out("n0", "email", "{\"n\":0}", h0 - 1),
+            out("n3", "email", "{\"n\":3}", h0 + 300),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(
+            l.notifications_between(h0, h0 + 300).await.unwrap(),
+            [
+                (h0 + 100, "{\"n\":1}".to_string()),
+                (h0 + 200, "{\"n\":2}".to_string())
+            ],
+            "{}",
+            b.name
+        );
+        l.close().await;
+    }
+}

@@ -153,7 +153,7 @@ async fn scenario(db: &str, trouble: Trouble) {
     let status = e.get("/").await;
     assert!(
         status.contains("<td class=\"bad\">CellwatchErrorBudgetBurn</td><td>studio-a</td>")
-            && status.contains("<tr class=\"cell\"><td>studio-a</td>"),
+            && status.contains("<section class=\"cell\" id=\"cell-studio-a\">"),
         "{status}"
     );
     // Still burning for a few more evaluations and group intervals: no second page.

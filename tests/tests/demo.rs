@@ -6,7 +6,7 @@
 //!   pages.log, and the SMTP server receives it.
 //! - Every query of every panel of every dashboard in `dashboards/` returns data from
 //!   Prometheus.
-//! - Chromium renders the status page with the cell's row and the firing alert; the screenshot
+//! - Chromium renders the status page with the cell's card and the firing alert; the screenshot
 //!   is kept in `target/test-artifacts/status-page.png`.
 //! - SIGTERM ends the demo cleanly, with its exporters (`--duration` is a ceiling).
 
@@ -259,7 +259,7 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
         assert!(!prom.query(&q).await.is_empty(), "{q}");
     }
 
-    // The status page in a real browser: the cell's row and the firing alert.
+    // The status page in a real browser: the cell's card and the firing alert.
     let status = format!("http://127.0.0.1:{port}/");
     let api: Value = serde_json::from_str(
         &cellwatch_e2e::http()
@@ -284,7 +284,7 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
     assert!(dom.contains("Firing alerts ("), "{dom}");
     for c in [CELL, GPU_CELL] {
         assert!(
-            dom.contains(&format!("<tr class=\"cell\"><td>{c}</td>")),
+            dom.contains(&format!("<section class=\"cell\" id=\"cell-{c}\">")),
             "{c}: {dom}"
         );
     }

@@ -9,12 +9,14 @@ mod alerts;
 mod bands;
 pub use bands::BandQuery;
 mod cursors;
+mod history;
 mod judge;
 mod outbox;
 mod silences;
 mod slices;
 mod topology;
 
+pub use history::HourRow;
 pub use judge::*;
 pub use outbox::*;
 pub use slices::*;

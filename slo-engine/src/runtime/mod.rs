@@ -51,7 +51,7 @@ pub async fn run_web(
     let retention = retention(&config);
     let (interval, feeder) = Feeder::new(&config.source, retention);
     let token = config.alerting.api_token.clone();
-    let state = AppState::new(ledger.clone(), clock.clone(), token, limits);
+    let state = AppState::new(ledger.clone(), clock.clone(), token, limits).with_slos(&config.slos);
     let routes = crate::alerting::Routes::new(&config.alerting.routes);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, cells = config.cells.len(), slos = config.slos.len(), "listening");

@@ -20,7 +20,8 @@ use axum::routing::{delete, get};
 use std::sync::{Arc, Mutex};
 
 /// What the handlers read: the last evaluation and its `/metrics` text, the alerts, the
-/// silences; the ledger and clock for silence writes, the API token, the limits.
+/// silences; the ledger and clock for silence writes, the API token, the limits; the SLO
+/// histories the status page draws (read from the ledger once per evaluation).
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) last: Arc<Mutex<(Report, String)>>,
@@ -30,6 +31,7 @@ pub(crate) struct AppState {
     pub(crate) clock: Clock,
     pub(crate) token: Option<crate::config::TokenSource>,
     pub(crate) limits: Limits,
+    pub(crate) history: status::HistoryCache,
 }
 
 impl AppState {
@@ -48,7 +50,14 @@ impl AppState {
             token,
             silences: SilenceStore::default(),
             limits,
+            history: Default::default(),
         }
+    }
+
+    /// The SLOs whose budget and burn the status page plots (their periods and budgeting).
+    pub(crate) fn with_slos(self, slos: &[crate::config::Slo]) -> AppState {
+        self.history.set_slos(slos);
+        self
     }
 
     /// Serves an evaluation: its report on the API and the status page, `text` on `/metrics`.
