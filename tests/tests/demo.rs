@@ -105,6 +105,8 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
             "60s",
             "--duration",
             "600s",
+            "--cable-pull-at",
+            "20s",
         ])
         .arg(format!("--dir={}", work.display()))
         .arg(format!("--smtp=127.0.0.1:{}", smtp.port))
@@ -259,8 +261,59 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
         assert!(!prom.query(&q).await.is_empty(), "{q}");
     }
 
-    // The status page in a real browser: the cell's card and the firing alert.
+    // The cable pull: the link's ticket fires, and the health endpoint names the link.
     let status = format!("http://127.0.0.1:{port}/");
+    let link_alert = loop {
+        let api: Value = serde_json::from_str(
+            &cellwatch_e2e::http()
+                .get(format!("{status}api/v1/alerts"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let found = api["alerts"].as_array().unwrap().iter().find(|a| {
+            a["state"] == "firing" && a["labels"]["alertname"] == "CellwatchLinkUnhealthy"
+        });
+        if let Some(a) = found {
+            break a.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no link ticket\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(link_alert["labels"]["severity"], "ticket", "{link_alert}");
+    assert_eq!(
+        link_alert["labels"]["node"], "simulated-studio-1",
+        "{link_alert}"
+    );
+    assert_eq!(
+        link_alert["labels"]["peer"], "simulated-studio-2",
+        "{link_alert}"
+    );
+    let health: Value = cellwatch_e2e::http()
+        .get(format!("{status}api/v1/cells/{CELL}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let link = &health["unhealthy_links"][0];
+    assert_eq!(link["node"], "simulated-studio-1", "{health}");
+    assert!(
+        matches!(link["state"].as_str(), Some("down" | "slow")),
+        "{health}"
+    );
+    assert_eq!(health["power_cap_watts"], 2944.0, "{health}");
+
+    // The status page in a real browser: the cell's card and the firing alert.
     let api: Value = serde_json::from_str(
         &cellwatch_e2e::http()
             .get(format!("{status}api/v1/alerts"))
@@ -288,6 +341,10 @@ async fn the_demo_pages_fills_every_panel_and_renders_its_status_page() {
             "{c}: {dom}"
         );
     }
+    assert!(
+        dom.contains("simulated-studio-1 en2 ↔ simulated-studio-2 en2: "),
+        "the pulled link on the card: {dom}"
+    );
     for a in &firing {
         let name = a["labels"]["alertname"].as_str().unwrap();
         let slo = a["labels"]["slo"].as_str().unwrap_or("");

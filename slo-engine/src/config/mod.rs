@@ -183,13 +183,37 @@ slos:
         let mesh = p(&cell("    topology: mesh\n")).unwrap();
         assert_eq!(mesh.cells[0].expected_links(None).len(), 1);
         for (extra, field, words) in [
-            ("    topology: star\n", "cells[0].topology", "use mesh, chain, learn"),
-            ("    topology: [[studio-a-1, studio-z]]\n", "cells[0].topology[0]", "not a node of the cell"),
-            ("    topology: [[studio-a-1, studio-a-1]]\n", "cells[0].topology[0]", "to itself"),
-            ("    topology: [[studio-a-1]]\n", "cells[0].topology[0]", "a pair of ends"),
-            ("    topology: mesh\n    link_speed: fast\n", "cells[0].link_speed", "80Gb/s"),
+            (
+                "    topology: star\n",
+                "cells[0].topology",
+                "use mesh, chain, learn",
+            ),
+            (
+                "    topology: [[studio-a-1, studio-z]]\n",
+                "cells[0].topology[0]",
+                "not a node of the cell",
+            ),
+            (
+                "    topology: [[studio-a-1, studio-a-1]]\n",
+                "cells[0].topology[0]",
+                "to itself",
+            ),
+            (
+                "    topology: [[studio-a-1]]\n",
+                "cells[0].topology[0]",
+                "a pair of ends",
+            ),
+            (
+                "    topology: mesh\n    link_speed: fast\n",
+                "cells[0].link_speed",
+                "80Gb/s",
+            ),
             ("    rdma: true\n", "cells[0].topology", "set topology"),
-            ("    power_cap_watts: -5\n", "cells[0].power_cap_watts", "positive"),
+            (
+                "    power_cap_watts: -5\n",
+                "cells[0].power_cap_watts",
+                "positive",
+            ),
         ] {
             let e = error(&cell(extra));
             assert!(e.contains(field) && e.contains(words), "{extra}: {e}");
@@ -201,7 +225,9 @@ slos:
         let e = error(&format!("{GOOD}health: {{ restart_windw: 1m }}\n"));
         assert!(e.contains("restart_windw"), "{e}");
         let slo = |sli: &str, more: &str| {
-            format!("{GOOD}  - {{ name: h, objective: 0.99, period: 30d, {more}sli: {{ {sli}: {{}} }} }}\n")
+            format!(
+                "{GOOD}  - {{ name: h, objective: 0.99, period: 30d, {more}sli: {{ {sli}: {{}} }} }}\n"
+            )
         };
         let c = p(&slo("link_health", "")).unwrap();
         let h = c.slos.iter().find(|s| s.name == "h").unwrap();
@@ -214,7 +240,10 @@ slos:
         );
         let e = error(&slo("power_cap", "budgeting: occurrences, "));
         assert!(e.contains("judged per minute"), "{e}");
-        let e = error(&slo("power_cap", "slice_target: 0.9, budgeting: timeslices, "));
+        let e = error(&slo(
+            "power_cap",
+            "slice_target: 0.9, budgeting: timeslices, ",
+        ));
         assert!(e.contains("omit slice_target"), "{e}");
     }
 

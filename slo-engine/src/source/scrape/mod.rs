@@ -56,6 +56,58 @@ mod tests {
     }
 
     #[test]
+    fn health_series_become_a_node_snapshot() {
+        let page = "\
+# TYPE cellwatch_link_info gauge
+cellwatch_link_info{link=\"en2\",rdma_device=\"rdma_en2\",peer=\"studio-b\",domain=\"d-a2\",peer_domain=\"d-b1\"} 1
+cellwatch_link_info{link=\"en3\",rdma_device=\"\",peer=\"\",domain=\"d-a3\",peer_domain=\"\"} 1
+# TYPE cellwatch_link_up gauge
+cellwatch_link_up{link=\"en2\"} 1
+cellwatch_link_up{link=\"en3\"} 0
+# TYPE cellwatch_link_speed_bytes_per_second gauge
+cellwatch_link_speed_bytes_per_second{link=\"en2\"} 1e+10
+# TYPE cellwatch_link_errors_total counter
+cellwatch_link_errors_total{link=\"en2\",direction=\"received\"} 3
+cellwatch_link_errors_total{link=\"en2\",direction=\"transmitted\"} 4
+# TYPE cellwatch_rdma_port_active gauge
+cellwatch_rdma_port_active{device=\"rdma_en2\"} 1
+# TYPE cellwatch_rdma_enabled gauge
+cellwatch_rdma_enabled 1
+# TYPE cellwatch_node_power_watts gauge
+cellwatch_node_power_watts{source=\"soc\"} 191.5
+cellwatch_node_power_watts{source=\"smc\"} 236.4
+# TYPE cellwatch_collector_restarts_total counter
+cellwatch_collector_restarts_total{collector=\"powermetrics\"} 2
+# TYPE cellwatch_inference_upstream_restarts_total counter
+cellwatch_inference_upstream_restarts_total{server=\"proxy\"} 1
+cellwatch_inference_upstream_restarts_total{server=\"vllm\"} 4
+";
+        let (_, s) = read_all(&format!("{page}{}", page_text())).unwrap();
+        assert_eq!(s.links.len(), 2);
+        let en2 = s.link("en2").unwrap();
+        assert_eq!(
+            (en2.up, en2.speed, en2.errors, en2.peer_domain.as_str()),
+            (Some(true), Some(1e10), 7.0, "d-b1")
+        );
+        assert_eq!(s.link("en3").unwrap().up, Some(false));
+        assert_eq!(s.rdma_on(en2), Some(true));
+        assert_eq!(s.rdma_on(s.link("en3").unwrap()), Some(false));
+        assert_eq!(s.power_watts, Some(236.4), "smc before soc");
+        assert_eq!(s.restarts[&("collector", "powermetrics".to_string())], 2.0);
+        assert_eq!(s.restarts[&("inference", "vllm".to_string())], 4.0);
+        assert_eq!(s.domains(), ["d-a2", "d-a3"]);
+        // The latency histogram of page(): 10 under 1 s, 12 in all.
+        assert_eq!(s.latency, [(1.0, 10.0), (2.0, 10.0), (f64::INFINITY, 12.0)]);
+        let (_, bare) = read_all(&page_text()).unwrap();
+        assert_eq!(bare.links.len(), 0);
+        assert_eq!(bare.power_watts, None);
+    }
+
+    fn page_text() -> String {
+        page(10, 12, 100, 1000.0, 11, 1)
+    }
+
+    #[test]
     fn energy_is_smc_else_soc_else_rapl_plus_nvidia() {
         let energy = |lines: &str| {
             let page = format!("# TYPE cellwatch_node_energy_joules_total counter\n{lines}");
