@@ -554,7 +554,7 @@ async fn increases_scraped_while_not_recording_are_recorded_exactly_once() {
         };
         let scrape = async |base: &mut Baselines, l: &Ledger, count: u64, t: i64, lead: bool| {
             n.store(count, Ordering::SeqCst);
-            scrape_once(&cfg, l, &client, base, t, 30, lead)
+            scrape_once(&cfg, l, &client, base, &mut Default::default(), t, 30, lead)
                 .await
                 .map(|_| ())
         };

@@ -35,4 +35,9 @@ impl Recorder {
             .map(|(_, v)| v.clone())
             .collect()
     }
+
+    /// Every body received, with its path.
+    pub fn all(&self) -> Vec<(String, Value)> {
+        self.0.lock().unwrap().clone()
+    }
 }

@@ -513,7 +513,7 @@ async fn webhook_pagerduty_slack_and_a_real_alertmanager_get_the_incident() {
         assert!(
             begun.elapsed() < SOON,
             "not everywhere yet: {:?}\n{}\n{}",
-            rec.0.lock().unwrap(),
+            rec.all(),
             e.log(),
             am.log()
         );

@@ -86,15 +86,25 @@ async fn scenario(db: &str) {
     let ledger = Ledger::open(db).await.expect("open the ledger");
     let client = cellwatch_e2e::http();
     let mut baselines: Baselines = None;
+    let mut tracker = cellwatch_slo::health::Tracker::default();
 
     // Traffic before the first scrape: its series are in the baseline, so the counters that
     // grow over the stall neither appear nor reset (the case the old rule dropped).
     load(&proxy, 3, 1).await;
     exported(&e, 3.0).await;
     let t0 = 1_790_000_000;
-    let first = scrape_once(&cfg, &ledger, &client, &mut baselines, t0, MAX_GAP, true)
-        .await
-        .expect("the first scrape");
+    let first = scrape_once(
+        &cfg,
+        &ledger,
+        &client,
+        &mut baselines,
+        &mut tracker,
+        t0,
+        MAX_GAP,
+        true,
+    )
+    .await
+    .expect("the first scrape");
     assert!(first.problems.is_empty(), "{:?}", first.problems);
     assert!(first.gaps.is_empty(), "a first reading is no gap");
 
@@ -102,9 +112,18 @@ async fn scenario(db: &str) {
     load(&proxy, 20, 2).await;
     exported(&e, 23.0).await;
     let t1 = t0 + STALL;
-    let second = scrape_once(&cfg, &ledger, &client, &mut baselines, t1, MAX_GAP, true)
-        .await
-        .expect("the scrape after the stall");
+    let second = scrape_once(
+        &cfg,
+        &ledger,
+        &client,
+        &mut baselines,
+        &mut tracker,
+        t1,
+        MAX_GAP,
+        true,
+    )
+    .await
+    .expect("the scrape after the stall");
     assert!(second.problems.is_empty(), "{:?}", second.problems);
     let gaps: Vec<_> = second
         .gaps
@@ -154,6 +173,7 @@ async fn scenario(db: &str) {
         &ledger,
         &client,
         &mut baselines,
+        &mut tracker,
         t1 + INTERVAL,
         MAX_GAP,
         true,

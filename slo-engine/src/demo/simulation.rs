@@ -124,8 +124,8 @@ async fn pull_and_replace(sim: &Sim) {
     let names = super::exporters::apple_nodes();
     let mut cabling = Cabling::mesh(&names);
     let steer = |c: &Cabling| {
-        for i in 0..names.len() {
-            let dir = sim.pages_log.with_file_name(&names[i]);
+        for (i, name) in names.iter().enumerate() {
+            let dir = sim.pages_log.with_file_name(name);
             if let Err(e) = c.write(i, &dir) {
                 eprintln!("demo: {}: {e}", dir.display());
             }

@@ -17,6 +17,9 @@ pub struct Tracker {
     cells: BTreeMap<String, CellTrack>,
 }
 
+/// A restart counter's readings in the window: (at, value).
+type Readings = VecDeque<(i64, f64)>;
+
 /// Cumulative histograms of one reading: (at, latency, ttft).
 type Histograms = (i64, Vec<(f64, f64)>, Vec<(f64, f64)>);
 
@@ -29,7 +32,7 @@ pub(super) struct CellTrack {
     /// Per expected link (node, peer): up at the last reading, and the times it changed.
     flaps: BTreeMap<(String, String), (bool, VecDeque<i64>)>,
     /// Restart counters per (node, kind, what): (at, value), the window's worth.
-    restarts: BTreeMap<(String, &'static str, String), VecDeque<(i64, f64)>>,
+    restarts: BTreeMap<(String, &'static str, String), Readings>,
     /// Histograms per node, the latency window's worth.
     histograms: BTreeMap<String, VecDeque<Histograms>>,
     learn: Learn,
