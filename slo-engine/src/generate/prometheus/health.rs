@@ -4,12 +4,12 @@
 //!
 //! Power is read from the exporters' series (`cellwatch_node_power_watts`, the whole-node rule of
 //! `cellwatch_metrics::node_power_promql`), summed per cell and recorded (a subquery sampling
-//! the sum over a 30-day window costs ten times the rest of the rules), the cap from the
-//! configuration. Links are not: which
-//! interface of which node is the expected link to which peer needs the topology matched
-//! against the exporters' peers, which the engine does (`health`); the rules read its verdict,
-//! `cellwatch_cell_link_state` and `cellwatch_cell_drain_reason`, from the engine's /metrics
-//! (the `cellwatch-slo` job of `alerts/prometheus.yml`).
+//! the sum over a 30-day window costs ten times the rest of the rules); the cap comes from the
+//! configuration. Links are not read from the exporters: which interface of which node is the
+//! expected link to which peer needs the topology matched against the exporters' peers, which
+//! the engine does (`health`); the rules read its verdict, `cellwatch_cell_link_state` and
+//! `cellwatch_cell_drain_reason`, from the engine's /metrics (the `cellwatch-slo` job of
+//! `alerts/prometheus.yml`).
 
 use std::collections::BTreeMap;
 

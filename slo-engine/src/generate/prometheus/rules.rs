@@ -152,6 +152,11 @@ pub fn rules(config: &Config) -> String {
             skipped.join(", ")
         );
     }
+    if config.cells.iter().any(|c| c.topology.is_some()) {
+        note += "# link_health, CellwatchLinkUnhealthy, CellwatchLinkFlapping and CellwatchMeshSplit read cellwatch-slo's own\n\
+                 # cellwatch_cell_link_state and cellwatch_cell_drain_reason (scrape its /metrics): matching links to\n\
+                 # a topology's peers is the engine's work, not PromQL's.\n";
+    }
     if !uncapped.is_empty() {
         note += &format!(
             "# Not here: {} (power_cap SLOs none of whose cells has a power_cap_watts).\n",
