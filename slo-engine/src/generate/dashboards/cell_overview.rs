@@ -1,12 +1,15 @@
 //! `cell-overview`: one inference cell, latency and time to first token beside power, tokens/kWh
-//! and kWh per 1,000 requests; error budgets and burn rates per SLO; alerts.
+//! and kWh per 1,000 requests; power against its cap and link health; error budgets and burn
+//! rates per SLO; alerts.
 
 use cellwatch_metrics as m;
 use serde_json::Value;
 
 use super::board::{Board, Kind, q};
-use super::promql::{kwh_per_1k, node_power, quantile, tokens_per_kwh};
-use super::tune::{alerts_table, budget_thresholds, burn_threshold, instant_stat, unit_min0};
+use super::promql::{kwh_per_1k, link_state_code, node_power, quantile, tokens_per_kwh};
+use super::tune::{
+    alerts_table, budget_thresholds, burn_threshold, cap_line, instant_stat, link_states, unit_min0,
+};
 use super::variables::{v_cell, v_datasource, v_node};
 
 /// The dashboard (uid `cellwatch-cell`), row by row.
@@ -14,12 +17,13 @@ pub(super) fn dashboard() -> Value {
     let c = "cell=\"$cell\"";
     let mut b = Board::new();
     latency_beside_power(&mut b, c);
+    cap_and_links(&mut b, c);
     error_budgets(&mut b, c);
     alerts(&mut b, c);
     b.finish(
         "cellwatch-cell",
         "cellwatch / Cell overview",
-        "One inference cell: latency and time to first token beside power, tokens/kWh and kWh per 1,000 requests; error budgets and burn rates per SLO; alerts.",
+        "One inference cell: latency and time to first token beside power, tokens/kWh and kWh per 1,000 requests; power against its cap and link health; error budgets and burn rates per SLO; alerts.",
         vec![v_datasource(), v_cell(false), v_node()],
         "now-1h",
     )
@@ -172,6 +176,37 @@ fn energy(b: &mut Board, c: &str) {
             "kWh",
         )],
         instant_stat,
+    );
+}
+
+/// The cell's power against its cap, and the state of each expected link.
+fn cap_and_links(b: &mut Board, c: &str) {
+    b.row("Power cap and links ($cell)");
+    b.panel(
+        Kind::Timeseries,
+        "Power against its cap",
+        "Whole power of the cell's nodes (the rule of the power_cap SLI), and the cell's power_cap_watts as cellwatch-slo reports it (dashed red; none without a cap). The power_cap SLI counts the minutes whose peak crosses the line; power above health.power_warn_share of it pages.",
+        "watt",
+        12,
+        8,
+        vec![
+            q(format!("sum by (cell) ({})", node_power(c)), "power"),
+            q(
+                format!("max by (cell) ({}{{{c}}})", m::CELL_POWER_CAP.name),
+                "cap",
+            ),
+        ],
+        cap_line,
+    );
+    b.panel(
+        Kind::StateTimeline,
+        "Link health",
+        "Each expected link of the cell's topology as cellwatch-slo judges it: up, slow (under link_speed), no RDMA (rdma required), errors (over health.link_error_rate) or down. No rows without a topology.",
+        "none",
+        12,
+        8,
+        vec![q(link_state_code(c, "node, peer"), "{{node}} – {{peer}}")],
+        link_states,
     );
 }
 

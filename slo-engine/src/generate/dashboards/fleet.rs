@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::board::{Board, Kind, q};
 use super::promql::{kwh_per_1k, node_power, quantile, tokens_per_kwh};
-use super::tune::{budget_thresholds, unit_min0};
+use super::tune::{budget_thresholds, headroom, take_traffic, unit_min0};
 use super::variables::{v_cell, v_datasource};
 
 /// The dashboard (uid `cellwatch-fleet`), row by row.
@@ -13,11 +13,12 @@ pub(super) fn dashboard() -> Value {
     let s = "cell=~\"$cell\"";
     let mut b = Board::new();
     efficiency(&mut b, s);
+    health(&mut b, s);
     budgets(&mut b, s);
     b.finish(
         "cellwatch-fleet",
         "cellwatch / Fleet",
-        "Every cell side by side, Apple cells beside the GPU pool: tokens/kWh, kWh per 1,000 requests, power, latency and budgets.",
+        "Every cell side by side, Apple cells beside the GPU pool: tokens/kWh, kWh per 1,000 requests, power, latency, power headroom, drain state and budgets.",
         vec![v_datasource(), v_cell(true)],
         "now-6h",
     )
@@ -85,6 +86,41 @@ fn efficiency(b: &mut Board, s: &str) {
             "{{cell}}",
         )],
         unit_min0,
+    );
+}
+
+/// Power headroom and the drain decision by cell.
+fn health(b: &mut Board, s: &str) {
+    b.row("Health, every cell");
+    b.panel(
+        Kind::Timeseries,
+        "Power headroom by cell",
+        "The cell's power_cap_watts minus its whole power now, as cellwatch-slo reads them (below 0: over the cap). Cells without a cap have no line.",
+        "watt",
+        12,
+        8,
+        vec![q(
+            format!(
+                "max by (cell) ({}{{{s}}}) - on (cell) max by (cell) ({}{{{s}}})",
+                m::CELL_POWER_CAP.name,
+                m::CELL_POWER_WATTS.name
+            ),
+            "{{cell}}",
+        )],
+        headroom,
+    );
+    b.panel(
+        Kind::StateTimeline,
+        "Take traffic by cell",
+        "Whether a load balancer should send the cell traffic (GET /api/v1/cells/CELL/health: 200) or drain it (503; the reasons are cellwatch_cell_drain_reason).",
+        "none",
+        12,
+        8,
+        vec![q(
+            format!("min by (cell) ({}{{{s}}})", m::CELL_TAKE_TRAFFIC.name),
+            "{{cell}}",
+        )],
+        take_traffic,
     );
 }
 

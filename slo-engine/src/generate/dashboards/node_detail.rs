@@ -5,8 +5,8 @@ use cellwatch_metrics as m;
 use serde_json::{Value, json};
 
 use super::board::{Board, Kind, q, series};
-use super::promql::quantile;
-use super::tune::{tx_negative, unit_min0, up_down};
+use super::promql::{link_state_code, quantile};
+use super::tune::{link_states, tx_negative, unit_min0, up_down};
 use super::variables::{v_cell, v_datasource, v_node};
 
 /// The dashboard (uid `cellwatch-node`), row by row.
@@ -247,22 +247,61 @@ fn link_traffic(b: &mut Board, s: &str) {
     );
 }
 
-/// Link up, RDMA port active, RDMA enabled.
+/// Link up per link (with its peer), RDMA port active and enabled, and the expected links as
+/// cellwatch-slo judges them.
 fn link_state(b: &mut Board, s: &str) {
     b.panel(
         Kind::StateTimeline,
-        "Link and RDMA state",
-        "Link up (a device connected), RDMA port active (PORT_ACTIVE) and RDMA enabled (rdma_ctl).",
+        "Link state",
+        "Link up (a device connected) per interface, with the peer it reports (cellwatch_link_info; none when unknown).",
         "none",
-        24,
+        8,
+        8,
+        vec![q(link_up_with_peer(s), "{{node}} {{link}} → {{peer}}")],
+        up_down,
+    );
+    b.panel(
+        Kind::StateTimeline,
+        "RDMA state",
+        "RDMA port active (PORT_ACTIVE) per device, and RDMA enabled (rdma_ctl).",
+        "none",
+        8,
         8,
         vec![
-            series(&m::LINK_UP, s, "{{node}} {{link}} up"),
             series(&m::RDMA_PORT_ACTIVE, s, "{{node}} {{device}} RDMA port"),
             series(&m::RDMA_ENABLED, s, "{{node}} RDMA enabled"),
         ],
         up_down,
     );
+    // The node's expected links, listed under either end.
+    let cell = "cell=\"$cell\"";
+    b.panel(
+        Kind::StateTimeline,
+        "Expected links (cellwatch-slo)",
+        "The node's links of the cell's topology as cellwatch-slo judges them (cellwatch_cell_link_state): up, slow, no RDMA, errors or down. No rows without a topology.",
+        "none",
+        8,
+        8,
+        vec![q(
+            format!(
+                "{}\nor\n{}",
+                link_state_code(&format!("{cell},node=~\"$node\""), "node, peer"),
+                link_state_code(&format!("{cell},peer=~\"$node\""), "node, peer")
+            ),
+            "{{node}} – {{peer}}",
+        )],
+        link_states,
+    );
+}
+
+/// `cellwatch_link_up` per link with the `peer` of its `cellwatch_link_info`; links without an
+/// info series keep their own labels.
+fn link_up_with_peer(s: &str) -> String {
+    let up = format!("{}{{{s}}}", m::LINK_UP.name);
+    format!(
+        "{up}\n  * on (cell, node, link) group_left (peer)\n  max by (cell, node, link, peer) ({}{{{s}}})\nor on (cell, node, link)\n{up}",
+        m::LINK_INFO.name
+    )
 }
 
 /// Inference per node: requests, tokens and in flight, latency.

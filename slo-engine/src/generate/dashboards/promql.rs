@@ -1,4 +1,4 @@
-//! The PromQL the panels share: node energy and power, efficiency, quantiles.
+//! The PromQL the panels share: node energy and power, efficiency, quantiles, link states.
 
 use cellwatch_metrics as m;
 
@@ -41,3 +41,28 @@ pub(super) fn quantile(q: f64, hist: &str, sel: &str, by: &str) -> String {
         "histogram_quantile({q}, sum by ({by}) (rate({hist}_bucket{{{sel}}}[$__rate_interval])))"
     )
 }
+
+/// The engine's state of each expected link (`cellwatch_cell_link_state`, one series per state,
+/// 1 for the current one) as one number per link, `by` its ends: 1 up, 2 slow, 3 RDMA inactive,
+/// 4 errors, 5 down (the worst wins where two engines disagree). See [`LINK_STATE_CODES`].
+pub(super) fn link_state_code(sel: &str, by: &str) -> String {
+    let parts: Vec<String> = LINK_STATE_CODES
+        .iter()
+        .map(|(state, code, _, _)| {
+            format!(
+                "{}{{{sel},state=\"{state}\"}} * {code}",
+                m::CELL_LINK_STATE.name
+            )
+        })
+        .collect();
+    format!("max by ({by}) (\n  {}\n)", parts.join("\n  or "))
+}
+
+/// The codes of [`link_state_code`]: (state, code, text, colour).
+pub(super) const LINK_STATE_CODES: [(&str, u8, &str, &str); 5] = [
+    ("up", 1, "up", "green"),
+    ("slow", 2, "slow", "orange"),
+    ("rdma_inactive", 3, "no RDMA", "orange"),
+    ("errors", 4, "errors", "yellow"),
+    ("down", 5, "down", "red"),
+];

@@ -60,3 +60,49 @@ pub(super) fn up_down(p: &mut Value) {
         "1": { "text": "up", "color": "green", "index": 1 },
     } }]);
 }
+
+/// The second query (refId B) drawn as a dashed red line without fill: a cap over a series.
+pub(super) fn cap_line(p: &mut Value) {
+    p["fieldConfig"]["defaults"]["min"] = json!(0);
+    p["fieldConfig"]["overrides"] = json!([{
+        "matcher": { "id": "byFrameRefID", "options": "B" },
+        "properties": [
+            { "id": "color", "value": { "mode": "fixed", "fixedColor": "red" } },
+            { "id": "custom.lineStyle", "value": { "fill": "dash", "dash": [10, 10] } },
+            { "id": "custom.lineWidth", "value": 2 },
+            { "id": "custom.fillOpacity", "value": 0 },
+        ],
+    }]);
+}
+
+/// A state timeline of [`super::promql::link_state_code`]: each state in its colour.
+pub(super) fn link_states(p: &mut Value) {
+    let options: serde_json::Map<String, Value> = super::promql::LINK_STATE_CODES
+        .iter()
+        .enumerate()
+        .map(|(i, (_, code, text, color))| {
+            (
+                code.to_string(),
+                json!({ "text": text, "color": color, "index": i }),
+            )
+        })
+        .collect();
+    p["fieldConfig"]["defaults"]["mappings"] = json!([{ "type": "value", "options": options }]);
+}
+
+/// A state timeline of 0/1 take-traffic series: drain in red, take traffic in green.
+pub(super) fn take_traffic(p: &mut Value) {
+    p["fieldConfig"]["defaults"]["mappings"] = json!([{ "type": "value", "options": {
+        "0": { "text": "drain", "color": "red", "index": 0 },
+        "1": { "text": "take traffic", "color": "green", "index": 1 },
+    } }]);
+}
+
+/// Headroom under a cap: a dashed red line at 0 (below it, over the cap).
+pub(super) fn headroom(p: &mut Value) {
+    p["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] = json!({ "mode": "dashed" });
+    p["fieldConfig"]["defaults"]["thresholds"]["steps"] = json!([
+        { "color": "red", "value": null },
+        { "color": "green", "value": 0 },
+    ]);
+}

@@ -3,9 +3,15 @@
 //! label on every SLI series, plus multiwindow multi-burn-rate alerts with the SRE Workbook
 //! defaults scaled to the period; and Prometheus file_sd targets (`cellwatch-slo targets`).
 //!
+//! The health SLIs (`link_health`, `power_cap`) get their recording rules but no burn-rate
+//! alerts; alerts mirroring the engine's health alerts (links, mesh split, power near the cap,
+//! restart loops) stand beside them (`health`).
+//!
 //! Unlike Sloth's, the period SLI is an exact ratio of increases over the period, not an average
 //! of 5-minute ratios. A calendar-month period is approximated by 30 days in Prometheus.
 
+mod health;
+mod rule;
 mod rules;
 mod targets;
 

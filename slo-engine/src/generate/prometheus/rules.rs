@@ -2,38 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use cellwatch_metrics as m;
-use serde::Serialize;
-
+use super::health;
+use super::rule::{Group, Rule, RuleFile, just_under, record};
 use crate::config::{Budgeting, Config, MinEvents, Period, Sli, Slo};
 use crate::model::{WINDOWS, burn_factor};
 use crate::util::promql::{any_of, duration, le_matcher};
-
-#[derive(Debug, Serialize)]
-pub(super) struct RuleFile {
-    groups: Vec<Group>,
-}
-
-#[derive(Debug, Serialize)]
-pub(super) struct Group {
-    name: String,
-    rules: Vec<Rule>,
-}
-
-#[derive(Debug, Serialize)]
-pub(super) struct Rule {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    record: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    alert: Option<String>,
-    expr: String,
-    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
-    for_: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    labels: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    annotations: BTreeMap<String, String>,
-}
+use cellwatch_metrics as m;
 
 pub(super) fn period_secs(p: &Period) -> u64 {
     match p {
@@ -82,18 +56,22 @@ pub(super) fn events(slo: &Slo, w: &str) -> Option<(String, String)> {
 }
 
 /// The error-ratio expression of an SLO over a window of `secs` seconds, matching the engine:
-/// occurrences are 1 − good/total; time slices (judged on slices of the SLO's own length) are
+/// occurrences are 1 − good/total; time slices (judged on slices of the SLO's own length; the
+/// health SLIs by [`super::health::slice_bad`]) are
 /// the bad slices over every slice of the window, judged or idle, the budget's denominator, so
 /// that the ratio over 1 − objective is the engine's burn rate and idle slices neither burn
 /// nor fill the budget.
-pub(super) fn error_ratio(slo: &Slo, secs: u64) -> String {
+pub(super) fn error_ratio(config: &Config, slo: &Slo, secs: u64) -> String {
     let cells = cells_matcher(slo);
     let slice = match slo.budgeting {
         Budgeting::Timeslices { slice, .. } => slice.as_secs().max(1),
         Budgeting::Occurrences => 300,
     };
     let s = duration(slice);
+    let health = super::health::slice_bad(config, slo, slice);
     let bad = match crate::math::Judge::of(slo) {
+        // link_health and power_cap: judged from readings, not events.
+        _ if super::health::is_health(slo) => health.unwrap_or_default(),
         crate::math::Judge::TokensPerKwh {
             threshold,
             min_tokens,
@@ -126,24 +104,6 @@ pub(super) fn error_ratio(slo: &Slo, secs: u64) -> String {
     )
 }
 
-/// A Prometheus duration one millisecond short of `secs` seconds (`4m59s999ms` for 5m).
-fn just_under(secs: u64) -> String {
-    let ms = (secs * 1000).saturating_sub(1);
-    let parts = [
-        (ms / 86_400_000, "d"),
-        (ms / 3_600_000 % 24, "h"),
-        (ms / 60_000 % 60, "m"),
-        (ms / 1000 % 60, "s"),
-        (ms % 1000, "ms"),
-    ];
-    let text: String = parts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
-    if text.is_empty() { "0s".into() } else { text }
-}
-
 pub(super) fn slo_labels(slo: &Slo) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("sloth_id".to_string(), format!("cellwatch-{}", slo.name)),
@@ -159,21 +119,10 @@ pub(super) fn selector(slo: &Slo) -> String {
     )
 }
 
-pub(super) fn record(name: &str, expr: String, labels: BTreeMap<String, String>) -> Rule {
-    Rule {
-        record: Some(name.into()),
-        alert: None,
-        expr,
-        for_: None,
-        labels,
-        annotations: BTreeMap::new(),
-    }
-}
-
-/// The rules for every SLO of `config`, as a Prometheus rule file.
+/// The rules for every SLO of `config`, and the cell-health alerts, as a Prometheus rule file.
 pub fn rules(config: &Config) -> String {
-    let mut groups = vec![efficiency_group(config)];
-    let mut skipped = Vec::new();
+    let mut groups = vec![efficiency_group(config), health::power_group(config)];
+    let (mut skipped, mut uncapped) = (Vec::new(), Vec::new());
     for slo in &config.slos {
         if matches!(slo.sli, Sli::Ratio(_)) {
             // The queries are the user's: Prometheus cannot turn arbitrary expressions into exact
@@ -181,20 +130,39 @@ pub fn rules(config: &Config) -> String {
             skipped.push(slo.name.as_str());
             continue;
         }
+        if health::is_health(slo) && health::slice_bad(config, slo, 60).is_none() {
+            uncapped.push(slo.name.as_str());
+            continue;
+        }
         let period = period_secs(&slo.period);
-        groups.push(sli_group(slo, period));
+        groups.push(sli_group(config, slo, period));
         groups.push(meta_group(slo, period));
-        groups.push(alert_group(config, slo, period));
+        if !health::is_health(slo) {
+            // Health SLIs get no burn-rate alerts: their conditions page or ticket (below), as
+            // in the engine.
+            groups.push(alert_group(config, slo, period));
+        }
     }
+    groups.push(health::health_group(config));
     let body = yaml_serde::to_string(&RuleFile { groups }).unwrap_or_default();
-    let note = if skipped.is_empty() {
-        String::new()
-    } else {
-        format!(
+    let mut note = String::new();
+    if !skipped.is_empty() {
+        note += &format!(
             "# Not here: {} (PromQL ratio SLIs are evaluated by the engine; alert on its cellwatch_slo_* series).\n",
             skipped.join(", ")
-        )
-    };
+        );
+    }
+    if config.cells.iter().any(|c| c.topology.is_some()) {
+        note += "# link_health, CellwatchLinkUnhealthy, CellwatchLinkFlapping and CellwatchMeshSplit read cellwatch-slo's own\n\
+                 # cellwatch_cell_link_state and cellwatch_cell_drain_reason (scrape its /metrics): matching links to\n\
+                 # a topology's peers is the engine's work, not PromQL's.\n";
+    }
+    if !uncapped.is_empty() {
+        note += &format!(
+            "# Not here: {} (power_cap SLOs none of whose cells has a power_cap_watts).\n",
+            uncapped.join(", ")
+        );
+    }
     format!(
         "# Generated by `cellwatch-slo rules`. DO NOT EDIT: change the SLO configuration and regenerate.\n{note}{body}"
     )
@@ -227,7 +195,7 @@ fn efficiency_group(config: &Config) -> Group {
 }
 
 /// The SLI error ratio of `slo` over every window and its period.
-fn sli_group(slo: &Slo, period: u64) -> Group {
+fn sli_group(config: &Config, slo: &Slo, period: u64) -> Group {
     let mut windows: Vec<(String, u64)> = WINDOWS.iter().map(|(_, s)| (duration(*s), *s)).collect();
     windows.push((duration(period), period));
     let mut sli = Vec::new();
@@ -236,7 +204,7 @@ fn sli_group(slo: &Slo, period: u64) -> Group {
         labels.insert("sloth_window".into(), w.clone());
         sli.push(record(
             &format!("slo:sli_error:ratio_rate{w}"),
-            error_ratio(slo, *secs),
+            error_ratio(config, slo, *secs),
             labels,
         ));
     }
