@@ -172,7 +172,9 @@ mod tests {
             let c = crate::config::load(&p).unwrap();
             assert_eq!(c.cells[0].nodes.len(), 4);
             assert_eq!(c.cells[1].name, GPU_CELL);
-            assert_eq!(c.slos.len(), 4);
+            assert_eq!(c.slos.len(), 6);
+            assert_eq!(c.cells[0].topology, Some(crate::config::Topology::Mesh));
+            assert_eq!(c.cells[0].power_cap_watts, Some(f64::from(POWER_CAP_WATTS)));
             assert_eq!(c.alerting.receivers.len(), 1 + smtp.is_some() as usize);
         }
     }

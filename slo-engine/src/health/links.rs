@@ -71,10 +71,17 @@ pub(super) fn link_status(
 ) -> LinkStatus {
     // An end tells about its links once its exporter reports any (the collector's first slow
     // reading may not have come yet).
-    let answering: Vec<&End<'_>> = ends
-        .ends
-        .iter()
-        .filter(|e| e.snapshot.is_some_and(|s| !s.links.is_empty()))
+    // An end whose port was never matched tells nothing while its peer is silent (the peer's
+    // domains are what match it).
+    let [ea, eb] = &ends.ends;
+    let tells = |e: &End<'_>, other: &End<'_>| {
+        e.snapshot.is_some_and(|s| !s.links.is_empty())
+            && (e.port.is_some() || other.snapshot.is_some())
+    };
+    let answering: Vec<&End<'_>> = [(ea, eb), (eb, ea)]
+        .into_iter()
+        .filter(|(e, o)| tells(e, o))
+        .map(|(e, _)| e)
         .collect();
     let down = !answering.is_empty()
         && answering
@@ -161,17 +168,24 @@ pub(super) fn split(
         .iter()
         .flat_map(|l| [l.node.as_str(), l.peer.as_str()])
         .collect();
-    let answering: Vec<&str> = cell
+    // Every node of the topology joins the groups (a silent exporter does not cut the links
+    // its peers see up); only answering nodes are counted and reported.
+    let all: Vec<&str> = cell
         .nodes
         .iter()
         .map(|n| n.name.as_str())
-        .filter(|n| in_topology.contains(n) && nodes.iter().any(|(x, _)| x == n))
+        .filter(|n| in_topology.contains(n))
+        .collect();
+    let answering: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|n| nodes.iter().any(|(x, _)| x == n))
         .collect();
     if answering.len() < 2 {
         return Vec::new();
     }
-    // Union-find over the answering nodes.
-    let mut group: BTreeMap<&str, &str> = answering.iter().map(|n| (*n, *n)).collect();
+    // Union-find over the topology's nodes.
+    let mut group: BTreeMap<&str, &str> = all.iter().map(|n| (*n, *n)).collect();
     fn root<'a>(g: &BTreeMap<&'a str, &'a str>, mut n: &'a str) -> &'a str {
         while g[n] != n {
             n = g[n];

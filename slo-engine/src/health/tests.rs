@@ -266,3 +266,29 @@ fn links_not_reported_yet_are_unknown_not_down() {
     assert_eq!(h.links_healthy, Some(true));
     assert!(h.links.iter().all(|l| l.transitions == 0));
 }
+
+#[test]
+fn a_silent_exporter_neither_splits_a_chain_nor_hides_power() {
+    let (c, rules) = (cell(Topology::Chain), HealthRules::default());
+    let mut t = Tracker::default();
+    let mut nodes = mesh();
+    t.observe(&c, &rules, 0, &nodes);
+    // s2's exporter stops answering; its links, seen from s1 and s3, are up.
+    nodes.remove(1);
+    let h = t.observe(&c, &rules, 15, &nodes);
+    assert!(h.unreachable.is_empty(), "{:?}", h.unreachable);
+    assert_eq!(h.links_healthy, Some(true));
+    assert_eq!(h.power_watts, None, "s2's share is unknown");
+    // Two nodes dark in a mesh: the links between them unknown, the others down: unhealthy.
+    let (m, mut t) = (cell(Topology::Mesh), Tracker::default());
+    t.observe(&m, &rules, 0, &mesh());
+    let mut two = mesh();
+    for j in 0..2 {
+        for i in 2..4 {
+            pull(&mut two, i, j);
+        }
+    }
+    two.truncate(2);
+    let h = t.observe(&m, &rules, 15, &two);
+    assert_eq!(h.links_healthy, Some(false));
+}

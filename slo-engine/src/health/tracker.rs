@@ -93,8 +93,13 @@ impl Tracker {
             links.push(s);
         }
         t.keep_errors(&expected, nodes, now);
+        // Whole-cell power only when every node answered: a silent node's share is unknown.
         let power: Vec<f64> = nodes.iter().filter_map(|(_, n)| n.power_watts).collect();
-        let power_watts = (!power.is_empty()).then(|| power.iter().sum::<f64>());
+        let all_answered = cell
+            .nodes
+            .iter()
+            .all(|c| nodes.iter().any(|(n, _)| *n == c.name));
+        let power_watts = (!power.is_empty() && all_answered).then(|| power.iter().sum::<f64>());
         let (latency_p95, ttft_p95) = t.latency(nodes, now);
         CellHealth {
             power_watts,
@@ -102,10 +107,7 @@ impl Tracker {
             power_headroom_watts: cell.power_cap_watts.zip(power_watts).map(|(c, p)| c - p),
             latency_p95_seconds: latency_p95,
             ttft_p95_seconds: ttft_p95,
-            links_healthy: (!expected.is_empty()
-                && !nodes.is_empty()
-                && links.iter().all(|l| l.state != LinkState::Unknown))
-            .then(|| links.iter().all(|l| l.state == LinkState::Up)),
+            links_healthy: links_healthy(&links, nodes.is_empty()),
             unreachable: split(cell, &links, nodes),
             links,
             restart_loops: t.restart_loops(rules, now, nodes),
@@ -171,6 +173,10 @@ impl CellTrack {
                     .restarts
                     .entry((node.clone(), *kind, what.clone()))
                     .or_default();
+                // A node away for longer than the window: its old reading is no baseline.
+                if q.back().is_some_and(|b| b.0 < now - rules.restart_window) {
+                    q.clear();
+                }
                 q.push_back((now, *v));
             }
         }
@@ -269,6 +275,21 @@ impl CellTrack {
             self.learn.links = Some(links);
             self.learn.fresh = true;
         }
+    }
+}
+
+/// Unhealthy when a judged link is not up; healthy when every link is up; not judged (`None`)
+/// without links, without answering nodes, or when the judged links are up and others unknown.
+fn links_healthy(links: &[super::status::LinkStatus], silent: bool) -> Option<bool> {
+    let judged = links.iter().filter(|l| l.state != LinkState::Unknown);
+    if silent || links.is_empty() {
+        None
+    } else if judged.clone().any(|l| l.state != LinkState::Up) {
+        Some(false)
+    } else if judged.count() == links.len() {
+        Some(true)
+    } else {
+        None
     }
 }
 

@@ -136,6 +136,9 @@ fn topology(
 ) -> Result<Topology, ConfigError> {
     let field = format!("{f}.topology");
     let links = match raw {
+        RawTopology::Named(_) if nodes.len() < 2 => {
+            return Err(fail.at(field, "a topology needs at least two nodes"));
+        }
         RawTopology::Named(n) => {
             return match n.as_str() {
                 "mesh" => Ok(Topology::Mesh),

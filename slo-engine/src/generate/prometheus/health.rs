@@ -21,8 +21,6 @@ use crate::model::names;
 use crate::util::promql::{any_of, duration};
 
 /// The inference servers' restart counter, per node and `server`.
-// TODO(lead): `m::INFERENCE_UPSTREAM_RESTARTS.name` once the exporter's family lands.
-pub(super) const INFERENCE_UPSTREAM_RESTARTS: &str = "cellwatch_inference_upstream_restarts_total";
 
 /// `cell=~"…"` of exactly `cells`.
 fn matcher<S: AsRef<str>>(cells: &[S]) -> String {
@@ -255,7 +253,7 @@ fn restart_alerts(cells: &str, h: &HealthRules) -> Vec<Rule> {
     vec![
         rule(
             names::INFERENCE_RESTART_LOOP,
-            INFERENCE_UPSTREAM_RESTARTS,
+            cellwatch_metrics::INFERENCE_UPSTREAM_RESTARTS.name,
             "server",
             "Inference server",
         ),
