@@ -20,8 +20,6 @@ use crate::config::{Cell, Config, HealthRules, Sli, Slo};
 use crate::model::names;
 use crate::util::promql::{any_of, duration};
 
-/// The inference servers' restart counter, per node and `server`.
-
 /// `cell=~"…"` of exactly `cells`.
 fn matcher<S: AsRef<str>>(cells: &[S]) -> String {
     format!("cell=~\"{}\"", any_of(cells))
