@@ -7,7 +7,7 @@ use crate::eval::{CellReport, Report};
 use crate::health::{LinkState, LinkStatus};
 use crate::model::{Labels, names};
 
-use super::rules::{Wanted, labels};
+use super::wanted::{Wanted, labels};
 
 /// Every health alert of every cell.
 pub(super) fn health_alerts(config: &Config, report: &Report) -> Vec<Wanted> {

@@ -11,6 +11,7 @@ mod mute;
 mod route;
 mod rules;
 mod state;
+mod wanted;
 
 pub use inhibit::*;
 pub use metrics::*;
@@ -18,6 +19,7 @@ pub use mute::*;
 pub use route::*;
 pub use rules::*;
 pub use state::*;
+pub use wanted::*;
 
 #[cfg(test)]
 mod tests {

@@ -6,25 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::config::{Config, Slo, Timing};
 use crate::eval::{Report, SloReport};
 use crate::math;
-use crate::model::{Labels, burn_factor, names};
+use crate::model::{burn_factor, names};
 
-/// An alert an evaluation calls for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Wanted {
-    /// Identity.
-    pub labels: Labels,
-    /// Descriptions for people (not identity).
-    pub annotations: Labels,
-    /// How long the condition must hold before the alert fires (seconds).
-    pub hold: i64,
-}
-
-pub(super) fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use super::wanted::{Wanted, labels};
 
 pub(super) fn window<'a>(
     s: &'a crate::eval::SloReport,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::inhibit::inhibited;
 use super::route::{Routes, matching};
-use super::rules::Wanted;
+use super::wanted::Wanted;
 use crate::config::{NotifyPolicy, Timing};
 use crate::model::{Labels, fingerprint};
 

@@ -28,11 +28,6 @@ pub(super) fn find_exporter(given: Option<PathBuf>) -> Result<PathBuf, DemoError
         .ok_or(DemoError::NoExporter(me))
 }
 
-/// The Mac Studios' node names, in order.
-pub(super) fn apple_nodes() -> Vec<String> {
-    (1..=super::scenario::NODES).map(node_name).collect()
-}
-
 /// Starts every node's exporter: the four Apple exporters (real binaries on stand-in macOS
 /// commands), then the GPU node's.
 pub(super) fn start_all(
@@ -57,7 +52,7 @@ pub(super) fn start_all(
         );
         write_atomically(&node.join("macmon.live"), &macmon_line(IDLE_WATTS));
         // The cell's Thunderbolt 5 mesh, as the stand-ins print it (the timeline pulls a cable).
-        super::links::Cabling::mesh(&apple_nodes())
+        super::links::Cabling::mesh(&super::scenario::apple_nodes())
             .write(i - 1, &node)
             .map_err(io(&node))?;
         let collectors = ["powermetrics", "macmon", "vmstat", "thunderbolt"];

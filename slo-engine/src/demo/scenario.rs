@@ -18,6 +18,11 @@ pub(super) const GPU_NODE: usize = 5;
 pub(super) const ALL_NODES: usize = 5;
 
 /// Node `i`'s name: simulated-studio-1..=4, simulated-gpu-1 (node 5).
+/// The Mac Studios' node names, in order.
+pub(super) fn apple_nodes() -> Vec<String> {
+    (1..=NODES).map(node_name).collect()
+}
+
 pub(super) fn node_name(i: usize) -> String {
     if i == GPU_NODE {
         "simulated-gpu-1".into()

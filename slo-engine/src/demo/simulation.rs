@@ -121,7 +121,7 @@ pub(super) fn cable_pull(sim: Arc<Sim>, at: Duration) -> tokio::task::JoinHandle
 
 async fn pull_and_replace(sim: &Sim) {
     use super::links::{Cable, Cabling};
-    let names = super::exporters::apple_nodes();
+    let names = super::scenario::apple_nodes();
     let mut cabling = Cabling::mesh(&names);
     let steer = |c: &Cabling| {
         for (i, name) in names.iter().enumerate() {

@@ -5,8 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::snapshot::{LinkObs, NodeSnapshot};
 use super::status::{LinkState, LinkStatus};
-use super::tracker::CellTrack;
 use crate::config::{Cell, ExpectedLink, HealthRules};
+
+/// What the link checks remember per cell between readings.
+#[derive(Debug, Default)]
+pub(super) struct Memory {
+    /// The port each node uses towards each peer, once seen: (node, peer) → port.
+    pub(super) ports: BTreeMap<(String, String), String>,
+    /// The last error counter of each (node, port): (at, errors).
+    pub(super) errors: BTreeMap<(String, String), (i64, f64)>,
+}
 
 /// Both ends of an expected link at one reading.
 pub(super) struct LinkEnds<'a> {
@@ -26,7 +34,7 @@ impl<'a> LinkEnds<'a> {
     /// Finds each end's port: the configured one, else the link whose attached device is the
     /// peer (by the peer's bus domains, else its name), else the port it was last seen on.
     pub(super) fn resolve(
-        t: &mut CellTrack,
+        t: &mut Memory,
         link: &'a ExpectedLink,
         nodes: &'a [(String, NodeSnapshot)],
     ) -> LinkEnds<'a> {
@@ -63,7 +71,7 @@ impl<'a> LinkEnds<'a> {
 /// reporting end has no such port, or reports it down; else slow under the expected speed, RDMA
 /// inactive where required, errors over the threshold, or up.
 pub(super) fn link_status(
-    t: &CellTrack,
+    t: &Memory,
     cell: &Cell,
     rules: &HealthRules,
     ends: &LinkEnds<'_>,
@@ -135,7 +143,7 @@ pub(super) fn link_status(
 
 /// Errors per second on both ends since their last reading (a counter that went down was
 /// reset: its value counts); `None` before a second reading.
-fn error_rate(t: &CellTrack, answering: &[&End<'_>], now: i64) -> Option<f64> {
+fn error_rate(t: &Memory, answering: &[&End<'_>], now: i64) -> Option<f64> {
     let mut rate = None;
     for e in answering {
         let (Some(o), Some(port)) = (e.obs, e.port.as_ref()) else {

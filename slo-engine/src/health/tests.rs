@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::*;
+use super::{CellHealth, LinkObs, LinkState, NodeSnapshot, Tracker};
 use crate::config::{Cell, HealthRules, Node, Topology};
 
 const NODES: [&str; 4] = ["s1", "s2", "s3", "s4"];

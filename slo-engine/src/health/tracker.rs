@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::links::{LinkEnds, link_status, split};
+use super::links::{LinkEnds, Memory, link_status, split};
 use super::snapshot::{NodeSnapshot, quantile};
 use super::status::{CellHealth, LinkState, RestartLoop};
 use crate::config::{Cell, ExpectedLink, HealthRules, Topology};
@@ -24,11 +24,9 @@ type Readings = VecDeque<(i64, f64)>;
 type Histograms = (i64, Vec<(f64, f64)>, Vec<(f64, f64)>);
 
 #[derive(Debug, Default)]
-pub(super) struct CellTrack {
-    /// The port each node uses towards each peer, once seen: (node, peer) → port.
-    pub(super) ports: BTreeMap<(String, String), String>,
-    /// The last error counter of each (node, port): (at, errors).
-    pub(super) errors: BTreeMap<(String, String), (i64, f64)>,
+struct CellTrack {
+    /// Ports and error counters of the links.
+    memory: Memory,
     /// Per expected link (node, peer): up at the last reading, and the times it changed.
     flaps: BTreeMap<(String, String), (bool, VecDeque<i64>)>,
     /// Restart counters per (node, kind, what): (at, value), the window's worth.
@@ -83,8 +81,8 @@ impl Tracker {
         let expected = cell.expected_links(t.learn.links.as_deref());
         let mut links = Vec::new();
         for e in &expected {
-            let ends = LinkEnds::resolve(t, e, nodes);
-            let mut s = link_status(t, cell, rules, &ends, now);
+            let ends = LinkEnds::resolve(&mut t.memory, e, nodes);
+            let mut s = link_status(&t.memory, cell, rules, &ends, now);
             if s.state != LinkState::Unknown {
                 let (transitions, flapping) = t.flap(e, s.state != LinkState::Down, rules, now);
                 s.transitions = transitions;
@@ -144,7 +142,7 @@ impl CellTrack {
     ) {
         for e in expected {
             for (node, peer) in [(&e.a.node, &e.b.node), (&e.b.node, &e.a.node)] {
-                let Some(port) = self.ports.get(&(node.clone(), peer.clone())) else {
+                let Some(port) = self.memory.ports.get(&(node.clone(), peer.clone())) else {
                     continue;
                 };
                 let obs = nodes
@@ -152,7 +150,8 @@ impl CellTrack {
                     .find(|(n, _)| n == node)
                     .and_then(|(_, s)| s.link(port));
                 if let Some(o) = obs {
-                    self.errors
+                    self.memory
+                        .errors
                         .insert((node.clone(), port.clone()), (now, o.errors));
                 }
             }
