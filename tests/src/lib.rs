@@ -462,3 +462,14 @@ pub fn proxy_args(upstream: &str) -> Vec<String> {
     .map(String::from)
     .to_vec()
 }
+
+/// A line of the macmon stand-in (`macmon.live`) whose whole-system power (`sys_power`, the
+/// exporter's `source="smc"`) is `watts`.
+pub fn macmon_sample(watts: f64) -> String {
+    format!(
+        "{{\"timestamp\":\"2026-12-03T10:00:01.000000+00:00\",\"temp\":{{\"cpu_temp_avg\":48.2,\"gpu_temp_avg\":55.9}},\
+         \"memory\":{{\"ram_total\":549755813888,\"ram_usage\":309237645312,\"swap_total\":0,\"swap_usage\":0}},\
+         \"ecpu_usage\":[1284,0.31],\"pcpu_usage\":[3504,0.82],\"gpu_usage\":[1398,0.96],\"cpu_power\":9.5,\
+         \"gpu_power\":182.0,\"ane_power\":0.0,\"all_power\":191.5,\"sys_power\":{watts},\"ram_power\":11.2,\"gpu_ram_power\":0.9}}\n"
+    )
+}

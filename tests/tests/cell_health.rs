@@ -16,16 +16,6 @@ use serde_json::Value;
 const NODES: [&str; 4] = ["s1", "s2", "s3", "s4"];
 const SOON: Duration = Duration::from_secs(40);
 
-/// A macmon sample whose whole-system power is `watts`.
-fn macmon(watts: f64) -> String {
-    format!(
-        "{{\"timestamp\":\"2026-12-03T10:00:01.000000+00:00\",\"temp\":{{\"cpu_temp_avg\":48.2,\"gpu_temp_avg\":55.9}},\
-         \"memory\":{{\"ram_total\":549755813888,\"ram_usage\":309237645312,\"swap_total\":0,\"swap_usage\":0}},\
-         \"ecpu_usage\":[1284,0.31],\"pcpu_usage\":[3504,0.82],\"gpu_usage\":[1398,0.96],\"cpu_power\":9.5,\
-         \"gpu_power\":182.0,\"ane_power\":0.0,\"all_power\":191.5,\"sys_power\":{watts},\"ram_power\":11.2,\"gpu_ram_power\":0.9}}\n"
-    )
-}
-
 struct Cell {
     cabling: Cabling,
     exporters: Vec<Exporter>,
@@ -43,7 +33,11 @@ impl Cell {
         for (i, n) in NODES.iter().enumerate() {
             let state = tempfile::tempdir().expect("tempdir");
             cabling.write(i, state.path()).expect("steer");
-            std::fs::write(state.path().join("macmon.live"), macmon(200.0)).expect("macmon");
+            std::fs::write(
+                state.path().join("macmon.live"),
+                cellwatch_e2e::macmon_sample(200.0),
+            )
+            .expect("macmon");
             let mut args = vec![
                 "--collector.disable-defaults",
                 "--collector.thunderbolt",
@@ -312,7 +306,11 @@ async fn a_node_cut_off_is_one_page_and_drains_the_cell() {
 async fn a_power_surge_over_the_cap_is_one_page_and_drains_the_cell() {
     let c = Cell::start(&[]).await;
     for e in &c.exporters {
-        std::fs::write(e.state.path().join("macmon.live"), macmon(300.0)).expect("macmon");
+        std::fs::write(
+            e.state.path().join("macmon.live"),
+            cellwatch_e2e::macmon_sample(300.0),
+        )
+        .expect("macmon");
     }
     let a = one_alert(&c.notifications().await, "CellwatchPowerNearCap", "page");
     assert_eq!(a["annotations"]["power_cap_watts"], "1000");

@@ -11,15 +11,6 @@ use cellwatch_e2e::{Exporter, first_evaluation, free_port, start_engine, workspa
 /// The check interval of `alerts/haproxy.cfg`.
 const INTER: Duration = Duration::from_secs(2);
 
-fn macmon(watts: f64) -> String {
-    format!(
-        "{{\"timestamp\":\"2026-12-03T10:00:01.000000+00:00\",\"temp\":{{\"cpu_temp_avg\":48.2,\"gpu_temp_avg\":55.9}},\
-         \"memory\":{{\"ram_total\":549755813888,\"ram_usage\":309237645312,\"swap_total\":0,\"swap_usage\":0}},\
-         \"ecpu_usage\":[1284,0.31],\"pcpu_usage\":[3504,0.82],\"gpu_usage\":[1398,0.96],\"cpu_power\":9.5,\
-         \"gpu_power\":182.0,\"ane_power\":0.0,\"all_power\":191.5,\"sys_power\":{watts},\"ram_power\":11.2,\"gpu_ram_power\":0.9}}\n"
-    )
-}
-
 /// A server answering every request with `name`.
 async fn backend(name: &'static str) -> String {
     let app = axum::Router::new().fallback(move || async move { name });
@@ -81,7 +72,11 @@ async fn wait_for(front: &str, who: &str, within: Duration) -> Duration {
 async fn haproxy_drains_the_cell_to_the_gpu_pool_and_back() {
     let (apple, gpu) = (backend("apple").await, backend("gpu").await);
     let state = tempfile::tempdir().unwrap();
-    std::fs::write(state.path().join("macmon.live"), macmon(200.0)).unwrap();
+    std::fs::write(
+        state.path().join("macmon.live"),
+        cellwatch_e2e::macmon_sample(200.0),
+    )
+    .unwrap();
     let node = Exporter::spawn(
         "cellwatch-exporter",
         &[
@@ -156,7 +151,11 @@ async fn haproxy_drains_the_cell_to_the_gpu_pool_and_back() {
     wait_for(&front, "apple", Duration::from_secs(20)).await;
     // A power surge over the cap drains the cell: from the engine's 503 to the GPU pool taking
     // the traffic, at most one check interval (plus this loop's polling).
-    std::fs::write(node.state.path().join("macmon.live"), macmon(400.0)).unwrap();
+    std::fs::write(
+        node.state.path().join("macmon.live"),
+        cellwatch_e2e::macmon_sample(400.0),
+    )
+    .unwrap();
     let health = format!("{}/api/v1/cells/studio-a/health", engine.base);
     let start = Instant::now();
     loop {
@@ -178,7 +177,11 @@ async fn haproxy_drains_the_cell_to_the_gpu_pool_and_back() {
         "moved after {moved:?}"
     );
     // Recovered: back to the cell after its rise checks.
-    std::fs::write(node.state.path().join("macmon.live"), macmon(200.0)).unwrap();
+    std::fs::write(
+        node.state.path().join("macmon.live"),
+        cellwatch_e2e::macmon_sample(200.0),
+    )
+    .unwrap();
     let back = wait_for(&front, "apple", Duration::from_secs(20)).await;
     eprintln!("traffic back on the cell {back:?} after recovery");
 }
