@@ -3,6 +3,7 @@
 //! directory (see `exporter/testdata/standins/_standin.sh`).
 
 pub mod alertmanager;
+pub mod browser;
 pub mod prometheus;
 pub mod recorder;
 pub mod smtp;
