@@ -222,6 +222,18 @@ metrics! {
     INFERENCE_TTFT = "cellwatch_inference_time_to_first_token_seconds", Histogram, "seconds", ["model"], "inference",
         "Time from receiving a request to the first response chunk carrying generated content, for requests with outcome ok.",
         "metering proxy (first SSE/NDJSON chunk with content; the first body byte of a non-streaming response); vLLM `vllm:time_to_first_token_seconds`, SGLang `sglang:time_to_first_token_seconds`. llama.cpp, TGI: none";
+    /// Time per output token after the first (inter-token latency).
+    INFERENCE_TPOT = "cellwatch_inference_time_per_output_token_seconds", Histogram, "seconds", ["model"], "inference",
+        "Time per generated token after the first, per streamed request with outcome ok and at least two generated tokens: (last content chunk − first content chunk) / (generated tokens − 1).",
+        "metering proxy (streamed responses only); vLLM `vllm:inter_token_latency_seconds` (older: `vllm:time_per_output_token_seconds`), SGLang `sglang:inter_token_latency_seconds` (older: `sglang:time_per_output_token_seconds`), TGI `tgi_request_mean_time_per_token_duration` (upstream buckets). llama.cpp: none";
+    /// Time a request waited in the server's queue.
+    INFERENCE_QUEUE_TIME = "cellwatch_inference_queue_time_seconds", Histogram, "seconds", ["model"], "inference",
+        "Time a request waited in the inference server's queue before it was scheduled.",
+        "vLLM `vllm:request_queue_time_seconds`, TGI `tgi_request_queue_duration` (upstream buckets). Metering proxy, llama.cpp, SGLang: none";
+    /// Requests waiting.
+    INFERENCE_WAITING = "cellwatch_inference_requests_waiting", Gauge, "", ["model"], "inference",
+        "Requests received and waiting: queued in the server, or (metering proxy) in flight with no generated content yet.",
+        "metering proxy (in flight before the first content chunk); vLLM `vllm:num_requests_waiting`, SGLang `sglang:num_queue_reqs`, llama.cpp `llamacpp:requests_deferred`, TGI `tgi_queue_size`";
     /// Tokens.
     INFERENCE_TOKENS = "cellwatch_inference_tokens_total", Counter, "", ["model", "kind"], "inference",
         "Tokens processed (kind: prompt, generated).",
