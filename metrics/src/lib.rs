@@ -329,6 +329,13 @@ pub const DEFAULT_LATENCY_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0,
 ];
 
+/// Default bucket bounds (seconds) of the time-per-output-token histogram: the bounds the
+/// OpenTelemetry GenAI semantic conventions recommend for `gen_ai.server.time_per_output_token`.
+/// A `tpot` SLO's threshold must be one of the bounds in use.
+pub const DEFAULT_TPOT_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+];
+
 /// The whole-node energy rule, per node, as PromQL over `func` (`rate` or `increase`) of
 /// `cellwatch_node_energy_joules_total` with the extra matchers `sel` over `range`: the SMC's
 /// reading where a node reports it, else the SoC's (Apple nodes); else RAPL plus NVIDIA (Linux
