@@ -1,6 +1,6 @@
-//! `cell-overview`: one inference cell, latency and time to first token beside power, tokens/kWh
-//! and kWh per 1,000 requests; power against its cap and link health; error budgets and burn
-//! rates per SLO; alerts.
+//! `cell-overview`: one inference cell, latency, time to first token and time per output token
+//! beside power, tokens/kWh and kWh per 1,000 requests, requests waiting and queue time; power
+//! against its cap and link health; error budgets and burn rates per SLO; alerts.
 
 use cellwatch_metrics as m;
 use serde_json::Value;
@@ -23,7 +23,7 @@ pub(super) fn dashboard() -> Value {
     b.finish(
         "cellwatch-cell",
         "cellwatch / Cell overview",
-        "One inference cell: latency and time to first token beside power, tokens/kWh and kWh per 1,000 requests; power against its cap and link health; error budgets and burn rates per SLO; alerts.",
+        "One inference cell: latency, time to first token and time per output token beside power, tokens/kWh and kWh per 1,000 requests; power against its cap and link health; error budgets and burn rates per SLO; alerts.",
         vec![v_datasource(), v_cell(false), v_node()],
         "now-1h",
     )
@@ -52,6 +52,13 @@ fn latency(b: &mut Board, c: &str) {
         "Time to first token p95 / p99",
         "Time from request to the first generated token, ok requests.",
         m::INFERENCE_TTFT.name,
+        c,
+    );
+    p95_p99(
+        b,
+        "Time per output token p95 / p99",
+        "Time per generated token after the first (inter-token latency) of ok streamed requests: the metering proxy's (last − first content chunk) / (tokens − 1), or the server's own per-request histogram. Bounds: --collector.inference.tpot-buckets.",
+        m::INFERENCE_TPOT.name,
         c,
     );
 }
@@ -137,6 +144,19 @@ fn traffic(b: &mut Board, c: &str) {
         )],
         unit_min0,
     );
+    b.panel(
+        Kind::Timeseries,
+        "Requests waiting",
+        "Requests queued in the servers (vLLM, SGLang, TGI, llama.cpp deferred) or, behind the metering proxy, in flight with no generated token yet. The throughput SLI judges only the minutes in which some request waited.",
+        "short",
+        6,
+        7,
+        vec![q(
+            format!("sum by (node) ({}{{{c}}})", m::INFERENCE_WAITING.name),
+            "{{node}}",
+        )],
+        unit_min0,
+    );
 }
 
 /// Stats: cell power, kWh per 1,000 requests, energy over the range.
@@ -176,6 +196,19 @@ fn energy(b: &mut Board, c: &str) {
             "kWh",
         )],
         instant_stat,
+    );
+    b.panel(
+        Kind::Timeseries,
+        "Queue time p95 / p99",
+        "Time requests waited in the server's queue before being scheduled (vLLM, TGI; none behind the metering proxy alone).",
+        "s",
+        12,
+        7,
+        vec![
+            q(quantile(0.95, m::INFERENCE_QUEUE_TIME.name, c, ""), "p95"),
+            q(quantile(0.99, m::INFERENCE_QUEUE_TIME.name, c, ""), "p99"),
+        ],
+        unit_min0,
     );
 }
 

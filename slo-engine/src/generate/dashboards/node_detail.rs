@@ -355,8 +355,8 @@ fn inference(b: &mut Board, s: &str) {
     );
     b.panel(
         Kind::Timeseries,
-        "Latency p99 and TTFT p99",
-        "Per node.",
+        "Latency, TTFT and TPOT p99",
+        "Per node: request latency, time to first token and time per output token.",
         "s",
         8,
         8,
@@ -368,6 +368,10 @@ fn inference(b: &mut Board, s: &str) {
             q(
                 quantile(0.99, m::INFERENCE_TTFT.name, s, "node"),
                 "{{node}} TTFT",
+            ),
+            q(
+                quantile(0.99, m::INFERENCE_TPOT.name, s, "node"),
+                "{{node}} TPOT",
             ),
         ],
         unit_min0,
