@@ -91,7 +91,8 @@ fn start_gpu(
     spawn_exporter(exporter, path, ports, GPU_NODE, &collectors, &paths, &node)
 }
 
-/// Starts node `i`'s exporter with `collectors` and the metering proxy, its stand-ins steered
+/// Starts node `i`'s exporter with `collectors` and the metering proxy (the vLLM adapter on the
+/// GPU node), its stand-ins steered
 /// from `state`, logging to `state/exporter.log`; killed when dropped.
 fn spawn_exporter(
     exporter: &Path,
@@ -106,18 +107,33 @@ fn spawn_exporter(
     let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
     let err = log.try_clone().map_err(io(&log_path))?;
     let cell = if i == GPU_NODE { GPU_CELL } else { CELL };
+    // The Mac Studios' servers export no metrics: a metering proxy in front. The GPU node's
+    // (simulated) vLLM does: the vLLM adapter reads it.
+    let inference = if i == GPU_NODE {
+        vec![
+            format!(
+                "--collector.inference.adapter=vllm={}/metrics",
+                ports.vllm()
+            ),
+            "--collector.inference.adapter-interval=1s".to_string(),
+        ]
+    } else {
+        vec![
+            format!(
+                "--collector.inference.upstream=http://127.0.0.1:{}/node/{i}",
+                ports.sim()
+            ),
+            format!(
+                "--collector.inference.listen-address=127.0.0.1:{}",
+                ports.proxy(i)
+            ),
+        ]
+    };
     let child = tokio::process::Command::new(exporter)
         .arg("--collector.disable-defaults")
         .args(collectors.iter().map(|c| format!("--collector.{c}")))
         .arg("--collector.inference")
-        .arg(format!(
-            "--collector.inference.upstream=http://127.0.0.1:{}/node/{i}",
-            ports.sim()
-        ))
-        .arg(format!(
-            "--collector.inference.listen-address=127.0.0.1:{}",
-            ports.proxy(i)
-        ))
+        .args(inference)
         .arg(format!(
             "--web.listen-address=127.0.0.1:{}",
             ports.exporter(i)

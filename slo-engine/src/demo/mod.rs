@@ -1,11 +1,12 @@
 //! `cellwatch-slo demo`: a SIMULATED four-node cell in one command.
 //!
-//! What runs for real: four `cellwatch-exporter` processes with their real collectors, parsers
-//! and metering proxies, and this engine (scrape source, a SQLite ledger, alerting, the status
-//! page). What is simulated, and labelled so everywhere: the macOS commands (the stand-ins in
-//! `exporter/testdata/standins/`, printing the real formats), the power they report (a model:
-//! idle watts plus joules per generated token), the OpenAI-compatible server each proxy
-//! meters, and the clients (a load generator). The SLO periods are compressed to an hour so a
+//! What runs for real: five `cellwatch-exporter` processes with their real collectors, parsers,
+//! metering proxies (the four Mac Studios) and vLLM adapter (the GPU node), and this engine
+//! (scrape source, a SQLite ledger, alerting, the status page). What is simulated, and labelled
+//! so everywhere: the macOS commands (the stand-ins in `exporter/testdata/standins/`, printing
+//! the real formats), the power they report (a model: idle watts plus joules per generated
+//! token), the OpenAI-compatible server each proxy meters, the GPU node's vLLM (its scheduler
+//! and `/metrics` page, [`vllm`]), and the clients (a load generator). The SLO periods are compressed to an hour so a
 //! burn pages within a minute.
 //!
 //! The timeline: at `incident_at` one node slows down four times (latency and time to first
@@ -22,6 +23,7 @@ mod scenario;
 mod server;
 mod simulation;
 mod startup;
+mod vllm;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -51,6 +51,19 @@ impl Ports {
     pub(super) fn sim(self) -> u16 {
         self.engine + 20
     }
+    /// Where node `i`'s clients send chat completions: the Mac Studios' metering proxies, the
+    /// GPU node's simulated vLLM itself.
+    pub(super) fn chat_url(self, i: usize) -> String {
+        if i == GPU_NODE {
+            format!("{}/v1/chat/completions", self.vllm())
+        } else {
+            format!("http://127.0.0.1:{}/v1/chat/completions", self.proxy(i))
+        }
+    }
+    /// The GPU node's simulated vLLM (its `/metrics` beside `/v1`).
+    pub(super) fn vllm(self) -> String {
+        format!("http://127.0.0.1:{}/node/{GPU_NODE}", self.sim())
+    }
 }
 
 /// The engine's configuration for the demo cell: periods compressed to one hour, one page
@@ -127,7 +140,7 @@ pub(super) fn print_banner(opts: &Options, ports: Ports, dir: &Path, status: &st
          metering proxies) and the SLO engine.\n\
          \n  status page        {status}\n  engine metrics     {status}metrics\n  alerts (JSON)      {status}api/v1/alerts"
     );
-    for i in 1..=ALL_NODES {
+    for i in 1..=NODES {
         println!(
             "  {:<18} metrics http://127.0.0.1:{}/metrics   proxy http://127.0.0.1:{}/v1",
             node_name(i),
@@ -135,6 +148,12 @@ pub(super) fn print_banner(opts: &Options, ports: Ports, dir: &Path, status: &st
             ports.proxy(i)
         );
     }
+    println!(
+        "  {:<18} metrics http://127.0.0.1:{}/metrics   vLLM (simulated, read by the exporter's vLLM adapter) {}/v1",
+        node_name(GPU_NODE),
+        ports.exporter(GPU_NODE),
+        ports.vllm()
+    );
     println!(
         "\n  working directory {d}\n  engine config     {d}/cells.yaml (SLO periods compressed to 1h)\n  pages             printed here and appended to {d}/pages.log{mail}\n\
          \nPrometheus: prometheus --config.file={d}/prometheus.yml   (file_sd targets with cell and node labels):\n{prom}\

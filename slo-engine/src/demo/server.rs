@@ -10,11 +10,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::scenario::{ALL_NODES, GPU_NODE, MODEL};
 use super::simulation::{SLOWDOWN, Sim};
+use super::vllm::{Finished, Running};
 
 /// The simulated server: time to first token, chunks of 4 tokens, the gap between chunks.
 const TTFT: Duration = Duration::from_millis(250);
@@ -25,10 +26,12 @@ const CHUNK_GAP: Duration = Duration::from_millis(80);
 const GPU_TTFT: Duration = Duration::from_millis(120);
 const GPU_CHUNK_GAP: Duration = Duration::from_millis(25);
 
-/// The simulated OpenAI-compatible servers (`/node/N/v1/chat/completions`) and the page sink.
+/// The simulated OpenAI-compatible servers (`/node/N/v1/chat/completions`; the GPU node's is a
+/// simulated vLLM with its `/node/N/metrics`) and the page sink.
 pub(super) fn sim_router(sim: Arc<Sim>) -> Router {
     Router::new()
         .route("/node/{n}/v1/chat/completions", post(chat))
+        .route("/node/{n}/metrics", get(vllm_metrics))
         .route("/pages", post(page))
         .with_state(sim)
 }
@@ -76,10 +79,58 @@ async fn chat(State(sim): State<Arc<Sim>>, UrlPath(n): UrlPath<usize>, body: Byt
     let prompt = 200 + fastrand::u64(0..200);
     let completion = CHUNKS * TOKENS_PER_CHUNK;
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
+    // The GPU node's vLLM schedules at most MAX_NUM_SEQS requests; the rest wait.
+    let gpu = if n == GPU_NODE {
+        match sim.vllm.schedule().await {
+            Some(running) => Some(GpuRequest {
+                running,
+                prompt,
+                first: None,
+            }),
+            None => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        }
+    } else {
+        None
+    };
     if !stream {
-        return whole(&sim, n, pace, usage).await;
+        return whole(&sim, n, pace, usage, gpu).await;
     }
-    streamed(sim, n, pace, usage_wanted, usage)
+    streamed(sim, n, pace, usage_wanted, usage, gpu)
+}
+
+/// The simulated vLLM's `/metrics` (the GPU node only).
+async fn vllm_metrics(State(sim): State<Arc<Sim>>, UrlPath(n): UrlPath<usize>) -> Response {
+    if n != GPU_NODE {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        sim.vllm.page(),
+    )
+        .into_response()
+}
+
+/// A request the GPU node's vLLM scheduled: its slot, and what its record needs.
+struct GpuRequest {
+    running: Running,
+    prompt: u64,
+    /// When its first generated token went out.
+    first: Option<std::time::Instant>,
+}
+
+impl GpuRequest {
+    /// Records the request as vLLM does when it finishes.
+    fn finish(self, sim: &Sim, ttft: Option<Duration>) {
+        let r = &self.running;
+        let e2e = r.arrived.elapsed();
+        sim.vllm.finished(Finished {
+            queued: r.scheduled - r.arrived,
+            ttft: ttft.or(self.first.map(|f| f - r.arrived)).unwrap_or(e2e),
+            e2e,
+            prompt: self.prompt,
+            generated: CHUNKS * TOKENS_PER_CHUNK,
+        });
+    }
 }
 
 /// Up to 20 ms more, so requests do not move in lockstep.
@@ -88,10 +139,15 @@ fn jitter() -> Duration {
 }
 
 /// A non-streamed completion, after the whole generation time.
-async fn whole(sim: &Sim, n: usize, pace: Pace, usage: Value) -> Response {
+async fn whole(sim: &Sim, n: usize, pace: Pace, usage: Value, gpu: Option<GpuRequest>) -> Response {
     let completion = CHUNKS * TOKENS_PER_CHUNK;
-    tokio::time::sleep((pace.ttft + pace.gap * CHUNKS as u32) * pace.slow + jitter()).await;
+    let ttft = pace.ttft * pace.slow + jitter();
+    tokio::time::sleep(ttft + pace.gap * CHUNKS as u32 * pace.slow).await;
     sim.tokens[n - 1].fetch_add(completion, Ordering::Relaxed);
+    if let Some(g) = gpu {
+        let queued = g.running.scheduled - g.running.arrived;
+        g.finish(sim, Some(ttft + queued));
+    }
     let text = "tok ".repeat(completion as usize);
     axum::Json(json!({
         "id": "sim-1", "object": "chat.completion", "model": MODEL,
@@ -102,13 +158,32 @@ async fn whole(sim: &Sim, n: usize, pace: Pace, usage: Value) -> Response {
 }
 
 /// A streamed completion: the role, `CHUNKS` chunks of content, the usage when asked, `[DONE]`.
-fn streamed(sim: Arc<Sim>, n: usize, pace: Pace, usage_wanted: bool, usage: Value) -> Response {
-    let steps = futures_util::stream::unfold(0u64, move |step| {
+fn streamed(
+    sim: Arc<Sim>,
+    n: usize,
+    pace: Pace,
+    usage_wanted: bool,
+    usage: Value,
+    gpu: Option<GpuRequest>,
+) -> Response {
+    // The GPU request's slot is held until the stream ends or the client goes away.
+    let steps = futures_util::stream::unfold((0u64, gpu), move |(step, mut gpu)| {
         let sim = sim.clone();
         let usage = usage.clone();
         async move {
-            let out = stream_step(step, &sim, n, pace, usage_wanted, &usage).await?;
-            Some((Ok::<_, std::convert::Infallible>(out), step + 1))
+            let out = stream_step(step, &sim, n, pace, usage_wanted, &usage).await;
+            if let Some(g) = gpu.as_mut()
+                && step == 1
+            {
+                g.first = Some(std::time::Instant::now());
+            }
+            let Some(out) = out else {
+                if let Some(g) = gpu.take() {
+                    g.finish(&sim, None);
+                }
+                return None;
+            };
+            Some((Ok::<_, std::convert::Infallible>(out), (step + 1, gpu)))
         }
     });
     Response::builder()

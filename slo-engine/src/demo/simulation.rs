@@ -31,6 +31,8 @@ pub(super) struct Sim {
     pub(super) pages_log: PathBuf,
     /// Pages received.
     pub(super) pages: AtomicU64,
+    /// The GPU node's simulated vLLM.
+    pub(super) vllm: Arc<super::vllm::Vllm>,
 }
 
 impl Sim {
@@ -42,11 +44,13 @@ impl Sim {
             tokens: Default::default(),
             pages_log,
             pages: AtomicU64::new(0),
+            vllm: Arc::new(super::vllm::Vllm::new()),
         }
     }
 }
 
-/// `CLIENTS` clients per node, each sending streaming chat completions to the node's proxy.
+/// `CLIENTS` clients per node, each sending streaming chat completions to the node's proxy (to
+/// the GPU node's simulated vLLM directly: its exporter reads vLLM's own metrics).
 pub(super) fn load(ports: Ports) -> Vec<tokio::task::JoinHandle<()>> {
     let client = cellwatch_http::tls::http_client()
         .build()
@@ -55,7 +59,7 @@ pub(super) fn load(ports: Ports) -> Vec<tokio::task::JoinHandle<()>> {
     for i in 1..=ALL_NODES {
         for _ in 0..CLIENTS {
             let client = client.clone();
-            let url = format!("http://127.0.0.1:{}/v1/chat/completions", ports.proxy(i));
+            let url = ports.chat_url(i);
             tasks.push(tokio::spawn(async move {
                 let body = json!({
                     "model": MODEL, "stream": true, "stream_options": {"include_usage": true},

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::exporters::{Child, wait_ready};
-use super::scenario::{ALL_NODES, Ports, config_yaml, node_name, prometheus_yaml};
+use super::scenario::{ALL_NODES, GPU_NODE, Ports, config_yaml, node_name, prometheus_yaml};
 use super::server::sim_router;
 use super::simulation::Sim;
 use super::{DemoError, Options, io};
@@ -55,10 +55,9 @@ pub(super) async fn serve_sim(
 /// old demo's exporter on the port would answer in its place.
 pub(super) fn check_ports_free(ports: Ports) -> Result<(), DemoError> {
     for i in 1..=ALL_NODES {
-        for (port, what) in [
-            (ports.exporter(i), "an exporter"),
-            (ports.proxy(i), "a metering proxy"),
-        ] {
+        // The GPU node runs no proxy (its exporter reads the simulated vLLM's metrics).
+        let proxy = (i != GPU_NODE).then(|| (ports.proxy(i), "a metering proxy"));
+        for (port, what) in std::iter::once((ports.exporter(i), "an exporter")).chain(proxy) {
             std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|source| DemoError::Bind {
                 port,
                 what,
