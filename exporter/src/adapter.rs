@@ -7,8 +7,9 @@
 //!
 //! Time per output token: vLLM 0.11 and later export the per-request TPOT
 //! (`vllm:request_time_per_output_token_seconds`: decode time / (generated tokens − 1), one
-//! observation per finished request, as the metering proxy measures it); it is taken when the page
-//! has it. Older vLLM only export a per-token histogram (one observation per inter-token gap:
+//! observation per finished request, as the metering proxy measures it, except that vLLM observes
+//! 0 for a request with one generated token where the proxy observes nothing); it is taken when
+//! the page has it. Older vLLM only export a per-token histogram (one observation per inter-token gap:
 //! `vllm:time_per_output_token_seconds`, renamed `vllm:inter_token_latency_seconds` in 0.11), and
 //! SGLang only ever exports one (`sglang:time_per_output_token_seconds`, renamed
 //! `sglang:inter_token_latency_seconds`): without a per-request histogram that one is mapped, its
