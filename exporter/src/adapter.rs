@@ -5,6 +5,22 @@
 //! invented: llama.cpp has no latency histograms and no outcomes, TGI no time to first token,
 //! SGLang no outcomes.
 //!
+//! Time per output token: vLLM 0.11 and later export the per-request TPOT
+//! (`vllm:request_time_per_output_token_seconds`: decode time / (generated tokens − 1), one
+//! observation per finished request, as the metering proxy measures it, except that vLLM observes
+//! 0 for a request with one generated token where the proxy observes nothing); it is taken when
+//! the page has it. Older vLLM only export a per-token histogram (one observation per inter-token gap:
+//! `vllm:time_per_output_token_seconds`, renamed `vllm:inter_token_latency_seconds` in 0.11), and
+//! SGLang only ever exports one (`sglang:time_per_output_token_seconds`, renamed
+//! `sglang:inter_token_latency_seconds`): without a per-request histogram that one is mapped, its
+//! quantiles weighted by tokens rather than requests, rather than nothing. One source per page,
+//! the first present of those orders, never a sum of two (vLLM 0.11 exports the per-token one
+//! under both names). TGI's `tgi_request_mean_time_per_token_duration` is per request
+//! (inference time, prefill included, over all generated tokens). Queue time: vLLM
+//! `vllm:request_queue_time_seconds`, SGLang `sglang:queue_time_seconds`, TGI
+//! `tgi_request_queue_duration`. Waiting requests: vLLM `vllm:num_requests_waiting`, SGLang
+//! `sglang:num_queue_reqs`, llama.cpp `llamacpp:requests_deferred`, TGI `tgi_queue_size`.
+//!
 //! Bounded: a page is read line by line ([`PageFilter`]) and only the lines of the families we
 //! map are kept, at most [`MAX_FAMILY_SERIES`] per family (a family with more is dropped whole
 //! for that page); NaN, ±Inf and negative values are dropped, never summed. Every drop is
@@ -217,6 +233,11 @@ fn mapped_families(server: Server) -> &'static [&'static str] {
             "request_success_total",
             "e2e_request_latency_seconds",
             "time_to_first_token_seconds",
+            "request_time_per_output_token_seconds",
+            "inter_token_latency_seconds",
+            "time_per_output_token_seconds",
+            "request_queue_time_seconds",
+            "num_requests_waiting",
         ],
         Server::Sglang => &[
             "prompt_tokens_total",
@@ -224,11 +245,16 @@ fn mapped_families(server: Server) -> &'static [&'static str] {
             "num_running_reqs",
             "e2e_request_latency_seconds",
             "time_to_first_token_seconds",
+            "inter_token_latency_seconds",
+            "time_per_output_token_seconds",
+            "queue_time_seconds",
+            "num_queue_reqs",
         ],
         Server::LlamaCpp => &[
             "prompt_tokens_total",
             "tokens_predicted_total",
             "requests_processing",
+            "requests_deferred",
         ],
         Server::Tgi => &[
             "batch_current_size",
@@ -237,7 +263,43 @@ fn mapped_families(server: Server) -> &'static [&'static str] {
             "request_input_length",
             "request_generated_tokens",
             "request_duration",
+            "request_mean_time_per_token_duration",
+            "request_queue_duration",
+            "queue_size",
         ],
+    }
+}
+
+/// The upstream histograms a server's time per output token may come from, best first (see the
+/// module documentation): a page's first present one is mapped, the others are not.
+fn tpot_sources(server: Server) -> &'static [&'static str] {
+    match server {
+        Server::Vllm => &[
+            "request_time_per_output_token_seconds",
+            "inter_token_latency_seconds",
+            "time_per_output_token_seconds",
+        ],
+        Server::Sglang => &[
+            "inter_token_latency_seconds",
+            "time_per_output_token_seconds",
+        ],
+        Server::Tgi => &["request_mean_time_per_token_duration"],
+        Server::LlamaCpp => &[],
+    }
+}
+
+/// The normalized histogram an upstream histogram (name without the server prefix) maps to;
+/// `tpot` is the page's time-per-output-token source.
+fn histogram_def(server: Server, name: &str, tpot: Option<&str>) -> Option<&'static MetricDef> {
+    match (server, name) {
+        (Server::Vllm | Server::Sglang, "e2e_request_latency_seconds")
+        | (Server::Tgi, "request_duration") => Some(&m::INFERENCE_REQUEST_DURATION),
+        (Server::Vllm | Server::Sglang, "time_to_first_token_seconds") => Some(&m::INFERENCE_TTFT),
+        (Server::Vllm, "request_queue_time_seconds")
+        | (Server::Sglang, "queue_time_seconds")
+        | (Server::Tgi, "request_queue_duration") => Some(&m::INFERENCE_QUEUE_TIME),
+        _ if tpot == Some(name) => Some(&m::INFERENCE_TPOT),
+        _ => None,
     }
 }
 
@@ -473,6 +535,23 @@ fn invalid(reading: &Reading) -> Option<DropReason> {
     }
 }
 
+/// A histogram's reading: its buckets sorted by bound, its count (else its largest bucket's) and
+/// sum (else 0).
+fn histogram_reading(
+    h: &[prometheus_parse::HistogramCount],
+    count: Option<f64>,
+    sum: Option<f64>,
+) -> Reading {
+    let mut buckets: Vec<(f64, f64)> = h.iter().map(|b| (b.less_than, b.count)).collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let count = count.or(buckets.last().map(|b| b.1)).unwrap_or(0.0);
+    Reading::Histogram {
+        buckets,
+        sum: sum.unwrap_or(0.0),
+        count,
+    }
+}
+
 /// Parses a `/metrics` page and maps it to normalized series. Metric-name colons (`vllm:…`) are
 /// read as underscores. Model labels pass through `models` (bounded). Dropped samples are not
 /// reported: see [`normalize_page`].
@@ -580,6 +659,11 @@ pub fn normalize_filtered(
             });
         }
     };
+    let tpot = tpot_sources(server).iter().copied().find(|f| {
+        scrape.samples.iter().any(|s| {
+            s.metric.strip_prefix(prefix) == Some(*f) && matches!(s.value, Value::Histogram(_))
+        })
+    });
     let mut poisoned: HashSet<(&'static str, Vec<String>)> = HashSet::new();
     for s in &scrape.samples {
         let name = s.metric.strip_prefix(prefix).unwrap_or("");
@@ -608,6 +692,12 @@ pub fn normalize_filtered(
                         Reading::Gauge(v),
                     )
                 }),
+                (Server::Vllm, "num_requests_waiting", _)
+                | (Server::Sglang, "num_queue_reqs", _)
+                | (Server::LlamaCpp, "requests_deferred", _)
+                | (Server::Tgi, "queue_size", _) => {
+                    v.map(|v| (&m::INFERENCE_WAITING, vec![model_of(s)], Reading::Gauge(v)))
+                }
                 (Server::Vllm, "request_success_total", _) => {
                     let outcome = if s.labels.get("finished_reason") == Some("abort") {
                         "cancelled"
@@ -627,44 +717,14 @@ pub fn normalize_filtered(
                     };
                     counter(&m::INFERENCE_REQUESTS, vec![model_of(s), outcome.into()])
                 }
-                (
-                    Server::Vllm | Server::Sglang,
-                    "e2e_request_latency_seconds",
-                    Value::Histogram(h),
-                )
-                | (
-                    Server::Vllm | Server::Sglang,
-                    "time_to_first_token_seconds",
-                    Value::Histogram(h),
-                )
-                | (Server::Tgi, "request_duration", Value::Histogram(h)) => {
-                    let def = if name == "time_to_first_token_seconds" {
-                        &m::INFERENCE_TTFT
-                    } else {
-                        &m::INFERENCE_REQUEST_DURATION
+                (_, _, Value::Histogram(h)) => histogram_def(server, name, tpot).map(|def| {
+                    let side = |part: &str| {
+                        side.get(&(format!("{}_{part}", s.metric), series_key(s)))
+                            .copied()
                     };
-                    let mut buckets: Vec<(f64, f64)> =
-                        h.iter().map(|b| (b.less_than, b.count)).collect();
-                    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    let count = side
-                        .get(&(format!("{}_count", s.metric), series_key(s)))
-                        .copied()
-                        .or(buckets.last().map(|b| b.1))
-                        .unwrap_or(0.0);
-                    let sum = side
-                        .get(&(format!("{}_sum", s.metric), series_key(s)))
-                        .copied()
-                        .unwrap_or(0.0);
-                    Some((
-                        def,
-                        vec![model_of(s)],
-                        Reading::Histogram {
-                            buckets,
-                            sum,
-                            count,
-                        },
-                    ))
-                }
+                    let reading = histogram_reading(h, side("count"), side("sum"));
+                    (def, vec![model_of(s)], reading)
+                }),
                 _ => None,
             };
         let Some((def, labels, reading)) = mapped else {
@@ -1035,6 +1095,56 @@ mod tests {
                 .parse::<AdapterSpec>()
                 .unwrap_err()
                 .contains("http://")
+        );
+    }
+
+    /// A one-bucket histogram family `name` of `count` observations, model `m`.
+    fn hist(name: &str, count: u32) -> String {
+        format!(
+            "# TYPE {name} histogram\n{name}_bucket{{le=\"0.05\",model_name=\"m\"}} {count}\n{name}_bucket{{le=\"+Inf\",model_name=\"m\"}} {count}\n{name}_sum{{model_name=\"m\"}} 1\n{name}_count{{model_name=\"m\"}} {count}\n"
+        )
+    }
+
+    fn tpot_count(server: Server, page: &str) -> Option<f64> {
+        let models = ModelLabels::new(4);
+        let r = normalize(server, page, "m", &models).unwrap();
+        let text = crate::store::encode_families(Monotonize::default().families(&r));
+        cellwatch_metrics::exposition::value(
+            &text,
+            r#"cellwatch_inference_time_per_output_token_seconds_count{model="m"}"#,
+        )
+    }
+
+    #[test]
+    fn the_time_per_output_token_comes_from_one_source_per_page_best_first() {
+        let per_request = hist("vllm:request_time_per_output_token_seconds", 3);
+        let itl = hist("vllm:inter_token_latency_seconds", 500);
+        let old = hist("vllm:time_per_output_token_seconds", 500);
+        // vLLM 0.11+: the per-request histogram, whatever else the page has.
+        assert_eq!(
+            tpot_count(Server::Vllm, &format!("{itl}{old}{per_request}")),
+            Some(3.0)
+        );
+        // vLLM 0.11 without the per-request one: the per-token histogram once, not under both
+        // of its names.
+        assert_eq!(
+            tpot_count(Server::Vllm, &format!("{old}{itl}")),
+            Some(500.0)
+        );
+        // vLLM before 0.11: the old name.
+        assert_eq!(tpot_count(Server::Vllm, &old), Some(500.0));
+        // SGLang: the renamed histogram first, the old name alone otherwise.
+        let s_itl = hist("sglang:inter_token_latency_seconds", 70);
+        let s_old = hist("sglang:time_per_output_token_seconds", 9);
+        assert_eq!(
+            tpot_count(Server::Sglang, &format!("{s_old}{s_itl}")),
+            Some(70.0)
+        );
+        assert_eq!(tpot_count(Server::Sglang, &s_old), Some(9.0));
+        // A page with none: no TPOT series.
+        assert_eq!(
+            tpot_count(Server::Vllm, &hist("vllm:e2e_request_latency_seconds", 2)),
+            None
         );
     }
 

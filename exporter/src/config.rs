@@ -236,6 +236,10 @@ pub struct RawArgs {
     #[arg(long = "collector.inference.buckets", value_name = "LIST", default_value = "0.05,0.1,0.25,0.5,1,2,2.5,5,10,15,20,30,45,60,90,120", value_parser = buckets, help_heading = "Inference")]
     pub inference_buckets: Buckets,
 
+    /// Histogram bucket bounds in seconds, for the time per output token of streamed responses.
+    #[arg(long = "collector.inference.tpot-buckets", value_name = "LIST", default_value = "0.01,0.025,0.05,0.075,0.1,0.15,0.2,0.3,0.4,0.5,0.75,1,2.5", value_parser = buckets, help_heading = "Inference")]
+    pub inference_tpot_buckets: Buckets,
+
     /// Distinct `model` label values; later models are counted as `other`.
     #[arg(
         long = "collector.inference.max-models",
@@ -562,6 +566,7 @@ pub fn resolve(
                     header_timeout: raw.inference_response_timeout,
                     idle_timeout: raw.inference_idle_timeout,
                     buckets: raw.inference_buckets.0.clone(),
+                    tpot_buckets: raw.inference_tpot_buckets.0.clone(),
                     limits: crate::web::Limits {
                         read_header_timeout: raw.inference_read_header_timeout,
                         read_timeout: raw.inference_body_read_timeout,
@@ -732,6 +737,10 @@ mod tests {
             raw.inference_buckets.0,
             cellwatch_metrics::DEFAULT_LATENCY_BUCKETS
         );
+        assert_eq!(
+            raw.inference_tpot_buckets.0,
+            cellwatch_metrics::DEFAULT_TPOT_BUCKETS
+        );
         assert!(c.settings.inference.proxy.is_none());
     }
 
@@ -776,6 +785,27 @@ mod tests {
                 .try_get_matches_from(["x", "--collector.inference.buckets", "1,0.5"])
                 .is_err()
         );
+        for bad in ["1,0.5", "0,0.1", "-1", "", "0.1,x"] {
+            assert!(
+                command()
+                    .try_get_matches_from(["x", "--collector.inference.tpot-buckets", bad])
+                    .is_err(),
+                "{bad:?}"
+            );
+        }
+        let c = parse(
+            &[
+                "--collector.inference",
+                "--collector.inference.upstream",
+                "http://127.0.0.1:52415",
+                "--collector.inference.tpot-buckets",
+                "0.02,0.04",
+            ],
+            false,
+        )
+        .unwrap();
+        let (_, proxy) = c.settings.inference.proxy.unwrap();
+        assert_eq!(proxy.tpot_buckets, [0.02, 0.04]);
         assert!(
             command()
                 .try_get_matches_from(["x", "--collector.inference.max-body-size", "2 parsecs"])

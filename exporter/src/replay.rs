@@ -208,8 +208,11 @@ pub fn linux_snapshot(dir: &Path, identity: &Identity) -> Result<Arc<Store>, Rep
 
     // The metering proxy before its first request's end: one model's series at zero.
     let slot = store.slot("inference");
-    let meters = crate::proxy::Meters::new(crate::proxy::DEFAULT_BUCKETS)
-        .map_err(|e| failed("(metering proxy)", e.to_string()))?;
+    let meters = crate::proxy::Meters::new(
+        crate::proxy::DEFAULT_BUCKETS,
+        cellwatch_metrics::DEFAULT_TPOT_BUCKETS,
+    )
+    .map_err(|e| failed("(metering proxy)", e.to_string()))?;
     meters.prepare("meta-llama/Llama-3.3-70B-Instruct");
     slot.register_live(meters.registry.clone());
     slot.publish(Vec::new(), Duration::ZERO, true);

@@ -113,7 +113,7 @@ fn inference_pages() {
                 !text.contains("duration"),
                 "llama.cpp has no latency: nothing invented"
             );
-        } else if n.contains("vllm") {
+        } else if n.starts_with("vllm-docs") {
             // The docs' excerpt holds only vllm:iteration_tokens_total, which has no normalized
             // counterpart: nothing comes out, and nothing fails.
             let r = adapter::normalize(Server::Vllm, &t, "m", &models)
@@ -125,6 +125,85 @@ fn inference_pages() {
             );
         }
     }
+}
+
+/// A real page of `server`, normalized and encoded.
+fn inference_page(server: Server, file: &str) -> String {
+    let models = cellwatch_exporter::proxy::ModelLabels::new(4);
+    let t = text(&real().join("inference").join(file));
+    let r = adapter::normalize(server, &t, "unknown", &models)
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    cellwatch_exporter::store::encode_families(adapter::Monotonize::default().families(&r))
+}
+
+#[test]
+fn real_pages_give_time_per_output_token_queue_time_and_waiting() {
+    // SGLang's docs page: its per-token TPOT histogram (the only one it has) and its queue.
+    let t = inference_page(
+        Server::Sglang,
+        "sglang-docs-production-metrics.metrics.prom",
+    );
+    let v = |s: &str| cellwatch_metrics::exposition::value(&t, s);
+    let m = "meta-llama/Llama-3.1-8B-Instruct";
+    let tpot = "cellwatch_inference_time_per_output_token_seconds";
+    assert_eq!(
+        v(&format!(r#"{tpot}_count{{model="{m}"}}"#)),
+        Some(7_400_757.0),
+        "{t}"
+    );
+    assert_eq!(
+        v(&format!(r#"{tpot}_bucket{{model="{m}",le="0.1"}}"#)),
+        Some(4_950_195.0)
+    );
+    assert_eq!(
+        v(&format!(r#"{tpot}_bucket{{model="{m}",le="0.075"}}"#)),
+        Some(433_413.0)
+    );
+    assert_eq!(
+        v(&format!(
+            r#"cellwatch_inference_requests_waiting{{model="{m}"}}"#
+        )),
+        Some(2826.0)
+    );
+    assert!(
+        !t.contains("queue_time"),
+        "this SGLang has no queue-time histogram: none invented"
+    );
+    // vLLM (V1, before 0.11) excerpts: the per-token TPOT (it has no per-request one), queue
+    // time, waiting; the excerpts hold no _count, so only buckets are read off the page.
+    let t = inference_page(
+        Server::Vllm,
+        "vllm-production-stack-issue318.metrics.partial.prom",
+    );
+    let v = |s: &str| cellwatch_metrics::exposition::value(&t, s);
+    let m = "Qwen/Qwen2.5-Coder-32B-Instruct";
+    assert_eq!(
+        v(&format!(r#"{tpot}_bucket{{model="{m}",le="0.05"}}"#)),
+        Some(131_575.0),
+        "{t}"
+    );
+    assert_eq!(
+        v(&format!(r#"{tpot}_bucket{{model="{m}",le="0.025"}}"#)),
+        Some(3328.0)
+    );
+    assert_eq!(
+        v(&format!(
+            r#"cellwatch_inference_queue_time_seconds_bucket{{model="{m}",le="0.3"}}"#
+        )),
+        Some(291.0)
+    );
+    assert_eq!(
+        v(&format!(
+            r#"cellwatch_inference_requests_waiting{{model="{m}"}}"#
+        )),
+        Some(0.0)
+    );
+    assert_eq!(
+        v(&format!(
+            r#"cellwatch_inference_requests_in_flight{{model="{m}"}}"#
+        )),
+        Some(0.0)
+    );
 }
 
 #[test]

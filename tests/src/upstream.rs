@@ -3,7 +3,9 @@
 //! the same bytes.
 //!
 //! The request steers it: the first message's content `tokens:N` asks for N generated tokens
-//! (default 5); the `x-test` header asks for `slow-first-token:MS`, `token-gap:MS` or `error`.
+//! (default 5); the `x-test` header asks for `slow-first-token:MS` (before the first content
+//! chunk), `token-gap:MS` (before every later chunk), `usage:N` (N completion tokens reported in
+//! `usage`) or `error`, several at once comma-separated (`slow-first-token:100,token-gap:20`).
 
 use axum::serve::ListenerExt;
 use std::collections::HashMap;
@@ -162,9 +164,14 @@ fn ask(headers: &HeaderMap, body: &Value, stream_default: bool) -> Ask {
         .get("x-test")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let directives = || x.split(',').map(str::trim);
+    // The value of the first `NAME:VALUE` directive named `prefix` (`NAME:`) that parses.
+    fn arg<T: std::str::FromStr>(d: &str, prefix: &str) -> Option<T> {
+        d.strip_prefix(prefix).and_then(|n| n.trim().parse().ok())
+    }
     let ms = |prefix: &str| {
-        x.strip_prefix(prefix)
-            .and_then(|n| n.parse().ok())
+        directives()
+            .find_map(|d| arg::<u64>(d, prefix))
             .map(Duration::from_millis)
             .unwrap_or_default()
     };
@@ -185,8 +192,8 @@ fn ask(headers: &HeaderMap, body: &Value, stream_default: bool) -> Ask {
             .unwrap_or(false),
         slow_first: ms("slow-first-token:"),
         gap: ms("token-gap:"),
-        error: x == "error",
-        usage: x.strip_prefix("usage:").and_then(|n| n.parse().ok()),
+        error: directives().any(|d| d == "error"),
+        usage: directives().find_map(|d| arg(d, "usage:")),
     }
 }
 
@@ -308,4 +315,40 @@ async fn ollama(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> R
     }
     chunks.push(format!("{done}\n"));
     streamed(s.counters.clone(), "application/x-ndjson", &a, chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(x: &str) -> Ask {
+        let mut h = HeaderMap::new();
+        h.insert("x-test", x.parse().unwrap());
+        ask(&h, &json!({"messages": [{"content": "tokens:3"}]}), false)
+    }
+
+    #[test]
+    fn directives_combine_and_each_still_works_alone() {
+        let a = asked("slow-first-token:100, token-gap:20,usage:7");
+        assert_eq!(
+            (a.slow_first, a.gap, a.usage, a.error, a.tokens),
+            (
+                Duration::from_millis(100),
+                Duration::from_millis(20),
+                Some(7),
+                false,
+                3
+            )
+        );
+        assert_eq!(asked("token-gap:20").gap, Duration::from_millis(20));
+        assert_eq!(asked("token-gap:20").slow_first, Duration::ZERO);
+        assert_eq!(
+            asked("slow-first-token:300").slow_first,
+            Duration::from_millis(300)
+        );
+        assert!(asked("error").error);
+        assert!(asked("token-gap:5,error").error);
+        assert!(!asked("errors").error);
+        assert_eq!(asked("usage:18446744073709551615").usage, Some(u64::MAX));
+    }
 }

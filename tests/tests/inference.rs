@@ -256,6 +256,119 @@ async fn slow_first_token_is_measured() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_token_cadence_gives_its_time_per_output_token() {
+    let up = Upstream::start().await;
+    let e = Exporter::start_owned(&proxy_args(&up.base));
+    let proxy = e.proxy_base().await;
+    let client = cellwatch_e2e::http();
+    // Three streams of 5 tokens 120 ms apart after a 50 ms first token, with and without usage:
+    // a TPOT of 120 ms (and a little more), in the (0.1, 0.15] bucket.
+    let mut streams = Vec::new();
+    for usage in [true, false, true] {
+        let mut r = chat("cadence", 5, true, usage);
+        r.x_test = Some("slow-first-token:50,token-gap:120");
+        let (client, proxy) = (client.clone(), proxy.clone());
+        streams.push(tokio::spawn(
+            async move { send(&client, &proxy, &r).await.0 },
+        ));
+    }
+    for s in streams {
+        assert_eq!(s.await.unwrap(), 200);
+    }
+    // Non-streamed requests (however slow their tokens) and one-token streams add none.
+    let mut r = chat("cadence", 5, false, false);
+    r.x_test = Some("token-gap:120");
+    assert_eq!(send(&client, &proxy, &r).await.0, 200);
+    assert_eq!(
+        send(&client, &proxy, &chat("cadence", 1, true, true))
+            .await
+            .0,
+        200
+    );
+    let m = e
+        .wait_for("every request counted", SOON, |m| {
+            v(
+                m,
+                r#"cellwatch_inference_requests_total{model="cadence",outcome="ok"}"#,
+            ) == 5.0
+        })
+        .await;
+    let tpot = |s: &str| {
+        v(
+            &m,
+            &format!("cellwatch_inference_time_per_output_token_seconds{s}"),
+        )
+    };
+    assert_eq!(tpot(r#"_count{model="cadence"}"#), 3.0, "{}", m.0);
+    assert_eq!(tpot(r#"_bucket{model="cadence",le="0.1"}"#), 0.0, "{}", m.0);
+    assert_eq!(
+        tpot(r#"_bucket{model="cadence",le="0.15"}"#),
+        3.0,
+        "{}",
+        m.0
+    );
+    let mean = tpot(r#"_sum{model="cadence"}"#) / 3.0;
+    assert!((0.12..0.15).contains(&mean), "mean TPOT {mean}");
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_requests_waiting{model="cadence"}"#
+        ),
+        0.0
+    );
+    assert_eq!(promtool_check_metrics(&m.0), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waits_until_its_first_token() {
+    let up = Upstream::start().await;
+    let e = Exporter::start_owned(&proxy_args(&up.base));
+    let proxy = e.proxy_base().await;
+    let client = cellwatch_e2e::http();
+    let waiting = r#"cellwatch_inference_requests_waiting{model="slow"}"#;
+    let mut r = chat("slow", 3, true, true);
+    r.x_test = Some("slow-first-token:3000,token-gap:10");
+    let mut resp = client
+        .post(format!("{proxy}/v1/chat/completions"))
+        .header("x-test", r.x_test.unwrap())
+        .body(r.body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // The role chunk has arrived; the first token has not.
+    let first = resp.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    let m = e
+        .wait_for("one request waiting", SOON, |m| v(m, waiting) == 1.0)
+        .await;
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_requests_in_flight{model="slow"}"#
+        ),
+        1.0
+    );
+    while resp.chunk().await.unwrap().is_some() {}
+    let m = e
+        .wait_for("done", SOON, |m| {
+            v(
+                m,
+                r#"cellwatch_inference_requests_total{model="slow",outcome="ok"}"#,
+            ) == 1.0
+        })
+        .await;
+    assert_eq!(v(&m, waiting), 0.0, "{}", m.0);
+    assert_eq!(
+        v(
+            &m,
+            r#"cellwatch_inference_requests_in_flight{model="slow"}"#
+        ),
+        0.0
+    );
+}
+
 #[tokio::test]
 async fn a_client_that_disconnects_cancels_the_upstream_request() {
     let up = Upstream::start().await;

@@ -216,7 +216,7 @@ pub fn adapter_families(adapters: &[Adapter], dropped: &DropCounter) -> Vec<Metr
 /// Starts the metering proxy on `listen`, its series registered in `slot`; `false` when it
 /// cannot run.
 fn start_proxy(listen: &str, config: ProxyConfig, models: &Arc<ModelLabels>, slot: &Slot) -> bool {
-    let meters = match Meters::new(&config.buckets) {
+    let meters = match Meters::new(&config.buckets, &config.tpot_buckets) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(collector = NAME, error = %e, "cannot create the proxy's metrics");

@@ -7,6 +7,17 @@
 //! or `input_tokens`/`output_tokens`) or Ollama's `prompt_eval_count`/`eval_count`. A stream that
 //! carries no usage counts one generated token per content chunk (what vLLM, llama.cpp, mlx-lm
 //! and EXO send) and no prompt tokens.
+//!
+//! Time per output token (TPOT, inter-token latency) of a streamed response (SSE or NDJSON) is
+//! `(arrival of the last chunk carrying generated content − arrival of the first such chunk) /
+//! (generated tokens − 1)`, and only when it generated at least two tokens; a non-streaming JSON
+//! response has none (its tokens all arrive at once). A chunk's arrival is that of the body bytes
+//! that complete its line. The meter sees chunks, not tokens: every token of a chunk counts as
+//! arrived when the chunk arrives. So when `usage` gives the token count, the first content chunk
+//! is taken as carrying one token and every later token as arriving by the last content chunk: a
+//! first chunk that carried several tokens makes the TPOT a little higher than the server's own,
+//! and a response whose content all came in one chunk has a TPOT of zero. Without usage each
+//! content chunk is one token, so the TPOT is the mean gap between content chunks.
 
 use std::time::Duration;
 
@@ -217,6 +228,9 @@ pub struct Summary {
     pub prompt_tokens: Option<u64>,
     /// Generated tokens, when known (from usage, else content chunks of a stream).
     pub generated_tokens: Option<u64>,
+    /// Time per output token after the first, for a streamed response with at least two
+    /// generated tokens (see the module documentation).
+    pub tpot: Option<Duration>,
 }
 
 /// The parts of one streamed chunk (an SSE `data:` line or an NDJSON line) the meter reads, for
@@ -391,10 +405,26 @@ pub struct Meter {
     json: Vec<u8>,
     json_overflow: bool,
     first_byte: Option<Duration>,
+    /// When the last body bytes arrived (for a last line without a line end).
+    last_feed: Duration,
     ttft: Option<Duration>,
+    /// When the last chunk carrying generated content arrived.
+    last_content: Option<Duration>,
     prompt: Option<u64>,
     generated: Option<u64>,
     chunks: u64,
+}
+
+/// Time per output token after the first: the time from the first to the last content chunk
+/// over `generated − 1` tokens, when at least two were generated. Pure.
+pub fn time_per_output_token(first: Duration, last: Duration, generated: u64) -> Option<Duration> {
+    if generated < 2 {
+        return None;
+    }
+    let nanos = last.saturating_sub(first).as_nanos() / u128::from(generated - 1);
+    Some(Duration::from_nanos(
+        u64::try_from(nanos).unwrap_or(u64::MAX),
+    ))
 }
 
 fn count(v: Option<&Value>) -> Option<u64> {
@@ -420,7 +450,9 @@ impl Meter {
             json: Vec::new(),
             json_overflow: false,
             first_byte: None,
+            last_feed: Duration::ZERO,
             ttft: None,
+            last_content: None,
             prompt: None,
             generated: None,
             chunks: 0,
@@ -433,6 +465,7 @@ impl Meter {
             return;
         }
         self.first_byte.get_or_insert(elapsed);
+        self.last_feed = elapsed;
         match self.format {
             Format::Json => {
                 if self.json.len() + chunk.len() > MAX_JSON {
@@ -476,16 +509,26 @@ impl Meter {
         if c.has_content(self.api) {
             self.chunks += 1;
             self.ttft.get_or_insert(elapsed);
+            self.last_content = Some(elapsed);
         }
         c.usage(self);
+    }
+
+    /// Whether the response has carried generated content yet: a content chunk of a stream, or
+    /// any byte of a non-streaming response (whole, it is generated before it is sent).
+    pub fn content_started(&self) -> bool {
+        match self.format {
+            Format::Json => self.first_byte.is_some(),
+            Format::Sse | Format::Ndjson => self.ttft.is_some(),
+        }
     }
 
     /// The result, once the body has ended.
     pub fn finish(mut self) -> Summary {
         if self.format != Format::Json && !self.line.is_empty() {
+            // A last line without a line end arrived with the last bytes.
             let line = std::mem::take(&mut self.line);
-            let at = self.first_byte.unwrap_or_default();
-            self.line_done(&line, at);
+            self.line_done(&line, self.last_feed);
         }
         if self.format == Format::Json {
             if let Ok(v) = serde_json::from_slice::<Whole>(&self.json) {
@@ -498,13 +541,19 @@ impl Meter {
                 ttft: self.ttft,
                 prompt_tokens: self.prompt,
                 generated_tokens: self.generated,
+                tpot: None,
             };
         }
         let generated = self.generated.or((self.chunks > 0).then_some(self.chunks));
+        let tpot = match (self.ttft, self.last_content, generated) {
+            (Some(first), Some(last), Some(n)) => time_per_output_token(first, last, n),
+            _ => None,
+        };
         Summary {
             ttft: self.ttft,
             prompt_tokens: self.prompt,
             generated_tokens: generated,
+            tpot,
         }
     }
 }
@@ -551,7 +600,8 @@ mod tests {
             Summary {
                 ttft: Some(ms(40)),
                 prompt_tokens: Some(7),
-                generated_tokens: Some(2)
+                generated_tokens: Some(2),
+                tpot: Some(ms(20))
             }
         );
     }
@@ -574,7 +624,8 @@ mod tests {
             Summary {
                 ttft: Some(ms(9)),
                 prompt_tokens: None,
-                generated_tokens: Some(2)
+                generated_tokens: Some(2),
+                tpot: Some(ms(0))
             }
         );
     }
@@ -596,7 +647,8 @@ mod tests {
             Summary {
                 ttft: Some(ms(30)),
                 prompt_tokens: Some(25),
-                generated_tokens: Some(15)
+                generated_tokens: Some(15),
+                tpot: Some(ms(0))
             }
         );
         let s = run(
@@ -622,7 +674,8 @@ mod tests {
             Summary {
                 ttft: Some(ms(20)),
                 prompt_tokens: Some(3),
-                generated_tokens: Some(4)
+                generated_tokens: Some(4),
+                tpot: Some(ms(0))
             }
         );
     }
@@ -649,7 +702,8 @@ mod tests {
             Summary {
                 ttft: Some(ms(12)),
                 prompt_tokens: Some(26),
-                generated_tokens: Some(290)
+                generated_tokens: Some(290),
+                tpot: Some(ms(0))
             }
         );
     }
@@ -667,7 +721,8 @@ mod tests {
             Summary {
                 ttft: Some(ms(100)),
                 prompt_tokens: Some(9),
-                generated_tokens: Some(12)
+                generated_tokens: Some(12),
+                tpot: None
             }
         );
         let s = run(
@@ -718,6 +773,138 @@ mod tests {
         );
         assert_eq!(request_info(b"garbage").model, None);
         assert_eq!(request_info(br#"{"model":""}"#).model, None);
+    }
+
+    /// A chat completions SSE content chunk carrying `text`.
+    fn chat(text: &str) -> String {
+        format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n")
+    }
+
+    #[test]
+    fn a_known_token_cadence_gives_its_exact_time_per_output_token() {
+        // A role chunk (no content), then 11 one-token chunks 20 ms apart from 100 ms, each split
+        // across two reads: the second half arrives at the chunk's time.
+        let mut m = Meter::new(Api::ChatCompletions, Format::Sse);
+        m.feed(
+            b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n",
+            ms(5),
+        );
+        for i in 0..11u64 {
+            let c = chat("tok");
+            let (a, b) = c.split_at(10);
+            m.feed(a.as_bytes(), ms(90 + 20 * i));
+            m.feed(b.as_bytes(), ms(100 + 20 * i));
+        }
+        m.feed(b"data: [DONE]\n\n", ms(400));
+        let s = m.finish();
+        assert_eq!(s.ttft, Some(ms(100)));
+        assert_eq!(s.generated_tokens, Some(11));
+        // (300 - 100) / (11 - 1)
+        assert_eq!(s.tpot, Some(ms(20)));
+        // NDJSON (Ollama): three content lines 25 ms apart, the count on the last line.
+        let s = run(
+            Api::OllamaGenerate,
+            Format::Ndjson,
+            &[
+                ("{\"response\":\"a\",\"done\":false}\n", 10),
+                ("{\"response\":\"b\",\"done\":false}\n", 35),
+                ("{\"response\":\"c\",\"done\":false}\n", 60),
+                ("{\"response\":\"\",\"done\":true,\"eval_count\":3}\n", 61),
+            ],
+        );
+        assert_eq!(s.tpot, Some(ms(25)));
+    }
+
+    #[test]
+    fn several_tokens_per_chunk_count_at_the_chunk_and_usage_beats_chunks() {
+        // Three content chunks 100 ms apart that carry 9 tokens in all (usage).
+        let body = [
+            (chat("one two three"), 100),
+            (chat("four five six"), 200),
+            (chat("seven eight nine"), 300),
+            (
+                "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":9}}\n\n"
+                    .to_string(),
+                301,
+            ),
+        ];
+        let with_usage: Vec<(&str, u64)> = body.iter().map(|(c, t)| (c.as_str(), *t)).collect();
+        let s = run(Api::ChatCompletions, Format::Sse, &with_usage);
+        assert_eq!(s.generated_tokens, Some(9));
+        // The first chunk is one token; the other 8 arrive by the last chunk: 200 ms / 8.
+        assert_eq!(s.tpot, Some(ms(25)));
+        // The same chunks without usage: one token each, so the mean gap between chunks.
+        let s = run(Api::ChatCompletions, Format::Sse, &with_usage[..3]);
+        assert_eq!(s.generated_tokens, Some(3));
+        assert_eq!(s.tpot, Some(ms(100)));
+        // Everything in one chunk: every token arrived at once.
+        let s = run(
+            Api::ChatCompletions,
+            Format::Sse,
+            &[(format!("{}{}", chat("all of it"), &body[3].0).as_str(), 50)],
+        );
+        assert_eq!((s.generated_tokens, s.tpot), (Some(9), Some(ms(0))));
+    }
+
+    #[test]
+    fn one_token_and_non_streaming_responses_have_no_time_per_output_token() {
+        // One content chunk, no usage: one token.
+        let s = run(
+            Api::ChatCompletions,
+            Format::Sse,
+            &[(chat("x").as_str(), 10)],
+        );
+        assert_eq!((s.generated_tokens, s.tpot), (Some(1), None));
+        // Two chunks, but usage says one token.
+        let one = "data: {\"choices\":[],\"usage\":{\"completion_tokens\":1}}\n\n";
+        let s = run(
+            Api::ChatCompletions,
+            Format::Sse,
+            &[
+                (chat("x").as_str(), 10),
+                (chat("y").as_str(), 30),
+                (one, 31),
+            ],
+        );
+        assert_eq!((s.generated_tokens, s.tpot), (Some(1), None));
+        // Usage without any content chunk: no first token to start from.
+        let s = run(Api::ChatCompletions, Format::Sse, &[(one, 31)]);
+        assert_eq!(s.tpot, None);
+        // A whole JSON response, however many tokens.
+        let s = run(
+            Api::ChatCompletions,
+            Format::Json,
+            &[(
+                "{\"choices\":[{\"message\":{\"content\":\"x\"}}],\"usage\":{\"completion_tokens\":12}}",
+                100,
+            )],
+        );
+        assert_eq!((s.generated_tokens, s.tpot), (Some(12), None));
+        // The arithmetic: exact, and no overflow with an absurd count.
+        assert_eq!(time_per_output_token(ms(10), ms(40), 4), Some(ms(10)));
+        assert_eq!(time_per_output_token(ms(10), ms(40), 1), None);
+        assert_eq!(time_per_output_token(ms(10), ms(40), 0), None);
+        assert_eq!(
+            time_per_output_token(ms(0), ms(1000), u64::MAX),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn content_starts_at_the_first_content_chunk_or_the_first_json_byte() {
+        let mut m = Meter::new(Api::ChatCompletions, Format::Sse);
+        assert!(!m.content_started());
+        m.feed(
+            b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n",
+            ms(5),
+        );
+        assert!(!m.content_started(), "a role chunk carries no content");
+        m.feed(chat("x").as_bytes(), ms(9));
+        assert!(m.content_started());
+        let mut m = Meter::new(Api::ChatCompletions, Format::Json);
+        assert!(!m.content_started());
+        m.feed(b"{\"choi", ms(5));
+        assert!(m.content_started());
     }
 
     /// The scan in every split of the body into two pieces.

@@ -66,6 +66,8 @@ pub struct ProxyConfig {
     pub idle_timeout: Duration,
     /// Histogram buckets, seconds.
     pub buckets: Vec<f64>,
+    /// Time-per-output-token histogram buckets, seconds.
+    pub tpot_buckets: Vec<f64>,
     /// Bounds on client connections; `read_timeout` is the longest wait for the next chunk of a
     /// request body.
     pub limits: crate::web::Limits,
@@ -197,10 +199,12 @@ pub struct Meters {
     pub registry: Registry,
     duration: HistogramVec,
     ttft: HistogramVec,
+    tpot: HistogramVec,
     tokens: IntCounterVec,
     requests: IntCounterVec,
     anomalies: IntCounterVec,
     in_flight: IntGaugeVec,
+    waiting: IntGaugeVec,
     by_model: Arc<Mutex<std::collections::HashMap<String, Arc<ModelMeters>>>>,
     /// `cellwatch_inference_upstream_restarts_total{server="proxy"}`.
     restarts: prometheus::IntCounter,
@@ -208,20 +212,23 @@ pub struct Meters {
 }
 
 impl Meters {
-    /// Instruments with the given buckets.
-    pub fn new(buckets: &[f64]) -> Result<Self, prometheus::Error> {
-        let hist = |d: &m::MetricDef| {
+    /// Instruments with the given buckets (duration and time to first token), and
+    /// `tpot_buckets` for the time per output token.
+    pub fn new(buckets: &[f64], tpot_buckets: &[f64]) -> Result<Self, prometheus::Error> {
+        let hist = |d: &m::MetricDef, buckets: &[f64]| {
             HistogramVec::new(
                 HistogramOpts::new(d.name, d.help).buckets(buckets.to_vec()),
                 d.labels,
             )
         };
         let counter = |d: &m::MetricDef| IntCounterVec::new(Opts::new(d.name, d.help), d.labels);
+        let gauge = |d: &m::MetricDef| IntGaugeVec::new(Opts::new(d.name, d.help), d.labels);
         let restarts = counter(&m::INFERENCE_UPSTREAM_RESTARTS)?;
         let meters = Meters {
             registry: Registry::new(),
-            duration: hist(&m::INFERENCE_REQUEST_DURATION)?,
-            ttft: hist(&m::INFERENCE_TTFT)?,
+            duration: hist(&m::INFERENCE_REQUEST_DURATION, buckets)?,
+            ttft: hist(&m::INFERENCE_TTFT, buckets)?,
+            tpot: hist(&m::INFERENCE_TPOT, tpot_buckets)?,
             tokens: counter(&m::INFERENCE_TOKENS)?,
             requests: counter(&m::INFERENCE_REQUESTS)?,
             anomalies: counter(&m::INFERENCE_USAGE_ANOMALIES)?,
@@ -229,15 +236,14 @@ impl Meters {
             // At zero from the start, so increase() sees the first restart.
             restarts: restarts.with_label_values(&["proxy"]),
             upstream: Arc::default(),
-            in_flight: IntGaugeVec::new(
-                Opts::new(m::INFERENCE_IN_FLIGHT.name, m::INFERENCE_IN_FLIGHT.help),
-                m::INFERENCE_IN_FLIGHT.labels,
-            )?,
+            in_flight: gauge(&m::INFERENCE_IN_FLIGHT)?,
+            waiting: gauge(&m::INFERENCE_WAITING)?,
         };
         meters
             .registry
             .register(Box::new(meters.duration.clone()))?;
         meters.registry.register(Box::new(meters.ttft.clone()))?;
+        meters.registry.register(Box::new(meters.tpot.clone()))?;
         meters.registry.register(Box::new(meters.tokens.clone()))?;
         meters
             .registry
@@ -248,6 +254,7 @@ impl Meters {
         meters
             .registry
             .register(Box::new(meters.in_flight.clone()))?;
+        meters.registry.register(Box::new(meters.waiting.clone()))?;
         meters.registry.register(Box::new(restarts))?;
         Ok(meters)
     }
@@ -271,9 +278,12 @@ impl Meters {
 pub struct ModelMeters {
     duration: prometheus::Histogram,
     ttft: prometheus::Histogram,
+    tpot: prometheus::Histogram,
     prompt: prometheus::IntCounter,
     generated: prometheus::IntCounter,
     in_flight: prometheus::IntGauge,
+    /// In flight, with no generated content yet.
+    waiting: prometheus::IntGauge,
     outcomes: [prometheus::IntCounter; 5],
     anomalies: prometheus::IntCounter,
     /// Whether an anomaly was logged at warn level already (later ones are logged at debug).
@@ -299,9 +309,11 @@ impl Meters {
         let m = Arc::new(ModelMeters {
             duration: self.duration.with_label_values(&l),
             ttft: self.ttft.with_label_values(&l),
+            tpot: self.tpot.with_label_values(&l),
             prompt: self.tokens.with_label_values(&[model, "prompt"]),
             generated: self.tokens.with_label_values(&[model, "generated"]),
             in_flight: self.in_flight.with_label_values(&l),
+            waiting: self.waiting.with_label_values(&l),
             outcomes: OUTCOMES.map(|o| self.requests.with_label_values(&[model, o.label()])),
             anomalies: self.anomalies.with_label_values(&l),
             warned: std::sync::atomic::AtomicBool::new(false),
@@ -318,6 +330,8 @@ struct Record {
     meters: Arc<ModelMeters>,
     started: Instant,
     done: bool,
+    /// Counted in the waiting gauge: no generated content yet.
+    waiting: bool,
 }
 
 impl Record {
@@ -329,16 +343,29 @@ impl Record {
         let new = meters.model(model);
         new.in_flight.inc();
         self.meters.in_flight.dec();
+        if self.waiting {
+            new.waiting.inc();
+            self.meters.waiting.dec();
+        }
         self.meters = new;
+    }
+
+    /// The response carried its first generated content: no longer waiting.
+    fn content_started(&mut self) {
+        if std::mem::replace(&mut self.waiting, false) {
+            self.meters.waiting.dec();
+        }
     }
 
     fn new(meters: &Meters, model: &str, started: Instant) -> Self {
         let meters = meters.model(model);
         meters.in_flight.inc();
+        meters.waiting.inc();
         Record {
             meters,
             started,
             done: false,
+            waiting: true,
         }
     }
 
@@ -346,6 +373,7 @@ impl Record {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
+        self.content_started();
         let m = &self.meters;
         m.in_flight.dec();
         if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
@@ -376,6 +404,9 @@ impl Record {
             m.duration.observe(self.started.elapsed().as_secs_f64());
             if let Some(t) = summary.ttft {
                 m.ttft.observe(t.as_secs_f64());
+            }
+            if let Some(t) = summary.tpot {
+                m.tpot.observe(t.as_secs_f64());
             }
         }
     }
@@ -457,6 +488,9 @@ impl HttpBody for PassBody {
                     (frame.data_ref(), this.metering.as_mut())
                 {
                     meter.feed(data, record.started.elapsed());
+                    if record.waiting && meter.content_started() {
+                        record.content_started();
+                    }
                 }
                 // With a known length the server stops polling after the last byte: finish here.
                 if this.inner.is_end_stream() {
@@ -1079,7 +1113,7 @@ mod tests {
 
     #[test]
     fn a_dropped_record_is_cancelled_and_counts_once() {
-        let meters = Meters::new(DEFAULT_BUCKETS).unwrap();
+        let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
         {
             let mut r = Record::new(&meters, "m", Instant::now());
             r.finish(
@@ -1088,6 +1122,7 @@ mod tests {
                     ttft: Some(Duration::from_millis(5)),
                     prompt_tokens: Some(3),
                     generated_tokens: Some(4),
+                    tpot: Some(Duration::from_millis(20)),
                 },
             );
         }
@@ -1132,6 +1167,161 @@ mod tests {
             ),
             Some(0.0),
             "{text}"
+        );
+        // TPOT of the ok request only; nothing waits once both ended.
+        let v = |k: &str| cellwatch_metrics::exposition::value(&text, k);
+        assert_eq!(
+            v(r#"cellwatch_inference_time_per_output_token_seconds_count{model="m"}"#),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            v(r#"cellwatch_inference_time_per_output_token_seconds_bucket{model="m",le="0.025"}"#),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            v(r#"cellwatch_inference_time_per_output_token_seconds_bucket{model="m",le="0.01"}"#),
+            Some(0.0),
+            "{text}"
+        );
+        assert_eq!(
+            v(r#"cellwatch_inference_requests_waiting{model="m"}"#),
+            Some(0.0),
+            "{text}"
+        );
+    }
+
+    fn gauge(meters: &Meters, key: &str) -> Option<f64> {
+        let text = crate::store::encode_families(meters.registry.gather());
+        cellwatch_metrics::exposition::value(&text, key)
+    }
+
+    #[test]
+    fn a_request_waits_until_its_first_content_or_its_end_however_it_ends() {
+        let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
+        let waiting = |model: &str| {
+            gauge(
+                &meters,
+                &format!(r#"cellwatch_inference_requests_waiting{{model="{model}"}}"#),
+            )
+        };
+        // Content arrives: it stops waiting, and stays in flight until it ends.
+        let mut a = Record::new(&meters, "m", Instant::now());
+        let mut b = Record::new(&meters, "m", Instant::now());
+        assert_eq!(waiting("m"), Some(2.0));
+        a.content_started();
+        a.content_started();
+        assert_eq!(waiting("m"), Some(1.0), "counted down once");
+        a.finish(Outcome::Ok, Summary::default());
+        assert_eq!(waiting("m"), Some(1.0));
+        // Ended with no content (an error), or dropped (cancelled): no longer waiting.
+        b.finish(Outcome::ServerError, Summary::default());
+        assert_eq!(waiting("m"), Some(0.0));
+        drop(Record::new(&meters, "m", Instant::now()));
+        assert_eq!(waiting("m"), Some(0.0));
+        // Relabelled by a late model while waiting: the wait moves with it.
+        let mut c = Record::new(&meters, "unknown", Instant::now());
+        c.relabel(&meters, "late");
+        assert_eq!(
+            (waiting("unknown"), waiting("late")),
+            (Some(0.0), Some(1.0))
+        );
+        drop(c);
+        assert_eq!(waiting("late"), Some(0.0));
+        // Relabelled after its content started: nothing to move, nothing goes negative.
+        let mut d = Record::new(&meters, "unknown", Instant::now());
+        d.content_started();
+        d.relabel(&meters, "late");
+        drop(d);
+        assert_eq!(
+            (waiting("unknown"), waiting("late")),
+            (Some(0.0), Some(0.0))
+        );
+        assert_eq!(
+            gauge(
+                &meters,
+                r#"cellwatch_inference_requests_in_flight{model="late"}"#
+            ),
+            Some(0.0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_streamed_response_stops_waiting_at_its_first_content_chunk() {
+        use http_body_util::BodyExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // An upstream that sends a role chunk, then waits for a signal, then content.
+        let (go, gate) = tokio::sync::oneshot::channel::<()>();
+        let upstream = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 8192];
+            let mut read = 0;
+            while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                read += tcp.read(&mut buf[read..]).await.unwrap();
+            }
+            let chunk = |s: &str| format!("{:x}\r\n{s}\r\n", s.len());
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+            let role = chunk("data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n");
+            tcp.write_all(format!("{head}{role}").as_bytes())
+                .await
+                .unwrap();
+            let _ = gate.await;
+            let content = chunk("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n");
+            tcp.write_all(format!("{content}0\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let _ = tcp.shutdown().await;
+        });
+        let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
+        let cfg = ProxyConfig {
+            upstream: format!("http://{addr}").parse().unwrap(),
+            max_body: 1 << 20,
+            connect_timeout: Duration::from_secs(2),
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            buckets: DEFAULT_BUCKETS.to_vec(),
+            tpot_buckets: m::DEFAULT_TPOT_BUCKETS.to_vec(),
+            limits: crate::web::Limits::default(),
+        };
+        let p = Proxy::new(cfg, meters.clone(), Arc::new(ModelLabels::new(4)));
+        let req = Request::builder()
+            .method("POST")
+            .uri("/v1/chat/completions")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"model":"m","stream":true}"#))
+            .unwrap();
+        let waiting = || {
+            gauge(
+                &meters,
+                r#"cellwatch_inference_requests_waiting{model="m"}"#,
+            )
+        };
+        let mut body = handle(State(p), req).await.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.data_ref().is_some());
+        assert_eq!(waiting(), Some(1.0), "a role chunk is not content");
+        go.send(()).unwrap();
+        let _ = body.frame().await.unwrap().unwrap();
+        assert_eq!(
+            waiting(),
+            Some(0.0),
+            "the first content chunk ends the wait"
+        );
+        while let Some(f) = body.frame().await {
+            f.unwrap();
+        }
+        drop(body);
+        upstream.await.unwrap();
+        assert_eq!(waiting(), Some(0.0));
+        assert_eq!(
+            gauge(
+                &meters,
+                r#"cellwatch_inference_requests_in_flight{model="m"}"#
+            ),
+            Some(0.0)
         );
     }
 
@@ -1207,7 +1397,7 @@ mod tests {
             (MAX_TOKENS_PER_REQUEST, false)
         );
         assert_eq!(clamp_tokens(u64::MAX), (MAX_TOKENS_PER_REQUEST, true));
-        let meters = Meters::new(DEFAULT_BUCKETS).unwrap();
+        let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
         for generated in [5, u64::MAX, u64::MAX] {
             let mut r = Record::new(&meters, "m", Instant::now());
             r.finish(
@@ -1216,6 +1406,7 @@ mod tests {
                     ttft: None,
                     prompt_tokens: Some(3),
                     generated_tokens: Some(generated),
+                    tpot: None,
                 },
             );
         }
@@ -1241,7 +1432,7 @@ mod tests {
 
     #[test]
     fn upstream_uri_keeps_path_and_query_under_the_base() {
-        let meters = Meters::new(DEFAULT_BUCKETS).unwrap();
+        let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
         let cfg = ProxyConfig {
             upstream: "http://127.0.0.1:52415/base/".parse().unwrap(),
             max_body: 1,
@@ -1249,6 +1440,7 @@ mod tests {
             header_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
             buckets: DEFAULT_BUCKETS.to_vec(),
+            tpot_buckets: m::DEFAULT_TPOT_BUCKETS.to_vec(),
             limits: crate::web::Limits::default(),
         };
         let p = Proxy::new(cfg, meters, Arc::new(ModelLabels::new(1)));
@@ -1296,7 +1488,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let upstream = tokio::spawn(serve_until_aborted(listener, "{}".into()));
-        let meters = Meters::new(DEFAULT_BUCKETS).unwrap();
+        let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
         let cfg = ProxyConfig {
             upstream: format!("http://{addr}").parse().unwrap(),
             max_body: 1 << 20,
@@ -1304,6 +1496,7 @@ mod tests {
             header_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(5),
             buckets: DEFAULT_BUCKETS.to_vec(),
+            tpot_buckets: m::DEFAULT_TPOT_BUCKETS.to_vec(),
             limits: crate::web::Limits::default(),
         };
         let p = Proxy::new(cfg, meters.clone(), Arc::new(ModelLabels::new(1)));
