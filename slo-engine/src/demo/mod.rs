@@ -6,7 +6,7 @@
 //! so everywhere: the macOS commands (the stand-ins in `exporter/testdata/standins/`, printing
 //! the real formats), the power they report (a model: idle watts plus joules per generated
 //! token), the OpenAI-compatible server each proxy meters, the GPU node's vLLM (its scheduler
-//! and `/metrics` page, [`vllm`]), and the clients (a load generator). The SLO periods are compressed to an hour so a
+//! and `/metrics` page, `vllm.rs`), and the clients (a load generator). The SLO periods are compressed to an hour so a
 //! burn pages within a minute.
 //!
 //! The timeline: at `incident_at` one node slows down four times (latency and time to first
