@@ -20,7 +20,7 @@ fn the_example_is_valid() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("ok: 2 cells, 5 nodes, 6 SLOs"), "{stdout}");
+    assert!(stdout.contains("ok: 2 cells, 5 nodes, 8 SLOs"), "{stdout}");
 }
 
 #[test]

@@ -189,3 +189,41 @@ fn openslo_files_are_bounded_together() {
         "three files stay under the limit"
     );
 }
+
+#[test]
+fn a_tpot_histogram_ratio_imports_as_its_queries() {
+    // OpenSLO ratios stay PromQL ratio SLIs, kept as written (as the latency histogram of the
+    // example does): a `tpot` SLI reads the whole cell's histogram, while the user's query may
+    // filter (a model here), which a `tpot` SLI would silently drop.
+    let h = "cellwatch_inference_time_per_output_token_seconds";
+    let tpot = GOOD
+        .replace(
+            "query: sum(good_total)",
+            &format!("query: 'sum(increase({h}_bucket{{le=\"0.1\",model=\"llama\"}}[5m]))'"),
+        )
+        .replace(
+            "query: sum(all_total)",
+            &format!("query: 'sum(increase({h}_count{{model=\"llama\"}}[5m]))'"),
+        );
+    assert_eq!(load(&tpot, PROM), "ok: 1 SLOs");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("slos.yaml"), &tpot).unwrap();
+    let cfg = dir.path().join("cells.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "cells:\n  - name: a\n    nodes:\n      - {{ name: n, url: \"http://n:9817/metrics\" }}\n\
+             source:\n  {PROM}\nopenslo: [slos.yaml]\n"
+        ),
+    )
+    .unwrap();
+    let c = config::load(&cfg).unwrap();
+    let Sli::Ratio(q) = &c.slos[0].sli else {
+        panic!("{:?}", c.slos[0].sli)
+    };
+    assert_eq!(
+        q.good.as_deref(),
+        Some(format!("sum(increase({h}_bucket{{le=\"0.1\",model=\"llama\"}}[5m]))").as_str())
+    );
+    assert!(q.total.contains("_count{model=\"llama\"}"), "{}", q.total);
+}

@@ -273,6 +273,87 @@ slos:
     }
 
     #[test]
+    fn tpot_and_throughput_are_checked() {
+        let with = |sli: &str, more: &str| {
+            format!(
+                "{GOOD}  - name: n\n    objective: 0.99\n    period: 30d\n{more}    sli:\n{sli}"
+            )
+        };
+        let tpot = |t: &str| with(&format!("      tpot:\n        threshold: {t}\n"), "");
+        let c = p(&tpot("100ms")).unwrap();
+        assert_eq!(c.slos[2].sli, Sli::Tpot(0.1));
+        assert_eq!(c.slos[2].budgeting, Budgeting::Occurrences);
+        assert_eq!(c.tpot_buckets, cellwatch_metrics::DEFAULT_TPOT_BUCKETS);
+        // Not a bound of tpot_buckets (2 s is one of buckets:, which does not count): the error
+        // names the field, its line, the key and its bounds.
+        let e = error(&tpot("2s"));
+        assert!(
+            e.starts_with("cells.yaml:29: slos[2].sli.tpot.threshold: 2s is not a bucket bound (tpot_buckets: 0.01, 0.025,")
+                && e.contains("2.5s")
+                && e.contains("to tpot_buckets: in this file"),
+            "{e}"
+        );
+        // A bound of a configured tpot_buckets.
+        let c = p(&format!("{}tpot_buckets: [0.02, 0.04]\n", tpot("40ms"))).unwrap();
+        assert_eq!(c.slos[2].sli, Sli::Tpot(0.04));
+        let e = error(&format!("{}tpot_buckets: [0.04, 0.02]\n", tpot("40ms")));
+        assert!(
+            e.contains(
+                "tpot_buckets: bucket bounds must be positive and increasing (given: [0.04, 0.02])"
+            ),
+            "{e}"
+        );
+        let e = error(&tpot("100ms\n        extra: 1"));
+        assert!(e.contains("unknown field `extra`"), "{e}");
+
+        let throughput = |floor: &str, more: &str| {
+            with(
+                &format!("      throughput:\n        floor: {floor}\n"),
+                more,
+            )
+        };
+        let c = p(&throughput("20", "")).unwrap();
+        assert_eq!(c.slos[2].sli, Sli::Throughput { floor: 20.0 });
+        assert_eq!(
+            c.slos[2].budgeting,
+            Budgeting::Timeslices {
+                slice: Duration::from_secs(60),
+                slice_target: 1.0
+            }
+        );
+        for bad in ["0", "-3", ".nan", ".inf"] {
+            let e = error(&throughput(bad, ""));
+            assert!(
+                e.starts_with("cells.yaml:29: slos[2].sli.throughput.floor:")
+                    && e.contains("not a positive number of generated tokens per second"),
+                "{bad}: {e}"
+            );
+        }
+        let e = error(&throughput("many", ""));
+        assert!(e.contains("slos[2].sli.throughput.floor"), "{e}");
+        let e = error(&throughput("20\n        ceiling: 30", ""));
+        assert!(e.contains("unknown field `ceiling`"), "{e}");
+        let e = error(&throughput("20", "    budgeting: occurrences\n"));
+        assert!(
+            e.contains("slos[2].budgeting") && e.contains("per minute"),
+            "{e}"
+        );
+        let e = error(&throughput("20", "    slice: 5m\n"));
+        assert!(
+            e.contains("slos[2].slice") && e.contains("omit slice"),
+            "{e}"
+        );
+        let e = error(&throughput("20", "    slice_target: 0.9\n"));
+        assert!(e.contains("slos[2].slice_target"), "{e}");
+        // Both read the exporters' series: the prometheus source reads them too.
+        let prom = format!(
+            "{}source:\n  prometheus: {{ url: \"http://p:9090\" }}\n",
+            throughput("20", "")
+        );
+        assert!(p(&prom).is_ok());
+    }
+
+    #[test]
     fn unknown_fields_and_types_are_syntax_errors_with_positions() {
         let e = error(&GOOD.replace("    objective: 0.99", "    objectiv: 0.99"));
         assert!(

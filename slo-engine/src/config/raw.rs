@@ -18,6 +18,10 @@ pub(super) fn default_buckets() -> Vec<f64> {
     cellwatch_metrics::DEFAULT_LATENCY_BUCKETS.to_vec()
 }
 
+pub(super) fn default_tpot_buckets() -> Vec<f64> {
+    cellwatch_metrics::DEFAULT_TPOT_BUCKETS.to_vec()
+}
+
 /// The file as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +35,11 @@ pub struct RawConfig {
     /// (`--collector.inference.buckets`). Default: the exporter's default.
     #[serde(default = "default_buckets")]
     pub buckets: Vec<f64>,
+    /// Bucket bounds (seconds) of the exporters' time-per-output-token histogram; a `tpot`
+    /// threshold must be one of them. Default: the exporter's default (the OpenTelemetry GenAI
+    /// conventions' bounds).
+    #[serde(default = "default_tpot_buckets")]
+    pub tpot_buckets: Vec<f64>,
     /// The objectives.
     #[serde(default)]
     pub slos: Vec<RawSlo>,
@@ -532,8 +541,8 @@ pub struct RawSlo {
     /// for time slices).
     #[serde(default)]
     pub min_events: Option<u64>,
-    /// The indicator: one of `latency`, `ttft`, `availability`, `tokens_per_kwh`, `link_health`,
-    /// `power_cap`, `ratio`.
+    /// The indicator: one of `latency`, `ttft`, `tpot`, `availability`, `tokens_per_kwh`,
+    /// `throughput`, `link_health`, `power_cap`, `ratio`.
     #[serde(with = "yaml_serde::with::singleton_map")]
     pub sli: RawSli,
 }
@@ -553,6 +562,21 @@ pub enum RawSli {
     Ttft {
         /// A bucket bound of the histogram, e.g. `500ms`.
         threshold: String,
+    },
+    /// Share of streamed requests (outcome ok) whose time per output token, after the first,
+    /// was under `threshold` (`cellwatch_inference_time_per_output_token_seconds`).
+    Tpot {
+        /// A bucket bound of the histogram (`tpot_buckets`), e.g. `100ms`.
+        threshold: String,
+    },
+    /// Share of minutes (time slices) in which the cell generated at least `floor` tokens per
+    /// second while requests were waiting: a slice is judged only when some reading in it had
+    /// the cell's waiting requests (`cellwatch_inference_requests_waiting`, summed over its
+    /// nodes) above 0; other slices are idle (neither good nor bad), so an idle or unloaded
+    /// cell never burns.
+    Throughput {
+        /// Generated tokens per second of the whole cell, e.g. 20.
+        floor: f64,
     },
     /// Share of requests with a non-error outcome (ok or client_error; cancelled requests are
     /// not counted) (`cellwatch_inference_requests_total`).

@@ -168,6 +168,8 @@ pub struct Config {
     pub source: Source,
     /// Histogram bucket bounds, seconds.
     pub buckets: Vec<f64>,
+    /// Bucket bounds of the time-per-output-token histogram, seconds.
+    pub tpot_buckets: Vec<f64>,
     /// Objectives, in file order.
     pub slos: Vec<Slo>,
     /// Alerting.
@@ -414,6 +416,8 @@ pub enum Sli {
     Latency(f64),
     /// First token under a bound (seconds, a bucket bound).
     Ttft(f64),
+    /// Time per output token under a bound (seconds, a bound of `tpot_buckets`).
+    Tpot(f64),
     /// Non-error outcomes.
     Availability,
     /// Tokens per kWh at least `threshold`, slices under `min_tokens` idle.
@@ -422,6 +426,12 @@ pub enum Sli {
         threshold: f64,
         /// Fewest tokens for a slice to be judged.
         min_tokens: u64,
+    },
+    /// Slices in which the cell generated at least `floor` tokens per second while requests
+    /// were waiting; slices without waiting requests idle.
+    Throughput {
+        /// Generated tokens per second of the cell.
+        floor: f64,
     },
     /// Minutes in which every expected link is healthy.
     LinkHealth,

@@ -25,6 +25,15 @@ pub enum Judge {
         /// Fewest tokens.
         min_tokens: u64,
     },
+    /// Good when the slice's generated tokens per second (its tokens over its length) reach
+    /// the floor; idle when no reading in it had requests waiting (`total`: the readings with
+    /// the cell's waiting requests above 0).
+    Throughput {
+        /// Generated tokens per second.
+        floor: f64,
+        /// Slice length, seconds.
+        slice_secs: f64,
+    },
 }
 
 impl Judge {
@@ -40,6 +49,10 @@ impl Judge {
             ) => Judge::TokensPerKwh {
                 threshold: *threshold,
                 min_tokens: *min_tokens,
+            },
+            (Sli::Throughput { floor }, Budgeting::Timeslices { slice, .. }) => Judge::Throughput {
+                floor: *floor,
+                slice_secs: slice.as_secs_f64(),
             },
             (_, Budgeting::Timeslices { slice_target, .. }) => Judge::Ratio { slice_target },
             (_, Budgeting::Occurrences) => Judge::AllGood,
@@ -72,6 +85,7 @@ impl Judge {
                 }
             }
             _ if s.total <= 0.0 => return Verdict::Idle,
+            Judge::Throughput { floor, slice_secs } => s.tokens / slice_secs >= floor,
             Judge::Ratio { slice_target } => s.good / s.total >= slice_target,
             Judge::AllGood => s.good >= s.total,
         };
@@ -111,6 +125,15 @@ impl Judge {
                     vec![min_tokens as f64, 3.6e6, threshold],
                 )
             }
+            Judge::Throughput { floor, slice_secs } => (
+                format!(
+                    "CASE WHEN total > 0 AND tokens / {} >= {} THEN 1 ELSE 0 END",
+                    p(0),
+                    p(1)
+                ),
+                "CASE WHEN total > 0 THEN 1 ELSE 0 END".into(),
+                vec![slice_secs, floor],
+            ),
         }
     }
 
@@ -123,6 +146,7 @@ impl Judge {
                 threshold,
                 min_tokens,
             } => format!("tokens_per_kwh {threshold:?} {:?}", *min_tokens as f64),
+            Judge::Throughput { floor, .. } => format!("throughput {floor:?}"),
         }
     }
 }

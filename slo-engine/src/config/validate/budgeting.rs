@@ -31,21 +31,32 @@ pub(super) fn budgeting(
                 "tokens_per_kwh is judged per time slice: use timeslices (or omit budgeting)",
             ));
         }
-        (Some("occurrences"), Sli::LinkHealth | Sli::PowerCap) => {
+        (Some("occurrences"), Sli::LinkHealth | Sli::PowerCap | Sli::Throughput { .. }) => {
             return Err(fail.at(
                 format!("{f}.budgeting"),
-                "link_health and power_cap are judged per minute: use timeslices (or omit budgeting)",
+                "link_health, power_cap and throughput are judged per minute: use timeslices (or omit budgeting)",
             ));
         }
-        (None | Some("timeslices"), Sli::LinkHealth | Sli::PowerCap) => {
-            // A slice is good when every reading in it was: the peak decides.
+        (None | Some("timeslices"), Sli::LinkHealth | Sli::PowerCap | Sli::Throughput { .. }) => {
+            // A slice is good when every reading in it was: the peak decides. A throughput
+            // slice is judged on its tokens as a whole.
             if s.slice_target.is_some_and(|t| t != 1.0) {
                 return Err(fail.at(
                     format!("{f}.slice_target"),
-                    "a link_health or power_cap slice is good only when every reading in it is: omit slice_target",
+                    "a link_health or power_cap slice is good only when every reading in it is, a throughput slice \
+                     when its tokens per second reach the floor: omit slice_target",
                 ));
             }
             let slice = slice.unwrap_or(Duration::from_secs(60));
+            if matches!(sli, Sli::Throughput { .. }) && slice != Duration::from_secs(60) {
+                return Err(fail.at(
+                    format!("{f}.slice"),
+                    format!(
+                        "{slice:?}: throughput is judged per minute (the generated rules record tokens per second \
+                         over one minute): omit slice, or write 1m"
+                    ),
+                ));
+            }
             if slice < Duration::from_secs(10) || slice > Duration::from_secs(86400) {
                 return Err(fail.at(
                     format!("{f}.slice"),
@@ -58,7 +69,10 @@ pub(super) fn budgeting(
             }
         }
         (Some("occurrences"), _)
-        | (None, Sli::Latency(_) | Sli::Ttft(_) | Sli::Availability | Sli::Ratio(_)) => {
+        | (
+            None,
+            Sli::Latency(_) | Sli::Ttft(_) | Sli::Tpot(_) | Sli::Availability | Sli::Ratio(_),
+        ) => {
             if slice.is_some() || s.slice_target.is_some() {
                 return Err(fail.at(
                     format!("{f}.slice"),

@@ -73,7 +73,8 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     let cells = cells::cells(&raw.cells, fail)?;
     let names: BTreeSet<String> = cells.iter().map(|c| c.name.clone()).collect();
     let source = source::source(raw.source.clone(), base, fail)?;
-    source::buckets(&raw.buckets, fail)?;
+    source::buckets("buckets", &raw.buckets, fail)?;
+    source::buckets("tpot_buckets", &raw.tpot_buckets, fail)?;
     let slos = slos::slos(&raw, &cells, &names, &source, base, fail)?;
     let alerting = alerting::alerting(&raw.alerting, base, fail)?;
     let maintenance = maintenance::windows(&raw.maintenance, &cells, &names, fail)?;
@@ -82,6 +83,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         cells,
         source,
         buckets: raw.buckets,
+        tpot_buckets: raw.tpot_buckets,
         slos,
         alerting,
         maintenance,

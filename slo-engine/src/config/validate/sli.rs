@@ -7,19 +7,45 @@ use crate::config::raw::RawSli;
 use crate::config::types::{RatioQueries, Sli, Source};
 use crate::util::text::clip;
 
+/// The bucket bounds a threshold must fall on: `buckets:` (latency, TTFT) and `tpot_buckets:`.
+#[derive(Clone, Copy)]
+pub(super) struct Bounds<'a> {
+    /// `buckets:`.
+    pub(super) latency: &'a [f64],
+    /// `tpot_buckets:`.
+    pub(super) tpot: &'a [f64],
+}
+
 /// `slos[i].sli`: thresholds on bucket bounds, ratios only with the prometheus source.
 pub(super) fn sli(
     raw: &RawSli,
     f: &str,
-    buckets: &[f64],
+    bounds: Bounds<'_>,
     source: &Source,
     fail: Fail<'_>,
 ) -> Result<Sli, ConfigError> {
+    let on = |which: &str, key: &str, list: &[f64], t: &str| {
+        bound(t, &format!("{f}.sli.{which}.threshold"), key, list, fail)
+    };
     Ok(match raw {
         RawSli::Latency { threshold } => {
-            Sli::Latency(bound(threshold, f, "latency", buckets, fail)?)
+            Sli::Latency(on("latency", "buckets", bounds.latency, threshold)?)
         }
-        RawSli::Ttft { threshold } => Sli::Ttft(bound(threshold, f, "ttft", buckets, fail)?),
+        RawSli::Ttft { threshold } => Sli::Ttft(on("ttft", "buckets", bounds.latency, threshold)?),
+        RawSli::Tpot { threshold } => {
+            Sli::Tpot(on("tpot", "tpot_buckets", bounds.tpot, threshold)?)
+        }
+        RawSli::Throughput { floor } => {
+            if !(floor.is_finite() && *floor > 0.0) {
+                return Err(fail.at(
+                    format!("{f}.sli.throughput.floor"),
+                    format!(
+                        "{floor} is not a positive number of generated tokens per second (e.g. 20)"
+                    ),
+                ));
+            }
+            Sli::Throughput { floor: *floor }
+        }
         RawSli::Availability {} => Sli::Availability,
         RawSli::LinkHealth {} | RawSli::PowerCap {} => {
             let (name, sli) = match raw {
@@ -83,25 +109,30 @@ pub(super) fn sli(
     })
 }
 
-/// A latency or TTFT threshold (seconds): one of the histogram's bucket bounds.
+/// A latency, TTFT or TPOT threshold (seconds) at `field`: one of the bounds of the histogram,
+/// listed under the configuration key `key` (`buckets` or `tpot_buckets`).
 fn bound(
     threshold: &str,
-    f: &str,
-    which: &str,
+    field: &str,
+    key: &str,
     buckets: &[f64],
     fail: Fail<'_>,
 ) -> Result<f64, ConfigError> {
-    let field = format!("{f}.sli.{which}.threshold");
     let t = parse_duration("threshold", threshold)
-        .map_err(|m| fail.at(field.clone(), m))?
+        .map_err(|m| fail.at(field, m))?
         .as_secs_f64();
     if !buckets.iter().any(|b| (b - t).abs() < 1e-9) {
         let near: Vec<String> = buckets.iter().map(|b| format!("{b}")).collect();
+        let flag = if key == "buckets" {
+            "the exporters' --collector.inference.buckets"
+        } else {
+            "the exporters' time-per-output-token buckets"
+        };
         return Err(fail.at(
             field,
             format!(
-                "{} is not a bucket bound ({}s), so the share under it cannot be counted exactly: pick a bound, \
-                 or add {t} to the exporters' --collector.inference.buckets and to buckets: in this file",
+                "{} is not a bucket bound ({key}: {}s), so the share under it cannot be counted exactly: pick a bound, \
+                 or add {t} to {flag} and to {key}: in this file",
                 clip(threshold),
                 clip(&near.join(", "))
             ),

@@ -44,7 +44,11 @@ pub(super) fn slos(
                 format!("SLO {} is defined twice", quote(&s.name)),
             ));
         }
-        slos.push(slo(s, &f, cells, names, &raw.buckets, source, fail)?);
+        let bounds = sli::Bounds {
+            latency: &raw.buckets,
+            tpot: &raw.tpot_buckets,
+        };
+        slos.push(slo(s, &f, cells, names, bounds, source, fail)?);
     }
     Ok(slos)
 }
@@ -88,7 +92,7 @@ fn slo(
     f: &str,
     cells: &[Cell],
     names: &BTreeSet<String>,
-    buckets: &[f64],
+    bounds: sli::Bounds<'_>,
     source: &Source,
     fail: Fail<'_>,
 ) -> Result<Slo, ConfigError> {
@@ -103,7 +107,7 @@ fn slo(
     }
     let slo_cells = slo_cells(s, f, cells, names, fail)?;
     let period = period(s, f, fail)?;
-    let sli = sli::sli(&s.sli, f, buckets, source, fail)?;
+    let sli = sli::sli(&s.sli, f, bounds, source, fail)?;
     let budgeting = budgeting::budgeting(s, f, &sli, &period, fail)?;
     Ok(Slo {
         name: s.name.clone(),

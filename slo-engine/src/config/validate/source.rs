@@ -87,13 +87,20 @@ fn prometheus(
     })
 }
 
-/// `buckets:` positive and increasing.
-pub(super) fn buckets(buckets: &[f64], fail: Fail<'_>) -> Result<(), ConfigError> {
+/// `buckets:` or `tpot_buckets:` (`key`) positive and increasing.
+pub(super) fn buckets(key: &str, buckets: &[f64], fail: Fail<'_>) -> Result<(), ConfigError> {
     if buckets.is_empty()
         || buckets.windows(2).any(|w| w[0] >= w[1])
         || buckets.iter().any(|b| !b.is_finite() || *b <= 0.0)
     {
-        return Err(fail.at("buckets", "bucket bounds must be positive and increasing"));
+        let given: Vec<String> = buckets.iter().map(|b| format!("{b}")).collect();
+        return Err(fail.at(
+            key,
+            format!(
+                "bucket bounds must be positive and increasing (given: [{}])",
+                crate::util::text::clip(&given.join(", "))
+            ),
+        ));
     }
     Ok(())
 }

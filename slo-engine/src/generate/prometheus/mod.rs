@@ -7,6 +7,10 @@
 //! alerts; alerts mirroring the engine's health alerts (links, mesh split, power near the cap,
 //! restart loops) stand beside them (`health`).
 //!
+//! The `throughput` SLI reads two per-cell recordings made at every evaluation (generated
+//! tokens per second and the waiting requests over the last minute); its one-minute slices are
+//! bad when the first is under the floor while the second is above 0, idle when nobody waited.
+//!
 //! Unlike Sloth's, the period SLI is an exact ratio of increases over the period, not an average
 //! of 5-minute ratios. A calendar-month period is approximated by 30 days in Prometheus.
 

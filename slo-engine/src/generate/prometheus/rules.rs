@@ -47,11 +47,16 @@ pub(super) fn events(slo: &Slo, w: &str) -> Option<(String, String)> {
     Some(match &slo.sli {
         Sli::Latency(t) => hist(m::INFERENCE_REQUEST_DURATION.name, *t),
         Sli::Ttft(t) => hist(m::INFERENCE_TTFT.name, *t),
+        Sli::Tpot(t) => hist(m::INFERENCE_TPOT.name, *t),
         Sli::Availability => (
             format!("sum by (cell) (increase({r}{{{cells},outcome=~\"ok|client_error\"}}[{w}]))"),
             format!("sum by (cell) (increase({r}{{{cells},outcome!=\"cancelled\"}}[{w}]))"),
         ),
-        Sli::TokensPerKwh { .. } | Sli::Ratio(_) | Sli::LinkHealth | Sli::PowerCap => return None,
+        Sli::TokensPerKwh { .. }
+        | Sli::Throughput { .. }
+        | Sli::Ratio(_)
+        | Sli::LinkHealth
+        | Sli::PowerCap => return None,
     })
 }
 
@@ -85,6 +90,9 @@ pub(super) fn error_ratio(config: &Config, slo: &Slo, secs: u64) -> String {
                 cell_energy(&cells, &s)
             )
         }
+        crate::math::Judge::Throughput { .. } => {
+            format!("{THROUGHPUT_SLICE_BAD}{{{}}}", selector(slo))
+        }
         crate::math::Judge::Ratio { slice_target } => {
             let (good, total) = events(slo, &s).unwrap_or_default();
             format!("({good} / {total} < bool {slice_target})\n  and on (cell)\n  ({total} > 0)")
@@ -101,6 +109,81 @@ pub(super) fn error_ratio(config: &Config, slo: &Slo, secs: u64) -> String {
     format!(
         "sum_over_time((\n  {bad}\n)[{}:{s}]) / {slices}",
         just_under(secs)
+    )
+}
+
+/// Generated tokens per second of each cell over the last minute (its nodes' increase of
+/// generated tokens, summed, over 60 s), recorded at every evaluation of the rules.
+pub(super) const CELL_TOKENS_RATE: &str = "cellwatch:cell_generated_tokens:rate1m";
+
+/// Whether requests were waiting in each cell over the last minute: its nodes' highest reading
+/// of waiting requests within the minute (a millisecond short of it), summed (above 0 exactly when some reading had the
+/// cell's waiting requests above 0, the gauge being never negative), recorded at every
+/// evaluation.
+pub(super) const CELL_WAITING: &str = "cellwatch:cell_requests_waiting:max1m";
+
+/// The recordings the `throughput` slices read: [`CELL_TOKENS_RATE`] and [`CELL_WAITING`], for
+/// every cell, then each throughput SLO's verdicts ([`THROUGHPUT_SLICE_BAD`]), which its error
+/// ratios sample once a minute (a verdict recorded in the same evaluation as a ratio may land
+/// after it, rule groups running apart: that minute is then judged by the verdict a minute
+/// older until the next evaluation).
+fn throughput_group(config: &Config) -> Group {
+    let all_cells: Vec<String> = config.cells.iter().map(|c| c.name.clone()).collect();
+    let cells = format!("cell=~\"{}\"", any_of(&all_cells));
+    // Each throughput SLO's verdicts come after the recordings they read, in the same group,
+    // so that a verdict and its recordings are of the same evaluation.
+    let verdicts = config.slos.iter().filter_map(|slo| match slo.sli {
+        Sli::Throughput { floor } => Some(record(
+            THROUGHPUT_SLICE_BAD,
+            throughput_bad(&cells_matcher(slo), floor),
+            slo_labels(slo),
+        )),
+        _ => None,
+    });
+    Group {
+        name: "cellwatch-cell-throughput".into(),
+        rules: [
+            record(
+                CELL_TOKENS_RATE,
+                format!(
+                    "sum by (cell) (increase({}{{{cells},kind=\"generated\"}}[1m])) / 60",
+                    m::INFERENCE_TOKENS.name
+                ),
+                BTreeMap::new(),
+            ),
+            record(
+                CELL_WAITING,
+                // A millisecond short of the minute: a reading at the minute's start belongs
+                // to the minute before.
+                format!(
+                    "sum by (cell) (max_over_time({}{{{cells}}}[{}]))",
+                    m::INFERENCE_WAITING.name,
+                    just_under(60)
+                ),
+                BTreeMap::new(),
+            ),
+        ]
+        .into_iter()
+        .chain(verdicts)
+        .collect(),
+    }
+}
+
+/// The verdict of each cell's `throughput` slice (the minute ending at the evaluation), recorded
+/// per SLO at every evaluation (see [`throughput_bad`]); the error ratios sample it once a
+/// minute. Recorded rather than written inside their subqueries: a number (the floor) inside a
+/// subquery costs a sample per step, more than promtool allows over a period's window (43,200
+/// one-minute steps in 30 days).
+pub(super) const THROUGHPUT_SLICE_BAD: &str = "cellwatch:throughput_slice_bad:1m";
+
+/// The verdict of a `throughput` slice ending now, per cell of `cells` (a matcher): 1 when the
+/// cell's generated tokens per second ([`CELL_TOKENS_RATE`]; 0 without any token series) were
+/// under `floor`, 0 when at or above it; no series (idle) when no request was waiting
+/// ([`CELL_WAITING`]). A verdict that stops (the cell went idle) is marked stale, so the
+/// minutes after it are idle, not judged again.
+fn throughput_bad(cells: &str, floor: f64) -> String {
+    format!(
+        "(\n    ({CELL_TOKENS_RATE}{{{cells}}} or on (cell) 0 * {CELL_WAITING}{{{cells}}})\n    < bool {floor}\n  )\n  and on (cell)\n  ({CELL_WAITING}{{{cells}}} > 0)"
     )
 }
 
@@ -121,7 +204,11 @@ pub(super) fn selector(slo: &Slo) -> String {
 
 /// The rules for every SLO of `config`, and the cell-health alerts, as a Prometheus rule file.
 pub fn rules(config: &Config) -> String {
-    let mut groups = vec![efficiency_group(config), health::power_group(config)];
+    let mut groups = vec![
+        efficiency_group(config),
+        health::power_group(config),
+        throughput_group(config),
+    ];
     let (mut skipped, mut uncapped) = (Vec::new(), Vec::new());
     for slo in &config.slos {
         if matches!(slo.sli, Sli::Ratio(_)) {

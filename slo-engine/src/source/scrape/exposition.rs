@@ -9,14 +9,18 @@ use cellwatch_metrics as m;
 use super::tracker::Reading;
 use crate::health::{LinkObs, NodeSnapshot};
 
-/// The families the engine reads from an exporter: latency and time to first token
-/// (histograms), requests, tokens and energy (counters).
-pub static FAMILIES: [&cellwatch_metrics::MetricDef; 5] = [
+/// The families the engine reads from an exporter: latency, time to first token and time per
+/// output token (histograms), requests, tokens and energy (counters), and the waiting requests
+/// (a gauge: its readings are kept as they are, never turned into increases; see
+/// [`increase`](super::increase)).
+pub static FAMILIES: [&cellwatch_metrics::MetricDef; 7] = [
     &cellwatch_metrics::INFERENCE_REQUEST_DURATION,
     &cellwatch_metrics::INFERENCE_TTFT,
     &cellwatch_metrics::INFERENCE_REQUESTS,
     &cellwatch_metrics::INFERENCE_TOKENS,
     &cellwatch_metrics::NODE_ENERGY_JOULES,
+    &cellwatch_metrics::INFERENCE_TPOT,
+    &cellwatch_metrics::INFERENCE_WAITING,
 ];
 
 pub(super) fn le(x: f64) -> String {

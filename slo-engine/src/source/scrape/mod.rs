@@ -391,4 +391,189 @@ cellwatch_inference_upstream_restarts_total{server=\"vllm\"} 4
         assert!(read("<html>").is_err());
         assert_eq!(read("up 1\n").unwrap().len(), 0);
     }
+
+    /// A node's page of the LLM-serving series: the TPOT histogram (`fast` of `all` streamed
+    /// requests under 100 ms, a few under 50 ms; a model whose upstream has other bounds), the
+    /// generated tokens and the waiting requests (a gauge).
+    fn llm_page(fast: u64, all: u64, tokens: u64, waiting: u64) -> String {
+        let h = "cellwatch_inference_time_per_output_token_seconds";
+        format!(
+            "# TYPE {h} histogram\n\
+             {h}_bucket{{model=\"m\",le=\"0.05\"}} {half}\n\
+             {h}_bucket{{model=\"m\",le=\"0.1\"}} {fast}\n\
+             {h}_bucket{{model=\"m\",le=\"+Inf\"}} {all}\n\
+             {h}_sum{{model=\"m\"}} 1\n\
+             {h}_count{{model=\"m\"}} {all}\n\
+             {h}_bucket{{model=\"tgi\",le=\"0.3\"}} {all}\n\
+             {h}_bucket{{model=\"tgi\",le=\"+Inf\"}} {all}\n\
+             # TYPE cellwatch_inference_tokens_total counter\n\
+             cellwatch_inference_tokens_total{{model=\"m\",kind=\"generated\"}} {tokens}\n\
+             # TYPE cellwatch_inference_requests_waiting gauge\n\
+             cellwatch_inference_requests_waiting{{model=\"m\"}} {waiting}\n",
+            half = fast / 2
+        )
+    }
+
+    /// Readings of every node of cell `a` at `at` (seconds, from 0 every `step`) through one
+    /// tracker into `cell_rows`, summed per SLO and slice start.
+    fn replay_cell(
+        config: &crate::config::Config,
+        step: i64,
+        until: i64,
+        page_of: impl Fn(&str, i64) -> String,
+    ) -> std::collections::BTreeMap<(String, i64), SliceData> {
+        let mut t = Tracker::default();
+        let mut out: std::collections::BTreeMap<(String, i64), SliceData> = Default::default();
+        let nodes: Vec<String> = config.cells[0]
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .collect();
+        for at in (0..until).step_by(step as usize) {
+            let incs: Vec<Reading> = nodes
+                .iter()
+                .filter_map(|n| t.increases(n, at, read(&page_of(n, at)).unwrap(), 3 * step))
+                .collect();
+            for (_, slo, s) in cell_rows(config, "a", at, &incs, None) {
+                out.entry((slo, s.start))
+                    .or_insert(SliceData {
+                        start: s.start,
+                        ..Default::default()
+                    })
+                    .add(&s);
+            }
+        }
+        out
+    }
+
+    fn slices_of(
+        rows: &std::collections::BTreeMap<(String, i64), SliceData>,
+        slo: &str,
+    ) -> Vec<SliceData> {
+        rows.iter()
+            .filter(|((s, _), _)| s == slo)
+            .map(|(_, d)| *d)
+            .collect()
+    }
+
+    const LLM_CONFIG: &str = "\
+cells:
+  - name: a
+    nodes:
+      - { name: n1, url: \"http://n1:9817/metrics\" }
+      - { name: n2, url: \"http://n2:9817/metrics\" }
+slos:
+  - { name: tpot, objective: 0.99, period: 1d, sli: { tpot: { threshold: 100ms } } }
+  - { name: throughput, objective: 0.99, period: 1d, sli: { throughput: { floor: 20 } } }
+";
+
+    #[test]
+    fn a_day_of_streamed_requests_gives_the_exact_tpot_budget() {
+        let config = crate::config::parse(LLM_CONFIG, std::path::Path::new("c.yaml")).unwrap();
+        let tpot = &config.slos[0];
+        assert_eq!(tpot.sli, Sli::Tpot(0.1));
+        // A day, read every minute: n1 streams 100 requests a minute, 1 of them slower than
+        // 100 ms per token; n2 50 a minute, all fast.
+        let rows = replay_cell(&config, 60, 86400, |n, at| {
+            let k = (at / 60) as u64;
+            match n {
+                "n1" => llm_page(99 * k, 100 * k, 0, 0),
+                _ => llm_page(50 * k, 50 * k, 0, 0),
+            }
+        });
+        let slices = slices_of(&rows, "tpot");
+        // The first reading is a baseline: 1,439 minutes counted. The other model's histogram,
+        // without a 100 ms bound, counts neither as good nor in total.
+        let t = crate::math::tally(tpot, &slices, 0, 86400);
+        assert_eq!((t.good, t.total), (1439.0 * 149.0, 1439.0 * 150.0));
+        // 1 slow of 150: two thirds of the 1 % budget spent.
+        let left = crate::math::budget_remaining(tpot, &slices, 86399).unwrap();
+        assert!(
+            (left - (1.0 - (1.0 / 150.0) / 0.01)).abs() < 1e-12,
+            "{left}"
+        );
+        // The 1 h window burns at 2/3.
+        let w =
+            crate::math::window_state(tpot, crate::math::tally(tpot, &slices, 82800, 86400), 3600);
+        let crate::math::WindowState::Judged { burn_rate, .. } = w else {
+            panic!("{w:?}")
+        };
+        assert!((burn_rate - 2.0 / 3.0).abs() < 1e-12, "{burn_rate}");
+    }
+
+    #[test]
+    fn throughput_judges_only_loaded_minutes() {
+        let config = crate::config::parse(LLM_CONFIG, std::path::Path::new("c.yaml")).unwrap();
+        let slo = &config.slos[1];
+        assert_eq!(slo.sli, Sli::Throughput { floor: 20.0 });
+        // Six hours read every 15 s. Hours 0–2: loaded and fast (300 tokens per node per 15 s:
+        // 40 tokens/s); 2–4: loaded and slow (100: 13.3 tokens/s); 4–6: slow but nobody
+        // waiting. Loaded: only n1, only at the reading 30 s into each minute (the gauge goes
+        // 1 → 0, which is no counter reset).
+        let phase = |at: i64| at / 7200;
+        let rows = replay_cell(&config, 15, 6 * 3600, |n, at| {
+            let tokens: u64 = (15..=at)
+                .step_by(15)
+                .map(|t| if phase(t) == 0 { 300 } else { 100 })
+                .sum();
+            let waiting = u64::from(n == "n1" && at % 60 == 30 && phase(at) < 2);
+            llm_page(0, 0, tokens, waiting)
+        });
+        let slices = slices_of(&rows, "throughput");
+        let verdicts = |from: i64, to: i64| {
+            let mut v = [0; 3];
+            for s in slices.iter().filter(|s| s.start >= from && s.start < to) {
+                match crate::math::judge(slo, s) {
+                    crate::model::Verdict::Good => v[0] += 1,
+                    crate::model::Verdict::Bad => v[1] += 1,
+                    crate::model::Verdict::Idle => v[2] += 1,
+                }
+            }
+            v
+        };
+        assert_eq!(verdicts(0, 7200), [120, 0, 0], "loaded and fast: good");
+        assert_eq!(verdicts(7200, 14400), [0, 120, 0], "loaded and slow: bad");
+        assert_eq!(verdicts(14400, 21600), [0, 0, 120], "nobody waiting: idle");
+        // The first minute lacks its baseline's 15 s and is still good: 900 tokens per node.
+        assert_eq!(slices[0].tokens, 1800.0);
+        // 120 bad minutes of 1,440, 1 % allowed (14.4): the budget is overspent 120 / 14.4.
+        let left = crate::math::budget_remaining(slo, &slices, 21600).unwrap();
+        assert!((left - (1.0 - 120.0 / 14.4)).abs() < 1e-9, "{left}");
+        // The last hour is idle: no data for its burn rate, nothing to alert on.
+        let t = crate::math::tally(slo, &slices, 18000, 21600);
+        assert_eq!(
+            crate::math::window_state(slo, t, 3600),
+            crate::math::WindowState::NoData
+        );
+    }
+
+    #[test]
+    fn a_waiting_gauge_is_read_as_it_is() {
+        let mut t = Tracker::default();
+        t.increases("n", 0, read(&llm_page(0, 0, 10, 5)).unwrap(), 60);
+        let inc = t
+            .increases("n", 15, read(&llm_page(0, 0, 30, 2)).unwrap(), 60)
+            .unwrap();
+        let key = |f: &str| {
+            inc.iter()
+                .find(|((n, _), _)| n == f)
+                .map(|(_, v)| *v)
+                .unwrap()
+        };
+        // The gauge fell 5 → 2: its reading, neither a difference nor a reset; the counter's
+        // increase.
+        assert_eq!(key("cellwatch_inference_requests_waiting"), 2.0);
+        assert_eq!(key("cellwatch_inference_tokens_total"), 20.0);
+        assert!(is_gauge("cellwatch_inference_requests_waiting"));
+        assert!(!is_gauge("cellwatch_inference_tokens_total"));
+        // Every gauge the engine reads is one of the GAUGES, and only those.
+        for f in FAMILIES {
+            assert_eq!(
+                is_gauge(f.name),
+                f.kind == cellwatch_metrics::Kind::Gauge,
+                "{}",
+                f.name
+            );
+        }
+    }
 }

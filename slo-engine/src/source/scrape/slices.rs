@@ -58,7 +58,8 @@ pub fn totals(inc: &Reading) -> Totals {
     }
 }
 
-/// Good and total events of an event-ratio SLO in one node's increases.
+/// Good and total events of an event-ratio SLO in one node's increases (throughput: no good
+/// events, and one in total when the node had requests waiting at the reading).
 pub fn events(slo: &Slo, inc: &Reading) -> (f64, f64) {
     // Only histograms that have a bucket at the threshold count, good and total alike (an
     // adapter's upstream may use other bounds).
@@ -93,6 +94,13 @@ pub fn events(slo: &Slo, inc: &Reading) -> (f64, f64) {
     match &slo.sli {
         Sli::Latency(t) => hist(m::INFERENCE_REQUEST_DURATION.name, *t),
         Sli::Ttft(t) => hist(m::INFERENCE_TTFT.name, *t),
+        Sli::Tpot(t) => hist(m::INFERENCE_TPOT.name, *t),
+        // No events: `total` counts the readings in which requests were waiting (the reading's
+        // gauge, not an increase), which makes a slice judged; its tokens decide.
+        Sli::Throughput { .. } => {
+            let waiting = sum(inc, m::INFERENCE_WAITING.name, |_| true);
+            (0.0, if waiting > 0.0 { 1.0 } else { 0.0 })
+        }
         Sli::Availability => {
             fn outcome(l: &[(String, String)]) -> &str {
                 label(l, "outcome").unwrap_or("")

@@ -45,8 +45,19 @@ impl Tracker {
     }
 }
 
+/// The gauges among the families the engine reads ([`FAMILIES`](super::FAMILIES)): their
+/// readings are kept as they are, never turned into increases.
+pub static GAUGES: [&cellwatch_metrics::MetricDef; 1] = [&cellwatch_metrics::INFERENCE_WAITING];
+
+/// Whether `family` (a series name of a reading) is one of the [`GAUGES`].
+pub fn is_gauge(family: &str) -> bool {
+    GAUGES.iter().any(|g| g.name == family)
+}
+
 /// The increases of a node's counters from reading `old` to reading `new`: a counter that went
-/// down was reset (a histogram resets as a whole), a series that appeared counts in full.
+/// down was reset (a histogram resets as a whole), a series that appeared counts in full. A
+/// gauge ([`is_gauge`]: the waiting requests) is no counter: its value in `new`
+/// is kept as it is.
 pub fn increase(old: &Reading, new: &Reading) -> Reading {
     // A histogram resets as a whole: if any of its series went down, all of them did.
     let group = |(f, l): &Key| -> (String, Vec<(String, String)>) {
@@ -59,12 +70,13 @@ pub fn increase(old: &Reading, new: &Reading) -> Reading {
     };
     let reset: std::collections::HashSet<(String, Vec<(String, String)>)> = new
         .iter()
-        .filter(|(k, v)| old.get(*k).is_some_and(|o| *v < o))
+        .filter(|(k, v)| !is_gauge(&k.0) && old.get(*k).is_some_and(|o| *v < o))
         .map(|(k, _)| group(k))
         .collect();
     let mut inc = Reading::new();
     for (k, v) in new {
         let d = match old.get(k) {
+            _ if is_gauge(&k.0) => *v,
             // (No reset, the common case: no key is grouped.)
             _ if !reset.is_empty() && reset.contains(&group(k)) => *v,
             Some(o) => v - o,
