@@ -486,6 +486,43 @@ slos:
     }
 
     #[test]
+    fn a_fresh_period_is_not_exhausted_by_its_first_bad_events() {
+        // Budget overspent, but the period holds too few events for one bad one to mean
+        // anything (0.99, automatic: more than 100): no exhausted ticket to run ahead of the
+        // page; at 101 events it is wanted.
+        let with_period = |total: f64| {
+            let mut r = report(0, &[]);
+            r.slos[0].budget_remaining = Some(-3.0);
+            let mut period = r.slos[0].windows[0].clone();
+            period.window = "period".into();
+            r.slos[0].windows.push(period);
+            for w in &mut r.slos[0].windows {
+                w.total = total;
+            }
+            r
+        };
+        let exhausted = |total: f64| {
+            let r = with_period(total);
+            wanted(&config(), &r, &BTreeSet::new(), &Timing::default())
+                .iter()
+                .filter(|w| w.labels["alertname"] == names::EXHAUSTED)
+                .count()
+        };
+        assert_eq!(exhausted(4.0), 0);
+        assert_eq!(exhausted(100.0), 0);
+        assert_eq!(exhausted(101.0), 1);
+        // A fixed min_events is the minimum.
+        let mut cfg = config();
+        cfg.slos[0].min_events = crate::config::MinEvents::Fixed(10);
+        let r = with_period(10.0);
+        assert!(
+            wanted(&cfg, &r, &BTreeSet::new(), &Timing::default())
+                .iter()
+                .any(|w| w.labels["alertname"] == names::EXHAUSTED)
+        );
+    }
+
+    #[test]
     fn thin_windows_never_page() {
         let mut r = report(0, &[("studio-a", "latency", 100.0)]);
         for w in &mut r.slos[0].windows {

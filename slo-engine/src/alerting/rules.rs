@@ -85,7 +85,11 @@ pub fn wanted(
         if conditions.is_none() {
             out.extend(burn_alerts(config, slo, r, report.at));
         }
-        if r.budget_remaining.is_some_and(|b| b <= 0.0) && !condition_wanted {
+        let period_units = window(r, "period").map_or(0.0, |w| w.total);
+        if r.budget_remaining.is_some_and(|b| b <= 0.0)
+            && period_units >= math::exhausted_min_events(slo) as f64
+            && !condition_wanted
+        {
             out.push(slo_alert(
                 r,
                 names::EXHAUSTED,

@@ -111,6 +111,19 @@ pub fn tier_min_events(slo: &Slo, factor: f64) -> u64 {
     }
 }
 
+/// The fewest units the period must hold for its budget to count as exhausted: a fixed
+/// `min_events`; with the automatic one, an occurrence SLO's [`low_traffic_guard`] at 1× (one
+/// bad event alone never spends the whole budget: more than 1 / (1 − objective) events);
+/// otherwise 0 (time slices). Without it, the first bad requests of a fresh period exhaust its
+/// budget before any burn tier has the events to judge, and the ticket runs ahead of the page.
+pub fn exhausted_min_events(slo: &Slo) -> u64 {
+    match (slo.min_events, slo.budgeting) {
+        (MinEvents::Fixed(n), _) => n,
+        (MinEvents::Auto, Budgeting::Occurrences) => low_traffic_guard(slo.objective, 1.0),
+        _ => 0,
+    }
+}
+
 /// The error budget left in the period containing `now`, as a share of the whole budget:
 /// 1 untouched, 0 spent, below 0 overspent; `None` without data.
 ///
