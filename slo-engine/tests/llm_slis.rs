@@ -1,7 +1,8 @@
-//! The `tpot` and `throughput` SLIs end to end in virtual time: three hours of three cells'
+//! The `tpot` and `throughput` SLIs end to end in virtual time: three hours of four cells'
 //! series (as the `prometheus` source reads them) replayed through the ledger (whose SQL judges
 //! the throughput slices), the evaluation and the alert state machine. A cell streaming slowly
-//! while requests wait pages on both; an idle cell and a healthy loaded cell never alert.
+//! with a backlog pages on both; an idle cell, a lightly loaded one (a scrape catching one
+//! request's prefill once a minute) and a healthy loaded cell never alert.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +18,8 @@ cells:
     nodes: [ { name: i1, url: \"http://i1:9817/metrics\" } ]
   - name: healthy
     nodes: [ { name: h1, url: \"http://h1:9817/metrics\" } ]
+  - name: light
+    nodes: [ { name: l1, url: \"http://l1:9817/metrics\" } ]
 slos:
   - { name: tpot, objective: 0.99, period: 30d, sli: { tpot: { threshold: 100ms } } }
   - { name: throughput, objective: 0.99, period: 30d, sli: { throughput: { floor: 20 } } }
@@ -72,7 +75,7 @@ fn cell(cell: &str, start: i64, n: usize, traffic: Traffic) -> Vec<Series> {
 }
 
 #[tokio::test]
-async fn a_slow_loaded_cell_pages_and_idle_or_healthy_cells_never_alert() {
+async fn a_slow_backlogged_cell_pages_and_idle_light_or_healthy_cells_never_alert() {
     let config = cellwatch_slo::config::parse(CONFIG, std::path::Path::new("cells.yaml")).unwrap();
     let start = 20_000 * 86_400;
     let n = 3 * 240; // three hours of 15 s scrapes
@@ -82,10 +85,13 @@ async fn a_slow_loaded_cell_pages_and_idle_or_healthy_cells_never_alert() {
     all.extend(cell("slow", start, n, |_| (20.0, 10.0, 150.0, 3.0)));
     // Idle: nothing streamed, nothing generated, nobody waiting.
     all.extend(cell("idle", start, n, |_| (0.0, 0.0, 0.0, 0.0)));
-    // Healthy: every token fast, 600 tokens per 15 s (40 tokens/s); a request waits at one
-    // scrape a minute.
-    all.extend(cell("healthy", start, n, |i| {
-        (20.0, 0.0, 600.0, if i % 4 == 1 { 1.0 } else { 0.0 })
+    // Healthy: every token fast, 600 tokens per 15 s (40 tokens/s) while 2 requests wait.
+    all.extend(cell("healthy", start, n, |_| (20.0, 0.0, 600.0, 2.0)));
+    // Lightly loaded: every token fast, but as few as `slow` makes (10 tokens/s, under the
+    // floor); a request waits only at one scrape in four (its prefill caught 15 s into each
+    // minute): requests waited in a quarter of the readings, no minute is judged.
+    all.extend(cell("light", start, n, |i| {
+        (20.0, 0.0, 150.0, if i % 4 == 1 { 1.0 } else { 0.0 })
     }));
     let history = History {
         series: all,
@@ -102,6 +108,34 @@ async fn a_slow_loaded_cell_pages_and_idle_or_healthy_cells_never_alert() {
         .await
         .unwrap();
     ledger.close().await;
+    let throughput = |cell: &str| {
+        r.series
+            .iter()
+            .find(|s| s.cell == cell && s.slo == "throughput")
+            .unwrap_or_else(|| panic!("no throughput series of {cell}"))
+            .points
+            .clone()
+    };
+    // The lightly loaded cell's minutes are never judged: no budget, no burn rate, at any
+    // evaluation; the healthy cell's are, and all good.
+    let light = throughput("light");
+    assert!(!light.is_empty());
+    assert!(
+        light
+            .iter()
+            .all(|p| p.budget_remaining.is_none() && p.burn_1h.is_none()),
+        "{light:#?}"
+    );
+    let healthy = throughput("healthy");
+    let last = healthy.last().unwrap();
+    assert_eq!(
+        (last.budget_remaining, last.burn_1h),
+        (Some(1.0), Some(0.0))
+    );
+    // The slow cell's are judged, and all bad: the 1 h window burns at 1 / 1 %.
+    let slow = throughput("slow");
+    let burn = slow.last().unwrap().burn_1h.unwrap();
+    assert!((burn - 100.0).abs() < 1e-6, "{burn}");
     let cells: BTreeSet<&str> = r.alerts.iter().map(|a| a.cell.as_str()).collect();
     assert_eq!(cells, BTreeSet::from(["slow"]), "{:#?}", r.alerts);
     let pages: BTreeSet<&str> = r

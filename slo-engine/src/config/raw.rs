@@ -570,10 +570,15 @@ pub enum RawSli {
         threshold: String,
     },
     /// Share of minutes (time slices) in which the cell generated at least `floor` tokens per
-    /// second while requests were waiting: a slice is judged only when some reading in it had
-    /// the cell's waiting requests (`cellwatch_inference_requests_waiting`, summed over its
-    /// nodes) above 0; other slices are idle (neither good nor bad), so an idle or unloaded
-    /// cell never burns.
+    /// second while requests were waiting: a slice is judged only when requests were waiting
+    /// (`cellwatch_inference_requests_waiting` above 0, summed over the node's models) in at
+    /// least half of the cell's readings in it that carry that gauge (a reading: one node's
+    /// scrape; nodes without inference series, such as an EXO ring's non-entry nodes, do not
+    /// count). A backlog persists across readings; a request waiting for its first token,
+    /// caught by one scrape of a lightly used cell, does not. Other slices are idle (neither
+    /// good nor bad), so an idle, lightly loaded or healthy cell never burns. The generated
+    /// Prometheus rules sample each node's gauge every 15 s, the scrape interval of
+    /// `alerts/prometheus.yml`.
     Throughput {
         /// Generated tokens per second of the whole cell, e.g. 20.
         floor: f64,

@@ -428,7 +428,7 @@ pub enum Sli {
         min_tokens: u64,
     },
     /// Slices in which the cell generated at least `floor` tokens per second while requests
-    /// were waiting; slices without waiting requests idle.
+    /// were waiting; slices with requests waiting in fewer than half of their readings idle.
     Throughput {
         /// Generated tokens per second of the cell.
         floor: f64,

@@ -26,8 +26,11 @@ pub enum Judge {
         min_tokens: u64,
     },
     /// Good when the slice's generated tokens per second (its tokens over its length) reach
-    /// the floor; idle when no reading in it had requests waiting (`total`: the readings with
-    /// the cell's waiting requests above 0).
+    /// the floor; judged only when requests were waiting in at least
+    /// [`THROUGHPUT_LOADED_SHARE`] of the slice's readings that carry the waiting gauge
+    /// (`total`: those readings, one per node and scrape; `good`: those of them with requests
+    /// waiting), idle otherwise. A backlog persists across readings; one request's prefill
+    /// caught by one scrape does not.
     Throughput {
         /// Generated tokens per second.
         floor: f64,
@@ -35,6 +38,10 @@ pub enum Judge {
         slice_secs: f64,
     },
 }
+
+/// The share of a `throughput` slice's readings (those with the waiting gauge) that must show
+/// requests waiting for the slice to be judged.
+pub const THROUGHPUT_LOADED_SHARE: f64 = 0.5;
 
 impl Judge {
     /// The rule of `slo`'s slices.
@@ -85,6 +92,9 @@ impl Judge {
                 }
             }
             _ if s.total <= 0.0 => return Verdict::Idle,
+            Judge::Throughput { .. } if s.good / s.total < THROUGHPUT_LOADED_SHARE => {
+                return Verdict::Idle;
+            }
             Judge::Throughput { floor, slice_secs } => s.tokens / slice_secs >= floor,
             Judge::Ratio { slice_target } => s.good / s.total >= slice_target,
             Judge::AllGood => s.good >= s.total,
@@ -125,15 +135,18 @@ impl Judge {
                     vec![min_tokens as f64, 3.6e6, threshold],
                 )
             }
-            Judge::Throughput { floor, slice_secs } => (
-                format!(
-                    "CASE WHEN total > 0 AND tokens / {} >= {} THEN 1 ELSE 0 END",
-                    p(0),
-                    p(1)
-                ),
-                "CASE WHEN total > 0 THEN 1 ELSE 0 END".into(),
-                vec![slice_secs, floor],
-            ),
+            Judge::Throughput { floor, slice_secs } => {
+                let judged = format!("total > 0 AND good / total >= {}", p(0));
+                (
+                    format!(
+                        "CASE WHEN {judged} AND tokens / {} >= {} THEN 1 ELSE 0 END",
+                        p(1),
+                        p(2)
+                    ),
+                    format!("CASE WHEN {judged} THEN 1 ELSE 0 END"),
+                    vec![THROUGHPUT_LOADED_SHARE, slice_secs, floor],
+                )
+            }
         }
     }
 
@@ -146,7 +159,11 @@ impl Judge {
                 threshold,
                 min_tokens,
             } => format!("tokens_per_kwh {threshold:?} {:?}", *min_tokens as f64),
-            Judge::Throughput { floor, .. } => format!("throughput {floor:?}"),
+            // The loaded share is part of the rule: stored slices of an older rule are
+            // judged again.
+            Judge::Throughput { floor, .. } => {
+                format!("throughput {floor:?} loaded {THROUGHPUT_LOADED_SHARE:?}")
+            }
         }
     }
 }

@@ -73,6 +73,38 @@ mod tests {
         };
         assert_eq!(tokens.key(), "tokens_per_kwh 50000.0 100.0");
         assert_eq!(Judge::Ratio { slice_target: 0.9 }.key(), "ratio 0.9");
+        let throughput = Judge::Throughput {
+            floor: 20.0,
+            slice_secs: 60.0,
+        };
+        assert_eq!(throughput.key(), "throughput 20.0 loaded 0.5");
+    }
+
+    #[test]
+    fn a_throughput_slice_is_judged_when_requests_waited_in_half_its_readings() {
+        let j = Judge::Throughput {
+            floor: 20.0,
+            slice_secs: 60.0,
+        };
+        // (readings with requests waiting, readings with the gauge, tokens in the minute).
+        let v = |good: f64, total: f64, tokens: f64| {
+            j.verdict(&SliceData {
+                good,
+                total,
+                tokens,
+                ..Default::default()
+            })
+        };
+        assert_eq!(v(4.0, 8.0, 1200.0), Verdict::Good, "half, at the floor");
+        assert_eq!(v(4.0, 8.0, 1199.0), Verdict::Bad, "half, under it");
+        assert_eq!(v(8.0, 8.0, 0.0), Verdict::Bad, "a stalled backlog");
+        assert_eq!(v(3.0, 8.0, 0.0), Verdict::Idle, "under half");
+        assert_eq!(
+            v(1.0, 4.0, 600.0),
+            Verdict::Idle,
+            "one prefill in four readings"
+        );
+        assert_eq!(v(0.0, 0.0, 600.0), Verdict::Idle, "no gauge");
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! restart loops) stand beside them (`health`).
 //!
 //! The `throughput` SLI reads two per-cell recordings made at every evaluation (generated
-//! tokens per second and the waiting requests over the last minute); its one-minute slices are
-//! bad when the first is under the floor while the second is above 0, idle when nobody waited.
+//! tokens per second over the last minute, and the share of its nodes' readings in that minute
+//! with requests waiting); its one-minute slices are bad when the first is under the floor
+//! while the second is at least one half, idle otherwise (nobody waited, or one request's
+//! prefill was caught by a scrape: a backlog persists across readings).
 //!
 //! Unlike Sloth's, the period SLI is an exact ratio of increases over the period, not an average
 //! of 5-minute ratios. A calendar-month period is approximated by 30 days in Prometheus.

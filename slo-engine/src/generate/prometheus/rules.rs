@@ -116,17 +116,25 @@ pub(super) fn error_ratio(config: &Config, slo: &Slo, secs: u64) -> String {
 /// generated tokens, summed, over 60 s), recorded at every evaluation of the rules.
 pub(super) const CELL_TOKENS_RATE: &str = "cellwatch:cell_generated_tokens:rate1m";
 
-/// Whether requests were waiting in each cell over the last minute: its nodes' highest reading
-/// of waiting requests within the minute (a millisecond short of it), summed (above 0 exactly when some reading had the
-/// cell's waiting requests above 0, the gauge being never negative), recorded at every
-/// evaluation.
-pub(super) const CELL_WAITING: &str = "cellwatch:cell_requests_waiting:max1m";
+/// The share of each cell's readings over the last minute that had requests waiting: each
+/// node's waiting requests (summed over its models, per scrape target) sampled every
+/// [`READING_STEP`] within the minute (a millisecond short of it: a reading at the minute's
+/// start belongs to the minute before), the samples above 0 over all samples, pooled over the
+/// cell's nodes, recorded at every evaluation. Nodes without the gauge (an EXO ring's
+/// non-entry nodes) have no samples and do not count; a cell without it has no series.
+pub(super) const CELL_WAITING_SHARE: &str = "cellwatch:cell_requests_waiting:share1m";
 
-/// The recordings the `throughput` slices read: [`CELL_TOKENS_RATE`] and [`CELL_WAITING`], for
-/// every cell, then each throughput SLO's verdicts ([`THROUGHPUT_SLICE_BAD`]), which its error
-/// ratios sample once a minute (a verdict recorded in the same evaluation as a ratio may land
-/// after it, rule groups running apart: that minute is then judged by the verdict a minute
-/// older until the next evaluation).
+/// The step at which [`CELL_WAITING_SHARE`] samples the waiting gauge: one sample per reading
+/// at the 15 s scrape interval of `alerts/prometheus.yml` (four a minute); a slower scrape's
+/// reading is sampled as often as it is the latest, so the share stays the share of the
+/// minute.
+const READING_STEP: &str = "15s";
+
+/// The recordings the `throughput` slices read: [`CELL_TOKENS_RATE`] and
+/// [`CELL_WAITING_SHARE`], for every cell, then each throughput SLO's verdicts
+/// ([`THROUGHPUT_SLICE_BAD`]), which its error ratios sample once a minute (a verdict recorded
+/// in the same evaluation as a ratio may land after it, rule groups running apart: that minute
+/// is then judged by the verdict a minute older until the next evaluation).
 fn throughput_group(config: &Config) -> Group {
     let all_cells: Vec<String> = config.cells.iter().map(|c| c.name.clone()).collect();
     let cells = format!("cell=~\"{}\"", any_of(&all_cells));
@@ -140,6 +148,12 @@ fn throughput_group(config: &Config) -> Group {
         )),
         _ => None,
     });
+    // Per scrape target, as the engine's sources read it: one reading per node and scrape.
+    let per_node = format!(
+        "sum by (cell, node, instance, job) ({}{{{cells}}})",
+        m::INFERENCE_WAITING.name
+    );
+    let minute = format!("[{}:{READING_STEP}]", just_under(60));
     Group {
         name: "cellwatch-cell-throughput".into(),
         rules: [
@@ -152,13 +166,9 @@ fn throughput_group(config: &Config) -> Group {
                 BTreeMap::new(),
             ),
             record(
-                CELL_WAITING,
-                // A millisecond short of the minute: a reading at the minute's start belongs
-                // to the minute before.
+                CELL_WAITING_SHARE,
                 format!(
-                    "sum by (cell) (max_over_time({}{{{cells}}}[{}]))",
-                    m::INFERENCE_WAITING.name,
-                    just_under(60)
+                    "sum by (cell) (sum_over_time(({per_node} > bool 0){minute}))\n/\nsum by (cell) (count_over_time(({per_node}){minute}))"
                 ),
                 BTreeMap::new(),
             ),
@@ -178,12 +188,15 @@ pub(super) const THROUGHPUT_SLICE_BAD: &str = "cellwatch:throughput_slice_bad:1m
 
 /// The verdict of a `throughput` slice ending now, per cell of `cells` (a matcher): 1 when the
 /// cell's generated tokens per second ([`CELL_TOKENS_RATE`]; 0 without any token series) were
-/// under `floor`, 0 when at or above it; no series (idle) when no request was waiting
-/// ([`CELL_WAITING`]). A verdict that stops (the cell went idle) is marked stale, so the
-/// minutes after it are idle, not judged again.
+/// under `floor`, 0 when at or above it; no series (idle) unless requests were waiting in at
+/// least half of its readings ([`CELL_WAITING_SHARE`] at least
+/// [`THROUGHPUT_LOADED_SHARE`](crate::math::THROUGHPUT_LOADED_SHARE)): a backlog persists
+/// across readings, one request's prefill caught by one scrape does not. A verdict that stops
+/// (the cell went idle) is marked stale, so the minutes after it are idle, not judged again.
 fn throughput_bad(cells: &str, floor: f64) -> String {
+    let loaded = crate::math::THROUGHPUT_LOADED_SHARE;
     format!(
-        "(\n    ({CELL_TOKENS_RATE}{{{cells}}} or on (cell) 0 * {CELL_WAITING}{{{cells}}})\n    < bool {floor}\n  )\n  and on (cell)\n  ({CELL_WAITING}{{{cells}}} > 0)"
+        "(\n    ({CELL_TOKENS_RATE}{{{cells}}} or on (cell) 0 * {CELL_WAITING_SHARE}{{{cells}}})\n    < bool {floor}\n  )\n  and on (cell)\n  ({CELL_WAITING_SHARE}{{{cells}}} >= {loaded})"
     )
 }
 

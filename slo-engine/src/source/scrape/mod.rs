@@ -501,50 +501,94 @@ slos:
         assert!((burn_rate - 2.0 / 3.0).abs() < 1e-12, "{burn_rate}");
     }
 
+    /// The verdicts (good, bad, idle) of `slo`'s slices that start in `[from, to)`.
+    fn verdicts(slo: &crate::config::Slo, slices: &[SliceData], from: i64, to: i64) -> [u32; 3] {
+        let mut v = [0; 3];
+        for s in slices.iter().filter(|s| s.start >= from && s.start < to) {
+            match crate::math::judge(slo, s) {
+                crate::model::Verdict::Good => v[0] += 1,
+                crate::model::Verdict::Bad => v[1] += 1,
+                crate::model::Verdict::Idle => v[2] += 1,
+            }
+        }
+        v
+    }
+
     #[test]
-    fn throughput_judges_only_loaded_minutes() {
+    fn throughput_judges_only_minutes_with_a_backlog() {
         let config = crate::config::parse(LLM_CONFIG, std::path::Path::new("c.yaml")).unwrap();
         let slo = &config.slos[1];
         assert_eq!(slo.sli, Sli::Throughput { floor: 20.0 });
-        // Six hours read every 15 s. Hours 0–2: loaded and fast (300 tokens per node per 15 s:
-        // 40 tokens/s); 2–4: loaded and slow (100: 13.3 tokens/s); 4–6: slow but nobody
-        // waiting. Loaded: only n1, only at the reading 30 s into each minute (the gauge goes
-        // 1 → 0, which is no counter reset).
+        // Eight hours read every 15 s. Hours 0–2: a backlog on n1 at every reading, none on n2
+        // (requests wait in 4 of the minute's 8 readings: exactly half) and fast (300 tokens
+        // per node per 15 s: 40 tokens/s); 2–4: the same backlog, slow (100: 13.3 tokens/s);
+        // 4–6: slow and lightly loaded, one request waiting on n1 at one reading in four (the
+        // reading 30 s into each minute caught its prefill: 1 of 8); 6–8: slow, nobody waiting.
         let phase = |at: i64| at / 7200;
-        let rows = replay_cell(&config, 15, 6 * 3600, |n, at| {
+        let rows = replay_cell(&config, 15, 8 * 3600, |n, at| {
             let tokens: u64 = (15..=at)
                 .step_by(15)
                 .map(|t| if phase(t) == 0 { 300 } else { 100 })
                 .sum();
-            let waiting = u64::from(n == "n1" && at % 60 == 30 && phase(at) < 2);
+            let waiting = match phase(at) {
+                _ if n != "n1" => 0,
+                0 | 1 => 3,
+                2 => u64::from(at % 60 == 30),
+                _ => 0,
+            };
             llm_page(0, 0, tokens, waiting)
         });
         let slices = slices_of(&rows, "throughput");
-        let verdicts = |from: i64, to: i64| {
-            let mut v = [0; 3];
-            for s in slices.iter().filter(|s| s.start >= from && s.start < to) {
-                match crate::math::judge(slo, s) {
-                    crate::model::Verdict::Good => v[0] += 1,
-                    crate::model::Verdict::Bad => v[1] += 1,
-                    crate::model::Verdict::Idle => v[2] += 1,
-                }
-            }
-            v
-        };
-        assert_eq!(verdicts(0, 7200), [120, 0, 0], "loaded and fast: good");
-        assert_eq!(verdicts(7200, 14400), [0, 120, 0], "loaded and slow: bad");
-        assert_eq!(verdicts(14400, 21600), [0, 0, 120], "nobody waiting: idle");
+        let v = |from, to| verdicts(slo, &slices, from, to);
+        assert_eq!(v(0, 7200), [120, 0, 0], "a backlog, fast: good");
+        assert_eq!(v(7200, 14400), [0, 120, 0], "a backlog, slow: bad");
+        assert_eq!(v(14400, 21600), [0, 0, 120], "one prefill a minute: idle");
+        assert_eq!(v(21600, 28800), [0, 0, 120], "nobody waiting: idle");
+        // Each counts the readings with the gauge and, of them, those with requests waiting.
+        assert_eq!((slices[200].good, slices[200].total), (4.0, 8.0));
+        assert_eq!((slices[300].good, slices[300].total), (1.0, 8.0));
         // The first minute lacks its baseline's 15 s and is still good: 900 tokens per node.
         assert_eq!(slices[0].tokens, 1800.0);
         // 120 bad minutes of 1,440, 1 % allowed (14.4): the budget is overspent 120 / 14.4.
-        let left = crate::math::budget_remaining(slo, &slices, 21600).unwrap();
+        let left = crate::math::budget_remaining(slo, &slices, 28800).unwrap();
         assert!((left - (1.0 - 120.0 / 14.4)).abs() < 1e-9, "{left}");
-        // The last hour is idle: no data for its burn rate, nothing to alert on.
-        let t = crate::math::tally(slo, &slices, 18000, 21600);
-        assert_eq!(
-            crate::math::window_state(slo, t, 3600),
-            crate::math::WindowState::NoData
-        );
+        // The lightly loaded hours are idle: no data for their burn rate, nothing to alert on.
+        for from in [14400, 18000, 25200] {
+            let t = crate::math::tally(slo, &slices, from, from + 3600);
+            assert_eq!(
+                crate::math::window_state(slo, t, 3600),
+                crate::math::WindowState::NoData,
+                "{from}"
+            );
+        }
+    }
+
+    #[test]
+    fn throughput_counts_only_readings_with_the_waiting_gauge() {
+        let config = crate::config::parse(LLM_CONFIG, std::path::Path::new("c.yaml")).unwrap();
+        let slo = &config.slos[1];
+        // An EXO ring: only n1 (the entry node) serves the API and has inference series; n2
+        // only computes. An hour read every 15 s, slow (100 tokens per 15 s). The first half
+        // hour, requests wait on n1 at 2 of its 4 readings a minute: half of the readings with
+        // the gauge, judged (bad); were n2's readings counted, 2 of 8 would not be. The second
+        // half hour, at 1 of 4: idle.
+        let rows = replay_cell(&config, 15, 3600, |n, at| {
+            if n == "n2" {
+                return "# TYPE cellwatch_node_power_watts gauge\n\
+                        cellwatch_node_power_watts{source=\"smc\"} 100\n"
+                    .to_string();
+            }
+            let busy = if at < 1800 { [15, 30] } else { [15, 15] };
+            let waiting = u64::from(busy.contains(&(at % 60)));
+            llm_page(0, 0, (at / 15) as u64 * 100, waiting)
+        });
+        let slices = slices_of(&rows, "throughput");
+        assert_eq!(verdicts(slo, &slices, 0, 1800), [0, 30, 0]);
+        assert_eq!(verdicts(slo, &slices, 1800, 3600), [0, 0, 30]);
+        // The first minute has 3 readings (its first is the baseline), 2 with requests waiting.
+        assert_eq!((slices[0].good, slices[0].total), (2.0, 3.0));
+        assert_eq!((slices[1].good, slices[1].total), (2.0, 4.0));
+        assert_eq!((slices[40].good, slices[40].total), (1.0, 4.0));
     }
 
     #[test]

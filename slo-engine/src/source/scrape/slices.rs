@@ -58,8 +58,9 @@ pub fn totals(inc: &Reading) -> Totals {
     }
 }
 
-/// Good and total events of an event-ratio SLO in one node's increases (throughput: no good
-/// events, and one in total when the node had requests waiting at the reading).
+/// Good and total events of an event-ratio SLO in one node's increases (throughput: the
+/// reading itself, one in total when it carries the waiting gauge, and good when requests were
+/// waiting at it).
 pub fn events(slo: &Slo, inc: &Reading) -> (f64, f64) {
     // Only histograms that have a bucket at the threshold count, good and total alike (an
     // adapter's upstream may use other bounds).
@@ -95,11 +96,17 @@ pub fn events(slo: &Slo, inc: &Reading) -> (f64, f64) {
         Sli::Latency(t) => hist(m::INFERENCE_REQUEST_DURATION.name, *t),
         Sli::Ttft(t) => hist(m::INFERENCE_TTFT.name, *t),
         Sli::Tpot(t) => hist(m::INFERENCE_TPOT.name, *t),
-        // No events: `total` counts the readings in which requests were waiting (the reading's
-        // gauge, not an increase), which makes a slice judged; its tokens decide.
+        // No events: `total` counts the readings that carry the waiting gauge (a node without
+        // inference series, such as an EXO ring's non-entry node, has none), `good` those with
+        // requests waiting (the reading's gauge, not an increase). A slice is judged when at
+        // least half of its readings had requests waiting; its tokens decide (`Judge`).
         Sli::Throughput { .. } => {
+            let gauge = inc.keys().any(|(f, _)| f == m::INFERENCE_WAITING.name);
             let waiting = sum(inc, m::INFERENCE_WAITING.name, |_| true);
-            (0.0, if waiting > 0.0 { 1.0 } else { 0.0 })
+            match (gauge, waiting > 0.0) {
+                (false, _) => (0.0, 0.0),
+                (true, loaded) => (if loaded { 1.0 } else { 0.0 }, 1.0),
+            }
         }
         Sli::Availability => {
             fn outcome(l: &[(String, String)]) -> &str {
