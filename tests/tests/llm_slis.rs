@@ -2,9 +2,9 @@
 //! proxy fronts the in-test OpenAI-compatible upstream (token cadence steered per request), a
 //! real `cellwatch-slo` scraping it with a `tpot` SLO and a `throughput` SLO, and a webhook
 //! receiver. Streams whose tokens come 100 ms apart burn the `tpot` SLO (threshold 50 ms):
-//! exactly one page, naming it. Requests left waiting for their first token while the cell
-//! generates nothing burn `throughput`: one page. Fast streams, and a cell nobody waits on,
-//! give none.
+//! exactly one page, naming it. A backlog of requests waiting for their first token through a
+//! whole minute while the cell generates almost nothing burns `throughput`: one page. Fast
+//! streams, and a cell nobody waits on, give none.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,8 @@ use cellwatch_e2e::upstream::Upstream;
 use cellwatch_e2e::{Exporter, first_evaluation, proxy_args, slo_period, start_engine};
 use serde_json::{Value, json};
 
-const SOON: Duration = Duration::from_secs(90);
+// A throughput minute is judged once it is complete: up to two minutes for a backlog.
+const SOON: Duration = Duration::from_secs(150);
 
 struct Cell {
     _up: Upstream,
@@ -144,11 +145,20 @@ async fn tokens_100ms_apart_page_once_for_tpot() {
 
 #[tokio::test]
 async fn requests_left_waiting_while_nothing_is_generated_page_once_for_throughput() {
-    let c = Cell::start(50.0).await;
-    // Eight requests wait 4 s for their first token: the cell has requests waiting and
-    // generates far under 50 tokens/s.
-    c.streams(8, 8, 2, "slow-first-token:4000").await;
+    let c = std::sync::Arc::new(Cell::start(50.0).await);
+    // A backlog that lasts: four requests at a time, each waiting 5 s for its first token, so
+    // requests wait at every reading of the next whole minute while the cell generates about
+    // 1.6 tokens/s, far under 50. That minute is bad (a minute is judged once complete).
+    let backlog = tokio::spawn({
+        let c = c.clone();
+        async move {
+            loop {
+                c.streams(4, 4, 2, "slow-first-token:5000").await;
+            }
+        }
+    });
     let notes = c.notifications().await;
+    backlog.abort();
     one_page(&notes, "throughput");
 }
 
