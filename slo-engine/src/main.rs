@@ -109,6 +109,41 @@ struct RunArgs {
     /// Most silences active or pending at once; a POST beyond it is refused (400).
     #[arg(long = "silences.max-active", value_name = "N", default_value_t = cellwatch_slo::web::DEFAULT_MAX_SILENCES)]
     max_silences: usize,
+    #[command(flatten)]
+    otlp: OtlpArgs,
+}
+
+// The trace flags of `run` and `demo`.
+#[derive(Debug, clap::Args)]
+struct OtlpArgs {
+    /// Export traces (each evaluation, each delivery) to an OpenTelemetry collector:
+    /// http://HOST:4318 for http/protobuf (/v1/traces is added when the URL has no path),
+    /// http://HOST:4317 for grpc. Without it nothing is traced.
+    #[arg(
+        long = "otlp.endpoint",
+        value_name = "URL",
+        help_heading = "OTLP traces"
+    )]
+    endpoint: Option<String>,
+    /// OTLP transport.
+    #[arg(
+        long = "otlp.protocol",
+        value_enum,
+        default_value = "http/protobuf",
+        help_heading = "OTLP traces"
+    )]
+    protocol: cellwatch_slo::runtime::trace::Protocol,
+    /// Longest one export may take.
+    #[arg(long = "otlp.timeout", value_name = "DURATION", default_value = "10s", value_parser = web_duration, help_heading = "OTLP traces")]
+    timeout: std::time::Duration,
+    /// A header sent with every export, KEY=VALUE (a tenant, a token). Repeatable; or, to keep
+    /// tokens off the command line, OTEL_EXPORTER_OTLP_HEADERS=KEY=VALUE,KEY=VALUE.
+    #[arg(long = "otlp.header", value_name = "KEY=VALUE", value_parser = header, env = "OTEL_EXPORTER_OTLP_HEADERS", value_delimiter = ',', hide_env_values = true, help_heading = "OTLP traces")]
+    headers: Vec<(String, String)>,
+    /// Share of evaluations and deliveries traced, 0 to 1 (parent-based: a span's children
+    /// follow it).
+    #[arg(long = "otlp.sample-ratio", value_name = "RATIO", default_value = "1", value_parser = ratio, help_heading = "OTLP traces")]
+    sample_ratio: f64,
 }
 
 // The flags of `demo`.
@@ -157,6 +192,8 @@ struct DemoArgs {
     /// Log level of the engine (error, warn, info, debug, trace).
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "warn")]
     log_level: String,
+    #[command(flatten)]
+    otlp: OtlpArgs,
 }
 
 // The flags of `report`.
@@ -336,17 +373,27 @@ fn backtest(a: BacktestArgs) -> ExitCode {
     }
 }
 
-/// `run`: the logs, the configuration and the web configuration, then the engine until it
-/// stops.
+/// `run`: the trace flags (exit 2), the logs and traces, the configuration and the web
+/// configuration, then the engine until it stops; the last spans are flushed at the end.
 fn run(a: RunArgs) -> ExitCode {
     let limits = cellwatch_http::web::Limits {
         read_header_timeout: a.read_header_timeout,
         read_timeout: a.read_timeout,
         max_connections: a.max_connections as usize,
     };
-    if let Err(code) = init_logs(&a.log_level) {
-        return code;
-    }
+    let otlp = match trace_settings(&a.otlp) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let me = cellwatch_slo::runtime::engine_name();
+    let provider = match start_logs(&a.log_level, otlp.as_ref(), &runtime, &me) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let cfg = match load_config(&a.config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -368,10 +415,6 @@ fn run(a: RunArgs) -> ExitCode {
         Some(port) => format!("0.0.0.0:{port}"),
         None => a.listen_address.clone(),
     };
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
     let limits = cellwatch_slo::web::Limits {
         max_silences: a.max_silences,
         web: limits,
@@ -379,18 +422,33 @@ fn run(a: RunArgs) -> ExitCode {
     let clock = cellwatch_slo::runtime::Clock {
         offset_file: a.clock_offset_file,
     };
-    runtime.block_on(serve(cfg, &a.database_url, &listen, clock, web, limits))
+    let engine = Engine {
+        listen,
+        clock,
+        web,
+        limits,
+        me,
+    };
+    let code = runtime.block_on(serve(cfg, &a.database_url, engine));
+    if let Some(p) = provider {
+        cellwatch_slo::runtime::trace::shutdown(p);
+    }
+    code
 }
 
-/// Opens the ledger and runs the engine on `listen` until it stops.
-async fn serve(
-    cfg: cellwatch_slo::config::Config,
-    database_url: &str,
-    listen: &str,
+/// What `serve` runs the engine with, besides its configuration and ledger.
+struct Engine {
+    listen: String,
     clock: cellwatch_slo::runtime::Clock,
     web: Option<cellwatch_http::web::WebConfig>,
     limits: cellwatch_slo::web::Limits,
-) -> ExitCode {
+    /// The engine's name in the leader lease.
+    me: String,
+}
+
+/// Opens the ledger and runs the engine on its address until it stops, or until SIGTERM or
+/// Ctrl-C (exit 0).
+async fn serve(cfg: cellwatch_slo::config::Config, database_url: &str, e: Engine) -> ExitCode {
     let ledger = match cellwatch_slo::ledger::Ledger::open(database_url).await {
         Ok(l) => l,
         Err(e) => {
@@ -398,11 +456,36 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    match cellwatch_slo::runtime::run_web(cfg, ledger, listen, clock, web, limits).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(address = %listen, error = %e, "the engine stopped");
-            ExitCode::FAILURE
+    let listen = e.listen.clone();
+    let engine =
+        cellwatch_slo::runtime::run_web(cfg, ledger, &listen, e.clock, e.web, e.limits, e.me);
+    tokio::select! {
+        r = engine => match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(address = %listen, error = %e, "the engine stopped");
+                ExitCode::FAILURE
+            }
+        },
+        () = stop_signal() => {
+            tracing::info!("shut down");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }
@@ -489,9 +572,19 @@ fn demo(a: DemoArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    if let Err(code) = init_logs(&a.log_level) {
-        return code;
-    }
+    let otlp = match trace_settings(&a.otlp) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let me = cellwatch_slo::runtime::engine_name();
+    let provider = match start_logs(&a.log_level, otlp.as_ref(), &runtime, &me) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let opts = cellwatch_slo::demo::Options {
         dir: a.dir,
         port: a.port,
@@ -511,17 +604,17 @@ fn demo(a: DemoArgs) -> ExitCode {
             ))
         }),
     };
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    match runtime.block_on(cellwatch_slo::demo::run(opts)) {
+    let code = match runtime.block_on(cellwatch_slo::demo::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cellwatch-slo demo: {e}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(p) = provider {
+        cellwatch_slo::runtime::trace::shutdown(p);
     }
+    code
 }
 
 /// `dashboards`: writes them into `out` and says how many files.
@@ -620,18 +713,83 @@ fn write_dashboards(dir: &std::path::Path) -> Result<usize, String> {
     Ok(files.len())
 }
 
-/// Logs to stderr at `level` (a tracing filter directive); a bad level exits 2.
-fn init_logs(level: &str) -> Result<(), ExitCode> {
+/// The trace settings of the flags, None without `--otlp.endpoint`; unusable ones are told
+/// on stderr, naming the flag, and exit 2.
+fn trace_settings(
+    a: &OtlpArgs,
+) -> Result<Option<cellwatch_slo::runtime::trace::Settings>, ExitCode> {
+    let Some(endpoint) = &a.endpoint else {
+        return Ok(None);
+    };
+    let s = cellwatch_slo::runtime::trace::Settings {
+        endpoint: endpoint.clone(),
+        protocol: a.protocol,
+        timeout: a.timeout,
+        headers: a.headers.clone(),
+        sample_ratio: a.sample_ratio,
+    };
+    match cellwatch_slo::runtime::trace::check(&s) {
+        Ok(()) => Ok(Some(s)),
+        Err(e) => {
+            eprintln!("cellwatch-slo: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// Logs to stderr at `level` (a tracing filter directive; a bad level exits 2) and, with
+/// `otlp`, exports the engine's spans (the tracer provider is built within `runtime` and
+/// returned, to be shut down at the end).
+fn start_logs(
+    level: &str,
+    otlp: Option<&cellwatch_slo::runtime::trace::Settings>,
+    runtime: &tokio::runtime::Runtime,
+    me: &str,
+) -> Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>, ExitCode> {
+    use cellwatch_slo::runtime::trace;
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
         eprintln!("cellwatch-slo: --log.level {level:?}: {e}");
         ExitCode::from(2)
     })?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let provider = match otlp {
+        None => None,
+        Some(s) => {
+            let _in_runtime = runtime.enter();
+            Some(trace::provider(s, me).map_err(|e| {
+                eprintln!("cellwatch-slo: {e}");
+                ExitCode::FAILURE
+            })?)
+        }
+    };
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .init();
-    Ok(())
+        .with_filter(trace::log_filter(filter));
+    let registry = tracing_subscriber::registry().with(logs);
+    match &provider {
+        Some(p) => registry.with(trace::layer(p)).init(),
+        None => registry.init(),
+    }
+    Ok(provider)
+}
+
+/// A `--otlp.header`: KEY=VALUE.
+fn header(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err("expected KEY=VALUE".into()),
+    }
+}
+
+/// A `--otlp.sample-ratio`: 0 to 1.
+fn ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "{s}: give a number from 0 to 1 (0.1 traces one in ten)"
+        )),
+    }
 }
 
 /// A listener timeout: 100ms to 1h.

@@ -76,6 +76,59 @@ fn bad_demo_flags_exit_2_and_name_the_flag() {
 }
 
 #[test]
+fn bad_trace_flags_exit_2_and_name_the_flag() {
+    let run = |more: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["run", "--config", "missing.yaml"];
+        v.extend_from_slice(more);
+        v
+    };
+    for (args, needle) in [
+        (
+            run(&["--otlp.endpoint", "collector:4318"]),
+            "cellwatch-slo: --otlp.endpoint collector:4318: ",
+        ),
+        (
+            run(&[
+                "--otlp.endpoint",
+                "https://c:4317",
+                "--otlp.protocol",
+                "grpc",
+            ]),
+            "cellwatch-slo: --otlp.endpoint https://c:4317/: gRPC export takes an http:// endpoint",
+        ),
+        (
+            vec!["demo", "--otlp.endpoint", "not a url"],
+            "cellwatch-slo: --otlp.endpoint not a url: ",
+        ),
+        (
+            run(&[
+                "--otlp.endpoint",
+                "http://c:4318",
+                "--otlp.header",
+                "bad name=x",
+            ]),
+            "cellwatch-slo: --otlp.header bad name: ",
+        ),
+        (
+            run(&[
+                "--otlp.endpoint",
+                "http://c:4318",
+                "--otlp.sample-ratio",
+                "2",
+            ]),
+            "--otlp.sample-ratio",
+        ),
+        (run(&["--otlp.header", "novalue"]), "--otlp.header"),
+    ] {
+        let out = slo(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("missing.yaml"), "flags first: {err}");
+    }
+}
+
+#[test]
 fn a_missing_exporter_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = slo(&[

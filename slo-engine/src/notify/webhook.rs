@@ -3,33 +3,99 @@
 
 use std::collections::BTreeMap;
 
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::alerting::Notification;
 use crate::config::Alerting;
 use crate::util::time::rfc3339;
+use crate::util::trace;
 
+/// A failed delivery: its class (the span's `error.type`: an HTTP status code, `timeout`,
+/// `connect`...) and what to log and retry on.
+#[derive(Debug)]
+pub(super) struct Failed {
+    pub(super) kind: String,
+    pub(super) message: String,
+}
+
+impl Failed {
+    pub(super) fn new(kind: &str, message: String) -> Failed {
+        Failed {
+            kind: kind.to_string(),
+            message,
+        }
+    }
+}
+
+/// POSTs `body` as JSON with the W3C `traceparent` of the current span (the delivery's; none
+/// when tracing is off), and records the receiver's address and status on that span.
 pub(super) async fn post_json(
     client: &reqwest::Client,
     url: &str,
     body: &Value,
-) -> Result<(), String> {
-    let resp = client.post(url).json(body).send().await.map_err(|e| {
-        format!(
-            "POST {}: {}",
-            crate::util::redact::origin(url),
-            e.without_url()
-        )
-    })?;
-    if resp.status().is_success() {
+) -> Result<(), Failed> {
+    let span = tracing::Span::current();
+    span.record(trace::HTTP_METHOD, "POST");
+    if let Ok(u) = reqwest::Url::parse(url) {
+        if let Some(host) = u.host_str() {
+            span.record(trace::SERVER_ADDRESS, host);
+        }
+        if let Some(port) = u.port_or_known_default() {
+            span.record(trace::SERVER_PORT, port);
+        }
+    }
+    let origin = crate::util::redact::origin(url);
+    let resp = client
+        .post(url)
+        .headers(trace_context())
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| {
+            let kind = if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "request"
+            };
+            Failed::new(kind, format!("POST {origin}: {}", e.without_url()))
+        })?;
+    let status = resp.status();
+    span.record(trace::HTTP_STATUS, status.as_u16());
+    if status.is_success() {
         Ok(())
     } else {
-        Err(format!(
-            "POST {}: HTTP {}",
-            crate::util::redact::origin(url),
-            resp.status()
+        Err(Failed::new(
+            status.as_str(),
+            format!("POST {origin}: HTTP {status}"),
         ))
     }
+}
+
+/// The current span's context as W3C trace-context headers, through the global propagator
+/// (set with the tracer provider; the default one injects nothing).
+fn trace_context() -> HeaderMap {
+    use opentelemetry::propagation::Injector;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    struct Headers<'a>(&'a mut HeaderMap);
+    impl Injector for Headers<'_> {
+        fn set(&mut self, key: &str, value: String) {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(key.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                self.0.insert(k, v);
+            }
+        }
+    }
+    let mut headers = HeaderMap::new();
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut Headers(&mut headers))
+    });
+    headers
 }
 
 /// Alertmanager's webhook payload, version 4, so existing receivers work.

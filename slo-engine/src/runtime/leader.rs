@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use cellwatch_http::exposition::{Sample, encode};
 use cellwatch_metrics as m;
 use tokio::sync::Notify;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::feeder::Feeder;
 use super::{prune, reports};
@@ -20,6 +22,7 @@ use crate::ledger::Ledger;
 use crate::model::{CompiledSilence, Labels};
 use crate::notify;
 use crate::util::time::Clock;
+use crate::util::trace;
 use crate::web::AppState;
 
 /// What the tick reads and writes, and what it carries from one tick to the next.
@@ -70,39 +73,85 @@ impl Leader {
         }
     }
 
-    /// One tick, its steps in order.
-    async fn tick(&mut self) {
+    /// One tick, its steps in order; the evaluation is a [`trace::EVALUATE`] span.
+    pub(super) async fn tick(&mut self) {
         let now_ms = self.clock.now_ms();
         self.follow_lease().await;
+        let span = tracing::info_span!(
+            trace::EVALUATE,
+            { trace::ENGINE_ROLE } = if self.leading { "leader" } else { "standby" },
+            { trace::CELLS } = Empty,
+            { trace::SLOS } = Empty,
+            { trace::NOTIFICATIONS } = Empty,
+            { trace::OUTCOME } = Empty,
+            { trace::ERROR_TYPE } = Empty,
+            { trace::STATUS_CODE } = Empty,
+            { trace::STATUS_DESCRIPTION } = Empty,
+        );
+        let Some(t) = self.evaluate(now_ms, &span).instrument(span.clone()).await else {
+            return;
+        };
+        if self.leading && prune::due(t, self.interval) {
+            prune::prune(&self.config, &self.ledger, t, self.retention).await;
+        }
+    }
+
+    /// Reads the source at `now_ms`, evaluates, and when leading steps and saves the alerts and
+    /// queues the due reports; records the counts and the outcome on `span`. Returns the time
+    /// evaluated, None when the source failed.
+    async fn evaluate(&mut self, now_ms: i64, span: &tracing::Span) -> Option<i64> {
         // The time the ledger is complete up to: evaluation windows end there.
-        let Some(t) = self.read_source(now_ms).await else {
-            return; // Prometheus failed: nothing new to evaluate
+        let read = tracing::info_span!(trace::READ_SOURCE);
+        let Some(t) = self.read_source(now_ms).instrument(read).await else {
+            // Prometheus failed: nothing new to evaluate
+            failed(span, "source_failed", "source", "reading the source failed");
+            return None;
         };
         self.refresh_silences().await;
         let started = Instant::now();
+        let judge = tracing::info_span!(trace::JUDGE);
         let evaluated = evaluate_with(&self.config, &self.ledger, t, self.leading)
+            .instrument(judge)
             .await
             .map(|mut r| {
                 let (health, down) = (&self.feeder.health, &self.down_cells);
                 attach_health(&mut r, &self.config, health, down, t);
                 r
             });
-        match evaluated {
-            // A standby serves its evaluation, and neither alerts nor sends.
-            Ok(r) if !self.leading => self.publish(r, None, || took(started)),
-            Ok(r) => {
-                let stepped = self.step_alerts(&r, t);
-                // The evaluation's duration includes stepping the alerts, not saving them.
-                let duration = took(started);
-                self.save_alerts(stepped, t).await;
-                self.publish(r, Some(&self.alerts), || duration);
-                reports::queue_due(&self.config, &self.ledger, &self.wake, self.interval, t).await;
+        let r = match evaluated {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "evaluation failed");
+                failed(span, "evaluation_failed", "ledger", &e.to_string());
+                return Some(t);
             }
-            Err(e) => tracing::error!(error = %e, "evaluation failed"),
+        };
+        span.record(trace::CELLS, r.cells.len());
+        span.record(trace::SLOS, self.config.slos.len());
+        if !self.leading {
+            // A standby serves its evaluation, and neither alerts nor sends.
+            self.publish(r, None, || took(started));
+            span.record(trace::OUTCOME, "ok");
+            return Some(t);
         }
-        if self.leading && prune::due(t, self.interval) {
-            prune::prune(&self.config, &self.ledger, t, self.retention).await;
+        let alerts = tracing::info_span!(trace::ALERTS);
+        let stepped = alerts.in_scope(|| self.step_alerts(&r, t));
+        span.record(trace::NOTIFICATIONS, stepped.notes.len());
+        // The evaluation's duration includes stepping the alerts, not saving them.
+        let duration = took(started);
+        let saved = self.save_alerts(stepped, t).instrument(alerts).await;
+        self.publish(r, Some(&self.alerts), || duration);
+        match saved {
+            Saved::Yes => {
+                span.record(trace::OUTCOME, "ok");
+            }
+            Saved::LeaseLost => {
+                span.record(trace::OUTCOME, "lease_lost");
+            }
+            Saved::Failed(e) => failed(span, "save_failed", "ledger", &e),
         }
+        reports::queue_due(&self.config, &self.ledger, &self.wake, self.interval, t).await;
+        Some(t)
     }
 
     /// Follows the lease: on taking the lead, carries on from the alert state the last leader
@@ -167,10 +216,10 @@ impl Leader {
     /// the held state stays and the next tick evaluates again. The save is fenced on the lease's
     /// own timeline (its last renewal plus the monotonic time since), not on the wall clock,
     /// which NTP may step during the evaluation.
-    async fn save_alerts(&mut self, Stepped { next, notes }: Stepped, t: i64) {
+    async fn save_alerts(&mut self, Stepped { next, notes }: Stepped, t: i64) -> Saved {
         let Some(lease_now) = self.lease.now_ms() else {
             tracing::warn!(engine = %self.me, "lost the leader lease; the alert state was not saved");
-            return;
+            return Saved::LeaseLost;
         };
         let rows = notify::outbox_rows(&self.config.alerting, &notes);
         let json = serde_json::to_string(&next).unwrap_or_default();
@@ -185,9 +234,11 @@ impl Leader {
                 if !rows.is_empty() {
                     self.wake.notify_one();
                 }
+                Saved::Yes
             }
             Err(e) => {
-                tracing::error!(error = %e, "saving the alert state failed; evaluated again next interval")
+                tracing::error!(error = %e, "saving the alert state failed; evaluated again next interval");
+                Saved::Failed(e.to_string())
             }
         }
     }
@@ -208,6 +259,23 @@ impl Leader {
         all.push(duration());
         self.web.publish(r, encode(&all));
     }
+}
+
+/// Whether the stepped alert state was saved.
+enum Saved {
+    Yes,
+    /// The lease was lost before saving: nothing was written.
+    LeaseLost,
+    /// The ledger refused it (why).
+    Failed(String),
+}
+
+/// Records a failed evaluation on its span: the outcome, `error.type` and the error status.
+fn failed(span: &tracing::Span, outcome: &str, kind: &str, message: &str) {
+    span.record(trace::OUTCOME, outcome);
+    span.record(trace::ERROR_TYPE, kind);
+    span.record(trace::STATUS_CODE, "ERROR");
+    span.record(trace::STATUS_DESCRIPTION, message);
 }
 
 /// The evaluation's duration since `started`, as a sample.

@@ -8,6 +8,7 @@ mod leader;
 mod lease;
 mod prune;
 mod reports;
+pub mod trace;
 
 use crate::config::Config;
 use crate::eval::retention;
@@ -35,11 +36,19 @@ pub async fn run_with(
     listen: &str,
     clock: Clock,
 ) -> std::io::Result<()> {
-    run_web(config, ledger, listen, clock, None, Limits::default()).await
+    let me = engine_name();
+    run_web(config, ledger, listen, clock, None, Limits::default(), me).await
+}
+
+/// A new name for this engine in the leader lease (and `service.instance.id` of its traces):
+/// its process id and the time.
+pub fn engine_name() -> String {
+    format!("{}-{}", std::process::id(), now_ms() % 1_000_000)
 }
 
 /// As [`run_with`], serving over TLS and behind basic authentication when `web` says so
 /// (`--web.config.file`); silence writes keep authenticating with the API's bearer token.
+/// `me` is this engine's name in the leader lease ([`engine_name`]).
 pub async fn run_web(
     config: Config,
     ledger: Ledger,
@@ -47,6 +56,7 @@ pub async fn run_web(
     clock: Clock,
     web: Option<cellwatch_http::web::WebConfig>,
     limits: Limits,
+    me: String,
 ) -> std::io::Result<()> {
     let retention = retention(&config);
     let (interval, feeder) = Feeder::new(&config.source, retention);
@@ -58,9 +68,8 @@ pub async fn run_web(
     let app = crate::web::router(state.clone());
     let wake = Arc::new(Notify::new());
     let is_leader = Arc::new(AtomicBool::new(false));
-    // This engine's name in the leader lease: a standby takes over within two intervals of
-    // the leader's last renewal.
-    let me = format!("{}-{}", std::process::id(), now_ms() % 1_000_000);
+    // This engine's name in the leader lease (`me`): a standby takes over within two
+    // intervals of the leader's last renewal.
     let took_lease = Arc::new(Notify::new());
     let lease = LeaseTimeline::default();
     tokio::spawn(hold_lease(
