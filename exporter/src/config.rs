@@ -294,6 +294,50 @@ pub struct RawArgs {
     #[arg(long = "otlp.header", value_name = "KEY=VALUE", value_parser = header, env = "OTEL_EXPORTER_OTLP_HEADERS", value_delimiter = ',', hide_env_values = true, help_heading = "OTLP push")]
     pub otlp_headers: Vec<(String, String)>,
 
+    /// Names of the pushed metrics: cellwatch (the families /metrics serves), genai (the
+    /// OpenTelemetry GenAI semantic conventions v1.41.0: gen_ai.server.request.duration,
+    /// gen_ai.server.time_to_first_token, gen_ai.server.time_per_output_token and
+    /// gen_ai.client.token.usage, recorded per request by the metering proxy with the
+    /// recommended buckets) or both. Default: cellwatch, so that turning on a new version does
+    /// not change what existing collectors and dashboards receive, as the conventions' transition
+    /// advice asks; with OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental, both.
+    #[arg(
+        long = "otlp.semconv",
+        value_enum,
+        value_name = "NAMES",
+        help_heading = "OTLP push"
+    )]
+    pub otlp_semconv: Option<crate::otlp::Semconv>,
+
+    /// OTEL_SEMCONV_STABILITY_OPT_IN, read for gen_ai_latest_experimental.
+    #[arg(
+        long = "otlp.semconv-opt-in",
+        env = "OTEL_SEMCONV_STABILITY_OPT_IN",
+        hide = true
+    )]
+    pub otlp_semconv_opt_in: Option<String>,
+
+    /// Send one span per metered request of the proxy (GenAI span conventions; W3C traceparent
+    /// taken from the client and passed upstream) to --otlp.endpoint, over --otlp.protocol with
+    /// --otlp.header. Needs --collector.inference.upstream.
+    #[arg(long = "otlp.traces", help_heading = "OTLP push")]
+    pub otlp_traces: bool,
+
+    /// Share of new traces sampled at the head (0 to 1); a client's sampled or unsampled
+    /// traceparent is followed. Failed and slow requests are exported whatever it says, so the
+    /// default (0.1) only sets how many ordinary requests are kept for comparison.
+    #[arg(
+        long = "otlp.traces.sample-ratio",
+        value_name = "RATIO",
+        default_value = "0.1",
+        help_heading = "OTLP push"
+    )]
+    pub otlp_traces_ratio: f64,
+
+    /// Requests that take at least this long are exported whatever the sampler decided.
+    #[arg(long = "otlp.traces.slow", value_name = "DURATION", default_value = "10s", value_parser = duration, help_heading = "OTLP push")]
+    pub otlp_traces_slow: Duration,
+
     /// Log level: error, warn, info, debug, trace (or a tracing filter directive).
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
@@ -333,6 +377,8 @@ pub struct Config {
     pub node: Option<String>,
     /// OTLP push, when an endpoint is given.
     pub otlp: Option<crate::otlp::Settings>,
+    /// Per-request traces of the proxy, when `--otlp.traces` is given.
+    pub traces: Option<crate::proxy::trace::TraceSettings>,
     /// The web configuration file, when given.
     pub web_config_file: Option<std::path::PathBuf>,
     /// Bounds on the /metrics listener's connections.
@@ -396,6 +442,68 @@ pub fn command() -> Command {
             );
     }
     cmd
+}
+
+/// The GenAI naming and the trace settings, checked against the endpoint and the proxy.
+fn otlp_extras(
+    raw: &RawArgs,
+    proxy: bool,
+) -> Result<
+    (
+        crate::otlp::Semconv,
+        Option<crate::proxy::trace::TraceSettings>,
+    ),
+    ConfigError,
+> {
+    use crate::otlp::Semconv;
+    let opted_in = raw.otlp_semconv_opt_in.as_deref().is_some_and(|v| {
+        v.split(',')
+            .any(|o| o.trim() == cellwatch_metrics::genai::OPT_IN)
+    });
+    let semconv = raw.otlp_semconv.unwrap_or(if opted_in {
+        Semconv::Both
+    } else {
+        Semconv::Cellwatch
+    });
+    if raw.otlp_semconv == Some(Semconv::Genai) && !proxy {
+        return Err(ConfigError::Invalid {
+            flag: "otlp.semconv",
+            message: "genai needs the metering proxy (--collector.inference.upstream): only it records the GenAI histograms (the adapters' come with the servers' own buckets)".into(),
+        });
+    }
+    if !(0.0..=1.0).contains(&raw.otlp_traces_ratio) {
+        return Err(ConfigError::Invalid {
+            flag: "otlp.traces.sample-ratio",
+            message: format!("{} is outside 0..=1", raw.otlp_traces_ratio),
+        });
+    }
+    if !raw.otlp_traces {
+        return Ok((semconv, None));
+    }
+    let Some(endpoint) = raw.otlp_endpoint.clone() else {
+        return Err(ConfigError::Invalid {
+            flag: "otlp.traces",
+            message: "needs --otlp.endpoint URL".into(),
+        });
+    };
+    if !proxy {
+        return Err(ConfigError::Invalid {
+            flag: "otlp.traces",
+            message: "traces the metering proxy's requests: needs --collector.inference.upstream"
+                .into(),
+        });
+    }
+    Ok((
+        semconv,
+        Some(crate::proxy::trace::TraceSettings {
+            endpoint,
+            protocol: raw.otlp_protocol,
+            timeout: raw.otlp_timeout,
+            headers: raw.otlp_headers.clone(),
+            sample_ratio: raw.otlp_traces_ratio,
+            slow: raw.otlp_traces_slow,
+        }),
+    ))
 }
 
 /// Resolves parsed flags into a [`Config`]; `default_enabled` says which collectors are on by
@@ -572,6 +680,8 @@ pub fn resolve(
                         read_timeout: raw.inference_body_read_timeout,
                         max_connections: raw.inference_max_connections,
                     },
+                    genai: None,
+                    tracer: None,
                 },
             ))
         }
@@ -609,6 +719,7 @@ pub fn resolve(
         Duration::from_millis(100),
         Duration::from_secs(3600),
     )?;
+    let (semconv, traces) = otlp_extras(&raw, proxy.is_some())?;
     let inference = crate::collector::inference::InferenceSettings {
         proxy,
         adapters: raw.inference_adapters.clone(),
@@ -644,7 +755,9 @@ pub fn resolve(
             interval: raw.otlp_interval,
             timeout: raw.otlp_timeout,
             headers: raw.otlp_headers,
+            semconv,
         }),
+        traces,
         log_level: raw.log_level,
         log_format: raw.log_format,
     })
@@ -811,6 +924,57 @@ mod tests {
                 .try_get_matches_from(["x", "--collector.inference.max-body-size", "2 parsecs"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn semconv_and_traces_flags() {
+        use crate::otlp::Semconv;
+        let proxy = [
+            "--collector.inference",
+            "--collector.inference.upstream",
+            "http://127.0.0.1:52415",
+            "--otlp.endpoint",
+            "http://127.0.0.1:4318",
+        ];
+        let with = |extra: &[&str]| {
+            let mut a = proxy.to_vec();
+            a.extend_from_slice(extra);
+            parse(&a, false)
+        };
+        let c = with(&[]).unwrap();
+        assert_eq!(c.otlp.unwrap().semconv, Semconv::Cellwatch);
+        assert!(c.traces.is_none());
+        let c = with(&["--otlp.semconv-opt-in", "http,gen_ai_latest_experimental"]).unwrap();
+        assert_eq!(c.otlp.unwrap().semconv, Semconv::Both);
+        let c = with(&[
+            "--otlp.semconv",
+            "genai",
+            "--otlp.semconv-opt-in",
+            "gen_ai_latest_experimental",
+        ])
+        .unwrap();
+        assert_eq!(c.otlp.unwrap().semconv, Semconv::Genai);
+        let c = with(&["--otlp.traces", "--otlp.traces.sample-ratio", "0"]).unwrap();
+        let t = c.traces.unwrap();
+        assert_eq!((t.sample_ratio, t.slow), (0.0, Duration::from_secs(10)));
+        let e = with(&["--otlp.traces", "--otlp.traces.sample-ratio", "1.5"]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("--otlp.traces.sample-ratio:"),
+            "{e}"
+        );
+        let e = parse(&["--otlp.traces"], false).unwrap_err();
+        assert!(e.to_string().contains("--otlp.endpoint"), "{e}");
+        let e = parse(
+            &[
+                "--otlp.endpoint",
+                "http://c:4318",
+                "--otlp.semconv",
+                "genai",
+            ],
+            false,
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--otlp.semconv:"), "{e}");
     }
 
     #[test]

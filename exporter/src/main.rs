@@ -41,7 +41,64 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cfg))
+    let mut cfg = cfg;
+    // Built in the runtime's context (the gRPC channel lives on it) but not on an async task
+    // (the HTTP exporter's blocking client must not be).
+    let tracing = {
+        let _entered = runtime.enter();
+        match observe(&mut cfg) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot send traces");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let code = runtime.block_on(run(cfg));
+    if let Some(t) = tracing {
+        // Export what is queued before the process ends.
+        t.shutdown();
+    }
+    code
+}
+
+fn resource(cfg: &config::Config, node: &str) -> Vec<(String, String)> {
+    vec![
+        ("service.name".to_string(), "cellwatch-exporter".to_string()),
+        (
+            "service.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        ("cell".to_string(), cfg.cell.clone()),
+        ("node".to_string(), node.to_string()),
+    ]
+}
+
+/// Wires the proxy to the GenAI histograms (`--otlp.semconv genai|both`) and to the trace
+/// pipeline (`--otlp.traces`), which it returns.
+fn observe(
+    cfg: &mut config::Config,
+) -> Result<Option<cellwatch_exporter::proxy::trace::Tracing>, cellwatch_exporter::otlp::PushError>
+{
+    let genai_on = cfg.otlp.as_ref().is_some_and(|o| o.semconv.genai());
+    let node = cfg.node.clone().unwrap_or_else(node::host_name);
+    let resource = resource(cfg, &node);
+    let traces = cfg.traces.clone();
+    let Some((_, proxy)) = cfg.settings.inference.proxy.as_mut() else {
+        return Ok(None);
+    };
+    let server = proxy.upstream_server();
+    if genai_on {
+        proxy.genai = Some(std::sync::Arc::new(
+            cellwatch_exporter::proxy::genai::GenAiMeters::new(server.clone()),
+        ));
+    }
+    let Some(settings) = traces else {
+        return Ok(None);
+    };
+    let t = cellwatch_exporter::proxy::trace::Tracing::start(&settings, &resource)?;
+    proxy.tracer = Some(t.tracer(server));
+    Ok(Some(t))
 }
 
 async fn run(cfg: config::Config) -> ExitCode {
@@ -90,16 +147,13 @@ async fn run(cfg: config::Config) -> ExitCode {
     if let Some(o) = cfg.otlp.clone() {
         match cellwatch_exporter::otlp::Pusher::new(o) {
             Ok(p) => {
-                let resource = vec![
-                    ("service.name".to_string(), "cellwatch-exporter".to_string()),
-                    (
-                        "service.version".to_string(),
-                        env!("CARGO_PKG_VERSION").to_string(),
-                    ),
-                    ("cell".to_string(), cfg.cell.clone()),
-                    ("node".to_string(), identity_node.clone()),
-                ];
-                tokio::spawn(p.run(store.clone(), resource));
+                let genai = cfg
+                    .settings
+                    .inference
+                    .proxy
+                    .as_ref()
+                    .and_then(|(_, p)| p.genai.clone());
+                tokio::spawn(p.run(store.clone(), genai, resource(&cfg, &identity_node)));
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot push OTLP");

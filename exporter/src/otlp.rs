@@ -7,6 +7,20 @@
 //! SDK's instruments could not: an adapter's histograms arrive already aggregated from another
 //! process. Names stay the Prometheus names; units are UCUM; the resource carries
 //! `service.name`, `service.version`, `cell` and `node`.
+//!
+//! **GenAI semantic conventions** (`--otlp.semconv`): `cellwatch` pushes the families above
+//! (the default: what existing OTLP dashboards read, unchanged), `genai` pushes the OpenTelemetry
+//! GenAI histograms instead, `both` pushes both, each in its own instrumentation scope (the
+//! GenAI one with the conventions' schema URL). The GenAI histograms are the metering proxy's
+//! own per-request instruments ([`crate::proxy::genai`]): `gen_ai.server.request.duration`,
+//! `gen_ai.server.time_to_first_token`, `gen_ai.server.time_per_output_token` and
+//! `gen_ai.client.token.usage`, with the recommended bounds, UCUM units (`s`, `{token}`) and
+//! the conventions' attributes; the adapters contribute none (see that module). The version is
+//! semantic conventions v1.41.0 (`cellwatch_metrics::genai`). Following the conventions'
+//! transition advice, the default does not change what is emitted; setting
+//! `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental` (without `--otlp.semconv`) opts in
+//! to the latest experimental GenAI conventions, which cellwatch emits beside its own names
+//! (`both`): it never emitted an older GenAI version to drop.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -34,6 +48,29 @@ pub enum Protocol {
     Grpc,
 }
 
+/// Which names the push uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Semconv {
+    /// cellwatch's own families, as /metrics serves them.
+    Cellwatch,
+    /// The OpenTelemetry GenAI semantic conventions' histograms (from the metering proxy).
+    Genai,
+    /// Both.
+    Both,
+}
+
+impl Semconv {
+    /// Whether the cellwatch families are pushed.
+    pub fn cellwatch(self) -> bool {
+        self != Semconv::Genai
+    }
+
+    /// Whether the GenAI histograms are pushed.
+    pub fn genai(self) -> bool {
+        self != Semconv::Cellwatch
+    }
+}
+
 /// Where and how to push.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -48,6 +85,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// Headers sent with every export (tenant, token).
     pub headers: Vec<(String, String)>,
+    /// Which names.
+    pub semconv: Semconv,
 }
 
 /// An export that failed.
@@ -188,18 +227,86 @@ pub fn request(
                 attributes: resource.iter().map(|(k, v)| kv(k, v)).collect(),
                 ..Default::default()
             }),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope {
-                    name: "cellwatch-exporter".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    ..Default::default()
-                }),
-                metrics,
-                schema_url: String::new(),
-            }],
+            scope_metrics: vec![scope("cellwatch-exporter", metrics, "")],
             schema_url: String::new(),
         }],
     }
+}
+
+fn scope(name: &str, metrics: Vec<Metric>, schema_url: &str) -> ScopeMetrics {
+    ScopeMetrics {
+        scope: Some(InstrumentationScope {
+            name: name.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        }),
+        metrics,
+        schema_url: schema_url.into(),
+    }
+}
+
+/// The GenAI histograms of a proxy in front of `server` as an OTLP scope, with the conventions'
+/// schema URL: one metric per histogram, one point per attribute set.
+pub fn genai_scope(
+    series: &[(crate::proxy::genai::SeriesKey, crate::proxy::genai::Series)],
+    server: &(String, u16),
+    start_ns: u64,
+    now_ns: u64,
+) -> ScopeMetrics {
+    use cellwatch_metrics::genai as g;
+    let metrics = g::HISTOGRAMS
+        .iter()
+        .filter_map(|h| {
+            let points: Vec<HistogramDataPoint> = series
+                .iter()
+                .filter(|(k, _)| k.metric == h.name)
+                .map(|(k, s)| {
+                    let mut attributes = vec![
+                        kv(g::OPERATION_NAME, k.operation),
+                        kv(g::PROVIDER_NAME, k.provider),
+                        kv(g::REQUEST_MODEL, &k.model),
+                        kv(g::SERVER_ADDRESS, &server.0),
+                        KeyValue {
+                            key: g::SERVER_PORT.into(),
+                            value: Some(AnyValue {
+                                value: Some(any_value::Value::IntValue(i64::from(server.1))),
+                            }),
+                            ..Default::default()
+                        },
+                    ];
+                    if let Some(e) = &k.error_type {
+                        attributes.push(kv(g::ERROR_TYPE, e));
+                    }
+                    if let Some(t) = k.token_type {
+                        attributes.push(kv(g::TOKEN_TYPE, t));
+                    }
+                    HistogramDataPoint {
+                        attributes,
+                        start_time_unix_nano: start_ns,
+                        time_unix_nano: now_ns,
+                        count: s.count,
+                        sum: Some(s.sum),
+                        bucket_counts: s.counts.clone(),
+                        explicit_bounds: s.bounds.to_vec(),
+                        min: (s.count > 0).then_some(s.min),
+                        max: (s.count > 0).then_some(s.max),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            (!points.is_empty()).then(|| Metric {
+                name: h.name.into(),
+                description: h.description.into(),
+                unit: h.unit.into(),
+                data: Some(metric::Data::Histogram(Histogram {
+                    data_points: points,
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                })),
+                ..Default::default()
+            })
+        })
+        .collect();
+    scope("cellwatch-exporter/gen_ai", metrics, g::SCHEMA_URL)
 }
 
 fn unix_ns() -> u64 {
@@ -210,6 +317,12 @@ fn unix_ns() -> u64 {
 
 /// The HTTP URL: `/v1/metrics` added when the endpoint has no path.
 pub fn http_url(endpoint: &str) -> Result<reqwest::Url, PushError> {
+    http_url_for(endpoint, "/v1/metrics")
+}
+
+/// The HTTP URL of a signal: `path` (`/v1/metrics`, `/v1/traces`) added when the endpoint has
+/// no path.
+pub fn http_url_for(endpoint: &str, path: &str) -> Result<reqwest::Url, PushError> {
     let mut u = reqwest::Url::parse(endpoint).map_err(|e| PushError::Config {
         endpoint: crate::tls::without_credentials(endpoint),
         message: e.to_string(),
@@ -221,7 +334,7 @@ pub fn http_url(endpoint: &str) -> Result<reqwest::Url, PushError> {
         });
     }
     if u.path() == "/" || u.path().is_empty() {
-        u.set_path("/v1/metrics");
+        u.set_path(path);
     }
     Ok(u)
 }
@@ -336,9 +449,15 @@ impl Pusher {
         Ok(())
     }
 
-    /// Pushes the store's snapshot every interval, until the process ends. Failures are logged
-    /// once per change of reason; the next interval tries again.
-    pub async fn run(self, store: Arc<Store>, resource: Vec<(String, String)>) {
+    /// Pushes the store's snapshot (and the proxy's GenAI histograms, as `--otlp.semconv` says)
+    /// every interval, until the process ends. Failures are logged once per change of reason;
+    /// the next interval tries again.
+    pub async fn run(
+        self,
+        store: Arc<Store>,
+        genai: Option<Arc<crate::proxy::genai::GenAiMeters>>,
+        resource: Vec<(String, String)>,
+    ) {
         let mut tick = crate::collector::ticker(self.settings.interval);
         tick.tick().await;
         let mut last_error = String::new();
@@ -348,7 +467,22 @@ impl Pusher {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            let req = request(&store.gather(), &attrs, self.start_ns, unix_ns());
+            let now = unix_ns();
+            let families = if self.settings.semconv.cellwatch() {
+                store.gather()
+            } else {
+                Vec::new()
+            };
+            let mut req = request(&families, &attrs, self.start_ns, now);
+            if let Some(g) = genai.as_ref().filter(|_| self.settings.semconv.genai()) {
+                let scope = genai_scope(&g.snapshot(), &g.server, self.start_ns, now);
+                let scopes = &mut req.resource_metrics[0].scope_metrics;
+                if self.settings.semconv.cellwatch() {
+                    scopes.push(scope);
+                } else {
+                    *scopes = vec![scope];
+                }
+            }
             match self.export(req).await {
                 Ok(()) => {
                     if !last_error.is_empty() {
@@ -427,6 +561,61 @@ mod tests {
         assert_eq!((p.count, p.sum), (4, Some(12.7)));
     }
 
+    #[test]
+    fn genai_histograms_carry_the_conventions_names_units_bounds_and_schema() {
+        use crate::proxy::genai::{Finished, GenAiMeters};
+        use crate::proxy::{Outcome, meter::Api};
+        use cellwatch_metrics::genai as g;
+        let meters = GenAiMeters::new(("up".into(), 8080));
+        meters.record(&Finished {
+            api: Api::Messages,
+            model: "claude",
+            outcome: Outcome::Ok,
+            status: Some(200),
+            duration: Duration::from_millis(500),
+            ttft: Some(Duration::from_millis(30)),
+            tpot: None,
+            input_tokens: Some(7),
+            output_tokens: None,
+        });
+        let s = genai_scope(&meters.snapshot(), &meters.server, 1, 2);
+        assert_eq!(s.schema_url, g::SCHEMA_URL);
+        let names: Vec<&str> = s.metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                g::SERVER_REQUEST_DURATION.name,
+                g::SERVER_TTFT.name,
+                g::CLIENT_TOKEN_USAGE.name
+            ]
+        );
+        let usage = &s.metrics[2];
+        assert_eq!(usage.unit, "{token}");
+        let Some(metric::Data::Histogram(h)) = &usage.data else {
+            panic!("{usage:?}")
+        };
+        let p = &h.data_points[0];
+        assert_eq!(p.explicit_bounds, g::TOKEN_BOUNDS);
+        assert_eq!(
+            (p.count, p.sum, p.min, p.max),
+            (1, Some(7.0), Some(7.0), Some(7.0))
+        );
+        let attr = |k: &str| {
+            p.attributes
+                .iter()
+                .find(|a| a.key == k)
+                .and_then(|a| a.value.clone())
+                .and_then(|v| v.value)
+        };
+        let s = |v: &str| Some(any_value::Value::StringValue(v.into()));
+        assert_eq!(attr(g::TOKEN_TYPE), s("input"));
+        assert_eq!(attr(g::PROVIDER_NAME), s("anthropic"));
+        assert_eq!(attr(g::OPERATION_NAME), s("chat"));
+        assert_eq!(attr(g::REQUEST_MODEL), s("claude"));
+        assert_eq!(attr(g::SERVER_PORT), Some(any_value::Value::IntValue(8080)));
+        assert_eq!(attr(g::ERROR_TYPE), None);
+    }
+
     #[tokio::test]
     async fn endpoints_and_headers_are_checked() {
         assert_eq!(
@@ -446,6 +635,7 @@ mod tests {
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             headers,
+            semconv: Semconv::Cellwatch,
         };
         assert!(Pusher::new(s(Protocol::Grpc, "http://c:4317", vec![])).is_ok());
         let e = Pusher::new(s(Protocol::Grpc, "https://c:4317", vec![]))

@@ -558,3 +558,152 @@ pub mod exposition {
         }
     }
 }
+
+/// Names, units, attribute keys and recommended bucket bounds of the OpenTelemetry GenAI
+/// semantic conventions that cellwatch emits: the OTLP push with `--otlp.semconv genai|both`
+/// and the metering proxy's per-request spans. The one place these names are spelled.
+///
+/// The version followed is [`SEMCONV_VERSION`] (schema URL [`SCHEMA_URL`]): the last release of
+/// `open-telemetry/semantic-conventions` that holds the GenAI conventions
+/// (`docs/gen-ai/gen-ai-metrics.md`, `docs/gen-ai/gen-ai-spans.md`). Since v1.42 they live in
+/// `open-telemetry/semantic-conventions-genai`, which has published only development
+/// pre-releases (`schemas/gen-ai-dev/…`) and there replaces `gen_ai.client.token.usage` with
+/// counters; the `gen_ai.server.*` histograms, their bounds and the span attributes used here
+/// are unchanged there. Every GenAI name is at development stability. cellwatch never emitted
+/// the v1.36-or-older GenAI conventions (`gen_ai.system`), so what
+/// `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental` asks for (the latest experimental
+/// version, not the old one) is what it always emits.
+pub mod genai {
+    /// The semantic-conventions release followed.
+    pub const SEMCONV_VERSION: &str = "1.41.0";
+    /// Its schema URL, set on the GenAI scope of the OTLP push and on the proxy's tracer.
+    pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.41.0";
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN` value that opts in to the latest experimental GenAI
+    /// conventions.
+    pub const OPT_IN: &str = "gen_ai_latest_experimental";
+    /// The environment variable holding opt-ins (a comma-separated list).
+    pub const OPT_IN_ENV: &str = "OTEL_SEMCONV_STABILITY_OPT_IN";
+
+    /// A GenAI histogram: name, UCUM unit, description and the recommended explicit bounds.
+    #[derive(Debug)]
+    pub struct Histogram {
+        /// Metric name.
+        pub name: &'static str,
+        /// UCUM unit.
+        pub unit: &'static str,
+        /// Description (the conventions' brief).
+        pub description: &'static str,
+        /// The `ExplicitBucketBoundaries` the conventions recommend.
+        pub bounds: &'static [f64],
+    }
+
+    /// Bounds recommended for `gen_ai.server.request.duration` (and the client duration).
+    pub const DURATION_BOUNDS: &[f64] = &[
+        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    ];
+    /// Bounds recommended for `gen_ai.server.time_to_first_token`.
+    pub const TTFT_BOUNDS: &[f64] = &[
+        0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    ];
+    /// Bounds recommended for `gen_ai.server.time_per_output_token`.
+    pub const TPOT_BOUNDS: &[f64] = super::DEFAULT_TPOT_BUCKETS;
+    /// Bounds recommended for `gen_ai.client.token.usage`.
+    pub const TOKEN_BOUNDS: &[f64] = &[
+        1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
+        4194304.0, 16777216.0, 67108864.0,
+    ];
+
+    /// `gen_ai.server.request.duration`: every request, failed ones with `error.type`.
+    pub static SERVER_REQUEST_DURATION: Histogram = Histogram {
+        name: "gen_ai.server.request.duration",
+        unit: "s",
+        description: "Generative AI server request duration such as time-to-last byte or last output token.",
+        bounds: DURATION_BOUNDS,
+    };
+    /// `gen_ai.server.time_to_first_token`: successful responses.
+    pub static SERVER_TTFT: Histogram = Histogram {
+        name: "gen_ai.server.time_to_first_token",
+        unit: "s",
+        description: "Time to generate first token for successful responses.",
+        bounds: TTFT_BOUNDS,
+    };
+    /// `gen_ai.server.time_per_output_token`: successful streamed responses.
+    pub static SERVER_TPOT: Histogram = Histogram {
+        name: "gen_ai.server.time_per_output_token",
+        unit: "s",
+        description: "Time per output token generated after the first token for successful responses.",
+        bounds: TPOT_BOUNDS,
+    };
+    /// `gen_ai.client.token.usage`, by `gen_ai.token.type`.
+    pub static CLIENT_TOKEN_USAGE: Histogram = Histogram {
+        name: "gen_ai.client.token.usage",
+        unit: "{token}",
+        description: "Number of input and output tokens used.",
+        bounds: TOKEN_BOUNDS,
+    };
+    /// Every GenAI histogram the exporter emits.
+    pub static HISTOGRAMS: &[&Histogram] = &[
+        &SERVER_REQUEST_DURATION,
+        &SERVER_TTFT,
+        &SERVER_TPOT,
+        &CLIENT_TOKEN_USAGE,
+    ];
+
+    /// `gen_ai.operation.name`.
+    pub const OPERATION_NAME: &str = "gen_ai.operation.name";
+    /// `gen_ai.provider.name`.
+    pub const PROVIDER_NAME: &str = "gen_ai.provider.name";
+    /// `gen_ai.request.model`.
+    pub const REQUEST_MODEL: &str = "gen_ai.request.model";
+    /// `gen_ai.response.model`.
+    pub const RESPONSE_MODEL: &str = "gen_ai.response.model";
+    /// `gen_ai.token.type` (`input`, `output`).
+    pub const TOKEN_TYPE: &str = "gen_ai.token.type";
+    /// `error.type`.
+    pub const ERROR_TYPE: &str = "error.type";
+    /// `server.address`.
+    pub const SERVER_ADDRESS: &str = "server.address";
+    /// `server.port`.
+    pub const SERVER_PORT: &str = "server.port";
+    /// `gen_ai.usage.input_tokens` (span).
+    pub const USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+    /// `gen_ai.usage.output_tokens` (span).
+    pub const USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+    /// `gen_ai.response.finish_reasons` (span, string array).
+    pub const RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+    /// `gen_ai.response.time_to_first_chunk` (span, seconds): from the GenAI registry after
+    /// v1.41 (development); v1.41 has no span attribute for it.
+    pub const RESPONSE_TIME_TO_FIRST_CHUNK: &str = "gen_ai.response.time_to_first_chunk";
+    /// Time per output token on a span (seconds): no convention defines one, so cellwatch's own
+    /// namespace.
+    pub const CELLWATCH_TIME_PER_OUTPUT_TOKEN: &str = "cellwatch.gen_ai.time_per_output_token";
+
+    /// `gen_ai.operation.name` of chat APIs (chat/completions, Responses, Anthropic messages,
+    /// Ollama chat).
+    pub const OPERATION_CHAT: &str = "chat";
+    /// `gen_ai.operation.name` of completion APIs (completions, Ollama generate).
+    pub const OPERATION_TEXT_COMPLETION: &str = "text_completion";
+    /// `gen_ai.provider.name` of OpenAI-compatible routes: the telemetry flavour, whatever
+    /// server (EXO, mlx-lm, vLLM, llama.cpp) answers them.
+    pub const PROVIDER_OPENAI: &str = "openai";
+    /// `gen_ai.provider.name` of Anthropic-compatible routes (`/v1/messages`).
+    pub const PROVIDER_ANTHROPIC: &str = "anthropic";
+    /// `gen_ai.provider.name` of Ollama's own routes: not a well-known value; the conventions
+    /// allow custom ones.
+    pub const PROVIDER_OLLAMA: &str = "ollama";
+
+    /// `gen_ai.token.type` values.
+    pub const TOKEN_INPUT: &str = "input";
+    /// `gen_ai.token.type` values.
+    pub const TOKEN_OUTPUT: &str = "output";
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn bounds_increase() {
+            for h in super::HISTOGRAMS {
+                assert!(h.bounds.windows(2).all(|w| w[0] < w[1]), "{}", h.name);
+            }
+        }
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod alertmanager;
 pub mod browser;
+pub mod otlp;
 pub mod prometheus;
 pub mod recorder;
 pub mod smtp;

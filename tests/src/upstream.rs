@@ -32,6 +32,20 @@ pub struct Counters {
     pub prompt_tokens: AtomicU64,
     /// Streams whose receiver went away before the end.
     pub cancelled: AtomicU64,
+    /// The `traceparent` header of each request to a generation route, in arrival order
+    /// (empty when absent); the first 10,000 only, so that a benchmark's upstream stays small.
+    pub traceparents: Mutex<Vec<String>>,
+}
+
+fn traceparent(counters: &Counters, headers: &HeaderMap) {
+    let t = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut all = counters.traceparents.lock().unwrap();
+    if all.len() < 10_000 {
+        all.push(t.to_string());
+    }
 }
 
 /// The running upstream.
@@ -236,6 +250,7 @@ async fn chat(
 ) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let a = ask(&headers, &body, false);
+    traceparent(&s.counters, &headers);
     s.counters.requests.fetch_add(1, Ordering::Relaxed);
     if a.error {
         return (
@@ -291,6 +306,7 @@ async fn chat(
 async fn ollama(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let a = ask(&headers, &body, true);
+    traceparent(&s.counters, &headers);
     s.counters.requests.fetch_add(1, Ordering::Relaxed);
     s.counters
         .completion_tokens

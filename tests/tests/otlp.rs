@@ -1,89 +1,16 @@
 //! End to end: `--otlp.endpoint` pushes to in-test OTLP receivers that decode what arrives
-//! (opentelemetry-proto): HTTP/protobuf on `/v1/metrics` and gRPC `MetricsService/Export`. The
-//! pushed families are the ones `/metrics` serves, with the resource attributes service.name,
-//! cell and node, and the headers given.
+//! (`cellwatch_e2e::otlp`): HTTP/protobuf on `/v1/metrics` and `/v1/traces`, gRPC
+//! `MetricsService/Export` and `TraceService/Export`. The pushed families are the ones
+//! `/metrics` serves, with the resource attributes service.name, cell and node, and the headers
+//! given; with `--otlp.semconv genai|both` the proxy's GenAI histograms; with `--otlp.traces`
+//! one span per metered request, linked to the client's and the upstream's traces.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::HeaderMap;
 use cellwatch_e2e::Exporter;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
+use cellwatch_e2e::otlp::{Received, Receiver};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
-use prost::Message;
-
-type Received = Arc<Mutex<Vec<(ExportMetricsServiceRequest, Vec<(String, String)>)>>>;
-
-fn headers(h: &HeaderMap) -> Vec<(String, String)> {
-    h.iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect()
-}
-
-async fn http_receiver() -> (String, Received) {
-    let got: Received = Arc::default();
-    let app = axum::Router::new().route(
-        "/v1/metrics",
-        axum::routing::post({
-            let got = got.clone();
-            move |h: HeaderMap, body: Bytes| async move {
-                let req = ExportMetricsServiceRequest::decode(body).expect("an OTLP request");
-                got.lock().unwrap().push((req, headers(&h)));
-                (
-                    [("content-type", "application/x-protobuf")],
-                    ExportMetricsServiceResponse::default().encode_to_vec(),
-                )
-            }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await });
-    (url, got)
-}
-
-struct Grpc(Received);
-
-#[tonic::async_trait]
-impl MetricsService for Grpc {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let h = request
-            .metadata()
-            .iter()
-            .filter_map(|kv| match kv {
-                tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
-                    Some((k.to_string(), v.to_str().unwrap_or("").to_string()))
-                }
-                _ => None,
-            })
-            .collect();
-        self.0.lock().unwrap().push((request.into_inner(), h));
-        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
-    }
-}
-
-async fn grpc_receiver() -> (String, Received) {
-    let got: Received = Arc::default();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let svc = MetricsServiceServer::new(Grpc(got.clone()));
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l))
-            .await
-    });
-    (url, got)
-}
 
 fn resource(req: &ExportMetricsServiceRequest) -> Vec<(String, String)> {
     req.resource_metrics[0]
@@ -102,7 +29,11 @@ fn resource(req: &ExportMetricsServiceRequest) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn pushes_the_metrics_page(protocol: &str, endpoint: String, got: Received) {
+async fn pushes_the_metrics_page(
+    protocol: &str,
+    endpoint: String,
+    got: Received<ExportMetricsServiceRequest>,
+) {
     let e = Exporter::start_with(
         tempfile::tempdir().unwrap(),
         &[
@@ -194,14 +125,14 @@ async fn pushes_the_metrics_page(protocol: &str, endpoint: String, got: Received
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_http_protobuf() {
-    let (url, got) = http_receiver().await;
-    pushes_the_metrics_page("http/protobuf", url, got).await;
+    let Receiver { url, metrics, .. } = cellwatch_e2e::otlp::http().await;
+    pushes_the_metrics_page("http/protobuf", url, metrics).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_grpc() {
-    let (url, got) = grpc_receiver().await;
-    pushes_the_metrics_page("grpc", url, got).await;
+    let Receiver { url, metrics, .. } = cellwatch_e2e::otlp::grpc().await;
+    pushes_the_metrics_page("grpc", url, metrics).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,4 +159,313 @@ async fn an_unreachable_collector_is_logged_once_and_metrics_are_still_served() 
     assert_eq!(log.matches("OTLP export failed").count(), 1, "{log}");
     assert!(!log.contains("s3cret"), "{log}");
     assert!(e.metrics().await.has("cellwatch_memory_total_bytes"));
+}
+
+use cellwatch_e2e::otlp::{attr, hex};
+use cellwatch_e2e::upstream::{PROMPT_TOKENS, Upstream};
+use cellwatch_metrics::genai as g;
+use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
+use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
+
+/// Sends a chat request through the proxy; `stream` asks for SSE with usage; `headers` are
+/// extra headers (`x-test`, `traceparent`). Returns the status.
+async fn chat(proxy: &str, stream: bool, tokens: u64, headers: &[(&str, &str)]) -> u16 {
+    let body = serde_json::json!({
+        "model": "test-model",
+        "stream": stream,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": format!("tokens:{tokens}")}],
+    });
+    let mut b = cellwatch_e2e::http()
+        .post(format!("{proxy}/v1/chat/completions"))
+        .json(&body);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let r = b.send().await.expect("the proxy answers");
+    let status = r.status().as_u16();
+    let _ = r.bytes().await;
+    status
+}
+
+/// Starts an exporter with the metering proxy in front of a fresh upstream, pushing to
+/// `endpoint` with `extra` flags.
+async fn proxy_exporter(endpoint: &str, extra: &[&str]) -> (Exporter, Upstream, String) {
+    let up = Upstream::start().await;
+    let mut args = cellwatch_e2e::proxy_args(&up.base);
+    args.extend(
+        ["--otlp.endpoint", endpoint, "--otlp.interval", "300ms"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string()),
+    );
+    let e = Exporter::start_owned(&args);
+    let proxy = e.proxy_base().await;
+    (e, up, proxy)
+}
+
+/// The GenAI metrics of the latest push whose request-duration count is at least `requests`.
+async fn genai_push(r: &Receiver, requests: u64, e: &Exporter) -> ExportMetricsServiceRequest {
+    let start = Instant::now();
+    loop {
+        let got = r.metrics.lock().unwrap().last().map(|(m, _)| m.clone());
+        if let Some(req) = got {
+            let n: u64 = req.resource_metrics[0]
+                .scope_metrics
+                .iter()
+                .flat_map(|s| s.metrics.iter())
+                .filter(|m| m.name == g::SERVER_REQUEST_DURATION.name)
+                .flat_map(|m| match &m.data {
+                    Some(Data::Histogram(h)) => h.data_points.iter().map(|p| p.count).collect(),
+                    _ => vec![],
+                })
+                .sum();
+            if n >= requests {
+                return req;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no push with {requests} requests\n{}",
+            e.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn genai_metric<'a>(req: &'a ExportMetricsServiceRequest, name: &str) -> &'a Metric {
+    let scope = req.resource_metrics[0]
+        .scope_metrics
+        .iter()
+        .find(|s| s.schema_url == g::SCHEMA_URL)
+        .expect("a scope with the GenAI schema URL");
+    scope
+        .metrics
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("{name} in {:?}", scope.metrics))
+}
+
+fn histogram(m: &Metric) -> &opentelemetry_proto::tonic::metrics::v1::Histogram {
+    match &m.data {
+        Some(Data::Histogram(h)) => h,
+        other => panic!("{} is not a histogram: {other:?}", m.name),
+    }
+}
+
+/// Three streamed requests and one failing one through the proxy: the GenAI histograms arrive
+/// with the conventions' names, units, bounds and attributes.
+async fn genai_histograms(r: Receiver, protocol: &str, semconv: &str) {
+    let (e, _up, proxy) = proxy_exporter(
+        &r.url,
+        &["--otlp.protocol", protocol, "--otlp.semconv", semconv],
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(chat(&proxy, true, 5, &[]).await, 200);
+    }
+    assert_eq!(chat(&proxy, false, 5, &[("x-test", "error")]).await, 500);
+    let req = genai_push(&r, 4, &e).await;
+    let names: std::collections::BTreeSet<&str> = req.resource_metrics[0]
+        .scope_metrics
+        .iter()
+        .flat_map(|s| s.metrics.iter().map(|m| m.name.as_str()))
+        .collect();
+    assert_eq!(
+        names.iter().any(|n| n.starts_with("cellwatch_")),
+        semconv == "both",
+        "{names:?}"
+    );
+    let point_attr = |p: &[opentelemetry_proto::tonic::common::v1::KeyValue], k: &str| attr(p, k);
+    // Request duration: 3 successes and one failure with error.type, recommended bounds.
+    let d = genai_metric(&req, g::SERVER_REQUEST_DURATION.name);
+    assert_eq!(d.unit, "s");
+    let h = histogram(d);
+    for p in &h.data_points {
+        assert_eq!(p.explicit_bounds, g::DURATION_BOUNDS);
+        assert_eq!(p.bucket_counts.len(), g::DURATION_BOUNDS.len() + 1);
+        for (k, v) in [
+            (g::OPERATION_NAME, "chat"),
+            (g::PROVIDER_NAME, "openai"),
+            (g::REQUEST_MODEL, "test-model"),
+            (g::SERVER_ADDRESS, "127.0.0.1"),
+        ] {
+            assert_eq!(point_attr(&p.attributes, k).as_deref(), Some(v), "{p:?}");
+        }
+        assert!(point_attr(&p.attributes, g::SERVER_PORT).is_some());
+    }
+    let failed: Vec<_> = h
+        .data_points
+        .iter()
+        .filter(|p| point_attr(&p.attributes, g::ERROR_TYPE).as_deref() == Some("500"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{h:?}");
+    assert_eq!(failed[0].count, 1);
+    let ok: u64 = h
+        .data_points
+        .iter()
+        .filter(|p| point_attr(&p.attributes, g::ERROR_TYPE).is_none())
+        .map(|p| p.count)
+        .sum();
+    assert_eq!(ok, 3);
+    // Time to first token: the successes only.
+    let t = genai_metric(&req, g::SERVER_TTFT.name);
+    assert_eq!(t.unit, "s");
+    let th = histogram(t);
+    assert_eq!(th.data_points.len(), 1);
+    assert_eq!(th.data_points[0].count, 3);
+    assert_eq!(th.data_points[0].explicit_bounds, g::TTFT_BOUNDS);
+    // Token usage by type: 3 × 10 input, 3 × 5 output.
+    let u = genai_metric(&req, g::CLIENT_TOKEN_USAGE.name);
+    assert_eq!(u.unit, "{token}");
+    for (kind, sum) in [
+        (g::TOKEN_INPUT, 3.0 * PROMPT_TOKENS as f64),
+        (g::TOKEN_OUTPUT, 15.0),
+    ] {
+        let p = histogram(u)
+            .data_points
+            .iter()
+            .find(|p| point_attr(&p.attributes, g::TOKEN_TYPE).as_deref() == Some(kind))
+            .unwrap_or_else(|| panic!("{kind} in {u:?}"));
+        assert_eq!((p.count, p.sum), (3, Some(sum)));
+        assert_eq!(p.explicit_bounds, g::TOKEN_BOUNDS);
+    }
+    // Time per output token, once the meter measures it: its own bounds.
+    if let Some(p) = req.resource_metrics[0]
+        .scope_metrics
+        .iter()
+        .flat_map(|s| s.metrics.iter())
+        .find(|m| m.name == g::SERVER_TPOT.name)
+    {
+        assert_eq!(p.unit, "s");
+        assert_eq!(histogram(p).data_points[0].explicit_bounds, g::TPOT_BOUNDS);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genai_semconv_over_http_protobuf() {
+    genai_histograms(cellwatch_e2e::otlp::http().await, "http/protobuf", "genai").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genai_and_cellwatch_names_over_grpc() {
+    genai_histograms(cellwatch_e2e::otlp::grpc().await, "grpc", "both").await;
+}
+
+const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+/// At sample ratio 0: a request whose client sampled its trace is exported as the client
+/// span's child and is the parent of what the upstream receives; a failing request without a
+/// traceparent starts its own trace and is exported anyway; a fine one without is not.
+async fn traces(r: Receiver, protocol: &str) {
+    let (e, up, proxy) = proxy_exporter(
+        &r.url,
+        &[
+            "--otlp.protocol",
+            protocol,
+            "--otlp.traces",
+            "--otlp.traces.sample-ratio",
+            "0",
+            "--otlp.header",
+            "X-Scope-OrgID=inference",
+        ],
+    )
+    .await;
+    let parent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    assert_eq!(
+        chat(&proxy, false, 5, &[("traceparent", &parent)]).await,
+        200
+    );
+    assert_eq!(chat(&proxy, true, 3, &[]).await, 200);
+    assert_eq!(chat(&proxy, false, 5, &[("x-test", "error")]).await, 500);
+    let sent: Vec<String> = up.counters.traceparents.lock().unwrap().clone();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let span = r
+        .wait_span(
+            Duration::from_secs(20),
+            |s| hex(&s.trace_id) == CLIENT_TRACE,
+            || e.log(),
+        )
+        .await;
+    // Name, kind, parent, attributes.
+    assert_eq!(span.name, "chat test-model");
+    assert_eq!(span.kind, SpanKind::Client as i32);
+    assert_eq!(hex(&span.parent_span_id), CLIENT_SPAN);
+    let a = |k: &str| attr(&span.attributes, k);
+    assert_eq!(a(g::OPERATION_NAME).as_deref(), Some("chat"));
+    assert_eq!(a(g::PROVIDER_NAME).as_deref(), Some("openai"));
+    assert_eq!(a(g::REQUEST_MODEL).as_deref(), Some("test-model"));
+    assert_eq!(a(g::SERVER_ADDRESS).as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        a(g::SERVER_PORT),
+        up.base.rsplit(':').next().map(String::from)
+    );
+    assert_eq!(a(g::USAGE_INPUT_TOKENS), Some(PROMPT_TOKENS.to_string()));
+    assert_eq!(a(g::USAGE_OUTPUT_TOKENS).as_deref(), Some("5"));
+    assert_eq!(a(g::RESPONSE_FINISH_REASONS).as_deref(), Some("stop"));
+    assert!(a(g::RESPONSE_TIME_TO_FIRST_CHUNK).is_some(), "{span:?}");
+    assert!(a(g::ERROR_TYPE).is_none());
+    // The upstream's traceparent: the same trace, the proxy's span as parent, sampled.
+    let up_parts: Vec<&str> = sent[0].split('-').collect();
+    assert_eq!(up_parts[1], CLIENT_TRACE, "{sent:?}");
+    assert_eq!(up_parts[2], hex(&span.span_id), "{sent:?}");
+    assert_eq!(up_parts[3], "01");
+    // The failing request: its own new trace, exported at ratio 0, status error.
+    let failed_trace = sent[2].split('-').nth(1).unwrap().to_string();
+    assert_ne!(failed_trace, CLIENT_TRACE);
+    assert!(sent[2].ends_with("-00"), "not head-sampled: {sent:?}");
+    let failed = r
+        .wait_span(
+            Duration::from_secs(20),
+            |s| hex(&s.trace_id) == failed_trace,
+            || e.log(),
+        )
+        .await;
+    assert!(failed.parent_span_id.is_empty(), "a root: {failed:?}");
+    assert_eq!(hex(&failed.span_id), sent[2].split('-').nth(2).unwrap());
+    assert_eq!(
+        failed.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+    assert_eq!(
+        attr(&failed.attributes, g::ERROR_TYPE).as_deref(),
+        Some("500")
+    );
+    // The fine request without a traceparent: a new trace, not sampled, not exported (it ended
+    // before the failing one, which has arrived).
+    let fine_trace = sent[1].split('-').nth(1).unwrap();
+    assert!(![CLIENT_TRACE, failed_trace.as_str()].contains(&fine_trace));
+    let spans: Vec<Span> = r.spans();
+    assert!(
+        spans.iter().all(|s| hex(&s.trace_id) != fine_trace),
+        "{spans:?}"
+    );
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    // Resource and headers.
+    let (req, hdrs) = r.traces.lock().unwrap()[0].clone();
+    let res = &req.resource_spans[0].resource.as_ref().unwrap().attributes;
+    assert_eq!(
+        attr(res, "service.name").as_deref(),
+        Some("cellwatch-exporter")
+    );
+    assert_eq!(
+        req.resource_spans[0].scope_spans[0].schema_url,
+        g::SCHEMA_URL
+    );
+    assert!(
+        hdrs.iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("x-scope-orgid") && v == "inference"),
+        "{hdrs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_over_grpc() {
+    traces(cellwatch_e2e::otlp::grpc().await, "grpc").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_over_http_protobuf() {
+    traces(cellwatch_e2e::otlp::http().await, "http/protobuf").await;
 }

@@ -219,6 +219,41 @@ impl Format {
     }
 }
 
+/// Why the model stopped, as the response says (`stop`, `length`, `end_turn`, `completed`…):
+/// its first 31 bytes, kept inline so that a [`Summary`] stays `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FinishReason {
+    bytes: [u8; 31],
+    len: u8,
+}
+
+impl FinishReason {
+    /// The reason, cut at 31 bytes (at a character boundary); `None` when empty.
+    pub fn new(reason: &str) -> Option<FinishReason> {
+        let mut end = reason.len().min(31);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0u8; 31];
+        bytes[..end].copy_from_slice(&reason.as_bytes()[..end]);
+        (end > 0).then_some(FinishReason {
+            bytes,
+            len: end as u8,
+        })
+    }
+
+    /// The reason.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for FinishReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
 /// The result for one response.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Summary {
@@ -231,6 +266,8 @@ pub struct Summary {
     /// Time per output token after the first, for a streamed response with at least two
     /// generated tokens (see the module documentation).
     pub tpot: Option<Duration>,
+    /// Why generation stopped, when the response says (the last reason seen).
+    pub finish_reason: Option<FinishReason>,
 }
 
 /// The parts of one streamed chunk (an SSE `data:` line or an NDJSON line) the meter reads, for
@@ -252,6 +289,8 @@ struct Chunk {
     thinking: Option<Value>,
     prompt_eval_count: Option<u64>,
     eval_count: Option<u64>,
+    /// Ollama's final object.
+    done_reason: Option<String>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -260,6 +299,27 @@ struct ChunkChoice {
     delta: Option<ChunkDelta>,
     text: Option<Value>,
     message: Option<Value>,
+    finish_reason: Option<String>,
+}
+
+/// The finish reason a chunk or a whole response carries, per API: chat/completions
+/// `choices[].finish_reason` (the last non-null one), Responses `status` (`completed`,
+/// `incomplete`, `failed`: of `response` when streamed), Anthropic `stop_reason` (in
+/// `message_delta`'s `delta` when streamed), Ollama `done_reason`.
+fn finish_reason_of(
+    api: Api,
+    choices: &mut dyn Iterator<Item = Option<&str>>,
+    status: Option<&Value>,
+    stop_reason: Option<&Value>,
+    done_reason: Option<&str>,
+) -> Option<FinishReason> {
+    match api {
+        Api::ChatCompletions | Api::Completions => choices.flatten().last(),
+        Api::Responses => status.and_then(Value::as_str),
+        Api::Messages => stop_reason.and_then(Value::as_str),
+        Api::OllamaChat | Api::OllamaGenerate => done_reason,
+    }
+    .and_then(FinishReason::new)
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -272,6 +332,16 @@ struct ChunkDelta {
 }
 
 impl Chunk {
+    fn finish_reason(&self, api: Api) -> Option<FinishReason> {
+        finish_reason_of(
+            api,
+            &mut self.choices.iter().map(|c| c.finish_reason.as_deref()),
+            self.response.as_ref().and_then(|r| r.get("status")),
+            self.delta.as_ref().and_then(|d| d.get("stop_reason")),
+            self.done_reason.as_deref(),
+        )
+    }
+
     fn has_content(&self, api: Api) -> bool {
         match api {
             Api::ChatCompletions => self.choices.iter().any(|c| {
@@ -356,6 +426,12 @@ struct Whole {
     message: Option<Value>,
     #[serde(default)]
     response: Option<Value>,
+    #[serde(default)]
+    status: Option<Value>,
+    #[serde(default)]
+    stop_reason: Option<Value>,
+    #[serde(default)]
+    done_reason: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -367,6 +443,20 @@ struct Usage {
 }
 
 impl Whole {
+    fn finish_reason(&self, api: Api) -> Option<FinishReason> {
+        finish_reason_of(
+            api,
+            &mut self
+                .choices
+                .iter()
+                .flatten()
+                .map(|c| c.get("finish_reason").and_then(Value::as_str)),
+            self.status.as_ref(),
+            self.stop_reason.as_ref(),
+            self.done_reason.as_deref(),
+        )
+    }
+
     fn usage(&self, m: &mut Meter) {
         if let Some(u) = &self.usage {
             m.prompt = u.prompt_tokens.or(m.prompt);
@@ -413,6 +503,7 @@ pub struct Meter {
     prompt: Option<u64>,
     generated: Option<u64>,
     chunks: u64,
+    finish: Option<FinishReason>,
 }
 
 /// Time per output token after the first: the time from the first to the last content chunk
@@ -456,6 +547,7 @@ impl Meter {
             prompt: None,
             generated: None,
             chunks: 0,
+            finish: None,
         }
     }
 
@@ -506,6 +598,9 @@ impl Meter {
         let Ok(c) = serde_json::from_slice::<Chunk>(payload) else {
             return;
         };
+        if let Some(r) = c.finish_reason(self.api) {
+            self.finish = Some(r);
+        }
         if c.has_content(self.api) {
             self.chunks += 1;
             self.ttft.get_or_insert(elapsed);
@@ -532,6 +627,7 @@ impl Meter {
         }
         if self.format == Format::Json {
             if let Ok(v) = serde_json::from_slice::<Whole>(&self.json) {
+                self.finish = v.finish_reason(self.api);
                 v.usage(&mut self);
                 if v.has_content(self.api) || self.generated.is_some_and(|g| g > 0) {
                     self.ttft = self.first_byte;
@@ -542,6 +638,7 @@ impl Meter {
                 prompt_tokens: self.prompt,
                 generated_tokens: self.generated,
                 tpot: None,
+                finish_reason: self.finish,
             };
         }
         let generated = self.generated.or((self.chunks > 0).then_some(self.chunks));
@@ -554,6 +651,7 @@ impl Meter {
             prompt_tokens: self.prompt,
             generated_tokens: generated,
             tpot,
+            finish_reason: self.finish,
         }
     }
 }
@@ -601,7 +699,8 @@ mod tests {
                 ttft: Some(ms(40)),
                 prompt_tokens: Some(7),
                 generated_tokens: Some(2),
-                tpot: Some(ms(20))
+                tpot: Some(ms(20)),
+                ..Default::default()
             }
         );
     }
@@ -625,7 +724,8 @@ mod tests {
                 ttft: Some(ms(9)),
                 prompt_tokens: None,
                 generated_tokens: Some(2),
-                tpot: Some(ms(0))
+                tpot: Some(ms(0)),
+                ..Default::default()
             }
         );
     }
@@ -648,7 +748,8 @@ mod tests {
                 ttft: Some(ms(30)),
                 prompt_tokens: Some(25),
                 generated_tokens: Some(15),
-                tpot: Some(ms(0))
+                tpot: Some(ms(0)),
+                ..Default::default()
             }
         );
         let s = run(
@@ -675,7 +776,8 @@ mod tests {
                 ttft: Some(ms(20)),
                 prompt_tokens: Some(3),
                 generated_tokens: Some(4),
-                tpot: Some(ms(0))
+                tpot: Some(ms(0)),
+                ..Default::default()
             }
         );
     }
@@ -703,7 +805,8 @@ mod tests {
                 ttft: Some(ms(12)),
                 prompt_tokens: Some(26),
                 generated_tokens: Some(290),
-                tpot: Some(ms(0))
+                tpot: Some(ms(0)),
+                ..Default::default()
             }
         );
     }
@@ -722,7 +825,8 @@ mod tests {
                 ttft: Some(ms(100)),
                 prompt_tokens: Some(9),
                 generated_tokens: Some(12),
-                tpot: None
+                tpot: None,
+                ..Default::default()
             }
         );
         let s = run(
@@ -905,6 +1009,84 @@ mod tests {
         assert!(!m.content_started());
         m.feed(b"{\"choi", ms(5));
         assert!(m.content_started());
+    }
+
+    #[test]
+    fn finish_reasons_per_api() {
+        let reason = |api, format, body: &str| {
+            run(api, format, &[(body, 1)])
+                .finish_reason
+                .map(|r| r.as_str().to_string())
+        };
+        assert_eq!(
+            reason(
+                Api::ChatCompletions,
+                Format::Sse,
+                "data: {\"choices\":[{\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\n\
+                 data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}\n\ndata: [DONE]\n\n"
+            )
+            .as_deref(),
+            Some("length")
+        );
+        assert_eq!(
+            reason(
+                Api::Completions,
+                Format::Json,
+                "{\"choices\":[{\"text\":\"x\",\"finish_reason\":\"stop\"}]}"
+            )
+            .as_deref(),
+            Some("stop")
+        );
+        assert_eq!(
+            reason(
+                Api::Responses,
+                Format::Sse,
+                "data: {\"type\":\"response.completed\",\"response\":{\"status\":\"incomplete\"}}\n\n"
+            )
+            .as_deref(),
+            Some("incomplete")
+        );
+        assert_eq!(
+            reason(
+                Api::Responses,
+                Format::Json,
+                "{\"status\":\"completed\",\"output\":[1]}"
+            )
+            .as_deref(),
+            Some("completed")
+        );
+        assert_eq!(
+            reason(
+                Api::Messages,
+                Format::Sse,
+                "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\n"
+            )
+            .as_deref(),
+            Some("end_turn")
+        );
+        assert_eq!(
+            reason(
+                Api::Messages,
+                Format::Json,
+                "{\"content\":[1],\"stop_reason\":\"max_tokens\"}"
+            )
+            .as_deref(),
+            Some("max_tokens")
+        );
+        assert_eq!(
+            reason(
+                Api::OllamaChat,
+                Format::Ndjson,
+                "{\"message\":{\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\"}\n"
+            )
+            .as_deref(),
+            Some("stop")
+        );
+        assert_eq!(reason(Api::ChatCompletions, Format::Json, "{}"), None);
+        // Long reasons are cut at a character boundary; empty ones are none.
+        let long = "é".repeat(20);
+        assert_eq!(FinishReason::new(&long).unwrap().as_str(), "é".repeat(15));
+        assert!(FinishReason::new("").is_none());
     }
 
     /// The scan in every split of the body into two pieces.

@@ -10,7 +10,9 @@
 //! which closes the upstream connection and so cancels the request. A client whose request
 //! body stalls for `--collector.inference.body-read-timeout` gets 408 and is disconnected.
 
+pub mod genai;
 pub mod meter;
+pub mod trace;
 
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -71,6 +73,20 @@ pub struct ProxyConfig {
     /// Bounds on client connections; `read_timeout` is the longest wait for the next chunk of a
     /// request body.
     pub limits: crate::web::Limits,
+    /// The GenAI histograms to record into (`--otlp.semconv genai|both`), set by the binary.
+    pub genai: Option<Arc<genai::GenAiMeters>>,
+    /// The tracer of per-request spans (`--otlp.traces`), set by the binary.
+    pub tracer: Option<trace::ProxyTracer>,
+}
+
+impl ProxyConfig {
+    /// `server.address` and `server.port` of the upstream (port 80 when the URL has none).
+    pub fn upstream_server(&self) -> (String, u16) {
+        (
+            self.upstream.host().unwrap_or("").to_string(),
+            self.upstream.port_u16().unwrap_or(80),
+        )
+    }
 }
 
 /// The most of a metered request body held back while its model is looked for; past it the
@@ -332,6 +348,44 @@ struct Record {
     done: bool,
     /// Counted in the waiting gauge: no generated content yet.
     waiting: bool,
+    /// The GenAI histograms and the span, when either is on.
+    observe: Option<Box<Observe>>,
+}
+
+/// What a record reports beyond the cellwatch families: the GenAI histograms and the span.
+struct Observe {
+    api: Api,
+    genai: Option<Arc<genai::GenAiMeters>>,
+    span: Option<trace::RequestSpan>,
+    /// The upstream's status, once it answered.
+    status: Option<u16>,
+}
+
+/// The time per output token of a response, for the GenAI histogram and the span.
+fn time_per_output_token(summary: &Summary) -> Option<Duration> {
+    summary.tpot
+}
+
+impl Observe {
+    fn finish(self, outcome: Outcome, summary: &Summary, duration: Duration, model: &str) {
+        let tpot = time_per_output_token(summary);
+        if let Some(g) = &self.genai {
+            g.record(&genai::Finished {
+                api: self.api,
+                model,
+                outcome,
+                status: self.status,
+                duration,
+                ttft: summary.ttft,
+                tpot,
+                input_tokens: summary.prompt_tokens.map(|n| clamp_tokens(n).0),
+                output_tokens: summary.generated_tokens.map(|n| clamp_tokens(n).0),
+            });
+        }
+        if let Some(span) = self.span {
+            span.end(outcome, self.status, summary, tpot);
+        }
+    }
 }
 
 impl Record {
@@ -366,6 +420,21 @@ impl Record {
             started,
             done: false,
             waiting: true,
+            observe: None,
+        }
+    }
+
+    /// The request's model as the client named it, for the span.
+    fn span_model(&mut self, model: &str) {
+        if let Some(span) = self.observe.as_mut().and_then(|o| o.span.as_mut()) {
+            span.set_model(model);
+        }
+    }
+
+    /// The upstream's status.
+    fn status(&mut self, status: StatusCode) {
+        if let Some(o) = self.observe.as_mut() {
+            o.status = Some(status.as_u16());
         }
     }
 
@@ -408,6 +477,9 @@ impl Record {
             if let Some(t) = summary.tpot {
                 m.tpot.observe(t.as_secs_f64());
             }
+        }
+        if let Some(o) = self.observe.take() {
+            o.finish(outcome, &summary, self.started.elapsed(), &m.model);
         }
     }
 }
@@ -458,6 +530,7 @@ impl PassBody {
         if let Some(late) = self.late.take()
             && let Some(m) = late.slot.get()
         {
+            record.span_model(m);
             record.relabel(&late.meters, &late.models.label(Some(m)));
         }
     }
@@ -877,6 +950,7 @@ pub fn serve_on_threads(
 
 async fn handle(State(p): State<Proxy>, req: Request) -> Response {
     let started = Instant::now();
+    let started_wall = p.config.tracer.is_some().then(std::time::SystemTime::now);
     if req.method() == axum::http::Method::CONNECT {
         let mut r = plain(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -912,10 +986,23 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
             Body::new(ReqBody::new(body, usize::MAX, body_timeout, false)),
             None,
         ),
-        Some(_) => {
+        Some(api) => {
             // Counted from the start (a client that goes away while the model is looked for is
             // cancelled), as `unknown` until the model is known.
             let mut record = Record::new(&p.meters, "unknown", started);
+            if p.config.genai.is_some() || p.config.tracer.is_some() {
+                record.observe = Some(Box::new(Observe {
+                    api,
+                    genai: p.config.genai.clone(),
+                    span: p
+                        .config
+                        .tracer
+                        .as_ref()
+                        .zip(started_wall)
+                        .map(|(t, at)| t.start(&mut parts.headers, api, None, at)),
+                    status: None,
+                }));
+            }
             let declared = parts
                 .headers
                 .get(header::CONTENT_LENGTH)
@@ -949,6 +1036,9 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
                 let (resp, outcome) = body_failed(&e);
                 record.finish(outcome, Summary::default());
                 return resp;
+            }
+            if let Some(Some(m)) = body.model() {
+                record.span_model(m);
             }
             let model = match body.model() {
                 Some(m) => p.models.label(m),
@@ -1019,7 +1109,11 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
             }
         };
     if let (Some(r), Some(m)) = (record.as_mut(), late.as_ref().and_then(|l| l.get())) {
+        r.span_model(m);
         r.relabel(&p.meters, &p.models.label(Some(m)));
+    }
+    if let Some(r) = record.as_mut() {
+        r.status(resp.status());
     }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
@@ -1123,6 +1217,7 @@ mod tests {
                     prompt_tokens: Some(3),
                     generated_tokens: Some(4),
                     tpot: Some(Duration::from_millis(20)),
+                    ..Default::default()
                 },
             );
         }
@@ -1285,6 +1380,8 @@ mod tests {
             buckets: DEFAULT_BUCKETS.to_vec(),
             tpot_buckets: m::DEFAULT_TPOT_BUCKETS.to_vec(),
             limits: crate::web::Limits::default(),
+            genai: None,
+            tracer: None,
         };
         let p = Proxy::new(cfg, meters.clone(), Arc::new(ModelLabels::new(4)));
         let req = Request::builder()
@@ -1406,7 +1503,7 @@ mod tests {
                     ttft: None,
                     prompt_tokens: Some(3),
                     generated_tokens: Some(generated),
-                    tpot: None,
+                    ..Default::default()
                 },
             );
         }
@@ -1442,6 +1539,8 @@ mod tests {
             buckets: DEFAULT_BUCKETS.to_vec(),
             tpot_buckets: m::DEFAULT_TPOT_BUCKETS.to_vec(),
             limits: crate::web::Limits::default(),
+            genai: None,
+            tracer: None,
         };
         let p = Proxy::new(cfg, meters, Arc::new(ModelLabels::new(1)));
         let u = p
@@ -1498,6 +1597,8 @@ mod tests {
             buckets: DEFAULT_BUCKETS.to_vec(),
             tpot_buckets: m::DEFAULT_TPOT_BUCKETS.to_vec(),
             limits: crate::web::Limits::default(),
+            genai: None,
+            tracer: None,
         };
         let p = Proxy::new(cfg, meters.clone(), Arc::new(ModelLabels::new(1)));
         let restarts = || {
