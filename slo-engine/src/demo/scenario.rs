@@ -101,7 +101,9 @@ pub fn config_yaml(ports: Ports, smtp: Option<&str>, mail_to: &str) -> String {
          slos:\n\
          \x20 - {{ name: latency-2500ms, description: \"99 % of requests finish under 2.5 s\", objective: 0.99, period: 1h, min_events: 300, sli: {{ latency: {{ threshold: 2.5s }} }} }}\n\
          \x20 - {{ name: ttft-500ms, description: \"95 % of requests get their first token under 500 ms\", objective: 0.95, period: 1h, min_events: 300, sli: {{ ttft: {{ threshold: 500ms }} }} }}\n\
+         \x20 - {{ name: tpot-50ms, description: \"95 % of streamed requests generate each token after the first within 50 ms\", objective: 0.95, period: 1h, min_events: 300, sli: {{ tpot: {{ threshold: 50ms }} }} }}\n\
          \x20 - {{ name: availability, objective: 0.99, period: 1h, min_events: 300, sli: {{ availability: {{}} }} }}\n\
+         \x20 - {{ name: throughput, description: \"90 % of minutes with a backlog deliver at least 150 tokens/s\", objective: 0.9, period: 1h, sli: {{ throughput: {{ floor: 150 }} }} }}\n\
          \x20 - {{ name: efficiency, description: \"90 % of minutes deliver at least 2.5 M tokens per kWh\", objective: 0.9, period: 1h, budgeting: timeslices, slice: 1m, sli: {{ tokens_per_kwh: {{ threshold: 2500000, min_tokens: 1000 }} }} }}\n\
          \x20 - {{ name: links, description: \"90 % of minutes with every Thunderbolt 5 link up at 80 Gb/s with RDMA\", cells: [{CELL}], objective: 0.9, period: 1h, sli: {{ link_health: {{}} }} }}\n\
          \x20 - {{ name: power-cap, description: \"99 % of minutes under the circuit's cap\", cells: [{CELL}], objective: 0.99, period: 1h, sli: {{ power_cap: {{}} }} }}\n\
@@ -196,7 +198,7 @@ mod tests {
             let c = crate::config::load(&p).unwrap();
             assert_eq!(c.cells[0].nodes.len(), 4);
             assert_eq!(c.cells[1].name, GPU_CELL);
-            assert_eq!(c.slos.len(), 6);
+            assert_eq!(c.slos.len(), 8);
             assert_eq!(c.cells[0].topology, Some(crate::config::Topology::Mesh));
             assert_eq!(c.cells[0].power_cap_watts, Some(f64::from(POWER_CAP_WATTS)));
             assert_eq!(c.alerting.receivers.len(), 1 + smtp.is_some() as usize);
