@@ -3,7 +3,9 @@
 //! `MetricsService/Export` and `TraceService/Export`. The pushed families are the ones
 //! `/metrics` serves, with the resource attributes service.name, cell and node, and the headers
 //! given; with `--otlp.semconv genai|both` the proxy's GenAI histograms; with `--otlp.traces`
-//! one span per metered request, linked to the client's and the upstream's traces.
+//! one span per metered request, linked to the client's and the upstream's traces. The engine
+//! (`cellwatch-slo run --otlp.endpoint`) sends a span per evaluation and per delivery, and its
+//! webhook requests carry the delivery span's `traceparent`.
 
 use std::time::{Duration, Instant};
 
@@ -468,4 +470,110 @@ async fn traces_over_grpc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_over_http_protobuf() {
     traces(cellwatch_e2e::otlp::http().await, "http/protobuf").await;
+}
+
+/// The engine's own spans through the real binary: each evaluation and each delivery reach a
+/// real OTLP/HTTP receiver, and the webhook request carries the delivery span's `traceparent`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_traces_its_evaluations_and_deliveries() {
+    let r = cellwatch_e2e::otlp::http().await;
+    // A node whose every request failed: the availability SLO pages at the first evaluations.
+    let up = Upstream::start().await;
+    up.set_page(
+        "n1",
+        "# TYPE cellwatch_inference_requests_total counter\n\
+         cellwatch_inference_requests_total{model=\"m\",outcome=\"server_error\"} 500\n",
+    );
+    // A webhook receiver that keeps each request's traceparent.
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let app = axum::Router::new().fallback({
+        let seen = seen.clone();
+        move |h: axum::http::HeaderMap| async move {
+            let tp = h.get("traceparent").and_then(|v| v.to_str().ok());
+            seen.lock().unwrap().push(tp.unwrap_or("").to_string());
+            "ok"
+        }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cell.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "cells:\n  - name: c1\n    nodes:\n      - {{ name: n1, url: \"{}/metrics/n1\" }}\n\
+             source:\n  scrape: {{ interval: 1s }}\n\
+             slos:\n  - {{ name: availability, objective: 0.99, period: 30d, min_events: 1, sli: {{ availability: {{}} }} }}\n\
+             alerting:\n  group_wait: 0s\n  group_interval: 2s\n  resolve_wait: 1s\n\
+             \x20 receivers:\n    - name: hook\n      webhook: {{ url: \"{hook}\" }}\n",
+            up.base
+        ),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display());
+    let e = cellwatch_e2e::start_engine(&db, &cfg, &["--otlp.endpoint", &r.url]);
+    // More failures once the baseline is read: the page.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    up.set_page(
+        "n1",
+        "# TYPE cellwatch_inference_requests_total counter\n\
+         cellwatch_inference_requests_total{model=\"m\",outcome=\"server_error\"} 900\n",
+    );
+    // The first tick may run before the lease is taken (standby); then the leader's.
+    let eval = r
+        .wait_span(
+            Duration::from_secs(30),
+            |s| {
+                s.name == "cellwatch.evaluate"
+                    && attr(&s.attributes, "cellwatch.engine.role").as_deref() == Some("leader")
+            },
+            || e.log(),
+        )
+        .await;
+    assert_eq!(eval.kind, SpanKind::Internal as i32);
+    assert_eq!(
+        attr(&eval.attributes, "cellwatch.evaluation.cells").as_deref(),
+        Some("1")
+    );
+    // Its phases are its children, in its trace.
+    let child = r
+        .wait_span(
+            Duration::from_secs(30),
+            |s| s.name == "cellwatch.evaluate.judge" && s.trace_id == eval.trace_id,
+            || e.log(),
+        )
+        .await;
+    assert_eq!(child.parent_span_id, eval.span_id);
+    let deliver = r
+        .wait_span(
+            Duration::from_secs(40),
+            |s| s.name == "cellwatch.deliver",
+            || e.log(),
+        )
+        .await;
+    assert_eq!(deliver.kind, SpanKind::Client as i32);
+    let a = |k: &str| attr(&deliver.attributes, k);
+    assert_eq!(a("cellwatch.receiver.kind").as_deref(), Some("webhook"));
+    assert_eq!(a("cellwatch.cell").as_deref(), Some("c1"));
+    assert_eq!(a("cellwatch.outcome").as_deref(), Some("delivered"));
+    assert_eq!(a("http.response.status_code").as_deref(), Some("200"));
+    let want = format!("00-{}-{}-01", hex(&deliver.trace_id), hex(&deliver.span_id));
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.contains(&want), "{want} not in {seen:?}");
+    // The resource names the engine.
+    let resource: Vec<(String, String)> = r
+        .traces
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(req, _)| req.resource_spans.iter())
+        .flat_map(|rs| rs.resource.iter())
+        .flat_map(|res| res.attributes.iter())
+        .filter_map(|kv| Some((kv.key.clone(), attr(std::slice::from_ref(kv), &kv.key)?)))
+        .collect();
+    assert!(
+        resource.contains(&("service.name".into(), "cellwatch-slo".into())),
+        "{resource:?}"
+    );
 }
