@@ -224,7 +224,7 @@ metrics! {
         "metering proxy (first SSE/NDJSON chunk with content; the first body byte of a non-streaming response); vLLM `vllm:time_to_first_token_seconds`, SGLang `sglang:time_to_first_token_seconds`. llama.cpp, TGI: none";
     /// Time per output token after the first (inter-token latency).
     INFERENCE_TPOT = "cellwatch_inference_time_per_output_token_seconds", Histogram, "seconds", ["model"], "inference",
-        "Time per generated token after the first, one observation per request with outcome ok and at least two generated tokens: (last content chunk − first content chunk) / (generated tokens − 1). Metering proxy: streamed responses only; every token of a chunk counts at the chunk's arrival (with usage, the first content chunk counts as one token). Adapters: the server's own histogram, per request where the server exports one, else per token (one observation per generated token).",
+        "Time per generated token after the first, one observation per request with outcome ok and at least two generated tokens: (last content chunk − first content chunk) / (tokens after the first chunk). Metering proxy: streamed responses with at least two content chunks only; every token of a chunk counts at the chunk's arrival, and with usage (n tokens over k content chunks) each chunk is taken to carry n/k tokens, so TPOT = (last − first) × k / (n × (k − 1)). Adapters: the server's own histogram, per request where the server exports one, else per token (one observation per generated token).",
         "metering proxy (streamed SSE/NDJSON responses; tokens from usage, else one per content chunk); vLLM 0.11+ `vllm:request_time_per_output_token_seconds` (per request), else per token `vllm:inter_token_latency_seconds` (0.11+), else `vllm:time_per_output_token_seconds` (before 0.11; one of them per page, never both); SGLang `sglang:inter_token_latency_seconds` (older: `sglang:time_per_output_token_seconds`; per token: SGLang has no per-request histogram); TGI `tgi_request_mean_time_per_token_duration` (per request: inference time, prefill included, / generated tokens). Upstream buckets. llama.cpp: none";
     /// Time a request waited in the server's queue.
     INFERENCE_QUEUE_TIME = "cellwatch_inference_queue_time_seconds", Histogram, "seconds", ["model"], "inference",
@@ -232,12 +232,12 @@ metrics! {
         "vLLM `vllm:request_queue_time_seconds`, SGLang `sglang:queue_time_seconds`, TGI `tgi_request_queue_duration` (upstream buckets). Metering proxy, llama.cpp: none";
     /// Requests waiting.
     INFERENCE_WAITING = "cellwatch_inference_requests_waiting", Gauge, "", ["model"], "inference",
-        "Requests received and waiting: queued in the server (adapters), or in flight with no generated content yet (metering proxy: until the first content chunk of a stream or the first byte of a non-streaming response, or the request's end however it ends).",
+        "Requests received and waiting: queued in the server (adapters); metering proxy: requests in flight with no generated content yet (until the first content chunk of a stream or the first byte of a non-streaming response, or the request's end however it ends), less one while none of the model's requests is generating (that one is taken to be in prefill, not queued).",
         "metering proxy; vLLM `vllm:num_requests_waiting`, SGLang `sglang:num_queue_reqs`, llama.cpp `llamacpp:requests_deferred`, TGI `tgi_queue_size`";
     /// Tokens.
     INFERENCE_TOKENS = "cellwatch_inference_tokens_total", Counter, "", ["model", "kind"], "inference",
         "Tokens processed (kind: prompt, generated).",
-        "metering proxy: `usage` (prompt/completion or input/output tokens), Ollama `prompt_eval_count`/`eval_count`; a stream without usage counts one generated token per content chunk and no prompt tokens. vLLM/SGLang `*:prompt_tokens_total`, `*:generation_tokens_total`; llama.cpp `llamacpp:prompt_tokens_total`, `llamacpp:tokens_predicted_total`; TGI `tgi_request_input_length_sum`, `tgi_request_generated_tokens_sum`";
+        "metering proxy: `usage` (prompt/completion or input/output tokens), Ollama `prompt_eval_count`/`eval_count`; a stream counts one generated token per content chunk as it arrives, and at its end what `usage` reports beyond them (without usage, no prompt tokens). vLLM/SGLang `*:prompt_tokens_total`, `*:generation_tokens_total`; llama.cpp `llamacpp:prompt_tokens_total`, `llamacpp:tokens_predicted_total`; TGI `tgi_request_input_length_sum`, `tgi_request_generated_tokens_sum`";
     /// Requests by outcome.
     INFERENCE_REQUESTS = "cellwatch_inference_requests_total", Counter, "", ["model", "outcome"], "inference",
         "Finished requests (outcome: ok, client_error, server_error, upstream_unavailable, cancelled).",

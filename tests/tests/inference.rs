@@ -321,52 +321,49 @@ async fn a_known_token_cadence_gives_its_time_per_output_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_waits_until_its_first_token() {
+async fn a_request_behind_one_in_prefill_waits_until_its_first_token() {
     let up = Upstream::start().await;
     let e = Exporter::start_owned(&proxy_args(&up.base));
     let proxy = e.proxy_base().await;
     let client = cellwatch_e2e::http();
     let waiting = r#"cellwatch_inference_requests_waiting{model="slow"}"#;
-    let mut r = chat("slow", 3, true, true);
-    r.x_test = Some("slow-first-token:3000,token-gap:10");
-    let mut resp = client
-        .post(format!("{proxy}/v1/chat/completions"))
-        .header("x-test", r.x_test.unwrap())
-        .body(r.body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    // The role chunk has arrived; the first token has not.
-    let first = resp.chunk().await.unwrap().unwrap();
-    assert!(!first.is_empty());
+    let in_flight = r#"cellwatch_inference_requests_in_flight{model="slow"}"#;
+    let r = chat("slow", 3, true, true);
+    let send = || {
+        client
+            .post(format!("{proxy}/v1/chat/completions"))
+            .header("x-test", "slow-first-token:3000,token-gap:10")
+            .body(r.body.to_string())
+            .send()
+    };
+    // One request whose role chunk has arrived and whose first token has not: alone, it is
+    // taken to be in prefill, not waiting.
+    let mut a = send().await.unwrap();
+    assert_eq!(a.status(), 200);
+    assert!(!a.chunk().await.unwrap().unwrap().is_empty());
+    let m = e
+        .wait_for("one in flight", SOON, |m| v(m, in_flight) == 1.0)
+        .await;
+    assert_eq!(v(&m, waiting), 0.0, "{}", m.0);
+    // A second one behind it waits.
+    let mut b = send().await.unwrap();
+    assert!(!b.chunk().await.unwrap().unwrap().is_empty());
     let m = e
         .wait_for("one request waiting", SOON, |m| v(m, waiting) == 1.0)
         .await;
-    assert_eq!(
-        v(
-            &m,
-            r#"cellwatch_inference_requests_in_flight{model="slow"}"#
-        ),
-        1.0
-    );
-    while resp.chunk().await.unwrap().is_some() {}
+    assert_eq!(v(&m, in_flight), 2.0);
+    while a.chunk().await.unwrap().is_some() {}
+    while b.chunk().await.unwrap().is_some() {}
     let m = e
         .wait_for("done", SOON, |m| {
             v(
                 m,
                 r#"cellwatch_inference_requests_total{model="slow",outcome="ok"}"#,
-            ) == 1.0
+            ) == 2.0
         })
         .await;
     assert_eq!(v(&m, waiting), 0.0, "{}", m.0);
-    assert_eq!(
-        v(
-            &m,
-            r#"cellwatch_inference_requests_in_flight{model="slow"}"#
-        ),
-        0.0
-    );
+    assert_eq!(v(&m, in_flight), 0.0);
 }
 
 #[tokio::test]

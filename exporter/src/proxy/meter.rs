@@ -9,15 +9,17 @@
 //! and EXO send) and no prompt tokens.
 //!
 //! Time per output token (TPOT, inter-token latency) of a streamed response (SSE or NDJSON) is
-//! `(arrival of the last chunk carrying generated content − arrival of the first such chunk) /
-//! (generated tokens − 1)`, and only when it generated at least two tokens; a non-streaming JSON
-//! response has none (its tokens all arrive at once). A chunk's arrival is that of the body bytes
-//! that complete its line. The meter sees chunks, not tokens: every token of a chunk counts as
-//! arrived when the chunk arrives. So when `usage` gives the token count, the first content chunk
-//! is taken as carrying one token and every later token as arriving by the last content chunk: a
-//! first chunk that carried several tokens makes the TPOT a little higher than the server's own,
-//! and a response whose content all came in one chunk has a TPOT of zero. Without usage each
-//! content chunk is one token, so the TPOT is the mean gap between content chunks.
+//! the time from the first to the last chunk carrying generated content over the tokens that
+//! came after the first chunk, and only when it generated at least two tokens in at least two
+//! content chunks; a non-streaming JSON response has none (its tokens all arrive at once), and
+//! neither has a stream whose content all came in one chunk (no cadence to see). A chunk's
+//! arrival is that of the body bytes that complete its line. The meter sees chunks, not tokens:
+//! every token of a chunk counts as arrived when the chunk arrives. With `usage` giving `n`
+//! tokens over `k` content chunks, the chunks are taken to carry `n / k` tokens each, so the
+//! tokens after the first chunk are `n − n / k` and TPOT = (last − first) × k / (n × (k − 1)),
+//! exact for evenly filled chunks (a server sending 4 tokens per chunk gets the same TPOT as one
+//! sending 1). Without usage each content chunk is one token, and the TPOT is the mean gap
+//! between content chunks.
 
 use std::time::Duration;
 
@@ -507,15 +509,20 @@ pub struct Meter {
 }
 
 /// Time per output token after the first: the time from the first to the last content chunk
-/// over `generated − 1` tokens, when at least two were generated. Pure.
-pub fn time_per_output_token(first: Duration, last: Duration, generated: u64) -> Option<Duration> {
-    if generated < 2 {
+/// over the tokens after the first chunk (`generated` tokens in `chunks` content chunks, each
+/// taken to carry `generated / chunks`), when at least two tokens came in at least two chunks.
+/// Pure.
+pub fn time_per_output_token(
+    first: Duration,
+    last: Duration,
+    generated: u64,
+    chunks: u64,
+) -> Option<Duration> {
+    if generated < 2 || chunks < 2 {
         return None;
     }
-    let nanos = last.saturating_sub(first).as_nanos() / u128::from(generated - 1);
-    Some(Duration::from_nanos(
-        u64::try_from(nanos).unwrap_or(u64::MAX),
-    ))
+    let (n, k) = (generated as f64, chunks as f64);
+    Duration::try_from_secs_f64(last.saturating_sub(first).as_secs_f64() * k / (n * (k - 1.0))).ok()
 }
 
 fn count(v: Option<&Value>) -> Option<u64> {
@@ -609,6 +616,11 @@ impl Meter {
         c.usage(self);
     }
 
+    /// Content chunks of a stream so far (0 for a non-streaming response).
+    pub fn content_chunks(&self) -> u64 {
+        self.chunks
+    }
+
     /// Whether the response has carried generated content yet: a content chunk of a stream, or
     /// any byte of a non-streaming response (whole, it is generated before it is sent).
     pub fn content_started(&self) -> bool {
@@ -643,7 +655,9 @@ impl Meter {
         }
         let generated = self.generated.or((self.chunks > 0).then_some(self.chunks));
         let tpot = match (self.ttft, self.last_content, generated) {
-            (Some(first), Some(last), Some(n)) => time_per_output_token(first, last, n),
+            (Some(first), Some(last), Some(n)) => {
+                time_per_output_token(first, last, n, self.chunks)
+            }
             _ => None,
         };
         Summary {
@@ -748,7 +762,7 @@ mod tests {
                 ttft: Some(ms(30)),
                 prompt_tokens: Some(25),
                 generated_tokens: Some(15),
-                tpot: Some(ms(0)),
+                tpot: None,
                 ..Default::default()
             }
         );
@@ -776,7 +790,7 @@ mod tests {
                 ttft: Some(ms(20)),
                 prompt_tokens: Some(3),
                 generated_tokens: Some(4),
-                tpot: Some(ms(0)),
+                tpot: None,
                 ..Default::default()
             }
         );
@@ -805,7 +819,7 @@ mod tests {
                 ttft: Some(ms(12)),
                 prompt_tokens: Some(26),
                 generated_tokens: Some(290),
-                tpot: Some(ms(0)),
+                tpot: None,
                 ..Default::default()
             }
         );
@@ -935,19 +949,20 @@ mod tests {
         let with_usage: Vec<(&str, u64)> = body.iter().map(|(c, t)| (c.as_str(), *t)).collect();
         let s = run(Api::ChatCompletions, Format::Sse, &with_usage);
         assert_eq!(s.generated_tokens, Some(9));
-        // The first chunk is one token; the other 8 arrive by the last chunk: 200 ms / 8.
-        assert_eq!(s.tpot, Some(ms(25)));
+        // Three tokens a chunk: the 6 after the first chunk arrive over 200 ms.
+        let tpot = s.tpot.unwrap().as_secs_f64();
+        assert!((tpot - 0.2 / 6.0).abs() < 1e-9, "{tpot}");
         // The same chunks without usage: one token each, so the mean gap between chunks.
         let s = run(Api::ChatCompletions, Format::Sse, &with_usage[..3]);
         assert_eq!(s.generated_tokens, Some(3));
         assert_eq!(s.tpot, Some(ms(100)));
-        // Everything in one chunk: every token arrived at once.
+        // Everything in one chunk: no cadence to see.
         let s = run(
             Api::ChatCompletions,
             Format::Sse,
             &[(format!("{}{}", chat("all of it"), &body[3].0).as_str(), 50)],
         );
-        assert_eq!((s.generated_tokens, s.tpot), (Some(9), Some(ms(0))));
+        assert_eq!((s.generated_tokens, s.tpot), (Some(9), None));
     }
 
     #[test]
@@ -985,13 +1000,11 @@ mod tests {
         );
         assert_eq!((s.generated_tokens, s.tpot), (Some(12), None));
         // The arithmetic: exact, and no overflow with an absurd count.
-        assert_eq!(time_per_output_token(ms(10), ms(40), 4), Some(ms(10)));
-        assert_eq!(time_per_output_token(ms(10), ms(40), 1), None);
-        assert_eq!(time_per_output_token(ms(10), ms(40), 0), None);
-        assert_eq!(
-            time_per_output_token(ms(0), ms(1000), u64::MAX),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(time_per_output_token(ms(10), ms(40), 4, 4), Some(ms(10)));
+        assert_eq!(time_per_output_token(ms(10), ms(40), 1, 2), None);
+        assert_eq!(time_per_output_token(ms(10), ms(40), 0, 0), None);
+        assert_eq!(time_per_output_token(ms(10), ms(40), 8, 1), None);
+        assert!(time_per_output_token(ms(0), ms(1000), u64::MAX, u64::MAX).unwrap() < ms(1));
     }
 
     #[test]

@@ -270,7 +270,10 @@ impl Meters {
         meters
             .registry
             .register(Box::new(meters.in_flight.clone()))?;
-        meters.registry.register(Box::new(meters.waiting.clone()))?;
+        meters.registry.register(Box::new(Waiting::new(
+            meters.waiting.clone(),
+            meters.in_flight.clone(),
+        )?))?;
         meters.registry.register(Box::new(restarts))?;
         Ok(meters)
     }
@@ -286,6 +289,75 @@ impl Meters {
     /// Creates a model's series at zero, as its first request does (the replay uses it).
     pub fn prepare(&self, model: &str) {
         self.model(model);
+    }
+}
+
+/// `cellwatch_inference_requests_waiting`, derived when gathered from each model's requests in
+/// flight and those of them with no generated content yet: the proxy cannot tell a request
+/// queued in the server from one in prefill, so when none of a model's requests is generating,
+/// one of those without content is taken to be in prefill and the rest to wait. A single long
+/// prompt on an idle server is then not a backlog; a second request behind it is.
+struct Waiting {
+    no_content: IntGaugeVec,
+    in_flight: IntGaugeVec,
+    desc: prometheus::core::Desc,
+}
+
+impl Waiting {
+    fn new(no_content: IntGaugeVec, in_flight: IntGaugeVec) -> Result<Self, prometheus::Error> {
+        let d = &m::INFERENCE_WAITING;
+        let desc = prometheus::core::Desc::new(
+            d.name.into(),
+            d.help.into(),
+            d.labels.iter().map(|l| l.to_string()).collect(),
+            Default::default(),
+        )?;
+        Ok(Waiting {
+            no_content,
+            in_flight,
+            desc,
+        })
+    }
+
+    /// Waiting requests of a model with `in_flight` requests, `no_content` of them without
+    /// generated content yet.
+    fn of(in_flight: i64, no_content: i64) -> i64 {
+        let no_content = no_content.max(0);
+        if no_content > 0 && in_flight <= no_content {
+            no_content - 1
+        } else {
+            no_content
+        }
+    }
+}
+
+impl prometheus::core::Collector for Waiting {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let d = &m::INFERENCE_WAITING;
+        let Ok(out) = IntGaugeVec::new(Opts::new(d.name, d.help), d.labels) else {
+            return Vec::new();
+        };
+        let gauges = |v: &IntGaugeVec| -> std::collections::HashMap<String, i64> {
+            v.collect()
+                .iter()
+                .flat_map(|f| f.get_metric().iter())
+                .filter_map(|g| {
+                    let model = g.get_label().first()?.value().to_string();
+                    Some((model, g.get_gauge().get_value() as i64))
+                })
+                .collect()
+        };
+        let in_flight = gauges(&self.in_flight);
+        for (model, no_content) in gauges(&self.no_content) {
+            let busy = in_flight.get(&model).copied().unwrap_or(0);
+            out.with_label_values(&[model.as_str()])
+                .set(Waiting::of(busy, no_content));
+        }
+        out.collect()
     }
 }
 
@@ -348,6 +420,8 @@ struct Record {
     done: bool,
     /// Counted in the waiting gauge: no generated content yet.
     waiting: bool,
+    /// Generated tokens counted while the response streamed (one per content chunk).
+    streamed: u64,
     /// The GenAI histograms and the span, when either is on.
     observe: Option<Box<Observe>>,
 }
@@ -404,6 +478,16 @@ impl Record {
         self.meters = new;
     }
 
+    /// A stream's content chunks so far: each new one counts a generated token now, so a long
+    /// generation adds to the token counter while it streams (the throughput SLI reads it per
+    /// minute), not only when it ends; `finish` adds what `usage` reports beyond them.
+    fn streamed_to(&mut self, chunks: u64) {
+        if chunks > self.streamed && !self.done {
+            self.meters.generated.inc_by(chunks - self.streamed);
+            self.streamed = chunks;
+        }
+    }
+
     /// The response carried its first generated content: no longer waiting.
     fn content_started(&mut self) {
         if std::mem::replace(&mut self.waiting, false) {
@@ -420,6 +504,7 @@ impl Record {
             started,
             done: false,
             waiting: true,
+            streamed: 0,
             observe: None,
         }
     }
@@ -449,14 +534,14 @@ impl Record {
             m.outcomes[i].inc();
         }
         let mut anomaly = false;
-        for (reported, counter) in [
-            (summary.prompt_tokens, &m.prompt),
-            (summary.generated_tokens, &m.generated),
+        for (reported, counter, counted) in [
+            (summary.prompt_tokens, &m.prompt, 0),
+            (summary.generated_tokens, &m.generated, self.streamed),
         ] {
             if let Some(n) = reported {
                 let (n, clamped) = clamp_tokens(n);
                 anomaly |= clamped;
-                counter.inc_by(n);
+                counter.inc_by(n.saturating_sub(counted));
             }
         }
         if anomaly {
@@ -564,6 +649,7 @@ impl HttpBody for PassBody {
                     if record.waiting && meter.content_started() {
                         record.content_started();
                     }
+                    record.streamed_to(meter.content_chunks());
                 }
                 // With a known length the server stops polling after the last byte: finish here.
                 if this.inner.is_end_stream() {
@@ -1293,6 +1379,27 @@ mod tests {
     }
 
     #[test]
+    fn one_request_without_content_is_in_prefill_when_none_generates() {
+        // (in flight, without content) → waiting.
+        for ((in_flight, no_content), want) in [
+            ((0, 0), 0),
+            ((1, 0), 0),
+            ((1, 1), 0),
+            ((2, 2), 1),
+            ((2, 1), 1),
+            ((3, 1), 1),
+            ((5, 3), 3),
+            ((0, -1), 0),
+        ] {
+            assert_eq!(
+                Waiting::of(in_flight, no_content),
+                want,
+                "{in_flight} {no_content}"
+            );
+        }
+    }
+
+    #[test]
     fn a_request_waits_until_its_first_content_or_its_end_however_it_ends() {
         let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
         let waiting = |model: &str| {
@@ -1301,21 +1408,27 @@ mod tests {
                 &format!(r#"cellwatch_inference_requests_waiting{{model="{model}"}}"#),
             )
         };
-        // Content arrives: it stops waiting, and stays in flight until it ends.
+        // Two requests, nothing generating: one is taken to be in prefill, the other waits.
         let mut a = Record::new(&meters, "m", Instant::now());
         let mut b = Record::new(&meters, "m", Instant::now());
-        assert_eq!(waiting("m"), Some(2.0));
+        assert_eq!(waiting("m"), Some(1.0));
+        // Content arrives for one: the other waits behind it.
         a.content_started();
         a.content_started();
         assert_eq!(waiting("m"), Some(1.0), "counted down once");
+        // The generating one ends: the other is now the one in prefill.
         a.finish(Outcome::Ok, Summary::default());
-        assert_eq!(waiting("m"), Some(1.0));
+        assert_eq!(waiting("m"), Some(0.0));
         // Ended with no content (an error), or dropped (cancelled): no longer waiting.
+        let c = Record::new(&meters, "m", Instant::now());
         b.finish(Outcome::ServerError, Summary::default());
+        drop(c);
         assert_eq!(waiting("m"), Some(0.0));
-        drop(Record::new(&meters, "m", Instant::now()));
-        assert_eq!(waiting("m"), Some(0.0));
-        // Relabelled by a late model while waiting: the wait moves with it.
+        assert_eq!(meters.waiting.with_label_values(&["m"]).get(), 0);
+        // Relabelled by a late model while waiting: the wait moves with it (behind a request
+        // of that model that is generating).
+        let mut e = Record::new(&meters, "late", Instant::now());
+        e.content_started();
         let mut c = Record::new(&meters, "unknown", Instant::now());
         c.relabel(&meters, "late");
         assert_eq!(
@@ -1324,6 +1437,7 @@ mod tests {
         );
         drop(c);
         assert_eq!(waiting("late"), Some(0.0));
+        drop(e);
         // Relabelled after its content started: nothing to move, nothing goes negative.
         let mut d = Record::new(&meters, "unknown", Instant::now());
         d.content_started();
@@ -1399,14 +1513,14 @@ mod tests {
         let mut body = handle(State(p), req).await.into_body();
         let first = body.frame().await.unwrap().unwrap();
         assert!(first.data_ref().is_some());
-        assert_eq!(waiting(), Some(1.0), "a role chunk is not content");
+        // Alone, it is taken to be in prefill (exported 0); without content it still counts.
+        let no_content = || meters.waiting.with_label_values(&["m"]).get();
+        assert_eq!(waiting(), Some(0.0));
+        assert_eq!(no_content(), 1, "a role chunk is not content");
         go.send(()).unwrap();
         let _ = body.frame().await.unwrap().unwrap();
-        assert_eq!(
-            waiting(),
-            Some(0.0),
-            "the first content chunk ends the wait"
-        );
+        assert_eq!(no_content(), 0, "the first content chunk ends the wait");
+        assert_eq!(waiting(), Some(0.0));
         while let Some(f) = body.frame().await {
             f.unwrap();
         }

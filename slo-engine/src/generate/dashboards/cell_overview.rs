@@ -147,7 +147,7 @@ fn traffic(b: &mut Board, c: &str) {
     b.panel(
         Kind::Timeseries,
         "Requests waiting",
-        "Requests queued in the servers (vLLM, SGLang, TGI, llama.cpp deferred) or, behind the metering proxy, in flight with no generated token yet. The throughput SLI judges only the minutes in which some request waited.",
+        "Requests queued in the servers (vLLM, SGLang, TGI, llama.cpp deferred) or, behind the metering proxy, in flight with no generated token yet. The throughput SLI judges only the minutes in which requests waited in at least half of the readings.",
         "short",
         6,
         7,
@@ -200,7 +200,7 @@ fn energy(b: &mut Board, c: &str) {
     b.panel(
         Kind::Timeseries,
         "Queue time p95 / p99",
-        "Time requests waited in the server's queue before being scheduled (vLLM, TGI; none behind the metering proxy alone).",
+        "Time requests waited in the server's queue before being scheduled (vLLM, TGI, recent SGLang; none behind the metering proxy alone).",
         "s",
         12,
         7,
