@@ -36,7 +36,8 @@
 //! **Batching never blocks the proxy:** an ended span is pushed to a bounded queue
 //! ([`QUEUE_SIZE`]) under a short lock, without waiting; when the queue is full the span is
 //! dropped and counted. The proxy wakes the exporter thread only when a batch is full, not per
-//! span. That thread sends batches of up to [`BATCH_SIZE`], at least every [`EXPORT_DELAY`],
+//! span. That thread (at nice 10, below the proxy's threads) sends batches of up to
+//! [`BATCH_SIZE`], at least every [`EXPORT_DELAY`],
 //! and logs the dropped count (a warning when it grows, at most every 10 s, and at shutdown).
 //! Shutdown flushes what is queued.
 
@@ -192,6 +193,7 @@ impl TailKeep {
         std::thread::Builder::new()
             .name("cellwatch-otlp-traces".into())
             .spawn(move || {
+                lower_priority();
                 export_loop(exporter, &q, &d);
                 q.lock().stopped = true;
             })?;
@@ -270,6 +272,21 @@ impl SpanProcessor for TailKeep {
         Ok(())
     }
 }
+
+/// Makes this thread (the exporter's) yield the CPU to the proxy's threads: nice 10 (Linux's
+/// nice value is per thread). When the CPUs are saturated the export falls behind rather than
+/// the requests (a full queue drops and counts spans), and the export's bursts of encoding
+/// do not stretch the requests' tail latency.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(None, EXPORT_NICE) {
+        tracing::debug!(error = %e, "cannot lower the span exporter thread's priority");
+    }
+}
+
+/// The exporter thread's nice value.
+#[cfg(target_os = "linux")]
+const EXPORT_NICE: i32 = 10;
 
 /// Polls a future to completion on this (non-async) thread.
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
