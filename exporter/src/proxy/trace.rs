@@ -33,15 +33,16 @@
 //! (`traceparent: 00-…-00`), so an upstream that follows its parent records nothing for it,
 //! even when the proxy's span is exported later for being failed or slow.
 //!
-//! **Batching never blocks the proxy:** an ended span is offered to a bounded queue
-//! ([`QUEUE_SIZE`]) without waiting; when the queue is full the span is dropped and counted.
-//! One exporter thread drains the queue in batches of up to [`BATCH_SIZE`], at least every
-//! [`EXPORT_DELAY`], and logs the dropped count (a warning when it grows, at most every 10 s,
-//! and at shutdown). Shutdown flushes what is queued.
+//! **Batching never blocks the proxy:** an ended span is pushed to a bounded queue
+//! ([`QUEUE_SIZE`]) under a short lock, without waiting; when the queue is full the span is
+//! dropped and counted. The proxy wakes the exporter thread only when a batch is full, not per
+//! span. That thread (at nice 10, below the proxy's threads) sends batches of up to
+//! [`BATCH_SIZE`], at least every [`EXPORT_DELAY`],
+//! and logs the dropped count (a warning when it grows, at most every 10 s, and at shutdown).
+//! Shutdown flushes what is queued.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -62,11 +63,11 @@ use super::Outcome;
 use super::meter::{Api, Summary};
 
 /// Most ended spans waiting for export; more are dropped (and counted).
-pub const QUEUE_SIZE: usize = 4096;
+pub const QUEUE_SIZE: usize = 8192;
 /// Most spans in one export request.
-pub const BATCH_SIZE: usize = 512;
+pub const BATCH_SIZE: usize = 2048;
 /// Longest a span waits in the queue before its batch is sent.
-pub const EXPORT_DELAY: Duration = Duration::from_millis(500);
+pub const EXPORT_DELAY: Duration = Duration::from_secs(1);
 
 /// Trace export settings.
 #[derive(Debug, Clone)]
@@ -129,20 +130,54 @@ enum Control {
     Shutdown(std::sync::mpsc::Sender<()>),
 }
 
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Control")
+    }
+}
+
+/// What the proxy's threads and the exporter thread share, under one lock.
+#[derive(Debug, Default)]
+struct Pending {
+    spans: Vec<SpanData>,
+    control: Option<Control>,
+    /// The processor is gone: export what is left and stop.
+    closed: bool,
+    /// The exporter thread has stopped.
+    stopped: bool,
+}
+
+/// The bounded queue of ended spans. A proxy thread only takes the lock and pushes; it wakes
+/// the exporter thread once per full batch, not per span (a wake-up per span cost a futex
+/// syscall and a context switch on every request).
+#[derive(Debug)]
+struct Queue {
+    pending: Mutex<Pending>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+impl Queue {
+    fn new(capacity: usize) -> Self {
+        Queue {
+            pending: Mutex::new(Pending::default()),
+            ready: Condvar::new(),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// The span processor: keeps what [`keep`] keeps, queues it without blocking, and exports from
 /// its own thread.
 #[derive(Debug)]
 pub struct TailKeep {
     slow: Duration,
-    queue: SyncSender<SpanData>,
+    queue: Arc<Queue>,
     dropped: Arc<AtomicU64>,
-    control: Mutex<std::sync::mpsc::Sender<Control>>,
-}
-
-impl std::fmt::Debug for Control {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Control")
-    }
 }
 
 impl TailKeep {
@@ -152,31 +187,39 @@ impl TailKeep {
         slow: Duration,
         capacity: usize,
     ) -> std::io::Result<TailKeep> {
-        let (queue, rx) = std::sync::mpsc::sync_channel(capacity);
-        let (control, control_rx) = std::sync::mpsc::channel();
+        let queue = Arc::new(Queue::new(capacity));
         let dropped = Arc::new(AtomicU64::new(0));
-        let d = dropped.clone();
+        let (q, d) = (queue.clone(), dropped.clone());
         std::thread::Builder::new()
             .name("cellwatch-otlp-traces".into())
-            .spawn(move || export_loop(exporter, rx, control_rx, d))?;
+            .spawn(move || {
+                lower_priority();
+                export_loop(exporter, &q, &d);
+                q.lock().stopped = true;
+            })?;
         Ok(TailKeep {
             slow,
             queue,
             dropped,
-            control: Mutex::new(control),
         })
     }
 
     /// Offers a span to the queue; `false` when the queue was full (the span is dropped and
-    /// counted) or closed.
+    /// counted) or the exporter has stopped.
     fn offer(&self, span: SpanData) -> bool {
-        match self.queue.try_send(span) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                false
-            }
+        let mut p = self.queue.lock();
+        if p.stopped || p.spans.len() >= self.queue.capacity {
+            drop(p);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
         }
+        p.spans.push(span);
+        let full = p.spans.len() == BATCH_SIZE;
+        drop(p);
+        if full {
+            self.queue.ready.notify_one();
+        }
+        true
     }
 
     /// Spans dropped because the queue was full.
@@ -186,14 +229,22 @@ impl TailKeep {
 
     fn control(&self, make: fn(std::sync::mpsc::Sender<()>) -> Control, timeout: Duration) {
         let (tx, rx) = std::sync::mpsc::channel();
-        let sent = self
-            .control
-            .lock()
-            .map(|c| c.send(make(tx)).is_ok())
-            .unwrap_or(false);
-        if sent {
-            let _ = rx.recv_timeout(timeout);
+        {
+            let mut p = self.queue.lock();
+            if p.stopped {
+                return;
+            }
+            p.control = Some(make(tx));
         }
+        self.queue.ready.notify_one();
+        let _ = rx.recv_timeout(timeout);
+    }
+}
+
+impl Drop for TailKeep {
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+        self.queue.ready.notify_one();
     }
 }
 
@@ -222,6 +273,21 @@ impl SpanProcessor for TailKeep {
     }
 }
 
+/// Makes this thread (the exporter's) yield the CPU to the proxy's threads: nice 10 (Linux's
+/// nice value is per thread). When the CPUs are saturated the export falls behind rather than
+/// the requests (a full queue drops and counts spans), and the export's bursts of encoding
+/// do not stretch the requests' tail latency.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(None, EXPORT_NICE) {
+        tracing::debug!(error = %e, "cannot lower the span exporter thread's priority");
+    }
+}
+
+/// The exporter thread's nice value.
+#[cfg(target_os = "linux")]
+const EXPORT_NICE: i32 = 10;
+
 /// Polls a future to completion on this (non-async) thread.
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     struct Unpark(std::thread::Thread);
@@ -241,52 +307,46 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
-/// The exporter thread: batches from the queue, exported at least every [`EXPORT_DELAY`].
-fn export_loop<E: SpanExporter>(
-    exporter: E,
-    rx: Receiver<SpanData>,
-    control: Receiver<Control>,
-    dropped: Arc<AtomicU64>,
-) {
-    let mut batch = Vec::with_capacity(BATCH_SIZE);
-    let mut since = Instant::now();
+/// Waits until a batch is full, a control message or the close arrives, or `deadline`; then
+/// takes what is queued (the lock is held only to swap the vector).
+fn take(queue: &Queue, deadline: Instant) -> (Vec<SpanData>, Option<Control>, bool) {
+    let mut p = queue.lock();
+    loop {
+        let now = Instant::now();
+        if p.spans.len() >= BATCH_SIZE || p.control.is_some() || p.closed || now >= deadline {
+            break;
+        }
+        p = match queue.ready.wait_timeout(p, deadline - now) {
+            Ok((p, _)) => p,
+            Err(e) => e.into_inner().0,
+        };
+    }
+    // The next batch's room is allocated here, not by the proxy threads' pushes.
+    let spans = std::mem::replace(&mut p.spans, Vec::with_capacity(BATCH_SIZE));
+    (spans, p.control.take(), p.closed)
+}
+
+/// The exporter thread: batches of up to [`BATCH_SIZE`] from the queue, each span exported
+/// within about [`EXPORT_DELAY`] of being queued.
+fn export_loop<E: SpanExporter>(exporter: E, queue: &Queue, dropped: &AtomicU64) {
     let mut last_error = String::new();
     let mut logged = (0u64, Instant::now());
+    let mut deadline = Instant::now() + EXPORT_DELAY;
     loop {
-        let closed = match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(s) => {
-                batch.push(s);
-                false
-            }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => true,
-        };
-        let ctl = control.try_recv().ok();
-        if ctl.is_some() || closed {
-            batch.extend(rx.try_iter());
+        let (mut spans, ctl, closed) = take(queue, deadline);
+        if spans.len() < BATCH_SIZE {
+            deadline = Instant::now() + EXPORT_DELAY;
         }
-        while batch.len() < BATCH_SIZE
-            && let Ok(s) = rx.try_recv()
-        {
-            batch.push(s);
-        }
-        if !batch.is_empty()
-            && (batch.len() >= BATCH_SIZE || since.elapsed() >= EXPORT_DELAY || ctl.is_some())
-        {
-            for chunk in std::mem::take(&mut batch).chunks(BATCH_SIZE) {
-                let result = block_on(exporter.export(chunk.to_vec()));
-                log_result(result, &mut last_error);
-            }
-            since = Instant::now();
-        }
-        if batch.is_empty() {
-            since = Instant::now();
+        while !spans.is_empty() {
+            let rest = spans.split_off(spans.len().min(BATCH_SIZE));
+            log_result(block_on(exporter.export(spans)), &mut last_error);
+            spans = rest;
         }
         let n = dropped.load(Ordering::Relaxed);
         if n > logged.0 && logged.1.elapsed() >= Duration::from_secs(10) {
             tracing::warn!(
                 dropped = n,
-                queue = QUEUE_SIZE,
+                queue = queue.capacity,
                 "the span export queue was full: spans dropped since start (the proxy never waits for the export)"
             );
             logged = (n, Instant::now());
@@ -294,6 +354,7 @@ fn export_loop<E: SpanExporter>(
         match ctl {
             Some(Control::Flush(ack)) => drop(ack.send(())),
             Some(Control::Shutdown(ack)) => {
+                queue.lock().stopped = true;
                 let _ = exporter.shutdown();
                 if n > 0 {
                     tracing::warn!(
@@ -386,15 +447,20 @@ impl ProxyTracer {
         let propagator = TraceContextPropagator::new();
         let parent = propagator.extract(&Headers(headers));
         let operation = super::genai::operation(api);
-        let model: Option<String> = model.map(|m| m.chars().take(128).collect());
-        let mut attributes = vec![
+        // One copy of the model, shared by the attribute (the name is formatted from it).
+        let model: Option<Arc<str>> = model.map(|m| m.chars().take(128).collect::<String>().into());
+        let mut attributes = Vec::with_capacity(5);
+        attributes.extend([
             KeyValue::new(g::OPERATION_NAME, operation),
             KeyValue::new(g::PROVIDER_NAME, super::genai::provider(api)),
             KeyValue::new(g::SERVER_ADDRESS, self.server.0.clone()),
             KeyValue::new(g::SERVER_PORT, self.server.1),
-        ];
+        ]);
         if let Some(m) = &model {
-            attributes.push(KeyValue::new(g::REQUEST_MODEL, m.clone()));
+            attributes.push(KeyValue::new(
+                g::REQUEST_MODEL,
+                opentelemetry::StringValue::from(m.clone()),
+            ));
         }
         let span = self
             .tracer
@@ -618,21 +684,56 @@ mod tests {
         assert!(keep(false, false, slow, slow));
         assert!(!keep(false, false, slow - Duration::from_millis(1), slow));
         // The processor over a queue whose exporter never runs: decisions and the drop count.
-        let (queue, rx) = std::sync::mpsc::sync_channel(2);
-        let (control, _control_rx) = std::sync::mpsc::channel();
         let p = TailKeep {
             slow,
-            queue,
+            queue: Arc::new(Queue::new(2)),
             dropped: Arc::default(),
-            control: Mutex::new(control),
         };
         p.on_end(span(false, Status::Unset, Duration::from_secs(1)));
-        assert!(rx.try_recv().is_err(), "fast, unsampled, fine: discarded");
+        assert!(
+            p.queue.lock().spans.is_empty(),
+            "fast, unsampled, fine: discarded"
+        );
         p.on_end(span(false, Status::error("500"), Duration::from_millis(3)));
         p.on_end(span(false, Status::Unset, Duration::from_secs(11)));
         p.on_end(span(true, Status::Unset, Duration::from_millis(1)));
-        assert_eq!(rx.try_iter().count(), 2);
+        assert_eq!(p.queue.lock().spans.len(), 2);
         assert_eq!(p.dropped(), 1, "the third kept span found the queue full");
+    }
+
+    #[derive(Debug, Clone, Default)]
+    struct Batches(Arc<Mutex<Vec<usize>>>);
+
+    impl SpanExporter for Batches {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.lock().unwrap().push(batch.len());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn full_batches_go_at_once_flush_sends_the_rest_and_shutdown_stops_the_queue() {
+        let batches = Batches::default();
+        let p = TailKeep::start(batches.clone(), Duration::from_secs(10), BATCH_SIZE * 2).unwrap();
+        for _ in 0..BATCH_SIZE + 3 {
+            p.on_end(span(true, Status::Unset, Duration::from_millis(1)));
+        }
+        // The full batch wakes the exporter thread, long before EXPORT_DELAY.
+        let start = Instant::now();
+        while batches.0.lock().unwrap().is_empty() && start.elapsed() < EXPORT_DELAY / 2 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(batches.0.lock().unwrap().first(), Some(&BATCH_SIZE));
+        p.force_flush().unwrap();
+        assert_eq!(*batches.0.lock().unwrap(), vec![BATCH_SIZE, 3]);
+        p.shutdown_with_timeout(Duration::from_secs(5)).unwrap();
+        p.on_end(span(true, Status::Unset, Duration::from_millis(1)));
+        assert_eq!(
+            p.dropped(),
+            1,
+            "after shutdown a span is dropped, not queued"
+        );
+        assert_eq!(batches.0.lock().unwrap().len(), 2);
     }
 
     #[test]
