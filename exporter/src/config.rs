@@ -334,8 +334,10 @@ pub struct RawArgs {
     )]
     pub otlp_traces_ratio: f64,
 
-    /// Requests that take at least this long are exported whatever the sampler decided.
-    #[arg(long = "otlp.traces.slow", value_name = "DURATION", default_value = "10s", value_parser = duration, help_heading = "OTLP push")]
+    /// Requests that take at least this long are exported whatever the sampler decided. A
+    /// streamed answer of a few hundred tokens takes 10 to 30 s, so the default keeps the
+    /// requests that look stuck, not every long generation.
+    #[arg(long = "otlp.traces.slow", value_name = "DURATION", default_value = "60s", value_parser = duration, help_heading = "OTLP push")]
     pub otlp_traces_slow: Duration,
 
     /// Log level: error, warn, info, debug, trace (or a tracing filter directive).
@@ -956,7 +958,7 @@ mod tests {
         assert_eq!(c.otlp.unwrap().semconv, Semconv::Genai);
         let c = with(&["--otlp.traces", "--otlp.traces.sample-ratio", "0"]).unwrap();
         let t = c.traces.unwrap();
-        assert_eq!((t.sample_ratio, t.slow), (0.0, Duration::from_secs(10)));
+        assert_eq!((t.sample_ratio, t.slow), (0.0, Duration::from_secs(60)));
         let e = with(&["--otlp.traces", "--otlp.traces.sample-ratio", "1.5"]).unwrap_err();
         assert!(
             e.to_string().starts_with("--otlp.traces.sample-ratio:"),

@@ -84,7 +84,13 @@ impl ProxyConfig {
     pub fn upstream_server(&self) -> (String, u16) {
         (
             self.upstream.host().unwrap_or("").to_string(),
-            self.upstream.port_u16().unwrap_or(80),
+            self.upstream
+                .port_u16()
+                .unwrap_or(if self.upstream.scheme_str() == Some("https") {
+                    443
+                } else {
+                    80
+                }),
         )
     }
 }

@@ -404,6 +404,13 @@ struct HeadersMut<'a>(&'a mut HeaderMap);
 
 impl Injector for HeadersMut<'_> {
     fn set(&mut self, key: &str, value: String) {
+        // The SDK sets an empty `tracestate` on every root span: send none rather than "".
+        if value.is_empty() {
+            if let Ok(k) = HeaderName::from_bytes(key.as_bytes()) {
+                self.0.remove(k);
+            }
+            return;
+        }
         if let (Ok(k), Ok(v)) = (
             HeaderName::from_bytes(key.as_bytes()),
             HeaderValue::from_str(&value),
