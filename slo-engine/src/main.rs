@@ -381,17 +381,8 @@ fn run(a: RunArgs) -> ExitCode {
         read_timeout: a.read_timeout,
         max_connections: a.max_connections as usize,
     };
-    let otlp = match trace_settings(&a.otlp) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let me = cellwatch_slo::runtime::engine_name();
-    let provider = match start_logs(&a.log_level, otlp.as_ref(), &runtime, &me) {
-        Ok(p) => p,
+    let (runtime, me, provider) = match start_process(&a.otlp, &a.log_level) {
+        Ok(started) => started,
         Err(code) => return code,
     };
     let cfg = match load_config(&a.config) {
@@ -572,17 +563,9 @@ fn demo(a: DemoArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let otlp = match trace_settings(&a.otlp) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let me = cellwatch_slo::runtime::engine_name();
-    let provider = match start_logs(&a.log_level, otlp.as_ref(), &runtime, &me) {
-        Ok(p) => p,
+    // The demo's engine names itself (`run_with`); the name here is the spans' instance id.
+    let (runtime, _me, provider) = match start_process(&a.otlp, &a.log_level) {
+        Ok(started) => started,
         Err(code) => return code,
     };
     let opts = cellwatch_slo::demo::Options {
@@ -715,6 +698,26 @@ fn write_dashboards(dir: &std::path::Path) -> Result<usize, String> {
 
 /// The trace settings of the flags, None without `--otlp.endpoint`; unusable ones are told
 /// on stderr, naming the flag, and exit 2.
+/// What the long-running commands start with: the trace flags checked (exit 2), the async
+/// runtime, the engine's name, and the logs with the traces when `--otlp.endpoint` asks.
+fn start_process(
+    otlp: &OtlpArgs,
+    log_level: &str,
+) -> Result<
+    (
+        tokio::runtime::Runtime,
+        String,
+        Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    ),
+    ExitCode,
+> {
+    let settings = trace_settings(otlp)?;
+    let runtime = runtime()?;
+    let me = cellwatch_slo::runtime::engine_name();
+    let provider = start_logs(log_level, settings.as_ref(), &runtime, &me)?;
+    Ok((runtime, me, provider))
+}
+
 fn trace_settings(
     a: &OtlpArgs,
 ) -> Result<Option<cellwatch_slo::runtime::trace::Settings>, ExitCode> {
