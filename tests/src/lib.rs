@@ -411,6 +411,17 @@ pub fn start_engine(db: &str, cfg: &Path, extra: &[&str]) -> Exporter {
     )
 }
 
+/// Writes `config` to `dir/cell.yaml` and starts `cellwatch-slo run` on it with a SQLite ledger
+/// in `dir`, with `extra` arguments; returns once it has evaluated once.
+pub async fn start_engine_in(dir: &Path, config: &str, extra: &[&str]) -> Exporter {
+    let path = dir.join("cell.yaml");
+    std::fs::write(&path, config).expect("config");
+    let db = format!("sqlite://{}?mode=rwc", dir.join("ledger.db").display());
+    let engine = start_engine(&db, &path, extra);
+    first_evaluation(&engine).await;
+    engine
+}
+
 /// Waits until the engine has evaluated once, or panics after 30 s.
 pub async fn first_evaluation(e: &Exporter) {
     let start = Instant::now();

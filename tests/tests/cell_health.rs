@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use cellwatch_e2e::recorder::Recorder;
-use cellwatch_e2e::{Exporter, first_evaluation, start_engine};
+use cellwatch_e2e::{Exporter, start_engine_in};
 use cellwatch_slo::demo::links::{Cable, Cabling};
 use serde_json::Value;
 
@@ -75,14 +75,7 @@ impl Cell {
              alerting:\n  group_wait: 0s\n  group_interval: 2s\n  resolve_wait: 1s\n\
              \x20 receivers:\n    - name: hook\n      webhook: {{ url: \"{base}/hook\" }}\n"
         );
-        let path = dir.path().join("cell.yaml");
-        std::fs::write(&path, cfg).expect("config");
-        let db = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("ledger.db").display()
-        );
-        let engine = start_engine(&db, &path, &[]);
-        first_evaluation(&engine).await;
+        let engine = start_engine_in(dir.path(), &cfg, &[]).await;
         let cell = Cell {
             cabling,
             exporters,

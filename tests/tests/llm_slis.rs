@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cellwatch_e2e::recorder::Recorder;
 use cellwatch_e2e::upstream::Upstream;
-use cellwatch_e2e::{Exporter, first_evaluation, proxy_args, slo_period, start_engine};
+use cellwatch_e2e::{Exporter, proxy_args, slo_period, start_engine_in};
 use serde_json::{Value, json};
 
 // A throughput minute is judged once it is complete: up to two minutes for a backlog.
@@ -47,14 +47,7 @@ impl Cell {
              \x20 receivers:\n    - name: hook\n      webhook: {{ url: \"{base}/hook\" }}\n",
             exporter.base
         );
-        let path = dir.path().join("cell.yaml");
-        std::fs::write(&path, cfg).expect("config");
-        let db = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("ledger.db").display()
-        );
-        let engine = start_engine(&db, &path, &[]);
-        first_evaluation(&engine).await;
+        let engine = start_engine_in(dir.path(), &cfg, &[]).await;
         Cell {
             _up: up,
             exporter,

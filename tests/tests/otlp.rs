@@ -498,21 +498,15 @@ async fn the_engine_traces_its_evaluations_and_deliveries() {
     let hook = format!("http://{}/hook", l.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(l, app).await });
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("cell.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "cells:\n  - name: c1\n    nodes:\n      - {{ name: n1, url: \"{}/metrics/n1\" }}\n\
-             source:\n  scrape: {{ interval: 1s }}\n\
-             slos:\n  - {{ name: availability, objective: 0.99, period: 30d, min_events: 1, sli: {{ availability: {{}} }} }}\n\
-             alerting:\n  group_wait: 0s\n  group_interval: 2s\n  resolve_wait: 1s\n\
-             \x20 receivers:\n    - name: hook\n      webhook: {{ url: \"{hook}\" }}\n",
-            up.base
-        ),
-    )
-    .unwrap();
-    let db = format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display());
-    let e = cellwatch_e2e::start_engine(&db, &cfg, &["--otlp.endpoint", &r.url]);
+    let cfg = format!(
+        "cells:\n  - name: c1\n    nodes:\n      - {{ name: n1, url: \"{}/metrics/n1\" }}\n\
+         source:\n  scrape: {{ interval: 1s }}\n\
+         slos:\n  - {{ name: availability, objective: 0.99, period: 30d, min_events: 1, sli: {{ availability: {{}} }} }}\n\
+         alerting:\n  group_wait: 0s\n  group_interval: 2s\n  resolve_wait: 1s\n\
+         \x20 receivers:\n    - name: hook\n      webhook: {{ url: \"{hook}\" }}\n",
+        up.base
+    );
+    let e = cellwatch_e2e::start_engine_in(dir.path(), &cfg, &["--otlp.endpoint", &r.url]).await;
     // More failures once the baseline is read: the page.
     tokio::time::sleep(Duration::from_secs(2)).await;
     up.set_page(

@@ -1491,18 +1491,7 @@ mod tests {
             let _ = tcp.shutdown().await;
         });
         let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
-        let cfg = ProxyConfig {
-            upstream: format!("http://{addr}").parse().unwrap(),
-            max_body: 1 << 20,
-            connect_timeout: Duration::from_secs(2),
-            header_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(5),
-            buckets: DEFAULT_BUCKETS.to_vec(),
-            tpot_buckets: m::DEFAULT_TPOT_BUCKETS.to_vec(),
-            limits: crate::web::Limits::default(),
-            genai: None,
-            tracer: None,
-        };
+        let cfg = test_config(&format!("http://{addr}"));
         let p = Proxy::new(cfg, meters.clone(), Arc::new(ModelLabels::new(4)));
         let req = Request::builder()
             .method("POST")
@@ -1647,21 +1636,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn upstream_uri_keeps_path_and_query_under_the_base() {
-        let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
-        let cfg = ProxyConfig {
-            upstream: "http://127.0.0.1:52415/base/".parse().unwrap(),
-            max_body: 1,
-            connect_timeout: Duration::from_secs(1),
-            header_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(1),
+    /// A proxy configuration for tests: `upstream`, a 1 MiB body limit, short timeouts,
+    /// default buckets, no GenAI histograms or traces.
+    fn test_config(upstream: &str) -> ProxyConfig {
+        ProxyConfig {
+            upstream: upstream.parse().unwrap(),
+            max_body: 1 << 20,
+            connect_timeout: Duration::from_secs(2),
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
             buckets: DEFAULT_BUCKETS.to_vec(),
             tpot_buckets: m::DEFAULT_TPOT_BUCKETS.to_vec(),
             limits: crate::web::Limits::default(),
             genai: None,
             tracer: None,
-        };
+        }
+    }
+
+    #[test]
+    fn upstream_uri_keeps_path_and_query_under_the_base() {
+        let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
+        let cfg = test_config("http://127.0.0.1:52415/base/");
         let p = Proxy::new(cfg, meters, Arc::new(ModelLabels::new(1)));
         let u = p
             .upstream_uri(&"/v1/chat/completions?x=1".parse().unwrap())
@@ -1708,18 +1703,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let upstream = tokio::spawn(serve_until_aborted(listener, "{}".into()));
         let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
-        let cfg = ProxyConfig {
-            upstream: format!("http://{addr}").parse().unwrap(),
-            max_body: 1 << 20,
-            connect_timeout: Duration::from_secs(2),
-            header_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(5),
-            buckets: DEFAULT_BUCKETS.to_vec(),
-            tpot_buckets: m::DEFAULT_TPOT_BUCKETS.to_vec(),
-            limits: crate::web::Limits::default(),
-            genai: None,
-            tracer: None,
-        };
+        let cfg = test_config(&format!("http://{addr}"));
         let p = Proxy::new(cfg, meters.clone(), Arc::new(ModelLabels::new(1)));
         let restarts = || {
             let text = crate::store::encode_families(meters.registry.gather());
