@@ -670,6 +670,57 @@ slos:
     }
 
     #[test]
+    fn a_pending_mesh_split_holds_back_the_link_ticket_whose_hold_ends_first() {
+        // A node's three cables are pulled; the first link is seen down one evaluation before
+        // the split (its last cable a scrape later). Both hold 2 evaluations. One page, no
+        // link ticket.
+        let grouped = route(NotifyPolicy::Incident, 0);
+        let routes = Routes::new(&grouped);
+        // No group wait, as the end-to-end tests run: the first firing alert notifies at once.
+        let timing = Timing {
+            group_wait: 0,
+            ..Timing::default()
+        };
+        let never = |_: &Labels| false;
+        let link = Wanted {
+            labels: labels(&[
+                ("alertname", names::LINK_UNHEALTHY),
+                ("cell", "studio-a"),
+                ("node", "s4"),
+                ("peer", "s1"),
+                ("severity", "ticket"),
+            ]),
+            annotations: Labels::new(),
+            hold: 30,
+        };
+        let split = Wanted {
+            labels: labels(&[
+                ("alertname", names::MESH_SPLIT),
+                ("cell", "studio-a"),
+                ("severity", "page"),
+            ]),
+            annotations: Labels::new(),
+            hold: 30,
+        };
+        let mut s = State::default();
+        let mut n = Vec::new();
+        for t in (0..300).step_by(15) {
+            let mut w = vec![link.clone()];
+            if t >= 15 {
+                w.push(split.clone());
+            }
+            s.step_alerts(&w, t);
+            n.extend(s.dispatch(&routes, &timing, &never, t));
+        }
+        let sent: Vec<&str> = n
+            .iter()
+            .flat_map(|n| &n.alerts)
+            .map(|a| a.labels["alertname"].as_str())
+            .collect();
+        assert_eq!(sent, vec![names::MESH_SPLIT], "{n:#?}");
+    }
+
+    #[test]
     fn an_inhibition_holds_through_the_evaluation_that_ends_its_inhibitor() {
         let cfg = config();
         let timing = Timing::default();

@@ -255,9 +255,11 @@ impl State {
         out
     }
 
-    /// Group key → what it may notify: the firing alerts not muted and not inhibited. An alert
-    /// that stopped at `now` still inhibits in this evaluation, so what it held back never
-    /// notifies in the evaluation that ends it.
+    /// Group key → what it may notify: the firing alerts not muted and not inhibited. A pending
+    /// alert (its condition holds, its hold not yet over) inhibits too: a mesh split whose last
+    /// link went down a scrape after the first holds back that link's ticket, whose own hold
+    /// ends first. An alert that stopped at `now` still inhibits in this evaluation, so what it
+    /// held back never notifies in the evaluation that ends it.
     fn notifiable(
         &self,
         routes: &Routes,
@@ -267,7 +269,9 @@ impl State {
         let inhibitors: Vec<&Labels> = self
             .alerts
             .values()
-            .filter(|a| a.firing() || (a.fired_at.is_some() && a.resolved_at == Some(now)))
+            .filter(|a| {
+                a.resolved_at.is_none() || (a.fired_at.is_some() && a.resolved_at == Some(now))
+            })
             .map(|a| &a.labels)
             .collect();
         let mut current: BTreeMap<String, Current> = BTreeMap::new();
