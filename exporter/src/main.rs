@@ -96,8 +96,12 @@ fn observe(
     let Some(settings) = traces else {
         return Ok(None);
     };
-    let t = cellwatch_exporter::proxy::trace::Tracing::start(&settings, &resource)?;
-    proxy.tracer = Some(t.tracer(server));
+    let t = cellwatch_exporter::proxy::trace::Tracing::start(
+        &settings,
+        &resource,
+        (&server.0, server.1),
+    )?;
+    proxy.tracer = Some(t.tracer());
     Ok(Some(t))
 }
 

@@ -339,86 +339,131 @@ pub fn http_url_for(endpoint: &str, path: &str) -> Result<reqwest::Url, PushErro
     Ok(u)
 }
 
-/// A pusher bound to its transport.
-pub struct Pusher {
-    settings: Settings,
-    http: Option<(reqwest::Client, reqwest::Url)>,
-    grpc: Option<tonic::transport::Channel>,
-    start_ns: u64,
+/// Which signal a [`Transport`] carries: its HTTP path and gRPC method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// `/v1/metrics`, `MetricsService/Export`.
+    Metrics,
+    /// `/v1/traces`, `TraceService/Export`.
+    Traces,
 }
 
-impl Pusher {
-    /// Checks the settings and prepares the transport (no connection yet). Call it within the
-    /// tokio runtime: the gRPC channel is bound to it.
-    pub fn new(settings: Settings) -> Result<Pusher, PushError> {
+impl Signal {
+    fn http_path(self) -> &'static str {
+        match self {
+            Signal::Metrics => "/v1/metrics",
+            Signal::Traces => "/v1/traces",
+        }
+    }
+
+    fn grpc_path(self) -> &'static str {
+        match self {
+            Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        }
+    }
+}
+
+/// The connection to the collector for one signal: HTTP/protobuf or gRPC, with the configured
+/// headers. It sends requests already encoded as protobuf (the proxy's spans are written
+/// straight to bytes, see [`crate::proxy::trace`]).
+#[derive(Debug)]
+pub struct Transport {
+    /// The endpoint, without credentials, for messages.
+    endpoint: String,
+    http: Option<(reqwest::Client, reqwest::Url)>,
+    grpc: Option<(
+        tonic::transport::Channel,
+        tonic::metadata::MetadataMap,
+        Signal,
+    )>,
+}
+
+impl Transport {
+    /// Checks the endpoint and headers and prepares the transport (no connection yet). Call
+    /// it within a tokio runtime: the gRPC channel and the HTTP client are bound to it.
+    pub fn new(
+        endpoint: &str,
+        protocol: Protocol,
+        timeout: Duration,
+        headers: &[(String, String)],
+        signal: Signal,
+    ) -> Result<Transport, PushError> {
         let bad = |m: String| PushError::Config {
-            endpoint: crate::tls::without_credentials(&settings.endpoint),
+            endpoint: crate::tls::without_credentials(endpoint),
             message: m,
         };
-        let (http, grpc) = match settings.protocol {
+        let (http, grpc) = match protocol {
             Protocol::HttpProtobuf => {
-                let mut headers = reqwest::header::HeaderMap::new();
-                for (k, v) in &settings.headers {
+                let mut map = reqwest::header::HeaderMap::new();
+                for (k, v) in headers {
                     let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
                         .map_err(|_| bad(format!("header name {k:?} is not valid")))?;
                     let value = reqwest::header::HeaderValue::from_str(v)
                         .map_err(|_| bad(format!("the value of header {k} is not valid")))?;
-                    headers.insert(name, value);
+                    map.insert(name, value);
                 }
+                map.insert(
+                    reqwest::header::CONTENT_TYPE,
+                    reqwest::header::HeaderValue::from_static("application/x-protobuf"),
+                );
                 let client = crate::tls::http_client()
-                    .default_headers(headers)
-                    .timeout(settings.timeout)
+                    .default_headers(map)
+                    .timeout(timeout)
                     .build()
                     .map_err(|e| bad(e.to_string()))?;
-                (Some((client, http_url(&settings.endpoint)?)), None)
+                let url = http_url_for(endpoint, signal.http_path())?;
+                (Some((client, url)), None)
             }
             Protocol::Grpc => {
-                for (k, v) in &settings.headers {
-                    tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(
+                let mut metadata = tonic::metadata::MetadataMap::new();
+                for (k, v) in headers {
+                    let key = tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(
                         k.to_ascii_lowercase().as_bytes(),
                     )
                     .map_err(|_| bad(format!("header name {k:?} is not valid")))?;
-                    tonic::metadata::MetadataValue::<tonic::metadata::Ascii>::try_from(v.as_str())
-                        .map_err(|_| bad(format!("the value of header {k} is not valid")))?;
+                    let value = tonic::metadata::MetadataValue::<tonic::metadata::Ascii>::try_from(
+                        v.as_str(),
+                    )
+                    .map_err(|_| bad(format!("the value of header {k} is not valid")))?;
+                    metadata.insert(key, value);
                 }
-                if settings.endpoint.contains('@') {
+                if endpoint.contains('@') {
                     return Err(bad(
                         "gRPC endpoints take no credentials in the URL: use --otlp.header".into(),
                     ));
                 }
-                if !settings.endpoint.starts_with("http://") {
+                if !endpoint.starts_with("http://") {
                     return Err(bad(
                         "gRPC export takes an http:// endpoint (TLS: use http/protobuf over https://)"
                             .into(),
                     ));
                 }
-                let ep = tonic::transport::Endpoint::from_shared(settings.endpoint.clone())
+                let ep = tonic::transport::Endpoint::from_shared(endpoint.to_string())
                     .map_err(|e| bad(e.to_string()))?
-                    .timeout(settings.timeout)
-                    .connect_timeout(settings.timeout);
+                    .timeout(timeout)
+                    .connect_timeout(timeout);
                 // One channel, connected on first use and reconnected as needed.
-                (None, Some(ep.connect_lazy()))
+                (None, Some((ep.connect_lazy(), metadata, signal)))
             }
         };
-        Ok(Pusher {
-            settings,
+        Ok(Transport {
+            endpoint: crate::tls::without_credentials(endpoint),
             http,
             grpc,
-            start_ns: unix_ns(),
         })
     }
 
-    /// Exports one request.
-    pub async fn export(&self, req: ExportMetricsServiceRequest) -> Result<(), PushError> {
+    /// Sends one export request, already encoded.
+    pub async fn send(&self, body: Vec<u8>) -> Result<(), PushError> {
         let failed = |message: String| PushError::Export {
-            endpoint: crate::tls::without_credentials(&self.settings.endpoint),
+            endpoint: self.endpoint.clone(),
             message,
         };
         if let Some((client, url)) = &self.http {
             let resp = client
                 .post(url.clone())
-                .header("content-type", "application/x-protobuf")
-                .body(req.encode_to_vec())
+                .body(body)
                 .send()
                 .await
                 .map_err(|e| failed(e.without_url().to_string()))?;
@@ -427,26 +472,102 @@ impl Pusher {
             }
             return Ok(());
         }
-        if let Some(channel) = &self.grpc {
-            use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-            let mut client = MetricsServiceClient::new(channel.clone());
-            let mut request = tonic::Request::new(req);
-            for (k, v) in &self.settings.headers {
-                if let (Ok(k), Ok(v)) = (
-                    tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(
-                        k.to_ascii_lowercase().as_bytes(),
-                    ),
-                    v.parse(),
-                ) {
-                    request.metadata_mut().insert(k, v);
-                }
-            }
-            client
-                .export(request)
+        if let Some((channel, metadata, signal)) = &self.grpc {
+            let mut grpc = tonic::client::Grpc::new(channel.clone());
+            grpc.ready()
                 .await
-                .map_err(|s| failed(format!("{:?}: {}", s.code(), s.message())))?;
+                .map_err(|e| failed(format!("Unavailable: {e}")))?;
+            let mut request = tonic::Request::new(body);
+            *request.metadata_mut() = metadata.clone();
+            grpc.unary(
+                request,
+                tonic::codegen::http::uri::PathAndQuery::from_static(signal.grpc_path()),
+                Encoded,
+            )
+            .await
+            .map_err(|s| failed(format!("{:?}: {}", s.code(), s.message())))?;
         }
         Ok(())
+    }
+}
+
+/// A gRPC codec for requests already encoded as protobuf; the response (an empty message or a
+/// partial success, which OTLP says not to retry) is read and discarded.
+#[derive(Debug, Clone, Copy)]
+struct Encoded;
+
+impl tonic::codec::Codec for Encoded {
+    type Encode = Vec<u8>;
+    type Decode = ();
+    type Encoder = Encoded;
+    type Decoder = Encoded;
+
+    fn encoder(&mut self) -> Encoded {
+        Encoded
+    }
+
+    fn decoder(&mut self) -> Encoded {
+        Encoded
+    }
+}
+
+impl tonic::codec::Encoder for Encoded {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for Encoded {
+    type Item = ();
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<()>, tonic::Status> {
+        use prost::bytes::Buf;
+        src.advance(src.remaining());
+        Ok(Some(()))
+    }
+}
+
+/// A pusher bound to its transport.
+pub struct Pusher {
+    settings: Settings,
+    transport: Transport,
+    start_ns: u64,
+}
+
+impl Pusher {
+    /// Checks the settings and prepares the transport (no connection yet). Call it within the
+    /// tokio runtime: the gRPC channel is bound to it.
+    pub fn new(settings: Settings) -> Result<Pusher, PushError> {
+        let transport = Transport::new(
+            &settings.endpoint,
+            settings.protocol,
+            settings.timeout,
+            &settings.headers,
+            Signal::Metrics,
+        )?;
+        Ok(Pusher {
+            settings,
+            transport,
+            start_ns: unix_ns(),
+        })
+    }
+
+    /// Exports one request.
+    pub async fn export(&self, req: ExportMetricsServiceRequest) -> Result<(), PushError> {
+        self.transport.send(req.encode_to_vec()).await
     }
 
     /// Pushes the store's snapshot (and the proxy's GenAI histograms, as `--otlp.semconv` says)
