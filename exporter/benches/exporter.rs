@@ -102,6 +102,43 @@ fn meter_sse_stream_of_200_chunks(b: divan::Bencher<'_, '_>) {
         });
 }
 
+/// One metered request's span on the proxy's path: started from the request's headers (no
+/// client `traceparent`), the upstream's `traceparent` written, ended with the meter's
+/// summary. At ratio 0 the span is discarded at its end; at ratio 1 it is queued for the
+/// export thread (sending to a closed port here, so the queue is drained and never full).
+#[divan::bench(args = [0.0, 1.0])]
+fn proxy_span_start_end(b: divan::Bencher<'_, '_>, ratio: f64) {
+    use cellwatch_exporter::proxy::Outcome;
+    use cellwatch_exporter::proxy::meter::{Api, FinishReason, Summary};
+    use cellwatch_exporter::proxy::trace::{TraceSettings, Tracing};
+    use std::time::{Duration, SystemTime};
+    let settings = TraceSettings {
+        endpoint: "http://127.0.0.1:9".into(),
+        protocol: cellwatch_exporter::otlp::Protocol::HttpProtobuf,
+        timeout: Duration::from_secs(1),
+        headers: vec![],
+        sample_ratio: ratio,
+        slow: Duration::from_secs(60),
+    };
+    let tracing = Tracing::start(&settings, &[], ("127.0.0.1", 8000)).unwrap();
+    let tracer = tracing.tracer();
+    let summary = Summary {
+        ttft: Some(Duration::from_millis(80)),
+        prompt_tokens: Some(12),
+        generated_tokens: Some(20),
+        tpot: None,
+        finish_reason: FinishReason::new("stop"),
+    };
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("content-type", "application/json".parse().unwrap());
+    b.bench_local(|| {
+        let mut span = tracer.start(&mut headers, Api::ChatCompletions, None, SystemTime::now());
+        span.set_model("bench");
+        span.end(Outcome::Ok, Some(200), &summary, None);
+    });
+    tracing.shutdown();
+}
+
 /// The OTLP request for a full snapshot (every family, the inference histograms included), and
 /// its protobuf encoding: the work of one push.
 #[divan::bench]

@@ -59,7 +59,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use cellwatch_metrics::genai as g;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
@@ -69,9 +69,12 @@ use super::meter::{Api, FinishReason, Summary};
 /// Most ended spans waiting for export; more are dropped (and counted).
 pub const QUEUE_SIZE: usize = 8192;
 /// Most spans in one export request.
-pub const BATCH_SIZE: usize = 2048;
+pub const BATCH_SIZE: usize = 512;
 /// Longest a span waits in the queue before its batch is sent.
 pub const EXPORT_DELAY: Duration = Duration::from_secs(1);
+/// The W3C Trace Context headers (names made once: a lookup by `&str` parses it each time).
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// Longest `gen_ai.request.model`, in characters.
 const MODEL_CHARS: usize = 128;
 
@@ -323,9 +326,11 @@ impl Queue {
         let _ = rx.recv_timeout(timeout);
     }
 
-    /// Waits until a batch is full, a control message or the close arrives, or `deadline`;
-    /// then takes what is queued (the lock is held only to swap the vector).
-    fn take(&self, deadline: Instant) -> (Vec<SpanRecord>, Option<Shutdown>, bool) {
+    /// Waits until a batch is full, a shutdown or the close arrives, or `deadline`; then
+    /// swaps what is queued with `spare` (emptied, its room kept). The lock is held only for
+    /// the swap: nothing is allocated or freed under it, so a proxy thread never waits on the
+    /// exporter thread (which runs at a lower priority) for longer than that.
+    fn take(&self, deadline: Instant, spare: &mut Vec<SpanRecord>) -> (Option<Shutdown>, bool) {
         let mut p = self.lock();
         loop {
             let now = Instant::now();
@@ -337,9 +342,9 @@ impl Queue {
                 Err(e) => e.into_inner().0,
             };
         }
-        // The next batch's room is allocated here, not by the proxy threads' pushes.
-        let spans = std::mem::replace(&mut p.spans, Vec::with_capacity(BATCH_SIZE));
-        (spans, p.shutdown.take(), p.closed)
+        spare.clear();
+        std::mem::swap(&mut p.spans, spare);
+        (p.shutdown.take(), p.closed)
     }
 }
 
@@ -369,19 +374,21 @@ impl ProxyTracer {
         started: SystemTime,
     ) -> RequestSpan {
         let parent = headers
-            .get("traceparent")
+            .get(&TRACEPARENT)
             .and_then(|v| parse_traceparent(v.as_bytes()));
         let trace_state = parent.and_then(|_| trace_state(headers));
         let trace_id = parent.map_or_else(random_u128, |p| p.trace_id);
         let span_id = random_u64();
         let sampled = self.sampler.sampled(trace_id, parent.map(|p| p.sampled));
-        headers.remove("tracestate");
+        if trace_state.is_some() || headers.contains_key(&TRACESTATE) {
+            headers.remove(&TRACESTATE);
+        }
         let tp = write_traceparent(trace_id, span_id, sampled);
         if let Ok(v) = HeaderValue::from_bytes(&tp) {
-            headers.insert("traceparent", v);
+            headers.insert(TRACEPARENT, v);
         }
         if let Some(ts) = &trace_state {
-            headers.insert("tracestate", ts.clone());
+            headers.insert(TRACESTATE, ts.clone());
         }
         RequestSpan {
             queue: self.queue.clone(),
@@ -416,7 +423,7 @@ impl ProxyTracer {
 /// The client's `tracestate` lines joined with `,`; `None` when empty.
 fn trace_state(headers: &HeaderMap) -> Option<HeaderValue> {
     let mut values = headers
-        .get_all("tracestate")
+        .get_all(&TRACESTATE)
         .iter()
         .filter(|v| !v.as_bytes().trim_ascii().is_empty());
     let first = values.next()?;
@@ -871,8 +878,11 @@ fn export_loop<E: Export>(mut export: E, queue: &Queue) {
     let mut last_error = String::new();
     let mut logged = (0u64, Instant::now());
     let mut deadline = Instant::now() + EXPORT_DELAY;
+    // Two buffers, swapped with the queue's: the proxy threads push into room allocated once.
+    queue.lock().spans.reserve(BATCH_SIZE);
+    let mut spans = Vec::with_capacity(BATCH_SIZE);
     loop {
-        let (spans, ctl, closed) = queue.take(deadline);
+        let (ctl, closed) = queue.take(deadline, &mut spans);
         if spans.len() < BATCH_SIZE {
             deadline = Instant::now() + EXPORT_DELAY;
         }
