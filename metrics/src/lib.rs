@@ -254,6 +254,10 @@ metrics! {
     INFERENCE_UPSTREAM_RESTARTS = "cellwatch_inference_upstream_restarts_total", Counter, "", ["server"], "inference",
         "Restarts of an inference server seen by the exporter (server: the adapter kind vllm, llamacpp, sglang, tgi, or proxy for the metering proxy's upstream); 0 from the start for each configured server. An adapter counts one when a page shows a counter it reads gone down or a changed process_start_time_seconds, or when a page is fetched again after connections to the server failed; the proxy counts one when the upstream answers again after connections to it failed. One restart counts once however many counters reset.",
         "the vLLM, llama.cpp, SGLang and TGI adapters (counter resets, `process_start_time_seconds`, connect errors then a page); the metering proxy (connect errors, then a response)";
+    /// Spans of metered requests lost.
+    INFERENCE_SPANS_DROPPED = "cellwatch_inference_spans_dropped_total", Counter, "", ["reason"], "inference",
+        "Spans of metered requests (--otlp.traces) that were to be exported and were lost (reason: queue_full when the export queue of 8,192 spans was full because the export fell behind, export_failed when the collector could not be reached or refused the batch). Present only with --otlp.traces.",
+        "metering proxy with `--otlp.traces`";
     /// Adapter samples dropped.
     INFERENCE_ADAPTER_DROPPED = "cellwatch_inference_adapter_dropped_samples_total", Counter, "", ["server", "reason"], "inference",
         "Samples of an inference server's /metrics page that were dropped (reason: non_finite for NaN or ±Inf, negative, series_limit for a family with more than 2,000 series on one page, too_large for a counter above 2^53); a histogram counts as one sample when its values are invalid.",

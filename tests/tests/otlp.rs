@@ -444,6 +444,16 @@ async fn traces(r: Receiver, protocol: &str) {
         "{spans:?}"
     );
     assert_eq!(spans.len(), 2, "{spans:?}");
+    // Nothing lost, and the proxy's metrics say so.
+    let m = e.metrics().await;
+    let dropped = cellwatch_metrics::INFERENCE_SPANS_DROPPED.name;
+    for reason in ["queue_full", "export_failed"] {
+        assert_eq!(
+            m.value(&format!("{dropped}{{reason=\"{reason}\"}}")),
+            Some(0.0),
+            "{reason}"
+        );
+    }
     // Resource and headers.
     let (req, hdrs) = r.traces.lock().unwrap()[0].clone();
     let res = &req.resource_spans[0].resource.as_ref().unwrap().attributes;

@@ -267,7 +267,10 @@ struct Queue {
     pending: Mutex<Pending>,
     ready: Condvar,
     capacity: usize,
+    /// Spans dropped because the queue was full.
     dropped: AtomicU64,
+    /// Spans lost in failed exports.
+    failed: AtomicU64,
 }
 
 impl std::fmt::Debug for Queue {
@@ -286,6 +289,7 @@ impl Queue {
             ready: Condvar::new(),
             capacity,
             dropped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
         }
     }
 
@@ -345,6 +349,34 @@ impl Queue {
         spare.clear();
         std::mem::swap(&mut p.spans, spare);
         (p.shutdown.take(), p.closed)
+    }
+}
+
+/// `cellwatch_inference_spans_dropped_total`, read from the queue's counters when gathered.
+struct SpansDropped {
+    queue: Arc<Queue>,
+    desc: prometheus::core::Desc,
+}
+
+impl prometheus::core::Collector for SpansDropped {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let d = &cellwatch_metrics::INFERENCE_SPANS_DROPPED;
+        let Ok(v) = prometheus::IntCounterVec::new(prometheus::Opts::new(d.name, d.help), d.labels)
+        else {
+            return Vec::new();
+        };
+        for (reason, n) in [
+            ("queue_full", &self.queue.dropped),
+            ("export_failed", &self.queue.failed),
+        ] {
+            v.with_label_values(&[reason])
+                .inc_by(n.load(Ordering::Relaxed));
+        }
+        prometheus::core::Collector::collect(&v)
     }
 }
 
@@ -417,6 +449,23 @@ impl ProxyTracer {
     /// Spans dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.queue.dropped.load(Ordering::Relaxed)
+    }
+
+    /// `cellwatch_inference_spans_dropped_total`, to register with the proxy's metrics.
+    pub fn dropped_collector(
+        &self,
+    ) -> Result<Box<dyn prometheus::core::Collector>, prometheus::Error> {
+        let d = &cellwatch_metrics::INFERENCE_SPANS_DROPPED;
+        let desc = prometheus::core::Desc::new(
+            d.name.into(),
+            d.help.into(),
+            d.labels.iter().map(|l| l.to_string()).collect(),
+            Default::default(),
+        )?;
+        Ok(Box::new(SpansDropped {
+            queue: self.queue.clone(),
+            desc,
+        }))
     }
 }
 
@@ -887,7 +936,13 @@ fn export_loop<E: Export>(mut export: E, queue: &Queue) {
             deadline = Instant::now() + EXPORT_DELAY;
         }
         for batch in spans.chunks(BATCH_SIZE) {
-            log_result(export.export(batch), &mut last_error);
+            let result = export.export(batch);
+            if result.is_err() {
+                queue
+                    .failed
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            log_result(result, &mut last_error);
         }
         let n = queue.dropped.load(Ordering::Relaxed);
         if n > logged.0 && logged.1.elapsed() >= Duration::from_secs(10) {
@@ -1029,6 +1084,53 @@ mod tests {
             "after shutdown a span is dropped, not queued"
         );
         assert_eq!(batches.0.lock().unwrap().len(), 2);
+    }
+
+    struct Failing;
+
+    impl Export for Failing {
+        fn export(&mut self, _: &[SpanRecord]) -> Result<(), String> {
+            Err("connection refused".into())
+        }
+    }
+
+    #[test]
+    fn lost_spans_are_counted_by_reason_on_the_proxys_metrics() {
+        let queue = start_thread(Failing, 16).unwrap();
+        let t = ProxyTracer {
+            queue: queue.clone(),
+            sampler: Sampler::new(1.0),
+            slow: Duration::from_secs(10),
+        };
+        let end = |t: &ProxyTracer| {
+            t.start(
+                &mut HeaderMap::new(),
+                Api::ChatCompletions,
+                None,
+                SystemTime::now(),
+            )
+            .end(Outcome::Ok, Some(200), &Summary::default(), None)
+        };
+        for _ in 0..3 {
+            end(&t);
+        }
+        queue.shutdown(Duration::from_secs(5));
+        end(&t);
+        let registry = prometheus::Registry::new();
+        registry.register(t.dropped_collector().unwrap()).unwrap();
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap();
+        let name = cellwatch_metrics::INFERENCE_SPANS_DROPPED.name;
+        assert!(
+            text.contains(&format!("{name}{{reason=\"export_failed\"}} 3\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{name}{{reason=\"queue_full\"}} 1\n")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("# TYPE {name} counter")), "{text}");
     }
 
     #[test]
