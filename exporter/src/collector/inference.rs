@@ -223,14 +223,12 @@ fn start_proxy(listen: &str, config: ProxyConfig, models: &Arc<ModelLabels>, slo
             return false;
         }
     };
-    if let Some(t) = &config.tracer {
-        if let Err(e) = t
-            .dropped_collector()
+    if let Some(Err(e)) = config.tracer.as_ref().map(|t| {
+        t.dropped_collector()
             .and_then(|c| meters.registry.register(c))
-        {
-            tracing::error!(collector = NAME, error = %e, "cannot create the proxy's metrics");
-            return false;
-        }
+    }) {
+        tracing::error!(collector = NAME, error = %e, "cannot create the proxy's metrics");
+        return false;
     }
     slot.register_live(meters.registry.clone());
     // Linux spreads connections over SO_REUSEPORT sockets; BSD kernels (macOS) give them all to
