@@ -148,8 +148,8 @@ pub fn snapshot(dir: &Path, identity: &Identity) -> Result<Arc<Store>, ReplayErr
 /// One snapshot of the Linux collectors from the fixture tree in `dir`
 /// (`exporter/testdata/linux/`): meminfo from `proc/`, two readings of RAPL and InfiniBand one
 /// second apart (`sys/`, then `sys-later/`), two nvidia-smi samples of `nvidia-smi.csv` 1 s
-/// apart; the metering proxy's series of one model at zero. Durations are zero, so the result
-/// is deterministic.
+/// apart; the metering proxy's series of one model at zero, with `--otlp.traces` (no span lost
+/// yet). Durations are zero, so the result is deterministic.
 pub fn linux_snapshot(dir: &Path, identity: &Identity) -> Result<Arc<Store>, ReplayError> {
     use crate::collector::{infiniband, meminfo, nvidia, rapl};
     let store = Store::new();
@@ -214,6 +214,9 @@ pub fn linux_snapshot(dir: &Path, identity: &Identity) -> Result<Arc<Store>, Rep
     )
     .map_err(|e| failed("(metering proxy)", e.to_string()))?;
     meters.prepare("meta-llama/Llama-3.3-70B-Instruct");
+    crate::proxy::trace::idle_dropped_collector()
+        .and_then(|c| meters.registry.register(c))
+        .map_err(|e| failed("(metering proxy)", e.to_string()))?;
     slot.register_live(meters.registry.clone());
     slot.publish(Vec::new(), Duration::ZERO, true);
     Ok(store)

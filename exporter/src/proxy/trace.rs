@@ -455,18 +455,27 @@ impl ProxyTracer {
     pub fn dropped_collector(
         &self,
     ) -> Result<Box<dyn prometheus::core::Collector>, prometheus::Error> {
-        let d = &cellwatch_metrics::INFERENCE_SPANS_DROPPED;
-        let desc = prometheus::core::Desc::new(
-            d.name.into(),
-            d.help.into(),
-            d.labels.iter().map(|l| l.to_string()).collect(),
-            Default::default(),
-        )?;
-        Ok(Box::new(SpansDropped {
-            queue: self.queue.clone(),
-            desc,
-        }))
+        spans_dropped(self.queue.clone())
     }
+}
+
+/// `cellwatch_inference_spans_dropped_total` of a tracer that has lost nothing yet (both
+/// reasons at 0), for snapshots of the proxy without an exporter thread.
+pub fn idle_dropped_collector() -> Result<Box<dyn prometheus::core::Collector>, prometheus::Error> {
+    spans_dropped(Arc::new(Queue::new(QUEUE_SIZE)))
+}
+
+fn spans_dropped(
+    queue: Arc<Queue>,
+) -> Result<Box<dyn prometheus::core::Collector>, prometheus::Error> {
+    let d = &cellwatch_metrics::INFERENCE_SPANS_DROPPED;
+    let desc = prometheus::core::Desc::new(
+        d.name.into(),
+        d.help.into(),
+        d.labels.iter().map(|l| l.to_string()).collect(),
+        Default::default(),
+    )?;
+    Ok(Box::new(SpansDropped { queue, desc }))
 }
 
 /// The client's `tracestate` lines joined with `,`; `None` when empty.
