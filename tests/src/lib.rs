@@ -476,6 +476,29 @@ pub fn proxy_args(upstream: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// A real exporter of node `node` in cell `cell` with only the `macmon` collector, its stand-in
+/// reporting `watts` of whole-node power, read every 500 ms.
+pub fn macmon_exporter(cell: &str, node: &str, watts: f64) -> Exporter {
+    let state = tempfile::tempdir().expect("tempdir");
+    std::fs::write(state.path().join("macmon.live"), macmon_sample(watts)).expect("macmon");
+    Exporter::spawn(
+        "cellwatch-exporter",
+        &[
+            "--collector.disable-defaults",
+            "--collector.macmon",
+            "--interval",
+            "500ms",
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--cell",
+            cell,
+            "--node",
+            node,
+        ],
+        state,
+    )
+}
+
 /// A line of the macmon stand-in (`macmon.live`) whose whole-system power (`sys_power`, the
 /// exporter's `source="smc"`) is `watts`.
 pub fn macmon_sample(watts: f64) -> String {

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use cellwatch_e2e::{Exporter, first_evaluation, free_port, start_engine, workspace};
+use cellwatch_e2e::{first_evaluation, free_port, start_engine, workspace};
 
 /// The check interval of `alerts/haproxy.cfg`.
 const INTER: Duration = Duration::from_secs(2);
@@ -71,28 +71,7 @@ async fn wait_for(front: &str, who: &str, within: Duration) -> Duration {
 #[tokio::test]
 async fn haproxy_drains_the_cell_to_the_gpu_pool_and_back() {
     let (apple, gpu) = (backend("apple").await, backend("gpu").await);
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(
-        state.path().join("macmon.live"),
-        cellwatch_e2e::macmon_sample(200.0),
-    )
-    .unwrap();
-    let node = Exporter::spawn(
-        "cellwatch-exporter",
-        &[
-            "--collector.disable-defaults",
-            "--collector.macmon",
-            "--interval",
-            "500ms",
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--cell",
-            "studio-a",
-            "--node",
-            "studio-a-1",
-        ],
-        state,
-    );
+    let node = cellwatch_e2e::macmon_exporter("studio-a", "studio-a-1", 200.0);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("cell.yaml");
     std::fs::write(

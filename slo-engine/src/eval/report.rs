@@ -7,11 +7,12 @@ use serde::Serialize;
 use crate::math::WindowState;
 
 /// One window of one SLO, for the API.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct WindowReport {
     /// `5m` … `3d`, or `period`.
     pub window: String,
     /// `ok`, `no_data` or `too_thin`.
+    #[schemars(extend("enum" = ["ok", "no_data", "too_thin"]))]
     pub state: &'static str,
     /// Good / total, when there is data.
     pub sli: Option<f64>,
@@ -22,7 +23,7 @@ pub struct WindowReport {
 }
 
 /// One SLO of one cell, for the API.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct SloReport {
     /// Cell.
     pub cell: String,
@@ -39,7 +40,7 @@ pub struct SloReport {
 }
 
 /// A cell's efficiency and routing signal, for the API.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct CellReport {
     /// Cell.
     pub cell: String,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// The health of one cell at one evaluation.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct CellHealth {
     /// Whole-cell power now (the sum of the answering nodes' whole-node power), watts.
     pub power_watts: Option<f64>,
@@ -29,7 +29,7 @@ pub struct CellHealth {
 }
 
 /// One expected link between two nodes of a cell.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct LinkStatus {
     /// One end (the first node of the pair in the topology).
     pub node: String,
@@ -56,7 +56,7 @@ pub struct LinkStatus {
 }
 
 /// The state of a link.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkState {
     /// Up, at its speed, RDMA active where required, errors under the threshold.
@@ -89,11 +89,12 @@ impl LinkState {
 }
 
 /// A server or exporter child that restarted too often.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct RestartLoop {
     /// The node.
     pub node: String,
     /// `inference` (the inference server) or `collector` (an exporter child).
+    #[schemars(extend("enum" = ["inference", "collector"]))]
     pub kind: &'static str,
     /// The server (`proxy`, `vllm`…) or collector.
     pub what: String,
@@ -102,9 +103,11 @@ pub struct RestartLoop {
 }
 
 /// Why a cell should be drained.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct DrainReason {
-    /// `down`, `mesh_split`, `budget_exhausted`, `flapping`, `over_power_cap`, `maintenance`.
+    /// `down`, `mesh_split`, `over_power_cap`, `flapping`, `budget_exhausted`, `maintenance`;
+    /// `not_evaluated` before the engine's first evaluation.
+    #[schemars(extend("enum" = ["down", "mesh_split", "over_power_cap", "flapping", "budget_exhausted", "maintenance", "not_evaluated"]))]
     pub reason: &'static str,
     /// For people.
     pub detail: String,

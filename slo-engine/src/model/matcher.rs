@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 use crate::model::Labels;
 
 /// A label matcher, as Alertmanager's API v2 writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Matcher {
     /// Label name.
+    #[schemars(length(min = 1))]
     pub name: String,
     /// Value, or a regular expression matched against the whole value.
     pub value: String,

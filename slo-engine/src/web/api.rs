@@ -1,37 +1,145 @@
-//! The API: alerts, SLOs, cells.
+//! The API: alerts, SLOs, cells. Every answer is a typed value, so the OpenAPI document
+//! ([`super::openapi`]) describes exactly what is served.
+
+use std::collections::BTreeMap;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use schemars::JsonSchema;
+use serde::Serialize;
 
-use crate::web::AppState;
+use crate::eval::{CellReport, SloReport};
+use crate::health::{DrainReason, LinkStatus, RestartLoop};
+use crate::web::{ApiErrorBody, AppState};
 
-pub(crate) async fn api_alerts(State(s): State<AppState>) -> impl IntoResponse {
+/// `GET /api/v1/alerts`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Alerts {
+    /// Pending, firing, and resolved but not yet notified as such.
+    pub alerts: Vec<AlertView>,
+}
+
+/// One alert.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct AlertView {
+    /// Its identity (`alertname`, `cell`, `slo`, `severity`…).
+    pub labels: BTreeMap<String, String>,
+    /// Latest annotations (`summary`, `description`, `runbook_url`…).
+    pub annotations: BTreeMap<String, String>,
+    /// A hash of the labels.
+    pub fingerprint: String,
+    /// Where it stands.
+    pub state: AlertState,
+    /// When its condition began to hold (Unix seconds).
+    pub active_since: i64,
+    /// When it fired (Unix seconds; null while pending).
+    pub fired_at: Option<i64>,
+}
+
+/// Where an alert stands.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum AlertState {
+    /// Its condition holds, not yet for its `for` duration.
+    Pending,
+    /// Fired and not resolved.
+    Firing,
+    /// Resolved; kept until the resolution is notified.
+    Resolved,
+}
+
+/// `GET /api/v1/slos`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Slos {
+    /// The evaluation's time (Unix seconds; 0 before the first).
+    pub at: i64,
+    /// Every SLO of every cell.
+    pub slos: Vec<SloReport>,
+}
+
+/// `GET /api/v1/cells`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Cells {
+    /// The evaluation's time (Unix seconds; 0 before the first).
+    pub at: i64,
+    /// Every cell.
+    pub cells: Vec<CellReport>,
+}
+
+/// `GET /api/v1/cells/{cell}/health`: the drain decision of one cell.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct CellHealthView {
+    /// The cell.
+    pub cell: String,
+    /// `take_traffic` (HTTP 200) or `drain` (HTTP 503).
+    pub status: Routing,
+    /// The evaluation's time (Unix seconds; 0 before the first).
+    pub at: i64,
+    /// Why it should be drained (empty when it takes traffic).
+    pub reasons: Vec<DrainReason>,
+    /// Whole-cell power now, watts.
+    pub power_watts: Option<f64>,
+    /// The cell's power cap, watts.
+    pub power_cap_watts: Option<f64>,
+    /// Cap minus power now, watts (negative: over the cap).
+    pub power_headroom_watts: Option<f64>,
+    /// Every expected link is healthy (null without a topology, or while a link's state is
+    /// unknown).
+    pub links_healthy: Option<bool>,
+    /// What is wrong without draining the cell: links that are not up.
+    pub unhealthy_links: Vec<LinkStatus>,
+    /// What is wrong without draining the cell: servers and collectors in a restart loop.
+    pub restart_loops: Vec<RestartLoop>,
+}
+
+/// A load balancer's instruction.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Routing {
+    /// Send traffic.
+    TakeTraffic,
+    /// Send none.
+    Drain,
+}
+
+pub(crate) async fn api_alerts(State(s): State<AppState>) -> axum::Json<Alerts> {
     let a = s.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let alerts: Vec<serde_json::Value> = a
+    let alerts = a
         .alerts
-        .values()
-        .map(|x| {
-            serde_json::json!({
-                "labels": x.labels,
-                "annotations": x.annotations,
-                "fingerprint": x.fingerprint,
-                "state": if x.firing() { "firing" } else if x.resolved_at.is_some() { "resolved" } else { "pending" },
-                "active_since": x.active_since,
-                "fired_at": x.fired_at,
-            })
+        .into_values()
+        .map(|x| AlertView {
+            state: if x.firing() {
+                AlertState::Firing
+            } else if x.resolved_at.is_some() {
+                AlertState::Resolved
+            } else {
+                AlertState::Pending
+            },
+            labels: x.labels,
+            annotations: x.annotations,
+            fingerprint: x.fingerprint,
+            active_since: x.active_since,
+            fired_at: x.fired_at,
         })
         .collect();
-    axum::Json(serde_json::json!({ "alerts": alerts }))
+    axum::Json(Alerts { alerts })
 }
 
-pub(crate) async fn api_slos(State(s): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn api_slos(State(s): State<AppState>) -> axum::Json<Slos> {
     let r = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
-    axum::Json(serde_json::json!({ "at": r.at, "slos": r.slos }))
+    axum::Json(Slos {
+        at: r.at,
+        slos: r.slos,
+    })
 }
 
-pub(crate) async fn api_cells(State(s): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn api_cells(State(s): State<AppState>) -> axum::Json<Cells> {
     let r = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
-    axum::Json(serde_json::json!({ "at": r.at, "cells": r.cells }))
+    axum::Json(Cells {
+        at: r.at,
+        cells: r.cells,
+    })
 }
 
 /// `GET /api/v1/cells/{cell}/health`: 200 when the cell should take traffic, 503 with the
@@ -42,42 +150,56 @@ pub(crate) async fn api_cell_health(
     State(s): State<AppState>,
     axum::extract::Path(cell): axum::extract::Path<String>,
 ) -> axum::response::Response {
-    use axum::http::StatusCode;
     let r = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
     let Some(c) = r.cells.iter().find(|c| c.cell == cell) else {
         if r.at == 0 {
-            let body = serde_json::json!({
-                "cell": cell, "status": "drain", "at": r.at,
-                "reasons": [{ "reason": "not_evaluated", "detail": "the engine has not evaluated yet" }],
-            });
+            let body = CellHealthView {
+                cell,
+                status: Routing::Drain,
+                at: r.at,
+                reasons: vec![DrainReason {
+                    reason: "not_evaluated",
+                    detail: "the engine has not evaluated yet".into(),
+                }],
+                power_watts: None,
+                power_cap_watts: None,
+                power_headroom_watts: None,
+                links_healthy: None,
+                unhealthy_links: Vec::new(),
+                restart_loops: Vec::new(),
+            };
             return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
         }
-        let msg = format!("no cell {cell:?} in the configuration");
-        return (
-            StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({ "error": msg })),
-        )
-            .into_response();
+        let error = format!("no cell {cell:?} in the configuration");
+        return (StatusCode::NOT_FOUND, axum::Json(ApiErrorBody { error })).into_response();
     };
-    let code = if c.take_traffic {
-        StatusCode::OK
+    let (code, status) = if c.take_traffic {
+        (StatusCode::OK, Routing::TakeTraffic)
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (StatusCode::SERVICE_UNAVAILABLE, Routing::Drain)
     };
-    let body = serde_json::json!({
-        "cell": c.cell,
-        "status": if c.take_traffic { "take_traffic" } else { "drain" },
-        "at": r.at,
-        "reasons": c.drain,
-        "power_watts": c.health.power_watts,
-        "power_cap_watts": c.health.power_cap_watts,
-        "power_headroom_watts": c.health.power_headroom_watts,
-        "links_healthy": c.health.links_healthy,
-        // What is wrong without draining the cell: links not up, restart loops.
-        "unhealthy_links": c.health.links.iter()
-            .filter(|l| !matches!(l.state, crate::health::LinkState::Up | crate::health::LinkState::Unknown))
-            .collect::<Vec<_>>(),
-        "restart_loops": c.health.restart_loops,
-    });
+    let body = CellHealthView {
+        cell: c.cell.clone(),
+        status,
+        at: r.at,
+        reasons: c.drain.clone(),
+        power_watts: c.health.power_watts,
+        power_cap_watts: c.health.power_cap_watts,
+        power_headroom_watts: c.health.power_headroom_watts,
+        links_healthy: c.health.links_healthy,
+        unhealthy_links: c
+            .health
+            .links
+            .iter()
+            .filter(|l| {
+                !matches!(
+                    l.state,
+                    crate::health::LinkState::Up | crate::health::LinkState::Unknown
+                )
+            })
+            .cloned()
+            .collect(),
+        restart_loops: c.health.restart_loops.clone(),
+    };
     (code, axum::Json(body)).into_response()
 }

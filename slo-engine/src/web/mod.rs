@@ -1,8 +1,9 @@
-//! The HTTP outputs: the API (`/api/v1/…`: alerts, SLOs, cells, silences), `/metrics` and the
-//! status page, behind one [`router`].
+//! The HTTP outputs: the API (`/api/v1/…`: alerts, SLOs, cells, silences, and its OpenAPI
+//! document), `/metrics` and the status page, behind one [`router`].
 
 mod api;
 mod metrics;
+pub(crate) mod openapi;
 mod silences;
 pub mod status;
 
@@ -16,7 +17,7 @@ use crate::eval::Report;
 use crate::ledger::Ledger;
 use crate::util::time::Clock;
 use axum::Router;
-use axum::routing::{delete, get};
+use axum::routing::{MethodRouter, delete, get};
 use std::sync::{Arc, Mutex};
 
 /// What the handlers read: the last evaluation and its `/metrics` text, the alerts, the
@@ -73,17 +74,27 @@ impl AppState {
 
 /// Every route: the status page, `/metrics`, the API and the health check.
 pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(status_page))
         .route("/metrics", get(metrics))
-        .route("/api/v1/slos", get(api_slos))
-        .route("/api/v1/cells", get(api_cells))
-        .route("/api/v1/cells/{cell}/health", get(api_cell_health))
-        .route("/api/v1/alerts", get(api_alerts))
-        .route("/api/v1/silences", get(list_silences).post(post_silence))
-        .route("/api/v1/silences/{id}", delete(expire_silence))
-        .route("/-/healthy", get(|| async { "Healthy\n" }))
-        .with_state(state)
+        .route("/-/healthy", get(|| async { "Healthy\n" }));
+    for (path, methods) in api_routes() {
+        router = router.route(path, methods);
+    }
+    router.with_state(state)
+}
+
+/// The API's routes, each described in the OpenAPI document ([`openapi`]).
+fn api_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/api/v1/alerts", get(api_alerts)),
+        ("/api/v1/slos", get(api_slos)),
+        ("/api/v1/cells", get(api_cells)),
+        ("/api/v1/cells/{cell}/health", get(api_cell_health)),
+        ("/api/v1/silences", get(list_silences).post(post_silence)),
+        ("/api/v1/silences/{id}", delete(expire_silence)),
+        ("/api/v1/openapi.json", get(openapi::serve)),
+    ]
 }
 
 /// The engine's limits.
@@ -109,11 +120,20 @@ impl Default for Limits {
     }
 }
 
-type ApiError = (axum::http::StatusCode, axum::Json<serde_json::Value>);
+/// An API error's body.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct ApiErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+}
+
+type ApiError = (axum::http::StatusCode, axum::Json<ApiErrorBody>);
 
 fn api_error(code: axum::http::StatusCode, message: impl Into<String>) -> ApiError {
     (
         code,
-        axum::Json(serde_json::json!({ "error": message.into() })),
+        axum::Json(ApiErrorBody {
+            error: message.into(),
+        }),
     )
 }

@@ -103,15 +103,26 @@ pub(crate) fn authorize(s: &AppState, headers: &axum::http::HeaderMap) -> Result
     }
 }
 
-#[derive(serde::Deserialize)]
+/// `POST /api/v1/silences`: a new silence, as Alertmanager's API v2 takes it.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct PostableSilence {
-    matchers: Vec<crate::model::Matcher>,
+    /// The labels an alert must match, all of them, to be muted.
+    #[schemars(length(min = 1))]
+    pub matchers: Vec<crate::model::Matcher>,
+    /// When it starts (RFC 3339; now when absent).
     #[serde(default)]
-    starts_at: Option<String>,
-    ends_at: String,
-    created_by: String,
-    comment: String,
+    #[schemars(extend("format" = "date-time"))]
+    pub starts_at: Option<String>,
+    /// When it ends (RFC 3339), after `startsAt` and after now.
+    #[schemars(extend("format" = "date-time"))]
+    pub ends_at: String,
+    /// Who made it (not blank).
+    #[schemars(length(min = 1))]
+    pub created_by: String,
+    /// Why (not blank).
+    #[schemars(length(min = 1))]
+    pub comment: String,
 }
 
 pub(crate) fn parse_time(field: &str, v: &str) -> Result<i64, ApiError> {
@@ -125,25 +136,79 @@ pub(crate) fn parse_time(field: &str, v: &str) -> Result<i64, ApiError> {
         })
 }
 
-pub(crate) fn silence_json(x: &crate::model::Silence, now: i64) -> serde_json::Value {
-    let t = crate::util::time::rfc3339;
-    serde_json::json!({
-        "id": x.id,
-        "matchers": x.matchers,
-        "startsAt": t(x.starts_at),
-        "endsAt": t(x.ends_at),
-        "createdBy": x.created_by,
-        "comment": x.comment,
-        "status": { "state": x.state(now) },
-    })
+/// `GET /api/v1/silences`: every silence, newest first.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Silences {
+    /// Active, pending and expired silences, newest first.
+    pub silences: Vec<SilenceView>,
 }
 
-pub(crate) async fn list_silences(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
+/// One silence, as Alertmanager's API v2 writes it.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SilenceView {
+    /// A random UUID.
+    pub id: String,
+    /// The labels an alert must match, all of them, to be muted.
+    pub matchers: Vec<crate::model::Matcher>,
+    /// When it starts (RFC 3339, UTC).
+    #[schemars(extend("format" = "date-time"))]
+    pub starts_at: String,
+    /// When it ends (RFC 3339, UTC).
+    #[schemars(extend("format" = "date-time"))]
+    pub ends_at: String,
+    /// Who made it.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+    /// Where it stands now.
+    pub status: SilenceStatus,
+}
+
+/// Where a silence stands.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct SilenceStatus {
+    /// `pending` (before `startsAt`), `active` or `expired` (from `endsAt`).
+    #[schemars(extend("enum" = ["pending", "active", "expired"]))]
+    pub state: &'static str,
+}
+
+/// The answer to a new silence.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct SilenceCreated {
+    /// The new silence's id.
+    #[serde(rename = "silenceID")]
+    pub silence_id: String,
+}
+
+/// The answer to an expiry.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct SilenceExpired {
+    /// The expired silence's id.
+    pub expired: String,
+}
+
+pub(crate) fn silence_view(x: &crate::model::Silence, now: i64) -> SilenceView {
+    let t = crate::util::time::rfc3339;
+    SilenceView {
+        id: x.id.clone(),
+        matchers: x.matchers.clone(),
+        starts_at: t(x.starts_at),
+        ends_at: t(x.ends_at),
+        created_by: x.created_by.clone(),
+        comment: x.comment.clone(),
+        status: SilenceStatus {
+            state: x.state(now),
+        },
+    }
+}
+
+pub(crate) async fn list_silences(State(s): State<AppState>) -> axum::Json<Silences> {
     let now = s.clock.now_ms().div_euclid(1000);
     let all = s.silences.snapshot();
-    axum::Json(serde_json::json!({
-        "silences": all.iter().map(|x| silence_json(&x.silence, now)).collect::<Vec<_>>()
-    }))
+    axum::Json(Silences {
+        silences: all.iter().map(|x| silence_view(&x.silence, now)).collect(),
+    })
 }
 
 /// A new silence's id: a random UUID (version 4), as Alertmanager makes them.
@@ -167,7 +232,7 @@ pub(crate) async fn post_silence(
     State(s): State<AppState>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<SilenceCreated>, ApiError> {
     use axum::http::StatusCode;
     authorize(&s, &headers)?;
     let p: PostableSilence = serde_json::from_slice(&body)
@@ -224,15 +289,15 @@ pub(crate) async fn post_silence(
         }
         s.silences.add(Arc::new(compiled.clone()));
     }
-    tracing::info!(id = %id, created_by = %compiled.silence.created_by, "silence created");
-    Ok(axum::Json(serde_json::json!({ "silenceID": id })))
+    tracing::info!(id = %id, created_by = ?compiled.silence.created_by, "silence created");
+    Ok(axum::Json(SilenceCreated { silence_id: id }))
 }
 
 pub(crate) async fn expire_silence(
     State(s): State<AppState>,
     headers: axum::http::HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<SilenceExpired>, ApiError> {
     use axum::http::StatusCode;
     authorize(&s, &headers)?;
     let now = s.clock.now_ms().div_euclid(1000);
@@ -255,7 +320,7 @@ pub(crate) async fn expire_silence(
                 .collect();
             s.silences.replace(all);
             tracing::info!(id = %id, "silence expired");
-            Ok(axum::Json(serde_json::json!({ "expired": id })))
+            Ok(axum::Json(SilenceExpired { expired: id }))
         }
         Ok(false) => Err(api_error(
             StatusCode::NOT_FOUND,

@@ -172,6 +172,110 @@ fn matcher(m: &crate::model::Matcher) -> String {
     format!("{}{}{}", m.name, op, m.value)
 }
 
+/// A report for the page's tests and the API's: three cells (one drained) and their SLOs.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use crate::eval::{CellReport, Report, SloReport, WindowReport};
+    use crate::health::{CellHealth, DrainReason, LinkState, LinkStatus, RestartLoop};
+
+    pub(crate) fn cell(name: &str, health: CellHealth, drain: Vec<DrainReason>) -> CellReport {
+        CellReport {
+            cell: name.into(),
+            tokens_per_kwh: [("1h".to_string(), Some(123_456.0))].into(),
+            kwh_per_1k_requests: Default::default(),
+            budget_headroom: Some(0.25),
+            healthy: drain.is_empty(),
+            health,
+            take_traffic: drain.is_empty(),
+            drain,
+        }
+    }
+
+    pub(crate) fn slo(cell: &str, name: &str) -> SloReport {
+        SloReport {
+            cell: cell.into(),
+            slo: name.into(),
+            objective: 0.999,
+            budget_remaining: Some(0.4),
+            data_missing: false,
+            windows: vec![WindowReport {
+                window: "1h".into(),
+                state: "ok",
+                sli: Some(0.998),
+                burn_rate: Some(2.0),
+                total: 0.0,
+            }],
+        }
+    }
+
+    pub(crate) fn link(a: &str, b: &str, state: LinkState) -> LinkStatus {
+        LinkStatus {
+            node: a.into(),
+            port: Some("en2".into()),
+            peer: b.into(),
+            peer_port: Some("en3".into()),
+            state,
+            speed_bytes_per_second: None,
+            expected_speed_bytes_per_second: None,
+            rdma_active: None,
+            errors_per_second: None,
+            transitions: 0,
+            flapping: false,
+        }
+    }
+
+    /// Three cells: a drained one with its power over 75 % of its cap, links and a restart
+    /// loop; one without a power reading; one without a cap.
+    pub(crate) fn report() -> Report {
+        let drained = CellHealth {
+            power_watts: Some(1500.0),
+            power_cap_watts: Some(2000.0),
+            power_headroom_watts: Some(500.0),
+            latency_p95_seconds: Some(0.42),
+            ttft_p95_seconds: Some(1.5),
+            links_healthy: Some(false),
+            links: vec![
+                link("m1", "m2", LinkState::Up),
+                link("m2", "m3", LinkState::RdmaInactive),
+            ],
+            unreachable: vec!["m4".into()],
+            restart_loops: vec![RestartLoop {
+                node: "m3".into(),
+                kind: "inference",
+                what: "vllm".into(),
+                restarts: 5.0,
+            }],
+        };
+        let reasons = vec![
+            DrainReason {
+                reason: "mesh_split",
+                detail: "m4 is unreachable over TB5".into(),
+            },
+            DrainReason {
+                reason: "flapping",
+                detail: "m2 en2 <-> m3".into(),
+            },
+        ];
+        let unread = CellHealth {
+            power_cap_watts: Some(900.0),
+            ..Default::default()
+        };
+        let uncapped = CellHealth {
+            power_watts: Some(640.0),
+            ..Default::default()
+        };
+        Report {
+            at: 36_000,
+            slos: vec![slo("a", "avail"), slo("a", "latency"), slo("b", "avail")],
+            cells: vec![
+                cell("a", drained, reasons),
+                cell("b", unread, Vec::new()),
+                cell("c", uncapped, Vec::new()),
+            ],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,106 +326,8 @@ mod tests {
         assert!(p.contains("http-equiv=\"refresh\"") && p.contains("width=device-width"));
     }
 
-    use crate::eval::{CellReport, SloReport, WindowReport};
-    use crate::health::{CellHealth, DrainReason, LinkState, LinkStatus, RestartLoop};
+    use super::fixture::report;
     use plot::fixture::{attr, polylines, tags};
-
-    fn cell(name: &str, health: CellHealth, drain: Vec<DrainReason>) -> CellReport {
-        CellReport {
-            cell: name.into(),
-            tokens_per_kwh: [("1h".to_string(), Some(123_456.0))].into(),
-            kwh_per_1k_requests: Default::default(),
-            budget_headroom: Some(0.25),
-            healthy: drain.is_empty(),
-            health,
-            take_traffic: drain.is_empty(),
-            drain,
-        }
-    }
-
-    fn slo(cell: &str, name: &str) -> SloReport {
-        SloReport {
-            cell: cell.into(),
-            slo: name.into(),
-            objective: 0.999,
-            budget_remaining: Some(0.4),
-            data_missing: false,
-            windows: vec![WindowReport {
-                window: "1h".into(),
-                state: "ok",
-                sli: Some(0.998),
-                burn_rate: Some(2.0),
-                total: 0.0,
-            }],
-        }
-    }
-
-    fn link(a: &str, b: &str, state: LinkState) -> LinkStatus {
-        LinkStatus {
-            node: a.into(),
-            port: Some("en2".into()),
-            peer: b.into(),
-            peer_port: Some("en3".into()),
-            state,
-            speed_bytes_per_second: None,
-            expected_speed_bytes_per_second: None,
-            rdma_active: None,
-            errors_per_second: None,
-            transitions: 0,
-            flapping: false,
-        }
-    }
-
-    /// Three cells: a drained one with its power over 75 % of its cap, links and a restart
-    /// loop; one without a power reading; one without a cap.
-    fn report() -> Report {
-        let drained = CellHealth {
-            power_watts: Some(1500.0),
-            power_cap_watts: Some(2000.0),
-            power_headroom_watts: Some(500.0),
-            latency_p95_seconds: Some(0.42),
-            ttft_p95_seconds: Some(1.5),
-            links_healthy: Some(false),
-            links: vec![
-                link("m1", "m2", LinkState::Up),
-                link("m2", "m3", LinkState::RdmaInactive),
-            ],
-            unreachable: vec!["m4".into()],
-            restart_loops: vec![RestartLoop {
-                node: "m3".into(),
-                kind: "inference",
-                what: "vllm".into(),
-                restarts: 5.0,
-            }],
-        };
-        let reasons = vec![
-            DrainReason {
-                reason: "mesh_split",
-                detail: "m4 is unreachable over TB5".into(),
-            },
-            DrainReason {
-                reason: "flapping",
-                detail: "m2 en2 <-> m3".into(),
-            },
-        ];
-        let unread = CellHealth {
-            power_cap_watts: Some(900.0),
-            ..Default::default()
-        };
-        let uncapped = CellHealth {
-            power_watts: Some(640.0),
-            ..Default::default()
-        };
-        Report {
-            at: 36_000,
-            slos: vec![slo("a", "avail"), slo("a", "latency"), slo("b", "avail")],
-            cells: vec![
-                cell("a", drained, reasons),
-                cell("b", unread, Vec::new()),
-                cell("c", uncapped, Vec::new()),
-            ],
-        }
-    }
 
     /// The card of `cell` in `page`.
     fn card<'a>(page: &'a str, cell: &str) -> &'a str {
