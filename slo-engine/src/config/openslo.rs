@@ -233,39 +233,58 @@ fn read_documents(paths: &[PathBuf]) -> Result<(Vec<Parsed>, Slis), ConfigError>
     let mut total = 0usize;
     for path in paths {
         let text = read_file(path, &mut total)?;
-        let text = crate::config::prepare(&text, path)?;
-        for (first, doc) in documents(text) {
-            let d: Doc = typed(path, &doc, first, "", None)?;
-            if d.api_version != "openslo/v1" {
-                return Err(ConfigError::Invalid {
-                    path: path.clone(),
-                    line: locate(&doc, "apiVersion") + first - 1,
-                    field: "apiVersion".to_string(),
-                    message: format!(
-                        "{}: only openslo/v1 documents can be imported",
-                        quote(&d.api_version)
-                    ),
-                });
-            }
-            match d.kind.as_str() {
-                "SLO" => slos.push(Parsed {
-                    path: path.clone(),
-                    first,
-                    doc,
-                    name: d.metadata.name,
-                    labels: d.metadata.labels,
-                    spec: d.spec,
-                }),
-                "SLI" => {
-                    let spec: SliSpec = typed(path, &doc, first, "spec.", Some(d.spec))?;
-                    slis.insert(d.metadata.name, spec);
-                }
-                // Services, data sources, alert policies…: nothing to import.
-                _ => {}
-            }
-        }
+        file_documents(path, &text, &mut slos, &mut slis)?;
     }
     Ok((slos, slis))
+}
+
+/// The SLOs of one OpenSLO file's text (as [`import`] reads a file named `path`).
+pub fn import_text(path: &Path, text: &str) -> Result<Vec<(RawSlo, Origin)>, ConfigError> {
+    let (mut slos, mut slis) = (Vec::new(), Slis::new());
+    file_documents(path, text, &mut slos, &mut slis)?;
+    slos.iter().map(|p| convert(p, &slis)).collect()
+}
+
+/// Adds one file's SLO and SLI documents.
+fn file_documents(
+    path: &Path,
+    text: &str,
+    slos: &mut Vec<Parsed>,
+    slis: &mut Slis,
+) -> Result<(), ConfigError> {
+    let path = path.to_path_buf();
+    let text = crate::config::prepare(text, &path)?;
+    for (first, doc) in documents(text) {
+        let d: Doc = typed(&path, &doc, first, "", None)?;
+        if d.api_version != "openslo/v1" {
+            return Err(ConfigError::Invalid {
+                path,
+                line: locate(&doc, "apiVersion") + first - 1,
+                field: "apiVersion".to_string(),
+                message: format!(
+                    "{}: only openslo/v1 documents can be imported",
+                    quote(&d.api_version)
+                ),
+            });
+        }
+        match d.kind.as_str() {
+            "SLO" => slos.push(Parsed {
+                path: path.clone(),
+                first,
+                doc,
+                name: d.metadata.name,
+                labels: d.metadata.labels,
+                spec: d.spec,
+            }),
+            "SLI" => {
+                let spec: SliSpec = typed(&path, &doc, first, "spec.", Some(d.spec))?;
+                slis.insert(d.metadata.name, spec);
+            }
+            // Services, data sources, alert policies…: nothing to import.
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// One file's text, counted against [`MAX_OPENSLO_TOTAL_BYTES`].
@@ -505,6 +524,24 @@ fn budgeting(p: &Parsed, spec: &SloSpec) -> Result<&'static str, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_files_text_imports_as_the_file_does() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/openslo/slos.openslo.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let from_text = import_text(&path, &text).unwrap();
+        assert!(!from_text.is_empty());
+        assert_eq!(
+            format!("{from_text:?}"),
+            format!("{:?}", import(&[path.clone()]).unwrap())
+        );
+        let e = import_text(
+            &path,
+            "apiVersion: openslo/v2\nkind: SLO\nmetadata: { name: x }\nspec: {}\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("only openslo/v1"), "{e}");
+    }
 
     #[test]
     fn documents_keep_their_lines() {

@@ -10,6 +10,8 @@ pub mod status;
 use api::*;
 use metrics::*;
 use silences::*;
+
+pub use silences::checked_silence;
 use status::status_page;
 
 use crate::alerting;

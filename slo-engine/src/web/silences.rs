@@ -125,15 +125,41 @@ pub(crate) struct PostableSilence {
     pub comment: String,
 }
 
-pub(crate) fn parse_time(field: &str, v: &str) -> Result<i64, ApiError> {
+fn parse_time(field: &str, v: &str) -> Result<i64, String> {
     chrono::DateTime::parse_from_rfc3339(v)
         .map(|t| t.timestamp())
-        .map_err(|e| {
-            api_error(
-                axum::http::StatusCode::BAD_REQUEST,
-                format!("{field} {v:?}: {e} (RFC 3339, e.g. 2026-11-25T10:00:00Z)"),
-            )
-        })
+        .map_err(|e| format!("{field} {v:?}: {e} (RFC 3339, e.g. 2026-11-25T10:00:00Z)"))
+}
+
+/// The silence a `POST /api/v1/silences` body asks for at `now` (Unix seconds), named `id`,
+/// checked and compiled; the error says what is wrong (the API answers it with 400). Pure.
+pub fn checked_silence(
+    body: &[u8],
+    id: String,
+    now: i64,
+) -> Result<crate::model::CompiledSilence, String> {
+    let p: PostableSilence = serde_json::from_slice(body).map_err(|e| format!("silence: {e}"))?;
+    let starts_at = match &p.starts_at {
+        Some(v) => parse_time("startsAt", v)?,
+        None => now,
+    };
+    let ends_at = parse_time("endsAt", &p.ends_at)?;
+    if ends_at <= starts_at || ends_at <= now {
+        return Err("endsAt must be later than startsAt and than now".into());
+    }
+    if p.matchers.is_empty() || p.created_by.trim().is_empty() || p.comment.trim().is_empty() {
+        return Err("a silence needs matchers, createdBy and comment".into());
+    }
+    crate::model::Silence {
+        id,
+        matchers: p.matchers,
+        starts_at,
+        ends_at,
+        created_by: p.created_by,
+        comment: p.comment,
+    }
+    .compile()
+    .map_err(|e| format!("silence: {e}"))
 }
 
 /// `GET /api/v1/silences`: every silence, newest first.
@@ -235,42 +261,15 @@ pub(crate) async fn post_silence(
 ) -> Result<axum::Json<SilenceCreated>, ApiError> {
     use axum::http::StatusCode;
     authorize(&s, &headers)?;
-    let p: PostableSilence = serde_json::from_slice(&body)
-        .map_err(|e| api_error(StatusCode::BAD_REQUEST, format!("silence: {e}")))?;
     let now = s.clock.now_ms().div_euclid(1000);
-    let starts_at = match &p.starts_at {
-        Some(v) => parse_time("startsAt", v)?,
-        None => now,
-    };
-    let ends_at = parse_time("endsAt", &p.ends_at)?;
-    if ends_at <= starts_at || ends_at <= now {
-        return Err(api_error(
-            StatusCode::BAD_REQUEST,
-            "endsAt must be later than startsAt and than now",
-        ));
-    }
-    if p.matchers.is_empty() || p.created_by.trim().is_empty() || p.comment.trim().is_empty() {
-        return Err(api_error(
-            StatusCode::BAD_REQUEST,
-            "a silence needs matchers, createdBy and comment",
-        ));
-    }
     let id = silence_id().map_err(|e| {
         api_error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("no random silence id: {e}"),
         )
     })?;
-    let compiled = crate::model::Silence {
-        id: id.clone(),
-        matchers: p.matchers,
-        starts_at,
-        ends_at,
-        created_by: p.created_by,
-        comment: p.comment,
-    }
-    .compile()
-    .map_err(|e| api_error(StatusCode::BAD_REQUEST, format!("silence: {e}")))?;
+    let compiled = checked_silence(&body, id.clone(), now)
+        .map_err(|e| api_error(StatusCode::BAD_REQUEST, e))?;
     let max = s.limits.max_silences;
     {
         let _turn = s.silences.writes.lock().await;

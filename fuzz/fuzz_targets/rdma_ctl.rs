@@ -1,0 +1,7 @@
+//! `rdma_ctl`'s output.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = cellwatch_exporter::parse::rdma_ctl::parse(&String::from_utf8_lossy(data));
+});
