@@ -533,7 +533,7 @@ mod tests {
         assert!(!from_text.is_empty());
         assert_eq!(
             format!("{from_text:?}"),
-            format!("{:?}", import(&[path.clone()]).unwrap())
+            format!("{:?}", import(std::slice::from_ref(&path)).unwrap())
         );
         let e = import_text(
             &path,
