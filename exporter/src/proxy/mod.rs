@@ -298,6 +298,16 @@ impl Meters {
     }
 }
 
+/// The description of a family collected by hand (a custom `Collector`).
+pub(crate) fn desc(d: &m::MetricDef) -> Result<prometheus::core::Desc, prometheus::Error> {
+    prometheus::core::Desc::new(
+        d.name.into(),
+        d.help.into(),
+        d.labels.iter().map(|l| l.to_string()).collect(),
+        Default::default(),
+    )
+}
+
 /// `cellwatch_inference_requests_waiting`, derived when gathered from each model's requests in
 /// flight and those of them with no generated content yet: the proxy cannot tell a request
 /// queued in the server from one in prefill, so when none of a model's requests is generating,
@@ -311,13 +321,7 @@ struct Waiting {
 
 impl Waiting {
     fn new(no_content: IntGaugeVec, in_flight: IntGaugeVec) -> Result<Self, prometheus::Error> {
-        let d = &m::INFERENCE_WAITING;
-        let desc = prometheus::core::Desc::new(
-            d.name.into(),
-            d.help.into(),
-            d.labels.iter().map(|l| l.to_string()).collect(),
-            Default::default(),
-        )?;
+        let desc = desc(&m::INFERENCE_WAITING)?;
         Ok(Waiting {
             no_content,
             in_flight,

@@ -471,13 +471,7 @@ pub fn idle_dropped_collector() -> Result<Box<dyn prometheus::core::Collector>, 
 fn spans_dropped(
     queue: Arc<Queue>,
 ) -> Result<Box<dyn prometheus::core::Collector>, prometheus::Error> {
-    let d = &cellwatch_metrics::INFERENCE_SPANS_DROPPED;
-    let desc = prometheus::core::Desc::new(
-        d.name.into(),
-        d.help.into(),
-        d.labels.iter().map(|l| l.to_string()).collect(),
-        Default::default(),
-    )?;
+    let desc = super::desc(&cellwatch_metrics::INFERENCE_SPANS_DROPPED)?;
     Ok(Box::new(SpansDropped { queue, desc }))
 }
 

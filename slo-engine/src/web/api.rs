@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::eval::{CellReport, SloReport};
-use crate::health::{DrainReason, LinkStatus, RestartLoop};
+use crate::health::{CellHealth, DrainReason, LinkState, LinkStatus, RestartLoop};
 use crate::web::{ApiErrorBody, AppState};
 
 /// `GET /api/v1/alerts`.
@@ -93,6 +93,33 @@ pub(crate) struct CellHealthView {
     pub restart_loops: Vec<RestartLoop>,
 }
 
+impl CellHealthView {
+    /// The answer for `cell`, drained when there are `reasons`, from its `health` at `at`.
+    fn new(cell: String, reasons: Vec<DrainReason>, at: i64, health: &CellHealth) -> Self {
+        CellHealthView {
+            cell,
+            status: if reasons.is_empty() {
+                Routing::TakeTraffic
+            } else {
+                Routing::Drain
+            },
+            at,
+            reasons,
+            power_watts: health.power_watts,
+            power_cap_watts: health.power_cap_watts,
+            power_headroom_watts: health.power_headroom_watts,
+            links_healthy: health.links_healthy,
+            unhealthy_links: health
+                .links
+                .iter()
+                .filter(|l| !matches!(l.state, LinkState::Up | LinkState::Unknown))
+                .cloned()
+                .collect(),
+            restart_loops: health.restart_loops.clone(),
+        }
+    }
+}
+
 /// A load balancer's instruction.
 #[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -153,53 +180,20 @@ pub(crate) async fn api_cell_health(
     let r = s.last.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
     let Some(c) = r.cells.iter().find(|c| c.cell == cell) else {
         if r.at == 0 {
-            let body = CellHealthView {
-                cell,
-                status: Routing::Drain,
-                at: r.at,
-                reasons: vec![DrainReason {
-                    reason: "not_evaluated",
-                    detail: "the engine has not evaluated yet".into(),
-                }],
-                power_watts: None,
-                power_cap_watts: None,
-                power_headroom_watts: None,
-                links_healthy: None,
-                unhealthy_links: Vec::new(),
-                restart_loops: Vec::new(),
-            };
+            let reasons = vec![DrainReason {
+                reason: "not_evaluated",
+                detail: "the engine has not evaluated yet".into(),
+            }];
+            let body = CellHealthView::new(cell, reasons, r.at, &CellHealth::default());
             return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
         }
         let error = format!("no cell {cell:?} in the configuration");
         return (StatusCode::NOT_FOUND, axum::Json(ApiErrorBody { error })).into_response();
     };
-    let (code, status) = if c.take_traffic {
-        (StatusCode::OK, Routing::TakeTraffic)
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Routing::Drain)
-    };
-    let body = CellHealthView {
-        cell: c.cell.clone(),
-        status,
-        at: r.at,
-        reasons: c.drain.clone(),
-        power_watts: c.health.power_watts,
-        power_cap_watts: c.health.power_cap_watts,
-        power_headroom_watts: c.health.power_headroom_watts,
-        links_healthy: c.health.links_healthy,
-        unhealthy_links: c
-            .health
-            .links
-            .iter()
-            .filter(|l| {
-                !matches!(
-                    l.state,
-                    crate::health::LinkState::Up | crate::health::LinkState::Unknown
-                )
-            })
-            .cloned()
-            .collect(),
-        restart_loops: c.health.restart_loops.clone(),
+    let body = CellHealthView::new(c.cell.clone(), c.drain.clone(), r.at, &c.health);
+    let code = match body.status {
+        Routing::TakeTraffic => StatusCode::OK,
+        Routing::Drain => StatusCode::SERVICE_UNAVAILABLE,
     };
     (code, axum::Json(body)).into_response()
 }
