@@ -1,4 +1,5 @@
-//! `cargo bench -p cellwatch-exporter`: parsing one powermetrics plist sample, and encoding a
+//! `cargo bench -p cellwatch-exporter`: parsing one powermetrics plist sample (and, for
+//! comparison, reading it into a plist tree), and encoding a
 //! full snapshot (every collector's series, as on a Mac Studio with three Thunderbolt links).
 
 use std::path::Path;
@@ -53,6 +54,15 @@ fn parse_powermetrics_plist(b: divan::Bencher<'_, '_>) {
     let doc = fixture("powermetrics-m3ultra.plist").into_bytes();
     b.counter(divan::counter::BytesCount::new(doc.len()))
         .bench(|| powermetrics::parse(divan::black_box(&doc)).unwrap());
+}
+
+/// The document tree the parse used to build first (plist crate), for comparison: the old
+/// parse cost this plus picking the keys from the tree.
+#[divan::bench]
+fn plist_tree_of_powermetrics_plist(b: divan::Bencher<'_, '_>) {
+    let doc = fixture("powermetrics-m3ultra.plist").into_bytes();
+    b.counter(divan::counter::BytesCount::new(doc.len()))
+        .bench(|| plist::Value::from_reader_xml(divan::black_box(&doc[..])).unwrap());
 }
 
 #[divan::bench]
