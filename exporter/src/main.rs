@@ -30,8 +30,9 @@ fn main() -> ExitCode {
         LogFormat::Text => logs.with_ansi(false).init(),
         LogFormat::Json => logs.json().init(),
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs the collectors and serves /metrics (the proxy has threads of its own):
+    // a second would cost resident memory (its stack and malloc arena) and buy nothing.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
