@@ -35,6 +35,10 @@ struct GpuState {
     energy: Accumulator,
 }
 
+/// The most GPUs one node's handler tracks (the largest NVIDIA systems have 16): a line for one
+/// more is refused, so a misbehaving nvidia-smi cannot grow the series without bound.
+pub const MAX_GPUS: usize = 64;
+
 /// Turns nvidia-smi lines into samples for every GPU seen so far.
 #[derive(Debug)]
 pub struct NvidiaHandler {
@@ -114,7 +118,18 @@ impl Handler for NvidiaHandler {
     fn document(&mut self, doc: &[u8]) -> Result<Vec<Sample>, ParseError> {
         let line = std::str::from_utf8(doc)
             .map_err(|_| ParseError::invalid("nvidia-smi output", "not UTF-8"))?;
-        Ok(self.observe_at(nvidia_smi::parse_line(line)?, Instant::now()))
+        let gpu = nvidia_smi::parse_line(line)?;
+        if self.gpus.len() >= MAX_GPUS && !self.gpus.contains_key(&gpu.index) {
+            return Err(ParseError::invalid(
+                "nvidia-smi output",
+                format!(
+                    "GPU index {} would be GPU number {}; at most {MAX_GPUS} are tracked",
+                    gpu.index,
+                    MAX_GPUS + 1
+                ),
+            ));
+        }
+        Ok(self.observe_at(gpu, Instant::now()))
     }
 }
 
@@ -146,6 +161,26 @@ async fn run(settings: Settings, slot: Arc<Slot>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_most_max_gpus_are_tracked() {
+        let mut h = NvidiaHandler::nominal(Duration::from_secs(1));
+        let line = |i: usize| format!("{i}, GPU-{i}, H100, 100, 1, 2, 3");
+        for i in 0..MAX_GPUS {
+            h.document(line(i).as_bytes()).unwrap();
+        }
+        let e = h.document(line(1000).as_bytes()).unwrap_err().to_string();
+        assert!(
+            e.contains("GPU index 1000") && e.contains("at most 64"),
+            "{e}"
+        );
+        // A GPU already tracked still reads.
+        let s = h.document(line(3).as_bytes()).unwrap();
+        assert_eq!(
+            s.iter().filter(|x| x.def.name == m::GPU_INFO.name).count(),
+            MAX_GPUS
+        );
+    }
 
     fn get(s: &[Sample], d: &m::MetricDef, l: &str) -> Option<f64> {
         s.iter()
