@@ -36,10 +36,6 @@ impl Component {
             Component::Ane => "ane",
         }
     }
-
-    fn key(self) -> &'static str {
-        self.label()
-    }
 }
 
 /// The raw readings of one component in one window.
@@ -164,55 +160,48 @@ enum Field {
     Unread,
 }
 
+/// The keys that are read: the dictionary each is in, its name, and what it sets.
+const KEYS: [(Role, &str, Field); 19] = [
+    (Role::Root, "elapsed_ns", Field::ElapsedNs),
+    (Role::Root, "hw_model", Field::HwModel),
+    (Role::Root, "kern_osversion", Field::OsBuild),
+    (Role::Root, "thermal_pressure", Field::Thermal),
+    (Role::Root, "processor", Field::Processor),
+    (Role::Root, "gpu", Field::Gpu),
+    (Role::Processor, "cpu_power", Field::Power(0)),
+    (Role::Processor, "gpu_power", Field::Power(1)),
+    (Role::Processor, "ane_power", Field::Power(2)),
+    (Role::Processor, "cpu_energy", Field::Energy(0)),
+    (Role::Processor, "gpu_energy", Field::Energy(1)),
+    (Role::Processor, "ane_energy", Field::Energy(2)),
+    (Role::Processor, "clusters", Field::Clusters),
+    (Role::Gpu, "freq_hz", Field::GpuFreq),
+    (Role::Gpu, "idle_ratio", Field::GpuIdle),
+    (Role::Gpu, "down_ratio", Field::GpuDown),
+    (Role::Gpu, "gpu_energy", Field::GpuDictEnergy),
+    (Role::Cluster, "name", Field::ClusterName),
+    (Role::Cluster, "freq_hz", Field::ClusterFreq),
+];
+
 impl Field {
     fn of(role: Role, key: &str) -> Field {
-        use Field::*;
-        match (role, key) {
-            (Role::Root, "elapsed_ns") => ElapsedNs,
-            (Role::Root, "hw_model") => HwModel,
-            (Role::Root, "kern_osversion") => OsBuild,
-            (Role::Root, "thermal_pressure") => Thermal,
-            (Role::Root, "processor") => Processor,
-            (Role::Root, "gpu") => Gpu,
-            (Role::Processor, "cpu_power") => Power(0),
-            (Role::Processor, "gpu_power") => Power(1),
-            (Role::Processor, "ane_power") => Power(2),
-            (Role::Processor, "cpu_energy") => Energy(0),
-            (Role::Processor, "gpu_energy") => Energy(1),
-            (Role::Processor, "ane_energy") => Energy(2),
-            (Role::Processor, "clusters") => Clusters,
-            (Role::Gpu, "freq_hz") => GpuFreq,
-            (Role::Gpu, "idle_ratio") => GpuIdle,
-            (Role::Gpu, "down_ratio") => GpuDown,
-            (Role::Gpu, "gpu_energy") => GpuDictEnergy,
-            (Role::Cluster, "name") => ClusterName,
-            (Role::Cluster, "freq_hz") => ClusterFreq,
-            _ => Unread,
-        }
+        KEYS.iter()
+            .find(|(r, k, _)| *r == role && *k == key)
+            .map_or(Field::Unread, |(_, _, f)| *f)
     }
 
     /// The key's path, for errors.
     fn path(self) -> String {
-        use Field::*;
-        let c = |i: usize| Component::ALL[i.min(2)].key();
-        match self {
-            ElapsedNs => "elapsed_ns".into(),
-            HwModel => "hw_model".into(),
-            OsBuild => "kern_osversion".into(),
-            Thermal => "thermal_pressure".into(),
-            Processor => "processor".into(),
-            Gpu => "gpu".into(),
-            Power(i) => format!("processor.{}_power", c(i)),
-            Energy(i) => format!("processor.{}_energy", c(i)),
-            Clusters => "processor.clusters".into(),
-            GpuFreq => "gpu.freq_hz".into(),
-            GpuIdle => "gpu.idle_ratio".into(),
-            GpuDown => "gpu.down_ratio".into(),
-            GpuDictEnergy => "gpu.gpu_energy".into(),
-            ClusterName => "processor.clusters[].name".into(),
-            ClusterFreq => "processor.clusters[].freq_hz".into(),
-            Unread => "?".into(),
-        }
+        let Some((role, key, _)) = KEYS.iter().find(|(_, _, f)| *f == self) else {
+            return "?".into();
+        };
+        let within = match role {
+            Role::Processor => "processor.",
+            Role::Gpu => "gpu.",
+            Role::Cluster => "processor.clusters[].",
+            Role::Root | Role::Clusters | Role::Other => "",
+        };
+        format!("{within}{key}")
     }
 }
 
@@ -718,8 +707,8 @@ mod tests {
         if let Some(p) = processor {
             for (i, c) in Component::ALL.iter().enumerate() {
                 s.readings[i] = Reading {
-                    power_mw: number(p, &format!("{}_power", c.key())),
-                    energy_mj: number(p, &format!("{}_energy", c.key())),
+                    power_mw: number(p, &format!("{}_power", c.label())),
+                    energy_mj: number(p, &format!("{}_energy", c.label())),
                 };
             }
             for cluster in p
@@ -839,6 +828,19 @@ mod tests {
             e.contains("processor.cpu_power: `12 W` is not a number"),
             "{e}"
         );
+        for (body, path) in [
+            (
+                "<key>processor</key><dict><key>clusters</key><array><dict><key>freq_hz</key><real>fast</real></dict></array></dict>",
+                "processor.clusters[].freq_hz: `fast`",
+            ),
+            (
+                "<key>gpu</key><dict><key>freq_hz</key><integer>1.5</integer></dict>",
+                "gpu.freq_hz: `1.5`",
+            ),
+        ] {
+            let e = parse(&doc(body)).unwrap_err().to_string();
+            assert!(e.contains(path), "{e}");
+        }
         let two = [doc("<key>gpu</key><dict/>"), doc("<key>gpu</key><dict/>")].concat();
         let e = parse(&two).unwrap_err().to_string();
         assert!(e.contains("more than one top-level value"), "{e}");
