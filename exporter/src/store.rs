@@ -4,14 +4,16 @@
 //! what is there (and reuses the encoded text while nothing changed), so it never waits for a
 //! command.
 
+use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use cellwatch_metrics::{self as m, Kind};
-use prometheus::Registry;
 use prometheus::proto::MetricFamily;
+use prometheus::{Encoder, Registry, TextEncoder};
 
 /// The samples and their encoding live in [`cellwatch_http::exposition`] (the engine serves
 /// them too); re-exported here at their old paths.
@@ -116,8 +118,47 @@ pub struct Store {
 #[derive(Debug, Default)]
 struct Cache {
     generation: u64,
+    /// The collectors' families, merged (one per name, sorted by name).
     families: Vec<MetricFamily>,
+    /// Where each of `families` is in `text`.
+    spans: Vec<Range<usize>>,
     text: Bytes,
+}
+
+impl Cache {
+    fn new(generation: u64, samples: &[Sample]) -> Self {
+        let families = merge_families(families(samples));
+        let mut text = Vec::new();
+        let spans = families
+            .iter()
+            .map(|f| {
+                let start = text.len();
+                encode_one(f, &mut text);
+                start..text.len()
+            })
+            .collect();
+        Cache {
+            generation,
+            families,
+            spans,
+            text: Bytes::from(text),
+        }
+    }
+}
+
+/// Appends one family in the text format.
+fn encode_one(family: &MetricFamily, out: &mut Vec<u8>) {
+    // Encoding into a Vec only fails on inconsistent families, which are never built here.
+    if let Err(e) = TextEncoder::new().encode(std::slice::from_ref(family), out) {
+        tracing::error!(error = %e, family = family.name(), "encoding a metric family failed");
+    }
+}
+
+/// Appends families of one name from several sources, merged as [`merge_families`] does.
+fn encode_merged(sources: Vec<MetricFamily>, out: &mut Vec<u8>) {
+    for f in merge_families(sources) {
+        encode_one(&f, out);
+    }
 }
 
 impl Default for Store {
@@ -179,30 +220,47 @@ impl Store {
     }
 
     /// The text exposition of the current snapshot. The collectors' part is encoded again only
-    /// when something changed (the bytes are shared, not copied, by every scrape in between);
-    /// live registries are gathered at every scrape and merged in.
+    /// when something changed (the bytes are shared, not copied, by every scrape in between).
+    /// Live registries are gathered at every scrape: a family only they export is encoded, one
+    /// the collectors export too is merged with the collectors' and encoded, and every other
+    /// family is copied from the cached text. The result is what [`encode_families`] makes of
+    /// all of them, without building and merging the collectors' families again per scrape.
     pub fn render(&self) -> Bytes {
         let live: Vec<Registry> = lock(&self.live).clone();
         let generation = self.generation.load(Ordering::Acquire);
         let mut cache = lock(&self.cache);
         if cache.generation != generation {
-            let families = families(&self.samples());
-            let text = Bytes::from(encode_families(families.clone()));
-            *cache = Cache {
-                generation,
-                families,
-                text,
-            };
+            *cache = Cache::new(generation, &self.samples());
         }
         if live.is_empty() {
             return cache.text.clone();
         }
-        let mut all = cache.families.clone();
-        drop(cache);
+        let mut by_name: BTreeMap<String, Vec<MetricFamily>> = BTreeMap::new();
         for r in &live {
-            all.extend(r.gather());
+            for f in r.gather() {
+                by_name.entry(f.name().to_string()).or_default().push(f);
+            }
         }
-        Bytes::from(encode_families(all))
+        let mut out = Vec::with_capacity(cache.text.len() + 512 * by_name.len());
+        let mut live = by_name.into_iter().peekable();
+        for (family, span) in cache.families.iter().zip(&cache.spans) {
+            while let Some((_, sources)) = live.next_if(|(name, _)| name.as_str() < family.name()) {
+                encode_merged(sources, &mut out);
+            }
+            match live.next_if(|(name, _)| name == family.name()) {
+                Some((_, sources)) => {
+                    let mut all = Vec::with_capacity(sources.len() + 1);
+                    all.push(family.clone());
+                    all.extend(sources);
+                    encode_merged(all, &mut out);
+                }
+                None => out.extend_from_slice(&cache.text[span.clone()]),
+            }
+        }
+        for (_, sources) in live {
+            encode_merged(sources, &mut out);
+        }
+        Bytes::from(out)
     }
 }
 
@@ -304,5 +362,86 @@ mod tests {
             third.contains("cellwatch_energy_joules_total{component=\"gpu\"} 3"),
             "counters stay"
         );
+    }
+
+    /// A scrape with live registries is exactly what merging every source at once encodes:
+    /// families only the live registries export (before, between and after the collectors'),
+    /// one both export (a new series added, a duplicate dropped), one of a conflicting type,
+    /// and one name from two live registries.
+    #[test]
+    fn a_scrape_with_live_registries_encodes_what_merging_every_source_does() {
+        use prometheus::{Counter, CounterVec, Gauge, GaugeVec, Opts};
+        let store = Store::new();
+        let slot = store.slot("vmstat");
+        let publish = |gpu: f64| {
+            slot.publish(
+                vec![
+                    Sample::new(&m::MEMORY_TOTAL, &[], 8.0),
+                    Sample::new(&m::ENERGY_JOULES, &["gpu"], gpu),
+                    Sample::new(&m::ENERGY_JOULES, &["cpu"], 2.0),
+                ],
+                Duration::ZERO,
+                true,
+            )
+        };
+        publish(3.0);
+        let a = Registry::new();
+        let first = Gauge::new("a_first", "sorts before every collector family").unwrap();
+        first.set(1.0);
+        a.register(Box::new(first)).unwrap();
+        let energy = CounterVec::new(
+            Opts::new("cellwatch_energy_joules_total", "also the collectors'"),
+            &["component"],
+        )
+        .unwrap();
+        energy.with_label_values(&["ane"]).inc_by(1.0);
+        energy.with_label_values(&["gpu"]).inc_by(99.0);
+        a.register(Box::new(energy.clone())).unwrap();
+        let b = Registry::new();
+        let conflicting = Counter::new("cellwatch_memory_total_bytes", "not a gauge").unwrap();
+        conflicting.inc();
+        b.register(Box::new(conflicting)).unwrap();
+        let first_again = GaugeVec::new(Opts::new("a_first", "again"), &["x"]).unwrap();
+        first_again.with_label_values(&["y"]).set(2.0);
+        b.register(Box::new(first_again)).unwrap();
+        for name in ["cellwatch_collector_v_between", "zz_last"] {
+            let g = Gauge::new(name, "live only").unwrap();
+            g.set(4.0);
+            b.register(Box::new(g)).unwrap();
+        }
+        slot.register_live(a.clone());
+        slot.register_live(b.clone());
+
+        let merged_at_once = || {
+            let mut all = families(&store.samples());
+            all.extend(a.gather());
+            all.extend(b.gather());
+            encode_families(all)
+        };
+        let text = String::from_utf8(store.render().to_vec()).unwrap();
+        assert_eq!(text, merged_at_once());
+        for present in [
+            "a_first 1\n",
+            "a_first{x=\"y\"} 2\n",
+            "cellwatch_energy_joules_total{component=\"ane\"} 1\n",
+            "cellwatch_energy_joules_total{component=\"gpu\"} 3\n",
+            "cellwatch_collector_v_between 4\n",
+            "zz_last 4\n",
+            "cellwatch_memory_total_bytes 8\n",
+        ] {
+            assert!(text.contains(present), "{present:?} missing from\n{text}");
+        }
+        assert!(
+            !text.contains(" 99\n") && !text.contains("not a gauge"),
+            "{text}"
+        );
+
+        // Both parts change: still the same as merging at once.
+        energy.with_label_values(&["ane"]).inc_by(1.0);
+        publish(5.0);
+        let text = String::from_utf8(store.render().to_vec()).unwrap();
+        assert_eq!(text, merged_at_once());
+        assert!(text.contains("cellwatch_energy_joules_total{component=\"ane\"} 2\n"));
+        assert!(text.contains("cellwatch_energy_joules_total{component=\"gpu\"} 5\n"));
     }
 }
