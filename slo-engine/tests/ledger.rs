@@ -158,6 +158,23 @@ async fn budgets_from_the_ledger_match_the_hand_computation() {
 }
 
 #[tokio::test]
+async fn postgres_connections_run_without_jit_and_with_room_to_hash_every_cell() {
+    for b in backends("session").await {
+        let l = Ledger::open(&b.url).await.unwrap();
+        let jit = l.postgres_setting("jit").await.unwrap();
+        let work_mem = l.postgres_setting("work_mem").await.unwrap();
+        match b.name {
+            "postgres" => {
+                assert_eq!(jit.as_deref(), Some("off"));
+                assert_eq!(work_mem.as_deref(), Some("16MB"));
+            }
+            _ => assert_eq!((jit, work_mem), (None, None), "{}", b.name),
+        }
+        l.close().await;
+    }
+}
+
+#[tokio::test]
 async fn a_bad_url_is_a_clear_error_without_the_password() {
     let e = Ledger::open("postgres://cw:hunter2@127.0.0.1:1/cw")
         .await

@@ -204,11 +204,22 @@ pub async fn evaluate_with(
         .map(|s| s.name.clone())
         .zip(all)
         .collect();
+    // Which cells each SLO covers, as sets: a lookup per cell, not a scan of every cell.
+    let covers: Vec<std::collections::HashSet<&str>> = config
+        .slos
+        .iter()
+        .map(|s| s.cells.iter().map(String::as_str).collect())
+        .collect();
     for cell in &config.cells {
         let mut headroom: Option<f64> = None;
         let mut paging = false;
         let mut any_data = false;
-        for slo in config.slos.iter().filter(|s| s.cells.contains(&cell.name)) {
+        for (slo, _) in config
+            .slos
+            .iter()
+            .zip(&covers)
+            .filter(|(_, c)| c.contains(cell.name.as_str()))
+        {
             let sums = slo_sums_by_name
                 .get(&slo.name)
                 .and_then(|m| m.get(&cell.name))

@@ -58,11 +58,16 @@ pub async fn build(
     for slo in &config.slos {
         per_slo.push(range_sums(ledger, Some(slo), from, to).await?);
     }
+    let covers: Vec<std::collections::HashSet<&str>> = config
+        .slos
+        .iter()
+        .map(|s| s.cells.iter().map(String::as_str).collect())
+        .collect();
     let mut rows = Vec::new();
     for cell in &config.cells {
         let t = totals.get(&cell.name).copied().unwrap_or_default();
-        for (slo, sums) in config.slos.iter().zip(&per_slo) {
-            if !slo.cells.contains(&cell.name) {
+        for ((slo, sums), covered) in config.slos.iter().zip(&per_slo).zip(&covers) {
+            if !covered.contains(cell.name.as_str()) {
                 continue;
             }
             let s = sums.get(&cell.name).copied().unwrap_or_default();
