@@ -7,7 +7,7 @@ use crate::config::{Budgeting, Config, Sli};
 use crate::ledger::{Ledger, LedgerError};
 use crate::math;
 use crate::model::{SLICE, SliceData};
-use crate::source::scrape::{NodeGap, cell_rows, log_gap};
+use crate::source::scrape::{NodeGap, cell_rows, log_gap, slos_by_cell};
 use crate::util::time::secs;
 
 /// The `prometheus` source's settings and state between queries.
@@ -379,15 +379,25 @@ pub fn counter_rows(
     incs: &[super::Increase],
     sums: &mut BTreeMap<(String, String, i64), SliceData>,
 ) {
+    let by_cell = slos_by_cell(config);
+    let nodes: std::collections::HashSet<(&str, &str)> = config
+        .cells
+        .iter()
+        .flat_map(|c| c.nodes.iter().map(|n| (c.name.as_str(), n.name.as_str())))
+        .collect();
     for i in incs {
-        let known = config
-            .cells
-            .iter()
-            .any(|c| c.name == i.cell && c.nodes.iter().any(|n| n.name == i.node));
-        if !known {
+        if !nodes.contains(&(i.cell.as_str(), i.node.as_str())) {
             continue;
         }
-        for (cell, slo, s) in cell_rows(config, &i.cell, i.at, std::slice::from_ref(&i.inc), None) {
+        let slos = by_cell.get(i.cell.as_str()).map_or(&[][..], Vec::as_slice);
+        for (cell, slo, s) in cell_rows(
+            config,
+            slos,
+            &i.cell,
+            i.at,
+            std::slice::from_ref(&i.inc),
+            None,
+        ) {
             sums.entry((cell, slo, s.start))
                 .or_insert(SliceData {
                     start: s.start,

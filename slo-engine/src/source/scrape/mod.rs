@@ -429,12 +429,13 @@ cellwatch_inference_upstream_restarts_total{server=\"vllm\"} 4
             .iter()
             .map(|n| n.name.clone())
             .collect();
+        let by_cell = slos_by_cell(config);
         for at in (0..until).step_by(step as usize) {
             let incs: Vec<Reading> = nodes
                 .iter()
                 .filter_map(|n| t.increases(n, at, read(&page_of(n, at)).unwrap(), 3 * step))
                 .collect();
-            for (_, slo, s) in cell_rows(config, "a", at, &incs, None) {
+            for (_, slo, s) in cell_rows(config, &by_cell["a"], "a", at, &incs, None) {
                 out.entry((slo, s.start))
                     .or_insert(SliceData {
                         start: s.start,
@@ -619,5 +620,25 @@ slos:
                 f.name
             );
         }
+    }
+
+    #[test]
+    fn each_cell_gets_the_slos_that_cover_it_in_file_order() {
+        let yaml = "cells:\n\
+            \x20 - { name: a, nodes: [ { name: n, url: \"http://a:9817/metrics\" } ] }\n\
+            \x20 - { name: b, nodes: [ { name: n, url: \"http://b:9817/metrics\" } ] }\n\
+            \x20 - { name: c, nodes: [ { name: n, url: \"http://c:9817/metrics\" } ] }\n\
+            slos:\n\
+            \x20 - { name: everywhere, objective: 0.99, period: 30d, sli: { availability: {} } }\n\
+            \x20 - { name: only-b, objective: 0.99, period: 30d, cells: [ b ], sli: { availability: {} } }\n\
+            \x20 - { name: b-and-c, objective: 0.99, period: 30d, cells: [ c, b ], sli: { availability: {} } }\n";
+        let config = crate::config::parse(yaml, std::path::Path::new("c.yaml")).unwrap();
+        let by_cell = slos_by_cell(&config);
+        let names =
+            |cell: &str| -> Vec<&str> { by_cell[cell].iter().map(|s| s.name.as_str()).collect() };
+        assert_eq!(names("a"), ["everywhere"]);
+        assert_eq!(names("b"), ["everywhere", "only-b", "b-and-c"]);
+        assert_eq!(names("c"), ["everywhere", "b-and-c"]);
+        assert_eq!(by_cell.len(), 3);
     }
 }

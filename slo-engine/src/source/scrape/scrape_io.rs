@@ -4,7 +4,7 @@ use crate::config::{Config, Source};
 use crate::ledger::{Ledger, LedgerError};
 use crate::model::SliceData;
 use crate::source::scrape;
-use crate::source::scrape::cell_rows;
+use crate::source::scrape::{cell_rows, slos_by_cell};
 
 /// The scrape source's baselines as this engine last read or wrote them, by node (`cell/node`);
 /// `None` until read from the ledger (at start, after standing by, after a conflict).
@@ -196,6 +196,7 @@ async fn record_readings(
     let mut rows: Vec<(String, String, SliceData)> = Vec::new();
     let mut moves = Vec::new();
     let mut gaps = Vec::new();
+    let by_cell = slos_by_cell(config);
     for (cell, nodes) in readings {
         let mut incs = Vec::new();
         for (node, (reading, _)) in nodes {
@@ -218,7 +219,8 @@ async fn record_readings(
             ));
         }
         // Every node down (or first readings): no rows, so no data; never good or bad events.
-        rows.extend(cell_rows(config, cell, now, &incs, health.get(*cell)));
+        let slos = by_cell.get(*cell).map_or(&[][..], Vec::as_slice);
+        rows.extend(cell_rows(config, slos, cell, now, &incs, health.get(*cell)));
     }
     let written: Vec<(String, Option<i64>, i64, String)> = moves
         .iter()

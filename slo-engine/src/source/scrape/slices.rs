@@ -145,12 +145,34 @@ pub fn slice(slo: &Slo, start: i64, nodes: &[Reading]) -> SliceData {
     s
 }
 
+/// The SLOs that cover each cell, in file order: built once per scrape, then one lookup per
+/// cell (scanning every SLO's cells for every cell grows with the square of the cells).
+pub(crate) fn slos_by_cell(config: &Config) -> std::collections::HashMap<&str, Vec<&Slo>> {
+    let mut by_cell: std::collections::HashMap<&str, Vec<&Slo>> = config
+        .cells
+        .iter()
+        .map(|c| (c.name.as_str(), Vec::new()))
+        .collect();
+    for slo in &config.slos {
+        for cell in &slo.cells {
+            if let Some(v) = by_cell.get_mut(cell.as_str())
+                && !v.last().is_some_and(|last| std::ptr::eq(*last, slo))
+            {
+                v.push(slo);
+            }
+        }
+    }
+    by_cell
+}
+
 /// The rows (per SLO, and the cell's totals under `""`) that increases of a cell's nodes at
 /// `at` add (none without increases), and the rows of its health SLIs: one reading, good when
 /// every expected link is healthy (link_health) or the cell's power is at or under its cap
-/// (power_cap); none without a topology, a cap or a power reading.
+/// (power_cap); none without a topology, a cap or a power reading. `slos` are the SLOs that
+/// cover the cell ([`slos_by_cell`]).
 pub(crate) fn cell_rows(
     config: &Config,
+    slos: &[&Slo],
     cell: &str,
     at: i64,
     incs: &[super::Reading],
@@ -165,8 +187,7 @@ pub(crate) fn cell_rows(
     if excluded {
         return rows;
     }
-    let of_cell = |s: &&Slo| s.cells.iter().any(|c| c == cell);
-    for slo in config.slos.iter().filter(of_cell) {
+    for slo in slos {
         let good = match (&slo.sli, health) {
             (Sli::LinkHealth, Some(h)) => h.links_healthy,
             (Sli::PowerCap, Some(h)) => h
@@ -189,10 +210,8 @@ pub(crate) fn cell_rows(
     if incs.is_empty() {
         return rows;
     }
-    for slo in config
-        .slos
+    for slo in slos
         .iter()
-        .filter(of_cell)
         .filter(|s| !matches!(s.sli, Sli::Ratio(_) | Sli::LinkHealth | Sli::PowerCap))
     {
         let len = match slo.budgeting {
