@@ -338,7 +338,7 @@ slos:
         // Sundays 03:00 in Berlin for 2 hours.
         let w = Maintenance {
             name: "weekly".into(),
-            cells: vec!["studio-a".into()],
+            cells: ["studio-a".to_string()].into(),
             schedule: "0 0 3 * * Sun".parse().unwrap(),
             timezone: chrono_tz::Europe::Berlin,
             duration: 7200,

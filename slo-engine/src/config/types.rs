@@ -47,8 +47,8 @@ impl Default for Timing {
 pub struct Maintenance {
     /// Name.
     pub name: String,
-    /// The cells it covers.
-    pub cells: Vec<String>,
+    /// The cells it covers (a set: asked of every cell at every scrape).
+    pub cells: std::collections::BTreeSet<String>,
     /// Starts (the `cron` crate's syntax, seconds first: `0 0 3 * * Sun`).
     pub schedule: cron::Schedule,
     /// Time zone of the schedule.
@@ -63,7 +63,7 @@ impl Maintenance {
     /// Whether `cell` is in a window at `at` (Unix seconds): a start in `(at − duration, at]`.
     pub fn active(&self, cell: &str, at: i64) -> bool {
         use chrono::TimeZone;
-        if !self.cells.iter().any(|c| c == cell) {
+        if !self.cells.contains(cell) {
             return false;
         }
         let Some(from) = self.timezone.timestamp_opt(at - self.duration, 0).single() else {

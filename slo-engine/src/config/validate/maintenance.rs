@@ -38,7 +38,7 @@ pub(super) fn windows(
                         fail.at(format!("{f}.cells"), format!("no cell named {}", quote(c)))
                     );
                 }
-                list.clone()
+                list.iter().cloned().collect()
             }
         };
         maintenance.push(Maintenance {
