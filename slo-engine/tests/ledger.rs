@@ -171,6 +171,24 @@ async fn postgres_connections_run_without_jit_and_with_room_to_hash_every_cell()
             _ => assert_eq!((jit, work_mem), (None, None), "{}", b.name),
         }
         l.close().await;
+        if b.name == "postgres" {
+            // What the operator set is kept when larger, raised when smaller.
+            for (asked, kept) in [("64MB", "64MB"), ("1MB", "16MB")] {
+                let url = format!("{}?options[work_mem]={asked}", b.url);
+                let l = Ledger::open(&url).await.unwrap();
+                let work_mem = l.postgres_setting("work_mem").await.unwrap();
+                assert_eq!(
+                    work_mem.as_deref(),
+                    Some(kept),
+                    "work_mem {asked} in the URL"
+                );
+                assert_eq!(
+                    l.postgres_setting("jit").await.unwrap().as_deref(),
+                    Some("off")
+                );
+                l.close().await;
+            }
+        }
     }
 }
 

@@ -84,17 +84,20 @@ pub struct Ledger {
 /// one query):
 /// - no JIT compilation: its start-up (hundreds of milliseconds per worker at 10,000 cells)
 ///   outweighs what it saves on queries that run in well under a second;
-/// - `work_mem` 16 MB: the per-cell sums of 10,000 cells (about 20 MB of hash table, within
-///   twice `work_mem`) stay in memory instead of spilling to disk.
+/// - `work_mem` at least 16 MB: the per-cell sums of 10,000 cells (about 20 MB of hash table,
+///   within twice `work_mem`) stay in memory instead of spilling to disk. A larger value the
+///   operator set (for the role, the database or in the URL's `options`) is kept.
 ///
-/// Other databases are left as they are.
-pub const POSTGRES_SESSION: [&str; 2] = ["SET jit = off", "SET work_mem = '16MB'"];
+/// One statement, through `set_config` on what `pg_settings` lists: a server without one of
+/// the settings (no `jit` before PostgreSQL 11) keeps its default rather than failing every
+/// connection. Other databases are left as they are.
+pub const POSTGRES_SESSION: &str = "SELECT set_config(name, CASE name WHEN 'jit' THEN 'off' \
+     ELSE '16MB' END, false) FROM pg_settings \
+     WHERE name = 'jit' OR (name = 'work_mem' AND unit = 'kB' AND CAST(setting AS BIGINT) < 16384)";
 
 async fn session(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     if conn.backend_name() == "PostgreSQL" {
-        for statement in POSTGRES_SESSION {
-            sqlx::query(statement).execute(&mut *conn).await?;
-        }
+        sqlx::query(POSTGRES_SESSION).execute(&mut *conn).await?;
     }
     Ok(())
 }
