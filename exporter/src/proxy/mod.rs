@@ -602,7 +602,24 @@ struct PassBody {
     late: Option<Late>,
     /// Upstream and path, for log lines.
     what: Arc<str>,
+    /// Data taken from the upstream and not yet passed on: the frames that arrive together go
+    /// to the client in one write (see [`PassBody::poll_frame`]).
+    batch: Vec<Bytes>,
+    /// Bytes in `batch`.
+    batched: usize,
+    /// What came after the batch (the end, trailers or an error), passed on after it.
+    after: Option<Option<Result<Frame<Bytes>, BoxError>>>,
+    /// Turns the upstream connection had since the last frame was batched.
+    yielded: u8,
 }
+
+/// A batch is passed on once it holds this much (a bound on what the proxy holds per stream).
+const BATCH_BYTES: usize = 16 * 1024;
+
+/// Turns the upstream connection gets to hand over a frame it already holds before a batch goes
+/// out: measured, one turn is usually not enough (the frame comes on the second), three rarely
+/// adds one.
+const BATCH_TURNS: u8 = 2;
 
 /// A model the request body may still reveal, and the labels to move the record to it.
 struct Late {
@@ -640,15 +657,43 @@ impl Drop for PassBody {
     }
 }
 
-impl HttpBody for PassBody {
-    type Data = Bytes;
-    type Error = BoxError;
+impl PassBody {
+    fn new(inner: hyper::body::Incoming, idle: Duration, what: Arc<str>) -> Self {
+        PassBody {
+            inner,
+            idle,
+            timer: None,
+            last_frame: Instant::now(),
+            metering: None,
+            late: None,
+            what,
+            batch: Vec::new(),
+            batched: 0,
+            after: None,
+            yielded: 0,
+        }
+    }
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
+    /// The batch as one frame (a single frame as it came, several joined).
+    fn take_batch(&mut self) -> Frame<Bytes> {
+        self.batched = 0;
+        self.yielded = 0;
+        if self.batch.len() == 1 {
+            return Frame::data(self.batch.pop().unwrap_or_default());
+        }
+        let mut joined = Vec::with_capacity(self.batch.iter().map(Bytes::len).sum());
+        for b in self.batch.drain(..) {
+            joined.extend_from_slice(&b);
+        }
+        Frame::data(Bytes::from(joined))
+    }
+
+    /// One frame from the upstream, metered; the idle cut-off while none comes.
+    fn poll_upstream(
+        &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
+        let this = self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.last_frame = Instant::now();
@@ -697,13 +742,75 @@ impl HttpBody for PassBody {
             }
         }
     }
+}
+
+impl HttpBody for PassBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    /// Passes on what the upstream sends, batching the frames that are already there: a
+    /// stream's events usually arrive several to one read of the upstream socket, and the
+    /// upstream connection hands them over one at a time, so each one written on its own is a
+    /// write to the client per event (nginx writes what one read gave). When the upstream has
+    /// nothing more at hand, its connection gets [`BATCH_TURNS`] turns (yields, no waiting for
+    /// the network) and the batch goes out: an event is never held for one that has not
+    /// arrived. A batch is at most [`BATCH_BYTES`] plus one frame; a frame of that size or more
+    /// goes on its own.
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.batch.is_empty()
+            && let Some(after) = this.after.take()
+        {
+            return Poll::Ready(after);
+        }
+        loop {
+            match this.poll_upstream(cx) {
+                Poll::Ready(Some(Ok(frame))) if frame.is_data() => {
+                    let data = frame.into_data().unwrap_or_default();
+                    if this.batch.is_empty() && data.len() >= BATCH_BYTES {
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    this.batched += data.len();
+                    this.batch.push(data);
+                    this.yielded = 0;
+                    if this.batched >= BATCH_BYTES || this.inner.is_end_stream() {
+                        return Poll::Ready(Some(Ok(this.take_batch())));
+                    }
+                }
+                Poll::Pending if this.batch.is_empty() => return Poll::Pending,
+                Poll::Pending if this.yielded < BATCH_TURNS => {
+                    this.yielded += 1;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Pending => return Poll::Ready(Some(Ok(this.take_batch()))),
+                Poll::Ready(other) => {
+                    if this.batch.is_empty() {
+                        return Poll::Ready(other);
+                    }
+                    this.after = Some(other);
+                    return Poll::Ready(Some(Ok(this.take_batch())));
+                }
+            }
+        }
+    }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.batch.is_empty() && self.after.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let inner = self.inner.size_hint();
+        let held = self.batched as u64;
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + held);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + held);
+        }
+        hint
     }
 }
 
@@ -1229,19 +1336,17 @@ async fn handle(State(p): State<Proxy>, req: Request) -> Response {
         _ => None,
     };
     let idle = p.config.idle_timeout;
-    let mut body = PassBody {
-        inner: body,
+    let mut body = PassBody::new(
+        body,
         idle,
-        timer: None,
-        last_frame: Instant::now(),
-        metering,
-        late: late.map(|slot| Late {
-            slot,
-            meters: p.meters.clone(),
-            models: p.models.clone(),
-        }),
-        what: Arc::from(format!("{} {}", p.config.upstream, path)),
-    };
+        Arc::from(format!("{} {}", p.config.upstream, path)),
+    );
+    body.metering = metering;
+    body.late = late.map(|slot| Late {
+        slot,
+        meters: p.meters.clone(),
+        models: p.models.clone(),
+    });
     // An empty body (204, or Content-Length: 0) is never polled: finish it now.
     if body.inner.is_end_stream() {
         body.finish(None);
@@ -1532,6 +1637,80 @@ mod tests {
                 r#"cellwatch_inference_requests_in_flight{model="m"}"#
             ),
             Some(0.0)
+        );
+    }
+
+    #[tokio::test]
+    async fn events_at_hand_pass_in_one_write_and_a_late_one_is_not_waited_for() {
+        use http_body_util::BodyExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let event = |i: usize| {
+            format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"t{i}\"}}}}]}}\n\n")
+        };
+        let chunk = |s: &str| format!("{:x}\r\n{s}\r\n", s.len());
+        // An upstream that sends five events in one write, then waits, then sends a sixth.
+        let (go, gate) = tokio::sync::oneshot::channel::<()>();
+        let upstream = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 8192];
+            let mut read = 0;
+            while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                read += tcp.read(&mut buf[read..]).await.unwrap();
+            }
+            let mut first = String::from(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+            );
+            for i in 0..5 {
+                first.push_str(&chunk(&event(i)));
+            }
+            tcp.write_all(first.as_bytes()).await.unwrap();
+            let _ = gate.await;
+            let last = format!("{}0\r\n\r\n", chunk(&event(5)));
+            tcp.write_all(last.as_bytes()).await.unwrap();
+            let _ = tcp.shutdown().await;
+        });
+        let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
+        let cfg = test_config(&format!("http://{addr}"));
+        let p = Proxy::new(cfg, meters.clone(), Arc::new(ModelLabels::new(4)));
+        let req = Request::builder()
+            .method("POST")
+            .uri("/v1/chat/completions")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"model":"m","stream":true}"#))
+            .unwrap();
+        let mut body = handle(State(p), req).await.into_body();
+        // The five pass while the upstream still holds the sixth, in fewer frames than events.
+        let early: String = (0..5).map(event).collect();
+        let (mut got, mut frames) = (Vec::new(), 0);
+        while got.len() < early.len() {
+            let f = tokio::time::timeout(Duration::from_secs(10), body.frame())
+                .await
+                .expect("the events at hand pass without waiting for the next")
+                .unwrap()
+                .unwrap();
+            got.extend_from_slice(f.data_ref().unwrap());
+            frames += 1;
+        }
+        assert_eq!(String::from_utf8_lossy(&got), early);
+        assert!(
+            frames <= 2,
+            "five events sent in one write went on in {frames} frames"
+        );
+        go.send(()).unwrap();
+        let last = body.frame().await.unwrap().unwrap();
+        assert_eq!(last.data_ref().unwrap(), event(5).as_bytes());
+        assert!(body.frame().await.is_none());
+        drop(body);
+        upstream.await.unwrap();
+        // Metered as frames came, not as batches: six content chunks, six tokens.
+        assert_eq!(
+            gauge(
+                &meters,
+                r#"cellwatch_inference_tokens_total{model="m",kind="generated"}"#
+            ),
+            Some(6.0)
         );
     }
 
