@@ -419,7 +419,7 @@ struct Whole {
     #[serde(default)]
     eval_count: Option<u64>,
     #[serde(default)]
-    choices: Option<Vec<Value>>,
+    choices: Option<Vec<WholeChoice>>,
     #[serde(default)]
     content: Option<Value>,
     #[serde(default)]
@@ -434,6 +434,65 @@ struct Whole {
     stop_reason: Option<Value>,
     #[serde(default)]
     done_reason: Option<String>,
+}
+
+/// A choice of a whole response: only its finish reason is read (the message, however long,
+/// is skipped, not built); a choice that is not an object has none.
+#[derive(Debug, Default)]
+struct WholeChoice {
+    finish_reason: Option<Value>,
+}
+
+impl<'de> serde::Deserialize<'de> for WholeChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = WholeChoice;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a choice")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WholeChoice, A::Error> {
+                let mut choice = WholeChoice::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "finish_reason" {
+                        choice.finish_reason = Some(map.next_value()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(choice)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<WholeChoice, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(WholeChoice::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<WholeChoice, E> {
+                Ok(WholeChoice::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<WholeChoice, E> {
+                Ok(WholeChoice::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<WholeChoice, E> {
+                Ok(WholeChoice::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<WholeChoice, E> {
+                Ok(WholeChoice::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<WholeChoice, E> {
+                Ok(WholeChoice::default())
+            }
+            fn visit_unit<E>(self) -> Result<WholeChoice, E> {
+                Ok(WholeChoice::default())
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -452,7 +511,7 @@ impl Whole {
                 .choices
                 .iter()
                 .flatten()
-                .map(|c| c.get("finish_reason").and_then(Value::as_str)),
+                .map(|c| c.finish_reason.as_ref().and_then(Value::as_str)),
             self.status.as_ref(),
             self.stop_reason.as_ref(),
             self.done_reason.as_deref(),
@@ -864,6 +923,25 @@ mod tests {
             &[("not json at all", 5)],
         );
         assert_eq!(s, Summary::default());
+    }
+
+    #[test]
+    fn a_whole_response_reads_each_choice_s_finish_reason_whatever_else_the_choices_hold() {
+        // Choices that are not objects, escaped keys, a finish reason that is not a string: the
+        // usage and the last string reason are still read.
+        let body = "{\"choices\":[\"odd\",null,7,[1,{\"finish_reason\":\"x\"}],                    {\"message\":{\"content\":\"a \\\"long\\\" text\",\"tool_calls\":[{}]},\"finish_reason\":9},                    {\"fin\\u0069sh_reason\":\"length\",\"index\":1}],                    \"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}";
+        assert!(
+            serde_json::from_str::<serde_json::Value>(body).is_ok(),
+            "{body}"
+        );
+        let s = run(Api::ChatCompletions, Format::Json, &[(body, 7)]);
+        assert_eq!(s.prompt_tokens, Some(3));
+        assert_eq!(s.generated_tokens, Some(4));
+        assert_eq!(s.ttft, Some(ms(7)));
+        assert_eq!(
+            s.finish_reason.map(|r| r.as_str().to_string()).as_deref(),
+            Some("length")
+        );
     }
 
     #[test]
