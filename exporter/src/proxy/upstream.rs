@@ -1,0 +1,262 @@
+//! The upstream connections of one proxy thread: HTTP/1.1 connections kept open between
+//! requests, as nginx's `keepalive` does. A connection goes back to the pool when its response
+//! has been read to the end (a response left unread closes it); a request takes the most
+//! recently used idle one, or opens a new one. A request an idle connection could not take
+//! (the upstream closed it meanwhile) goes on a new connection: it was never sent.
+//!
+//! Hyper's pooling client does the same but spawns a task per request to wait for the
+//! connection to be free again; here the response body's end puts it back directly.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+
+/// How long an idle connection is kept (the upstream may close it sooner).
+const IDLE: Duration = Duration::from_secs(60);
+
+/// The most idle connections kept: more than a burst of concurrent requests needs.
+const MAX_IDLE: usize = 512;
+
+/// Why a request got no response from the upstream.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    /// No TCP connection.
+    #[error("tcp connect error")]
+    Connect {
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// No TCP connection in time.
+    #[error("tcp connect error: no connection within {0:?}")]
+    ConnectTimeout(Duration),
+    /// The connection failed before a response (the request body's failure included).
+    #[error(transparent)]
+    Request(#[from] hyper::Error),
+}
+
+impl UpstreamError {
+    /// The upstream could not be reached at all.
+    pub(crate) fn is_connect(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout(_)
+        )
+    }
+}
+
+/// The idle connections to one upstream, with how to open more.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    host: String,
+    port: u16,
+    connect_timeout: Duration,
+    /// Oldest first.
+    idle: Mutex<Vec<(Instant, SendRequest<Body>)>>,
+}
+
+impl Pool {
+    /// A pool for `host:port` (a bracketed IPv6 literal is taken as the address).
+    pub(crate) fn new(host: &str, port: u16, connect_timeout: Duration) -> Self {
+        Pool {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+            connect_timeout,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sends `req` (its URI in origin form) and returns the response head with the connection,
+    /// to be given back with [`Pool::put`] once the response body has been read.
+    pub(crate) async fn send(
+        &self,
+        mut req: Request<Body>,
+    ) -> Result<(Response<Incoming>, SendRequest<Body>), UpstreamError> {
+        while let Some(mut conn) = self.take() {
+            match conn.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, conn)),
+                Err(mut e) => match e.take_message() {
+                    // Closed before the request went out: try another connection.
+                    Some(r) => req = r,
+                    None => return Err(e.into_error().into()),
+                },
+            }
+        }
+        let mut conn = self.connect().await?;
+        let resp = conn.send_request(req).await?;
+        Ok((resp, conn))
+    }
+
+    /// The most recently used idle connection still open, dropping those idle too long.
+    fn take(&self) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let stale = idle
+            .iter()
+            .take_while(|(since, _)| now.duration_since(*since) >= IDLE)
+            .count();
+        idle.drain(..stale);
+        while let Some((_, conn)) = idle.pop() {
+            if conn.is_ready() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Gives back a connection whose response was read to the end: kept when it can take
+    /// another request now, or once it can (its request body may still be going out).
+    pub(crate) fn put(self: &Arc<Self>, mut conn: SendRequest<Body>) {
+        if conn.is_ready() {
+            self.keep(conn);
+        } else if !conn.is_closed() {
+            let pool = Arc::downgrade(self);
+            tokio::spawn(async move {
+                if conn.ready().await.is_ok()
+                    && let Some(pool) = pool.upgrade()
+                {
+                    pool.keep(conn);
+                }
+            });
+        }
+    }
+
+    fn keep(&self, conn: SendRequest<Body>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() >= MAX_IDLE {
+            idle.remove(0);
+        }
+        idle.push((Instant::now(), conn));
+    }
+
+    /// How many connections are idle (for tests).
+    #[cfg(test)]
+    pub(crate) fn idle(&self) -> usize {
+        self.idle.lock().map_or(0, |i| i.len())
+    }
+
+    /// A new connection, its driving task spawned on this thread's runtime.
+    async fn connect(&self) -> Result<SendRequest<Body>, UpstreamError> {
+        let tcp = tokio::time::timeout(
+            self.connect_timeout,
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| UpstreamError::ConnectTimeout(self.connect_timeout))?
+        .map_err(|source| UpstreamError::Connect { source })?;
+        let _ = tcp.set_nodelay(true);
+        let (conn, driver) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = driver.await {
+                tracing::debug!(error = %e, "upstream connection ended");
+            }
+        });
+        Ok(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// A keep-alive upstream answering `hello`; counts the connections it accepted.
+    async fn upstream() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+                    TokioIo::new(tcp),
+                    hyper::service::service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(Response::new(Body::from("hello")))
+                    }),
+                ));
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn get() -> Request<Body> {
+        Request::builder()
+            .uri("/x")
+            .header("host", "upstream")
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    async fn idle_becomes(pool: &Pool, n: usize) {
+        for _ in 0..1000 {
+            if pool.idle() == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("idle connections: {}, not {n}", pool.idle());
+    }
+
+    #[tokio::test]
+    async fn a_response_read_to_the_end_frees_its_connection_for_the_next_request() {
+        let (addr, accepted) = upstream().await;
+        let pool = Arc::new(Pool::new("127.0.0.1", addr.port(), Duration::from_secs(5)));
+        for _ in 0..3 {
+            let (resp, conn) = pool.send(get()).await.unwrap();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"hello");
+            pool.put(conn);
+            idle_becomes(&pool, 1).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for all");
+        // A response dropped unread is not given back: the next request opens a connection.
+        let (resp, conn) = pool.send(get()).await.unwrap();
+        drop((resp, conn));
+        assert_eq!(pool.idle(), 0);
+        let (resp, conn) = pool.send(get()).await.unwrap();
+        resp.into_body().collect().await.unwrap();
+        pool.put(conn);
+        idle_becomes(&pool, 1).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // Two at once: two connections, both kept.
+        let ((a, ca), (b, cb)) = tokio::try_join!(pool.send(get()), pool.send(get())).unwrap();
+        a.into_body().collect().await.unwrap();
+        b.into_body().collect().await.unwrap();
+        pool.put(ca);
+        pool.put(cb);
+        idle_becomes(&pool, 2).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_closed_idle_connection_is_passed_over_and_a_dead_upstream_is_a_connect_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Answers once per connection, then closes it.
+        let server = tokio::spawn(crate::proxy::serve_until_aborted(listener, "{}".into()));
+        let pool = Arc::new(Pool::new("127.0.0.1", port, Duration::from_secs(5)));
+        for _ in 0..3 {
+            let (resp, conn) = pool.send(get()).await.unwrap();
+            resp.into_body().collect().await.unwrap();
+            pool.put(conn);
+        }
+        server.abort();
+        let _ = server.await;
+        let e = pool.send(get()).await.unwrap_err();
+        assert!(e.is_connect(), "{e}");
+        assert!(e.to_string().starts_with("tcp connect error"), "{e}");
+        let pool = Pool::new("[::1]", port, Duration::from_secs(5));
+        assert_eq!(pool.host, "::1");
+    }
+}
