@@ -97,12 +97,7 @@ impl Pool {
     /// The most recently used idle connection still open, dropping those idle too long.
     fn take(&self) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let stale = idle
-            .iter()
-            .take_while(|(since, _)| now.duration_since(*since) >= IDLE)
-            .count();
-        idle.drain(..stale);
+        drop_stale(&mut idle, Instant::now());
         while let Some((_, conn)) = idle.pop() {
             if conn.is_ready() {
                 return Some(conn);
@@ -126,6 +121,14 @@ impl Pool {
                 }
             });
         }
+    }
+
+    /// Closes the connections idle for longer than a minute (called every second).
+    pub(crate) fn reap(&self, now: Instant) {
+        drop_stale(
+            &mut self.idle.lock().unwrap_or_else(|p| p.into_inner()),
+            now,
+        );
     }
 
     fn keep(&self, conn: SendRequest<Body>) {
@@ -160,6 +163,15 @@ impl Pool {
         });
         Ok(conn)
     }
+}
+
+/// Drops the idle connections (oldest first) kept since before `now - IDLE`.
+fn drop_stale(idle: &mut Vec<(Instant, SendRequest<Body>)>, now: Instant) {
+    let stale = idle
+        .iter()
+        .take_while(|(since, _)| now.saturating_duration_since(*since) >= IDLE)
+        .count();
+    idle.drain(..stale);
 }
 
 #[cfg(test)]
@@ -237,6 +249,11 @@ mod tests {
         pool.put(cb);
         idle_becomes(&pool, 2).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        // Idle a minute: closed.
+        pool.reap(Instant::now() + IDLE - Duration::from_secs(1));
+        assert_eq!(pool.idle(), 2);
+        pool.reap(Instant::now() + IDLE);
+        assert_eq!(pool.idle(), 0);
     }
 
     #[tokio::test]
