@@ -714,8 +714,9 @@ impl PassBody {
                     }
                     record.streamed_to(meter.content_chunks());
                 }
-                // With a known length the server stops polling after the last byte: finish here.
-                if this.inner.is_end_stream() {
+                // With a known length the server stops polling after the last byte, and after
+                // trailers (always the last frame): finish here.
+                if frame.is_trailers() || this.inner.is_end_stream() {
                     this.finish(None);
                     this.release();
                 }
@@ -1063,8 +1064,10 @@ fn plain(status: StatusCode, msg: String) -> Response {
 impl Proxy {
     /// A proxy for `config`, metering into `meters`, with bounded `models` labels.
     pub fn new(config: ProxyConfig, meters: Meters, models: Arc<ModelLabels>) -> Self {
-        let (host, port) = config.upstream_server();
-        let pool = Arc::new(upstream::Pool::new(&host, port, config.connect_timeout));
+        let pool = Arc::new(upstream::Pool::new(
+            &config.upstream,
+            config.connect_timeout,
+        ));
         let host = config
             .upstream
             .authority()
@@ -1367,8 +1370,7 @@ async fn handle(State(Proxy(shared)): State<Proxy>, req: Request) -> Response {
                 if e.is_connect() {
                     p.meters.upstream.unreachable();
                 }
-                let msg = std::error::Error::source(&e)
-                    .map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
+                let msg = upstream::chain(&e);
                 return unavailable(StatusCode::BAD_GATEWAY, msg, record.take());
             }
             Ok(Ok(sent)) => {
@@ -1922,6 +1924,70 @@ mod tests {
             genai: None,
             tracer: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_response_ending_in_trailers_frees_its_connection_once_they_pass() {
+        use http_body_util::BodyExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A keep-alive upstream answering every request with a chunked body and a trailer.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while let Ok(n) = tcp.read(&mut chunk).await {
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let resp = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\
+                                        Trailer: x-t\r\n\r\n1\r\nx\r\n0\r\nx-t: 1\r\n\r\n";
+                            if tcp.write_all(resp.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
+        let p = Proxy::new(
+            test_config(&format!("http://{addr}")),
+            meters,
+            Arc::new(ModelLabels::new(1)),
+        );
+        for round in 1..=2 {
+            let req = Request::builder().uri("/t").body(Body::empty()).unwrap();
+            let mut body = handle(State(p.clone()), req).await.into_body();
+            // As hyper's server does: no poll after the trailers.
+            loop {
+                let frame = body.frame().await.expect("a frame").expect("no error");
+                if let Ok(trailers) = frame.into_trailers() {
+                    assert_eq!(trailers["x-t"], "1");
+                    break;
+                }
+            }
+            for _ in 0..1000 {
+                if p.0.pool.idle() == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(p.0.pool.idle(), 1, "round {round}: the connection is kept");
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for both"
+        );
     }
 
     #[test]

@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{Request, Response};
+use axum::http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower::ServiceExt;
 
 /// How long an idle connection is kept (the upstream may close it sooner).
 const IDLE: Duration = Duration::from_secs(60);
@@ -25,15 +26,13 @@ const MAX_IDLE: usize = 512;
 /// Why a request got no response from the upstream.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum UpstreamError {
-    /// No TCP connection.
+    /// No TCP connection (refused, unreachable, or none within the connect timeout, across
+    /// every address the upstream's name resolves to).
     #[error("tcp connect error")]
     Connect {
         /// The cause.
-        source: std::io::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// No TCP connection in time.
-    #[error("tcp connect error: no connection within {0:?}")]
-    ConnectTimeout(Duration),
     /// The connection failed before a response (the request body's failure included).
     #[error(transparent)]
     Request(#[from] hyper::Error),
@@ -42,33 +41,32 @@ pub(crate) enum UpstreamError {
 impl UpstreamError {
     /// The upstream could not be reached at all.
     pub(crate) fn is_connect(&self) -> bool {
-        matches!(
-            self,
-            UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout(_)
-        )
+        matches!(self, UpstreamError::Connect { .. })
     }
 }
 
 /// The idle connections to one upstream, with how to open more.
 #[derive(Debug)]
 pub(crate) struct Pool {
-    host: String,
-    port: u16,
-    connect_timeout: Duration,
+    /// The upstream's `http://host:port`.
+    upstream: Uri,
+    /// Dials as hyper's pooling client did: each resolved address in turn within a share of the
+    /// connect timeout, the other address family raced after 300 ms (a name whose IPv6 address
+    /// drops packets still connects over IPv4).
+    connector: HttpConnector,
     /// Oldest first.
     idle: Mutex<Vec<(Instant, SendRequest<Body>)>>,
 }
 
 impl Pool {
-    /// A pool for `host:port` (a bracketed IPv6 literal is taken as the address).
-    pub(crate) fn new(host: &str, port: u16, connect_timeout: Duration) -> Self {
+    /// A pool for the `upstream` (an `http` URI; its path is not used).
+    pub(crate) fn new(upstream: &Uri, connect_timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
         Pool {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port,
-            connect_timeout,
+            upstream: upstream.clone(),
+            connector,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -147,15 +145,13 @@ impl Pool {
 
     /// A new connection, its driving task spawned on this thread's runtime.
     async fn connect(&self) -> Result<SendRequest<Body>, UpstreamError> {
-        let tcp = tokio::time::timeout(
-            self.connect_timeout,
-            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await
-        .map_err(|_| UpstreamError::ConnectTimeout(self.connect_timeout))?
-        .map_err(|source| UpstreamError::Connect { source })?;
-        let _ = tcp.set_nodelay(true);
-        let (conn, driver) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+        let io = self
+            .connector
+            .clone()
+            .oneshot(self.upstream.clone())
+            .await
+            .map_err(|e| UpstreamError::Connect { source: e.into() })?;
+        let (conn, driver) = hyper::client::conn::http1::handshake(io).await?;
         tokio::spawn(async move {
             if let Err(e) = driver.await {
                 tracing::debug!(error = %e, "upstream connection ended");
@@ -163,6 +159,22 @@ impl Pool {
         });
         Ok(conn)
     }
+}
+
+/// An error and its causes, `: `-separated, a cause that only repeats its error's words left
+/// out ("tcp connect error: Connection refused (os error 111)").
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut last = out.clone();
+    for cause in std::iter::successors(e.source(), |c| c.source()) {
+        let text = cause.to_string();
+        if text != last {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        last = text;
+    }
+    out
 }
 
 /// Drops the idle connections (oldest first) kept since before `now - IDLE`.
@@ -180,7 +192,14 @@ mod tests {
 
     use http_body_util::BodyExt;
 
+    use hyper_util::rt::TokioIo;
+
     use super::*;
+
+    fn pool(port: u16) -> Arc<Pool> {
+        let uri = format!("http://127.0.0.1:{port}").parse().unwrap();
+        Arc::new(Pool::new(&uri, Duration::from_secs(5)))
+    }
 
     /// A keep-alive upstream answering `hello`; counts the connections it accepted.
     async fn upstream() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
@@ -223,7 +242,7 @@ mod tests {
     #[tokio::test]
     async fn a_response_read_to_the_end_frees_its_connection_for_the_next_request() {
         let (addr, accepted) = upstream().await;
-        let pool = Arc::new(Pool::new("127.0.0.1", addr.port(), Duration::from_secs(5)));
+        let pool = pool(addr.port());
         for _ in 0..3 {
             let (resp, conn) = pool.send(get()).await.unwrap();
             let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -262,7 +281,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         // Answers once per connection, then closes it.
         let server = tokio::spawn(crate::proxy::serve_until_aborted(listener, "{}".into()));
-        let pool = Arc::new(Pool::new("127.0.0.1", port, Duration::from_secs(5)));
+        let pool = pool(port);
         for _ in 0..3 {
             let (resp, conn) = pool.send(get()).await.unwrap();
             resp.into_body().collect().await.unwrap();
@@ -273,7 +292,10 @@ mod tests {
         let e = pool.send(get()).await.unwrap_err();
         assert!(e.is_connect(), "{e}");
         assert!(e.to_string().starts_with("tcp connect error"), "{e}");
-        let pool = Pool::new("[::1]", port, Duration::from_secs(5));
-        assert_eq!(pool.host, "::1");
+        assert!(
+            chain(&e).starts_with("tcp connect error: Connection refused"),
+            "{}",
+            chain(&e)
+        );
     }
 }
