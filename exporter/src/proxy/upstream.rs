@@ -92,10 +92,10 @@ impl Pool {
         Ok((resp, conn))
     }
 
-    /// The most recently used idle connection still open, dropping those idle too long.
+    /// The most recently used idle connection still open (those idle too long are closed by
+    /// [`Pool::reap`], every second).
     fn take(&self) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        drop_stale(&mut idle, Instant::now());
         while let Some((_, conn)) = idle.pop() {
             if conn.is_ready() {
                 return Some(conn);
@@ -123,10 +123,12 @@ impl Pool {
 
     /// Closes the connections idle for longer than a minute (called every second).
     pub(crate) fn reap(&self, now: Instant) {
-        drop_stale(
-            &mut self.idle.lock().unwrap_or_else(|p| p.into_inner()),
-            now,
-        );
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let stale = idle
+            .iter()
+            .take_while(|(since, _)| now.saturating_duration_since(*since) >= IDLE)
+            .count();
+        idle.drain(..stale);
     }
 
     fn keep(&self, conn: SendRequest<Body>) {
@@ -175,15 +177,6 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         last = text;
     }
     out
-}
-
-/// Drops the idle connections (oldest first) kept since before `now - IDLE`.
-fn drop_stale(idle: &mut Vec<(Instant, SendRequest<Body>)>, now: Instant) {
-    let stale = idle
-        .iter()
-        .take_while(|(since, _)| now.saturating_duration_since(*since) >= IDLE)
-        .count();
-    idle.drain(..stale);
 }
 
 #[cfg(test)]
