@@ -36,12 +36,12 @@ impl Ledger {
             .map(|r| r.try_get::<i64, _>(0))
             .transpose()
             .map_err(err)?;
-        let cursor = match cursor {
-            Some(ms) => ms.div_euclid(1000),
+        let (cursor, changed) = match cursor {
+            Some(ms) => (ms.div_euclid(1000), ms.div_euclid(1000)),
             None => {
                 // First judging under these parameters: start over.
                 start_over(&mut tx, slo, &prefix).await.map_err(err)?;
-                from
+                (from, i64::MIN)
             }
         };
         if to <= cursor {
@@ -73,6 +73,8 @@ impl Ledger {
         .await
         .map_err(err)?;
         tx.commit().await.map_err(err)?;
+        // Verdicts from the cursor on (every verdict, when judging started over).
+        self.changed([(slo, changed)]);
         Ok(to)
     }
 }

@@ -8,6 +8,8 @@ use thiserror::Error;
 mod alerts;
 mod bands;
 pub use bands::BandQuery;
+mod changes;
+pub use changes::ChangeWatch;
 mod cursors;
 mod history;
 mod judge;
@@ -78,6 +80,8 @@ pub struct Ledger {
     pool: AnyPool,
     read: AnyPool,
     postgres: bool,
+    /// Who watches what this process writes (see [`Ledger::watch`]).
+    watches: std::sync::Arc<changes::Watches>,
 }
 
 /// Settings of every PostgreSQL connection, for the evaluation's sums (every cell of one SLO in
@@ -159,6 +163,7 @@ impl Ledger {
             pool,
             read,
             postgres: url.starts_with("postgres"),
+            watches: Default::default(),
         })
     }
 

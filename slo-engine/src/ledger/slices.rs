@@ -100,6 +100,16 @@ pub(super) async fn insert_slices(
 }
 
 impl Ledger {
+    /// Tells the watches what `rows` changed.
+    fn wrote(&self, rows: &[(String, String, SliceData)]) {
+        let mut earliest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for (_, slo, s) in rows {
+            let e = earliest.entry(slo.as_str()).or_insert(s.start);
+            *e = (*e).min(s.start);
+        }
+        self.changed(earliest.iter().map(|(slo, t)| (*slo, *t)));
+    }
+
     /// Whether the ledger holds any slice (a backtest replays into an empty one).
     pub async fn holds_slices(&self) -> Result<bool, LedgerError> {
         let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM slices LIMIT 1")
@@ -151,7 +161,9 @@ impl Ledger {
             .map_err(err)?;
         }
         insert_slices(&mut tx, rows).await.map_err(err)?;
-        tx.commit().await.map_err(err)
+        tx.commit().await.map_err(err)?;
+        self.wrote(rows);
+        Ok(())
     }
 
     /// Records a query source's slices of `(expected, upto]` and moves its cursor to `upto`, in
@@ -194,7 +206,9 @@ impl Ledger {
             });
         }
         insert_slices(&mut tx, rows).await.map_err(err)?;
-        tx.commit().await.map_err(err)
+        tx.commit().await.map_err(err)?;
+        self.wrote(rows);
+        Ok(())
     }
 
     /// The slices of one cell and SLO that start in `[from, to)`, oldest first.
