@@ -480,6 +480,122 @@ async fn evaluation_in_the_database_equals_the_pure_math() {
     }
 }
 
+/// The leader's evaluator keeps each series' settled sums and moves them from tick to tick: at
+/// every tick over two days (crossing a month and midnight, ticks from 15 s to 4 h apart,
+/// slices recorded in parts, late rows, verdicts judged again under a new threshold) its report
+/// is the pure math's for the rows recorded so far, and it sums in full only when it must.
+#[tokio::test]
+async fn kept_sums_move_from_tick_to_tick_and_equal_the_pure_math() {
+    use cellwatch_slo::eval::Evaluator;
+    // 2026-02-28 20:00 UTC: the calendar month ends in four hours.
+    let start = 1_772_308_800;
+    let path = std::path::Path::new("equiv.yaml");
+    let cfg =
+        cellwatch_slo::config::parse(&EQUIV_CONFIG.replace("THRESHOLD", "150000"), path).unwrap();
+    let cfg2 =
+        cellwatch_slo::config::parse(&EQUIV_CONFIG.replace("THRESHOLD", "60000"), path).unwrap();
+    let mut rows = random_rows(start - 6 * 86400, start + 2 * 86400, 23);
+    rows.sort_by_key(|r| r.2.start);
+    for b in backends("kept").await {
+        let l = Ledger::open(&b.url).await.unwrap();
+        let mut ev = Evaluator::keeping(&l);
+        let mut r = Lcg(5);
+        // What was written: a row of an occurrence SLO or of the totals may be written in two
+        // halves, the second at the next tick.
+        let mut recorded: Vec<(String, String, SliceData)> = Vec::new();
+        let mut pending: Vec<(String, String, SliceData)> = Vec::new();
+        let mut next = 0;
+        let mut t = start;
+        let (mut ticks, mut late, mut moved, mut prev) = (0, 0, 0, start);
+        let ticks_max = if b.name == "sqlite" { 400 } else { 150 };
+        let mut config = &cfg;
+        while ticks < ticks_max && t < start + 2 * 86400 {
+            let mut write = std::mem::take(&mut pending);
+            while next < rows.len() && rows[next].2.start <= t {
+                let row = rows[next].clone();
+                next += 1;
+                let split = matches!(row.1.as_str(), "latency" | "availability" | "")
+                    && row.2.start > t - 300;
+                if split {
+                    let mut half = row.2;
+                    for v in [
+                        &mut half.good,
+                        &mut half.total,
+                        &mut half.tokens,
+                        &mut half.joules,
+                        &mut half.requests,
+                    ] {
+                        *v /= 2.0;
+                    }
+                    write.push((row.0.clone(), row.1.clone(), half));
+                    pending.push((row.0, row.1, half));
+                } else {
+                    write.push(row);
+                }
+            }
+            let full_before = ev.full_sums();
+            // The series that must be summed in full: those written before what they settled
+            // at the last tick (two minutes before its end, on the minute).
+            let settled = (prev + 1).div_euclid(60) * 60 - 120;
+            let mut must: std::collections::BTreeSet<String> = write
+                .iter()
+                .filter(|(_, _, d)| ticks > 0 && d.start < settled)
+                .map(|(_, slo, _)| slo.clone())
+                .collect();
+            // Now and then a late row, an hour back.
+            if ticks > 0 && r.next(25) == 0 {
+                let start = (t - 3600).div_euclid(600) * 600;
+                write.push((
+                    "a".into(),
+                    "latency".into(),
+                    SliceData {
+                        start,
+                        good: 3.0,
+                        total: 4.0,
+                        tokens: 0.0,
+                        joules: 0.0,
+                        requests: 4.0,
+                    },
+                ));
+                if start < settled {
+                    must.insert("latency".into());
+                    late += 1;
+                }
+            }
+            if !write.is_empty() {
+                l.record_many(&write).await.unwrap();
+            }
+            // Halfway, a new threshold: its time slices are judged again from the start.
+            if ticks == ticks_max / 2 {
+                config = &cfg2;
+                must.insert("efficiency".into());
+            }
+            let report = ev.evaluate(config, &l, t, true).await.unwrap();
+            let so_far: Vec<_> = recorded.iter().chain(&write).cloned().collect();
+            check_against_math(&format!("{} at {t}", b.name), config, &so_far, &report, t);
+            let full = ev.full_sums() - full_before;
+            let want = if ticks == 0 { 5 } else { must.len() as u64 };
+            assert_eq!(full, want, "{} at {t}: full sums ({must:?})", b.name);
+            recorded.extend(write);
+            moved += 5 - full;
+            ticks += 1;
+            prev = t;
+            t += [15, 60, 60, 60, 60, 60, 300, 1800, 4 * 3600][r.next(9).min(r.next(9)) as usize];
+        }
+        eprintln!(
+            "{}: {ticks} ticks, {late} late rows, {moved} sums moved on",
+            b.name
+        );
+        assert!(late >= 3, "{}: {late} late rows", b.name);
+        assert!(
+            moved >= 4 * ticks,
+            "{}: {moved} sums moved on in {ticks} ticks",
+            b.name
+        );
+        l.close().await;
+    }
+}
+
 #[tokio::test]
 async fn the_outbox_claims_once_and_prunes_what_was_delivered() {
     use cellwatch_slo::ledger::OutboxRow;

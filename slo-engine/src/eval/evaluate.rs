@@ -2,89 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use super::plan::{COLUMNS, Columns, ROWS, Sums, TIERS, add, hour, period_hour, pieces};
+use super::plan::{COLUMNS, Columns, ROWS, Sums, add, pieces};
 use super::report::{CellReport, Report, SloReport, window_report};
+use super::settled::{Settled, series_sums, tier_bands};
 use crate::config::{Budgeting, Config};
-use crate::ledger::{BandQuery, Judge, Ledger, LedgerError};
+use crate::ledger::{Judge, Ledger, LedgerError};
 use crate::math;
 use crate::model::WINDOWS_MAX;
-
-/// Sums per cell of one SLO's rows (`None`: the cells' totals) at `now`. Windows up to 6h
-/// cover exactly the slices that start in their last `w` seconds; a day and longer, and the
-/// period, start on the hour. Each range is read from the coarsest table that covers it
-/// exactly (minute rows at the edges, hourly and daily rollups between): one query per table,
-/// one index range scan per stretch, summed in the database.
-pub(super) async fn slo_sums(
-    ledger: &Ledger,
-    slo: Option<&crate::config::Slo>,
-    now: i64,
-) -> Result<std::collections::HashMap<String, Sums>, LedgerError> {
-    let columns = Columns::of(slo);
-    // (end of the windows, period start, start of "recent").
-    let (to, period, recent_from) = match slo {
-        None => (now + 1, None, now - 300),
-        Some(s) => {
-            let (start, _) = math::period_bounds(&s.period, now);
-            match (s.budgeting, Judge::of_timeslices(s)) {
-                (Budgeting::Timeslices { slice, .. }, Some(_)) => (
-                    math::slice_start(now, slice),
-                    Some(start),
-                    now - (slice.as_secs() as i64 * 2).max(300),
-                ),
-                _ => (now + 1, Some(start), now - 300),
-            }
-        }
-    };
-    // Every range summed: the windows, the period, "recent" (minute rows only).
-    let mut ranges: Vec<(i64, i64)> = crate::model::WINDOWS
-        .iter()
-        .map(|(_, w)| {
-            let from = to - *w as i64;
-            (if *w > 21_600 { hour(from) } else { from }, to)
-        })
-        .collect();
-    ranges.push(period.map_or((to, to), |p| (period_hour(slo, p), to)));
-    let split: Vec<Vec<(usize, i64, i64)>> = ranges
-        .iter()
-        .map(|(from, to)| {
-            let mut v = Vec::new();
-            pieces(*from, *to, 0, &mut v);
-            v
-        })
-        .chain([vec![(0, recent_from, now + 1)]])
-        .collect();
-    let per_tier = tier_bands(ledger, &columns, &split).await?;
-    let cells: std::collections::BTreeSet<&String> =
-        per_tier.iter().flat_map(|(_, s)| s.keys()).collect();
-    let mut out = std::collections::HashMap::new();
-    for cell in cells {
-        let sum_of = |pieces: &[(usize, i64, i64)]| {
-            let mut acc = [0.0; COLUMNS];
-            for (tier, from, to) in pieces {
-                let (bounds, sums) = &per_tier[*tier];
-                let Some(bands) = sums.get(cell) else {
-                    continue;
-                };
-                for (i, band) in bands.iter().enumerate() {
-                    if bounds[i] >= *from && bounds[i + 1] <= *to {
-                        add(&mut acc, band);
-                    }
-                }
-            }
-            acc
-        };
-        let n = crate::model::WINDOWS.len();
-        out.insert(
-            cell.clone(),
-            Sums {
-                windows: split[..n].iter().map(|p| sum_of(p)).collect(),
-                period: sum_of(&split[n]),
-                recent: sum_of(&split[n + 1]),
-            },
-        );
-    }
-    Ok(out)
-}
 
 /// Sums per cell of one SLO's rows (`None`: the cells' totals) over `[from, to)`, each piece
 /// from the coarsest table that covers it (see [`evaluate`]): `[good, total, tokens, joules,
@@ -114,60 +38,9 @@ pub async fn range_sums(
         .collect())
 }
 
-/// Per tier (minutes, hours, days): the band bounds of every piece of `split` in that tier and
-/// the sums per cell and band, the three tables in one query.
-pub(super) async fn tier_bands(
-    ledger: &Ledger,
-    c: &Columns,
-    split: &[Vec<(usize, i64, i64)>],
-) -> Result<
-    Vec<(
-        Vec<i64>,
-        std::collections::HashMap<String, Vec<[f64; COLUMNS]>>,
-    )>,
-    LedgerError,
-> {
-    let mut plans = Vec::new();
-    for tier in 0..TIERS.len() {
-        let mine: Vec<(i64, i64)> = split
-            .iter()
-            .flatten()
-            .filter(|(t, ..)| *t == tier)
-            .map(|(_, a, b)| (*a, *b))
-            .collect();
-        let mut bounds: Vec<i64> = mine.iter().flat_map(|(a, b)| [*a, *b]).collect();
-        bounds.sort_unstable();
-        bounds.dedup();
-        let keep: Vec<bool> = bounds
-            .windows(2)
-            .map(|w| mine.iter().any(|(a, b)| *a <= w[0] && w[1] <= *b))
-            .collect();
-        plans.push((bounds, keep));
-    }
-    let parts: Vec<BandQuery<'_, COLUMNS>> = plans
-        .iter()
-        .zip(TIERS)
-        .enumerate()
-        .map(|(tier, ((bounds, keep), (table, _)))| BandQuery {
-            table,
-            slo: &c.name,
-            bounds,
-            keep,
-            // Only minute rows are judged here (their verdicts' placeholders come first).
-            cols: if tier == 0 { &c.minute } else { &c.rollup },
-        })
-        .collect();
-    let sums = ledger.bands_of(&parts, &c.params).await?;
-    Ok(plans
-        .into_iter()
-        .map(|(bounds, _)| bounds)
-        .zip(sums)
-        .collect())
-}
-
 /// Evaluates every SLO of every cell at `now` from the ledger. First the time slices completed
 /// since the last evaluation are judged, once, into the rollups; then every SLO and the cells'
-/// totals are summed in the database, three queries each for every cell at once.
+/// totals are summed in the database, one query each for every cell at once.
 pub async fn evaluate(config: &Config, ledger: &Ledger, now: i64) -> Result<Report, LedgerError> {
     evaluate_with(config, ledger, now, true).await
 }
@@ -180,30 +53,131 @@ pub async fn evaluate_with(
     now: i64,
     judge: bool,
 ) -> Result<Report, LedgerError> {
-    let mut report = Report {
-        at: now,
-        ..Default::default()
-    };
-    if judge {
-        judge_slices(config, ledger, now).await?;
+    Evaluator::default()
+        .evaluate(config, ledger, now, judge)
+        .await
+}
+
+/// Evaluations one after another, each series' settled sums kept from one to the next (see
+/// [`super::settled`]): the leader's. [`Evaluator::default`] keeps nothing.
+#[derive(Debug, Default)]
+pub struct Evaluator {
+    /// What this process writes to the ledger; `None`: keep nothing.
+    watch: Option<crate::ledger::ChangeWatch>,
+    /// Per series (an SLO's name; `None`: the cells' totals).
+    kept: std::collections::HashMap<Option<String>, Settled>,
+    /// How many times a series was summed in full.
+    full: u64,
+}
+
+impl Evaluator {
+    /// An evaluator keeping sums between evaluations, watching what this process writes to
+    /// `ledger` (only the leader writes: another engine's writes are not seen, so a standby
+    /// keeps nothing).
+    pub fn keeping(ledger: &Ledger) -> Evaluator {
+        Evaluator {
+            watch: Some(ledger.watch()),
+            kept: Default::default(),
+            full: 0,
+        }
     }
-    // Every SLO and the totals at once: PostgreSQL answers them on several connections.
-    let mut all = futures_util::future::try_join_all(
-        config
+
+    /// How many times a series (an SLO, or the cells' totals) was summed in full rather than
+    /// moved on from the sums kept.
+    pub fn full_sums(&self) -> u64 {
+        self.full
+    }
+
+    /// Evaluates every SLO of every cell at `now` (see [`evaluate_with`]); sums are kept only
+    /// when `judge` (the leader, which writes all there is).
+    pub async fn evaluate(
+        &mut self,
+        config: &Config,
+        ledger: &Ledger,
+        now: i64,
+        judge: bool,
+    ) -> Result<Report, LedgerError> {
+        if judge {
+            judge_slices(config, ledger, now).await?;
+        }
+        // After judging (its verdicts are this evaluation's to read), before reading: a write
+        // that lands meanwhile is seen at the next evaluation.
+        let changed = self.watch.as_ref().and_then(|w| w.take());
+        let keep = judge && self.watch.is_some();
+        let kept: Vec<Option<Settled>> = config
+            .slos
+            .iter()
+            .map(|s| Some(s.name.clone()))
+            .chain([None])
+            .map(|k| self.kept.remove(&k).filter(|_| keep))
+            .collect();
+        // SLOs no longer configured.
+        self.kept.clear();
+        // Every SLO and the totals at once, each its own task: PostgreSQL answers them on
+        // several connections, and their rows are decoded on every worker thread.
+        let tasks: Vec<_> = config
             .slos
             .iter()
             .map(Some)
             .chain([None])
-            .map(|s| slo_sums(ledger, s, now)),
-    )
-    .await?;
-    let totals = all.pop().unwrap_or_default();
-    let slo_sums_by_name: BTreeMap<String, _> = config
-        .slos
-        .iter()
-        .map(|s| s.name.clone())
-        .zip(all)
-        .collect();
+            .zip(kept)
+            .map(|(s, k)| {
+                // Changed data of this series (all of it, when the watch could not say).
+                let name = s.map_or("", |s| s.name.as_str());
+                let c = match &changed {
+                    Some(c) => c.get(name).copied(),
+                    None => Some(i64::MIN),
+                };
+                let (ledger, slo) = (ledger.clone(), s.cloned());
+                tokio::spawn(async move { series_sums(&ledger, slo.as_ref(), now, k, c).await })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            match task.await {
+                Ok(r) => all.push(r?),
+                Err(e) => match e.try_into_panic() {
+                    Ok(panic) => std::panic::resume_unwind(panic),
+                    // The runtime is shutting down.
+                    Err(_) => {
+                        return Err(LedgerError::Query {
+                            what: "sum a series",
+                            source: sqlx::Error::WorkerCrashed,
+                        });
+                    }
+                },
+            }
+        }
+        self.full += all.iter().filter(|r| r.2).count() as u64;
+        let mut totals = Default::default();
+        if let Some((sums, settled, _)) = all.pop() {
+            totals = sums;
+            if keep {
+                self.kept.insert(None, settled);
+            }
+        }
+        let mut slo_sums_by_name = BTreeMap::new();
+        for (slo, (sums, settled, _)) in config.slos.iter().zip(all) {
+            if keep {
+                self.kept.insert(Some(slo.name.clone()), settled);
+            }
+            slo_sums_by_name.insert(slo.name.clone(), sums);
+        }
+        Ok(report_of(config, now, &slo_sums_by_name, &totals))
+    }
+}
+
+/// The report of every SLO and cell from the series' sums.
+fn report_of(
+    config: &Config,
+    now: i64,
+    slo_sums_by_name: &BTreeMap<String, std::collections::HashMap<String, Sums>>,
+    totals: &std::collections::HashMap<String, Sums>,
+) -> Report {
+    let mut report = Report {
+        at: now,
+        ..Default::default()
+    };
     // Which cells each SLO covers, as sets: a lookup per cell, not a scan of every cell.
     let covers: Vec<std::collections::HashSet<&str>> = config
         .slos
@@ -241,7 +215,7 @@ pub async fn evaluate_with(
             .cells
             .push(cell_report(&cell.name, sums, headroom, any_data, paging));
     }
-    Ok(report)
+    report
 }
 
 /// Judges the complete time slices of every time-slice SLO up to `now`.

@@ -6,6 +6,7 @@ mod evaluate;
 mod metrics;
 mod plan;
 mod report;
+mod settled;
 
 pub use drain::*;
 pub use evaluate::*;

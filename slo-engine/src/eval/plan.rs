@@ -73,6 +73,7 @@ pub(super) fn period_hour(slo: Option<&crate::config::Slo>, p: i64) -> i64 {
 /// What is summed for an SLO (or the cells' totals): its name in the ledger, the columns
 /// of minute rows and of rollups (judged verdicts for a time-slice SLO), and the verdicts'
 /// parameters.
+#[derive(Debug, PartialEq)]
 pub(super) struct Columns {
     pub(super) name: String,
     pub(super) minute: [String; COLUMNS],
@@ -81,18 +82,28 @@ pub(super) struct Columns {
 }
 
 impl Columns {
+    /// An SLO sums its good and total (verdicts) and rows; the cells' totals their tokens,
+    /// joules, requests and rows. What a series does not use is not summed (an empty
+    /// expression, read as zero).
     pub(super) fn of(slo: Option<&crate::config::Slo>) -> Columns {
         let cols = |g: &str, t: &str| -> [String; COLUMNS] {
+            let (tokens, joules, requests) = match slo {
+                Some(_) => ("", "", ""),
+                None => ("tokens", "joules", "requests"),
+            };
             [
                 g.to_string(),
                 t.to_string(),
-                "tokens".into(),
-                "joules".into(),
-                "requests".into(),
+                tokens.into(),
+                joules.into(),
+                requests.into(),
                 "1".into(),
             ]
         };
-        let plain = cols("good", "total");
+        let plain = match slo {
+            Some(_) => cols("good", "total"),
+            None => cols("", ""),
+        };
         match slo.map(|s| (s, crate::math::Judge::of_timeslices(s))) {
             Some((s, Some(j))) => {
                 let (g, t, params) = j.sql(1);

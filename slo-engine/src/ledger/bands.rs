@@ -20,7 +20,8 @@ pub struct BandQuery<'a, const N: usize> {
     pub bounds: &'a [i64],
     /// Which bands to read.
     pub keep: &'a [bool],
-    /// What to sum.
+    /// What to sum (an empty expression: not summed, zero); every part of one
+    /// [`Ledger::bands_of`] leaves out the same ones.
     pub cols: &'a [String; N],
 }
 
@@ -96,11 +97,16 @@ impl Ledger {
                 what: "sum bands",
                 source,
             })?;
+        // Every part sums the same columns (one UNION ALL).
+        let Some(first) = parts.first() else {
+            return Ok(out);
+        };
         for r in rows {
-            let (part, cell, band, v) = decode_band(&r).map_err(|source| LedgerError::Query {
-                what: "decode band sums",
-                source,
-            })?;
+            let (part, cell, band, v) =
+                decode_band(&r, first.cols).map_err(|source| LedgerError::Query {
+                    what: "decode band sums",
+                    source,
+                })?;
             let Some(p) = usize::try_from(part).ok().and_then(|i| parts.get(i)) else {
                 continue;
             };
@@ -148,6 +154,7 @@ fn bands_sql(
     let inner: Vec<String> = cols
         .iter()
         .enumerate()
+        .filter(|(_, c)| !c.is_empty())
         .map(|(i, c)| format!("{c} AS c{i}"))
         .collect();
     let scans: Vec<String> = runs
@@ -164,6 +171,7 @@ fn bands_sql(
         })
         .collect();
     let sums: Vec<String> = (0..cols.len())
+        .filter(|i| !cols[*i].is_empty())
         .map(|i| format!("CAST(SUM(c{i}) AS DOUBLE PRECISION)"))
         .collect();
     format!(
@@ -173,16 +181,22 @@ fn bands_sql(
     )
 }
 
-/// (part, cell, band, the sums) of one result row.
+/// (part, cell, band, the sums) of one result row; `cols` says which sums it holds (an empty
+/// expression is not summed: zero).
 fn decode_band<const N: usize>(
     r: &sqlx::any::AnyRow,
+    cols: &[String; N],
 ) -> Result<(i64, String, i64, [f64; N]), sqlx::Error> {
     let part: i64 = r.try_get(0)?;
     let cell: String = r.try_get(1)?;
     let band: i64 = r.try_get::<Option<i64>, _>(2)?.unwrap_or(-1);
     let mut v = [0.0; N];
-    for (i, x) in v.iter_mut().enumerate() {
-        *x = r.try_get::<Option<f64>, _>(3 + i)?.unwrap_or(0.0);
+    let mut at = 3;
+    for (x, c) in v.iter_mut().zip(cols) {
+        if !c.is_empty() {
+            *x = r.try_get::<Option<f64>, _>(at)?.unwrap_or(0.0);
+            at += 1;
+        }
     }
     Ok((part, cell, band, v))
 }

@@ -17,7 +17,7 @@ use super::feeder::Feeder;
 use super::{prune, reports};
 use crate::alerting::{self, alert_samples};
 use crate::config::Config;
-use crate::eval::{Report, attach_health, evaluate_with, samples};
+use crate::eval::{Evaluator, Report, attach_health, samples};
 use crate::ledger::Ledger;
 use crate::model::{CompiledSilence, Labels};
 use crate::notify;
@@ -51,6 +51,8 @@ pub(super) struct Leader {
     pub(super) alerts: alerting::State,
     /// The cells none of whose nodes answered, as the source last said.
     pub(super) down_cells: BTreeSet<String>,
+    /// Keeps each series' settled sums from one evaluation to the next while leading.
+    pub(super) evaluator: Evaluator,
 }
 
 /// The alert state after one evaluation, and the notifications it calls for: saved together.
@@ -110,7 +112,9 @@ impl Leader {
         self.refresh_silences().await;
         let started = Instant::now();
         let judge = tracing::info_span!(trace::JUDGE);
-        let evaluated = evaluate_with(&self.config, &self.ledger, t, self.leading)
+        let evaluated = self
+            .evaluator
+            .evaluate(&self.config, &self.ledger, t, self.leading)
             .instrument(judge)
             .await
             .map(|mut r| {

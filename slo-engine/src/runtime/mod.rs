@@ -89,6 +89,7 @@ pub async fn run_web(
         is_leader.clone(),
     ));
     let leader = Leader {
+        evaluator: crate::eval::Evaluator::keeping(&ledger),
         config,
         ledger,
         clock,

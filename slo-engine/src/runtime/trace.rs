@@ -330,6 +330,7 @@ mod tests {
             leading: false,
             alerts: Default::default(),
             down_cells: Default::default(),
+            evaluator: crate::eval::Evaluator::keeping(&ledger),
         };
         leader.tick().await;
         drop(leader);
