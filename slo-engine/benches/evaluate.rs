@@ -102,40 +102,23 @@ async fn fill(url: &str, cells: usize, trimmed: bool) {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        if trimmed {
-            // The hours of the last four days, and of the period's first two.
-            fill_table(
-                &pool,
-                "slices_hourly",
-                cells,
-                slo,
-                hour_end,
-                3600,
-                4 * 24,
-                &scale(60.0),
-            )
-            .await;
-            let first = NOW - 30 * DAY;
-            fill_table(
-                &pool,
-                "slices_hourly",
-                cells,
-                slo,
-                first - first % DAY + 2 * DAY,
-                3600,
-                2 * 24,
-                &scale(60.0),
-            )
-            .await;
+        // Hourly rollups: the period, or the hours of the last four days and of the period's
+        // first two (ends and counts).
+        let first = NOW - 30 * DAY;
+        let hours = if trimmed {
+            vec![(hour_end, 4 * 24), (first - first % DAY + 2 * DAY, 2 * 24)]
         } else {
+            vec![(hour_end, 31 * 24)]
+        };
+        for (end, n) in hours {
             fill_table(
                 &pool,
                 "slices_hourly",
                 cells,
                 slo,
-                hour_end,
+                end,
                 3600,
-                31 * 24,
+                n,
                 &scale(60.0),
             )
             .await;
