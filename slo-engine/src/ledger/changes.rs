@@ -18,17 +18,15 @@ impl Watches {
     /// after the write committed, so a reader that took its watch before reading never misses
     /// it.
     pub(super) fn changed<'a>(&self, changes: impl IntoIterator<Item = (&'a str, i64)> + Clone) {
-        let Ok(mut watches) = self.0.lock() else {
-            return;
-        };
+        // A poisoned lock (a panic while noting) still holds whole entries: go on with it.
+        let mut watches = self.0.lock().unwrap_or_else(|p| p.into_inner());
         watches.retain(|w| match w.upgrade() {
             Some(a) => {
-                if let Ok(mut seen) = a.lock() {
-                    for (slo, t) in changes.clone() {
-                        seen.entry(slo.to_string())
-                            .and_modify(|e| *e = (*e).min(t))
-                            .or_insert(t);
-                    }
+                let mut seen = a.lock().unwrap_or_else(|p| p.into_inner());
+                for (slo, t) in changes.clone() {
+                    seen.entry(slo.to_string())
+                        .and_modify(|e| *e = (*e).min(t))
+                        .or_insert(t);
                 }
                 true
             }
@@ -38,9 +36,8 @@ impl Watches {
 
     fn watch(&self) -> ChangeWatch {
         let a = Arc::new(Mutex::new(Changes::new()));
-        if let Ok(mut watches) = self.0.lock() {
-            watches.push(Arc::downgrade(&a));
-        }
+        let mut watches = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        watches.push(Arc::downgrade(&a));
         ChangeWatch(a)
     }
 }
@@ -51,10 +48,9 @@ pub struct ChangeWatch(Arc<Mutex<Changes>>);
 
 impl ChangeWatch {
     /// Per SLO, the earliest data time changed since the last call (or since the watch
-    /// began). A poisoned lock (a writer panicked while noting) reads as every SLO changed
-    /// from the start (`None`).
-    pub fn take(&self) -> Option<Changes> {
-        self.0.lock().ok().map(|mut c| std::mem::take(&mut *c))
+    /// began).
+    pub fn take(&self) -> Changes {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -84,12 +80,12 @@ mod tests {
         w.changed([("x", 180)]);
         let want =
             |v: &[(&str, i64)]| -> Changes { v.iter().map(|(s, t)| (s.to_string(), *t)).collect() };
-        assert_eq!(a.take(), Some(want(&[("x", 60), ("", 200)])));
-        assert_eq!(a.take(), Some(Changes::new()));
-        assert_eq!(b.take(), Some(want(&[("x", 60), ("", 200)])));
+        assert_eq!(a.take(), want(&[("x", 60), ("", 200)]));
+        assert_eq!(a.take(), Changes::new());
+        assert_eq!(b.take(), want(&[("x", 60), ("", 200)]));
         drop(b);
         w.changed([("y", 30)]);
         assert_eq!(w.0.lock().unwrap().len(), 1);
-        assert_eq!(a.take(), Some(want(&[("y", 30)])));
+        assert_eq!(a.take(), want(&[("y", 30)]));
     }
 }

@@ -64,7 +64,9 @@ impl Ledger {
             }
         }
         insert_slices(&mut tx, rows).await.map_err(err)?;
-        tx.commit().await.map_err(err)
+        tx.commit().await.map_err(err)?;
+        self.wrote(rows);
+        Ok(())
     }
 
     /// How far a query source has recorded (Unix milliseconds), if it ever did.

@@ -100,8 +100,8 @@ pub(super) async fn insert_slices(
 }
 
 impl Ledger {
-    /// Tells the watches what `rows` changed.
-    fn wrote(&self, rows: &[(String, String, SliceData)]) {
+    /// Tells the watches what `rows` changed (after their commit).
+    pub(super) fn wrote(&self, rows: &[(String, String, SliceData)]) {
         let mut earliest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
         for (_, slo, s) in rows {
             let e = earliest.entry(slo.as_str()).or_insert(s.start);
