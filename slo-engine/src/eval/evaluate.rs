@@ -97,22 +97,24 @@ impl Evaluator {
         now: i64,
         judge: bool,
     ) -> Result<Report, LedgerError> {
+        // Taken out first: an evaluation that fails on the way keeps nothing (meanwhile rows
+        // its sums still count may be pruned).
+        let mut held = std::mem::take(&mut self.kept);
         if judge {
             judge_slices(config, ledger, now).await?;
         }
         // After judging (its verdicts are this evaluation's to read), before reading: a write
         // that lands meanwhile is seen at the next evaluation.
-        let changed = self.watch.as_ref().and_then(|w| w.take());
+        let changed = self.watch.as_ref().map(|w| w.take());
         let keep = judge && self.watch.is_some();
+        // Those of SLOs no longer configured go.
         let kept: Vec<Option<Settled>> = config
             .slos
             .iter()
             .map(|s| Some(s.name.clone()))
             .chain([None])
-            .map(|k| self.kept.remove(&k).filter(|_| keep))
+            .map(|k| held.remove(&k).filter(|_| keep))
             .collect();
-        // SLOs no longer configured.
-        self.kept.clear();
         // Every SLO and the totals at once, each its own task: PostgreSQL answers them on
         // several connections, and their rows are decoded on every worker thread.
         let tasks: Vec<_> = config
@@ -122,7 +124,7 @@ impl Evaluator {
             .chain([None])
             .zip(kept)
             .map(|(s, k)| {
-                // Changed data of this series (all of it, when the watch could not say).
+                // Changed data of this series (all of it, without a watch).
                 let name = s.map_or("", |s| s.name.as_str());
                 let c = match &changed {
                     Some(c) => c.get(name).copied(),

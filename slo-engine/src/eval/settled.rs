@@ -25,8 +25,45 @@ use crate::math;
 /// the current minute (and the scrape source may split a reading over the minute before).
 pub(super) const SETTLE: i64 = 120;
 
-/// A sum this close to zero is zero: what is left of adding and subtracting the same rows.
-const ZERO: f64 = 1e-6;
+/// A kept sum within this share of the largest it held is zero: what is left of adding rows and
+/// subtracting the same rows summed in another order (a rollup). Rounding leaves ~1e-16 of the
+/// largest value per step, a month of steps ~1e-11.
+const RESIDUE: f64 = 1e-9;
+
+/// One range's kept sum of one cell, and the largest magnitude each column held since it was
+/// last zero.
+#[derive(Debug, Clone, Copy, Default)]
+struct Kept {
+    sum: [f64; COLUMNS],
+    peak: [f64; COLUMNS],
+}
+
+impl Kept {
+    /// Adds `plus` and subtracts `minus`; a column left within [`RESIDUE`] of its peak is zero.
+    fn moved<'a>(
+        &mut self,
+        plus: impl Iterator<Item = &'a [f64; COLUMNS]>,
+        minus: impl Iterator<Item = &'a [f64; COLUMNS]>,
+    ) {
+        for b in plus {
+            add(&mut self.sum, b);
+        }
+        for (x, p) in self.sum.iter().zip(self.peak.iter_mut()) {
+            *p = p.max(x.abs());
+        }
+        for b in minus {
+            for (x, y) in self.sum.iter_mut().zip(b) {
+                *x -= y;
+            }
+        }
+        for (x, p) in self.sum.iter_mut().zip(self.peak.iter_mut()) {
+            if x.abs() <= *p * RESIDUE {
+                *x = 0.0;
+                *p = 0.0;
+            }
+        }
+    }
+}
 
 /// One series' settled sums, per cell and range.
 #[derive(Debug)]
@@ -38,7 +75,7 @@ pub(super) struct Settled {
     /// Where each range's settled part starts (`min(from, S)`).
     from: Vec<i64>,
     /// Per cell, per range: the sum over `[from[r], to)`.
-    sums: HashMap<String, Vec<[f64; COLUMNS]>>,
+    sums: HashMap<String, Vec<Kept>>,
 }
 
 /// The ranges summed for one series at `now`, each `[from, to)` and whether it is read from
@@ -167,7 +204,7 @@ pub(super) async fn series_sums(
     let mut sums = kept.map(|k| k.sums).unwrap_or_default();
     for cell in read.keys() {
         if !sums.contains_key(cell) {
-            sums.insert(cell.clone(), vec![[0.0; COLUMNS]; ranges.len()]);
+            sums.insert(cell.clone(), vec![Kept::default(); ranges.len()]);
         }
     }
     let zero = vec![[0.0; COLUMNS]; intervals.split.len()];
@@ -178,22 +215,13 @@ pub(super) async fn series_sums(
         let mut total = Vec::with_capacity(ranges.len());
         for (p, kept) in plans.iter().zip(settled.iter_mut()) {
             if p.reset {
-                *kept = [0.0; COLUMNS];
+                *kept = Kept::default();
             }
-            for &i in &p.add {
-                add(kept, &got[i]);
-            }
-            for &i in &p.sub {
-                for (x, y) in kept.iter_mut().zip(&got[i]) {
-                    *x -= y;
-                }
-            }
-            for x in kept.iter_mut() {
-                if x.abs() < ZERO {
-                    *x = 0.0;
-                }
-            }
-            let mut t = *kept;
+            kept.moved(
+                p.add.iter().map(|&i| &got[i]),
+                p.sub.iter().map(|&i| &got[i]),
+            );
+            let mut t = kept.sum;
             if let Some(i) = p.tail {
                 add(&mut t, &got[i]);
             }
@@ -309,4 +337,51 @@ pub(super) async fn tier_bands(
         .map(|(bounds, _)| bounds)
         .zip(sums)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(v: f64) -> [f64; COLUMNS] {
+        let mut a = [0.0; COLUMNS];
+        a[3] = v;
+        a
+    }
+
+    #[test]
+    fn what_is_left_of_the_same_rows_is_zero_and_small_sums_stay() {
+        // Three days of fractional joules a minute, added one by one, then subtracted as
+        // hourly sums: rounding leaves a residue a full sum would not have.
+        let minutes: Vec<[f64; COLUMNS]> = (0..3 * 1440)
+            .map(|i| col(600_000.0 + (i as f64) * 0.1 + 1.0 / 3.0))
+            .collect();
+        let hours: Vec<[f64; COLUMNS]> = minutes
+            .chunks(60)
+            .map(|c| col(c.iter().rev().map(|m| m[3]).sum()))
+            .collect();
+        let mut raw = 0.0;
+        for m in &minutes {
+            raw += m[3];
+        }
+        for h in &hours {
+            raw -= h[3];
+        }
+        assert_ne!(raw, 0.0, "the residue this guards against");
+        let mut k = Kept::default();
+        for m in &minutes {
+            k.moved(std::iter::once(m), std::iter::empty());
+        }
+        for h in &hours {
+            k.moved(std::iter::empty(), std::iter::once(h));
+        }
+        assert_eq!(k.sum[3], 0.0);
+        // A series of tiny values is not taken for a residue.
+        let mut k = Kept::default();
+        for _ in 0..10 {
+            k.moved(std::iter::once(&col(1e-8)), std::iter::empty());
+        }
+        k.moved(std::iter::empty(), std::iter::once(&col(1e-8)));
+        assert!((k.sum[3] - 9e-8).abs() < 1e-20, "{}", k.sum[3]);
+    }
 }
