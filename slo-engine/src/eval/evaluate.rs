@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::plan::{COLUMNS, Columns, ROWS, Sums, add, pieces};
 use super::report::{CellReport, Report, SloReport, window_report};
-use super::settled::{Settled, series_sums, tier_bands};
+use super::settled::{Settled, ranges, series_sums, tier_bands};
 use crate::config::{Budgeting, Config};
 use crate::ledger::{Judge, Ledger, LedgerError};
 use crate::math;
@@ -130,8 +130,10 @@ impl Evaluator {
                     Some(c) => c.get(name).copied(),
                     None => Some(i64::MIN),
                 };
-                let (ledger, slo) = (ledger.clone(), s.cloned());
-                tokio::spawn(async move { series_sums(&ledger, slo.as_ref(), now, k, c).await })
+                // What the task needs of the SLO, not the SLO (it lists every cell).
+                let plan = (Columns::of(s), ranges(s, now));
+                let ledger = ledger.clone();
+                tokio::spawn(async move { series_sums(&ledger, plan, k, c).await })
             })
             .collect();
         let mut all = Vec::with_capacity(tasks.len());

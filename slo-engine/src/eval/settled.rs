@@ -153,19 +153,17 @@ impl Intervals {
     }
 }
 
-/// Sums per cell of one series at `now` (see the module), from `kept` when it still holds:
+/// Sums per cell of one series (its [`Columns`] and [`ranges`] at the time evaluated; see the
+/// module), from `kept` when it still holds:
 /// the sums, and what to keep for the next evaluation. `changed`: the earliest data time this
 /// process wrote since `kept` was made. The last of the three: whether every range was read in
 /// full (nothing kept, or what was kept no longer holds).
 pub(super) async fn series_sums(
     ledger: &Ledger,
-    slo: Option<&crate::config::Slo>,
-    now: i64,
+    (columns, ranges): (Columns, Vec<(i64, i64, bool)>),
     kept: Option<Settled>,
     changed: Option<i64>,
 ) -> Result<(HashMap<String, Sums>, Settled, bool), LedgerError> {
-    let columns = Columns::of(slo);
-    let ranges = ranges(slo, now);
     let s = settle_at(&ranges);
     let from: Vec<i64> = ranges.iter().map(|r| r.0.min(s)).collect();
     let kept = kept.filter(|k| {
