@@ -598,7 +598,9 @@ pub fn normalize_filtered(
         .map_err(|e| ParseError::invalid(WHAT, e.to_string()))?;
     // Only samples that map to a normalized series take a model label (a bounded resource).
     let model_of = |s: &prometheus_parse::Sample| {
-        models.label(Some(s.labels.get("model_name").unwrap_or(default_model)))
+        models
+            .label(Some(s.labels.get("model_name").unwrap_or(default_model)))
+            .to_string()
     };
     let series_key = |s: &prometheus_parse::Sample| {
         let mut l: Vec<(&String, &String)> = s.labels.iter().collect();

@@ -210,10 +210,15 @@ pub enum Format {
 impl Format {
     /// From the response's content type.
     pub fn from_content_type(content_type: &str) -> Format {
-        let ct = content_type.to_ascii_lowercase();
-        if ct.starts_with("text/event-stream") {
+        let ct = content_type.as_bytes();
+        let has = |part: &[u8]| ct.windows(part.len()).any(|w| w.eq_ignore_ascii_case(part));
+        let sse = b"text/event-stream";
+        if ct
+            .get(..sse.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(sse))
+        {
             Format::Sse
-        } else if ct.contains("ndjson") || ct.contains("jsonl") || ct.contains("json-seq") {
+        } else if has(b"ndjson") || has(b"jsonl") || has(b"json-seq") {
             Format::Ndjson
         } else {
             Format::Json
@@ -961,6 +966,19 @@ mod tests {
             Format::Ndjson
         );
         assert_eq!(Format::from_content_type("application/json"), Format::Json);
+        // Media types are case-insensitive; a short or empty one is JSON.
+        for (ct, format) in [
+            ("Text/Event-Stream", Format::Sse),
+            ("text/event-strea", Format::Json),
+            ("application/X-NDJSON; charset=utf-8", Format::Ndjson),
+            ("application/jsonl", Format::Ndjson),
+            ("application/JSON-seq", Format::Ndjson),
+            ("application/json; charset=UTF-8", Format::Json),
+            ("te", Format::Json),
+            ("", Format::Json),
+        ] {
+            assert_eq!(Format::from_content_type(ct), format, "{ct}");
+        }
         assert_eq!(
             request_info(br#"{"model":"llama","stream":true}"#)
                 .model

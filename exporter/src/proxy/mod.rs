@@ -152,22 +152,31 @@ impl ModelLabels {
         }
     }
 
-    /// The label for a request's model.
-    pub fn label(&self, model: Option<&str>) -> String {
+    /// The label for a request's model: its first 128 characters, `unknown` when none was
+    /// named, `other` once `max` distinct names have labels.
+    pub fn label<'a>(&self, model: Option<&'a str>) -> &'a str {
         let Some(model) = model else {
-            return "unknown".into();
+            return "unknown";
         };
-        let model: String = model.chars().take(128).collect();
+        let model = match model.char_indices().nth(128) {
+            Some((end, _)) => &model[..end],
+            None => model,
+        };
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.contains(&model) {
+        if seen.contains(model) {
             return model;
         }
         if seen.len() < self.max {
-            seen.insert(model.clone());
+            seen.insert(model.to_string());
             model
         } else {
-            "other".into()
+            "other"
         }
+    }
+
+    /// How many distinct names get their own label.
+    fn max(&self) -> usize {
+        self.max
     }
 }
 
@@ -370,7 +379,7 @@ impl prometheus::core::Collector for Waiting {
 }
 
 /// One model's instruments, looked up once per model rather than once per request.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ModelMeters {
     duration: prometheus::Histogram,
     ttft: prometheus::Histogram,
@@ -383,7 +392,7 @@ pub struct ModelMeters {
     outcomes: [prometheus::IntCounter; 5],
     anomalies: prometheus::IntCounter,
     /// Whether an anomaly was logged at warn level already (later ones are logged at debug).
-    warned: std::sync::atomic::AtomicBool,
+    warned: Arc<std::sync::atomic::AtomicBool>,
     model: String,
 }
 
@@ -412,7 +421,7 @@ impl Meters {
             waiting: self.waiting.with_label_values(&l),
             outcomes: OUTCOMES.map(|o| self.requests.with_label_values(&[model, o.label()])),
             anomalies: self.anomalies.with_label_values(&l),
-            warned: std::sync::atomic::AtomicBool::new(false),
+            warned: Arc::default(),
             model: model.to_string(),
         });
         cache.insert(model.to_string(), m.clone());
@@ -472,11 +481,16 @@ impl Observe {
 
 impl Record {
     /// Moves an unfinished record to another model (found late in the request body).
+    #[cfg(test)]
     fn relabel(&mut self, meters: &Meters, model: &str) {
-        if self.done {
+        self.relabel_to(meters.model(model));
+    }
+
+    /// Moves an unfinished record to another model's meters.
+    fn relabel_to(&mut self, new: Arc<ModelMeters>) {
+        if self.done || Arc::ptr_eq(&new, &self.meters) {
             return;
         }
-        let new = meters.model(model);
         new.in_flight.inc();
         self.meters.in_flight.dec();
         if self.waiting {
@@ -503,8 +517,13 @@ impl Record {
         }
     }
 
+    #[cfg(test)]
     fn new(meters: &Meters, model: &str, started: Instant) -> Self {
-        let meters = meters.model(model);
+        Record::with(meters.model(model), started)
+    }
+
+    /// A request under `meters`, in flight since `started`.
+    fn with(meters: Arc<ModelMeters>, started: Instant) -> Self {
         meters.in_flight.inc();
         meters.waiting.inc();
         Record {
@@ -624,8 +643,6 @@ const BATCH_TURNS: u8 = 2;
 /// A model the request body may still reveal, and the labels to move the record to it.
 struct Late {
     slot: Arc<std::sync::OnceLock<String>>,
-    meters: Meters,
-    models: Arc<ModelLabels>,
 }
 
 impl PassBody {
@@ -650,7 +667,7 @@ impl PassBody {
             && let Some(m) = late.slot.get()
         {
             record.span_model(m);
-            record.relabel(&late.meters, &late.models.label(Some(m)));
+            record.relabel_to(self.what.proxy.model_meters(Some(m)));
         }
     }
 }
@@ -996,17 +1013,55 @@ struct Shared {
     host: Option<HeaderValue>,
     meters: Meters,
     models: Arc<ModelLabels>,
+    /// This thread's copies of the models' meters, by the name a request gave.
+    local: Mutex<LocalMeters>,
+}
+
+/// A proxy thread's copies of the models' meters (the same series), by the name a request
+/// gave, its label resolved once: a request's path takes no lock and changes no reference
+/// count that another proxy thread also takes (each such change moves a cache line between the
+/// cores). Bounded as the labels are: a name past them is resolved each time.
+#[derive(Debug, Default)]
+struct LocalMeters {
+    unknown: Option<Arc<ModelMeters>>,
+    named: std::collections::HashMap<String, Arc<ModelMeters>>,
+}
+
+impl Shared {
+    /// The meters for a request's model (as the client named it; `None`: not named).
+    fn model_meters(&self, model: Option<&str>) -> Arc<ModelMeters> {
+        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = match model {
+            None => local.unknown.as_ref(),
+            Some(m) => local.named.get(m),
+        };
+        if let Some(m) = cached {
+            return m.clone();
+        }
+        let label = self.models.label(model);
+        let meters = Arc::new(ModelMeters::clone(&self.meters.model(label)));
+        match model {
+            None => local.unknown = Some(meters.clone()),
+            // The labels plus `unknown` and `other`; beyond that, names no other request may
+            // send again are not kept.
+            Some(m) if local.named.len() < self.models.max() + 2 => {
+                local.named.insert(m.to_string(), meters.clone());
+            }
+            Some(_) => {}
+        }
+        meters
+    }
 }
 
 /// Upstream and path of one request, for log lines (written only when one is).
 struct What {
     proxy: Arc<Shared>,
-    path: String,
+    uri: Uri,
 }
 
 impl std::fmt::Display for What {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.proxy.config.upstream, self.path)
+        write!(f, "{} {}", self.proxy.config.upstream, self.uri.path())
     }
 }
 
@@ -1046,7 +1101,19 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 
 /// One of the fixed hop-by-hop headers (or `Connection`, which may name more).
 fn is_hop_by_hop(name: &header::HeaderName) -> bool {
-    HOP_BY_HOP.contains(name) || name == "keep-alive" || name == "proxy-connection"
+    // One match on the (lower-case) name: a switch on its length, then one comparison.
+    matches!(
+        name.as_str(),
+        "connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "keep-alive"
+            | "proxy-connection"
+    )
 }
 
 fn plain(status: StatusCode, msg: String) -> Response {
@@ -1078,6 +1145,7 @@ impl Proxy {
             host,
             meters,
             models,
+            local: Mutex::default(),
         }))
     }
 
@@ -1242,7 +1310,6 @@ async fn handle(State(Proxy(shared)): State<Proxy>, req: Request) -> Response {
         None
     };
     let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path().to_string();
     let uri = match p.upstream_uri(&parts.uri) {
         Ok(u) => u,
         Err(e) => {
@@ -1261,11 +1328,12 @@ async fn handle(State(Proxy(shared)): State<Proxy>, req: Request) -> Response {
             None,
         ),
         Some(api) => {
-            // Counted from the start (a client that goes away while the model is looked for is
-            // cancelled), as `unknown` until the model is known.
-            let mut record = Record::new(&p.meters, "unknown", started);
+            // Counted from the start, as `unknown` until the model is known: created as such
+            // when the model is not in the body's first frames at hand (a client that goes
+            // away while it is looked for is cancelled), else under the model at once.
+            let mut observe = None;
             if p.config.genai.is_some() || p.config.tracer.is_some() {
-                record.observe = Some(Box::new(Observe {
+                observe = Some(Box::new(Observe {
                     api,
                     genai: p.config.genai.clone(),
                     span: p
@@ -1277,6 +1345,12 @@ async fn handle(State(Proxy(shared)): State<Proxy>, req: Request) -> Response {
                     status: None,
                 }));
             }
+            let mut record: Option<Record> = None;
+            let unknown = |observe: &mut Option<Box<Observe>>| {
+                let mut r = Record::with(p.model_meters(None), started);
+                r.observe = observe.take();
+                r
+            };
             let declared = parts
                 .headers
                 .get(header::CONTENT_LENGTH)
@@ -1289,7 +1363,14 @@ async fn handle(State(Proxy(shared)): State<Proxy>, req: Request) -> Response {
                 // Hold the first frames until the model is known (or the prefix is full).
                 let mut failed = None;
                 while body.model().is_none() && body.held_len < SCAN_PREFIX && !body.ended {
-                    match std::future::poll_fn(|cx| body.poll_inner(cx)).await {
+                    let next = std::future::poll_fn(|cx| {
+                        let next = body.poll_inner(cx);
+                        if next.is_pending() && record.is_none() {
+                            record = Some(unknown(&mut observe));
+                        }
+                        next
+                    });
+                    match next.await {
                         Some(Ok(frame)) => {
                             body.held_len += frame.data_ref().map_or(0, |d| d.len());
                             body.held.push_back(frame);
@@ -1308,25 +1389,35 @@ async fn handle(State(Proxy(shared)): State<Proxy>, req: Request) -> Response {
             };
             if let Some(e) = failed {
                 let (resp, outcome) = body_failed(&e);
-                record.finish(outcome, Summary::default());
+                record
+                    .unwrap_or_else(|| unknown(&mut observe))
+                    .finish(outcome, Summary::default());
                 return resp;
             }
-            if let Some(Some(m)) = body.model() {
-                record.span_model(m);
-            }
-            let model = match body.model() {
-                Some(m) => p.models.label(m),
-                None if body.ended => p.models.label(None),
+            let meters = match body.model() {
+                Some(m) => p.model_meters(m),
+                None if body.ended => p.model_meters(None),
                 None => {
                     // Not in the prefix: look on as the rest passes.
                     let slot = Arc::new(std::sync::OnceLock::new());
                     body.late = Some(slot.clone());
                     late = Some(slot);
-                    p.models.label(None)
+                    p.model_meters(None)
                 }
             };
-            if model != "unknown" {
-                record.relabel(&p.meters, &model);
+            let mut record = match record {
+                Some(mut r) => {
+                    r.relabel_to(meters);
+                    r
+                }
+                None => {
+                    let mut r = Record::with(meters, started);
+                    r.observe = observe.take();
+                    r
+                }
+            };
+            if let Some(Some(m)) = body.model() {
+                record.span_model(m);
             }
             (Body::new(body), Some(record))
         }
@@ -1335,7 +1426,7 @@ async fn handle(State(Proxy(shared)): State<Proxy>, req: Request) -> Response {
     if let Some(host) = &p.host {
         parts.headers.insert(header::HOST, host.clone());
     }
-    parts.uri = uri;
+    let asked = std::mem::replace(&mut parts.uri, uri);
     let upstream_req = Request::from_parts(parts, body);
     let unavailable = |status: StatusCode, msg: String, record: Option<Record>| {
         if let Some(mut r) = record {
@@ -1380,7 +1471,7 @@ async fn handle(State(Proxy(shared)): State<Proxy>, req: Request) -> Response {
         };
     if let (Some(r), Some(m)) = (record.as_mut(), late.as_ref().and_then(|l| l.get())) {
         r.span_model(m);
-        r.relabel(&p.meters, &p.models.label(Some(m)));
+        r.relabel_to(p.model_meters(Some(m)));
     }
     if let Some(r) = record.as_mut() {
         r.status(resp.status());
@@ -1408,16 +1499,12 @@ async fn handle(State(Proxy(shared)): State<Proxy>, req: Request) -> Response {
         idle,
         What {
             proxy: shared.clone(),
-            path,
+            uri: asked,
         },
     );
     body.metering = metering;
     body.conn = Some(conn);
-    body.late = late.map(|slot| Late {
-        slot,
-        meters: p.meters.clone(),
-        models: p.models.clone(),
-    });
+    body.late = late.map(|slot| Late { slot });
     // An empty body (204, or Content-Length: 0) is never polled: finish it now.
     if body.inner.is_end_stream() {
         body.finish(None);
@@ -1470,9 +1557,12 @@ mod tests {
         for name in [
             "transfer-encoding",
             "te",
+            "trailer",
             "upgrade",
             "keep-alive",
             "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
         ] {
             let mut h = HeaderMap::new();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -1494,6 +1584,44 @@ mod tests {
         assert_eq!(l.label(Some("c")), "other");
         assert_eq!(l.label(Some("a")), "a");
         assert_eq!(l.label(None), "unknown");
+        // A long name is cut at 128 characters (not bytes).
+        let long = "é".repeat(200);
+        assert_eq!(ModelLabels::new(2).label(Some(&long)), "é".repeat(128));
+    }
+
+    #[test]
+    fn a_threads_model_meters_are_its_own_copies_of_the_same_series_and_bounded() {
+        let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
+        let models = Arc::new(ModelLabels::new(2));
+        let config = test_config("http://127.0.0.1:9");
+        let one = Proxy::new(config.clone(), meters.clone(), models.clone());
+        let two = Proxy::new(config, meters.clone(), models);
+        let a1 = one.0.model_meters(Some("a"));
+        assert!(Arc::ptr_eq(&a1, &one.0.model_meters(Some("a"))), "kept");
+        let a2 = two.0.model_meters(Some("a"));
+        assert!(!Arc::ptr_eq(&a1, &a2), "each thread its own copy");
+        // The same series: a request on each thread is two in flight.
+        drop(Record::with(a1.clone(), Instant::now()));
+        let mut r = Record::with(a2, Instant::now());
+        r.finish(Outcome::Ok, Summary::default());
+        let text = crate::store::encode_families(meters.registry.gather());
+        let count = |outcome: &str| {
+            cellwatch_metrics::exposition::value(
+                &text,
+                &format!(r#"cellwatch_inference_requests_total{{model="a",outcome="{outcome}"}}"#),
+            )
+        };
+        assert_eq!(count("ok"), Some(1.0), "{text}");
+        assert_eq!(count("cancelled"), Some(1.0), "{text}");
+        assert_eq!(one.0.model_meters(None).model, "unknown");
+        assert_eq!(one.0.model_meters(Some("b")).model, "b");
+        // Past the labels, names go to `other`; the copies kept stay within the labels plus
+        // `unknown` and `other`, however many names clients send.
+        for i in 0..100 {
+            assert_eq!(one.0.model_meters(Some(&format!("n{i}"))).model, "other");
+        }
+        let local = one.0.local.lock().unwrap();
+        assert_eq!(local.named.len(), 4, "{:?}", local.named.keys());
     }
 
     #[test]
