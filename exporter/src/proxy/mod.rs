@@ -1017,13 +1017,14 @@ struct Shared {
     local: Mutex<LocalMeters>,
 }
 
-/// A proxy thread's copies of the models' meters (the same series), by the name a request
-/// gave, its label resolved once: a request's path takes no lock and changes no reference
-/// count that another proxy thread also takes (each such change moves a cache line between the
-/// cores). Bounded as the labels are: a name past them is resolved each time.
+/// A proxy thread's copies of the models' meters (the same series), by label and by the name a
+/// request gave (its label resolved once): a request's path takes no lock and changes no
+/// reference count that another proxy thread also takes (each such change moves a cache line
+/// between the cores). Both bounded as the labels are (plus `unknown` and `other`): a name
+/// past them has its label resolved each time.
 #[derive(Debug, Default)]
 struct LocalMeters {
-    unknown: Option<Arc<ModelMeters>>,
+    labelled: std::collections::HashMap<String, Arc<ModelMeters>>,
     named: std::collections::HashMap<String, Arc<ModelMeters>>,
 }
 
@@ -1031,23 +1032,22 @@ impl Shared {
     /// The meters for a request's model (as the client named it; `None`: not named).
     fn model_meters(&self, model: Option<&str>) -> Arc<ModelMeters> {
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        let cached = match model {
-            None => local.unknown.as_ref(),
-            Some(m) => local.named.get(m),
-        };
-        if let Some(m) = cached {
+        if let Some(m) = model.and_then(|m| local.named.get(m)) {
             return m.clone();
         }
         let label = self.models.label(model);
-        let meters = Arc::new(ModelMeters::clone(&self.meters.model(label)));
-        match model {
-            None => local.unknown = Some(meters.clone()),
-            // The labels plus `unknown` and `other`; beyond that, names no other request may
-            // send again are not kept.
-            Some(m) if local.named.len() < self.models.max() + 2 => {
-                local.named.insert(m.to_string(), meters.clone());
+        let meters = match local.labelled.get(label) {
+            Some(m) => m.clone(),
+            None => {
+                let m = Arc::new(ModelMeters::clone(&self.meters.model(label)));
+                local.labelled.insert(label.to_string(), m.clone());
+                m
             }
-            Some(_) => {}
+        };
+        if let Some(m) = model
+            && local.named.len() < self.models.max() + 2
+        {
+            local.named.insert(m.to_string(), meters.clone());
         }
         meters
     }
@@ -1617,11 +1617,17 @@ mod tests {
         assert_eq!(one.0.model_meters(Some("b")).model, "b");
         // Past the labels, names go to `other`; the copies kept stay within the labels plus
         // `unknown` and `other`, however many names clients send.
+        let other = one.0.model_meters(Some("n0"));
+        assert_eq!(other.model, "other");
         for i in 0..100 {
-            assert_eq!(one.0.model_meters(Some(&format!("n{i}"))).model, "other");
+            let m = one.0.model_meters(Some(&format!("n{i}")));
+            assert!(Arc::ptr_eq(&m, &other), "one copy per label");
         }
         let local = one.0.local.lock().unwrap();
         assert_eq!(local.named.len(), 4, "{:?}", local.named.keys());
+        let mut labels: Vec<_> = local.labelled.keys().map(String::as_str).collect();
+        labels.sort();
+        assert_eq!(labels, ["a", "b", "other", "unknown"]);
     }
 
     #[test]
