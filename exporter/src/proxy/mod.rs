@@ -1065,16 +1065,6 @@ impl std::fmt::Display for What {
     }
 }
 
-const HOP_BY_HOP: &[header::HeaderName] = &[
-    header::CONNECTION,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
 /// Removes hop-by-hop headers: the fixed ones and every header the `Connection` header names
 /// (RFC 9110 §7.6.1).
 fn strip_hop_by_hop(h: &mut HeaderMap) {
@@ -1092,11 +1082,10 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     for name in named {
         h.remove(name.as_str());
     }
-    for name in HOP_BY_HOP {
+    let fixed: Vec<header::HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    for name in fixed {
         h.remove(name);
     }
-    h.remove("keep-alive");
-    h.remove("proxy-connection");
 }
 
 /// One of the fixed hop-by-hop headers (or `Connection`, which may name more).
