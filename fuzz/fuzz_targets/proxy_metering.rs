@@ -1,9 +1,10 @@
 //! The metering proxy's reading of a request body (its model) and of a response (SSE, NDJSON
-//! or JSON, for each API), fed in chunks as it arrives.
+//! or JSON, for each API), fed in chunks as it arrives; the fast reading of a whole JSON
+//! response, whenever it answers, answers as the general one.
 #![no_main]
 use std::time::Duration;
 
-use cellwatch_exporter::proxy::meter::{Api, Format, Meter, request_info};
+use cellwatch_exporter::proxy::meter::{Api, Format, Meter, request_info, whole_readings_agree};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,4 +28,6 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = m.content_chunks();
     let _ = m.finish();
+    // The fast reading of a whole response answers only as the general (serde) one does.
+    assert!(whole_readings_agree(api, rest));
 });

@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+mod whole;
+
 /// The API a metered route speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
@@ -211,6 +213,10 @@ impl Format {
     /// From the response's content type.
     pub fn from_content_type(content_type: &str) -> Format {
         let ct = content_type.as_bytes();
+        // The usual case first.
+        if ct.eq_ignore_ascii_case(b"application/json") {
+            return Format::Json;
+        }
         let has = |part: &[u8]| ct.windows(part.len()).any(|w| w.eq_ignore_ascii_case(part));
         let sse = b"text/event-stream";
         if ct
@@ -523,15 +529,6 @@ impl Whole {
         )
     }
 
-    fn usage(&self, m: &mut Meter) {
-        if let Some(u) = &self.usage {
-            m.prompt = u.prompt_tokens.or(m.prompt);
-            m.generated = u.completion_tokens.or(m.generated);
-        }
-        m.prompt = self.prompt_eval_count.or(m.prompt);
-        m.generated = self.eval_count.or(m.generated);
-    }
-
     fn has_content(&self, api: Api) -> bool {
         match api {
             Api::ChatCompletions | Api::Completions => {
@@ -546,6 +543,26 @@ impl Whole {
             Api::OllamaGenerate => non_empty(self.response.as_ref()),
         }
     }
+}
+
+/// The general reading of a whole response (serde): any valid JSON; `None` when it is not
+/// (or not of the shape read). [`whole::read`] answers first for the usual documents.
+fn read_whole(api: Api, json: &[u8]) -> Option<whole::WholeRead> {
+    let v = serde_json::from_slice::<Whole>(json).ok()?;
+    let usage = v.usage.as_ref();
+    Some(whole::WholeRead {
+        finish: v.finish_reason(api),
+        prompt: v.prompt_eval_count.or(usage.and_then(|u| u.prompt_tokens)),
+        generated: v.eval_count.or(usage.and_then(|u| u.completion_tokens)),
+        has_content: v.has_content(api),
+    })
+}
+
+/// Whether the fast reading of a whole response, when it answers, answers as the general one
+/// (for the `proxy_metering` fuzz target).
+#[doc(hidden)]
+pub fn whole_readings_agree(api: Api, json: &[u8]) -> bool {
+    whole::read(api, json).is_none_or(|fast| Some(fast) == read_whole(api, json))
 }
 
 /// Most bytes of a non-streaming JSON response kept to read its usage; a longer one still
@@ -702,10 +719,13 @@ impl Meter {
             self.line_done(&line, self.last_feed);
         }
         if self.format == Format::Json {
-            if let Ok(v) = serde_json::from_slice::<Whole>(&self.json) {
-                self.finish = v.finish_reason(self.api);
-                v.usage(&mut self);
-                if v.has_content(self.api) || self.generated.is_some_and(|g| g > 0) {
+            let read =
+                whole::read(self.api, &self.json).or_else(|| read_whole(self.api, &self.json));
+            if let Some(r) = read {
+                self.finish = r.finish;
+                self.prompt = r.prompt.or(self.prompt);
+                self.generated = r.generated.or(self.generated);
+                if r.has_content || self.generated.is_some_and(|g| g > 0) {
                     self.ttft = self.first_byte;
                 }
             }
@@ -974,6 +994,8 @@ mod tests {
             ("application/jsonl", Format::Ndjson),
             ("application/JSON-seq", Format::Ndjson),
             ("application/json; charset=UTF-8", Format::Json),
+            ("Application/Json", Format::Json),
+            ("application/json; profile=ndjson", Format::Ndjson),
             ("te", Format::Json),
             ("", Format::Json),
         ] {
