@@ -859,18 +859,26 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
 /// so for an idle kept-alive connection), over TLS when `tls` is given (its handshake gets as
 /// long); a write that makes no progress for `write_timeout` (a client that stopped reading)
 /// ends the connection. When `stop` turns `true` the connection shuts down gracefully: a request
-/// in flight is answered, then the connection closes (an idle one closes at once).
-pub async fn serve_connection(
+/// in flight is answered, then the connection closes (an idle one closes at once). `service`
+/// answers the requests: a router (see [`router_service`]) or a hyper service of its own (the
+/// metering proxy's).
+pub async fn serve_connection<S, B>(
     tcp: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
     read_header_timeout: Duration,
     write_timeout: Duration,
-    router: Router,
+    service: S,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+) where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<B>,
+            Error: Into<BoxError>,
+        >,
+    B: http_body::Body<Error: Into<BoxError>> + 'static,
+{
     let tcp = WriteTimeout::new(tcp, write_timeout);
-    let service = hyper_util::service::TowerToHyperService::new(router);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(read_header_timeout)
@@ -921,6 +929,11 @@ pub async fn serve_connection(
     }
 }
 
+/// A router as the service [`serve_connection`] takes.
+pub fn router_service(router: Router) -> hyper_util::service::TowerToHyperService<Router> {
+    hyper_util::service::TowerToHyperService::new(router)
+}
+
 /// How long connections in flight get to finish at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -963,7 +976,7 @@ pub async fn serve(
                 tls,
                 limits.read_header_timeout,
                 limits.read_timeout,
-                router,
+                router_service(router),
                 stopping,
             )
             .await;

@@ -23,9 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
 use cellwatch_metrics as m;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
@@ -1106,15 +1104,52 @@ fn is_hop_by_hop(name: &header::HeaderName) -> bool {
 }
 
 fn plain(status: StatusCode, msg: String) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        )],
-        msg,
-    )
-        .into_response()
+    let mut r = Response::new(RespBody::Own(http_body_util::Full::new(Bytes::from(msg))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// A response of the proxy.
+type Response = axum::http::Response<RespBody>;
+
+/// A response's body: the upstream's, passed through, or the proxy's own short answer (an
+/// error). Served by hyper as it is, without boxing.
+enum RespBody {
+    Pass(PassBody),
+    Own(http_body_util::Full<Bytes>),
+}
+
+impl HttpBody for RespBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            RespBody::Pass(b) => Pin::new(b).poll_frame(cx),
+            RespBody::Own(b) => Pin::new(b).poll_frame(cx).map_err(|e| match e {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RespBody::Pass(b) => b.is_end_stream(),
+            RespBody::Own(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RespBody::Pass(b) => b.size_hint(),
+            RespBody::Own(b) => b.size_hint(),
+        }
+    }
 }
 
 impl Proxy {
@@ -1136,11 +1171,6 @@ impl Proxy {
             models,
             local: Mutex::default(),
         }))
-    }
-
-    /// The axum router: everything is proxied.
-    pub fn router(self) -> axum::Router {
-        axum::Router::new().fallback(handle).with_state(self)
     }
 
     #[cfg(test)]
@@ -1243,7 +1273,12 @@ pub fn serve_on_threads(
                     // A client that stops reading a response (an SSE stream) is cut off after
                     // as long as an upstream that stops sending: slow but steady readers never.
                     let write_timeout = proxy.0.config.idle_timeout;
-                    let router = proxy.router();
+                    // Every request is proxied: hyper calls the handler itself, with no router,
+                    // boxed future or boxed response body in between.
+                    let service = hyper::service::service_fn(move |req| {
+                        let proxy = proxy.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(proxy, req).await) }
+                    });
                     // The proxy runs until the process ends: its connections are never told
                     // to stop.
                     let (_never, running) = tokio::sync::watch::channel(false);
@@ -1252,7 +1287,7 @@ pub fn serve_on_threads(
                         &slots,
                         std::future::pending(),
                         |tcp, peer, permit| {
-                            let router = router.clone();
+                            let service = service.clone();
                             let running = running.clone();
                             tokio::spawn(async move {
                                 crate::web::serve_connection(
@@ -1261,7 +1296,7 @@ pub fn serve_on_threads(
                                     None,
                                     header_timeout,
                                     write_timeout,
-                                    router,
+                                    service,
                                     running,
                                 )
                                 .await;
@@ -1278,7 +1313,12 @@ pub fn serve_on_threads(
     Ok(addr)
 }
 
-async fn handle(State(Proxy(shared)): State<Proxy>, req: Request) -> Response {
+/// Proxies one request (its body any body: hyper's, or a test's).
+async fn handle<B>(Proxy(shared): Proxy, req: Request<B>) -> Response
+where
+    B: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    let req = req.map(Body::new);
     let p = &*shared;
     let started = Instant::now();
     let started_wall = p.config.tracer.is_some().then(std::time::SystemTime::now);
@@ -1499,7 +1539,7 @@ async fn handle(State(Proxy(shared)): State<Proxy>, req: Request) -> Response {
         body.finish(None);
         body.release();
     }
-    Response::from_parts(parts, Body::new(body))
+    Response::from_parts(parts, RespBody::Pass(body))
 }
 
 /// A bare HTTP/1.1 server that answers every request with `body` and closes the connection
@@ -1827,7 +1867,7 @@ mod tests {
                 r#"cellwatch_inference_requests_waiting{model="m"}"#,
             )
         };
-        let mut body = handle(State(p), req).await.into_body();
+        let mut body = handle(p, req).await.into_body();
         let first = body.frame().await.unwrap().unwrap();
         assert!(first.data_ref().is_some());
         // Alone, it is taken to be in prefill (exported 0); without content it still counts.
@@ -1893,7 +1933,7 @@ mod tests {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(r#"{"model":"m","stream":true}"#))
             .unwrap();
-        let mut body = handle(State(p), req).await.into_body();
+        let mut body = handle(p, req).await.into_body();
         // The five pass while the upstream still holds the sixth, in fewer frames than events.
         let early: String = (0..5).map(event).collect();
         let (mut got, mut frames) = (Vec::new(), 0);
@@ -2089,7 +2129,7 @@ mod tests {
         );
         for round in 1..=2 {
             let req = Request::builder().uri("/t").body(Body::empty()).unwrap();
-            let mut body = handle(State(p.clone()), req).await.into_body();
+            let mut body = handle(p.clone(), req).await.into_body();
             // As hyper's server does: no poll after the trailers.
             loop {
                 let frame = body.frame().await.expect("a frame").expect("no error");
@@ -2187,7 +2227,7 @@ mod tests {
         };
         let get = async |path: &str| {
             let req = Request::builder().uri(path).body(Body::empty()).unwrap();
-            handle(State(p.clone()), req).await.status()
+            handle(p.clone(), req).await.status()
         };
         assert_eq!(restarts(), Some(0.0), "0 from the start");
         assert_eq!(get("/v1/models").await, StatusCode::OK);
