@@ -618,7 +618,7 @@ struct PassBody {
     /// Upstream and path, for log lines.
     what: What,
     /// The upstream connection, back to its pool once the body has been read to the end.
-    conn: Option<hyper::client::conn::http1::SendRequest<Body>>,
+    conn: Option<hyper::client::conn::http1::SendRequest<UpBody>>,
     /// Data taken from the upstream and not yet passed on: the frames that arrive together go
     /// to the client in one write (see [`PassBody::poll_frame`]).
     batch: Vec<Bytes>,
@@ -863,10 +863,10 @@ impl ClientBodyError {
 /// A client's request body on its way upstream: the frames read while looking for the model,
 /// then the rest as it arrives; limited in size, each chunk due within a time, and scanned for
 /// the model while that is still unknown.
-struct ReqBody {
+pub(crate) struct ReqBody {
     held: std::collections::VecDeque<Frame<Bytes>>,
     held_len: usize,
-    inner: crate::web::TimedBody<Body>,
+    inner: crate::web::TimedBody<ClientBody>,
     ended: bool,
     /// Bytes still allowed.
     left: usize,
@@ -877,11 +877,11 @@ struct ReqBody {
 }
 
 impl ReqBody {
-    fn new(body: Body, max: usize, timeout: Duration, scan: bool) -> Self {
+    fn new(body: impl Into<ClientBody>, max: usize, timeout: Duration, scan: bool) -> Self {
         ReqBody {
             held: std::collections::VecDeque::new(),
             held_len: 0,
-            inner: crate::web::TimedBody::new(body, timeout, true),
+            inner: crate::web::TimedBody::new(body.into(), timeout, true),
             ended: false,
             left: max,
             max,
@@ -966,6 +966,89 @@ impl HttpBody for ReqBody {
                 h.set_lower(inner.lower() + held);
                 h
             }
+        }
+    }
+}
+
+/// A client's request body as it came: hyper's, or (in tests) any other.
+enum ClientBody {
+    Hyper(hyper::body::Incoming),
+    Other(Body),
+}
+
+impl From<hyper::body::Incoming> for ClientBody {
+    fn from(b: hyper::body::Incoming) -> Self {
+        ClientBody::Hyper(b)
+    }
+}
+
+impl From<Body> for ClientBody {
+    fn from(b: Body) -> Self {
+        ClientBody::Other(b)
+    }
+}
+
+impl HttpBody for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ClientBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            ClientBody::Other(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Hyper(b) => b.is_end_stream(),
+            ClientBody::Other(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Hyper(b) => b.size_hint(),
+            ClientBody::Other(b) => b.size_hint(),
+        }
+    }
+}
+
+/// A request's body on its way upstream: none, or the client's (timed, bounded, scanned).
+/// Sent by hyper as it is, without boxing.
+pub(crate) enum UpBody {
+    Empty,
+    Client(ReqBody),
+}
+
+impl HttpBody for UpBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpBody::Empty => Poll::Ready(None),
+            UpBody::Client(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpBody::Empty => true,
+            UpBody::Client(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpBody::Empty => SizeHint::with_exact(0),
+            UpBody::Client(b) => b.size_hint(),
         }
     }
 }
@@ -1279,16 +1362,12 @@ pub fn serve_on_threads(
                         let proxy = proxy.clone();
                         async move { Ok::<_, std::convert::Infallible>(handle(proxy, req).await) }
                     });
-                    // The proxy runs until the process ends: its connections are never told
-                    // to stop.
-                    let (_never, running) = tokio::sync::watch::channel(false);
                     crate::web::accept_loop(
                         &listener,
                         &slots,
                         std::future::pending(),
                         |tcp, peer, permit| {
                             let service = service.clone();
-                            let running = running.clone();
                             tokio::spawn(async move {
                                 crate::web::serve_connection(
                                     tcp,
@@ -1297,7 +1376,9 @@ pub fn serve_on_threads(
                                     header_timeout,
                                     write_timeout,
                                     service,
-                                    running,
+                                    // The proxy runs until the process ends: its
+                                    // connections are never told to stop.
+                                    None,
                                 )
                                 .await;
                                 drop(permit);
@@ -1313,12 +1394,9 @@ pub fn serve_on_threads(
     Ok(addr)
 }
 
-/// Proxies one request (its body any body: hyper's, or a test's).
-async fn handle<B>(Proxy(shared): Proxy, req: Request<B>) -> Response
-where
-    B: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
-{
-    let req = req.map(Body::new);
+/// Proxies one request (its body hyper's, or a test's).
+async fn handle(Proxy(shared): Proxy, req: Request<impl Into<ClientBody>>) -> Response {
+    let req = req.map(Into::into);
     let p = &*shared;
     let started = Instant::now();
     let started_wall = p.config.tracer.is_some().then(std::time::SystemTime::now);
@@ -1351,9 +1429,9 @@ where
     let body_timeout = p.config.limits.read_timeout;
     let mut late = None;
     let (body, mut record) = match api {
-        None if body.is_end_stream() => (body, None),
+        None if body.is_end_stream() => (UpBody::Empty, None),
         None => (
-            Body::new(ReqBody::new(body, usize::MAX, body_timeout, false)),
+            UpBody::Client(ReqBody::new(body, usize::MAX, body_timeout, false)),
             None,
         ),
         Some(api) => {
@@ -1448,7 +1526,7 @@ where
             if let Some(Some(m)) = body.model() {
                 record.span_model(m);
             }
-            (Body::new(body), Some(record))
+            (UpBody::Client(body), Some(record))
         }
     };
     strip_hop_by_hop(&mut parts.headers);
@@ -2174,7 +2252,11 @@ mod tests {
             ("http://h:1/base", "/", "/base/"),
         ] {
             let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
-            let p = Proxy::new(test_config(base), meters, Arc::new(ModelLabels::new(1)));
+            let p = Proxy::new(
+                super::tests::test_config(base),
+                meters,
+                Arc::new(ModelLabels::new(1)),
+            );
             let u = p.upstream_uri(&path.parse().unwrap()).unwrap();
             assert_eq!(u.to_string(), want, "{base} {path}");
         }

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use super::UpBody;
 use axum::http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -55,7 +55,7 @@ pub(crate) struct Pool {
     /// drops packets still connects over IPv4).
     connector: HttpConnector,
     /// Oldest first.
-    idle: Mutex<Vec<(Instant, SendRequest<Body>)>>,
+    idle: Mutex<Vec<(Instant, SendRequest<UpBody>)>>,
 }
 
 impl Pool {
@@ -75,8 +75,8 @@ impl Pool {
     /// to be given back with [`Pool::put`] once the response body has been read.
     pub(crate) async fn send(
         &self,
-        mut req: Request<Body>,
-    ) -> Result<(Response<Incoming>, SendRequest<Body>), UpstreamError> {
+        mut req: Request<UpBody>,
+    ) -> Result<(Response<Incoming>, SendRequest<UpBody>), UpstreamError> {
         while let Some(mut conn) = self.take() {
             match conn.try_send_request(req).await {
                 Ok(resp) => return Ok((resp, conn)),
@@ -94,7 +94,7 @@ impl Pool {
 
     /// The most recently used idle connection still open (those idle too long are closed by
     /// [`Pool::reap`], every second).
-    fn take(&self) -> Option<SendRequest<Body>> {
+    fn take(&self) -> Option<SendRequest<UpBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some((_, conn)) = idle.pop() {
             if conn.is_ready() {
@@ -106,7 +106,7 @@ impl Pool {
 
     /// Gives back a connection whose response was read to the end: kept when it can take
     /// another request now, or once it can (its request body may still be going out).
-    pub(crate) fn put(self: &Arc<Self>, mut conn: SendRequest<Body>) {
+    pub(crate) fn put(self: &Arc<Self>, mut conn: SendRequest<UpBody>) {
         if conn.is_ready() {
             self.keep(conn);
         } else if !conn.is_closed() {
@@ -131,7 +131,7 @@ impl Pool {
         idle.drain(..stale);
     }
 
-    fn keep(&self, conn: SendRequest<Body>) {
+    fn keep(&self, conn: SendRequest<UpBody>) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() >= MAX_IDLE {
             idle.remove(0);
@@ -146,7 +146,7 @@ impl Pool {
     }
 
     /// A new connection, its driving task spawned on this thread's runtime.
-    async fn connect(&self) -> Result<SendRequest<Body>, UpstreamError> {
+    async fn connect(&self) -> Result<SendRequest<UpBody>, UpstreamError> {
         let io = self
             .connector
             .clone()
@@ -206,7 +206,9 @@ mod tests {
                 tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
                     TokioIo::new(tcp),
                     hyper::service::service_fn(|_req| async {
-                        Ok::<_, std::convert::Infallible>(Response::new(Body::from("hello")))
+                        Ok::<_, std::convert::Infallible>(Response::new(axum::body::Body::from(
+                            "hello",
+                        )))
                     }),
                 ));
             }
@@ -214,11 +216,11 @@ mod tests {
         (addr, accepted)
     }
 
-    fn get() -> Request<Body> {
+    fn get() -> Request<UpBody> {
         Request::builder()
             .uri("/x")
             .header("host", "upstream")
-            .body(Body::empty())
+            .body(UpBody::Empty)
             .unwrap()
     }
 
