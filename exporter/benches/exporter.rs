@@ -112,6 +112,24 @@ fn meter_sse_stream_of_200_chunks(b: divan::Bencher<'_, '_>) {
         });
 }
 
+/// A whole (non-streaming) chat completion of 20 tokens, as the bench's upstream sends it: the
+/// fast reading (the proxy's path) against the general one (serde), on the same bytes.
+#[divan::bench(args = [true, false])]
+fn meter_whole_json_response(b: divan::Bencher<'_, '_>, fast: bool) {
+    use cellwatch_exporter::proxy::meter::{Api, Format, Meter, whole_readings_agree};
+    let body = br#"{"choices":[{"finish_reason":"stop","index":0,"message":{"content":"t0 t1 t2 t3 t4 t5 t6 t7 t8 t9 t10 t11 t12 t13 t14 t15 t16 t17 t18 t19 ","role":"assistant"}}],"id":"cmpl-1","model":"bench","object":"chat.completion","usage":{"completion_tokens":20,"prompt_tokens":10,"total_tokens":30}}"#;
+    assert!(whole_readings_agree(Api::ChatCompletions, body));
+    // An escaped key (of a field neither reading uses) sends the document to serde.
+    let general = [&body[..body.len() - 1], br#","\u0078":1}"#.as_slice()].concat();
+    let body: &[u8] = if fast { body } else { &general };
+    b.counter(divan::counter::BytesCount::new(body.len()))
+        .bench(|| {
+            let mut m = Meter::new(Api::ChatCompletions, Format::Json);
+            m.feed(divan::black_box(body), std::time::Duration::ZERO);
+            m.finish()
+        });
+}
+
 /// One metered request's span on the proxy's path: started from the request's headers (no
 /// client `traceparent`), the upstream's `traceparent` written, ended with the meter's
 /// summary. At ratio 0 the span is discarded at its end; at ratio 1 it is queued for the

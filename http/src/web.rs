@@ -848,18 +848,23 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteTimeout<T>
 /// The most a connection buffers: the longest request head taken.
 const MAX_HEAD: usize = 64 << 10;
 
-/// Resolves once `stop` says `true`; never when its sender is gone without saying so.
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    if stop.wait_for(|s| *s).await.is_err() {
-        std::future::pending::<()>().await;
+/// Resolves once `stop` says `true`; never when there is none, or its sender is gone without
+/// saying so.
+async fn stopped(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    if let Some(stop) = stop
+        && stop.wait_for(|s| *s).await.is_ok()
+    {
+        return;
     }
+    std::future::pending::<()>().await;
 }
 
 /// Serves one connection with HTTP/1.1: `read_header_timeout` for each request's headers (and
 /// so for an idle kept-alive connection), over TLS when `tls` is given (its handshake gets as
 /// long); a write that makes no progress for `write_timeout` (a client that stopped reading)
 /// ends the connection. When `stop` turns `true` the connection shuts down gracefully: a request
-/// in flight is answered, then the connection closes (an idle one closes at once). `service`
+/// in flight is answered, then the connection closes (an idle one closes at once); with no
+/// `stop` it serves until the client closes it (no look at a stop signal per turn). `service`
 /// answers the requests: a router (see [`router_service`]) or a hyper service of its own (the
 /// metering proxy's).
 pub async fn serve_connection<S, B>(
@@ -869,7 +874,7 @@ pub async fn serve_connection<S, B>(
     read_header_timeout: Duration,
     write_timeout: Duration,
     service: S,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut stop: Option<tokio::sync::watch::Receiver<bool>>,
 ) where
     S: hyper::service::Service<
             hyper::Request<hyper::body::Incoming>,
@@ -889,11 +894,16 @@ pub async fn serve_connection<S, B>(
         None => {
             let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
             let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => r,
-                _ = stopped(&mut stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            if stop.is_none() {
+                conn.await
+            } else {
+                tokio::select! {
+                    biased;
+                    r = conn.as_mut() => r,
+                    _ = stopped(&mut stop) => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
                 }
             }
         }
@@ -915,11 +925,16 @@ pub async fn serve_connection<S, B>(
             };
             let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tls), service);
             let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => r,
-                _ = stopped(&mut stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            if stop.is_none() {
+                conn.await
+            } else {
+                tokio::select! {
+                    biased;
+                    r = conn.as_mut() => r,
+                    _ = stopped(&mut stop) => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
                 }
             }
         }
@@ -977,7 +992,7 @@ pub async fn serve(
                 limits.read_header_timeout,
                 limits.read_timeout,
                 router_service(router),
-                stopping,
+                Some(stopping),
             )
             .await;
             drop(permit);

@@ -48,12 +48,13 @@ pub(super) fn read(api: Api, json: &[u8]) -> Option<WholeRead> {
 
 /// How many bytes from the start of `b` may stand in a string as they are: up to the first
 /// quote, backslash or control character. Eight bytes at a time.
+#[inline]
 fn plain_run(b: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let mut n = 0;
-    for word in b.chunks_exact(8) {
+    while let Some(word) = b.get(n..n + 8) {
         let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
         // A byte below 0x20, or equal to '"' or '\\', sets its high bit.
         let special = (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
@@ -105,16 +106,20 @@ impl Top {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
+    #[inline]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+        // Compact documents have none: one look.
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
         }
     }
 
+    #[inline]
     fn eat(&mut self, want: u8) -> R<()> {
         self.ws();
         if self.peek() == Some(want) {
@@ -126,6 +131,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string (the cursor on its opening quote): its raw contents and whether it has escapes.
+    #[inline]
     fn string(&mut self) -> R<(&'a [u8], bool)> {
         self.eat(b'"')?;
         let b = self.b;
@@ -169,6 +175,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A key without escapes, and its colon.
+    #[inline]
     fn key(&mut self) -> R<&'a [u8]> {
         let (k, escaped) = self.string()?;
         if escaped {
@@ -224,6 +231,7 @@ impl<'a> Cursor<'a> {
             .ok_or(Unsure)
     }
 
+    #[inline]
     fn literal(&mut self, word: &[u8]) -> R<()> {
         if self.b.get(self.i..self.i + word.len()) == Some(word) {
             self.i += word.len();
