@@ -1019,6 +1019,10 @@ impl HttpBody for ClientBody {
 
 /// A request's body on its way upstream: none, or the client's (timed, bounded, scanned).
 /// Sent by hyper as it is, without boxing.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the large variant is the usual one: boxing it is the allocation this saves"
+)]
 pub(crate) enum UpBody {
     Empty,
     Client(ReqBody),
@@ -1201,6 +1205,10 @@ type Response = axum::http::Response<RespBody>;
 
 /// A response's body: the upstream's, passed through, or the proxy's own short answer (an
 /// error). Served by hyper as it is, without boxing.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the large variant is the usual one: boxing it is the allocation this saves"
+)]
 enum RespBody {
     Pass(PassBody),
     Own(http_body_util::Full<Bytes>),

@@ -628,7 +628,7 @@ mod tests {
                         state ^= state >> 7;
                         state ^= state << 17;
                         // Mostly plain bytes, so runs are long.
-                        if state % 4 == 0 {
+                        if state.is_multiple_of(4) {
                             pick[(state >> 8) as usize % pick.len()]
                         } else {
                             b'a' + (state >> 8) as u8 % 26
