@@ -864,7 +864,10 @@ async fn stopped(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
 /// long); a write that makes no progress for `write_timeout` (a client that stopped reading)
 /// ends the connection. When `stop` turns `true` the connection shuts down gracefully: a request
 /// in flight is answered, then the connection closes (an idle one closes at once); with no
-/// `stop` it serves until the client closes it (no look at a stop signal per turn). `service`
+/// `stop` it serves until the client closes it (no look at a stop signal per turn). With
+/// `flatten`, a response's head and body are copied into one buffer and go out in one `write`
+/// (cheaper for many small responses, the proxy's) rather than a `writev` of the pieces (large
+/// pages: `/metrics`, the status page). `service`
 /// answers the requests: a router (see [`router_service`]) or a hyper service of its own (the
 /// metering proxy's).
 pub async fn serve_connection<S, B>(
@@ -874,6 +877,7 @@ pub async fn serve_connection<S, B>(
     read_header_timeout: Duration,
     write_timeout: Duration,
     service: S,
+    flatten: bool,
     mut stop: Option<tokio::sync::watch::Receiver<bool>>,
 ) where
     S: hyper::service::Service<
@@ -885,6 +889,9 @@ pub async fn serve_connection<S, B>(
 {
     let tcp = WriteTimeout::new(tcp, write_timeout);
     let mut http = hyper::server::conn::http1::Builder::new();
+    if flatten {
+        http.writev(false);
+    }
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(read_header_timeout)
         // Request headers up to this (hyper's default, 400 KiB, would let slow clients hold that
@@ -992,6 +999,7 @@ pub async fn serve(
                 limits.read_header_timeout,
                 limits.read_timeout,
                 router_service(router),
+                false,
                 Some(stopping),
             )
             .await;

@@ -1384,6 +1384,8 @@ pub fn serve_on_threads(
                                     header_timeout,
                                     write_timeout,
                                     service,
+                                    // Small responses and stream batches: one write each.
+                                    true,
                                     // The proxy runs until the process ends: its
                                     // connections are never told to stop.
                                     None,

@@ -153,7 +153,12 @@ impl Pool {
             .oneshot(self.upstream.clone())
             .await
             .map_err(|e| UpstreamError::Connect { source: e.into() })?;
-        let (conn, driver) = hyper::client::conn::http1::handshake(io).await?;
+        // A request's head and body in one buffer and one write (the body is small, or streams
+        // on in frames of at most a read's size).
+        let (conn, driver) = hyper::client::conn::http1::Builder::new()
+            .writev(false)
+            .handshake(io)
+            .await?;
         tokio::spawn(async move {
             if let Err(e) = driver.await {
                 tracing::debug!(error = %e, "upstream connection ended");
