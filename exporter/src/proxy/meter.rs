@@ -92,8 +92,9 @@ pub struct ModelScan {
     escape: bool,
     /// At depth 1: the next string is a key (after `{` or `,`), else a value (after `:`).
     want_key: bool,
-    /// The top-level key being read (only its first bytes: it is compared with `model`).
-    key: Vec<u8>,
+    /// The top-level key being read (only its first bytes, raw: it is compared with `model`).
+    key: [u8; 6],
+    key_len: u8,
     key_is_model: bool,
     /// The raw bytes of the `model` value being read.
     value: Option<Vec<u8>>,
@@ -119,44 +120,78 @@ impl ModelScan {
 
     fn decide(&mut self, model: Option<String>) {
         self.result = Some(model.filter(|m| !m.is_empty()));
-        self.key = Vec::new();
+        self.key_len = 0;
         self.value = None;
+    }
+
+    /// Keeps raw bytes of a string: of the `model` value (up to [`MODEL_MAX`]), or of a
+    /// top-level key (its first six).
+    fn keep(&mut self, raw: &[u8]) {
+        if let Some(v) = self.value.as_mut() {
+            let room = MODEL_MAX.saturating_sub(v.len());
+            v.extend_from_slice(&raw[..raw.len().min(room)]);
+        } else if self.depth == 1 && self.want_key {
+            let at = usize::from(self.key_len);
+            let n = raw.len().min(self.key.len() - at);
+            self.key[at..at + n].copy_from_slice(&raw[..n]);
+            self.key_len += n as u8;
+        }
+    }
+
+    /// The `model` value's raw bytes, unescaped (as JSON would): as they are when they hold no
+    /// escape or control character.
+    fn decode(raw: Vec<u8>) -> Option<String> {
+        if !raw.iter().any(|&b| b == b'\\' || b < 0x20) {
+            return String::from_utf8(raw).ok();
+        }
+        let mut quoted = Vec::with_capacity(raw.len() + 2);
+        quoted.push(b'"');
+        quoted.extend_from_slice(&raw);
+        quoted.push(b'"');
+        serde_json::from_slice::<String>(&quoted).ok()
     }
 
     /// Scans the next bytes of the body.
     pub fn feed(&mut self, bytes: &[u8]) {
-        for &b in bytes {
+        let mut i = 0;
+        while i < bytes.len() {
             if self.result.is_some() {
                 return;
             }
             if self.in_string {
                 if self.escape {
                     self.escape = false;
-                } else if b == b'\\' {
-                    self.escape = true;
-                } else if b == b'"' {
-                    self.in_string = false;
-                    if let Some(raw) = self.value.take() {
-                        let mut quoted = Vec::with_capacity(raw.len() + 2);
-                        quoted.push(b'"');
-                        quoted.extend_from_slice(&raw);
-                        quoted.push(b'"');
-                        self.decide(serde_json::from_slice::<String>(&quoted).ok());
-                    } else if self.depth == 1 && self.want_key {
-                        self.key_is_model = self.key == b"model";
-                        self.want_key = false;
-                    }
+                    self.keep(&bytes[i..=i]);
+                    i += 1;
                     continue;
                 }
-                if let Some(v) = self.value.as_mut() {
-                    if v.len() < MODEL_MAX {
-                        v.push(b);
-                    }
-                } else if self.depth == 1 && self.want_key && self.key.len() <= 5 {
-                    self.key.push(b);
+                // The run up to the next quote or backslash, at once.
+                let run = bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\')
+                    .unwrap_or(bytes.len() - i);
+                self.keep(&bytes[i..i + run]);
+                i += run;
+                let Some(&b) = bytes.get(i) else {
+                    return;
+                };
+                i += 1;
+                if b == b'\\' {
+                    self.escape = true;
+                    self.keep(b"\\");
+                    continue;
+                }
+                self.in_string = false;
+                if let Some(raw) = self.value.take() {
+                    self.decide(Self::decode(raw));
+                } else if self.depth == 1 && self.want_key {
+                    self.key_is_model = &self.key[..usize::from(self.key_len)] == b"model";
+                    self.want_key = false;
                 }
                 continue;
             }
+            let b = bytes[i];
+            i += 1;
             match b {
                 b' ' | b'\t' | b'\r' | b'\n' => {}
                 b'{' if self.depth == 0 => {
@@ -167,7 +202,7 @@ impl ModelScan {
                 b'"' => {
                     self.in_string = true;
                     if self.depth == 1 && self.want_key {
-                        self.key.clear();
+                        self.key_len = 0;
                         self.key_is_model = false;
                     } else if self.depth == 1 && self.key_is_model {
                         self.value = Some(Vec::new());
@@ -1231,6 +1266,172 @@ mod tests {
             assert_eq!(s.finish(), whole, "{body:?} split at {i}");
         }
         whole
+    }
+
+    /// The scan as it was before it moved through strings by runs: the reference the test below
+    /// holds the scan to.
+    #[derive(Debug, Default)]
+    struct OldScan {
+        /// Nesting depth; 0 before the opening brace.
+        depth: u32,
+        in_string: bool,
+        escape: bool,
+        /// At depth 1: the next string is a key (after `{` or `,`), else a value (after `:`).
+        want_key: bool,
+        /// The top-level key being read (only its first bytes: it is compared with `model`).
+        key: Vec<u8>,
+        key_is_model: bool,
+        /// The raw bytes of the `model` value being read.
+        value: Option<Vec<u8>>,
+        /// Decided: `Some(model)` or `None`.
+        result: Option<Option<String>>,
+    }
+
+    impl OldScan {
+        /// Whether the model is decided (found, or known to be missing).
+        fn done(&self) -> bool {
+            self.result.is_some()
+        }
+
+        /// The model at the end of the body.
+        fn finish(self) -> Option<String> {
+            self.result.flatten()
+        }
+
+        fn decide(&mut self, model: Option<String>) {
+            self.result = Some(model.filter(|m| !m.is_empty()));
+            self.key = Vec::new();
+            self.value = None;
+        }
+
+        /// Scans the next bytes of the body.
+        fn feed(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                if self.result.is_some() {
+                    return;
+                }
+                if self.in_string {
+                    if self.escape {
+                        self.escape = false;
+                    } else if b == b'\\' {
+                        self.escape = true;
+                    } else if b == b'"' {
+                        self.in_string = false;
+                        if let Some(raw) = self.value.take() {
+                            let mut quoted = Vec::with_capacity(raw.len() + 2);
+                            quoted.push(b'"');
+                            quoted.extend_from_slice(&raw);
+                            quoted.push(b'"');
+                            self.decide(serde_json::from_slice::<String>(&quoted).ok());
+                        } else if self.depth == 1 && self.want_key {
+                            self.key_is_model = self.key == b"model";
+                            self.want_key = false;
+                        }
+                        continue;
+                    }
+                    if let Some(v) = self.value.as_mut() {
+                        if v.len() < MODEL_MAX {
+                            v.push(b);
+                        }
+                    } else if self.depth == 1 && self.want_key && self.key.len() <= 5 {
+                        self.key.push(b);
+                    }
+                    continue;
+                }
+                match b {
+                    b' ' | b'\t' | b'\r' | b'\n' => {}
+                    b'{' if self.depth == 0 => {
+                        self.depth = 1;
+                        self.want_key = true;
+                    }
+                    _ if self.depth == 0 => self.decide(None),
+                    b'"' => {
+                        self.in_string = true;
+                        if self.depth == 1 && self.want_key {
+                            self.key.clear();
+                            self.key_is_model = false;
+                        } else if self.depth == 1 && self.key_is_model {
+                            self.value = Some(Vec::new());
+                        }
+                    }
+                    b':' if self.depth == 1 => {}
+                    b',' if self.depth == 1 => {
+                        self.want_key = true;
+                        self.key_is_model = false;
+                    }
+                    b'{' | b'[' => {
+                        if self.depth == 1 && self.key_is_model {
+                            return self.decide(None);
+                        }
+                        self.depth += 1;
+                    }
+                    b'}' | b']' => {
+                        self.depth -= 1;
+                        if self.depth == 0 {
+                            return self.decide(None);
+                        }
+                    }
+                    // A number, true, false or null as the model's value.
+                    _ if self.depth == 1 && self.key_is_model => return self.decide(None),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_model_scan_reads_as_the_byte_by_byte_scan_did_in_any_pieces() {
+        let docs = [
+            r#"{"model":"bench","stream":false,"messages":[{"role":"user","content":"tokens:20"}]}"#,
+            r#" { "messages" : [{"content":"say \"model\": \"x\"","model":"inner"}], "model" : "gpt-4o" }"#,
+            r#"{"options":{"model":"nested"},"models":"no","mode":"no","model":"a\"b\u00e9\n"}"#,
+            r#"{"mod\u0065l":"x","model":"模型","model":"second"}"#,
+            r#"{"model":"","model":"y"}"#,
+        ];
+        let mut state = 0x1234_5678_9ABC_DEF1u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let bytes = b"{}[]\":,\\ m\x01\xff";
+        for doc in docs {
+            for round in 0..300 {
+                let mut d = doc.as_bytes().to_vec();
+                for _ in 0..(if round == 0 { 0 } else { next() % 3 + 1 }) {
+                    let at = (next() as usize) % d.len().max(1);
+                    match next() % 3 {
+                        0 if !d.is_empty() => {
+                            d.remove(at);
+                        }
+                        1 => d.insert(at, bytes[next() as usize % bytes.len()]),
+                        _ if !d.is_empty() => d[at] = bytes[next() as usize % bytes.len()],
+                        _ => {}
+                    }
+                }
+                let piece = (next() % 9 + 1) as usize;
+                let (mut new, mut old) = (ModelScan::default(), OldScan::default());
+                for c in d.chunks(piece) {
+                    new.feed(c);
+                    old.feed(c);
+                    assert_eq!(new.done(), old.done());
+                }
+                assert_eq!(
+                    new.finish(),
+                    old.finish(),
+                    "{}",
+                    String::from_utf8_lossy(&d)
+                );
+            }
+        }
+        // A model longer than the bound is cut as before (and so read as the JSON it becomes).
+        let long = format!(r#"{{"model":"{}"}}"#, "x".repeat(MODEL_MAX + 10));
+        let (mut new, mut old) = (ModelScan::default(), OldScan::default());
+        new.feed(long.as_bytes());
+        old.feed(long.as_bytes());
+        assert_eq!(new.finish().map(|m| m.len()), Some(MODEL_MAX));
+        assert_eq!(old.finish().map(|m| m.len()), Some(MODEL_MAX));
     }
 
     #[test]
