@@ -859,25 +859,32 @@ async fn stopped(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
     std::future::pending::<()>().await;
 }
 
-/// Serves one connection with HTTP/1.1: `read_header_timeout` for each request's headers (and
-/// so for an idle kept-alive connection), over TLS when `tls` is given (its handshake gets as
-/// long); a write that makes no progress for `write_timeout` (a client that stopped reading)
-/// ends the connection. When `stop` turns `true` the connection shuts down gracefully: a request
-/// in flight is answered, then the connection closes (an idle one closes at once); with no
-/// `stop` it serves until the client closes it (no look at a stop signal per turn). With
-/// `flatten`, a response's head and body are copied into one buffer and go out in one `write`
-/// (cheaper for many small responses, the proxy's) rather than a `writev` of the pieces (large
-/// pages: `/metrics`, the status page). `service`
-/// answers the requests: a router (see [`router_service`]) or a hyper service of its own (the
-/// metering proxy's).
+/// How one connection is served (see [`serve_connection`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnOptions {
+    /// Longest wait for each request's headers (and so for an idle kept-alive connection; a
+    /// TLS handshake gets as long).
+    pub read_header_timeout: Duration,
+    /// A write that makes no progress for this long (a client that stopped reading) ends the
+    /// connection.
+    pub write_timeout: Duration,
+    /// A response's head and body copied into one buffer and sent in one `write` (cheaper for
+    /// many small responses, the proxy's) rather than a `writev` of the pieces (large pages:
+    /// `/metrics`, the status page).
+    pub flatten: bool,
+}
+
+/// Serves one connection with HTTP/1.1 as `options` say, over TLS when `tls` is given. When
+/// `stop` turns `true` the connection shuts down gracefully: a request in flight is answered,
+/// then the connection closes (an idle one closes at once); with no `stop` it serves until the
+/// client closes it (no look at a stop signal per turn). `service` answers the requests: a
+/// router (see [`router_service`]) or a hyper service of its own (the metering proxy's).
 pub async fn serve_connection<S, B>(
     tcp: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    read_header_timeout: Duration,
-    write_timeout: Duration,
+    options: ConnOptions,
     service: S,
-    flatten: bool,
     mut stop: Option<tokio::sync::watch::Receiver<bool>>,
 ) where
     S: hyper::service::Service<
@@ -887,6 +894,11 @@ pub async fn serve_connection<S, B>(
         >,
     B: http_body::Body<Error: Into<BoxError>> + 'static,
 {
+    let ConnOptions {
+        read_header_timeout,
+        write_timeout,
+        flatten,
+    } = options;
     let tcp = WriteTimeout::new(tcp, write_timeout);
     let mut http = hyper::server::conn::http1::Builder::new();
     if flatten {
@@ -898,22 +910,7 @@ pub async fn serve_connection<S, B>(
         // much each until the header timeout).
         .max_buf_size(MAX_HEAD);
     let result = match tls {
-        None => {
-            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-            let mut conn = std::pin::pin!(conn);
-            if stop.is_none() {
-                conn.await
-            } else {
-                tokio::select! {
-                    biased;
-                    r = conn.as_mut() => r,
-                    _ = stopped(&mut stop) => {
-                        conn.as_mut().graceful_shutdown();
-                        conn.await
-                    }
-                }
-            }
-        }
+        None => drive(&http, tcp, service, &mut stop).await,
         Some(acceptor) => {
             let handshake = tokio::time::timeout(read_header_timeout, acceptor.accept(tcp));
             let tls = tokio::select! {
@@ -930,24 +927,43 @@ pub async fn serve_connection<S, B>(
                 },
                 _ = stopped(&mut stop) => return,
             };
-            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tls), service);
-            let mut conn = std::pin::pin!(conn);
-            if stop.is_none() {
-                conn.await
-            } else {
-                tokio::select! {
-                    biased;
-                    r = conn.as_mut() => r,
-                    _ = stopped(&mut stop) => {
-                        conn.as_mut().graceful_shutdown();
-                        conn.await
-                    }
-                }
-            }
+            drive(&http, tls, service, &mut stop).await
         }
     };
     if let Err(e) = result {
         tracing::debug!(peer = %peer, error = %e, "connection ended");
+    }
+}
+
+/// Serves `io` with `http` until the client closes it, or until `stop` says so (then
+/// gracefully: a request in flight is answered first).
+async fn drive<I, S, B>(
+    http: &hyper::server::conn::http1::Builder,
+    io: I,
+    service: S,
+    stop: &mut Option<tokio::sync::watch::Receiver<bool>>,
+) -> hyper::Result<()>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<B>,
+            Error: Into<BoxError>,
+        >,
+    B: http_body::Body<Error: Into<BoxError>> + 'static,
+{
+    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    if stop.is_none() {
+        return conn.await;
+    }
+    tokio::select! {
+        biased;
+        r = conn.as_mut() => r,
+        _ = stopped(stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
     }
 }
 
@@ -996,10 +1012,12 @@ pub async fn serve(
                 tcp,
                 peer,
                 tls,
-                limits.read_header_timeout,
-                limits.read_timeout,
+                ConnOptions {
+                    read_header_timeout: limits.read_header_timeout,
+                    write_timeout: limits.read_timeout,
+                    flatten: false,
+                },
                 router_service(router),
-                false,
                 Some(stopping),
             )
             .await;

@@ -1381,11 +1381,13 @@ pub fn serve_on_threads(
                                     tcp,
                                     peer,
                                     None,
-                                    header_timeout,
-                                    write_timeout,
+                                    crate::web::ConnOptions {
+                                        read_header_timeout: header_timeout,
+                                        write_timeout,
+                                        // Small responses and stream batches: one write each.
+                                        flatten: true,
+                                    },
                                     service,
-                                    // Small responses and stream batches: one write each.
-                                    true,
                                     // The proxy runs until the process ends: its
                                     // connections are never told to stop.
                                     None,
