@@ -26,6 +26,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
 use cellwatch_metrics as m;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::Either;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use tokio::time::{Instant, Sleep};
 
@@ -877,11 +878,11 @@ pub(crate) struct ReqBody {
 }
 
 impl ReqBody {
-    fn new(body: impl Into<ClientBody>, max: usize, timeout: Duration, scan: bool) -> Self {
+    fn new(body: ClientBody, max: usize, timeout: Duration, scan: bool) -> Self {
         ReqBody {
             held: std::collections::VecDeque::new(),
             held_len: 0,
-            inner: crate::web::TimedBody::new(body.into(), timeout, true),
+            inner: crate::web::TimedBody::new(body, timeout, true),
             ended: false,
             left: max,
             max,
@@ -971,91 +972,11 @@ impl HttpBody for ReqBody {
 }
 
 /// A client's request body as it came: hyper's, or (in tests) any other.
-enum ClientBody {
-    Hyper(hyper::body::Incoming),
-    Other(Body),
-}
+type ClientBody = Either<hyper::body::Incoming, Body>;
 
-impl From<hyper::body::Incoming> for ClientBody {
-    fn from(b: hyper::body::Incoming) -> Self {
-        ClientBody::Hyper(b)
-    }
-}
-
-impl From<Body> for ClientBody {
-    fn from(b: Body) -> Self {
-        ClientBody::Other(b)
-    }
-}
-
-impl HttpBody for ClientBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            ClientBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            ClientBody::Other(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ClientBody::Hyper(b) => b.is_end_stream(),
-            ClientBody::Other(b) => b.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ClientBody::Hyper(b) => b.size_hint(),
-            ClientBody::Other(b) => b.size_hint(),
-        }
-    }
-}
-
-/// A request's body on its way upstream: none, or the client's (timed, bounded, scanned).
-/// Sent by hyper as it is, without boxing.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "the large variant is the usual one: boxing it is the allocation this saves"
-)]
-pub(crate) enum UpBody {
-    Empty,
-    Client(ReqBody),
-}
-
-impl HttpBody for UpBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            UpBody::Empty => Poll::Ready(None),
-            UpBody::Client(b) => Pin::new(b).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpBody::Empty => true,
-            UpBody::Client(b) => b.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpBody::Empty => SizeHint::with_exact(0),
-            UpBody::Client(b) => b.size_hint(),
-        }
-    }
-}
+/// A request's body on its way upstream: the client's (timed, bounded, scanned), or none. Sent
+/// by hyper as it is, without boxing.
+pub(crate) type UpBody = Either<ReqBody, http_body_util::Empty<Bytes>>;
 
 /// The answer to a request whose body failed, and its outcome.
 fn body_failed(e: &ClientBodyError) -> (Response, Outcome) {
@@ -1191,7 +1112,7 @@ fn is_hop_by_hop(name: &header::HeaderName) -> bool {
 }
 
 fn plain(status: StatusCode, msg: String) -> Response {
-    let mut r = Response::new(RespBody::Own(http_body_util::Full::new(Bytes::from(msg))));
+    let mut r = Response::new(Either::Right(http_body_util::Full::new(Bytes::from(msg))));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -1205,43 +1126,7 @@ type Response = axum::http::Response<RespBody>;
 
 /// A response's body: the upstream's, passed through, or the proxy's own short answer (an
 /// error). Served by hyper as it is, without boxing.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "the large variant is the usual one: boxing it is the allocation this saves"
-)]
-enum RespBody {
-    Pass(PassBody),
-    Own(http_body_util::Full<Bytes>),
-}
-
-impl HttpBody for RespBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            RespBody::Pass(b) => Pin::new(b).poll_frame(cx),
-            RespBody::Own(b) => Pin::new(b).poll_frame(cx).map_err(|e| match e {}),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            RespBody::Pass(b) => b.is_end_stream(),
-            RespBody::Own(b) => b.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            RespBody::Pass(b) => b.size_hint(),
-            RespBody::Own(b) => b.size_hint(),
-        }
-    }
-}
+type RespBody = Either<PassBody, http_body_util::Full<Bytes>>;
 
 impl Proxy {
     /// A proxy for `config`, metering into `meters`, with bounded `models` labels.
@@ -1368,7 +1253,11 @@ pub fn serve_on_threads(
                     // boxed future or boxed response body in between.
                     let service = hyper::service::service_fn(move |req| {
                         let proxy = proxy.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(proxy, req).await) }
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                handle(proxy, req.map(Either::Left)).await,
+                            )
+                        }
                     });
                     crate::web::accept_loop(
                         &listener,
@@ -1407,8 +1296,7 @@ pub fn serve_on_threads(
 }
 
 /// Proxies one request (its body hyper's, or a test's).
-async fn handle(Proxy(shared): Proxy, req: Request<impl Into<ClientBody>>) -> Response {
-    let req = req.map(Into::into);
+async fn handle(Proxy(shared): Proxy, req: Request<ClientBody>) -> Response {
     let p = &*shared;
     let started = Instant::now();
     let started_wall = p.config.tracer.is_some().then(std::time::SystemTime::now);
@@ -1441,9 +1329,9 @@ async fn handle(Proxy(shared): Proxy, req: Request<impl Into<ClientBody>>) -> Re
     let body_timeout = p.config.limits.read_timeout;
     let mut late = None;
     let (body, mut record) = match api {
-        None if body.is_end_stream() => (UpBody::Empty, None),
+        None if body.is_end_stream() => (Either::Right(http_body_util::Empty::new()), None),
         None => (
-            UpBody::Client(ReqBody::new(body, usize::MAX, body_timeout, false)),
+            Either::Left(ReqBody::new(body, usize::MAX, body_timeout, false)),
             None,
         ),
         Some(api) => {
@@ -1538,7 +1426,7 @@ async fn handle(Proxy(shared): Proxy, req: Request<impl Into<ClientBody>>) -> Re
             if let Some(Some(m)) = body.model() {
                 record.span_model(m);
             }
-            (UpBody::Client(body), Some(record))
+            (Either::Left(body), Some(record))
         }
     };
     strip_hop_by_hop(&mut parts.headers);
@@ -1629,7 +1517,7 @@ async fn handle(Proxy(shared): Proxy, req: Request<impl Into<ClientBody>>) -> Re
         body.finish(None);
         body.release();
     }
-    Response::from_parts(parts, RespBody::Pass(body))
+    Response::from_parts(parts, Either::Left(body))
 }
 
 /// A bare HTTP/1.1 server that answers every request with `body` and closes the connection
@@ -1957,7 +1845,7 @@ mod tests {
                 r#"cellwatch_inference_requests_waiting{model="m"}"#,
             )
         };
-        let mut body = handle(p, req).await.into_body();
+        let mut body = handle(p, req.map(Either::Right)).await.into_body();
         let first = body.frame().await.unwrap().unwrap();
         assert!(first.data_ref().is_some());
         // Alone, it is taken to be in prefill (exported 0); without content it still counts.
@@ -2023,7 +1911,7 @@ mod tests {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(r#"{"model":"m","stream":true}"#))
             .unwrap();
-        let mut body = handle(p, req).await.into_body();
+        let mut body = handle(p, req.map(Either::Right)).await.into_body();
         // The five pass while the upstream still holds the sixth, in fewer frames than events.
         let early: String = (0..5).map(event).collect();
         let (mut got, mut frames) = (Vec::new(), 0);
@@ -2077,8 +1965,8 @@ mod tests {
         }
     }
 
-    fn streamed(chunks: &[&'static str]) -> Body {
-        Body::new(Chunks(chunks.iter().copied().collect()))
+    fn streamed(chunks: &[&'static str]) -> ClientBody {
+        Either::Right(Body::new(Chunks(chunks.iter().copied().collect())))
     }
 
     #[tokio::test]
@@ -2219,7 +2107,7 @@ mod tests {
         );
         for round in 1..=2 {
             let req = Request::builder().uri("/t").body(Body::empty()).unwrap();
-            let mut body = handle(p.clone(), req).await.into_body();
+            let mut body = handle(p.clone(), req.map(Either::Right)).await.into_body();
             // As hyper's server does: no poll after the trailers.
             loop {
                 let frame = body.frame().await.expect("a frame").expect("no error");
@@ -2321,7 +2209,7 @@ mod tests {
         };
         let get = async |path: &str| {
             let req = Request::builder().uri(path).body(Body::empty()).unwrap();
-            handle(p.clone(), req).await.status()
+            handle(p.clone(), req.map(Either::Right)).await.status()
         };
         assert_eq!(restarts(), Some(0.0), "0 from the start");
         assert_eq!(get("/v1/models").await, StatusCode::OK);

@@ -225,7 +225,7 @@ mod tests {
         Request::builder()
             .uri("/x")
             .header("host", "upstream")
-            .body(UpBody::Empty)
+            .body(http_body_util::Either::Right(http_body_util::Empty::new()))
             .unwrap()
     }
 
