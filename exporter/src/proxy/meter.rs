@@ -1268,6 +1268,36 @@ mod tests {
         whole
     }
 
+    /// A fixed xorshift generator, and documents mangled with it: the tests that hold a fast
+    /// reading to a reference feed both the same mangled inputs.
+    pub(super) struct Mangler(pub(super) u64);
+
+    impl Mangler {
+        pub(super) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        /// `doc` with one to three bytes dropped, inserted or replaced (by bytes of `pick`).
+        pub(super) fn mangle(&mut self, doc: &[u8], pick: &[u8]) -> Vec<u8> {
+            let mut d = doc.to_vec();
+            for _ in 0..(self.next() % 3 + 1) {
+                let at = (self.next() as usize) % d.len().max(1);
+                match self.next() % 3 {
+                    0 if !d.is_empty() => {
+                        d.remove(at);
+                    }
+                    1 => d.insert(at, pick[self.next() as usize % pick.len()]),
+                    _ if !d.is_empty() => d[at] = pick[self.next() as usize % pick.len()],
+                    _ => {}
+                }
+            }
+            d
+        }
+    }
+
     /// The scan as it was before it moved through strings by runs: the reference the test below
     /// holds the scan to.
     #[derive(Debug, Default)]
@@ -1388,29 +1418,16 @@ mod tests {
             r#"{"mod\u0065l":"x","model":"模型","model":"second"}"#,
             r#"{"model":"","model":"y"}"#,
         ];
-        let mut state = 0x1234_5678_9ABC_DEF1u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut m = Mangler(0x1234_5678_9ABC_DEF1);
         let bytes = b"{}[]\":,\\ m\x01\xff";
         for doc in docs {
             for round in 0..300 {
-                let mut d = doc.as_bytes().to_vec();
-                for _ in 0..(if round == 0 { 0 } else { next() % 3 + 1 }) {
-                    let at = (next() as usize) % d.len().max(1);
-                    match next() % 3 {
-                        0 if !d.is_empty() => {
-                            d.remove(at);
-                        }
-                        1 => d.insert(at, bytes[next() as usize % bytes.len()]),
-                        _ if !d.is_empty() => d[at] = bytes[next() as usize % bytes.len()],
-                        _ => {}
-                    }
-                }
-                let piece = (next() % 9 + 1) as usize;
+                let d = if round == 0 {
+                    doc.as_bytes().to_vec()
+                } else {
+                    m.mangle(doc.as_bytes(), bytes)
+                };
+                let piece = (m.next() % 9 + 1) as usize;
                 let (mut new, mut old) = (ModelScan::default(), OldScan::default());
                 for c in d.chunks(piece) {
                     new.feed(c);

@@ -516,6 +516,7 @@ impl<'a> Cursor<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::Mangler;
     use super::super::{read_whole, whole_readings_agree};
     use super::*;
 
@@ -619,19 +620,17 @@ mod tests {
                 .unwrap_or(b.len())
         };
         let pick = b"ab\"\\\x00\x1f\x20\x7f\x80\xa2\xdc\xff!~";
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut m = Mangler(0x2545_F491_4F6C_DD1D);
         for len in 0..40 {
             for _ in 0..200 {
                 let b: Vec<u8> = (0..len)
                     .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
+                        let r = m.next();
                         // Mostly plain bytes, so runs are long.
-                        if state.is_multiple_of(4) {
-                            pick[(state >> 8) as usize % pick.len()]
+                        if r.is_multiple_of(4) {
+                            pick[(r >> 8) as usize % pick.len()]
                         } else {
-                            b'a' + (state >> 8) as u8 % 26
+                            b'a' + (r >> 8) as u8 % 26
                         }
                     })
                     .collect();
@@ -644,29 +643,12 @@ mod tests {
     fn mangled_responses_read_fast_only_as_the_general_reading_does() {
         // Every usual response with bytes dropped, doubled or replaced, by a fixed generator:
         // whenever the fast path answers, the general reading answers the same.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut m = Mangler(0x9E37_79B9_7F4A_7C15);
         let bytes = b"{}[]\":,0-1.e\\u tfn\x01";
         let (mut tried, mut answered) = (0, 0);
         for doc in USUAL {
             for _ in 0..400 {
-                let mut d = doc.as_bytes().to_vec();
-                for _ in 0..(next() % 3 + 1) {
-                    let at = (next() as usize) % d.len().max(1);
-                    match next() % 3 {
-                        0 if !d.is_empty() => {
-                            d.remove(at);
-                        }
-                        1 => d.insert(at, bytes[next() as usize % bytes.len()]),
-                        _ if !d.is_empty() => d[at] = bytes[next() as usize % bytes.len()],
-                        _ => {}
-                    }
-                }
+                let d = m.mangle(doc.as_bytes(), bytes);
                 for api in APIS {
                     tried += 1;
                     answered += usize::from(read(api, &d).is_some());
