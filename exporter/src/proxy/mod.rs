@@ -606,7 +606,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A response body passed through chunk by chunk; metered when `meter` is set; an error when the
 /// upstream sends nothing for `idle`.
 struct PassBody {
-    inner: hyper::body::Incoming,
+    inner: upstream::UpstreamBody,
     idle: Duration,
     /// Armed at the first wait for the upstream, moved forward only when it fires early (a
     /// timer reset per chunk would cost more than the chunk).
@@ -618,8 +618,6 @@ struct PassBody {
     late: Option<Late>,
     /// Upstream and path, for log lines.
     what: What,
-    /// The upstream connection, back to its pool once the body has been read to the end.
-    conn: Option<hyper::client::conn::http1::SendRequest<UpBody>>,
     /// Data taken from the upstream and not yet passed on: the frames that arrive together go
     /// to the client in one write (see [`PassBody::poll_frame`]).
     batch: Vec<Bytes>,
@@ -627,17 +625,10 @@ struct PassBody {
     batched: usize,
     /// What came after the batch (the end, trailers or an error), passed on after it.
     after: Option<Option<Result<Frame<Bytes>, BoxError>>>,
-    /// Turns the upstream connection had since the last frame was batched.
-    yielded: u8,
 }
 
 /// A batch is passed on once it holds this much (a bound on what the proxy holds per stream).
 const BATCH_BYTES: usize = 16 * 1024;
-
-/// Turns the upstream connection gets to hand over a frame it already holds before a batch goes
-/// out: measured, one turn is usually not enough (the frame comes on the second), three rarely
-/// adds one.
-const BATCH_TURNS: u8 = 2;
 
 /// A model the request body may still reveal, and the labels to move the record to it.
 struct Late {
@@ -656,7 +647,7 @@ impl PassBody {
 
     /// The response was read to the end: its connection can take another request.
     fn release(&mut self) {
-        if let Some(conn) = self.conn.take() {
+        if let Some(conn) = self.inner.take_reusable() {
             self.what.proxy.pool.put(conn);
         }
     }
@@ -681,7 +672,7 @@ impl Drop for PassBody {
 }
 
 impl PassBody {
-    fn new(inner: hyper::body::Incoming, idle: Duration, what: What) -> Self {
+    fn new(inner: upstream::UpstreamBody, idle: Duration, what: What) -> Self {
         PassBody {
             inner,
             idle,
@@ -690,18 +681,15 @@ impl PassBody {
             metering: None,
             late: None,
             what,
-            conn: None,
             batch: Vec::new(),
             batched: 0,
             after: None,
-            yielded: 0,
         }
     }
 
     /// The batch as one frame (a single frame as it came, several joined).
     fn take_batch(&mut self) -> Frame<Bytes> {
         self.batched = 0;
-        self.yielded = 0;
         if self.batch.len() == 1 {
             return Frame::data(self.batch.pop().unwrap_or_default());
         }
@@ -741,7 +729,7 @@ impl PassBody {
             Poll::Ready(Some(Err(e))) => {
                 tracing::warn!(upstream = %this.what, error = %e, "the upstream response failed midway");
                 this.finish(Some(Outcome::ServerError));
-                Poll::Ready(Some(Err(Box::new(e))))
+                Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => {
                 this.finish(None);
@@ -777,12 +765,11 @@ impl HttpBody for PassBody {
 
     /// Passes on what the upstream sends, batching the frames that are already there: a
     /// stream's events usually arrive several to one read of the upstream socket, and the
-    /// upstream connection hands them over one at a time, so each one written on its own is a
-    /// write to the client per event (nginx writes what one read gave). When the upstream has
-    /// nothing more at hand, its connection gets [`BATCH_TURNS`] turns (yields, no waiting for
-    /// the network) and the batch goes out: an event is never held for one that has not
-    /// arrived. A batch is at most [`BATCH_BYTES`] plus one frame; a frame of that size or more
-    /// goes on its own.
+    /// upstream body hands them over a chunk at a time, so each one written on its own is a
+    /// write to the client per event (nginx writes what one read gave). When the upstream
+    /// socket has nothing more, the batch goes out: an event is never held for one that has
+    /// not arrived. A batch is at most [`BATCH_BYTES`] plus one frame; a frame of that size or
+    /// more goes on its own.
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -802,17 +789,11 @@ impl HttpBody for PassBody {
                     }
                     this.batched += data.len();
                     this.batch.push(data);
-                    this.yielded = 0;
                     if this.batched >= BATCH_BYTES || this.inner.is_end_stream() {
                         return Poll::Ready(Some(Ok(this.take_batch())));
                     }
                 }
                 Poll::Pending if this.batch.is_empty() => return Poll::Pending,
-                Poll::Pending if this.yielded < BATCH_TURNS => {
-                    this.yielded += 1;
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
                 Poll::Pending => return Poll::Ready(Some(Ok(this.take_batch()))),
                 Poll::Ready(other) => {
                     if this.batch.is_empty() {
@@ -1430,9 +1411,6 @@ async fn handle(Proxy(shared): Proxy, req: Request<ClientBody>) -> Response {
         }
     };
     strip_hop_by_hop(&mut parts.headers);
-    if let Some(host) = &p.host {
-        parts.headers.insert(header::HOST, host.clone());
-    }
     let asked = std::mem::replace(&mut parts.uri, uri);
     let upstream_req = Request::from_parts(parts, body);
     let unavailable = |status: StatusCode, msg: String, record: Option<Record>| {
@@ -1448,34 +1426,38 @@ async fn handle(Proxy(shared): Proxy, req: Request<ClientBody>) -> Response {
             ),
         )
     };
-    let (resp, conn) =
-        match tokio::time::timeout(p.config.header_timeout, p.pool.send(upstream_req)).await {
-            Err(_) => {
-                return unavailable(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!("no response within {:?}", p.config.header_timeout),
-                    record.take(),
-                );
-            }
-            Ok(Err(e)) => {
-                if let Some(client) = ClientBodyError::find(&e) {
-                    let (resp, outcome) = body_failed(client);
-                    if let Some(mut r) = record.take() {
-                        r.finish(outcome, Summary::default());
-                    }
-                    return resp;
+    let resp = match tokio::time::timeout(
+        p.config.header_timeout,
+        p.pool.send(upstream_req, p.host.as_ref()),
+    )
+    .await
+    {
+        Err(_) => {
+            return unavailable(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("no response within {:?}", p.config.header_timeout),
+                record.take(),
+            );
+        }
+        Ok(Err(e)) => {
+            if let Some(client) = ClientBodyError::find(&e) {
+                let (resp, outcome) = body_failed(client);
+                if let Some(mut r) = record.take() {
+                    r.finish(outcome, Summary::default());
                 }
-                if e.is_connect() {
-                    p.meters.upstream.unreachable();
-                }
-                let msg = upstream::chain(&e);
-                return unavailable(StatusCode::BAD_GATEWAY, msg, record.take());
+                return resp;
             }
-            Ok(Ok(sent)) => {
-                p.meters.upstream_served(&p.config.upstream);
-                sent
+            if e.is_connect() {
+                p.meters.upstream.unreachable();
             }
-        };
+            let msg = upstream::chain(&e);
+            return unavailable(StatusCode::BAD_GATEWAY, msg, record.take());
+        }
+        Ok(Ok(sent)) => {
+            p.meters.upstream_served(&p.config.upstream);
+            sent
+        }
+    };
     if let (Some(r), Some(m)) = (record.as_mut(), late.as_ref().and_then(|l| l.get())) {
         r.span_model(m);
         r.relabel_to(p.model_meters(Some(m)));
@@ -1510,7 +1492,6 @@ async fn handle(Proxy(shared): Proxy, req: Request<ClientBody>) -> Response {
         },
     );
     body.metering = metering;
-    body.conn = Some(conn);
     body.late = late.map(|slot| Late { slot });
     // An empty body (204, or Content-Length: 0) is never polled: finish it now.
     if body.inner.is_end_stream() {

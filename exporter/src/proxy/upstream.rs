@@ -1,20 +1,38 @@
-//! The upstream connections of one proxy thread: HTTP/1.1 connections kept open between
-//! requests, as nginx's `keepalive` does. A connection goes back to the pool when its response
-//! has been read to the end (a response left unread closes it); a request takes the most
-//! recently used idle one, or opens a new one. A request an idle connection could not take
-//! (the upstream closed it meanwhile) goes on a new connection: it was never sent.
+//! The upstream side of one proxy thread: HTTP/1.1 connections to the upstream, kept open
+//! between requests as nginx's `keepalive` does, each driven by the request that holds it.
 //!
-//! Hyper's pooling client does the same but spawns a task per request to wait for the
-//! connection to be free again; here the response body's end puts it back directly.
+//! A request takes the most recently used idle connection (one the upstream closed meanwhile
+//! is passed over: the thread's reactor has seen it readable) or opens a new one, writes its
+//! head and as much of its body as is at hand in one write, and reads the response head; the
+//! response body ([`UpstreamBody`]) then reads the same connection as the client takes it,
+//! sending the rest of a request body that is still coming (an upstream may answer before it
+//! has read the whole request). A connection goes back to the pool when its response has been
+//! read to the end and its request sent whole; any other end closes it. There is no task per
+//! connection and no channel between the request and its connection: every read and write
+//! happens in the task of the client's connection, as in nginx's event loop (hyper's client
+//! took two tasks and four channels per request, a third of the proxy's instructions).
+//!
+//! Parsing is httparse's (the response head, chunk sizes, trailers), as in hyper; framing
+//! follows RFC 9112 §6.3: no body for `HEAD`, 1xx, 204 and 304; `Transfer-Encoding` before
+//! `Content-Length` (which is then dropped, and the connection not reused); chunked, a length,
+//! or until the upstream closes. Informational responses (`100 Continue`, `103 Early Hints`)
+//! are skipped; `101 Switching Protocols` is refused (upgrades are not proxied).
 
-use std::sync::{Arc, Mutex};
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use super::UpBody;
-use axum::http::{Request, Response, Uri};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use axum::http::{header, request};
+use bytes::{Buf, Bytes, BytesMut};
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 /// How long an idle connection is kept (the upstream may close it sooner).
@@ -22,6 +40,22 @@ const IDLE: Duration = Duration::from_secs(60);
 
 /// The most idle connections kept: more than a burst of concurrent requests needs.
 const MAX_IDLE: usize = 512;
+
+/// What one read asks for at least.
+const READ_SIZE: usize = 8 * 1024;
+
+/// The largest response head (status line and headers) read; a larger one is an error.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// The most headers a response head may have (hyper's bound).
+const MAX_HEADERS: usize = 100;
+
+/// The longest chunk-size line (with extensions) and the most trailer bytes read.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+const MAX_TRAILERS: usize = 16 * 1024;
+
+/// Request bytes held for writing before the request body is asked for more (backpressure).
+const MAX_PENDING_WRITE: usize = 64 * 1024;
 
 /// Why a request got no response from the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -33,9 +67,21 @@ pub(crate) enum UpstreamError {
         /// The cause.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The connection failed before a response (the request body's failure included).
-    #[error(transparent)]
-    Request(#[from] hyper::Error),
+    /// The request body failed (the client's side: too large, stalled, gone).
+    #[error("the request body failed")]
+    Body(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Reading from or writing to the upstream failed.
+    #[error("connection error")]
+    Io(#[from] io::Error),
+    /// The upstream closed the connection before a whole response head.
+    #[error("connection closed before a response")]
+    Closed,
+    /// The upstream closed the connection before the end of the response body.
+    #[error("connection closed before the end of the response")]
+    Truncated,
+    /// The upstream's response is not HTTP/1.x as this proxy passes it on.
+    #[error("invalid response: {0}")]
+    Invalid(&'static str),
 }
 
 impl UpstreamError {
@@ -55,7 +101,7 @@ pub(crate) struct Pool {
     /// drops packets still connects over IPv4).
     connector: HttpConnector,
     /// Oldest first.
-    idle: Mutex<Vec<(Instant, SendRequest<UpBody>)>>,
+    idle: Mutex<Vec<(Instant, Conn)>>,
 }
 
 impl Pool {
@@ -71,54 +117,44 @@ impl Pool {
         }
     }
 
-    /// Sends `req` (its URI in origin form) and returns the response head with the connection,
-    /// to be given back with [`Pool::put`] once the response body has been read.
+    /// Sends `req` (its URI in origin form, its headers as they go upstream) and returns the
+    /// response head, its body reading on from the same connection. The connection goes back
+    /// with [`Pool::put`] once [`UpstreamBody::take_reusable`] gives it.
     pub(crate) async fn send(
         &self,
-        mut req: Request<UpBody>,
-    ) -> Result<(Response<Incoming>, SendRequest<UpBody>), UpstreamError> {
-        while let Some(mut conn) = self.take() {
-            match conn.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, conn)),
-                Err(mut e) => match e.take_message() {
-                    // Closed before the request went out: try another connection.
-                    Some(r) => req = r,
-                    None => return Err(e.into_error().into()),
-                },
-            }
-        }
-        let mut conn = self.connect().await?;
-        let resp = conn.send_request(req).await?;
-        Ok((resp, conn))
+        req: Request<UpBody>,
+        host: Option<&HeaderValue>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let (parts, body) = req.into_parts();
+        let conn = match std::future::poll_fn(|cx| Poll::Ready(self.take(cx))).await {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        let mut exchange = Exchange::start(conn, &parts, body, host);
+        let head = std::future::poll_fn(|cx| exchange.poll_head(cx)).await?;
+        Ok(head.into_response(exchange))
     }
 
     /// The most recently used idle connection still open (those idle too long are closed by
-    /// [`Pool::reap`], every second).
-    fn take(&self) -> Option<SendRequest<UpBody>> {
+    /// [`Pool::reap`], every second). One the upstream closed has been seen readable by the
+    /// reactor: it is dropped without a system call unless its readiness is stale.
+    fn take(&self, cx: &mut Context<'_>) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some((_, conn)) = idle.pop() {
-            if conn.is_ready() {
+            if conn.is_open(cx) {
                 return Some(conn);
             }
         }
         None
     }
 
-    /// Gives back a connection whose response was read to the end: kept when it can take
-    /// another request now, or once it can (its request body may still be going out).
-    pub(crate) fn put(self: &Arc<Self>, mut conn: SendRequest<UpBody>) {
-        if conn.is_ready() {
-            self.keep(conn);
-        } else if !conn.is_closed() {
-            let pool = Arc::downgrade(self);
-            tokio::spawn(async move {
-                if conn.ready().await.is_ok()
-                    && let Some(pool) = pool.upgrade()
-                {
-                    pool.keep(conn);
-                }
-            });
+    /// Gives back a connection whose exchange ended cleanly.
+    pub(crate) fn put(&self, conn: Conn) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() >= MAX_IDLE {
+            idle.remove(0);
         }
+        idle.push((Instant::now(), conn));
     }
 
     /// Closes the connections idle for longer than a minute (called every second).
@@ -131,40 +167,603 @@ impl Pool {
         idle.drain(..stale);
     }
 
-    fn keep(&self, conn: SendRequest<UpBody>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() >= MAX_IDLE {
-            idle.remove(0);
-        }
-        idle.push((Instant::now(), conn));
-    }
-
     /// How many connections are idle (for tests).
     #[cfg(test)]
     pub(crate) fn idle(&self) -> usize {
         self.idle.lock().map_or(0, |i| i.len())
     }
 
-    /// A new connection, its driving task spawned on this thread's runtime.
-    async fn connect(&self) -> Result<SendRequest<UpBody>, UpstreamError> {
+    /// A new connection, registered with this thread's reactor.
+    async fn connect(&self) -> Result<Conn, UpstreamError> {
         let io = self
             .connector
             .clone()
             .oneshot(self.upstream.clone())
             .await
             .map_err(|e| UpstreamError::Connect { source: e.into() })?;
-        // A request's head and body in one buffer and one write (the body is small, or streams
-        // on in frames of at most a read's size).
-        let (conn, driver) = hyper::client::conn::http1::Builder::new()
-            .writev(false)
-            .handshake(io)
-            .await?;
-        tokio::spawn(async move {
-            if let Err(e) = driver.await {
-                tracing::debug!(error = %e, "upstream connection ended");
+        Ok(Conn {
+            io: io.into_inner(),
+            rd: BytesMut::new(),
+        })
+    }
+}
+
+/// An open connection to the upstream, between exchanges: the socket and its read buffer
+/// (empty: a connection is kept only when nothing more came).
+#[derive(Debug)]
+pub(crate) struct Conn {
+    io: TcpStream,
+    rd: BytesMut,
+}
+
+impl Conn {
+    /// Whether the upstream has not closed the connection (nor sent anything unasked).
+    fn is_open(&self, cx: &mut Context<'_>) -> bool {
+        match self.io.poll_read_ready(cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            // Readable: closed, or bytes no request asked for; or readiness left over from the
+            // last read (which filled the buffer exactly). A read tells.
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
             }
+        }
+    }
+
+    /// Reads what the socket has into the read buffer: the bytes read, 0 at its end.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.rd.capacity() - self.rd.len() < READ_SIZE / 2 {
+            self.rd.reserve(READ_SIZE);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rd)
+    }
+}
+
+/// One request on a connection: what is still to be written, and the request body still to
+/// send.
+struct Exchange {
+    conn: Conn,
+    /// Request bytes to write, from `written` on.
+    wr: Vec<u8>,
+    written: usize,
+    /// The request body still coming (`None` once it ended).
+    body: Option<UpBody>,
+    /// The request body goes chunked (its length unknown).
+    chunked: bool,
+    /// Writing failed (the upstream may still have answered: its response is read first).
+    write_failed: Option<io::Error>,
+    /// A `HEAD` request: its response has no body whatever its headers say.
+    head_request: bool,
+}
+
+/// Whether a request method is expected to carry a body (an empty one is then sent with
+/// `content-length: 0`, as hyper does).
+fn has_body(m: &Method) -> bool {
+    *m == Method::POST || *m == Method::PUT || *m == Method::PATCH
+}
+
+impl Exchange {
+    /// Writes the request head into the write buffer: `host` in place of the client's (when
+    /// given), and the body's framing: the client's `content-length` (the body hyper received
+    /// holds to it), none or `0` for an ended body, else chunked.
+    fn start(conn: Conn, parts: &request::Parts, body: UpBody, host: Option<&HeaderValue>) -> Self {
+        let mut wr = Vec::with_capacity(512);
+        wr.extend_from_slice(parts.method.as_str().as_bytes());
+        wr.push(b' ');
+        wr.extend_from_slice(
+            parts
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .as_bytes(),
+        );
+        wr.extend_from_slice(b" HTTP/1.1\r\n");
+        if let Some(host) = host {
+            wr.extend_from_slice(b"host: ");
+            wr.extend_from_slice(host.as_bytes());
+            wr.extend_from_slice(b"\r\n");
+        }
+        for (name, value) in &parts.headers {
+            if host.is_some() && name == header::HOST {
+                continue;
+            }
+            wr.extend_from_slice(name.as_str().as_bytes());
+            wr.extend_from_slice(b": ");
+            wr.extend_from_slice(value.as_bytes());
+            wr.extend_from_slice(b"\r\n");
+        }
+        let ended = body.is_end_stream();
+        let mut chunked = false;
+        if !parts.headers.contains_key(header::CONTENT_LENGTH) {
+            match body.size_hint().exact() {
+                Some(0) if ended && !has_body(&parts.method) => {}
+                Some(n) if ended => {
+                    wr.extend_from_slice(b"content-length: ");
+                    wr.extend_from_slice(n.to_string().as_bytes());
+                    wr.extend_from_slice(b"\r\n");
+                }
+                _ => {
+                    chunked = true;
+                    wr.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                }
+            }
+        }
+        wr.extend_from_slice(b"\r\n");
+        Exchange {
+            conn,
+            wr,
+            written: 0,
+            body: (!ended).then_some(body),
+            chunked,
+            write_failed: None,
+            head_request: parts.method == Method::HEAD,
+        }
+    }
+
+    /// Whether request bytes remain to be sent.
+    fn sending(&self) -> bool {
+        self.body.is_some() || self.written < self.wr.len()
+    }
+
+    /// Writes the request on: what is buffered, then the body's frames as they come. Ready
+    /// when all of it is written or writing failed (kept in `write_failed`); an error only for
+    /// the request body's own failure.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), UpstreamError>> {
+        loop {
+            let mut body_pending = false;
+            while let Some(body) = self.body.as_mut() {
+                if self.wr.len() - self.written >= MAX_PENDING_WRITE {
+                    break;
+                }
+                match Pin::new(body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Ok(data) = frame.into_data()
+                            && !data.is_empty()
+                        {
+                            if self.chunked {
+                                self.wr
+                                    .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                                self.wr.extend_from_slice(&data);
+                                self.wr.extend_from_slice(b"\r\n");
+                            } else {
+                                self.wr.extend_from_slice(&data);
+                            }
+                        }
+                    }
+                    Poll::Ready(None) => {
+                        if self.chunked {
+                            self.wr.extend_from_slice(b"0\r\n\r\n");
+                        }
+                        self.body = None;
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        self.body = None;
+                        return Poll::Ready(Err(UpstreamError::Body(e)));
+                    }
+                    Poll::Pending => {
+                        body_pending = true;
+                        break;
+                    }
+                }
+            }
+            if self.written < self.wr.len() {
+                match Pin::new(&mut self.conn.io).poll_write(cx, &self.wr[self.written..]) {
+                    Poll::Ready(Ok(0)) => {
+                        self.fail_write(io::ErrorKind::WriteZero.into());
+                        return Poll::Ready(Ok(()));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.written += n;
+                        if self.written == self.wr.len() {
+                            self.wr.clear();
+                            self.written = 0;
+                        }
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        self.fail_write(e);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if self.body.is_none() {
+                return Poll::Ready(Ok(()));
+            }
+            if body_pending {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn fail_write(&mut self, e: io::Error) {
+        self.write_failed = Some(e);
+        self.body = None;
+        self.wr = Vec::new();
+        self.written = 0;
+    }
+
+    /// Sends the request and reads the response head (informational ones skipped).
+    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Head, UpstreamError>> {
+        loop {
+            if self.sending()
+                && let Poll::Ready(Err(e)) = self.poll_send(cx)
+            {
+                return Poll::Ready(Err(e));
+            }
+            if !self.conn.rd.is_empty()
+                && let Some(head) = parse_head(&mut self.conn.rd)?
+            {
+                match head.status.as_u16() {
+                    101 => {
+                        return Poll::Ready(Err(UpstreamError::Invalid(
+                            "101 Switching Protocols (upgrades are not proxied)",
+                        )));
+                    }
+                    100..=199 => continue,
+                    _ => return Poll::Ready(Ok(head)),
+                }
+            }
+            if self.conn.rd.len() >= MAX_HEAD {
+                return Poll::Ready(Err(UpstreamError::Invalid("response head over 64 KiB")));
+            }
+            match ready!(self.conn.poll_fill(cx)) {
+                Ok(0) => {
+                    return Poll::Ready(Err(match self.write_failed.take() {
+                        Some(e) => e.into(),
+                        None => UpstreamError::Closed,
+                    }));
+                }
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+    }
+}
+
+/// A response head as read, with how its body is framed.
+struct Head {
+    status: StatusCode,
+    version: Version,
+    headers: HeaderMap,
+    reason: Option<hyper::ext::ReasonPhrase>,
+    /// The body's length (`None`: chunked or until the close), before the request's method
+    /// and the status are taken into account.
+    length: Option<u64>,
+    chunked: bool,
+    /// The upstream keeps the connection open after this response.
+    keep_alive: bool,
+}
+
+fn invalid<T>(what: &'static str) -> Result<T, UpstreamError> {
+    Err(UpstreamError::Invalid(what))
+}
+
+/// Takes a complete response head off the front of `rd` (`None` while it is incomplete).
+fn parse_head(rd: &mut BytesMut) -> Result<Option<Head>, UpstreamError> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let n = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, rd, &mut slots)
+    {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return invalid("over 100 headers"),
+        Err(_) => return invalid("malformed response head"),
+    };
+    let status = resp
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .map_or_else(|| invalid("bad status code"), Ok)?;
+    let version = if resp.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let reason = resp
+        .reason
+        .filter(|r| status.canonical_reason() != Some(*r))
+        .and_then(|r| hyper::ext::ReasonPhrase::try_from(r.as_bytes()).ok());
+    let base = rd.as_ptr() as usize;
+    let mut fields = Vec::with_capacity(resp.headers.len());
+    let (mut length, mut chunked, mut te, mut close, mut keep) = (None, false, false, false, false);
+    for h in resp.headers.iter() {
+        let Ok(name) = header::HeaderName::from_bytes(h.name.as_bytes()) else {
+            return invalid("bad header name");
+        };
+        let value = h.value;
+        if name == header::CONTENT_LENGTH {
+            let n = std::str::from_utf8(value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok());
+            match (n, length) {
+                (None, _) => return invalid("bad content-length"),
+                (Some(n), Some(l)) if n != l => return invalid("conflicting content-lengths"),
+                _ => length = n,
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            te = true;
+            // The last coding decides (a later field adds codings after an earlier one's).
+            chunked = value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            for token in value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        fields.push((name, value.as_ptr() as usize - base, value.len()));
+    }
+    let head = rd.split_to(n).freeze();
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for (name, at, len) in fields {
+        let Ok(value) = HeaderValue::from_maybe_shared(head.slice(at..at + len)) else {
+            return invalid("bad header value");
+        };
+        headers.append(name, value);
+    }
+    let mut keep_alive = if version == Version::HTTP_10 {
+        keep && !close
+    } else {
+        !close
+    };
+    if te {
+        // A length beside a transfer coding is dropped (RFC 9112 §6.3), and the connection with
+        // it: the upstream may have meant either.
+        if length.take().is_some() {
+            headers.remove(header::CONTENT_LENGTH);
+            keep_alive = false;
+        }
+    }
+    Ok(Some(Head {
+        status,
+        version,
+        headers,
+        reason,
+        length,
+        chunked,
+        keep_alive,
+    }))
+}
+
+impl Head {
+    /// How the body is framed, and whether the connection can be kept after it, for a
+    /// response to a `HEAD` request or not.
+    fn framing(&self, head_request: bool) -> (Framing, bool) {
+        let s = self.status;
+        let framing = if head_request || s.is_informational() || s == 204 || s == 304 {
+            Framing::Done
+        } else if self.chunked {
+            Framing::Chunked(Chunk::Size)
+        } else {
+            match self.length {
+                Some(0) => Framing::Done,
+                Some(n) => Framing::Length(n),
+                None => Framing::Eof,
+            }
+        };
+        (framing, self.keep_alive && framing != Framing::Eof)
+    }
+
+    fn into_response(self, exchange: Exchange) -> Response<UpstreamBody> {
+        let (framing, keep_alive) = self.framing(exchange.head_request);
+        let mut resp = Response::new(UpstreamBody {
+            exchange: Some(exchange),
+            framing,
+            keep_alive,
         });
-        Ok(conn)
+        *resp.status_mut() = self.status;
+        *resp.version_mut() = self.version;
+        *resp.headers_mut() = self.headers;
+        if let Some(r) = self.reason {
+            resp.extensions_mut().insert(r);
+        }
+        resp
+    }
+}
+
+/// How the rest of a response body is framed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Framing {
+    /// This many bytes remain.
+    Length(u64),
+    Chunked(Chunk),
+    /// Until the upstream closes the connection.
+    Eof,
+    /// Read to the end.
+    Done,
+}
+
+/// Where a chunked body is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Chunk {
+    /// A chunk-size line is next.
+    Size,
+    /// This many bytes of a chunk's data remain.
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// The trailer fields (or the empty line) after the last chunk.
+    Trailers,
+}
+
+/// A response body, read from its connection as it is polled: a frame per chunk (or per read
+/// of a body of known length); trailers as the last frame. The request body still coming is
+/// sent on as it is polled.
+pub(crate) struct UpstreamBody {
+    /// `None` once the connection failed or was taken back.
+    exchange: Option<Exchange>,
+    framing: Framing,
+    /// The upstream keeps the connection open after this response.
+    keep_alive: bool,
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("framing", &self.framing)
+            .field("keep_alive", &self.keep_alive)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamBody {
+    /// The connection, when the response was read to its end, the request sent whole, and
+    /// the upstream keeps it open with nothing more on it.
+    pub(crate) fn take_reusable(&mut self) -> Option<Conn> {
+        if self.framing != Framing::Done || !self.keep_alive {
+            return None;
+        }
+        let ex = self.exchange.take()?;
+        (!ex.sending() && ex.write_failed.is_none() && ex.conn.rd.is_empty()).then_some(ex.conn)
+    }
+
+    /// Closes the connection after a failure.
+    fn fail(&mut self, e: UpstreamError) -> Poll<Option<Result<Frame<Bytes>, super::BoxError>>> {
+        self.exchange = None;
+        Poll::Ready(Some(Err(Box::new(e))))
+    }
+}
+
+/// The next frame of a body framed as `framing` from the bytes read, `rd` (`None`: more bytes
+/// are needed, or the body ended).
+fn decode(framing: &mut Framing, rd: &mut BytesMut) -> Result<Option<Frame<Bytes>>, &'static str> {
+    loop {
+        match *framing {
+            Framing::Done => return Ok(None),
+            Framing::Eof => return Ok((!rd.is_empty()).then(|| Frame::data(rd.split().freeze()))),
+            Framing::Length(n) | Framing::Chunked(Chunk::Data(n)) => {
+                if rd.is_empty() {
+                    return Ok(None);
+                }
+                let take = n.min(rd.len() as u64);
+                let data = rd.split_to(take as usize).freeze();
+                *framing = match (*framing, n - take) {
+                    (Framing::Length(_), 0) => Framing::Done,
+                    (Framing::Length(_), left) => Framing::Length(left),
+                    (_, 0) => Framing::Chunked(Chunk::DataEnd),
+                    (_, left) => Framing::Chunked(Chunk::Data(left)),
+                };
+                return Ok(Some(Frame::data(data)));
+            }
+            Framing::Chunked(Chunk::Size) => match httparse::parse_chunk_size(rd) {
+                Ok(httparse::Status::Complete((used, size))) => {
+                    rd.advance(used);
+                    *framing = Framing::Chunked(if size == 0 {
+                        Chunk::Trailers
+                    } else {
+                        Chunk::Data(size)
+                    });
+                }
+                Ok(httparse::Status::Partial) if rd.len() > MAX_CHUNK_LINE => {
+                    return Err("chunk-size line over 4 KiB");
+                }
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(_) => return Err("bad chunk size"),
+            },
+            Framing::Chunked(Chunk::DataEnd) => {
+                if rd.len() < 2 {
+                    return Ok(None);
+                }
+                if rd[..2] != *b"\r\n" {
+                    return Err("chunk data not followed by CRLF");
+                }
+                rd.advance(2);
+                *framing = Framing::Chunked(Chunk::Size);
+            }
+            Framing::Chunked(Chunk::Trailers) => {
+                if rd.len() < 2 {
+                    return Ok(None);
+                }
+                if rd[..2] == *b"\r\n" {
+                    rd.advance(2);
+                    *framing = Framing::Done;
+                    return Ok(None);
+                }
+                let mut slots = [httparse::EMPTY_HEADER; 32];
+                match httparse::parse_headers(rd, &mut slots) {
+                    Ok(httparse::Status::Complete((used, fields))) => {
+                        let mut trailers = HeaderMap::with_capacity(fields.len());
+                        for f in fields {
+                            let name = header::HeaderName::from_bytes(f.name.as_bytes());
+                            let value = HeaderValue::from_bytes(f.value);
+                            match (name, value) {
+                                (Ok(n), Ok(v)) => {
+                                    trailers.append(n, v);
+                                }
+                                _ => return Err("bad trailer field"),
+                            }
+                        }
+                        rd.advance(used);
+                        *framing = Framing::Done;
+                        return Ok(Some(Frame::trailers(trailers)));
+                    }
+                    Ok(httparse::Status::Partial) if rd.len() > MAX_TRAILERS => {
+                        return Err("trailers over 16 KiB");
+                    }
+                    Ok(httparse::Status::Partial) => return Ok(None),
+                    Err(_) => return Err("malformed trailers"),
+                }
+            }
+        }
+    }
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = Bytes;
+    type Error = super::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        loop {
+            if this.framing == Framing::Done {
+                return Poll::Ready(None);
+            }
+            let Some(ex) = this.exchange.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if ex.sending()
+                && let Poll::Ready(Err(e)) = ex.poll_send(cx)
+            {
+                return this.fail(e);
+            }
+            match decode(&mut this.framing, &mut ex.conn.rd) {
+                Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                Ok(None) if this.framing == Framing::Done => return Poll::Ready(None),
+                Ok(None) => {}
+                Err(what) => return this.fail(UpstreamError::Invalid(what)),
+            }
+            match ready!(ex.conn.poll_fill(cx)) {
+                Ok(0) if this.framing == Framing::Eof => {
+                    this.framing = Framing::Done;
+                    this.exchange = None;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => return this.fail(UpstreamError::Truncated),
+                Ok(_) => {}
+                Err(e) => return this.fail(e.into()),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.framing == Framing::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
     }
 }
 
@@ -186,11 +785,12 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use http_body_util::BodyExt;
-
+    use http_body_util::{BodyExt, Either, Empty};
     use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
 
@@ -199,7 +799,8 @@ mod tests {
         Arc::new(Pool::new(&uri, Duration::from_secs(5)))
     }
 
-    /// A keep-alive upstream answering `hello`; counts the connections it accepted.
+    /// A keep-alive upstream answering `hello` (hyper's server); counts the connections it
+    /// accepted.
     async fn upstream() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -225,18 +826,20 @@ mod tests {
         Request::builder()
             .uri("/x")
             .header("host", "upstream")
-            .body(http_body_util::Either::Right(http_body_util::Empty::new()))
+            .body(Either::Right(Empty::new()))
             .unwrap()
     }
 
-    async fn idle_becomes(pool: &Pool, n: usize) {
-        for _ in 0..1000 {
-            if pool.idle() == n {
-                return;
+    /// Reads a response body to its end: its data, and its connection when reusable.
+    async fn read_all(resp: Response<UpstreamBody>) -> (Vec<u8>, Option<Conn>) {
+        let mut body = resp.into_body();
+        let mut data = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(d) = frame.unwrap().into_data() {
+                data.extend_from_slice(&d);
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        panic!("idle connections: {}, not {n}", pool.idle());
+        (data, body.take_reusable())
     }
 
     #[tokio::test]
@@ -244,29 +847,25 @@ mod tests {
         let (addr, accepted) = upstream().await;
         let pool = pool(addr.port());
         for _ in 0..3 {
-            let (resp, conn) = pool.send(get()).await.unwrap();
-            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let resp = pool.send(get(), None).await.unwrap();
+            let (body, conn) = read_all(resp).await;
             assert_eq!(&body[..], b"hello");
-            pool.put(conn);
-            idle_becomes(&pool, 1).await;
+            pool.put(conn.expect("reusable"));
+            assert_eq!(pool.idle(), 1);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for all");
         // A response dropped unread is not given back: the next request opens a connection.
-        let (resp, conn) = pool.send(get()).await.unwrap();
-        drop((resp, conn));
+        drop(pool.send(get(), None).await.unwrap());
         assert_eq!(pool.idle(), 0);
-        let (resp, conn) = pool.send(get()).await.unwrap();
-        resp.into_body().collect().await.unwrap();
-        pool.put(conn);
-        idle_becomes(&pool, 1).await;
+        let (_, conn) = read_all(pool.send(get(), None).await.unwrap()).await;
+        pool.put(conn.unwrap());
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         // Two at once: two connections, both kept.
-        let ((a, ca), (b, cb)) = tokio::try_join!(pool.send(get()), pool.send(get())).unwrap();
-        a.into_body().collect().await.unwrap();
-        b.into_body().collect().await.unwrap();
-        pool.put(ca);
-        pool.put(cb);
-        idle_becomes(&pool, 2).await;
+        let (a, b) = tokio::try_join!(pool.send(get(), None), pool.send(get(), None)).unwrap();
+        let ((_, ca), (_, cb)) = tokio::join!(read_all(a), read_all(b));
+        pool.put(ca.unwrap());
+        pool.put(cb.unwrap());
+        assert_eq!(pool.idle(), 2);
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
         // Idle a minute: closed.
         pool.reap(Instant::now() + IDLE - Duration::from_secs(1));
@@ -283,17 +882,475 @@ mod tests {
         let server = tokio::spawn(crate::proxy::serve_until_aborted(listener, "{}".into()));
         let pool = pool(port);
         for _ in 0..3 {
-            let (resp, conn) = pool.send(get()).await.unwrap();
-            resp.into_body().collect().await.unwrap();
-            pool.put(conn);
+            let (_, conn) = read_all(pool.send(get(), None).await.unwrap()).await;
+            // Content-Length and keep-alive: reusable, though the upstream then closes it.
+            if let Some(c) = conn {
+                pool.put(c);
+            }
+            // Give the reactor the close.
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         server.abort();
         let _ = server.await;
-        let e = pool.send(get()).await.unwrap_err();
+        let e = pool.send(get(), None).await.unwrap_err();
         assert!(e.is_connect(), "{e}");
         assert!(e.to_string().starts_with("tcp connect error"), "{e}");
         assert!(
             chain(&e).starts_with("tcp connect error: Connection refused"),
+            "{}",
+            chain(&e)
+        );
+    }
+
+    /// An upstream that records each request (head and body, as sent) and answers it with the
+    /// next of `answers`, closing the connection after one that ends with `close`.
+    async fn scripted(answers: Vec<&'static str>) -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let answers = Arc::new(Mutex::new(answers.into_iter()));
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let (log, answers) = (log.clone(), answers.clone());
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        // A request is whole at its head's end when it has no body, at the
+                        // end of its content-length, or at the last chunk.
+                        let whole = got.windows(4).position(|w| w == b"\r\n\r\n").and_then(|h| {
+                            let head = String::from_utf8_lossy(&got[..h]).to_ascii_lowercase();
+                            let body = &got[h + 4..];
+                            if head.contains("transfer-encoding: chunked") {
+                                body.ends_with(b"0\r\n\r\n").then_some(got.len())
+                            } else {
+                                let n: usize = head
+                                    .lines()
+                                    .find_map(|l| l.strip_prefix("content-length: "))
+                                    .map_or(0, |v| v.parse().unwrap());
+                                (body.len() >= n).then_some(h + 4 + n)
+                            }
+                        });
+                        if let Some(end) = whole {
+                            log.lock().unwrap().push(got.drain(..end).collect());
+                            let Some(answer) = answers.lock().unwrap().next() else {
+                                return;
+                            };
+                            let (answer, close) = match answer.strip_suffix("close") {
+                                Some(a) => (a, true),
+                                None => (answer, false),
+                            };
+                            tcp.write_all(answer.as_bytes()).await.unwrap();
+                            if close {
+                                return;
+                            }
+                            continue;
+                        }
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        (port, seen)
+    }
+
+    /// A client's body: `chunks`, then the end, or nothing more ever (`hang`).
+    struct Frames(std::collections::VecDeque<&'static str>, bool);
+
+    impl HttpBody for Frames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            let this = self.get_mut();
+            match this.0.pop_front() {
+                Some(c) => Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(c.as_bytes()))))),
+                None if this.1 => Poll::Pending,
+                None => Poll::Ready(None),
+            }
+        }
+    }
+
+    /// A request body of `chunks`, its length unknown; `hang`: it never ends.
+    fn streamed(chunks: &[&'static str], hang: bool) -> UpBody {
+        Either::Left(crate::proxy::ReqBody::new(
+            Either::Right(axum::body::Body::new(Frames(
+                chunks.iter().copied().collect(),
+                hang,
+            ))),
+            1 << 20,
+            Duration::from_secs(5),
+            false,
+        ))
+    }
+
+    #[tokio::test]
+    async fn requests_go_upstream_with_their_host_and_body_framed() {
+        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let (port, seen) = scripted(vec![ok, ok, ok, ok]).await;
+        let pool = pool(port);
+        let host = HeaderValue::from_static("up:1");
+        let send = |req: Request<UpBody>| {
+            let (pool, host) = (pool.clone(), host.clone());
+            async move {
+                let resp = pool.send(req, Some(&host)).await.unwrap();
+                let (body, conn) = read_all(resp).await;
+                assert_eq!(body, b"ok");
+                pool.put(conn.expect("reusable"));
+            }
+        };
+        // No body: no framing header; the client's Host replaced.
+        send(get()).await;
+        // An empty POST: content-length 0.
+        send(
+            Request::post("/p?q=1")
+                .body(Either::Right(Empty::new()))
+                .unwrap(),
+        )
+        .await;
+        // A body of unknown length: chunked, its chunks as they came.
+        send(
+            Request::post("/s")
+                .header("x-a", "b")
+                .body(streamed(&["ab", "", "cde"], false))
+                .unwrap(),
+        )
+        .await;
+        // A body with the client's length: as it is.
+        send(
+            Request::put("/l")
+                .header("content-length", "3")
+                .body(streamed(&["a", "bc"], false))
+                .unwrap(),
+        )
+        .await;
+        let seen: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                "GET /x HTTP/1.1\r\nhost: up:1\r\n\r\n",
+                "POST /p?q=1 HTTP/1.1\r\nhost: up:1\r\ncontent-length: 0\r\n\r\n",
+                "POST /s HTTP/1.1\r\nhost: up:1\r\nx-a: b\r\ntransfer-encoding: chunked\r\n\r\n\
+                 2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n",
+                "PUT /l HTTP/1.1\r\nhost: up:1\r\ncontent-length: 3\r\n\r\nabc",
+            ]
+        );
+        assert_eq!(pool.idle(), 1, "one connection for the four");
+    }
+
+    #[tokio::test]
+    async fn informational_responses_are_skipped_and_an_upgrade_refused() {
+        let (port, _) = scripted(vec![
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n\
+             HTTP/1.1 201 Made\r\ncontent-length: 1\r\nx-y: z\r\n\r\n!",
+            "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n",
+        ])
+        .await;
+        let pool = pool(port);
+        let resp = pool.send(get(), None).await.unwrap();
+        assert_eq!(resp.status(), 201);
+        assert_eq!(resp.headers()["x-y"], "z");
+        assert!(resp.headers().get("link").is_none());
+        // A reason phrase that is not the status's own is kept, for the client.
+        let reason = resp.extensions().get::<hyper::ext::ReasonPhrase>().unwrap();
+        assert_eq!(reason.as_bytes(), b"Made");
+        let (body, conn) = read_all(resp).await;
+        assert_eq!(body, b"!");
+        pool.put(conn.unwrap());
+        let e = pool.send(get(), None).await.unwrap_err();
+        assert!(
+            chain(&e).contains("101 Switching Protocols"),
+            "{}",
+            chain(&e)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_before_the_request_body_ends_comes_back_and_its_connection_closes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Answers 413 at the head, reads the body on, then closes.
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = tcp.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            tcp.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 3\r\n\r\nbig")
+                .await
+                .unwrap();
+            while tcp.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        });
+        let pool = pool(port);
+        // A body that never ends.
+        let req = Request::post("/").body(streamed(&["x"], true)).unwrap();
+        let resp = pool.send(req, None).await.unwrap();
+        assert_eq!(resp.status(), 413);
+        let (data, conn) = read_all(resp).await;
+        assert_eq!(data, b"big");
+        assert!(conn.is_none(), "the request was not sent whole");
+    }
+
+    /// Feeds `bytes` in pieces of `piece` bytes to the head parser and the body decoder, as
+    /// reads would: the head, the data, the trailers, and whether the connection is kept.
+    #[allow(clippy::type_complexity)]
+    fn read_pieces(
+        bytes: &[u8],
+        piece: usize,
+        head_request: bool,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>, Option<HeaderMap>, bool), UpstreamError> {
+        let mut rd = BytesMut::new();
+        let mut pieces = bytes.chunks(piece);
+        let head = loop {
+            if let Some(h) = parse_head(&mut rd)? {
+                if !h.status.is_informational() {
+                    break h;
+                }
+                continue;
+            }
+            match pieces.next() {
+                Some(p) => rd.extend_from_slice(p),
+                None => return Err(UpstreamError::Closed),
+            }
+        };
+        let (mut framing, keep) = head.framing(head_request);
+        let (mut data, mut trailers) = (Vec::new(), None);
+        loop {
+            match decode(&mut framing, &mut rd) {
+                Ok(Some(f)) => match f.into_data() {
+                    Ok(d) => data.extend_from_slice(&d),
+                    Err(f) => trailers = f.into_trailers().ok(),
+                },
+                Ok(None) if framing == Framing::Done => break,
+                Ok(None) => match pieces.next() {
+                    Some(p) => rd.extend_from_slice(p),
+                    None if framing == Framing::Eof => break,
+                    None => return Err(UpstreamError::Truncated),
+                },
+                Err(what) => return Err(UpstreamError::Invalid(what)),
+            }
+        }
+        let keep = keep && rd.is_empty() && pieces.next().is_none();
+        Ok((head.status, head.headers, data, trailers, keep))
+    }
+
+    #[test]
+    fn bodies_are_framed_as_rfc_9112_says_whatever_the_reads() {
+        // (response, HEAD request, data, a trailer's value, connection kept)
+        let cases: &[(&str, bool, &str, Option<&str>, bool)] = &[
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+                false,
+                "hello",
+                None,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+                false,
+                "hello",
+                None,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                false,
+                "",
+                None,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\nA\r\n, world!!!\r\n0\r\n\r\n",
+                false,
+                "hello, world!!!",
+                None,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nTrailer: x-t\r\n\r\n1\r\nx\r\n0\r\nx-t: done\r\n\r\n",
+                false,
+                "x",
+                Some("done"),
+                true,
+            ),
+            // A length beside a transfer coding: the coding frames it; not kept.
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+                false,
+                "ab",
+                None,
+                false,
+            ),
+            // Neither: until the close, not kept.
+            (
+                "HTTP/1.1 200 OK\r\n\r\nto the end",
+                false,
+                "to the end",
+                None,
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz",
+                false,
+                "zz",
+                None,
+                false,
+            ),
+            // HEAD, 204 and 304: no body whatever the headers say.
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                true,
+                "",
+                None,
+                true,
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+                false,
+                "",
+                None,
+                true,
+            ),
+            (
+                "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                "",
+                None,
+                true,
+            ),
+            // 1xx first.
+            (
+                "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n!",
+                false,
+                "!",
+                None,
+                true,
+            ),
+            // Closes.
+            (
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n!",
+                false,
+                "!",
+                None,
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n!",
+                false,
+                "!",
+                None,
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n!",
+                false,
+                "!",
+                None,
+                true,
+            ),
+            // Bytes after the response: not kept.
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n!extra",
+                false,
+                "!",
+                None,
+                false,
+            ),
+        ];
+        for &(resp, head_request, data, trailer, kept) in cases {
+            for piece in [1, 2, 3, 7, resp.len()] {
+                let (_, headers, got, trailers, keep) =
+                    read_pieces(resp.as_bytes(), piece, head_request)
+                        .unwrap_or_else(|e| panic!("{resp:?} in pieces of {piece}: {}", chain(&e)));
+                assert_eq!(String::from_utf8_lossy(&got), data, "{resp:?} / {piece}");
+                assert_eq!(
+                    trailers
+                        .as_ref()
+                        .and_then(|t| t.get("x-t"))
+                        .map(|v| v.to_str().unwrap()),
+                    trailer,
+                    "{resp:?} / {piece}"
+                );
+                assert_eq!(keep, kept, "{resp:?} / {piece}: connection kept");
+                if resp.contains("Transfer-Encoding") {
+                    assert!(
+                        headers.get("content-length").is_none(),
+                        "{resp:?}: length dropped"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_responses_are_errors_that_say_what() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+                "bad content-length",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                "bad content-length",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                "conflicting content-lengths",
+            ),
+            ("HTTP/1.1 2000 OK\r\n\r\n", "malformed response head"),
+            ("HTTP/2 200 OK\r\n\r\n", "malformed response head"),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                "bad chunk size",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nxy\r\n",
+                "chunk data not followed by CRLF",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nbad trailer\r\n\r\n",
+                "malformed trailers",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel",
+                "connection closed before the end",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+                "connection closed before the end",
+            ),
+            ("HTTP/1.1 200 OK\r\n", "connection closed before a response"),
+        ];
+        for &(resp, says) in cases {
+            let e = read_pieces(resp.as_bytes(), 3, false)
+                .err()
+                .unwrap_or_else(|| panic!("{resp:?} read"));
+            assert!(chain(&e).contains(says), "{resp:?}: {}", chain(&e));
+        }
+        let many = format!("HTTP/1.1 200 OK\r\n{}\r\n", "x: y\r\n".repeat(101));
+        let e = read_pieces(many.as_bytes(), 64, false).err().unwrap();
+        assert!(chain(&e).contains("over 100 headers"), "{}", chain(&e));
+        let long = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;{}",
+            "e".repeat(5000)
+        );
+        let e = read_pieces(long.as_bytes(), 512, false).err().unwrap();
+        assert!(
+            chain(&e).contains("chunk-size line over 4 KiB"),
             "{}",
             chain(&e)
         );
