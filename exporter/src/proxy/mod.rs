@@ -1276,6 +1276,20 @@ pub fn serve_on_threads(
     Ok(addr)
 }
 
+/// Reads `bytes` as an upstream's answer fed in pieces of `piece` bytes, as the proxy's
+/// upstream connections read one (for the fuzz target): `Ok` with a description of what was
+/// read, or the error's text. The same bytes read whole give the same answer.
+#[doc(hidden)]
+pub fn read_upstream_response(
+    bytes: &[u8],
+    piece: usize,
+    head_request: bool,
+) -> Result<String, String> {
+    upstream::read_pieces(bytes, piece, head_request)
+        .map(|r| format!("{r:?}"))
+        .map_err(|e| upstream::chain(&e))
+}
+
 /// Proxies one request (its body hyper's, or a test's).
 async fn handle(Proxy(shared): Proxy, req: Request<ClientBody>) -> Response {
     let p = &*shared;

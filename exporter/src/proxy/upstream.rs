@@ -235,6 +235,7 @@ struct Exchange {
     write_failed: Option<io::Error>,
     /// A `HEAD` request: its response has no body whatever its headers say.
     head_request: bool,
+    heads: HeadReader,
 }
 
 /// Whether a request method is expected to carry a body (an empty one is then sent with
@@ -298,6 +299,7 @@ impl Exchange {
             chunked,
             write_failed: None,
             head_request: parts.method == Method::HEAD,
+            heads: HeadReader::default(),
         }
     }
 
@@ -392,24 +394,12 @@ impl Exchange {
             {
                 return Poll::Ready(Err(e));
             }
-            if !self.conn.rd.is_empty()
-                && let Some(head) = parse_head(&mut self.conn.rd)?
-            {
-                match head.status.as_u16() {
-                    101 => {
-                        return Poll::Ready(Err(UpstreamError::Invalid(
-                            "101 Switching Protocols (upgrades are not proxied)",
-                        )));
-                    }
-                    100..=199 => continue,
-                    _ => return Poll::Ready(Ok(head)),
-                }
-            }
-            if self.conn.rd.len() >= MAX_HEAD {
-                return Poll::Ready(Err(UpstreamError::Invalid("response head over 64 KiB")));
+            if let Some(head) = self.heads.next(&mut self.conn.rd)? {
+                return Poll::Ready(Ok(head));
             }
             match ready!(self.conn.poll_fill(cx)) {
                 Ok(0) => {
+                    self.heads.at_end(&mut self.conn.rd)?;
                     return Poll::Ready(Err(match self.write_failed.take() {
                         Some(e) => e.into(),
                         None => UpstreamError::Closed,
@@ -420,6 +410,56 @@ impl Exchange {
             }
         }
     }
+}
+
+/// Takes response heads off the front of the read buffer: informational ones skipped, an
+/// upgrade refused. An incomplete head is parsed again only once a blank line may have come
+/// since the last try, so a head that trickles in costs time linear in its size (each try
+/// parses it from its start).
+#[derive(Default)]
+struct HeadReader {
+    /// The buffer's length at the last try that found the head incomplete (0: none yet).
+    tried: usize,
+}
+
+impl HeadReader {
+    /// The next final response head in `rd`, or `None` while more bytes are needed.
+    fn next(&mut self, rd: &mut BytesMut) -> Result<Option<Head>, UpstreamError> {
+        while !rd.is_empty() && (self.tried == 0 || blank_line_from(rd, self.tried)) {
+            let Some(head) = parse_head(rd)? else {
+                self.tried = rd.len();
+                break;
+            };
+            self.tried = 0;
+            match head.status.as_u16() {
+                101 => return invalid("101 Switching Protocols (upgrades are not proxied)"),
+                100..=199 => {}
+                _ => return Ok(Some(head)),
+            }
+        }
+        if rd.len() >= MAX_HEAD {
+            self.at_end(rd)?;
+            return invalid("response head over 64 KiB");
+        }
+        Ok(None)
+    }
+
+    /// No more bytes will come: the error an incomplete head has so far, if any (a head
+    /// parsed only at its blank line would otherwise leave it unsaid).
+    fn at_end(&mut self, rd: &mut BytesMut) -> Result<(), UpstreamError> {
+        if !rd.is_empty() {
+            parse_head(rd)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a blank line (the end of a head) may be in `rd` from `from` on (less two bytes, for
+/// one split between reads).
+fn blank_line_from(rd: &[u8], from: usize) -> bool {
+    let tail = &rd[from.saturating_sub(2)..];
+    memchr::memchr_iter(b'\n', tail)
+        .any(|i| matches!(&tail[i + 1..], [b'\n', ..] | [b'\r', b'\n', ..]))
 }
 
 /// A response head as read, with how its body is framed.
@@ -452,6 +492,9 @@ fn parse_head(rd: &mut BytesMut) -> Result<Option<Head>, UpstreamError> {
         Err(httparse::Error::TooManyHeaders) => return invalid("over 100 headers"),
         Err(_) => return invalid("malformed response head"),
     };
+    if n > MAX_HEAD {
+        return invalid("response head over 64 KiB");
+    }
     let status = resp
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
@@ -783,6 +826,67 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// A response as [`read_pieces`] read it.
+#[derive(Debug, PartialEq)]
+pub(crate) struct ReadWhole {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) data: Vec<u8>,
+    pub(crate) trailers: Option<HeaderMap>,
+    /// The connection would be kept.
+    pub(crate) keep: bool,
+}
+
+/// Reads `bytes` as an upstream's whole answer, fed in pieces of `piece` bytes to the head
+/// parser and the body decoder as reads would (the same steps as [`Exchange::poll_head`] and
+/// [`UpstreamBody`], without a socket): for tests and the fuzz target.
+pub(crate) fn read_pieces(
+    bytes: &[u8],
+    piece: usize,
+    head_request: bool,
+) -> Result<ReadWhole, UpstreamError> {
+    let mut rd = BytesMut::new();
+    let mut pieces = bytes.chunks(piece.max(1));
+    let mut heads = HeadReader::default();
+    let head = loop {
+        if let Some(h) = heads.next(&mut rd)? {
+            break h;
+        }
+        match pieces.next() {
+            Some(p) => rd.extend_from_slice(p),
+            None => {
+                heads.at_end(&mut rd)?;
+                return Err(UpstreamError::Closed);
+            }
+        }
+    };
+    let (mut framing, keep) = head.framing(head_request);
+    let (mut data, mut trailers) = (Vec::new(), None);
+    loop {
+        match decode(&mut framing, &mut rd) {
+            Ok(Some(f)) => match f.into_data() {
+                Ok(d) => data.extend_from_slice(&d),
+                Err(f) => trailers = f.into_trailers().ok(),
+            },
+            Ok(None) if framing == Framing::Done => break,
+            Ok(None) => match pieces.next() {
+                Some(p) => rd.extend_from_slice(p),
+                None if framing == Framing::Eof => break,
+                None => return Err(UpstreamError::Truncated),
+            },
+            Err(what) => return invalid(what),
+        }
+    }
+    let keep = keep && rd.is_empty() && pieces.next().is_none();
+    Ok(ReadWhole {
+        status: head.status,
+        headers: head.headers,
+        data,
+        trailers,
+        keep,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -1105,49 +1209,6 @@ mod tests {
         assert!(conn.is_none(), "the request was not sent whole");
     }
 
-    /// Feeds `bytes` in pieces of `piece` bytes to the head parser and the body decoder, as
-    /// reads would: the head, the data, the trailers, and whether the connection is kept.
-    #[allow(clippy::type_complexity)]
-    fn read_pieces(
-        bytes: &[u8],
-        piece: usize,
-        head_request: bool,
-    ) -> Result<(StatusCode, HeaderMap, Vec<u8>, Option<HeaderMap>, bool), UpstreamError> {
-        let mut rd = BytesMut::new();
-        let mut pieces = bytes.chunks(piece);
-        let head = loop {
-            if let Some(h) = parse_head(&mut rd)? {
-                if !h.status.is_informational() {
-                    break h;
-                }
-                continue;
-            }
-            match pieces.next() {
-                Some(p) => rd.extend_from_slice(p),
-                None => return Err(UpstreamError::Closed),
-            }
-        };
-        let (mut framing, keep) = head.framing(head_request);
-        let (mut data, mut trailers) = (Vec::new(), None);
-        loop {
-            match decode(&mut framing, &mut rd) {
-                Ok(Some(f)) => match f.into_data() {
-                    Ok(d) => data.extend_from_slice(&d),
-                    Err(f) => trailers = f.into_trailers().ok(),
-                },
-                Ok(None) if framing == Framing::Done => break,
-                Ok(None) => match pieces.next() {
-                    Some(p) => rd.extend_from_slice(p),
-                    None if framing == Framing::Eof => break,
-                    None => return Err(UpstreamError::Truncated),
-                },
-                Err(what) => return Err(UpstreamError::Invalid(what)),
-            }
-        }
-        let keep = keep && rd.is_empty() && pieces.next().is_none();
-        Ok((head.status, head.headers, data, trailers, keep))
-    }
-
     #[test]
     fn bodies_are_framed_as_rfc_9112_says_whatever_the_reads() {
         // (response, HEAD request, data, a trailer's value, connection kept)
@@ -1273,9 +1334,14 @@ mod tests {
         ];
         for &(resp, head_request, data, trailer, kept) in cases {
             for piece in [1, 2, 3, 7, resp.len()] {
-                let (_, headers, got, trailers, keep) =
-                    read_pieces(resp.as_bytes(), piece, head_request)
-                        .unwrap_or_else(|e| panic!("{resp:?} in pieces of {piece}: {}", chain(&e)));
+                let ReadWhole {
+                    headers,
+                    data: got,
+                    trailers,
+                    keep,
+                    ..
+                } = read_pieces(resp.as_bytes(), piece, head_request)
+                    .unwrap_or_else(|e| panic!("{resp:?} in pieces of {piece}: {}", chain(&e)));
                 assert_eq!(String::from_utf8_lossy(&got), data, "{resp:?} / {piece}");
                 assert_eq!(
                     trailers
@@ -1334,6 +1400,11 @@ mod tests {
                 "connection closed before the end",
             ),
             ("HTTP/1.1 200 OK\r\n", "connection closed before a response"),
+            // Found at the end, though the head is parsed again only at a blank line.
+            (
+                "HTTP/1.1 200 OK\r\nx: 1\r\nbad line\r\n",
+                "malformed response head",
+            ),
         ];
         for &(resp, says) in cases {
             let e = read_pieces(resp.as_bytes(), 3, false)
