@@ -48,7 +48,7 @@ pub(super) fn read(api: Api, json: &[u8]) -> Option<WholeRead> {
 
 /// How many bytes from the start of `b` may stand in a string as they are: up to the first
 /// quote, backslash or control character. Eight bytes at a time.
-#[inline]
+#[inline(always)]
 fn plain_run(b: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -106,12 +106,12 @@ impl Top {
 }
 
 impl<'a> Cursor<'a> {
-    #[inline]
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
-    #[inline]
+    #[inline(always)]
     fn ws(&mut self) {
         // Compact documents have none: one look.
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
@@ -119,7 +119,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn eat(&mut self, want: u8) -> R<()> {
         self.ws();
         if self.peek() == Some(want) {
@@ -131,7 +131,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string (the cursor on its opening quote): its raw contents and whether it has escapes.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> R<(&'a [u8], bool)> {
         self.eat(b'"')?;
         let b = self.b;
@@ -175,7 +175,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A key without escapes, and its colon.
-    #[inline]
+    #[inline(always)]
     fn key(&mut self) -> R<&'a [u8]> {
         let (k, escaped) = self.string()?;
         if escaped {
@@ -231,7 +231,7 @@ impl<'a> Cursor<'a> {
             .ok_or(Unsure)
     }
 
-    #[inline]
+    #[inline(always)]
     fn literal(&mut self, word: &[u8]) -> R<()> {
         if self.b.get(self.i..self.i + word.len()) == Some(word) {
             self.i += word.len();
