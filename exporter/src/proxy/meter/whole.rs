@@ -214,21 +214,24 @@ impl<'a> Cursor<'a> {
             return Ok(None);
         }
         let start = self.i;
-        while let Some(b'0'..=b'9') = self.peek() {
+        // Digits taken as they come; past u64 (or a leading zero, a fraction, an exponent) is
+        // left to the general reading.
+        let mut n: u64 = 0;
+        while let Some(&d @ b'0'..=b'9') = self.b.get(self.i) {
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                .ok_or(Unsure)?;
             self.i += 1;
         }
-        let digits = &self.b[start..self.i];
-        if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+        let digits = self.i - start;
+        if digits == 0 || (digits > 1 && self.b[start] == b'0') {
             return Err(Unsure);
         }
         if let Some(b'.' | b'e' | b'E') = self.peek() {
             return Err(Unsure);
         }
-        std::str::from_utf8(digits)
-            .ok()
-            .and_then(|d| d.parse().ok())
-            .map(Some)
-            .ok_or(Unsure)
+        Ok(Some(n))
     }
 
     #[inline(always)]
