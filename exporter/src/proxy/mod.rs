@@ -1799,6 +1799,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_upstream_that_never_answers_is_a_504_after_the_header_timeout() {
+        use http_body_util::BodyExt;
+        use tokio::io::AsyncReadExt;
+        // Reads requests, answers none.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            while tcp.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        });
+        let meters = Meters::new(DEFAULT_BUCKETS, m::DEFAULT_TPOT_BUCKETS).unwrap();
+        let mut cfg = test_config(&format!("http://{addr}"));
+        cfg.header_timeout = Duration::from_millis(300);
+        let p = Proxy::new(cfg, meters.clone(), Arc::new(ModelLabels::new(4)));
+        let req = Request::builder()
+            .method("POST")
+            .uri("/v1/chat/completions")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"model":"m"}"#))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let resp = tokio::time::timeout(Duration::from_secs(10), handle(p, req.map(Either::Right)))
+            .await
+            .expect("answered");
+        let waited = started.elapsed();
+        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            String::from_utf8_lossy(&body).contains("no response within 300ms"),
+            "{body:?}"
+        );
+        assert_eq!(
+            gauge(
+                &meters,
+                r#"cellwatch_inference_requests_total{model="m",outcome="upstream_unavailable"}"#
+            ),
+            Some(1.0)
+        );
+    }
+
+    #[tokio::test]
     async fn a_streamed_response_stops_waiting_at_its_first_content_chunk() {
         use http_body_util::BodyExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
