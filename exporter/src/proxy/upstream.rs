@@ -6,7 +6,10 @@
 //! head and as much of its body as is at hand in one write, and reads the response head; the
 //! response body ([`UpstreamBody`]) then reads the same connection as the client takes it,
 //! sending the rest of a request body that is still coming (an upstream may answer before it
-//! has read the whole request). A connection goes back to the pool when its response has been
+//! has read the whole request). That rest moves as the response is read: a client that sends a
+//! large body without reading an answer that started early waits on its own writes (nginx, which
+//! by default reads a request body whole before it goes upstream, has no such case; inference
+//! servers answer once they have the request). A connection goes back to the pool when its response has been
 //! read to the end and its request sent whole; any other end closes it. There is no task per
 //! connection and no channel between the request and its connection: every read and write
 //! happens in the task of the client's connection, as in nginx's event loop (hyper's client
@@ -157,7 +160,9 @@ impl Pool {
         idle.push((Instant::now(), conn));
     }
 
-    /// Closes the connections idle for longer than a minute (called every second).
+    /// Closes the connections idle for longer than a minute, and those the upstream closed
+    /// (called every second: an upstream's own keep-alive timeout, uvicorn's 5 s, leaves no
+    /// socket half-closed here for long).
     pub(crate) fn reap(&self, now: Instant) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let stale = idle
@@ -165,6 +170,8 @@ impl Pool {
             .take_while(|(since, _)| now.saturating_duration_since(*since) >= IDLE)
             .count();
         idle.drain(..stale);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        idle.retain(|(_, conn)| conn.is_open(&mut cx));
     }
 
     /// How many connections are idle (for tests).
@@ -318,7 +325,14 @@ impl Exchange {
                 if self.wr.len() - self.written >= MAX_PENDING_WRITE {
                     break;
                 }
-                match Pin::new(body).poll_frame(cx) {
+                // What was written goes before more is added: the buffer holds only what is
+                // still to write (a socket that takes a little at a time never lets it empty).
+                if self.written > 0 {
+                    self.wr.drain(..self.written);
+                    self.written = 0;
+                }
+                let mut body = Pin::new(body);
+                let ended = match body.as_mut().poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let Ok(data) = frame.into_data()
                             && !data.is_empty()
@@ -332,13 +346,11 @@ impl Exchange {
                                 self.wr.extend_from_slice(&data);
                             }
                         }
+                        // A body that knows it is done ends now, not a poll later (the
+                        // connection is then free as soon as the response is read).
+                        body.is_end_stream()
                     }
-                    Poll::Ready(None) => {
-                        if self.chunked {
-                            self.wr.extend_from_slice(b"0\r\n\r\n");
-                        }
-                        self.body = None;
-                    }
+                    Poll::Ready(None) => true,
                     Poll::Ready(Some(Err(e))) => {
                         self.body = None;
                         return Poll::Ready(Err(UpstreamError::Body(e)));
@@ -347,6 +359,12 @@ impl Exchange {
                         body_pending = true;
                         break;
                     }
+                };
+                if ended {
+                    if self.chunked {
+                        self.wr.extend_from_slice(b"0\r\n\r\n");
+                    }
+                    self.body = None;
                 }
             }
             if self.written < self.wr.len() {
@@ -517,14 +535,17 @@ fn parse_head(rd: &mut BytesMut) -> Result<Option<Head>, UpstreamError> {
         };
         let value = h.value;
         if name == header::CONTENT_LENGTH {
-            let n = std::str::from_utf8(value)
-                .ok()
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<u64>().ok());
-            match (n, length) {
-                (None, _) => return invalid("bad content-length"),
-                (Some(n), Some(l)) if n != l => return invalid("conflicting content-lengths"),
-                _ => length = n,
+            // One length, or the same one repeated (in fields or a list, as hyper takes it).
+            for v in value.split(|&b| b == b',') {
+                let n = std::str::from_utf8(v.trim_ascii())
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u64>().ok());
+                match (n, length) {
+                    (None, _) => return invalid("bad content-length"),
+                    (Some(n), Some(l)) if n != l => return invalid("conflicting content-lengths"),
+                    _ => length = n,
+                }
             }
         } else if name == header::TRANSFER_ENCODING {
             te = true;
@@ -555,6 +576,10 @@ fn parse_head(rd: &mut BytesMut) -> Result<Option<Head>, UpstreamError> {
     } else {
         !close
     };
+    if te && version == Version::HTTP_10 {
+        // Its framing is faulty (RFC 9112 §6.1), as hyper also says.
+        return invalid("transfer-encoding in an HTTP/1.0 response");
+    }
     if te {
         // A length beside a transfer coding is dropped (RFC 9112 §6.3), and the connection with
         // it: the upstream may have meant either.
@@ -694,6 +719,17 @@ fn decode(framing: &mut Framing, rd: &mut BytesMut) -> Result<Option<Frame<Bytes
                 };
                 return Ok(Some(Frame::data(data)));
             }
+            // A size line without digits (httparse reads it as 0, the last chunk) is an error.
+            Framing::Chunked(Chunk::Size) if rd.first().is_some_and(|b| !b.is_ascii_hexdigit()) => {
+                return Err("bad chunk size");
+            }
+            // Parsed again only once a line end has come (a size line that trickles in).
+            Framing::Chunked(Chunk::Size) if memchr::memchr(b'\n', rd).is_none() => {
+                if rd.len() > MAX_CHUNK_LINE {
+                    return Err("chunk-size line over 4 KiB");
+                }
+                return Ok(None);
+            }
             Framing::Chunked(Chunk::Size) => match httparse::parse_chunk_size(rd) {
                 Ok(httparse::Status::Complete((used, size))) => {
                     rd.advance(used);
@@ -728,6 +764,12 @@ fn decode(framing: &mut Framing, rd: &mut BytesMut) -> Result<Option<Frame<Bytes
                     *framing = Framing::Done;
                     return Ok(None);
                 }
+                if !blank_line_from(rd, 0) {
+                    if rd.len() > MAX_TRAILERS {
+                        return Err("trailers over 16 KiB");
+                    }
+                    return Ok(None);
+                }
                 let mut slots = [httparse::EMPTY_HEADER; 32];
                 match httparse::parse_headers(rd, &mut slots) {
                     Ok(httparse::Status::Complete((used, fields))) => {
@@ -750,6 +792,7 @@ fn decode(framing: &mut Framing, rd: &mut BytesMut) -> Result<Option<Frame<Bytes
                         return Err("trailers over 16 KiB");
                     }
                     Ok(httparse::Status::Partial) => return Ok(None),
+                    Err(httparse::Error::TooManyHeaders) => return Err("over 32 trailer fields"),
                     Err(_) => return Err("malformed trailers"),
                 }
             }
@@ -1096,6 +1139,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_idle_connection_the_upstream_closed_is_dropped_at_the_next_tick() {
+        // Keep-alive by its headers, then closed by the upstream (its own idle timeout).
+        let (port, _) = scripted(vec!["HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokclose"]).await;
+        let pool = pool(port);
+        let (body, conn) = read_all(pool.send(get(), None).await.unwrap()).await;
+        assert_eq!(body, b"ok");
+        pool.put(conn.expect("reusable by its headers"));
+        // Give the reactor the close.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(pool.idle(), 1);
+        pool.reap(Instant::now());
+        assert_eq!(
+            pool.idle(),
+            0,
+            "a connection the upstream closed is not kept"
+        );
+    }
+
+    #[tokio::test]
     async fn requests_go_upstream_with_their_host_and_body_framed() {
         let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
         let (port, seen) = scripted(vec![ok, ok, ok, ok]).await;
@@ -1231,6 +1293,13 @@ mod tests {
                 "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
                 false,
                 "",
+                None,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello",
+                false,
+                "hello",
                 None,
                 true,
             ),
@@ -1400,6 +1469,23 @@ mod tests {
                 "connection closed before the end",
             ),
             ("HTTP/1.1 200 OK\r\n", "connection closed before a response"),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n",
+                "conflicting content-lengths",
+            ),
+            // An empty size line is not the last chunk (httparse would read it as 0).
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n\r\n\r\n",
+                "bad chunk size",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n;ext\r\n",
+                "bad chunk size",
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                "transfer-encoding in an HTTP/1.0 response",
+            ),
             // Found at the end, though the head is parsed again only at a blank line.
             (
                 "HTTP/1.1 200 OK\r\nx: 1\r\nbad line\r\n",
@@ -1415,6 +1501,16 @@ mod tests {
         let many = format!("HTTP/1.1 200 OK\r\n{}\r\n", "x: y\r\n".repeat(101));
         let e = read_pieces(many.as_bytes(), 64, false).err().unwrap();
         assert!(chain(&e).contains("over 100 headers"), "{}", chain(&e));
+        let trailers = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n{}\r\n",
+            "t: 1\r\n".repeat(33)
+        );
+        let e = read_pieces(trailers.as_bytes(), 5, false).err().unwrap();
+        assert!(
+            chain(&e).contains("over 32 trailer fields"),
+            "{}",
+            chain(&e)
+        );
         let long = format!(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;{}",
             "e".repeat(5000)
