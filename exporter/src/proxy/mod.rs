@@ -1984,8 +1984,11 @@ mod tests {
         );
     }
 
-    /// A body of `chunks`, one frame each.
-    struct Chunks(std::collections::VecDeque<&'static str>);
+    /// A client's body: `chunks`, one frame each, then its end, or nothing more ever (`hang`).
+    pub(super) struct Chunks(
+        pub(super) std::collections::VecDeque<&'static str>,
+        pub(super) bool,
+    );
 
     impl HttpBody for Chunks {
         type Data = Bytes;
@@ -1995,17 +1998,17 @@ mod tests {
             self: Pin<&mut Self>,
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-            Poll::Ready(
-                self.get_mut()
-                    .0
-                    .pop_front()
-                    .map(|c| Ok(Frame::data(Bytes::from_static(c.as_bytes())))),
-            )
+            let this = self.get_mut();
+            match this.0.pop_front() {
+                Some(c) => Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(c.as_bytes()))))),
+                None if this.1 => Poll::Pending,
+                None => Poll::Ready(None),
+            }
         }
     }
 
     fn streamed(chunks: &[&'static str]) -> ClientBody {
-        Either::Right(Body::new(Chunks(chunks.iter().copied().collect())))
+        Either::Right(Body::new(Chunks(chunks.iter().copied().collect(), false)))
     }
 
     #[tokio::test]

@@ -1105,30 +1105,10 @@ mod tests {
         (port, seen)
     }
 
-    /// A client's body: `chunks`, then the end, or nothing more ever (`hang`).
-    struct Frames(std::collections::VecDeque<&'static str>, bool);
-
-    impl HttpBody for Frames {
-        type Data = Bytes;
-        type Error = std::convert::Infallible;
-
-        fn poll_frame(
-            self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-            let this = self.get_mut();
-            match this.0.pop_front() {
-                Some(c) => Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(c.as_bytes()))))),
-                None if this.1 => Poll::Pending,
-                None => Poll::Ready(None),
-            }
-        }
-    }
-
     /// A request body of `chunks`, its length unknown; `hang`: it never ends.
     fn streamed(chunks: &[&'static str], hang: bool) -> UpBody {
         Either::Left(crate::proxy::ReqBody::new(
-            Either::Right(axum::body::Body::new(Frames(
+            Either::Right(axum::body::Body::new(crate::proxy::tests::Chunks(
                 chunks.iter().copied().collect(),
                 hang,
             ))),
